@@ -1,0 +1,42 @@
+"""Shared test setup: every async test runs on asyncio and on trio."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+#: Reference data (real Kite bodies and packets); tests that need it skip when absent.
+MOCKS = Path(__file__).resolve().parents[2] / "shared" / "kiteconnect-mocks"
+
+settings.register_profile(
+    "default",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "200")),
+)
+settings.load_profile("default")
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Both anyio backends, for every async test."""
+    return str(request.param)
+
+
+@pytest.fixture
+def mocks() -> Path:
+    """The folder of Kite reference responses; skips the test when it is absent."""
+    if not MOCKS.is_dir():
+        pytest.skip("../shared/kiteconnect-mocks is not present")
+    return MOCKS
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Mark every ``async def`` test for anyio, so none can run on one backend only."""
+    if inspect.iscoroutinefunction(obj) and name.startswith("test"):
+        pytest.mark.anyio(obj)
