@@ -1,0 +1,443 @@
+"""The sandbox's ticker: Kite's streaming WebSocket protocol, served by Starlette.
+
+Mounted by the app as ``WebSocketRoute("/ws", ticker_endpoint)``; the sandbox state is
+``websocket.app.state.sandbox``. What a client sees is what Kite's ticker does:
+
+- **Handshake**: ``?api_key=..&access_token=..`` (Kite Connect) or
+  ``?api_key=kitefront&user_id=..&enctoken=..`` (Kite Web, extra web-agent params ignored).
+  Bad or expired credentials: HTTP 403 with a Kite ``TokenException`` body, no upgrade.
+  More than ``max_ws_per_api_key`` open connections for one api_key (one user for Kite Web):
+  HTTP 429 with a Kite ``NetworkException`` body. Both count in
+  ``stats.ws_connections_refused``.
+- **Client messages** (JSON text): ``{"a": "subscribe", "v": [tokens]}`` (mode "quote"),
+  ``{"a": "unsubscribe", "v": [tokens]}``, ``{"a": "mode", "v": [mode, [tokens]]}`` (tokens not
+  subscribed are ignored). Unknown tokens are kept but produce no packets, as on Kite.
+  Past ``max_tokens_per_ws`` subscribed tokens the excess is refused with an
+  ``{"type": "error", "data": ...}`` text frame; a malformed message gets the same error frame
+  and changes nothing. The connection stays open in both cases.
+- **Ticks**: every ``tick_interval`` seconds one binary frame with a packet per subscribed
+  (known) token in its mode, the first one at once after a subscription change. With
+  ``tick_interval == 0`` frames go out back to back, paced only by the socket's backpressure.
+  With nothing subscribed, a 1-byte heartbeat frame every second.
+- **Order postbacks**: each order change as a ``{"type": "order", "data": {...}}`` text frame.
+- **Faults**, read live: ``ws_drop_every`` / ``drop_websockets()`` close the connection with
+  code 1011 and no goodbye (ASGI cannot cut a TCP connection without a close frame, so 1011 is
+  the sandbox's "dropped"); an expired or invalidated session closes it with code 1008;
+  ``ws_silence`` sends nothing at all; ``ws_malformed_binary`` / ``ws_malformed_text`` add a
+  broken frame after each good tick frame (or heartbeat, for text).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import attrs
+from starlette.datastructures import QueryParams
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from aio_trader.kite.ticks import FeedError, encode_frame, encode_text
+
+__all__ = [
+    "DROP_CLOSE_CODE",
+    "EXPIRED_CLOSE_CODE",
+    "HEARTBEAT",
+    "HEARTBEAT_INTERVAL",
+    "KITE_WEB_API_KEY",
+    "ticker_endpoint",
+]
+
+log = logging.getLogger(__name__)
+
+#: The frame Kite sends when there is nothing to say, and how often (seconds).
+HEARTBEAT: Final = b"\x00"
+HEARTBEAT_INTERVAL: Final = 1.0
+#: Close codes: a dropped connection (fault), and a session that is no longer valid.
+DROP_CLOSE_CODE: Final = 1011
+EXPIRED_CLOSE_CODE: Final = 1008
+#: The api_key Kite Web's ticker connects with (``user_id`` + ``enctoken`` authenticate).
+KITE_WEB_API_KEY: Final = "kitefront"
+
+MODES: Final = ("ltp", "quote", "full")
+DEFAULT_MODE: Final = "quote"
+#: How often a connection re-reads faults and session validity (seconds).
+WATCH_INTERVAL: Final = 0.05
+#: Broken text frames sent in turn under ``ws_malformed_text``: bad JSON, not an object,
+#: an unknown message type.
+BAD_TEXT_FRAMES: Final = (
+    '{"type": "order", "data": {"order_id": ',
+    "[1, 2, 3]",
+    '{"type": "sandbox-unknown", "data": {}}',
+)
+
+
+# -- client messages ---------------------------------------------------------------------
+
+
+def _tokens(value: object) -> list[int] | None:
+    """The instrument tokens of a message's value, or None when it is not a list of ints."""
+    if not isinstance(value, list):
+        return None
+    if not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
+        return None
+    return list(dict.fromkeys(value))
+
+
+def _brief(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@attrs.define
+class Subscriptions:
+    """One connection's subscribed tokens and their modes, changed by Kite's client messages."""
+
+    limit: int
+    modes: dict[int, str] = attrs.Factory(dict)
+    #: Bumped on every change (keys the frame cache).
+    version: int = 0
+
+    def handle(self, message: str) -> str | None:
+        """Apply one client text message; return an error to send back, or None if all went."""
+        try:
+            parsed = json.loads(message)
+        except ValueError:
+            return f"invalid JSON message: {_brief(message)}"
+        if not isinstance(parsed, dict):
+            return f"message must be a JSON object: {_brief(parsed)}"
+        action, value = parsed.get("a"), parsed.get("v")
+        if action == "subscribe":
+            tokens = _tokens(value)
+            return self._subscribe(tokens) if tokens is not None else _bad_value(action, value)
+        if action == "unsubscribe":
+            tokens = _tokens(value)
+            if tokens is None:
+                return _bad_value(action, value)
+            for token in tokens:
+                self.modes.pop(token, None)
+            self.version += 1
+            return None
+        if action == "mode":
+            if not (isinstance(value, list) and len(value) == 2 and value[0] in MODES):
+                return _bad_value(action, value)
+            tokens = _tokens(value[1])
+            if tokens is None:
+                return _bad_value(action, value)
+            for token in tokens:
+                if token in self.modes:
+                    self.modes[token] = value[0]
+            self.version += 1
+            return None
+        return f"unknown action {_brief(action)}: expected subscribe, unsubscribe or mode"
+
+    def _subscribe(self, tokens: list[int]) -> str | None:
+        new = [t for t in tokens if t not in self.modes]
+        room = max(self.limit - len(self.modes), 0)
+        refused = new[room:]
+        refused_set = set(refused)
+        for token in tokens:
+            if token not in refused_set:
+                self.modes[token] = DEFAULT_MODE
+        self.version += 1
+        if refused:
+            return (
+                f"too many instruments: at most {self.limit} per connection, "
+                f"{len(refused)} refused (first: {refused[0]})"
+            )
+        return None
+
+
+def _bad_value(action: str, value: object) -> str:
+    shape = "[mode, [tokens]]" if action == "mode" else "[tokens]"
+    return f"invalid value for {action!r}: expected {shape}, got {_brief(value)}"
+
+
+# -- frames ------------------------------------------------------------------------------
+
+
+def _packets(frame: bytes) -> list[bytes]:
+    """Split a well-formed frame (as built by ``encode_frame``) into its packets."""
+    packets, at = [], 2
+    for _ in range(int.from_bytes(frame[:2], "big")):
+        length = int.from_bytes(frame[at : at + 2], "big")
+        packets.append(frame[at + 2 : at + 2 + length])
+        at += 2 + length
+    return packets
+
+
+def _join(packets: Iterable[bytes], count: int) -> bytes:
+    body = b"".join(len(p).to_bytes(2, "big") + p for p in packets)
+    return count.to_bytes(2, "big") + body
+
+
+def corrupt_frame(frame: bytes, variant: int) -> bytes:
+    """A broken copy of a tick frame, in one of three ways chosen by ``variant % 3``.
+
+    0: declares one packet more than it holds; 1: a 13-byte packet of unknown kind between
+    the good ones; 2: the last packet cut short of its declared length.
+    """
+    packets = _packets(frame)
+    kind = variant % 3
+    if kind == 0:
+        return _join(packets, len(packets) + 1)
+    if kind == 1:
+        middle = len(packets) // 2
+        junk = bytes(range(13))
+        return _join([*packets[:middle], junk, *packets[middle:]], len(packets) + 1)
+    if not packets:
+        return _join([], 1) + (184).to_bytes(2, "big")
+    whole = _join(packets, len(packets))
+    return whole[: len(whole) - len(packets[-1]) // 2]
+
+
+def build_frame(market: Any, modes: Mapping[int, str]) -> tuple[bytes, int]:
+    """The tick frame for these subscriptions and how many packets it holds."""
+    ticks = []
+    for token, mode in modes.items():
+        try:
+            ticks.append(market.snapshot(token, mode))
+        except KeyError:
+            continue  # unknown token: subscribed, never ticks (as on Kite)
+    return encode_frame(ticks), len(ticks)
+
+
+def _market_step(market: Any) -> object:
+    """What identifies the market's current state, for the frame cache (None: do not cache)."""
+    return getattr(market, "step", None)
+
+
+# -- connections -------------------------------------------------------------------------
+
+
+@attrs.define
+class _Registry:
+    """Open ticker connections per api_key (per user for Kite Web), for the connection limit."""
+
+    open: dict[str, int] = attrs.Factory(dict)
+
+
+def _registry(websocket: HTTPConnection) -> _Registry:
+    app_state = websocket.app.state
+    registry = getattr(app_state, "sandbox_ticker_registry", None)
+    if registry is None:
+        registry = _Registry()
+        app_state.sandbox_ticker_registry = registry
+    assert isinstance(registry, _Registry)
+    return registry
+
+
+@attrs.frozen
+class _Credentials:
+    api_key: str
+    user_id: str
+    secret: str = attrs.field(repr=False)
+
+    @classmethod
+    def from_query(cls, params: QueryParams) -> _Credentials:
+        api_key = params.get("api_key", "")
+        if api_key == KITE_WEB_API_KEY:
+            return cls(api_key, params.get("user_id", ""), params.get("enctoken", ""))
+        return cls(api_key, "", params.get("access_token", ""))
+
+    @property
+    def limit_key(self) -> str:
+        return (
+            f"{self.api_key}/{self.user_id}" if self.api_key == KITE_WEB_API_KEY else self.api_key
+        )
+
+    def valid(self, state: Any) -> bool:
+        if state.faults.session_expired:
+            return False
+        if self.api_key == KITE_WEB_API_KEY:
+            return bool(state.check_enctoken(self.user_id, self.secret))
+        return bool(state.check_token(self.api_key, self.secret))
+
+
+def _kite_error(status: int, error_type: str, message: str) -> JSONResponse:
+    body = {"status": "error", "message": message, "data": None, "error_type": error_type}
+    return JSONResponse(body, status_code=status)
+
+
+async def ticker_endpoint(websocket: WebSocket) -> None:
+    """Serve one ticker connection until the client leaves or a fault closes it.
+
+    Refused handshakes are answered over HTTP (403 bad/expired credentials, 429 too many
+    connections) and never upgraded. On cancellation (server shutdown) the connection's tasks
+    stop and the server closes the socket.
+    """
+    state = websocket.app.state.sandbox
+    credentials = _Credentials.from_query(websocket.query_params)
+    registry = _registry(websocket)
+    key = credentials.limit_key
+    refusal = None
+    if not credentials.valid(state):
+        refusal = _kite_error(403, "TokenException", "Invalid `api_key` or `access_token`.")
+    elif registry.open.get(key, 0) >= state.config.max_ws_per_api_key:
+        limit = state.config.max_ws_per_api_key
+        message = f"Too many connections: at most {limit} ticker connections per api_key."
+        refusal = _kite_error(429, "NetworkException", message)
+    if refusal is not None:
+        state.stats.ws_connections_refused += 1
+        log.info("ticker handshake refused with HTTP %d", refusal.status_code)
+        await websocket.send_denial_response(refusal)
+        return
+    registry.open[key] = registry.open.get(key, 0) + 1
+    try:
+        await websocket.accept()
+        state.stats.ws_connections += 1
+        await _Connection(websocket, state, credentials).serve()
+    finally:
+        registry.open[key] -= 1
+
+
+class _Connection:
+    """The tasks of one accepted connection: receive, tick, postbacks, watch for faults."""
+
+    def __init__(self, websocket: WebSocket, state: Any, credentials: _Credentials) -> None:
+        self.websocket = websocket
+        self.state = state
+        self.credentials = credentials
+        self.subscriptions = Subscriptions(limit=state.config.max_tokens_per_ws)
+        self.changed = anyio.Event()
+        self.send_lock = anyio.Lock()
+        self.scope = anyio.CancelScope()
+        self.cache_key: object = None
+        self.cache: tuple[bytes, int] = (b"", 0)
+
+    async def serve(self) -> None:
+        close: tuple[int, str] | None = None
+
+        async def watch() -> None:
+            nonlocal close
+            close = await self._watch()
+            self.scope.cancel()
+
+        async def receive() -> None:
+            await self._receive()
+            self.scope.cancel()
+
+        with self.scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch)
+                tg.start_soon(receive)
+                tg.start_soon(self._send_ticks)
+                tg.start_soon(self._send_postbacks)
+        if close is not None:
+            log.info("ticker connection closed by the sandbox (%d %s)", *close)
+            with anyio.move_on_after(1):
+                await self._send({"type": "websocket.close", "code": close[0], "reason": close[1]})
+
+    async def _send(self, message: dict[str, Any]) -> bool:
+        """Send one ASGI message; False (and the connection ends) when the client is gone."""
+        async with self.send_lock:
+            try:
+                await self.websocket.send(message)
+            except (WebSocketDisconnect, OSError, RuntimeError):
+                self.scope.cancel()
+                return False
+        return True
+
+    async def _send_bytes(self, data: bytes) -> bool:
+        return await self._send({"type": "websocket.send", "bytes": data})
+
+    async def _send_text(self, data: str) -> bool:
+        return await self._send({"type": "websocket.send", "text": data})
+
+    async def _receive(self) -> None:
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                error: str | None = "binary messages are not understood: send JSON text"
+            else:
+                error = self.subscriptions.handle(text)
+                self.changed.set()
+            if error is not None:
+                await self._send_text(encode_text(FeedError(error)))
+
+    async def _watch(self) -> tuple[int, str]:
+        """Wait for a reason to close: a drop (fault) or a session that is no longer valid."""
+        started = anyio.current_time()
+        epoch = self.state.ws_drop_epoch
+        while True:
+            if not self.credentials.valid(self.state):
+                return EXPIRED_CLOSE_CODE, "session expired"
+            if self.state.ws_drop_epoch != epoch:
+                return DROP_CLOSE_CODE, "sandbox: connection dropped"
+            every = self.state.faults.ws_drop_every
+            if every is not None and anyio.current_time() - started >= every:
+                return DROP_CLOSE_CODE, "sandbox: connection dropped (ws_drop_every)"
+            dropped = self.state.ws_drop_event()
+            with anyio.move_on_after(WATCH_INTERVAL):
+                await dropped.wait()
+
+    def _frame(self) -> tuple[bytes, int]:
+        market = self.state.market
+        step = _market_step(market)
+        key = (self.subscriptions.version, step)
+        if step is None or key != self.cache_key:
+            self.cache = build_frame(market, self.subscriptions.modes)
+            self.cache_key = key
+        return self.cache
+
+    async def _send_ticks(self) -> None:
+        """Tick frames every ``tick_interval``; heartbeats when idle; broken frames on fault."""
+        interval = float(self.state.config.tick_interval)
+        stats = self.state.stats
+        variants = itertools.count()
+        last_sent = anyio.current_time()
+        next_tick = -math.inf
+        while True:
+            now = anyio.current_time()
+            faults = self.state.faults
+            subscribed = bool(self.subscriptions.modes)
+            if faults.ws_silence:
+                last_sent = now
+            elif subscribed and now >= next_tick:
+                frame, count = self._frame()
+                if not await self._send_bytes(frame):
+                    return
+                stats.ws_frames_sent += 1
+                stats.ws_ticks_sent += count
+                if faults.ws_malformed_binary:
+                    await self._send_bytes(corrupt_frame(frame, next(variants)))
+                if faults.ws_malformed_text:
+                    await self._send_text(BAD_TEXT_FRAMES[next(variants) % len(BAD_TEXT_FRAMES)])
+                last_sent, next_tick = now, now + interval
+                if interval <= 0:
+                    await anyio.lowlevel.checkpoint()
+                    continue
+            elif now - last_sent >= HEARTBEAT_INTERVAL:
+                if not await self._send_bytes(HEARTBEAT):
+                    return
+                if faults.ws_malformed_text:
+                    await self._send_text(BAD_TEXT_FRAMES[next(variants) % len(BAD_TEXT_FRAMES)])
+                last_sent = now
+            wake = last_sent + HEARTBEAT_INTERVAL
+            if subscribed:
+                wake = min(wake, next_tick)
+            if faults.ws_silence:
+                wake = now + WATCH_INTERVAL
+            with anyio.move_on_after(max(wake - anyio.current_time(), 0)):
+                await self.changed.wait()
+            if self.changed.is_set():
+                self.changed = anyio.Event()
+                next_tick = -math.inf
+
+    async def _send_postbacks(self) -> None:
+        with self.state.order_updates() as updates:
+            async for update in updates:
+                if self.state.faults.ws_silence:
+                    continue  # silence loses postbacks, as a dead network would
+                await self._send_text(json.dumps({"type": "order", "data": update}, default=str))
