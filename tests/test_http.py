@@ -1,0 +1,379 @@
+"""AsyncRequest against a real, scripted HTTP server on loopback (both backends)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import AsyncIterator
+
+import anyio
+import httpx
+import pytest
+from httpserver import Drop, HTTPServer, Reply, Stall, json_reply, kite_error
+
+from aio_trader.backoff import Backoff
+from aio_trader.errors import (
+    AioTraderError,
+    ConnectError,
+    ConnectionLost,
+    DataException,
+    GeneralException,
+    InputException,
+    KiteError,
+    NetworkException,
+    OutcomeUnknownError,
+    PermissionException,
+    RateLimitError,
+    RequestTimeout,
+    TokenException,
+    TransportError,
+)
+from aio_trader.http import AsyncRequest
+from aio_trader.ratelimit import Rate, RateLimiter
+
+FAST = Backoff(base=0.001, factor=2, cap=0.005, max_attempts=3)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[HTTPServer]:
+    async with anyio.create_task_group() as tg:
+        srv = HTTPServer()
+        await tg.start(srv.serve)
+        yield srv
+        tg.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def http(server: HTTPServer) -> AsyncIterator[AsyncRequest]:
+    async with AsyncRequest(server.url, backoff=FAST, timeout=5) as client:
+        yield client
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# -- answers that are raised at once ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "cls"),
+    [
+        (400, "InputException", InputException),
+        (403, "TokenException", TokenException),
+        (403, "PermissionException", PermissionException),
+        (429, "NetworkException", RateLimitError),
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_400_403_429_raise_at_once(
+    server: HTTPServer,
+    http: AsyncRequest,
+    method: str,
+    status: int,
+    error_type: str,
+    cls: type[KiteError],
+) -> None:
+    server.default = kite_error(status, error_type, "refused: try again later")
+    with pytest.raises(cls) as caught:
+        await http.request(method, "/orders")
+    assert isinstance(caught.value, RuntimeError)
+    assert caught.value.status_code == status
+    assert caught.value.error_type == error_type
+    assert caught.value.message == "refused: try again later"
+    assert len(server.requests) == 1
+
+
+# -- retried answers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "cls"),
+    [
+        (500, "GeneralException", GeneralException),
+        (502, "DataException", DataException),
+        (503, "NetworkException", NetworkException),
+    ],
+)
+async def test_5xx_retried_up_to_the_limit_then_raised(
+    server: HTTPServer, http: AsyncRequest, status: int, error_type: str, cls: type[KiteError]
+) -> None:
+    server.script(kite_error(status, error_type, "first"), kite_error(status, error_type, "second"))
+    server.default = kite_error(status, error_type, "last")
+    with pytest.raises(cls) as caught:
+        await http.get("/quote")
+    assert caught.value.message == "last"  # the last error, not the first
+    assert caught.value.status_code == status
+    assert len(server.requests) == FAST.max_attempts
+
+
+async def test_5xx_then_success_returns_the_body(server: HTTPServer, http: AsyncRequest) -> None:
+    server.script(kite_error(503, "NetworkException", "busy"), Reply(502, b"<html>gateway</html>"))
+    server.default = json_reply({"NSE:INFY": {"last_price": 1500.5}})
+    body = await http.get("/quote/ltp")
+    assert body == {"status": "success", "data": {"NSE:INFY": {"last_price": 1500.5}}}
+    assert len(server.requests) == 3
+
+
+async def test_dropped_connections_are_retried_for_get(
+    server: HTTPServer, http: AsyncRequest
+) -> None:
+    server.default = Drop()
+    with pytest.raises(ConnectionLost):
+        await http.get("/orders")
+    assert len(server.requests) == FAST.max_attempts
+
+
+async def test_dropped_then_answered_get_succeeds(server: HTTPServer, http: AsyncRequest) -> None:
+    server.script(Drop())
+    assert await http.get("/user/profile") == {"status": "success", "data": {}}
+    assert len(server.requests) == 2
+
+
+# -- never send a non-idempotent request twice ------------------------------------------
+
+
+async def test_post_dropped_after_the_server_received_it_is_sent_once(
+    server: HTTPServer, http: AsyncRequest
+) -> None:
+    server.default = Drop()
+    with pytest.raises(OutcomeUnknownError) as caught:
+        await http.post("/orders/regular", data={"tradingsymbol": "INFY", "quantity": 1})
+    assert isinstance(caught.value.__cause__, ConnectionLost)
+    assert len(server.requests) == 1
+    assert server.requests[0].body == b"tradingsymbol=INFY&quantity=1"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+async def test_non_get_methods_are_not_idempotent_by_default(
+    server: HTTPServer, http: AsyncRequest, method: str
+) -> None:
+    server.default = Drop()
+    with pytest.raises(OutcomeUnknownError):
+        await http.request(method, "/orders/regular/151220000000000")
+    assert [r.method for r in server.requests] == [method]
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+async def test_explicitly_idempotent_requests_are_retried(
+    server: HTTPServer, http: AsyncRequest, method: str
+) -> None:
+    server.default = Drop()
+    with pytest.raises(ConnectionLost):
+        await http.request(method, "/session/token", idempotent=True)
+    assert len(server.requests) == FAST.max_attempts
+
+
+async def test_get_marked_not_idempotent_is_sent_once(
+    server: HTTPServer, http: AsyncRequest
+) -> None:
+    server.default = Drop()
+    with pytest.raises(OutcomeUnknownError):
+        await http.get("/orders", idempotent=False)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_post_5xx_is_not_retried_and_outcome_unknown(
+    server: HTTPServer, http: AsyncRequest, status: int
+) -> None:
+    server.default = kite_error(status, "NetworkException", "upstream trouble")
+    with pytest.raises(OutcomeUnknownError) as caught:
+        await http.post("/orders/regular", data={"quantity": 1})
+    cause = caught.value.__cause__
+    assert isinstance(cause, KiteError)
+    assert (cause.status_code, cause.error_type) == (status, "NetworkException")
+    assert len(server.requests) == 1
+
+
+async def test_post_timeout_is_not_retried_and_outcome_unknown(server: HTTPServer) -> None:
+    server.default = Stall()
+    async with AsyncRequest(server.url, backoff=FAST, timeout=0.2) as http:
+        with pytest.raises(OutcomeUnknownError) as caught:
+            await http.post("/orders/regular", data={"quantity": 1})
+    assert isinstance(caught.value.__cause__, RequestTimeout)
+    assert len(server.requests) == 1
+
+
+async def test_get_timeout_is_retried_then_raised(server: HTTPServer) -> None:
+    server.default = Stall()
+    async with AsyncRequest(server.url, backoff=FAST, timeout=0.2) as http:
+        with pytest.raises(RequestTimeout):
+            await http.get("/orders")
+    assert len(server.requests) == FAST.max_attempts
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_refused_connection_is_retried_even_for_post(
+    method: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aio_trader.http")
+    async with AsyncRequest(f"http://127.0.0.1:{closed_port()}", backoff=FAST) as http:
+        with pytest.raises(ConnectError) as caught:
+            await http.request(method, "/orders/regular")
+    assert caught.value.never_sent
+    retries = [r for r in caplog.records if "retry" in r.getMessage()]
+    assert len(retries) == FAST.max_attempts - 1
+
+
+# -- decoding -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "expected"),
+    [
+        ("application/json", b'{"a": [1, 2]}', {"a": [1, 2]}),
+        ("application/json; charset=utf-8", b'{"b": "\xe2\x82\xb9"}', {"b": "₹"}),
+        ("text/csv", b"instrument_token,tradingsymbol\n408065,INFY\n", None),
+        ("text/plain; charset=utf-8", b"pong", "pong"),
+        ("application/gzip", b"\x1f\x8b\x08\x00", b"\x1f\x8b\x08\x00"),
+        ("application/octet-stream", b"\x00\x01\xff", b"\x00\x01\xff"),
+    ],
+)
+async def test_bodies_are_decoded_by_content_type(
+    server: HTTPServer, http: AsyncRequest, content_type: str, body: bytes, expected: object
+) -> None:
+    server.default = Reply(200, body, content_type)
+    result = await http.get("/instruments")
+    if expected is None:
+        assert result == body.decode()
+        assert isinstance(result, str)
+    else:
+        assert result == expected
+        assert type(result) is type(expected)
+
+
+async def test_undecodable_json_is_retried_for_get_then_raised(
+    server: HTTPServer, http: AsyncRequest
+) -> None:
+    server.default = Reply(200, b"{not json")
+    with pytest.raises(DataException) as caught:
+        await http.get("/quote")
+    assert caught.value.status_code == 200
+    assert len(server.requests) == FAST.max_attempts
+
+
+async def test_undecodable_answer_to_post_is_outcome_unknown(
+    server: HTTPServer, http: AsyncRequest
+) -> None:
+    server.default = Reply(200, b"")
+    with pytest.raises(OutcomeUnknownError) as caught:
+        await http.post("/orders/regular")
+    assert isinstance(caught.value.__cause__, DataException)
+    assert len(server.requests) == 1
+
+
+# -- what is sent -------------------------------------------------------------------------
+
+
+async def test_query_form_json_and_headers_are_sent(server: HTTPServer) -> None:
+    headers = {"X-Kite-Version": "3", "Authorization": "token key:secret"}
+    async with AsyncRequest(server.url, headers=headers, backoff=FAST) as http:
+        await http.get("/quote", params={"i": ["NSE:INFY", "NSE:TCS"]})
+        await http.get("/quote", params=[("i", "NSE:INFY"), ("i", "BSE:SENSEX")])
+        await http.post("/orders/regular", data=[("a", "1"), ("a", "2"), ("b", "x y")])
+        await http.put("/orders/regular/1", json={"quantity": 2}, headers={"X-Extra": "yes"})
+        http.update_headers({"Authorization": None, "X-Kite-Version": "4"})
+        await http.delete("/orders/regular/1")
+    first, second, form, put, delete = server.requests
+    assert first.query == "i=NSE%3AINFY&i=NSE%3ATCS"
+    assert second.query == "i=NSE%3AINFY&i=BSE%3ASENSEX"
+    assert first.headers["x-kite-version"] == "3"
+    assert first.headers["authorization"] == "token key:secret"
+    assert form.body == b"a=1&a=2&b=x+y"
+    assert form.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert (put.method, put.body) == ("PUT", b'{"quantity":2}')
+    assert put.headers["x-extra"] == "yes"
+    assert delete.method == "DELETE"
+    assert "authorization" not in delete.headers
+    assert delete.headers["x-kite-version"] == "4"
+
+
+async def test_logs_carry_method_path_status_but_no_secrets(
+    server: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="aio_trader")
+    server.script(kite_error(503, "NetworkException", "busy"))
+    headers = {"Authorization": "token key:SECRETTOKEN"}
+    async with AsyncRequest(server.url, headers=headers, backoff=FAST) as http:
+        await http.get("/quote", params={"access_token": "SECRETQUERY"})
+    assert "GET /quote -> 503" in caplog.text
+    assert "GET /quote -> 200" in caplog.text
+    assert "SECRET" not in caplog.text
+    assert "SECRET" not in repr(http)
+
+
+# -- translation: no httpx exception escapes --------------------------------------------
+
+
+async def test_no_httpx_exception_escapes(server: HTTPServer) -> None:
+    async def failure(url: str, action: Reply | Drop | Stall | None, method: str) -> Exception:
+        if action is not None:
+            server.default = action
+        try:
+            async with AsyncRequest(url, backoff=FAST, timeout=0.2) as http:
+                await http.request(method, "/x")
+        except Exception as exc:
+            return exc
+        raise AssertionError("no error")
+
+    refused = f"http://127.0.0.1:{closed_port()}"
+    bad_gzip = Reply(200, b"not gzip", "text/plain", headers=(("Content-Encoding", "gzip"),))
+    cases = [
+        (refused, None, "GET", ConnectError),
+        (refused, None, "POST", ConnectError),
+        (server.url, Drop(), "GET", ConnectionLost),
+        (server.url, Drop(), "POST", OutcomeUnknownError),
+        (server.url, Stall(), "GET", RequestTimeout),
+        (server.url, bad_gzip, "GET", TransportError),
+        (server.url, bad_gzip, "POST", OutcomeUnknownError),
+        ("ftp://127.0.0.1", None, "GET", ValueError),
+        ("http://[::1", None, "GET", ValueError),
+    ]
+    for url, action, method, expected in cases:
+        error = await failure(url, action, method)
+        assert isinstance(error, expected), (url, action, method, error)
+        assert not isinstance(error, httpx.HTTPError | httpx.InvalidURL | httpx.StreamError)
+        assert isinstance(error, AioTraderError) or expected is ValueError
+
+
+async def test_closed_client_raises_runtime_error(server: HTTPServer) -> None:
+    http = AsyncRequest(server.url)
+    async with http:
+        pass
+    assert http.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        await http.get("/x")
+    assert server.requests == []
+
+
+# -- cancellation and rate limits -------------------------------------------------------
+
+
+async def test_cancel_during_a_retry_wait_stops_the_loop(server: HTTPServer) -> None:
+    server.default = kite_error(503, "NetworkException", "busy")
+    async with AsyncRequest(server.url, backoff=Backoff(base=30, max_attempts=5)) as http:
+        with anyio.move_on_after(0.5) as scope:
+            await http.get("/quote")
+    assert scope.cancelled_caught
+    await anyio.sleep(0.1)
+    assert len(server.requests) == 1  # no attempt after the cancel
+
+
+async def test_every_attempt_takes_a_rate_limit_slot(
+    server: HTTPServer, http: AsyncRequest
+) -> None:
+    limiter = RateLimiter(Rate(2, 0.1))
+    server.script(kite_error(503, "NetworkException", "busy"))
+    start = anyio.current_time()
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(lambda: http.get("/quote", limiter=limiter))
+    elapsed = anyio.current_time() - start
+    assert limiter.statistics().acquired == 6  # five calls, one of them retried
+    assert len(server.requests) == 6
+    assert elapsed >= 0.2  # six slots at 2 per 0.1 s: the last no earlier than 0.2 s
