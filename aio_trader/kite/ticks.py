@@ -1,0 +1,806 @@
+"""Kite Connect v3 tick codec: binary and text WebSocket frames to attrs records, and back.
+
+Pure: bytes in, records out, no I/O. Decoding never raises for any input: a malformed
+packet is skipped and reported as a :class:`MalformedPacket` (to ``on_malformed``, or
+logged at WARNING), while the frame's well-formed packets are still returned.
+
+Wire format (big-endian): a frame is a 2-byte packet count, then per packet a 2-byte
+length and the packet. The packet's length tells its kind:
+
+====== ================ =========================================================
+length record          fields (byte offset)
+====== ================ =========================================================
+8      LtpTick          0 token, 4 last price
+28     IndexQuoteTick   0 token, 4 last, 8 high, 12 low, 16 open, 20 close, 24 change
+32     IndexFullTick    index quote + 28 exchange timestamp
+44     QuoteTick        0 token, 4 last, 8 last qty, 12 avg price, 16 volume,
+                        20 buy qty, 24 sell qty, 28 open, 32 high, 36 low, 40 close
+184    FullTick         quote + 44 last trade time, 48 OI, 52 OI day high,
+                        56 OI day low, 60 exchange timestamp, 64 depth: 10 entries
+                        of 12 bytes (uint32 qty, uint32 price, uint16 orders, 2 pad),
+                        5 buy then 5 sell
+====== ================ =========================================================
+
+Integers are unsigned 32-bit, as Kite's official Python client reads them. Prices are
+the integer divided by the segment's divisor (:func:`segment_divisor`). The ``change``
+bytes of index packets are ignored: ``change`` is derived from last and close, as the
+official client does. Timestamps are epoch seconds; 0 means "none" (``None``).
+
+Speed: records are built without running the attrs ``__init__`` (see
+``_compile_builder``), and ``ohlc`` and ``depth`` are decoded from their raw bytes on
+first read, then cached. Decoded and constructed records are indistinguishable:
+equality, hashing, repr, pickling and :func:`attrs.evolve` all see the same values.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import json
+import logging
+import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import repeat, starmap
+from operator import truediv
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeAlias, cast
+
+import attrs
+
+from aio_trader._time import IST
+
+__all__ = [
+    "Depth",
+    "DepthLevel",
+    "FeedError",
+    "FeedMessage",
+    "FullTick",
+    "IndexFullTick",
+    "IndexQuoteTick",
+    "LtpTick",
+    "MalformedPacket",
+    "Ohlc",
+    "OrderUpdate",
+    "QuoteTick",
+    "Tick",
+    "decode_frame",
+    "decode_text",
+    "encode_frame",
+    "encode_text",
+    "segment_divisor",
+]
+
+log = logging.getLogger(__name__)
+
+#: Segment (``instrument_token & 0xff``) of indices: index ticks are not tradable.
+INDICES_SEGMENT: Final = 9
+
+#: Price divisor per segment: CDS (3) 1e7; BCD (6) and NCO (12) 1e4; others 100.
+_DIVISORS: Final[tuple[float, ...]] = tuple(
+    {3: 10_000_000.0, 6: 10_000.0, 12: 10_000.0}.get(segment, 100.0) for segment in range(256)
+)
+
+
+def segment_divisor(segment_or_token: int) -> float:
+    """The price divisor of a segment or of an instrument token (only its low byte counts).
+
+    CDS (segment 3) 10,000,000; BCD (6) and NCO (12) 10,000; every other segment 100.
+    """
+    return _DIVISORS[segment_or_token & 0xFF]
+
+
+# -- timestamps -----------------------------------------------------------------------
+
+_EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc).astimezone(IST)
+_TIMES: dict[int, datetime.datetime] = {}  # epoch seconds -> IST datetime; bounded below
+
+
+def _time(epoch: int) -> datetime.datetime | None:
+    """Epoch seconds on the wire to an IST datetime (0 -> None), cached: ticks repeat seconds."""
+    if not epoch:
+        return None
+    value = _TIMES.get(epoch)
+    if value is None:
+        if len(_TIMES) >= 4096:
+            _TIMES.clear()
+        value = _TIMES[epoch] = _EPOCH + datetime.timedelta(seconds=epoch)
+    return value
+
+
+def _epoch(value: datetime.datetime | None, what: str) -> int:
+    if value is None:
+        return 0
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be a timezone-aware datetime, got {value!r}")
+    return int(value.timestamp())
+
+
+# -- records --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Ohlc:
+    """Open, high, low and close prices of the day."""
+
+    open: float
+    high: float
+    low: float
+    close: float
+
+    def to_dict(self) -> dict[str, float]:
+        """``{"open", "high", "low", "close"}``, as Kite's official client gives them."""
+        return {"open": self.open, "high": self.high, "low": self.low, "close": self.close}
+
+
+@attrs.frozen
+class DepthLevel:
+    """One level of market depth: quantity at a price, from ``orders`` orders."""
+
+    quantity: int
+    price: float
+    orders: int
+
+    def to_dict(self) -> dict[str, float]:
+        """``{"quantity", "price", "orders"}``, as Kite's official client gives them."""
+        return {"quantity": self.quantity, "price": self.price, "orders": self.orders}
+
+
+@attrs.frozen
+class Depth:
+    """Market depth: five bid levels (``buy``) and five offer levels (``sell``), best first."""
+
+    buy: tuple[DepthLevel, ...]
+    sell: tuple[DepthLevel, ...]
+
+    def to_dict(self) -> dict[str, list[dict[str, float]]]:
+        """``{"buy": [level, ...], "sell": [...]}`` with each level as a dict."""
+        return {
+            "buy": [level.to_dict() for level in self.buy],
+            "sell": [level.to_dict() for level in self.sell],
+        }
+
+
+class _TickBase:
+    """What every tick record shares: ``tradable`` and ``to_dict``."""
+
+    __slots__ = ()
+    instrument_token: int
+    mode: ClassVar[Literal["ltp", "quote", "full"]]
+
+    @property
+    def tradable(self) -> bool:
+        """False for indices (segment 9), which cannot be traded."""
+        return self.instrument_token & 0xFF != INDICES_SEGMENT
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict Kite's official Python client (``KiteTicker``) gives for this packet.
+
+        Same keys and values, except that timestamps are timezone-aware (IST) here and
+        an epoch of 0 is ``None``. A migration aid: prefer the record's attributes.
+        """
+        out: dict[str, Any] = {"tradable": self.tradable, "mode": self.mode}
+        for field in attrs.fields(cast("type[attrs.AttrsInstance]", type(self))):
+            value = getattr(self, field.name)
+            out[field.name] = value.to_dict() if isinstance(value, Ohlc | Depth) else value
+            if field.name == "ohlc":
+                out["change"] = getattr(self, "change")  # noqa: B009 (not on every kind)
+        return out
+
+
+class _Lazy(_TickBase):
+    """Mixin: ``ohlc`` and ``depth`` decoded from their raw bytes on first read, then cached."""
+
+    __slots__ = ("_raw_depth", "_raw_ohlc")
+    _lazy: ClassVar[Mapping[str, Callable[[Any], object]]]
+    last_price: float
+    ohlc: Ohlc
+
+    if not TYPE_CHECKING:  # keep mypy strict about attribute names
+
+        def __getattr__(self, name: str) -> object:
+            # Only called when normal lookup fails: here, a lazy field's slot not yet set.
+            decode = type(self)._lazy.get(name)
+            if decode is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            value = decode(self)
+            object.__setattr__(self, name, value)
+            return value
+
+    @property
+    def change(self) -> float:
+        """Percent change from the previous close, ``(last - close) * 100 / close``; 0 if none."""
+        close = self.ohlc.close
+        return (self.last_price - close) * 100 / close if close else 0.0
+
+
+@attrs.frozen
+class LtpTick(_TickBase):
+    """``ltp`` mode: the last traded price only (8-byte packet)."""
+
+    mode: ClassVar[Literal["ltp"]] = "ltp"
+    instrument_token: int
+    last_price: float
+
+
+@attrs.frozen
+class IndexQuoteTick(_Lazy):
+    """``quote`` mode of an index (segment 9): last price and the day's OHLC (28 bytes)."""
+
+    mode: ClassVar[Literal["quote"]] = "quote"
+    instrument_token: int
+    last_price: float
+    ohlc: Ohlc
+
+
+@attrs.frozen
+class IndexFullTick(_Lazy):
+    """``full`` mode of an index: index quote plus the exchange timestamp (32 bytes)."""
+
+    mode: ClassVar[Literal["full"]] = "full"
+    instrument_token: int
+    last_price: float
+    ohlc: Ohlc
+    exchange_timestamp: datetime.datetime | None
+
+
+@attrs.frozen
+class QuoteTick(_Lazy):
+    """``quote`` mode: prices, quantities and the day's OHLC (44 bytes)."""
+
+    mode: ClassVar[Literal["quote"]] = "quote"
+    instrument_token: int
+    last_price: float
+    last_traded_quantity: int
+    average_traded_price: float
+    volume_traded: int
+    total_buy_quantity: int
+    total_sell_quantity: int
+    ohlc: Ohlc
+
+
+@attrs.frozen
+class FullTick(_Lazy):
+    """``full`` mode: quote plus times, open interest and five levels of depth (184 bytes)."""
+
+    mode: ClassVar[Literal["full"]] = "full"
+    instrument_token: int
+    last_price: float
+    last_traded_quantity: int
+    average_traded_price: float
+    volume_traded: int
+    total_buy_quantity: int
+    total_sell_quantity: int
+    ohlc: Ohlc
+    last_trade_time: datetime.datetime | None
+    oi: int
+    oi_day_high: int
+    oi_day_low: int
+    exchange_timestamp: datetime.datetime | None
+    depth: Depth
+
+
+#: Any decoded tick; ``match`` on the class or read ``tick.mode``.
+Tick: TypeAlias = LtpTick | IndexQuoteTick | IndexFullTick | QuoteTick | FullTick
+
+
+@attrs.frozen
+class MalformedPacket:
+    """A packet or text message that could not be decoded; it was skipped.
+
+    ``offset`` is where the bad part starts in the frame (the packet's length prefix;
+    0 for text), ``length`` the packet's declared length (for a cut-off frame or
+    trailing garbage: the number of bytes left), ``raw`` the undecodable bytes.
+    """
+
+    reason: str
+    offset: int
+    length: int
+    raw: bytes = attrs.field(repr=lambda raw: f"<{len(raw)} bytes>")
+
+
+# -- binary layout: one table drives decoding and encoding ------------------------------
+
+# How a wire value becomes a record value: as is; / divisor; epoch -> datetime; raw bytes
+# kept for a lazy field (OHLC in quote or index order, depth); ignored.
+_INT, _PRICE, _TIME, _SKIP = "int", "price", "time", "skip"
+_OHLC, _INDEX_OHLC, _DEPTH = "ohlc", "index ohlc", "depth"
+_U16 = struct.Struct(">H")
+_OHLC_WIRE = struct.Struct(">4I")
+_DEPTH_WIRE = struct.Struct(">" + "IIH2x" * 10)
+_U32: Final = 0xFFFFFFFF
+
+
+@attrs.frozen
+class _Field:
+    name: str  # record attribute (or raw slot) it feeds
+    fmt: str  # struct code
+    conv: str  # _INT, _PRICE, _TIME, _SKIP, or a raw lazy part: _OHLC, _INDEX_OHLC, _DEPTH
+
+
+_TOKEN = _Field("instrument_token", "I", _INT)
+_LAST = _Field("last_price", "I", _PRICE)
+_QUOTE_FIELDS = (
+    _TOKEN,
+    _LAST,
+    _Field("last_traded_quantity", "I", _INT),
+    _Field("average_traded_price", "I", _PRICE),
+    _Field("volume_traded", "I", _INT),
+    _Field("total_buy_quantity", "I", _INT),
+    _Field("total_sell_quantity", "I", _INT),
+    _Field("_raw_ohlc", "16s", _OHLC),
+)
+_INDEX_FIELDS = (
+    _TOKEN,
+    _LAST,
+    _Field("_raw_ohlc", "16s", _INDEX_OHLC),
+    _Field("change", "4x", _SKIP),
+)
+
+
+def _compile_builder(cls: type, fields: Sequence[_Field]) -> Callable[..., Any]:
+    """Straight-line code that makes a ``cls`` from a packet's unpacked values.
+
+    Like attrs' own generated ``__init__`` but setting the slots directly, converting
+    prices and times on the way: the decode hot path runs no loops and no validation.
+    """
+    wire = [f for f in fields if f.conv != _SKIP]
+    names: dict[str, Any] = {"new": object.__new__, "cls": cls, "DIVISORS": _DIVISORS}
+    names.update(time=_time, cached_time=_TIMES.get)
+    lines = [f"def build({', '.join(f.name for f in wire)}):"]
+    if any(f.conv == _PRICE for f in wire):
+        lines.append("    d = DIVISORS[instrument_token & 255]")
+    lines.append("    o = new(cls)")
+    for f in wire:
+        names[f"set_{f.name}"] = getattr(cls, f.name).__set__
+        conv = {_PRICE: "{0} / d", _TIME: "cached_time({0}) or time({0})"}.get(f.conv, "{0}")
+        value = conv.format(f.name)
+        lines.append(f"    set_{f.name}(o, {value})")
+    lines.append("    return o")
+    exec("\n".join(lines), names)  # noqa: S102 (trusted source built above)
+    build: Callable[..., Any] = names["build"]
+    build.__qualname__ = build.__name__ = f"_build_{cls.__name__}"
+    return build
+
+
+@attrs.frozen
+class _Kind:
+    """How one packet length maps to a record."""
+
+    cls: type
+    fields: tuple[_Field, ...]
+    packet: struct.Struct = attrs.field(init=False)
+    framed: struct.Struct = attrs.field(init=False)  # with the 2-byte length prefix skipped
+    build: Callable[..., Any] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        fmt = "".join(f.fmt for f in self.fields)
+        object.__setattr__(self, "packet", struct.Struct(">" + fmt))
+        object.__setattr__(self, "framed", struct.Struct(">2x" + fmt))
+        object.__setattr__(self, "build", _compile_builder(self.cls, self.fields))
+
+
+_KINDS: Final[dict[int, _Kind]] = {
+    8: _Kind(LtpTick, (_TOKEN, _LAST)),
+    28: _Kind(IndexQuoteTick, _INDEX_FIELDS),
+    32: _Kind(IndexFullTick, (*_INDEX_FIELDS, _Field("exchange_timestamp", "I", _TIME))),
+    44: _Kind(QuoteTick, _QUOTE_FIELDS),
+    184: _Kind(
+        FullTick,
+        (
+            *_QUOTE_FIELDS,
+            _Field("last_trade_time", "I", _TIME),
+            _Field("oi", "I", _INT),
+            _Field("oi_day_high", "I", _INT),
+            _Field("oi_day_low", "I", _INT),
+            _Field("exchange_timestamp", "I", _TIME),
+            _Field("_raw_depth", "120s", _DEPTH),
+        ),
+    ),
+}
+_KIND_OF: Final[dict[type, _Kind]] = {kind.cls: kind for kind in _KINDS.values()}
+
+
+def _fields(*names: str) -> list[_Field]:
+    return [_Field(name, "", _INT) for name in names]
+
+
+# Record makers that skip the attrs ``__init__`` (values already converted).
+_make_ohlc: Callable[[float, float, float, float], Ohlc] = _compile_builder(
+    Ohlc, _fields("open", "high", "low", "close")
+)
+_make_depth: Callable[[tuple[DepthLevel, ...], tuple[DepthLevel, ...]], Depth] = _compile_builder(
+    Depth, _fields("buy", "sell")
+)
+_new = object.__new__
+_consume = collections.deque[None](maxlen=0).extend
+_TEN_LEVELS = (DepthLevel,) * 10
+_set_quantity = DepthLevel.quantity.__set__  # type: ignore[attr-defined]
+_set_price = DepthLevel.price.__set__  # type: ignore[attr-defined]
+_set_orders = DepthLevel.orders.__set__  # type: ignore[attr-defined]
+
+
+def _lazy_ohlc(tick: Any) -> Ohlc:
+    d = _DIVISORS[tick.instrument_token & 255]
+    o, h, low, c = _OHLC_WIRE.unpack(tick._raw_ohlc)
+    return _make_ohlc(o / d, h / d, low / d, c / d)
+
+
+def _lazy_index_ohlc(tick: Any) -> Ohlc:
+    d = _DIVISORS[tick.instrument_token & 255]
+    h, low, o, c = _OHLC_WIRE.unpack(tick._raw_ohlc)
+    return _make_ohlc(o / d, h / d, low / d, c / d)
+
+
+def _lazy_depth(tick: Any) -> Depth:
+    # Ten levels a column at a time: C-level loops, no Python frame per level.
+    v = _DEPTH_WIRE.unpack(tick._raw_depth)
+    levels = list(map(_new, _TEN_LEVELS))
+    _consume(map(_set_quantity, levels, v[0::3]))
+    _consume(
+        map(
+            _set_price,
+            levels,
+            map(truediv, v[1::3], repeat(_DIVISORS[tick.instrument_token & 255], 10)),
+        )
+    )
+    _consume(map(_set_orders, levels, v[2::3]))
+    return _make_depth(tuple(levels[:5]), tuple(levels[5:]))
+
+
+IndexQuoteTick._lazy = IndexFullTick._lazy = {"ohlc": _lazy_index_ohlc}
+QuoteTick._lazy = {"ohlc": _lazy_ohlc}
+FullTick._lazy = {"ohlc": _lazy_ohlc, "depth": _lazy_depth}
+
+
+# -- binary frames ---------------------------------------------------------------------
+
+
+def _report(on_malformed: Callable[[MalformedPacket], None] | None, bad: MalformedPacket) -> None:
+    if on_malformed is None:
+        log.warning(
+            "skipped a malformed tick packet: %s (offset %d, length %d)",
+            bad.reason,
+            bad.offset,
+            bad.length,
+        )
+    else:
+        on_malformed(bad)
+
+
+def decode_frame(
+    frame: bytes | bytearray | memoryview,
+    on_malformed: Callable[[MalformedPacket], None] | None = None,
+) -> list[Tick]:
+    """Decode one binary WebSocket frame into tick records, in packet order.
+
+    Frames shorter than 2 bytes are heartbeats: ``[]``. Never raises for any input:
+    each malformed part (unknown packet length, a length running past the end, fewer
+    packets than the count says, bytes after the last packet) is skipped and reported
+    as a :class:`MalformedPacket` to ``on_malformed``, or logged at WARNING when no
+    callback is given; every well-formed packet is still returned. (An exception
+    raised by ``on_malformed`` itself propagates.)
+    """
+    if not isinstance(frame, bytes):
+        frame = bytes(frame)
+    size = len(frame)
+    if size < 2:
+        return []
+    count = frame[0] << 8 | frame[1]
+    if size >= 4:
+        # Fast path: every packet of one known length, as when all are in one mode.
+        length = frame[2] << 8 | frame[3]
+        kind = _KINDS.get(length)
+        stride = length + 2
+        if (
+            kind is not None
+            and size == 2 + count * stride
+            and frame[2::stride] == bytes((frame[2],)) * count
+            and frame[3::stride] == bytes((frame[3],)) * count
+        ):
+            return list(starmap(kind.build, kind.framed.iter_unpack(memoryview(frame)[2:])))
+    return _decode_mixed(frame, count, on_malformed)
+
+
+def _truncated(frame: bytes, pos: int, index: int, count: int) -> MalformedPacket:
+    return MalformedPacket(
+        f"frame ends after {index} of the {count} packets it announces",
+        pos,
+        len(frame) - pos,
+        frame[pos:],
+    )
+
+
+def _decode_mixed(
+    frame: bytes, count: int, on_malformed: Callable[[MalformedPacket], None] | None
+) -> list[Tick]:
+    """The general path: packets of any lengths, malformed ones reported and skipped."""
+    ticks: list[Tick] = []
+    size = len(frame)
+    pos = 2
+    for index in range(count):
+        start = pos + 2
+        if start > size:
+            _report(on_malformed, _truncated(frame, pos, index, count))
+            return ticks
+        length = frame[pos] << 8 | frame[pos + 1]
+        end = start + length
+        if end > size:
+            reason = f"packet length {length} runs past the end of the frame"
+            _report(on_malformed, MalformedPacket(reason, pos, length, frame[start:]))
+            return ticks
+        kind = _KINDS.get(length)
+        if kind is None:
+            reason = f"unknown packet length {length}"
+            _report(on_malformed, MalformedPacket(reason, pos, length, frame[start:end]))
+        else:
+            ticks.append(kind.build(*kind.packet.unpack_from(frame, start)))
+        pos = end
+    if pos < size:
+        reason = f"{size - pos} bytes after the last of the {count} packets"
+        _report(on_malformed, MalformedPacket(reason, pos, size - pos, frame[pos:]))
+    return ticks
+
+
+def _wire_price(value: float, divisor: float, what: str) -> int:
+    try:
+        wire = round(value * divisor)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{what}={value!r} is not a finite price") from None
+    return _wire_int(wire, what)
+
+
+def _wire_int(value: int, what: str, limit: int = _U32) -> int:
+    if not isinstance(value, int) or not 0 <= value <= limit:
+        raise ValueError(f"{what}={value!r} does not fit the wire format (an int in 0..{limit})")
+    return value
+
+
+def _encode_packet(tick: Tick) -> bytes:
+    kind = _KIND_OF.get(type(tick))
+    if kind is None:
+        raise TypeError(f"not a tick record: {type(tick).__name__}")
+    divisor = segment_divisor(tick.instrument_token)
+    values: list[int | bytes] = []
+    for f in kind.fields:
+        what = f"{type(tick).__name__}.{f.name}"
+        if f.conv == _INT:
+            values.append(_wire_int(getattr(tick, f.name), what))
+        elif f.conv == _PRICE:
+            values.append(_wire_price(getattr(tick, f.name), divisor, what))
+        elif f.conv == _TIME:
+            values.append(_wire_int(_epoch(getattr(tick, f.name), what), what))
+        elif f.conv in (_OHLC, _INDEX_OHLC):
+            ohlc: Ohlc = getattr(tick, "ohlc")  # noqa: B009 (not on every kind)
+            order = (ohlc.open, ohlc.high, ohlc.low, ohlc.close)
+            if f.conv == _INDEX_OHLC:
+                order = (ohlc.high, ohlc.low, ohlc.open, ohlc.close)
+            values.append(_OHLC_WIRE.pack(*(_wire_price(p, divisor, what) for p in order)))
+        elif f.conv == _DEPTH:
+            values.append(_encode_depth(getattr(tick, "depth"), divisor))  # noqa: B009
+    return kind.packet.pack(*values)
+
+
+def _encode_depth(depth: Depth, divisor: float) -> bytes:
+    if len(depth.buy) != 5 or len(depth.sell) != 5:
+        raise ValueError("depth needs exactly 5 buy and 5 sell levels")
+    values: list[int] = []
+    for level in (*depth.buy, *depth.sell):
+        values.append(_wire_int(level.quantity, "DepthLevel.quantity"))
+        values.append(_wire_price(level.price, divisor, "DepthLevel.price"))
+        values.append(_wire_int(level.orders, "DepthLevel.orders", 0xFFFF))
+    return _DEPTH_WIRE.pack(*values)
+
+
+def encode_frame(ticks: Iterable[Tick]) -> bytes:
+    """Encode tick records as one binary frame: the inverse of :func:`decode_frame`.
+
+    Prices are rounded to the segment's tick unit; timestamps (timezone-aware, or
+    ``None`` for 0) to whole seconds; the change bytes of index packets are zero.
+    Raises ``ValueError`` for a value the wire cannot carry (negative, too large,
+    a naive datetime, depth without 5 levels a side, more than 65535 packets) and
+    ``TypeError`` for anything that is not a tick record.
+    """
+    packets = [_encode_packet(tick) for tick in ticks]
+    if len(packets) > 0xFFFF:
+        raise ValueError(f"a frame holds at most 65535 packets, got {len(packets)}")
+    parts = [_U16.pack(len(packets))]
+    for packet in packets:
+        parts.append(_U16.pack(len(packet)))
+        parts.append(packet)
+    return b"".join(parts)
+
+
+# -- text frames -----------------------------------------------------------------------
+
+
+def _opt_str(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(f"expected a string or null, got {type(value).__name__}")
+
+
+def _str(value: object) -> str:
+    return _opt_str(value) or ""
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return int(value)
+
+
+def _float(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _opt_time(value: object) -> datetime.datetime | None:
+    """Kite's ``"2022-03-03 09:24:25"`` (IST) or ISO 8601 text to an aware IST datetime."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected a timestamp string, got {type(value).__name__}")
+    parsed = datetime.datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=IST) if parsed.tzinfo is None else parsed.astimezone(IST)
+
+
+def _time_text(value: datetime.datetime | None) -> str | None:
+    return None if value is None else value.astimezone(IST).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _meta(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+@attrs.frozen
+class OrderUpdate:
+    """An order postback pushed on the feed (``{"type": "order", "data": {...}}``).
+
+    Fields are Kite's postback fields; timestamps are aware IST datetimes. Keys this
+    record does not know are kept in ``extra`` so :meth:`to_dict` gives them back.
+    """
+
+    order_id: str = ""
+    exchange_order_id: str | None = None
+    parent_order_id: str | None = None
+    status: str = ""
+    status_message: str | None = None
+    status_message_raw: str | None = None
+    order_timestamp: datetime.datetime | None = None
+    exchange_update_timestamp: datetime.datetime | None = None
+    exchange_timestamp: datetime.datetime | None = None
+    variety: str = ""
+    exchange: str = ""
+    tradingsymbol: str = ""
+    instrument_token: int = 0
+    order_type: str = ""
+    transaction_type: str = ""
+    validity: str = ""
+    product: str = ""
+    quantity: int = 0
+    disclosed_quantity: int = 0
+    price: float = 0.0
+    trigger_price: float = 0.0
+    average_price: float = 0.0
+    filled_quantity: int = 0
+    pending_quantity: int = 0
+    cancelled_quantity: int = 0
+    unfilled_quantity: int = 0
+    market_protection: float = 0.0
+    user_id: str = ""
+    placed_by: str = ""
+    app_id: int = 0
+    tag: str | None = None
+    guid: str | None = None
+    checksum: str = attrs.field(default="", repr=False)
+    meta: dict[str, Any] = attrs.field(factory=dict, hash=False)
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OrderUpdate:
+        """Build from a postback dict; raises ``ValueError`` when a field has the wrong type."""
+        known: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in data.items():
+            convert = _ORDER_CONVERTERS.get(key)
+            if convert is None:
+                extra[key] = value
+            else:
+                try:
+                    known[key] = convert(value)
+                except (TypeError, ValueError, OverflowError) as exc:
+                    raise ValueError(f"order update field {key!r}: {exc}") from None
+        return cls(**known, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The postback dict: Kite's field names, timestamps as ``"YYYY-MM-DD HH:MM:SS"``."""
+        out: dict[str, Any] = {}
+        for field in attrs.fields(OrderUpdate):
+            if field.name != "extra":
+                value = getattr(self, field.name)
+                is_time = isinstance(value, datetime.datetime)
+                out[field.name] = _time_text(value) if is_time else value
+        out.update(self.extra)
+        return out
+
+
+_ORDER_CONVERTERS: Final[dict[str, Callable[[Any], Any]]] = {
+    field.name: (
+        _opt_time
+        if "timestamp" in field.name
+        else {
+            "str": _str,
+            "str | None": _opt_str,
+            "int": _int,
+            "float": _float,
+            "dict[str, Any]": _meta,
+        }[str(field.type)]
+    )
+    for field in attrs.fields(OrderUpdate)
+    if field.name != "extra"
+}
+
+
+@attrs.frozen
+class FeedError:
+    """An error message from Kite on the feed (``{"type": "error", "data": "..."}``)."""
+
+    message: str
+
+
+@attrs.frozen
+class FeedMessage:
+    """Any other message from Kite (``{"type": "message", "data": ...}``)."""
+
+    data: Any
+
+
+def decode_text(message: str | bytes) -> OrderUpdate | FeedError | FeedMessage | MalformedPacket:
+    """Decode a text frame: ``{"type": "order" | "error" | "message", "data": ...}``.
+
+    Never raises: text that is not UTF-8, not JSON, not an object, of an unknown
+    ``type``, or an order whose fields have the wrong types gives a
+    :class:`MalformedPacket` (``offset`` 0, ``raw`` the message's bytes).
+    """
+    raw = b""
+    try:
+        if isinstance(message, str):
+            raw = message.encode("utf-8", "surrogatepass")
+        else:
+            raw = bytes(message)
+            message = raw.decode("utf-8")
+        obj = json.loads(message)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return MalformedPacket(f"text frame is not JSON: {exc}", 0, len(raw), raw)
+    kind = obj.get("type") if isinstance(obj, dict) else None
+    data = obj.get("data") if isinstance(obj, dict) else None
+    if kind == "order" and isinstance(data, dict):
+        try:
+            return OrderUpdate.from_dict(data)
+        except ValueError as exc:
+            return MalformedPacket(str(exc), 0, len(raw), raw)
+    if kind == "error":
+        return FeedError(data if isinstance(data, str) else json.dumps(data))
+    if kind == "message":
+        return FeedMessage(data)
+    reason = f"text frame of unknown type {kind!r}" if kind is not None else "no message type"
+    if kind == "order":
+        reason = "order message without an object in 'data'"
+    return MalformedPacket(reason, 0, len(raw), raw)
+
+
+def encode_text(record: OrderUpdate | FeedError | FeedMessage) -> str:
+    """The text frame for a record: the inverse of :func:`decode_text`."""
+    if isinstance(record, OrderUpdate):
+        payload: dict[str, Any] = {"type": "order", "data": record.to_dict()}
+    elif isinstance(record, FeedError):
+        payload = {"type": "error", "data": record.message}
+    elif isinstance(record, FeedMessage):
+        payload = {"type": "message", "data": record.data}
+    else:
+        raise TypeError(f"not a text record: {type(record).__name__}")
+    return json.dumps(payload)
