@@ -31,7 +31,8 @@ from aio_trader.errors import (
 from aio_trader.http import AsyncRequest
 from aio_trader.ratelimit import Rate, RateLimiter
 
-FAST = Backoff(base=0.001, factor=2, cap=0.005, max_attempts=3)
+ATTEMPTS = 3
+FAST = Backoff(base=0.001, factor=2, cap=0.005, max_attempts=ATTEMPTS)
 
 
 @pytest.fixture
@@ -108,7 +109,7 @@ async def test_5xx_retried_up_to_the_limit_then_raised(
         await http.get("/quote")
     assert caught.value.message == "last"  # the last error, not the first
     assert caught.value.status_code == status
-    assert len(server.requests) == FAST.max_attempts
+    assert len(server.requests) == ATTEMPTS
 
 
 async def test_5xx_then_success_returns_the_body(server: HTTPServer, http: AsyncRequest) -> None:
@@ -125,7 +126,7 @@ async def test_dropped_connections_are_retried_for_get(
     server.default = Drop()
     with pytest.raises(ConnectionLost):
         await http.get("/orders")
-    assert len(server.requests) == FAST.max_attempts
+    assert len(server.requests) == ATTEMPTS
 
 
 async def test_dropped_then_answered_get_succeeds(server: HTTPServer, http: AsyncRequest) -> None:
@@ -165,7 +166,7 @@ async def test_explicitly_idempotent_requests_are_retried(
     server.default = Drop()
     with pytest.raises(ConnectionLost):
         await http.request(method, "/session/token", idempotent=True)
-    assert len(server.requests) == FAST.max_attempts
+    assert len(server.requests) == ATTEMPTS
 
 
 async def test_get_marked_not_idempotent_is_sent_once(
@@ -204,7 +205,7 @@ async def test_get_timeout_is_retried_then_raised(server: HTTPServer) -> None:
     async with AsyncRequest(server.url, backoff=FAST, timeout=0.2) as http:
         with pytest.raises(RequestTimeout):
             await http.get("/orders")
-    assert len(server.requests) == FAST.max_attempts
+    assert len(server.requests) == ATTEMPTS
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
@@ -217,7 +218,7 @@ async def test_refused_connection_is_retried_even_for_post(
             await http.request(method, "/orders/regular")
     assert caught.value.never_sent
     retries = [r for r in caplog.records if "retry" in r.getMessage()]
-    assert len(retries) == FAST.max_attempts - 1
+    assert len(retries) == ATTEMPTS - 1
 
 
 # -- decoding -----------------------------------------------------------------------------
@@ -254,7 +255,7 @@ async def test_undecodable_json_is_retried_for_get_then_raised(
     with pytest.raises(DataException) as caught:
         await http.get("/quote")
     assert caught.value.status_code == 200
-    assert len(server.requests) == FAST.max_attempts
+    assert len(server.requests) == ATTEMPTS
 
 
 async def test_undecodable_answer_to_post_is_outcome_unknown(

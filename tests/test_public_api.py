@@ -1,0 +1,58 @@
+"""The public API surface is pinned: nothing leaks or vanishes by accident."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import aio_trader
+
+PUBLIC = [
+    "AbstractBroker",
+    "AbstractFeeder",
+    "AioTraderError",
+    "AsyncRequest",
+    "Backoff",
+    "Rate",
+    "RateLimiter",
+    "__version__",
+]
+
+MODULES = {
+    "aio_trader.abc": ["AbstractBroker", "AbstractFeeder"],
+    "aio_trader.backoff": ["Attempts", "Backoff", "retry"],
+    "aio_trader.http": ["AsyncRequest", "Params", "RequestOptions"],
+    "aio_trader.ratelimit": ["Rate", "RateLimiter", "RateLimiterStatistics"],
+    "aio_trader.utils": [
+        "Shutdown",
+        "as_completed",
+        "gather",
+        "graceful_shutdown",
+        "run_until_signal",
+    ],
+}
+
+
+def test_top_level_all_is_pinned() -> None:
+    assert sorted(aio_trader.__all__) == sorted(PUBLIC)
+    for name in aio_trader.__all__:
+        assert getattr(aio_trader, name) is not None
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_module_all_is_pinned(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert sorted(mod.__all__) == sorted(MODULES[module])
+    for name in mod.__all__:
+        assert hasattr(mod, name), name
+
+
+def test_top_level_names_are_the_module_objects() -> None:
+    from aio_trader import abc, backoff, errors, http, ratelimit
+
+    assert aio_trader.AbstractBroker is abc.AbstractBroker
+    assert aio_trader.AsyncRequest is http.AsyncRequest
+    assert aio_trader.Backoff is backoff.Backoff
+    assert aio_trader.RateLimiter is ratelimit.RateLimiter
+    assert aio_trader.AioTraderError is errors.AioTraderError
