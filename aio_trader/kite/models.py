@@ -1,0 +1,1443 @@
+"""Typed records for Kite Connect v3 REST responses.
+
+Every record is a frozen, slotted attrs class built from Kite's JSON by one shared
+mechanism, ``Record.from_kite(data)``, and turned back into Kite's shape by
+``record.to_dict()``. The mechanism reads each class's field annotations once and
+compiles a converter per field (see :class:`Record`), so no record has parsing code
+of its own.
+
+Conventions, the same for every record:
+
+- **Unknown fields are kept**, not dropped: a key Kite sends that the record does not
+  declare lands in ``record.extra`` (a read-only mapping; ``to_dict()`` puts it back).
+- **A missing optional field is** ``None``. Every field of a JSON record is optional,
+  so an API change never breaks parsing. Only :class:`Candle` and the instrument rows
+  have required fields (their absence is a malformed row, see below).
+- **Dates**: the Python type follows Kite's wire format. ``YYYY-MM-DD HH:MM:SS``
+  strings (IST wall clock) and ISO 8601 strings with an offset (candles: ``+0530``)
+  become timezone-aware ``datetime.datetime`` in IST (``aio_trader._time.IST``);
+  date-only strings (``YYYY-MM-DD``: instrument expiry, MF dates) become
+  ``datetime.date``; the time-only ``order_timestamp`` of trades (``HH:MM:SS``)
+  becomes an aware ``datetime.time``. An empty string and Kite's "zero time"
+  (``0001-01-01 00:00:00``) become ``None``.
+- **Numbers** are ``int`` or ``float`` as declared (Kite sends ``72`` for a price of
+  72.0; the record holds ``72.0``). An ``int`` field never truncates a fractional value.
+- **Enumerated values stay** ``str`` (compare them with :mod:`aio_trader.kite.constants`,
+  whose enums are ``str``), so a value Kite adds later never breaks parsing.
+- **A value that cannot be converted** (a date in a new format, a number as a word)
+  does not raise: the field becomes ``None``, the raw value is kept in ``extra`` under
+  the same key, and the skip is logged (field name and value type only, never the value)
+  and counted (:func:`conversion_failures`).
+- A ``data`` that is not a JSON object, or a required field that is missing, raises
+  :class:`aio_trader.errors.DataException`.
+- Secrets (``Session`` tokens, ``api_key``) are ``repr=False``; ``extra`` is never in a repr.
+
+Which record parses which endpoint: see the table in the README / the module attributes
+of each class (``Order`` <- ``/orders``, ``Quote`` <- ``/quote`` ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import gc
+import io
+import logging
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import attrs
+
+from aio_trader._time import IST
+from aio_trader.errors import DataException
+
+__all__ = [
+    "GST",
+    "GTT",
+    "MFSIP",
+    "Alert",
+    "AlertBasket",
+    "AlertBasketItem",
+    "AlertHistory",
+    "AlertHistoryMeta",
+    "AuctionInstrument",
+    "AutosliceChild",
+    "AutosliceError",
+    "AutosliceResponse",
+    "AvailableMargins",
+    "BankAccount",
+    "BasketMargins",
+    "Candle",
+    "Charges",
+    "GTTCondition",
+    "GTTOrder",
+    "GTTOrderOutcome",
+    "GTTOrderResult",
+    "GTTResponse",
+    "Holding",
+    "HoldingsAuthorisation",
+    "HoldingsSummary",
+    "Instrument",
+    "LtpQuote",
+    "MFHolding",
+    "MFInstrument",
+    "MFOrder",
+    "MFSIPResponse",
+    "MTFHolding",
+    "MarginPnl",
+    "Margins",
+    "OhlcQuote",
+    "Order",
+    "OrderCharges",
+    "OrderMargins",
+    "OrderResponse",
+    "Position",
+    "Positions",
+    "Profile",
+    "Quote",
+    "QuoteDepth",
+    "QuoteDepthLevel",
+    "QuoteOhlc",
+    "Record",
+    "SegmentMargins",
+    "Session",
+    "Trade",
+    "TriggerRange",
+    "UtilisedMargins",
+    "conversion_failures",
+    "parse_candles",
+    "parse_instruments",
+    "parse_kite_date",
+    "parse_kite_datetime",
+    "parse_kite_time",
+    "parse_mf_instruments",
+]
+
+_log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound="Record")
+
+_EMPTY: Mapping[str, Any] = types.MappingProxyType({})
+_ZERO_TIME = "0001-01-01 00:00:00"
+_failures = 0
+
+
+def conversion_failures() -> int:
+    """How many field values could not be converted (and were kept in ``extra``) so far."""
+    return _failures
+
+
+# -- Kite's date strings ----------------------------------------------------------------
+
+
+def parse_kite_datetime(value: str) -> datetime.datetime | None:
+    """An aware IST datetime from Kite's ``YYYY-MM-DD HH:MM:SS`` (IST) or ISO 8601 string.
+
+    A date-only string gives midnight IST; ``""`` and ``0001-01-01 00:00:00`` give None.
+    Raises ``ValueError`` for anything else.
+    """
+    n = len(value)
+    if n == 19:
+        if value == _ZERO_TIME:
+            return None
+        return datetime.datetime.fromisoformat(value).replace(tzinfo=IST)
+    if n == 24 and value.endswith("+0530"):  # candles: 2017-12-15T09:15:00+0530
+        return datetime.datetime.fromisoformat(value[:19]).replace(tzinfo=IST)
+    if n == 0:
+        return None
+    if n == 10:
+        return datetime.datetime.fromisoformat(value).replace(tzinfo=IST)
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":  # +HHMM -> +HH:MM (3.10)
+        text = f"{text[:-2]}:{text[-2:]}"
+    parsed = datetime.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=IST)
+    return parsed.astimezone(IST)
+
+
+def parse_kite_date(value: str) -> datetime.date | None:
+    """A ``datetime.date`` from ``YYYY-MM-DD`` (or the date part of a date-time); ``""`` -> None."""
+    if len(value) == 10:
+        return datetime.date.fromisoformat(value)
+    parsed = parse_kite_datetime(value)
+    return None if parsed is None else parsed.date()
+
+
+def parse_kite_time(value: str) -> datetime.time | None:
+    """An aware IST ``datetime.time`` from ``HH:MM:SS`` (or the time of a date-time)."""
+    if len(value) == 8:
+        return datetime.time.fromisoformat(value).replace(tzinfo=IST)
+    parsed = parse_kite_datetime(value)
+    return None if parsed is None else parsed.timetz()
+
+
+# -- scalar converters (wire -> Python) -------------------------------------------------
+
+Loader = Callable[[Any], Any]
+Dumper = Callable[[Any], Any]
+
+
+def _load_str(value: Any) -> str:
+    if type(value) is str:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def _load_int(value: Any) -> int | None:
+    if type(value) is int:
+        return value
+    if isinstance(value, bool):
+        raise TypeError("bool")
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise ValueError("fractional")
+    if isinstance(value, str):
+        if not value:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            number = float(value)
+            if number.is_integer():
+                return int(number)
+            raise
+    raise TypeError(type(value).__name__)
+
+
+def _load_float(value: Any) -> float | None:
+    if type(value) is float:
+        return value
+    if isinstance(value, bool):
+        raise TypeError("bool")
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, str):
+        return float(value) if value else None
+    raise TypeError(type(value).__name__)
+
+
+_BOOL_WORDS = {"1": True, "0": False, "true": True, "false": False, "True": True, "False": False}
+
+
+def _load_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        return _BOOL_WORDS[value]  # KeyError: not a boolean word
+    raise TypeError(type(value).__name__)
+
+
+def _load_with(parse: Callable[[str], Any]) -> Loader:
+    def load(value: Any) -> Any:
+        if isinstance(value, str):
+            return parse(value)
+        raise TypeError(type(value).__name__)
+
+    return load
+
+
+def _dump_datetime(value: datetime.datetime) -> str:
+    aware = value.replace(tzinfo=IST) if value.tzinfo is None else value.astimezone(IST)
+    return aware.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _dump_iso_datetime(value: datetime.datetime) -> str:
+    aware = value.replace(tzinfo=IST) if value.tzinfo is None else value.astimezone(IST)
+    return aware.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _dump_date(value: datetime.date) -> str:
+    return value.isoformat()
+
+
+def _dump_time(value: datetime.time) -> str:
+    return value.strftime("%H:%M:%S")
+
+
+_SCALARS: dict[Any, tuple[Loader, Dumper | None]] = {
+    str: (_load_str, None),
+    int: (_load_int, None),
+    float: (_load_float, None),
+    bool: (_load_bool, None),
+    datetime.datetime: (_load_with(parse_kite_datetime), _dump_datetime),
+    datetime.date: (_load_with(parse_kite_date), _dump_date),
+    datetime.time: (_load_with(parse_kite_time), _dump_time),
+}
+
+#: Field metadata key: dump this datetime as ISO 8601 with offset (candles) instead.
+_ISO = "aio_trader.iso"
+
+# The exceptions a field converter may raise for a bad value (the field is then skipped).
+_FIELD_ERRORS = (TypeError, ValueError, KeyError, OverflowError, DataException)
+
+
+# -- the shared mechanism ---------------------------------------------------------------
+
+
+def _converters(tp: Any, iso: bool = False) -> tuple[Loader | None, Dumper | None]:
+    """The (load, dump) pair for an annotation; None means 'as is'."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) != 1:
+            raise TypeError(f"unsupported union {tp!r}")
+        return _converters(rest[0], iso)
+    if tp is Any:
+        return None, None
+    if tp in _SCALARS:
+        load, dump = _SCALARS[tp]
+        return load, (_dump_iso_datetime if iso else dump)
+    if isinstance(tp, type) and issubclass(tp, Record):
+        return tp._load_nested, _dump_record
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item_load, item_dump = _converters(args[0])
+        return _tuple_loader(item_load), _list_dumper(item_dump)
+    if origin in (dict, Mapping) and args and args[0] is str:
+        value_load, value_dump = _converters(args[1])
+        return _mapping_loader(value_load), _dict_dumper(value_dump)
+    raise TypeError(f"unsupported field type {tp!r}")
+
+
+def _dump_record(value: Record) -> dict[str, Any]:
+    return value.to_dict()
+
+
+def _tuple_loader(item: Loader | None) -> Loader:
+    def load(value: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list | tuple):
+            raise TypeError(type(value).__name__)
+        return tuple(value) if item is None else tuple(map(item, value))
+
+    return load
+
+
+def _list_dumper(item: Dumper | None) -> Dumper:
+    def dump(value: Iterable[Any]) -> list[Any]:
+        return list(value) if item is None else [None if v is None else item(v) for v in value]
+
+    return dump
+
+
+def _mapping_loader(item: Loader | None) -> Loader:
+    def load(value: Any) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise TypeError(type(value).__name__)
+        if item is None:
+            return dict(value)
+        return {k: None if v is None else item(v) for k, v in value.items()}
+
+    return load
+
+
+def _dict_dumper(item: Dumper | None) -> Dumper:
+    def dump(value: Mapping[str, Any]) -> dict[str, Any]:
+        if item is None:
+            return dict(value)
+        return {k: None if v is None else item(v) for k, v in value.items()}
+
+    return dump
+
+
+@attrs.frozen
+class _Plan:
+    """A record class's compiled converters: built once per class from its annotations."""
+
+    loaders: tuple[tuple[str, Loader | None], ...]
+    dumpers: tuple[tuple[str, Dumper | None], ...]
+    names: frozenset[str]
+    required: frozenset[str]
+
+
+def _build_plan(cls: type[Record]) -> _Plan:
+    hints = typing.get_type_hints(cls)
+    loaders: list[tuple[str, Loader | None]] = []
+    dumpers: list[tuple[str, Dumper | None]] = []
+    required: set[str] = set()
+    for field in attrs.fields(cls):
+        if field.name == "extra":
+            continue
+        load, dump = _converters(hints[field.name], bool(field.metadata.get(_ISO)))
+        loaders.append((field.name, load))
+        dumpers.append((field.name, dump))
+        if field.default is attrs.NOTHING:
+            required.add(field.name)
+    names = frozenset(name for name, _ in loaders)
+    return _Plan(tuple(loaders), tuple(dumpers), names, frozenset(required))
+
+
+def _plan(cls: type[Record]) -> _Plan:
+    plan = cls.__dict__.get("_plan_cache")
+    if plan is None:
+        plan = _build_plan(cls)
+        type.__setattr__(cls, "_plan_cache", plan)
+    return plan
+
+
+def _field_failed(cls: type[Record], name: str, value: Any) -> None:
+    global _failures
+    _failures += 1
+    _log.warning(
+        "Kite field %s.%s: could not convert a %s value; kept it in .extra",
+        cls.__name__,
+        name,
+        type(value).__name__,
+    )
+
+
+@attrs.frozen
+class Record:
+    """Base of every Kite record: ``from_kite`` (wire -> record) and ``to_dict`` (back).
+
+    ``extra`` holds the fields Kite sent that the record does not declare (and the raw
+    value of any field that could not be converted). It is keyword-only, never in the
+    repr, and not part of the hash.
+    """
+
+    _plan_cache: ClassVar[_Plan | None] = None
+
+    extra: Mapping[str, Any] = attrs.field(default=_EMPTY, kw_only=True, repr=False, hash=False)
+
+    @classmethod
+    def from_kite(cls: type[R], data: Mapping[str, Any]) -> R:
+        """The record for one JSON object of a Kite response (the ``data`` part).
+
+        Raises :class:`~aio_trader.errors.DataException` when ``data`` is not an object
+        or a required field is missing; never for an unknown or unconvertible field.
+        """
+        if not isinstance(data, Mapping):
+            raise DataException(
+                f"expected a JSON object for {cls.__name__}, got {type(data).__name__}",
+                status_code=200,
+            )
+        plan = _plan(cls)
+        kwargs: dict[str, Any] = {}
+        failed: dict[str, Any] | None = None
+        get = data.get
+        for name, load in plan.loaders:
+            value = get(name)
+            if value is not None and load is not None:
+                try:
+                    value = load(value)
+                except _FIELD_ERRORS:
+                    _field_failed(cls, name, value)
+                    failed = failed or {}
+                    failed[name] = value
+                    value = None
+            kwargs[name] = value
+        for name in plan.required:
+            if kwargs[name] is None:
+                raise DataException(
+                    f"{cls.__name__}: required field {name!r} is missing or invalid",
+                    status_code=200,
+                )
+        if failed or not plan.names.issuperset(data.keys()):
+            extra = {k: v for k, v in data.items() if k not in plan.names}
+            if failed:
+                extra.update(failed)
+            kwargs["extra"] = extra
+        return cls(**kwargs)
+
+    @classmethod
+    def _load_nested(cls: type[R], data: Any) -> R:
+        if not isinstance(data, Mapping):
+            raise TypeError(type(data).__name__)
+        return cls.from_kite(data)
+
+    @classmethod
+    def from_kite_list(cls: type[R], data: Sequence[Mapping[str, Any]]) -> list[R]:
+        """Records for a JSON array of objects (``/orders``, ``/holdings`` ...)."""
+        if not isinstance(data, list | tuple):
+            raise DataException(
+                f"expected a JSON array of {cls.__name__}, got {type(data).__name__}",
+                status_code=200,
+            )
+        return [cls.from_kite(item) for item in data]
+
+    @classmethod
+    def from_kite_map(cls: type[R], data: Mapping[str, Mapping[str, Any]]) -> dict[str, R]:
+        """Records keyed like Kite's answer (``{"NSE:INFY": {...}}`` of quote/ltp/ohlc)."""
+        if not isinstance(data, Mapping):
+            raise DataException(
+                f"expected a JSON object of {cls.__name__}, got {type(data).__name__}",
+                status_code=200,
+            )
+        return {key: cls.from_kite(item) for key, item in data.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """This record in Kite's JSON shape (dates as Kite's strings, ``extra`` merged back).
+
+        Every declared field is present: one that was absent comes back as ``None``.
+        """
+        out: dict[str, Any] = {}
+        for name, dump in _plan(type(self)).dumpers:
+            value = getattr(self, name)
+            out[name] = value if value is None or dump is None else dump(value)
+        out.update(self.extra)
+        return out
+
+
+# -- user -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class BankAccount(Record):
+    """One bank account of the full profile."""
+
+    name: str | None = None
+    branch: str | None = None
+    account: str | None = None
+
+
+@attrs.frozen
+class Profile(Record):
+    """``GET /user/profile`` (``profile``); the full profile's extra fields are optional."""
+
+    user_id: str | None = None
+    user_type: str | None = None
+    email: str | None = None
+    user_name: str | None = None
+    user_shortname: str | None = None
+    broker: str | None = None
+    exchanges: tuple[str, ...] | None = None
+    products: tuple[str, ...] | None = None
+    order_types: tuple[str, ...] | None = None
+    avatar_url: str | None = None
+    meta: Mapping[str, Any] | None = None
+    # full profile
+    twofa_type: str | None = None
+    phone: str | None = None
+    pan: str | None = None
+    bank_accounts: tuple[BankAccount, ...] | None = None
+    dp_ids: tuple[str, ...] | None = None
+    tags: tuple[str, ...] | None = None
+    password_timestamp: datetime.datetime | None = None
+    twofa_timestamp: datetime.datetime | None = None
+
+
+@attrs.frozen
+class Session(Profile):
+    """``POST /session/token`` (``generate_session``) and ``renew_access_token``.
+
+    The tokens and ``api_key`` never appear in the repr.
+    """
+
+    api_key: str | None = attrs.field(default=None, repr=False)
+    access_token: str | None = attrs.field(default=None, repr=False)
+    public_token: str | None = attrs.field(default=None, repr=False)
+    refresh_token: str | None = attrs.field(default=None, repr=False)
+    enctoken: str | None = attrs.field(default=None, repr=False)
+    silo: str | None = None
+    login_time: datetime.datetime | None = None
+
+
+@attrs.frozen
+class AvailableMargins(Record):
+    """``available`` part of a segment's margins."""
+
+    adhoc_margin: float | None = None
+    cash: float | None = None
+    opening_balance: float | None = None
+    live_balance: float | None = None
+    collateral: float | None = None
+    intraday_payin: float | None = None
+
+
+@attrs.frozen
+class UtilisedMargins(Record):
+    """``utilised`` part of a segment's margins."""
+
+    debits: float | None = None
+    exposure: float | None = None
+    m2m_realised: float | None = None
+    m2m_unrealised: float | None = None
+    option_premium: float | None = None
+    payout: float | None = None
+    span: float | None = None
+    holding_sales: float | None = None
+    turnover: float | None = None
+    liquid_collateral: float | None = None
+    stock_collateral: float | None = None
+    delivery: float | None = None
+
+
+@attrs.frozen
+class SegmentMargins(Record):
+    """``GET /user/margins/{segment}`` (``margins(segment)``): one segment's funds."""
+
+    enabled: bool | None = None
+    net: float | None = None
+    available: AvailableMargins | None = None
+    utilised: UtilisedMargins | None = None
+
+
+@attrs.frozen
+class Margins(Record):
+    """``GET /user/margins`` (``margins()``): every segment."""
+
+    equity: SegmentMargins | None = None
+    commodity: SegmentMargins | None = None
+
+
+# -- orders and trades ------------------------------------------------------------------
+
+
+@attrs.frozen
+class OrderResponse(Record):
+    """``place_order`` / ``modify_order`` / ``cancel_order`` and the MF order calls."""
+
+    order_id: str | None = None
+
+
+@attrs.frozen
+class AutosliceError(Record):
+    """Why one slice of an autosliced order failed."""
+
+    code: int | None = None
+    error_type: str | None = None
+    message: str | None = None
+    data: Any = None
+
+
+@attrs.frozen
+class AutosliceChild(Record):
+    """One slice of an autosliced order: an ``order_id`` or an ``error``."""
+
+    order_id: str | None = None
+    error: AutosliceError | None = None
+
+
+@attrs.frozen
+class AutosliceResponse(Record):
+    """``POST /orders/{variety}`` with ``autoslice=true`` (``place_autoslice_order``)."""
+
+    order_id: str | None = None
+    children: tuple[AutosliceChild, ...] | None = None
+
+
+@attrs.frozen
+class Order(Record):
+    """One order: ``GET /orders`` (``orders``) and ``GET /orders/{id}`` (``order_history``).
+
+    It also parses an order postback (its ``user_id``, ``app_id``, ``checksum`` ... land in
+    ``extra``); the feed's typed postback record is ``aio_trader.kite.ticks.OrderUpdate``.
+    """
+
+    order_id: str | None = None
+    exchange_order_id: str | None = None
+    parent_order_id: str | None = None
+    placed_by: str | None = None
+    account_id: str | None = None
+    status: str | None = None
+    status_message: str | None = None
+    status_message_raw: str | None = None
+    order_timestamp: datetime.datetime | None = None
+    exchange_update_timestamp: datetime.datetime | None = None
+    exchange_timestamp: datetime.datetime | None = None
+    variety: str | None = None
+    modified: bool | None = None
+    exchange: str | None = None
+    tradingsymbol: str | None = None
+    instrument_token: int | None = None
+    order_type: str | None = None
+    transaction_type: str | None = None
+    validity: str | None = None
+    validity_ttl: int | None = None
+    product: str | None = None
+    quantity: int | None = None
+    disclosed_quantity: int | None = None
+    price: float | None = None
+    trigger_price: float | None = None
+    average_price: float | None = None
+    filled_quantity: int | None = None
+    pending_quantity: int | None = None
+    cancelled_quantity: int | None = None
+    market_protection: float | None = None
+    auction_number: str | None = None
+    meta: Mapping[str, Any] | None = None
+    tag: str | None = None
+    tags: tuple[str, ...] | None = None
+    guid: str | None = None
+
+
+@attrs.frozen
+class Trade(Record):
+    """One fill: ``GET /trades`` (``trades``) and ``GET /orders/{id}/trades``.
+
+    ``order_timestamp`` is time-only on the wire (``HH:MM:SS``), so it is a ``time``.
+    """
+
+    trade_id: str | None = None
+    order_id: str | None = None
+    exchange_order_id: str | None = None
+    exchange: str | None = None
+    tradingsymbol: str | None = None
+    instrument_token: int | None = None
+    product: str | None = None
+    transaction_type: str | None = None
+    average_price: float | None = None
+    quantity: int | None = None
+    fill_timestamp: datetime.datetime | None = None
+    order_timestamp: datetime.time | None = None
+    exchange_timestamp: datetime.datetime | None = None
+
+
+# -- portfolio --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Position(Record):
+    """One position (net or day)."""
+
+    tradingsymbol: str | None = None
+    exchange: str | None = None
+    instrument_token: int | None = None
+    product: str | None = None
+    quantity: int | None = None
+    overnight_quantity: int | None = None
+    multiplier: float | None = None
+    average_price: float | None = None
+    close_price: float | None = None
+    last_price: float | None = None
+    value: float | None = None
+    pnl: float | None = None
+    m2m: float | None = None
+    unrealised: float | None = None
+    realised: float | None = None
+    buy_quantity: int | None = None
+    buy_price: float | None = None
+    buy_value: float | None = None
+    buy_m2m: float | None = None
+    sell_quantity: int | None = None
+    sell_price: float | None = None
+    sell_value: float | None = None
+    sell_m2m: float | None = None
+    day_buy_quantity: int | None = None
+    day_buy_price: float | None = None
+    day_buy_value: float | None = None
+    day_sell_quantity: int | None = None
+    day_sell_price: float | None = None
+    day_sell_value: float | None = None
+
+
+@attrs.frozen
+class Positions(Record):
+    """``GET /portfolio/positions`` (``positions``): ``net`` and ``day`` positions."""
+
+    net: tuple[Position, ...] | None = None
+    day: tuple[Position, ...] | None = None
+
+
+@attrs.frozen
+class MTFHolding(Record):
+    """The margin-trading-facility part of a holding."""
+
+    quantity: int | None = None
+    used_quantity: int | None = None
+    average_price: float | None = None
+    value: float | None = None
+    initial_margin: float | None = None
+
+
+@attrs.frozen
+class Holding(Record):
+    """One holding: ``GET /portfolio/holdings`` (``holdings``; the compact form too)."""
+
+    tradingsymbol: str | None = None
+    exchange: str | None = None
+    instrument_token: int | None = None
+    isin: str | None = None
+    product: str | None = None
+    price: float | None = None
+    quantity: int | None = None
+    used_quantity: int | None = None
+    t1_quantity: int | None = None
+    realised_quantity: int | None = None
+    authorised_quantity: int | None = None
+    authorised_date: datetime.datetime | None = None
+    authorisation: Mapping[str, Any] | None = None
+    opening_quantity: int | None = None
+    short_quantity: int | None = None
+    collateral_quantity: int | None = None
+    collateral_type: str | None = None
+    discrepancy: bool | None = None
+    average_price: float | None = None
+    last_price: float | None = None
+    close_price: float | None = None
+    pnl: float | None = None
+    day_change: float | None = None
+    day_change_percentage: float | None = None
+    mtf: MTFHolding | None = None
+
+
+@attrs.frozen
+class AuctionInstrument(Holding):
+    """``GET /portfolio/holdings/auctions`` (``get_auction_instruments``)."""
+
+    auction_number: str | None = None
+
+
+@attrs.frozen
+class HoldingsSummary(Record):
+    """The holdings summary (totals of the portfolio)."""
+
+    total_pnl: float | None = None
+    total_pnl_percent: float | None = None
+    today_pnl: float | None = None
+    today_pnl_percent: float | None = None
+    invested_amount: float | None = None
+    current_value: float | None = None
+
+
+@attrs.frozen
+class HoldingsAuthorisation(Record):
+    """``POST /portfolio/holdings/authorise``: the request id for the CDSL page."""
+
+    request_id: str | None = None
+
+
+# -- market data ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class QuoteOhlc(Record):
+    """Open, high, low, close of the day (close: the previous day's close)."""
+
+    open: float | None = None
+    high: float | None = None
+    low: float | None = None
+    close: float | None = None
+
+
+@attrs.frozen
+class QuoteDepthLevel(Record):
+    """One level of market depth."""
+
+    price: float | None = None
+    quantity: int | None = None
+    orders: int | None = None
+
+
+@attrs.frozen
+class QuoteDepth(Record):
+    """Five best bids (``buy``) and offers (``sell``)."""
+
+    buy: tuple[QuoteDepthLevel, ...] | None = None
+    sell: tuple[QuoteDepthLevel, ...] | None = None
+
+
+@attrs.frozen
+class LtpQuote(Record):
+    """``GET /quote/ltp`` (``ltp``), keyed by ``EXCHANGE:SYMBOL``."""
+
+    instrument_token: int | None = None
+    last_price: float | None = None
+
+
+@attrs.frozen
+class OhlcQuote(LtpQuote):
+    """``GET /quote/ohlc`` (``ohlc``), keyed by ``EXCHANGE:SYMBOL``."""
+
+    ohlc: QuoteOhlc | None = None
+
+
+@attrs.frozen
+class Quote(OhlcQuote):
+    """``GET /quote`` (``quote``), keyed by ``EXCHANGE:SYMBOL``."""
+
+    timestamp: datetime.datetime | None = None
+    last_trade_time: datetime.datetime | None = None
+    last_quantity: int | None = None
+    buy_quantity: int | None = None
+    sell_quantity: int | None = None
+    volume: int | None = None
+    average_price: float | None = None
+    oi: int | None = None
+    oi_day_high: int | None = None
+    oi_day_low: int | None = None
+    net_change: float | None = None
+    lower_circuit_limit: float | None = None
+    upper_circuit_limit: float | None = None
+    depth: QuoteDepth | None = None
+
+
+@attrs.frozen
+class TriggerRange(Record):
+    """``GET /instruments/trigger_range/{type}`` (``trigger_range``), keyed by instrument."""
+
+    instrument_token: int | None = None
+    lower: float | None = None
+    upper: float | None = None
+
+
+@attrs.frozen
+class Candle(Record):
+    """One historical candle (``historical_data``); ``oi`` only with ``oi=True``.
+
+    On the wire a candle is an array ``[timestamp, open, high, low, close, volume, oi?]``;
+    :meth:`from_kite` takes that array (or the official client's dict shape), and
+    :meth:`to_list` gives it back.
+    """
+
+    date: datetime.datetime = attrs.field(metadata={_ISO: True})
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+    oi: int | None = None
+
+    @classmethod
+    def from_kite(cls, data: Any) -> Candle:
+        """A candle from Kite's array (or a mapping with ``date``, ``open`` ... keys)."""
+        if isinstance(data, list | tuple) and len(data) in (6, 7):
+            try:
+                return _candle_from_row(data)
+            except _FIELD_ERRORS:
+                data = dict(zip(_CANDLE_KEYS, data, strict=False))
+        elif isinstance(data, list | tuple):
+            raise DataException(f"a candle has 6 or 7 values, got {len(data)}", status_code=200)
+        return super().from_kite(data)
+
+    def to_list(self) -> list[Any]:
+        """Kite's wire array: ``[timestamp, open, high, low, close, volume(, oi)]``."""
+        row: list[Any] = [
+            _dump_iso_datetime(self.date),
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+        ]
+        if self.oi is not None:
+            row.append(self.oi)
+        return row
+
+
+_CANDLE_KEYS = ("date", "open", "high", "low", "close", "volume", "oi")
+
+
+def _candle_from_row(row: Sequence[Any]) -> Candle:
+    """The fast path for a well-formed wire candle; raises ValueError/TypeError otherwise."""
+    stamp = row[0]
+    date = parse_kite_datetime(stamp) if type(stamp) is str else None
+    open_, high, low, close = (
+        _load_float(row[1]),
+        _load_float(row[2]),
+        _load_float(row[3]),
+        _load_float(row[4]),
+    )
+    volume = _load_int(row[5])
+    oi = _load_int(row[6]) if len(row) == 7 and row[6] is not None else None
+    if (
+        date is None
+        or open_ is None
+        or high is None
+        or low is None
+        or close is None
+        or volume is None
+    ):
+        raise ValueError("incomplete candle")
+    return Candle(date, open_, high, low, close, volume, oi)
+
+
+def parse_candles(data: Mapping[str, Any] | Sequence[Any]) -> list[Candle]:
+    """Candles of a historical answer: the ``data`` object (``{"candles": [...]}``) or the list.
+
+    A malformed candle raises :class:`~aio_trader.errors.DataException`.
+    """
+    rows = data.get("candles") if isinstance(data, Mapping) else data
+    if not isinstance(rows, list | tuple):
+        raise DataException("historical data without a 'candles' array", status_code=200)
+    with _gc_paused():
+        return [Candle.from_kite(row) for row in rows]
+
+
+# -- instruments ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Instrument(Record):
+    """One row of ``GET /instruments[/{exchange}]`` (``instruments``), a CSV dump.
+
+    ``expiry`` is a ``datetime.date`` (None for instruments that do not expire).
+    """
+
+    instrument_token: int
+    exchange_token: int
+    tradingsymbol: str
+    name: str
+    last_price: float
+    strike: float
+    tick_size: float
+    lot_size: int
+    instrument_type: str
+    segment: str
+    exchange: str
+    expiry: datetime.date | None = None
+
+
+@attrs.frozen
+class MFInstrument(Record):
+    """One row of ``GET /mf/instruments`` (``mf_instruments``), a CSV dump."""
+
+    tradingsymbol: str
+    amc: str
+    name: str
+    purchase_allowed: bool
+    redemption_allowed: bool
+    minimum_purchase_amount: float
+    purchase_amount_multiplier: float
+    minimum_additional_purchase_amount: float
+    minimum_redemption_quantity: float
+    redemption_quantity_multiplier: float
+    dividend_type: str
+    scheme_type: str
+    plan: str
+    settlement_type: str
+    last_price: float
+    last_price_date: datetime.date | None = None
+
+
+class _Memo(dict[str, Any]):
+    """A converter that converts each distinct string once (``memo[text]``)."""
+
+    __slots__ = ("convert",)
+
+    def __init__(self, convert: Callable[[str], Any]) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __missing__(self, key: str) -> Any:
+        value = self[key] = self.convert(key)
+        return value
+
+
+#: A column whose first ``_SAMPLE`` values hold at most ``_FEW`` distinct strings is
+#: converted through a :class:`_Memo` (expiries, strikes, tick and lot sizes, segments):
+#: each distinct value is parsed once and the records share one object per value.
+_SAMPLE = 1024
+_FEW = 64
+
+
+def _column_converter(load: Loader | None, column: Sequence[str]) -> Callable[[str], Any] | None:
+    """A C-speed converter for one CSV column (None: keep the strings as they are)."""
+    convert: Callable[[str], Any] | None
+    if load is _load_str or load is None:
+        convert = None
+    elif load is _load_int:
+        convert = int
+    elif load is _load_float:
+        convert = float
+    elif load is _load_bool:
+        return _BOOL_WORDS.__getitem__
+    else:
+        convert = load
+    if len(set(column[:_SAMPLE])) <= _FEW:
+        return _Memo(convert or str).__getitem__
+    return convert
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many acyclic objects.
+
+    A 100k-row dump allocates ~10^6 tracked objects; the collector's repeated passes over
+    them would double the parse time. Nothing built here forms cycles, so nothing leaks.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse_csv(cls: type[R], text: str | bytes) -> list[R]:
+    """Rows of a Kite CSV dump as records."""
+    with _gc_paused():
+        return _parse_csv_rows(cls, text)
+
+
+def _parse_csv_rows(cls: type[R], text: str | bytes) -> list[R]:
+    """Column-wise C-level conversion (map over columns, starmap the class); on any bad
+    value, the whole dump goes through ``from_kite`` row by row instead."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        return []
+    width = len(header)
+    rows = list(reader)
+    if not all(rows):  # blank lines
+        rows = [row for row in rows if row]
+    good = rows
+    if set(map(len, rows)) - {width}:
+        good = [row for row in rows if len(row) == width]
+    skipped = len(rows) - len(good)
+    plan = _plan(cls)
+    field_names = [name for name, _ in plan.loaders]
+    position = {name: i for i, name in enumerate(header)}
+    unknown = [name for name in header if name not in plan.names]
+    try:
+        if any(name not in position for name in field_names):
+            raise KeyError("missing column")
+        columns = list(zip(*good, strict=True)) if good else [()] * width
+        converted: list[list[Any]] = []
+        for name, load in plan.loaders:
+            column = columns[position[name]]
+            convert = _column_converter(load, column)
+            converted.append(list(column) if convert is None else list(map(convert, column)))
+        if unknown:
+            values = zip(*converted, strict=True)
+            extras = zip(*(columns[position[name]] for name in unknown), strict=True)
+            out = [
+                cls(*args, extra=dict(zip(unknown, extra, strict=True)))
+                for args, extra in zip(values, extras, strict=True)
+            ]
+        else:
+            out = list(map(cls, *converted))
+    except (*_FIELD_ERRORS, LookupError):
+        out = []
+        for row in good:
+            try:
+                out.append(cls.from_kite(dict(zip(header, row, strict=True))))
+            except DataException:
+                skipped += 1
+    if skipped:
+        _log.warning("%s CSV: skipped %d malformed row(s)", cls.__name__, skipped)
+    return out
+
+
+def parse_instruments(csv_text: str | bytes) -> list[Instrument]:
+    """Records of an instruments CSV dump (``GET /instruments``).
+
+    Malformed rows (wrong column count, a required value missing or not a number) are
+    skipped, counted and logged; unknown columns are kept in ``extra``.
+    """
+    return _parse_csv(Instrument, csv_text)
+
+
+def parse_mf_instruments(csv_text: str | bytes) -> list[MFInstrument]:
+    """Records of the mutual fund instruments CSV dump (``GET /mf/instruments``)."""
+    return _parse_csv(MFInstrument, csv_text)
+
+
+# -- GTT --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class GTTResponse(Record):
+    """``place_gtt`` / ``modify_gtt`` / ``delete_gtt``: the trigger id."""
+
+    trigger_id: int | None = None
+
+
+@attrs.frozen
+class GTTCondition(Record):
+    """What a GTT watches: an instrument and its trigger values."""
+
+    exchange: str | None = None
+    tradingsymbol: str | None = None
+    instrument_token: int | None = None
+    last_price: float | None = None
+    trigger_values: tuple[float, ...] | None = None
+
+
+@attrs.frozen
+class GTTOrderOutcome(Record):
+    """The order a triggered GTT placed (or why it failed)."""
+
+    status: str | None = None
+    order_id: str | None = None
+    rejection_reason: str | None = None
+
+
+@attrs.frozen
+class GTTOrderResult(Record):
+    """What happened when a GTT leg triggered."""
+
+    account_id: str | None = None
+    exchange: str | None = None
+    tradingsymbol: str | None = None
+    validity: str | None = None
+    product: str | None = None
+    order_type: str | None = None
+    transaction_type: str | None = None
+    quantity: int | None = None
+    price: float | None = None
+    meta: Any = None
+    timestamp: datetime.datetime | None = None
+    triggered_at: float | None = None
+    order_result: GTTOrderOutcome | None = None
+
+
+@attrs.frozen
+class GTTOrder(Record):
+    """One order leg of a GTT."""
+
+    exchange: str | None = None
+    tradingsymbol: str | None = None
+    product: str | None = None
+    order_type: str | None = None
+    transaction_type: str | None = None
+    quantity: int | None = None
+    price: float | None = None
+    result: GTTOrderResult | None = None
+
+
+@attrs.frozen
+class GTT(Record):
+    """A GTT trigger: ``GET /gtt/triggers`` (``get_gtts``) and ``/gtt/triggers/{id}``."""
+
+    id: int | None = None
+    user_id: str | None = None
+    parent_trigger: Any = None
+    type: str | None = None
+    created_at: datetime.datetime | None = None
+    updated_at: datetime.datetime | None = None
+    expires_at: datetime.datetime | None = None
+    status: str | None = None
+    condition: GTTCondition | None = None
+    orders: tuple[GTTOrder, ...] | None = None
+    meta: Any = None
+
+
+# -- mutual funds -----------------------------------------------------------------------
+
+
+@attrs.frozen
+class MFOrder(Record):
+    """``GET /mf/orders`` (``mf_orders``), also one order by id.
+
+    ``exchange_timestamp`` and ``last_price_date`` are date-only on the wire: ``date``.
+    """
+
+    order_id: str | None = None
+    exchange_order_id: str | None = None
+    tradingsymbol: str | None = None
+    fund: str | None = None
+    status: str | None = None
+    status_message: str | None = None
+    folio: str | None = None
+    variety: str | None = None
+    purchase_type: str | None = None
+    transaction_type: str | None = None
+    settlement_id: str | None = None
+    amount: float | None = None
+    quantity: float | None = None
+    average_price: float | None = None
+    last_price: float | None = None
+    last_price_date: datetime.date | None = None
+    order_timestamp: datetime.datetime | None = None
+    exchange_timestamp: datetime.date | None = None
+    placed_by: str | None = None
+    tag: str | None = None
+
+
+@attrs.frozen
+class MFSIPResponse(Record):
+    """``place_mf_sip`` / ``modify_mf_sip`` / ``cancel_mf_sip``: the SIP id."""
+
+    sip_id: str | None = None
+
+
+@attrs.frozen
+class MFSIP(Record):
+    """``GET /mf/sips`` (``mf_sips``), also one SIP by id. ``next_instalment`` is a date."""
+
+    sip_id: str | None = None
+    tradingsymbol: str | None = None
+    fund: str | None = None
+    dividend_type: str | None = None
+    transaction_type: str | None = None
+    status: str | None = None
+    sip_type: str | None = None
+    sip_reg_num: str | None = None
+    created: datetime.datetime | None = None
+    frequency: str | None = None
+    instalment_amount: float | None = None
+    instalments: int | None = None
+    instalment_day: int | None = None
+    completed_instalments: int | None = None
+    pending_instalments: int | None = None
+    last_instalment: datetime.datetime | None = None
+    next_instalment: datetime.date | None = None
+    trigger_price: float | None = None
+    step_up: Mapping[str, Any] | None = None
+    fund_source: str | None = None
+    tag: str | None = None
+
+
+@attrs.frozen
+class MFHolding(Record):
+    """``GET /mf/holdings`` (``mf_holdings``)."""
+
+    folio: str | None = None
+    fund: str | None = None
+    tradingsymbol: str | None = None
+    average_price: float | None = None
+    last_price: float | None = None
+    last_price_date: datetime.date | None = None
+    pnl: float | None = None
+    quantity: float | None = None
+    pledged_quantity: float | None = None
+
+
+# -- margins and charges ----------------------------------------------------------------
+
+
+@attrs.frozen
+class GST(Record):
+    """GST on an order's charges."""
+
+    igst: float | None = None
+    cgst: float | None = None
+    sgst: float | None = None
+    total: float | None = None
+
+
+@attrs.frozen
+class Charges(Record):
+    """An order's charges (brokerage, taxes, exchange fees)."""
+
+    transaction_tax: float | None = None
+    transaction_tax_type: str | None = None
+    exchange_turnover_charge: float | None = None
+    sebi_turnover_charge: float | None = None
+    brokerage: float | None = None
+    stamp_duty: float | None = None
+    gst: GST | None = None
+    total: float | None = None
+
+
+@attrs.frozen
+class MarginPnl(Record):
+    """Realised and unrealised P&L in a margin calculation."""
+
+    realised: float | None = None
+    unrealised: float | None = None
+
+
+@attrs.frozen
+class OrderMargins(Record):
+    """``POST /margins/orders`` (``order_margins``): margins for one order."""
+
+    type: str | None = None
+    tradingsymbol: str | None = None
+    exchange: str | None = None
+    span: float | None = None
+    exposure: float | None = None
+    option_premium: float | None = None
+    additional: float | None = None
+    bo: float | None = None
+    cash: float | None = None
+    var: float | None = None
+    pnl: MarginPnl | None = None
+    leverage: float | None = None
+    charges: Charges | None = None
+    total: float | None = None
+
+
+@attrs.frozen
+class BasketMargins(Record):
+    """``POST /margins/basket`` (``basket_order_margins``)."""
+
+    initial: OrderMargins | None = None
+    final: OrderMargins | None = None
+    orders: tuple[OrderMargins, ...] | None = None
+    charges: Charges | None = None
+
+
+@attrs.frozen
+class OrderCharges(Record):
+    """``POST /charges/orders`` (``get_virtual_contract_note``): one order's charges."""
+
+    transaction_type: str | None = None
+    tradingsymbol: str | None = None
+    exchange: str | None = None
+    variety: str | None = None
+    product: str | None = None
+    order_type: str | None = None
+    quantity: int | None = None
+    price: float | None = None
+    charges: Charges | None = None
+
+
+# -- alerts -----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class AlertBasketItem(Record):
+    """One order of an alert-triggers-order basket; ``params`` are the order parameters."""
+
+    id: int | None = None
+    tradingsymbol: str | None = None
+    exchange: str | None = None
+    instrument_token: int | None = None
+    weight: int | None = None
+    params: Mapping[str, Any] | None = None
+
+
+@attrs.frozen
+class AlertBasket(Record):
+    """The orders an ``ato`` alert places when it fires."""
+
+    items: tuple[AlertBasketItem, ...] | None = None
+
+
+@attrs.frozen
+class Alert(Record):
+    """``/alerts`` and ``/alerts/{uuid}``: create, get, list, modify."""
+
+    uuid: str | None = None
+    type: str | None = None
+    user_id: str | None = None
+    name: str | None = None
+    status: str | None = None
+    disabled_reason: str | None = None
+    lhs_attribute: str | None = None
+    lhs_exchange: str | None = None
+    lhs_tradingsymbol: str | None = None
+    operator: str | None = None
+    rhs_type: str | None = None
+    rhs_attribute: str | None = None
+    rhs_exchange: str | None = None
+    rhs_tradingsymbol: str | None = None
+    rhs_constant: float | None = None
+    alert_count: int | None = None
+    basket: AlertBasket | None = None
+    created_at: datetime.datetime | None = None
+    updated_at: datetime.datetime | None = None
+
+
+@attrs.frozen
+class AlertHistoryMeta(Quote):
+    """The quote of an instrument when an alert fired."""
+
+    tradingsymbol: str | None = None
+    exchange: str | None = None
+    volume_tick: int | None = None
+
+
+@attrs.frozen
+class AlertHistory(Record):
+    """``GET /alerts/{uuid}/history``: one firing of an alert."""
+
+    uuid: str | None = None
+    type: str | None = None
+    meta: tuple[AlertHistoryMeta, ...] | None = None
+    condition: str | None = None
+    created_at: datetime.datetime | None = None
+    order_meta: Any = None
