@@ -9,5 +9,5 @@ PYTHON="${PYTHON:-python3}"
 echo "== ruff check";  .venv/bin/ruff check .
 echo "== ruff format"; .venv/bin/ruff format --check .
 echo "== mypy";        .venv/bin/mypy
-if [ -f mkdocs.yml ]; then echo "== docs"; .venv/bin/mkdocs build --strict -q -d .site; fi
+if [ -f mkdocs.yml ]; then echo "== docs"; NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict -q -d .site; fi
 echo "== pytest";      .venv/bin/python -m pytest -p no:cacheprovider "$@"
