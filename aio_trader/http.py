@@ -4,18 +4,13 @@ The single REST request path of the library. Per call it takes a slot from the
 given ``RateLimiter`` (before every attempt), sends the request, decodes the answer
 and decides what to retry:
 
-================================  ===========================  ==========================
-outcome                           idempotent (GET by default)  not idempotent (others)
-================================  ===========================  ==========================
-2xx, body decodes                 returned                     returned
-400 / 403 / 429                   raised at once (KiteError)   raised at once (KiteError)
-other status, undecodable 2xx     retried, then the last       ``OutcomeUnknownError``
-                                  ``KiteError`` is raised      from the ``KiteError``
-connect failed (``ConnectError``) retried                      retried (never sent)
-timeout / dropped after sending   retried, then raised         ``OutcomeUnknownError``
-                                  (``RequestTimeout`` /        from the transport error
-                                  ``ConnectionLost``)
-================================  ===========================  ==========================
+| outcome | idempotent (GET by default) | not idempotent (the rest) |
+|---|---|---|
+| 2xx, body decodes | returned | returned |
+| 400 / 403 / 429 | ``KiteError`` at once | ``KiteError`` at once |
+| other status, bad 2xx body | retried; last ``KiteError`` | ``OutcomeUnknownError`` |
+| connect failed | retried; ``ConnectError`` | retried; ``ConnectError`` |
+| timeout or drop | retried; ``RequestTimeout`` or ``ConnectionLost`` | ``OutcomeUnknownError`` |
 
 So a non-idempotent request (placing, modifying, cancelling an order: POST, PUT,
 DELETE) is sent again only when it surely never reached the server. When it may
