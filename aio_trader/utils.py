@@ -59,9 +59,15 @@ async def _unwrapped() -> AsyncIterator[None]:
         yield
     except BaseExceptionGroup as group:
         leaves = _leaves(group)
-        if len(leaves) == 1:
-            raise leaves[0] from None
-        raise
+        if len(leaves) != 1:
+            raise
+        # Raise the error itself, its own __cause__/__context__ intact (not the group's).
+        error = leaves[0]
+        context, suppress = error.__context__, error.__suppress_context__
+        try:
+            raise error
+        finally:
+            error.__context__, error.__suppress_context__ = context, suppress
 
 
 def _close_unstarted(items: Iterator[tuple[K, Awaitable[T]]]) -> None:

@@ -77,6 +77,19 @@ async def test_an_exception_cancels_the_rest_and_is_raised_as_itself() -> None:
     assert sorted(cancelled) == ["x", "y"]
 
 
+async def test_the_raised_error_keeps_its_own_cause() -> None:
+    async def job() -> int:
+        try:
+            raise OSError("the cause")
+        except OSError as exc:
+            raise RuntimeError("outer") from exc
+
+    with pytest.raises(RuntimeError, match="outer") as caught:
+        await gather(job())
+    assert isinstance(caught.value.__cause__, OSError)
+    assert str(caught.value.__cause__) == "the cause"
+
+
 async def test_an_error_in_the_loop_body_is_raised_as_itself() -> None:
     async def job() -> int:
         return 1
