@@ -159,14 +159,14 @@ async def test_non_get_methods_are_not_idempotent_by_default(
     assert [r.method for r in server.requests] == [method]
 
 
-@pytest.mark.parametrize("method", ["PUT", "DELETE"])
-async def test_explicitly_idempotent_requests_are_retried(
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+async def test_explicitly_idempotent_requests_are_retried_with_the_same_body(
     server: HTTPServer, http: AsyncRequest, method: str
 ) -> None:
     server.default = Drop()
     with pytest.raises(ConnectionLost):
-        await http.request(method, "/session/token", idempotent=True)
-    assert len(server.requests) == ATTEMPTS
+        await http.request(method, "/session/token", data={"a": "1"}, idempotent=True)
+    assert [(r.method, r.body) for r in server.requests] == [(method, b"a=1")] * ATTEMPTS
 
 
 async def test_get_marked_not_idempotent_is_sent_once(
@@ -200,11 +200,10 @@ async def test_post_timeout_is_not_retried_and_outcome_unknown(server: HTTPServe
     assert len(server.requests) == 1
 
 
-async def test_get_timeout_is_retried_then_raised(server: HTTPServer) -> None:
+async def test_get_timeout_is_retried_then_raised(server: HTTPServer, http: AsyncRequest) -> None:
     server.default = Stall()
-    async with AsyncRequest(server.url, backoff=FAST, timeout=0.2) as http:
-        with pytest.raises(RequestTimeout):
-            await http.get("/orders")
+    with pytest.raises(RequestTimeout):
+        await http.get("/orders", timeout=0.2)  # per call; the client's default is 5 s
     assert len(server.requests) == ATTEMPTS
 
 
