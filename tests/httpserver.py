@@ -80,6 +80,7 @@ class HTTPServer:
         self.requests: list[Recorded] = []
         self.default: Action = Reply()
         self._script: deque[Action] = deque()
+        self._arrived = anyio.Event()
         self.port = 0
 
     @property
@@ -89,6 +90,11 @@ class HTTPServer:
     def script(self, *actions: Action) -> None:
         """Play ``actions`` for the next requests, in order, then the default."""
         self._script.extend(actions)
+
+    async def wait_for_requests(self, count: int) -> None:
+        """Return once ``count`` requests have arrived."""
+        while len(self.requests) < count:
+            await self._arrived.wait()
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
@@ -116,6 +122,8 @@ class HTTPServer:
         length = int(headers.get("content-length", "0"))
         body = await reader.receive_exactly(length) if length else b""
         self.requests.append(Recorded(method, target, headers, body, anyio.current_time()))
+        self._arrived.set()
+        self._arrived = anyio.Event()
         action = self._script.popleft() if self._script else self.default
         if isinstance(action, Drop):
             return

@@ -356,11 +356,23 @@ async def test_closed_client_raises_runtime_error(server: HTTPServer) -> None:
 
 async def test_cancel_during_a_retry_wait_stops_the_loop(server: HTTPServer) -> None:
     server.default = kite_error(503, "NetworkException", "busy")
-    async with AsyncRequest(server.url, backoff=Backoff(base=30, max_attempts=5)) as http:
-        with anyio.move_on_after(0.5) as scope:
-            await http.get("/quote")
-    assert scope.cancelled_caught
+    finished = False
+
+    async def get(http: AsyncRequest) -> None:
+        nonlocal finished
+        await http.get("/quote")
+        finished = True
+
+    async with (
+        AsyncRequest(server.url, backoff=Backoff(base=30, max_attempts=5)) as http,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(get, http)
+        await server.wait_for_requests(1)
+        await anyio.sleep(0.2)  # the 503 is in: the client is in its 30 s wait
+        tg.cancel_scope.cancel()
     await anyio.sleep(0.1)
+    assert not finished
     assert len(server.requests) == 1  # no attempt after the cancel
 
 
