@@ -8,19 +8,23 @@ expiring and non-expiring instruments) and parses it with both, in the same run.
     .venv/bin/python benchmarks/bench_instruments.py [--rows 100000] [--repeat 5]
 
 Prints the best of ``--repeat`` runs for each parser, in rows/s, and the ratio. The MF
-instruments dump is measured the same way (``--mf``).
+instruments dump is measured the same way (``--mf``); ``--records`` adds the cost of the
+shared ``from_kite`` mechanism per JSON record (an order, a full quote) and the candle
+parse rate against the official client's ``_format_historical``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import datetime
 import io
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from aio_trader._time import IST
 from aio_trader.kite.models import parse_instruments, parse_mf_instruments
 
 MOCKS = Path(__file__).resolve().parents[2] / "shared" / "kiteconnect-mocks"
@@ -86,7 +90,70 @@ def synthetic_mf_instruments(n: int) -> str:
     return out.getvalue()
 
 
-def best_rate(parse: Callable[[str], list[Any]], text: str, rows: int, repeat: int) -> float:
+ORDER: dict[str, Any] = {
+    "placed_by": "XXXXXX", "order_id": "300000000000000", "exchange_order_id": "400000000000000",
+    "parent_order_id": None, "status": "COMPLETE", "status_message": None,
+    "status_message_raw": None, "order_timestamp": "2021-05-31 15:20:28",
+    "exchange_update_timestamp": "2021-05-31 15:20:28",
+    "exchange_timestamp": "2021-05-31 15:20:28", "variety": "regular", "modified": False,
+    "exchange": "NSE", "tradingsymbol": "IOC", "instrument_token": 415745,
+    "order_type": "LIMIT", "transaction_type": "BUY", "validity": "DAY", "product": "CNC",
+    "quantity": 1, "disclosed_quantity": 0, "price": 109.4, "trigger_price": 0,
+    "average_price": 109.4, "filled_quantity": 1, "pending_quantity": 0,
+    "cancelled_quantity": 0, "market_protection": 0, "meta": {}, "tag": None,
+    "guid": "XXXXXX",
+}  # fmt: skip
+_LEVEL = {"price": 1412.95, "quantity": 5191, "orders": 13}
+QUOTE: dict[str, Any] = {
+    "instrument_token": 408065, "timestamp": "2021-06-08 15:45:56",
+    "last_trade_time": "2021-06-08 15:45:52", "last_price": 1412.95, "last_quantity": 5,
+    "buy_quantity": 0, "sell_quantity": 5191, "volume": 7360198, "average_price": 1412.47,
+    "oi": 0, "oi_day_high": 0, "oi_day_low": 0, "net_change": 0,
+    "lower_circuit_limit": 1250.7, "upper_circuit_limit": 1528.6,
+    "ohlc": {"open": 1396, "high": 1421.75, "low": 1395.55, "close": 1389.65},
+    "depth": {"buy": [_LEVEL] * 5, "sell": [_LEVEL] * 5},
+}  # fmt: skip
+
+
+def per_call_us(call: Callable[[], Any], number: int, repeat: int) -> float:
+    """Microseconds per call, best of ``repeat`` batches of ``number`` calls."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            call()
+        best = min(best, time.perf_counter() - start)
+    return best / number * 1e6
+
+
+def bench_records(official: Any, repeat: int) -> None:
+    """The shared from_kite mechanism per record, and candles vs the official client."""
+    from aio_trader.kite.models import Order, Quote, parse_candles
+
+    order_us = per_call_us(lambda: Order.from_kite(ORDER), 20_000, repeat)
+    quote_us = per_call_us(lambda: Quote.from_kite(QUOTE), 20_000, repeat)
+    print(f"from_kite: Order {order_us:.1f} us/record ({len(ORDER)} fields), ", end="")
+    print(f"Quote {quote_us:.1f} us/record (nested ohlc + 10 depth levels)")
+    start = datetime.datetime(2024, 1, 1, 9, 15, tzinfo=IST)
+    candles = {
+        "candles": [
+            [
+                (start + datetime.timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%S+0530"),
+                1704.5, 1705, 1699.25, 1702.8, 2499 + i,
+            ]
+            for i in range(20_000)
+        ]
+    }  # fmt: skip
+    ours = best_rate(parse_candles, candles, 20_000, repeat)
+    theirs = best_rate(official._format_historical, candles, 20_000, repeat)
+    print(
+        f"candles: parse_candles {ours:,.0f}/s, kiteconnect _format_historical {theirs:,.0f}/s,",
+        end="",
+    )
+    print(f" ratio {ours / theirs:.1f}x")
+
+
+def best_rate(parse: Callable[[Any], list[Any]], text: Any, rows: int, repeat: int) -> float:
     """Rows per second of the fastest of ``repeat`` runs (checks the row count)."""
     best = float("inf")
     for _ in range(repeat):
@@ -104,6 +171,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--mf", action="store_true", help="also the MF instruments dump")
+    parser.add_argument("--records", action="store_true", help="also from_kite and candles")
     args = parser.parse_args()
 
     from kiteconnect import KiteConnect  # the official client, same run
@@ -133,6 +201,8 @@ def main() -> None:
         print(f"  aio_trader parse_{name}: {our_rate:12,.0f} rows/s")
         print(f"  kiteconnect _parse_{name}: {their_rate:12,.0f} rows/s")
         print(f"  ratio: {our_rate / their_rate:.1f}x")
+    if args.records:
+        bench_records(official, args.repeat)
 
 
 if __name__ == "__main__":

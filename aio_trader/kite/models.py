@@ -32,8 +32,42 @@ Conventions, the same for every record:
   :class:`aio_trader.errors.DataException`.
 - Secrets (``Session`` tokens, ``api_key``) are ``repr=False``; ``extra`` is never in a repr.
 
-Which record parses which endpoint: see the table in the README / the module attributes
-of each class (``Order`` <- ``/orders``, ``Quote`` <- ``/quote`` ...).
+Which record parses which endpoint's ``data`` (official client method in brackets):
+
+================================================  =========================================
+``Profile.from_kite``                             ``/user/profile`` (profile)
+``Session.from_kite``                             ``/session/token`` (generate_session,
+                                                  renew_access_token)
+``Margins.from_kite`` / ``SegmentMargins``        ``/user/margins`` / ``/user/margins/{seg}``
+``OrderResponse.from_kite``                       place/modify/cancel/exit order, MF orders
+``AutosliceResponse.from_kite``                   place_order with ``autoslice=true``
+``Order.from_kite_list``                          ``/orders``, ``/orders/{id}`` (history)
+``Trade.from_kite_list``                          ``/trades``, ``/orders/{id}/trades``
+``Positions.from_kite``                           ``/portfolio/positions``
+``Holding.from_kite_list``                        ``/portfolio/holdings``
+``AuctionInstrument.from_kite_list``              ``/portfolio/holdings/auctions``
+``HoldingsSummary`` / ``HoldingsAuthorisation``   holdings summary / authorise
+``MFOrder.from_kite_list`` / ``from_kite``        ``/mf/orders`` / ``/mf/orders/{id}``
+``MFSIP.from_kite_list`` / ``from_kite``          ``/mf/sips`` / ``/mf/sips/{id}``
+``MFSIPResponse.from_kite``                       place/modify/cancel SIP
+``MFHolding.from_kite_list``                      ``/mf/holdings``
+``parse_mf_instruments(text)``                    ``/mf/instruments`` (CSV)
+``parse_instruments(text)``                       ``/instruments[/{exchange}]`` (CSV)
+``Quote.from_kite_map``                           ``/quote``
+``OhlcQuote.from_kite_map``                       ``/quote/ohlc``
+``LtpQuote.from_kite_map``                        ``/quote/ltp``
+``parse_candles(data)``                           ``/instruments/historical/...``
+``TriggerRange.from_kite_map``                    ``/instruments/trigger_range/{type}``
+``GTT.from_kite_list`` / ``from_kite``            ``/gtt/triggers`` / ``/gtt/triggers/{id}``
+``GTTResponse.from_kite``                         place/modify/delete GTT
+``OrderMargins.from_kite_list``                   ``/margins/orders``
+``BasketMargins.from_kite``                       ``/margins/basket``
+``OrderCharges.from_kite_list``                   ``/charges/orders`` (virtual contract note)
+``Alert.from_kite`` / ``from_kite_list``          ``/alerts``, ``/alerts/{uuid}``
+``AlertHistory.from_kite_list``                   ``/alerts/{uuid}/history``
+================================================  =========================================
+
+``convert_position``, ``invalidate_*`` answer ``true`` and alert deletion ``null``: no record.
 """
 
 from __future__ import annotations
