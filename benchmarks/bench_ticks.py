@@ -107,31 +107,33 @@ def make_frames(mode: str, seed: int = 7) -> list[bytes]:
 
 
 def read_ours(ticks: list[Tick]) -> None:
+    """Read every field of every tick (the tuples are thrown away: reading is the point)."""
     for t in ticks:
         assert isinstance(t, FullTick)
-        (t.instrument_token, t.mode, t.tradable, t.last_price, t.last_traded_quantity)
-        (t.average_traded_price, t.volume_traded, t.total_buy_quantity, t.total_sell_quantity)
+        _ = (t.instrument_token, t.mode, t.tradable, t.last_price, t.last_traded_quantity)
+        _ = (t.average_traded_price, t.volume_traded, t.total_buy_quantity, t.total_sell_quantity)
         o = t.ohlc
-        (o.open, o.high, o.low, o.close, t.change, t.last_trade_time, t.oi, t.oi_day_high)
-        (t.oi_day_low, t.exchange_timestamp)
+        _ = (o.open, o.high, o.low, o.close, t.change, t.last_trade_time, t.oi, t.oi_day_high)
+        _ = (t.oi_day_low, t.exchange_timestamp)
         for level in t.depth.buy:
-            (level.quantity, level.price, level.orders)
+            _ = (level.quantity, level.price, level.orders)
         for level in t.depth.sell:
-            (level.quantity, level.price, level.orders)
+            _ = (level.quantity, level.price, level.orders)
 
 
 def read_theirs(ticks: list[dict[str, Any]]) -> None:
+    """The same reads on the official client's dicts."""
     for t in ticks:
-        (t["instrument_token"], t["mode"], t["tradable"], t["last_price"])
-        (t["last_traded_quantity"], t["average_traded_price"], t["volume_traded"])
-        (t["total_buy_quantity"], t["total_sell_quantity"])
+        _ = (t["instrument_token"], t["mode"], t["tradable"], t["last_price"])
+        _ = (t["last_traded_quantity"], t["average_traded_price"], t["volume_traded"])
+        _ = (t["total_buy_quantity"], t["total_sell_quantity"])
         o = t["ohlc"]
-        (o["open"], o["high"], o["low"], o["close"], t["change"], t["last_trade_time"], t["oi"])
-        (t["oi_day_high"], t["oi_day_low"], t["exchange_timestamp"])
+        _ = (o["open"], o["high"], o["low"], o["close"], t["change"], t["last_trade_time"])
+        _ = (t["oi"], t["oi_day_high"], t["oi_day_low"], t["exchange_timestamp"])
         for level in t["depth"]["buy"]:
-            (level["quantity"], level["price"], level["orders"])
+            _ = (level["quantity"], level["price"], level["orders"])
         for level in t["depth"]["sell"]:
-            (level["quantity"], level["price"], level["orders"])
+            _ = (level["quantity"], level["price"], level["orders"])
 
 
 def per_tick_us(decode: Callable[[bytes], object], frames: list[bytes], seconds: float) -> float:

@@ -399,16 +399,16 @@ _KINDS: Final[dict[int, _Kind]] = {
 _KIND_OF: Final[dict[type, _Kind]] = {kind.cls: kind for kind in _KINDS.values()}
 
 
-def _fields(*names: str) -> list[_Field]:
+def _as_is(*names: str) -> list[_Field]:
     return [_Field(name, "", _INT) for name in names]
 
 
 # Record makers that skip the attrs ``__init__`` (values already converted).
 _make_ohlc: Callable[[float, float, float, float], Ohlc] = _compile_builder(
-    Ohlc, _fields("open", "high", "low", "close")
+    Ohlc, _as_is("open", "high", "low", "close")
 )
 _make_depth: Callable[[tuple[DepthLevel, ...], tuple[DepthLevel, ...]], Depth] = _compile_builder(
-    Depth, _fields("buy", "sell")
+    Depth, _as_is("buy", "sell")
 )
 _new = object.__new__
 _consume = collections.deque[None](maxlen=0).extend
@@ -433,15 +433,10 @@ def _lazy_index_ohlc(tick: Any) -> Ohlc:
 def _lazy_depth(tick: Any) -> Depth:
     # Ten levels a column at a time: C-level loops, no Python frame per level.
     v = _DEPTH_WIRE.unpack(tick._raw_depth)
+    divisors = repeat(_DIVISORS[tick.instrument_token & 255], 10)
     levels = list(map(_new, _TEN_LEVELS))
     _consume(map(_set_quantity, levels, v[0::3]))
-    _consume(
-        map(
-            _set_price,
-            levels,
-            map(truediv, v[1::3], repeat(_DIVISORS[tick.instrument_token & 255], 10)),
-        )
-    )
+    _consume(map(_set_price, levels, map(truediv, v[1::3], divisors)))
     _consume(map(_set_orders, levels, v[2::3]))
     return _make_depth(tuple(levels[:5]), tuple(levels[5:]))
 
