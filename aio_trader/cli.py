@@ -1,0 +1,126 @@
+"""The ``aio-trader`` command line tool (needs the ``cli`` extra: click).
+
+``main`` is a click group: each feature adds its subcommand with ``@main.command()``.
+Subcommands import what they need lazily, so ``aio-trader --help`` stays fast and works
+without the optional extras.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from aio_trader import __version__
+
+if TYPE_CHECKING:
+    from aio_trader.sandbox import Sandbox, SandboxConfig
+
+__all__ = ["main"]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="aio-trader")
+def main() -> None:
+    """aio_trader: async clients for Indian stockbroker APIs, and a local Kite sandbox."""
+
+
+# -- aio-trader sandbox ------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port (0: any free).")
+@click.option("--api-key", default="sandbox_api_key", show_default=True)
+@click.option("--api-secret", default="sandbox_api_secret", show_default=True)
+@click.option("--access-token", default="sandbox_access_token", show_default=True)
+@click.option("--user-id", default="AB1234", show_default=True, help="Kite Web user id.")
+@click.option(
+    "--password", default="sandbox-password", show_default=True, help="Kite Web password."
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the market.")
+@click.option("--tick-interval", default=0.25, show_default=True, type=float, help="Seconds.")
+@click.option("--market-interval", default=0.25, show_default=True, type=float, help="Seconds.")
+@click.option("--rate-limit-scale", default=1.0, show_default=True, type=float)
+@click.option("--http-5xx-burst", default=0, type=int, help="Fault: the next N calls answer 503.")
+@click.option("--latency", default=0.0, type=float, help="Fault: seconds added to REST answers.")
+@click.option("--lose-order-reply", is_flag=True, help="Fault: book orders, drop the reply.")
+@click.option("--ws-drop-every", default=None, type=float, help="Fault: drop tickers every N s.")
+@click.option("--ws-malformed-binary", is_flag=True, help="Fault: broken binary frames.")
+@click.option("--ws-malformed-text", is_flag=True, help="Fault: broken text frames.")
+@click.option("--ws-silence", is_flag=True, help="Fault: the ticker sends nothing.")
+@click.option("--session-expired", is_flag=True, help="Fault: tokens answer 403.")
+@click.option(
+    "--backend",
+    type=click.Choice(["asyncio", "trio"]),
+    default="asyncio",
+    show_default=True,
+    help="Event loop to serve on.",
+)
+def sandbox(backend: str, **options: Any) -> None:
+    """Run a local Kite Connect v3 compatible server until Ctrl-C.
+
+    Prints the REST root URL, the ticker URL and the credentials first.
+    """
+    try:
+        import anyio
+
+        from aio_trader.sandbox import Faults, SandboxConfig
+    except ImportError as error:  # pragma: no cover - depends on the installed extras
+        raise click.ClickException(
+            f"the sandbox needs the `sandbox` extra: pip install 'aio-trader[sandbox]' ({error})"
+        ) from None
+    fault_names = (
+        "http_5xx_burst",
+        "latency",
+        "lose_order_reply",
+        "ws_drop_every",
+        "ws_malformed_binary",
+        "ws_malformed_text",
+        "ws_silence",
+        "session_expired",
+    )
+    try:
+        faults = Faults(**{name: options.pop(name) for name in fault_names})
+        config = SandboxConfig(**options, faults=faults)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(_serve_sandbox, config, backend=backend)
+    click.echo("sandbox stopped")
+
+
+def _banner(sb: Sandbox) -> str:
+    config = sb.config
+    return "\n".join(
+        [
+            f"REST root:    {sb.root_url}",
+            f"Ticker:       {sb.ticker_url}?api_key={sb.api_key}&access_token={sb.access_token}",
+            f"api_key:      {sb.api_key}",
+            f"api_secret:   {sb.api_secret}",
+            f"access_token: {sb.access_token}",
+            f"Kite Web:     user_id={sb.user_id} password={sb.password} "
+            f"totp_secret={config.totp_secret} enctoken={sb.enctoken}",
+            f"Login:        {sb.root_url}/connect/login?api_key={sb.api_key}&v=3",
+            "Serving until Ctrl-C.",
+        ]
+    )
+
+
+async def _serve_sandbox(config: SandboxConfig) -> None:
+    import anyio
+
+    from aio_trader.sandbox import Sandbox
+
+    async with Sandbox(config) as sb:
+        click.echo(_banner(sb))
+        sys.stdout.flush()
+        try:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    return
+        except NotImplementedError:  # pragma: no cover - platforms without signal support
+            await anyio.sleep_forever()

@@ -1,0 +1,129 @@
+"""The sandbox's configuration (frozen) and its switchable faults (mutable at runtime)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+__all__ = ["Faults", "SandboxConfig"]
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+def _positive_or_none(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value <= 0:
+        raise ValueError(f"{attribute.name} must be > 0 or None, got {value!r}")
+
+
+@attrs.define
+class Faults:
+    """Faults the sandbox injects; change the fields at any time (``sb.faults.latency = 0.2``).
+
+    - ``http_5xx_burst``: the next N REST calls answer 503 (NetworkException).
+    - ``latency``: seconds added before every REST answer.
+    - ``lose_order_reply``: order placement books the order, then the connection is dropped
+      before the body is sent (the client sees a protocol/read error, never a status).
+    - ``ws_drop_every``: the ticker drops every connection each N seconds (None: never).
+    - ``ws_malformed_binary`` / ``ws_malformed_text``: the ticker sends broken frames.
+    - ``ws_silence``: the ticker sends nothing at all, not even heartbeats.
+    - ``session_expired``: every access token and enctoken answers 403 TokenException (REST and
+      WebSocket handshake) until a new login (``POST /session/token``) or this is reset.
+    """
+
+    http_5xx_burst: int = attrs.field(default=0, validator=_non_negative)
+    latency: float = attrs.field(default=0.0, validator=_non_negative)
+    lose_order_reply: bool = False
+    ws_drop_every: float | None = attrs.field(default=None, validator=_positive_or_none)
+    ws_malformed_binary: bool = False
+    ws_malformed_text: bool = False
+    ws_silence: bool = False
+    session_expired: bool = False
+
+    def update(self, changes: Mapping[str, Any]) -> None:
+        """Apply ``{field: value}`` changes (from JSON); raises ValueError on unknown or bad ones.
+
+        Atomic: nothing changes unless every value is valid.
+        """
+        fields = attrs.fields_dict(Faults)
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown fault(s): {', '.join(unknown)}")
+        values = attrs.asdict(self)
+        for name, value in changes.items():
+            values[name] = _coerce(name, value)
+        checked = Faults(**values)  # runs the validators
+        for name in changes:
+            setattr(self, name, getattr(checked, name))
+
+
+_BOOLS = frozenset(
+    {
+        "lose_order_reply",
+        "ws_malformed_binary",
+        "ws_malformed_text",
+        "ws_silence",
+        "session_expired",
+    }
+)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name in _BOOLS:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be a boolean")
+        return value
+    if name == "http_5xx_burst":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer")
+        return value
+    if value is None and name == "ws_drop_every":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number")
+    return float(value)
+
+
+@attrs.frozen
+class SandboxConfig:
+    """How a sandbox starts. Every field has a working default; secrets are hidden from repr.
+
+    ``market_interval`` / ``tick_interval`` are seconds (``market_interval=None`` stops the
+    market clock: prices move only through ``Sandbox.step_market``). ``rate_limit_scale``
+    multiplies Kite's published rates (2.0 allows twice as many requests per second).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    api_key: str = "sandbox_api_key"
+    api_secret: str = attrs.field(default="sandbox_api_secret", repr=False)
+    access_token: str = attrs.field(default="sandbox_access_token", repr=False)
+    refresh_token: str = attrs.field(default="sandbox_refresh_token", repr=False)
+    enctoken: str = attrs.field(default="sandbox_enctoken", repr=False)
+    user_id: str = "AB1234"
+    user_name: str = "Sandbox User"
+    password: str = attrs.field(default="sandbox-password", repr=False)
+    #: base32 TOTP secret for the Kite Web two-factor step (checked with pyotp when installed).
+    totp_secret: str = attrs.field(default="AIOTRADERSANDBOXAIOTRADERSANDBOX", repr=False)
+    #: a static two-factor value accepted as well (for users without pyotp); None: TOTP only.
+    twofa_value: str | None = attrs.field(default=None, repr=False)
+    #: where ``/connect/login`` redirects with ``request_token=...&status=success``.
+    redirect_url: str = "http://127.0.0.1/redirect"
+    seed: int = 0
+    tick_interval: float = attrs.field(default=0.25, validator=_non_negative)
+    market_interval: float | None = attrs.field(default=0.25, validator=_positive_or_none)
+    rate_limit_scale: float = attrs.field(default=1.0)
+    max_tokens_per_ws: int = 3000
+    max_ws_per_api_key: int = 3
+    #: opening cash per segment (equity, commodity) for margins and order checks.
+    opening_cash: float = 1_000_000.0
+    faults: Faults = attrs.field(factory=Faults)
+
+    @rate_limit_scale.validator
+    def _check_scale(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if value <= 0:
+            raise ValueError(f"rate_limit_scale must be > 0, got {value!r}")

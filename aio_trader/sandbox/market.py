@@ -1,0 +1,523 @@
+"""The simulated market: the shipped instrument list, a seeded random walk, and candles.
+
+Everything here is deterministic under ``seed``: the k-th ``step()`` gives the same prices
+for the same seed, and historical candles are a pure function of (seed, token, interval,
+candle time), never of the wall clock. Only timestamps (``exchange_timestamp``...) use the
+real time.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import math
+import random
+from collections.abc import Iterator, Mapping
+from importlib import resources
+from typing import Any, Final
+
+import attrs
+
+from aio_trader._time import IST
+from aio_trader.kite.ticks import (
+    Depth,
+    DepthLevel,
+    FullTick,
+    IndexFullTick,
+    IndexQuoteTick,
+    LtpTick,
+    Ohlc,
+    QuoteTick,
+    Tick,
+)
+from aio_trader.sandbox._api import seeded
+
+__all__ = [
+    "INSTRUMENT_CSV_HEADER",
+    "INTERVALS",
+    "CandleError",
+    "Market",
+    "SandboxInstrument",
+    "load_instruments",
+]
+
+INSTRUMENT_CSV_HEADER: Final = (
+    "instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,"
+    "tick_size,lot_size,instrument_type,segment,exchange"
+)
+
+#: Kite's candle intervals: (length in minutes, maximum days per request).
+INTERVALS: Final[Mapping[str, tuple[int, int]]] = {
+    "minute": (1, 60),
+    "3minute": (3, 100),
+    "5minute": (5, 100),
+    "10minute": (10, 100),
+    "15minute": (15, 200),
+    "30minute": (30, 200),
+    "60minute": (60, 400),
+    "day": (1440, 2000),
+}
+
+#: Trading session (open, close) per exchange, IST.
+_SESSIONS: Final[Mapping[str, tuple[datetime.time, datetime.time]]] = {
+    "MCX": (datetime.time(9, 0), datetime.time(23, 30)),
+    "CDS": (datetime.time(9, 0), datetime.time(17, 0)),
+    "BCD": (datetime.time(9, 0), datetime.time(17, 0)),
+}
+_EQUITY_SESSION: Final = (datetime.time(9, 15), datetime.time(15, 30))
+_MASK64: Final = (1 << 64) - 1
+#: A futures/options contract trades for this many days before its expiry.
+_CONTRACT_LIFE: Final = datetime.timedelta(days=120)
+#: (period in seconds, amplitude) of the waves that shape historical prices.
+_WAVES: Final = (
+    (900.0, 0.0015),
+    (173.0, 0.0008),
+    (97 * 86400.0, 0.12),
+    (11 * 86400.0, 0.04),
+    (0.9 * 86400.0, 0.012),
+    (6000.0, 0.004),
+)
+
+
+class CandleError(ValueError):
+    """A historical-candles request that Kite would refuse with 400 InputException."""
+
+
+def _mix(*parts: int) -> int:
+    """A deterministic 64-bit mix of integers (stable across processes, unlike hash(str))."""
+    value = 0x9E3779B97F4A7C15
+    for part in parts:
+        value = ((value ^ (part & _MASK64)) * 0xBF58476D1CE4E5B9) & _MASK64
+        value ^= value >> 31
+    return value
+
+
+def _decimals(tick: float) -> int:
+    text = f"{tick:.10f}".rstrip("0")
+    return max(2, len(text.split(".")[1]))
+
+
+@attrs.frozen
+class SandboxInstrument:
+    """One instrument of the shipped list (the columns of Kite's instrument dump)."""
+
+    instrument_token: int
+    exchange_token: int
+    tradingsymbol: str
+    name: str
+    #: the price the random walk starts around (the dump's ``last_price`` column).
+    base_price: float
+    expiry: datetime.date | None
+    strike: float
+    tick_size: float
+    lot_size: int
+    instrument_type: str
+    #: Kite's segment name, e.g. "NSE", "INDICES", "NFO-FUT", "CDS-FUT", "MCX-OPT".
+    segment: str
+    exchange: str
+
+    @property
+    def key(self) -> str:
+        """``EXCHANGE:TRADINGSYMBOL``, as quote endpoints take and answer it."""
+        return f"{self.exchange}:{self.tradingsymbol}"
+
+    @property
+    def is_index(self) -> bool:
+        """Indices (segment 9) have a price but cannot be traded."""
+        return self.instrument_token & 0xFF == 9
+
+    @property
+    def is_derivative(self) -> bool:
+        return self.instrument_type in ("FUT", "CE", "PE")
+
+    @property
+    def multiplier(self) -> float:
+        """Value of one unit of quantity per rupee of price (currency contracts: 1000)."""
+        return 1000.0 if self.exchange in ("CDS", "BCD") else 1.0
+
+    def round_price(self, price: float) -> float:
+        """``price`` on the instrument's tick grid (2 decimals for indices)."""
+        tick = self.tick_size
+        if tick <= 0:
+            return round(price, 2)
+        return round(round(price / tick) * tick, _decimals(tick))
+
+    def csv_row(self) -> list[str]:
+        return [
+            str(self.instrument_token),
+            str(self.exchange_token),
+            self.tradingsymbol,
+            self.name,
+            "0.0",
+            self.expiry.isoformat() if self.expiry else "",
+            repr(float(self.strike)),
+            repr(float(self.tick_size)),
+            str(self.lot_size),
+            self.instrument_type,
+            self.segment,
+            self.exchange,
+        ]
+
+
+def load_instruments(text: str | None = None) -> dict[int, SandboxInstrument]:
+    """Parse an instrument CSV (Kite's dump columns); default: the list shipped with the package."""
+    if text is None:
+        text = resources.files("aio_trader.sandbox").joinpath("instruments.csv").read_text("utf-8")
+    out: dict[int, SandboxInstrument] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        token = int(row["instrument_token"])
+        expiry = row["expiry"]
+        out[token] = SandboxInstrument(
+            instrument_token=token,
+            exchange_token=int(row["exchange_token"]),
+            tradingsymbol=row["tradingsymbol"],
+            name=row["name"],
+            base_price=float(row["last_price"]),
+            expiry=datetime.date.fromisoformat(expiry) if expiry else None,
+            strike=float(row["strike"]),
+            tick_size=float(row["tick_size"]),
+            lot_size=int(row["lot_size"]),
+            instrument_type=row["instrument_type"],
+            segment=row["segment"],
+            exchange=row["exchange"],
+        )
+    return out
+
+
+def instruments_csv(instruments: Iterator[SandboxInstrument] | list[SandboxInstrument]) -> str:
+    """Kite's instrument dump (``text/csv`` body) for these instruments."""
+    buffer = io.StringIO()
+    buffer.write(INSTRUMENT_CSV_HEADER + "\n")
+    writer = csv.writer(buffer, lineterminator="\n")
+    for instrument in instruments:
+        writer.writerow(instrument.csv_row())
+    return buffer.getvalue()
+
+
+@attrs.define
+class _Quote:
+    """The mutable simulated state of one instrument."""
+
+    last_price: float
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int = 0
+    last_quantity: int = 0
+    turnover: float = 0.0
+    buy_quantity: int = 0
+    sell_quantity: int = 0
+    oi: int = 0
+    oi_day_high: int = 0
+    oi_day_low: int = 0
+
+    @property
+    def average_price(self) -> float:
+        return self.turnover / self.volume if self.volume else self.last_price
+
+
+def _fmt(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+class Market:
+    """Seeded random walk per instrument; ``step()`` advances every instrument once.
+
+    Readers (``snapshot``, ``quote``...) raise ``KeyError`` for unknown tokens.
+    """
+
+    def __init__(self, instruments: Mapping[int, SandboxInstrument], seed: int) -> None:
+        self.instruments: Mapping[int, SandboxInstrument] = instruments
+        self.seed = seed
+        self.steps = 0
+        self.updated_at = datetime.datetime.now(IST).replace(microsecond=0)
+        self._by_key = {instrument.key: instrument for instrument in instruments.values()}
+        self._rngs: dict[int, random.Random] = {}
+        self._quotes: dict[int, _Quote] = {}
+        self._phases: dict[int, tuple[float, ...]] = {}
+        for token, instrument in instruments.items():
+            rng = seeded(_mix(seed, token))
+            self._rngs[token] = rng
+            close = instrument.round_price(instrument.base_price * (1 + rng.gauss(0, 0.01)))
+            first = instrument.round_price(close * (1 + rng.gauss(0, 0.004)))
+            quote = _Quote(last_price=first, open=first, high=first, low=first, close=close)
+            if not instrument.is_index:
+                quote.buy_quantity = rng.randint(100, 5000) * instrument.lot_size
+                quote.sell_quantity = rng.randint(100, 5000) * instrument.lot_size
+            if instrument.is_derivative:
+                quote.oi = quote.oi_day_high = quote.oi_day_low = (
+                    rng.randint(500, 50_000) * instrument.lot_size
+                )
+            self._quotes[token] = quote
+
+    # -- lookups -------------------------------------------------------------------
+
+    def by_key(self, key: str) -> SandboxInstrument | None:
+        """The instrument for ``EXCHANGE:SYMBOL`` or a numeric token string; None if unknown."""
+        found = self._by_key.get(key)
+        if found is None and key.isdigit():
+            found = self.instruments.get(int(key))
+        return found
+
+    def by_symbol(self, exchange: str, tradingsymbol: str) -> SandboxInstrument | None:
+        return self._by_key.get(f"{exchange}:{tradingsymbol}")
+
+    def last_price(self, token: int) -> float:
+        return self._quotes[token].last_price
+
+    # -- the walk ------------------------------------------------------------------
+
+    def step(self) -> None:
+        """Advance every instrument by one random-walk step (deterministic under the seed)."""
+        self.steps += 1
+        self.updated_at = datetime.datetime.now(IST).replace(microsecond=0)
+        for token, instrument in self.instruments.items():
+            rng = self._rngs[token]
+            quote = self._quotes[token]
+            move = rng.gauss(0.0, 0.0015)
+            price = instrument.round_price(quote.last_price * math.exp(move))
+            if price <= 0:
+                price = instrument.round_price(max(instrument.tick_size, 0.01))
+            quote.last_price = price
+            quote.high = max(quote.high, price)
+            quote.low = min(quote.low, price)
+            if instrument.is_index:
+                continue
+            lots = rng.randint(1, 20)
+            quantity = lots * max(instrument.lot_size, 1)
+            quote.last_quantity = quantity
+            quote.volume += quantity
+            quote.turnover += quantity * price
+            quote.buy_quantity = max(
+                0, quote.buy_quantity + rng.randint(-50, 50) * instrument.lot_size
+            )
+            quote.sell_quantity = max(
+                0, quote.sell_quantity + rng.randint(-50, 50) * instrument.lot_size
+            )
+            if instrument.is_derivative:
+                quote.oi = max(0, quote.oi + rng.randint(-20, 20) * instrument.lot_size)
+                quote.oi_day_high = max(quote.oi_day_high, quote.oi)
+                quote.oi_day_low = min(quote.oi_day_low, quote.oi)
+
+    # -- readers ---------------------------------------------------------------------
+
+    def _depth(self, instrument: SandboxInstrument, quote: _Quote) -> Depth:
+        tick = instrument.tick_size or 0.05
+        lot = max(instrument.lot_size, 1)
+        token = instrument.instrument_token
+
+        def level(side: int, index: int) -> DepthLevel:
+            salt = _mix(self.seed, token, self.steps, side, index)
+            price = instrument.round_price(quote.last_price + side * (index + 1) * tick)
+            return DepthLevel(
+                quantity=(salt % 200 + 1) * lot, price=max(price, 0.0), orders=salt % 20 + 1
+            )
+
+        return Depth(
+            buy=tuple(level(-1, i) for i in range(5)), sell=tuple(level(1, i) for i in range(5))
+        )
+
+    def snapshot(self, token: int, mode: str) -> Tick:
+        """The codec record of the instrument's current state in ``mode`` (ltp/quote/full).
+
+        Index tokens give index kinds. Raises KeyError for unknown tokens, ValueError for an
+        unknown mode.
+        """
+        instrument = self.instruments[token]
+        quote = self._quotes[token]
+        if mode == "ltp":
+            return LtpTick(instrument_token=token, last_price=quote.last_price)
+        if mode not in ("quote", "full"):
+            raise ValueError(f"unknown mode {mode!r}")
+        ohlc = Ohlc(open=quote.open, high=quote.high, low=quote.low, close=quote.close)
+        if instrument.is_index:
+            if mode == "quote":
+                return IndexQuoteTick(
+                    instrument_token=token, last_price=quote.last_price, ohlc=ohlc
+                )
+            return IndexFullTick(
+                instrument_token=token,
+                last_price=quote.last_price,
+                ohlc=ohlc,
+                exchange_timestamp=self.updated_at,
+            )
+        fields: dict[str, Any] = {
+            "instrument_token": token,
+            "last_price": quote.last_price,
+            "last_traded_quantity": quote.last_quantity,
+            "average_traded_price": instrument.round_price(quote.average_price),
+            "volume_traded": quote.volume,
+            "total_buy_quantity": quote.buy_quantity,
+            "total_sell_quantity": quote.sell_quantity,
+            "ohlc": ohlc,
+        }
+        if mode == "quote":
+            return QuoteTick(**fields)
+        return FullTick(
+            **fields,
+            last_trade_time=self.updated_at,
+            oi=quote.oi,
+            oi_day_high=quote.oi_day_high,
+            oi_day_low=quote.oi_day_low,
+            exchange_timestamp=self.updated_at,
+            depth=self._depth(instrument, quote),
+        )
+
+    def ltp_dict(self, token: int) -> dict[str, Any]:
+        """The ``/quote/ltp`` entry."""
+        return {"instrument_token": token, "last_price": self._quotes[token].last_price}
+
+    def ohlc_dict(self, token: int) -> dict[str, Any]:
+        """The ``/quote/ohlc`` entry."""
+        quote = self._quotes[token]
+        return {
+            "instrument_token": token,
+            "last_price": quote.last_price,
+            "ohlc": {
+                "open": quote.open,
+                "high": quote.high,
+                "low": quote.low,
+                "close": quote.close,
+            },
+        }
+
+    def quote_dict(self, token: int) -> dict[str, Any]:
+        """The ``/quote`` entry: the same state as the ``full`` tick."""
+        instrument = self.instruments[token]
+        quote = self._quotes[token]
+        depth = self._depth(instrument, quote)
+        stamp = _fmt(self.updated_at)
+        lower, upper = self.circuit_limits(token)
+        return {
+            "instrument_token": token,
+            "timestamp": stamp,
+            "last_trade_time": stamp,
+            "last_price": quote.last_price,
+            "last_quantity": quote.last_quantity,
+            "buy_quantity": quote.buy_quantity,
+            "sell_quantity": quote.sell_quantity,
+            "volume": quote.volume,
+            "average_price": instrument.round_price(quote.average_price),
+            "oi": quote.oi,
+            "oi_day_high": quote.oi_day_high,
+            "oi_day_low": quote.oi_day_low,
+            "net_change": instrument.round_price(quote.last_price - quote.close),
+            "lower_circuit_limit": lower,
+            "upper_circuit_limit": upper,
+            "ohlc": {
+                "open": quote.open,
+                "high": quote.high,
+                "low": quote.low,
+                "close": quote.close,
+            },
+            "depth": {
+                side: [
+                    {"price": level.price, "quantity": level.quantity, "orders": level.orders}
+                    for level in levels
+                ]
+                for side, levels in (("buy", depth.buy), ("sell", depth.sell))
+            },
+        }
+
+    def circuit_limits(self, token: int) -> tuple[float, float]:
+        """(lower, upper) price band: 20% around the previous close."""
+        instrument = self.instruments[token]
+        close = self._quotes[token].close
+        return instrument.round_price(close * 0.8), instrument.round_price(close * 1.2)
+
+    # -- historical candles ------------------------------------------------------------
+
+    def candles(
+        self,
+        token: int,
+        interval: str,
+        start: datetime.datetime,
+        end: datetime.datetime,
+        *,
+        oi: bool = False,
+        continuous: bool = False,
+    ) -> list[list[Any]]:
+        """Kite's candle rows ``[time, open, high, low, close, volume(, oi)]`` in [start, end].
+
+        A pure function of (seed, token, interval, candle time). Raises KeyError for an
+        unknown token and CandleError for what Kite refuses (unknown interval, range over
+        the interval's limit, ``continuous`` for a non-future).
+        """
+        instrument = self.instruments[token]
+        if interval not in INTERVALS:
+            raise CandleError("invalid interval")
+        minutes, max_days = INTERVALS[interval]
+        if end < start:
+            raise CandleError("invalid `from` and `to` dates: `from` is after `to`")
+        if (end - start) > datetime.timedelta(days=max_days):
+            raise CandleError(f"interval exceeds max limit: {max_days} days")
+        if continuous and instrument.instrument_type != "FUT":
+            raise CandleError("continuous data is only available for futures")
+        first_day, last_day = start.date(), end.date()
+        if instrument.expiry is not None and not continuous:
+            first_day = max(first_day, instrument.expiry - _CONTRACT_LIFE)
+            last_day = min(last_day, instrument.expiry)
+        opens, closes = _SESSIONS.get(instrument.exchange, _EQUITY_SESSION)
+        rows: list[list[Any]] = []
+        day = first_day
+        one_day = datetime.timedelta(days=1)
+        while day <= last_day:
+            if day.weekday() < 5:
+                session_open = datetime.datetime.combine(day, opens, IST)
+                session_close = datetime.datetime.combine(day, closes, IST)
+                if minutes == 1440:
+                    stamp = datetime.datetime.combine(day, datetime.time(0), IST)
+                    rows.append(
+                        self._candle(instrument, minutes, stamp, session_open, session_close, oi)
+                    )
+                else:
+                    length = datetime.timedelta(minutes=minutes)
+                    stamp = session_open
+                    while stamp < session_close:
+                        if start <= stamp <= end:
+                            stop = min(stamp + length, session_close)
+                            rows.append(self._candle(instrument, minutes, stamp, stamp, stop, oi))
+                        stamp += length
+            day += one_day
+        return rows
+
+    def _level(self, instrument: SandboxInstrument, moment: datetime.datetime) -> float:
+        """A smooth, deterministic price path around the instrument's base price."""
+        token = instrument.instrument_token
+        phases = self._phases.get(token)
+        if phases is None:
+            rng = seeded(_mix(self.seed, token, 7))
+            phases = self._phases[token] = tuple(rng.uniform(0, 2 * math.pi) for _ in _WAVES)
+        t = moment.timestamp()
+        total = 0.0
+        for (period, amplitude), phase in zip(_WAVES, phases, strict=True):
+            total += amplitude * math.sin(2 * math.pi * t / period + phase)
+        return instrument.base_price * math.exp(total)
+
+    def _candle(
+        self,
+        instrument: SandboxInstrument,
+        minutes: int,
+        stamp: datetime.datetime,
+        begin: datetime.datetime,
+        stop: datetime.datetime,
+        with_oi: bool,
+    ) -> list[Any]:
+        token = instrument.instrument_token
+        rng = seeded(_mix(self.seed, token, minutes, int(stamp.timestamp())))
+        first = instrument.round_price(self._level(instrument, begin))
+        last = instrument.round_price(self._level(instrument, stop))
+        spread = instrument.base_price * 0.0008 * math.sqrt(minutes)
+        high = instrument.round_price(max(first, last) + abs(rng.gauss(0, spread)))
+        low = instrument.round_price(max(min(first, last) - abs(rng.gauss(0, spread)), 0.0))
+        volume = 0 if instrument.is_index else rng.randint(50, 5000) * minutes
+        row: list[Any] = [stamp.strftime("%Y-%m-%dT%H:%M:%S%z"), first, high, low, last, volume]
+        if with_oi:
+            if instrument.is_derivative:
+                base = _mix(self.seed, token) % 40_000 + 1_000
+                row.append(int(base * (1 + 0.2 * math.sin(stamp.timestamp() / 86400.0))))
+            else:
+                row.append(0)
+        return row

@@ -1,0 +1,791 @@
+"""Kite Connect v3 REST endpoints of the sandbox, each a few lines over one shared pipeline.
+
+Every Kite endpoint goes through ``KiteEndpoint``: injected latency, 5xx bursts, auth (403
+TokenException), rate limit (429), parameters, then the handler; answers are Kite envelopes
+(``{"status": "success", "data": ...}``) or Kite error bodies.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+from urllib.parse import urlencode
+
+import anyio
+import attrs
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+from aio_trader._time import IST
+from aio_trader.sandbox._api import ApiError, now_ist, param, stamp
+from aio_trader.sandbox.market import CandleError, instruments_csv
+from aio_trader.sandbox.orders import contract_notes, margin_rows
+from aio_trader.sandbox.state import SandboxState
+
+__all__ = ["KiteEndpoint", "error_response", "kite_routes", "success"]
+
+log = logging.getLogger(__name__)
+
+_QUOTE_LIMITS: Final = {"quote": 500, "ohlc": 1000, "ltp": 1000}
+_DATE_FORMATS: Final = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+
+
+def success(data: Any) -> JSONResponse:
+    """Kite's success envelope."""
+    return JSONResponse({"status": "success", "data": data})
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    """Kite's error body with the error's HTTP status."""
+    body = {"status": "error", "message": error.message, "data": None}
+    body["error_type"] = error.error_type
+    return JSONResponse(body, status_code=error.status)
+
+
+@attrs.frozen
+class Call:
+    """What a handler gets: the state, path parameters, query, merged parameters, JSON body."""
+
+    state: SandboxState
+    request: Request
+    path: Mapping[str, str]
+    query: QueryParams
+    params: Mapping[str, Any]
+    body: Any
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+class KiteEndpoint:
+    """An ASGI endpoint running the shared pipeline around ``handler``.
+
+    ``group`` is the rate-limit group (None: not limited), ``auth`` whether a valid session
+    is needed, ``lossy`` whether the ``lose_order_reply`` fault applies (order placement).
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        group: str | None = "others",
+        auth: bool = True,
+        lossy: bool = False,
+    ) -> None:
+        self.handler = handler
+        self.group = group
+        self.auth = auth
+        self.lossy = lossy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        state: SandboxState = request.app.state.sandbox
+        lose = False
+        try:
+            response = await self._run(request, state)
+            lose = self.lossy and state.faults.lose_order_reply and response.status_code == 200
+        except ApiError as error:
+            response = error_response(error)
+        except Exception:
+            log.exception("sandbox: unexpected error in %s", request.url.path)
+            response = error_response(ApiError(500, "GeneralException", "Internal error."))
+        if lose:
+            # The order is booked; now the reply is lost: headers promise a body that never
+            # comes and the connection closes, so the client sees a broken read, not a status.
+            state.stats.order_replies_lost += 1
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(response.body) + 64).encode()),
+                    ],
+                }
+            )
+            return
+        await response(scope, receive, send)
+
+    async def _run(self, request: Request, state: SandboxState) -> Response:
+        state.stats.requests += 1
+        faults = state.faults
+        if faults.latency > 0:
+            await anyio.sleep(faults.latency)
+        if faults.http_5xx_burst > 0:
+            faults.http_5xx_burst -= 1
+            state.stats.http_5xx_sent += 1
+            raise ApiError(503, "NetworkException", "Service unavailable (sandbox 5xx fault).")
+        if self.auth and not _authorised(request, state):
+            state.stats.refused_403 += 1
+            raise ApiError(403, "TokenException", "Incorrect `api_key` or `access_token`.")
+        if self.group is not None and not state.limiter.allow(self.group, anyio.current_time()):
+            state.stats.refused_429[self.group] += 1
+            raise ApiError(429, "NetworkException", "Too many requests")
+        params: dict[str, Any] = dict(request.query_params)
+        body: Any = None
+        if request.method in ("POST", "PUT"):
+            content_type = request.headers.get("content-type", "")
+            if "json" in content_type:
+                try:
+                    body = json.loads(await request.body() or b"null")
+                except ValueError:
+                    raise ApiError.input("Invalid JSON body.") from None
+            else:
+                form = await request.form()
+                params.update({key: value for key, value in form.items() if isinstance(value, str)})
+        call = Call(state, request, request.path_params, request.query_params, params, body)
+        result = await self.handler(call)
+        return result if isinstance(result, Response) else success(result)
+
+
+def _authorised(request: Request, state: SandboxState) -> bool:
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme == "token":
+        api_key, _, access_token = credentials.partition(":")
+        return state.check_token(api_key, access_token)
+    if scheme == "enctoken":
+        return state.check_enctoken("", credentials)
+    return False
+
+
+def _checksum(*parts: str) -> str:
+    return hashlib.sha256("".join(parts).encode()).hexdigest()
+
+
+# -- sessions and login -------------------------------------------------------------------------
+
+
+async def connect_login(call: Call) -> Response:
+    state = call.state
+    if call.params.get("api_key") != state.config.api_key:
+        raise ApiError.input("Invalid `api_key`.")
+    query = urlencode(
+        {"request_token": state.new_request_token(), "action": "login", "status": "success"}
+    )
+    url = state.config.redirect_url
+    return RedirectResponse(f"{url}{'&' if '?' in url else '?'}{query}", status_code=302)
+
+
+def _session(state: SandboxState) -> dict[str, Any]:
+    config = state.config
+    return {
+        **_profile(state),
+        "api_key": config.api_key,
+        "access_token": config.access_token,
+        "public_token": _checksum("public", config.access_token)[:32],
+        "enctoken": config.enctoken,
+        "refresh_token": config.refresh_token,
+        "silo": "",
+        "login_time": stamp(),
+    }
+
+
+async def session_token(call: Call) -> Any:
+    state, config = call.state, call.state.config
+    if param(call.params, "api_key") != config.api_key:
+        raise ApiError(403, "TokenException", "Invalid `api_key`.")
+    request_token = param(call.params, "request_token")
+    expected = _checksum(config.api_key, request_token, config.api_secret)
+    if not hmac.compare_digest(param(call.params, "checksum"), expected):
+        raise ApiError.input("Invalid `checksum`.")
+    if request_token not in state.request_tokens:
+        raise ApiError(403, "TokenException", "Token is invalid or has expired.")
+    state.request_tokens.discard(request_token)
+    state.start_session()
+    return _session(state)
+
+
+async def session_delete(call: Call) -> Any:
+    state = call.state
+    if call.params.get("api_key") != state.config.api_key:
+        raise ApiError(403, "TokenException", "Invalid `api_key`.")
+    if call.params.get("access_token"):
+        state.access_tokens.discard(str(call.params["access_token"]))
+    elif call.params.get("refresh_token"):
+        state.refresh_tokens.discard(str(call.params["refresh_token"]))
+    else:
+        raise ApiError.input("Missing `access_token` or `refresh_token`.")
+    return True
+
+
+async def session_refresh(call: Call) -> Any:
+    state, config = call.state, call.state.config
+    if param(call.params, "api_key") != config.api_key:
+        raise ApiError(403, "TokenException", "Invalid `api_key`.")
+    refresh_token = param(call.params, "refresh_token")
+    expected = _checksum(config.api_key, refresh_token, config.api_secret)
+    if not hmac.compare_digest(param(call.params, "checksum"), expected):
+        raise ApiError.input("Invalid `checksum`.")
+    if refresh_token not in state.refresh_tokens:
+        raise ApiError(403, "TokenException", "Token is invalid or has expired.")
+    state.start_session()
+    return _session(state)
+
+
+async def web_login(call: Call) -> Any:
+    state, config = call.state, call.state.config
+    user_id = param(call.params, "user_id")
+    password = param(call.params, "password")
+    if user_id != config.user_id or not hmac.compare_digest(password, config.password):
+        raise ApiError.input("Invalid `user_id` or `password`.")
+    request_id = _checksum("request", str(len(state.web_requests)), now_ist().isoformat())[:32]
+    state.web_requests.add(request_id)
+    return {
+        "user_id": user_id,
+        "request_id": request_id,
+        "twofa_type": "totp",
+        "twofa_types": ["totp"],
+        "twofa_status": "active",
+        "profile": {"user_name": config.user_name, "user_shortname": config.user_name.split()[0]},
+    }
+
+
+def _twofa_ok(state: SandboxState, value: str) -> bool:
+    config = state.config
+    if config.twofa_value is not None and hmac.compare_digest(value, config.twofa_value):
+        return True
+    try:
+        import pyotp
+    except ImportError:
+        return False
+    return bool(pyotp.TOTP(config.totp_secret).verify(value, valid_window=1))
+
+
+async def web_twofa(call: Call) -> Response:
+    state, config = call.state, call.state.config
+    if param(call.params, "user_id") != config.user_id:
+        raise ApiError.input("Invalid `user_id`.")
+    request_id = param(call.params, "request_id")
+    if request_id not in state.web_requests:
+        raise ApiError(403, "TokenException", "Invalid or expired `request_id`.")
+    if not _twofa_ok(state, param(call.params, "twofa_value")):
+        raise ApiError.input("Invalid `twofa_value`.")
+    state.web_requests.discard(request_id)
+    state.start_session()
+    response = success({"profile": {}})
+    response.set_cookie("enctoken", config.enctoken, path="/", httponly=True, samesite="lax")
+    return response
+
+
+# -- user ------------------------------------------------------------------------------------
+
+
+def _profile(state: SandboxState) -> dict[str, Any]:
+    config = state.config
+    return {
+        "user_id": config.user_id,
+        "user_type": "individual",
+        "email": f"{config.user_id.lower()}@sandbox.invalid",
+        "user_name": config.user_name,
+        "user_shortname": config.user_name.split()[0],
+        "broker": "ZERODHA",
+        "exchanges": ["NSE", "NFO", "BFO", "CDS", "BSE", "MCX", "BCD", "MF"],
+        "products": ["CNC", "NRML", "MIS", "BO", "CO"],
+        "order_types": ["MARKET", "LIMIT", "SL", "SL-M"],
+        "avatar_url": None,
+        "meta": {"demat_consent": "physical"},
+    }
+
+
+async def profile(call: Call) -> Any:
+    return _profile(call.state)
+
+
+async def full_profile(call: Call) -> Any:
+    data = _profile(call.state)
+    del data["meta"]
+    data.update(
+        twofa_type="totp",
+        phone="*9999",
+        bank_accounts=[{"name": "SANDBOX BANK", "branch": "", "account": "*9999"}],
+        dp_ids=["0xx0xxx0xxxx0xx0"],
+        pan="*xxxX",
+        tags=[],
+        password_timestamp="1970-01-01 00:00:00",  # noqa: S106 - a date, not a secret
+        twofa_timestamp="1970-01-01 00:00:00",
+        meta={"poa": "physical", "silo": "", "account_blocks": []},
+    )
+    return data
+
+
+async def margins(call: Call) -> Any:
+    book = call.state.book
+    segment = call.path.get("segment")
+    if segment is None:
+        return {"equity": book.funds("equity"), "commodity": book.funds("commodity")}
+    if segment not in ("equity", "commodity"):
+        raise ApiError.input("Invalid segment: `equity` or `commodity`.")
+    return book.funds(segment)
+
+
+# -- orders ----------------------------------------------------------------------------------
+
+
+async def place_order(call: Call) -> Any:
+    book, stats = call.state.book, call.state.stats
+    variety = call.path["variety"]
+    if str(call.params.get("autoslice", "")).lower() != "true":
+        order = book.place(variety, call.params)
+        stats.orders_booked += 1
+        return {"order_id": order.order_id}
+    instrument = book.market.by_symbol(
+        str(call.params.get("exchange")), str(call.params.get("tradingsymbol"))
+    )
+    quantity = call.params.get("quantity")
+    freeze = max(instrument.lot_size, 1) * 24 if instrument and instrument.is_derivative else 0
+    if not freeze or not str(quantity).isdigit() or int(str(quantity)) <= freeze:
+        order = book.place(variety, call.params)
+        stats.orders_booked += 1
+        return {"order_id": order.order_id, "children": [{"order_id": order.order_id}]}
+    total = int(str(quantity))
+    children: list[dict[str, Any]] = []
+    while total > 0:
+        chunk = min(freeze, total)
+        total -= chunk
+        try:
+            order = book.place(variety, {**call.params, "quantity": str(chunk)})
+            stats.orders_booked += 1
+            children.append({"order_id": order.order_id})
+        except ApiError as error:
+            children.append(
+                {
+                    "error": {
+                        "code": error.status,
+                        "error_type": error.error_type,
+                        "message": error.message,
+                        "data": None,
+                    }
+                }
+            )
+    first = next((child["order_id"] for child in children if "order_id" in child), "")
+    return {"order_id": first, "children": children}
+
+
+async def modify_order(call: Call) -> Any:
+    order = call.state.book.modify(call.path["variety"], call.path["order_id"], call.params)
+    return {"order_id": order.order_id}
+
+
+async def cancel_order(call: Call) -> Any:
+    order = call.state.book.cancel(call.path["variety"], call.path["order_id"])
+    return {"order_id": order.order_id}
+
+
+async def orders(call: Call) -> Any:
+    return call.state.book.orders_list()
+
+
+async def order_history(call: Call) -> Any:
+    return call.state.book.history(call.path["order_id"])
+
+
+async def order_trades(call: Call) -> Any:
+    return call.state.book.order_trades(call.path["order_id"])
+
+
+async def trades(call: Call) -> Any:
+    return list(call.state.book.trades)
+
+
+# -- portfolio -------------------------------------------------------------------------------
+
+
+async def positions(call: Call) -> Any:
+    return call.state.book.positions_dict()
+
+
+async def convert_position(call: Call) -> Any:
+    call.state.book.convert(call.params)
+    return True
+
+
+async def holdings(call: Call) -> Any:
+    return call.state.book.holdings_list()
+
+
+async def holdings_compact(call: Call) -> Any:
+    return [
+        {key: row[key] for key in ("exchange", "tradingsymbol", "instrument_token", "t1_quantity")}
+        | {"quantity": row["quantity"]}
+        for row in call.state.book.holdings_list()
+    ]
+
+
+async def holdings_summary(call: Call) -> Any:
+    rows = call.state.book.holdings_list()
+    invested = sum(r["average_price"] * (r["quantity"] + r["t1_quantity"]) for r in rows)
+    current = sum(r["last_price"] * (r["quantity"] + r["t1_quantity"]) for r in rows)
+    today = sum(r["day_change"] * (r["quantity"] + r["t1_quantity"]) for r in rows)
+    previous = current - today
+    return {
+        "total_pnl": current - invested,
+        "total_pnl_percent": (current - invested) * 100 / invested if invested else 0.0,
+        "today_pnl": today,
+        "today_pnl_percent": today * 100 / previous if previous else 0.0,
+        "invested_amount": invested,
+        "current_value": current,
+    }
+
+
+async def holdings_authorise(call: Call) -> Any:
+    return {"request_id": _checksum("authorise", stamp())[:32]}
+
+
+async def auctions(call: Call) -> Any:
+    rows = []
+    for index, row in enumerate(call.state.book.holdings_list()[:2]):
+        entry = {key: value for key, value in row.items() if key not in _NOT_IN_AUCTIONS}
+        entry["auction_number"] = str(20 + index)
+        rows.append(entry)
+    return rows
+
+
+_NOT_IN_AUCTIONS: Final = frozenset({"used_quantity", "authorisation", "short_quantity", "mtf"})
+
+
+# -- mutual funds ----------------------------------------------------------------------------
+
+
+async def mf_orders(call: Call) -> Any:
+    rows = [
+        dict(order, placed_by=call.state.config.user_id) for order in call.state.mf.orders.values()
+    ]
+    return rows
+
+
+async def mf_order(call: Call) -> Any:
+    return dict(call.state.mf.get_order(call.path["order_id"]), placed_by=call.state.config.user_id)
+
+
+async def mf_place_order(call: Call) -> Any:
+    return {"order_id": call.state.mf.place_order(call.params)}
+
+
+async def mf_cancel_order(call: Call) -> Any:
+    return {"order_id": call.state.mf.cancel_order(call.path["order_id"])}
+
+
+async def mf_sips(call: Call) -> Any:
+    return list(call.state.mf.sips.values())
+
+
+async def mf_sip(call: Call) -> Any:
+    return call.state.mf.get_sip(call.path["sip_id"])
+
+
+async def mf_place_sip(call: Call) -> Any:
+    return {"sip_id": call.state.mf.place_sip(call.params)}
+
+
+async def mf_modify_sip(call: Call) -> Any:
+    return {"sip_id": call.state.mf.modify_sip(call.path["sip_id"], call.params)}
+
+
+async def mf_cancel_sip(call: Call) -> Any:
+    return {"sip_id": call.state.mf.cancel_sip(call.path["sip_id"])}
+
+
+async def mf_holdings(call: Call) -> Any:
+    return call.state.mf.holdings()
+
+
+async def mf_instruments(call: Call) -> Response:
+    return Response(call.state.mf.csv_text, media_type="text/csv")
+
+
+# -- market data -----------------------------------------------------------------------------
+
+
+async def instruments(call: Call) -> Response:
+    market = call.state.market
+    exchange = call.path.get("exchange")
+    selected = [
+        i for i in market.instruments.values() if exchange is None or i.exchange == exchange
+    ]
+    if exchange is not None and not selected:
+        raise ApiError.input(f"Invalid exchange `{exchange}`.")
+    return Response(instruments_csv(selected), media_type="text/csv")
+
+
+def _quote_endpoint(kind: str) -> Handler:
+    async def handler(call: Call) -> Any:
+        keys = call.query.getlist("i")
+        if not keys:
+            raise ApiError.input("Missing `i`: at least one instrument is needed.")
+        if len(keys) > _QUOTE_LIMITS[kind]:
+            raise ApiError.input(f"Too many instruments: at most {_QUOTE_LIMITS[kind]}.")
+        market = call.state.market
+        render = {"quote": market.quote_dict, "ohlc": market.ohlc_dict, "ltp": market.ltp_dict}[
+            kind
+        ]
+        out = {}
+        for key in keys:
+            instrument = market.by_key(key)
+            if instrument is not None:
+                out[key] = render(instrument.instrument_token)
+        return out
+
+    return handler
+
+
+def _parse_date(params: Mapping[str, Any], name: str) -> datetime.datetime:
+    text = str(param(params, name)).strip()
+    for pattern in _DATE_FORMATS:
+        try:
+            return datetime.datetime.strptime(text, pattern).replace(tzinfo=IST)
+        except ValueError:
+            continue
+    raise ApiError.input(f"Invalid `{name}` date: use YYYY-MM-DD HH:MM:SS.")
+
+
+def _flag(params: Mapping[str, Any], name: str) -> bool:
+    value = str(params.get(name, "0")).lower()
+    if value not in ("0", "1", "true", "false", ""):
+        raise ApiError.input(f"Invalid `{name}`: 0 or 1.")
+    return value in ("1", "true")
+
+
+async def historical(call: Call) -> Any:
+    token_text = call.path["instrument_token"]
+    if not token_text.isdigit() or int(token_text) not in call.state.market.instruments:
+        raise ApiError.input("Invalid `instrument_token`.")
+    start = _parse_date(call.params, "from")
+    end = _parse_date(call.params, "to")
+    try:
+        candles = call.state.market.candles(
+            int(token_text),
+            call.path["interval"],
+            start,
+            end,
+            oi=_flag(call.params, "oi"),
+            continuous=_flag(call.params, "continuous"),
+        )
+    except CandleError as error:
+        raise ApiError.input(str(error)) from None
+    return {"candles": candles}
+
+
+async def trigger_range(call: Call) -> Any:
+    side = call.path["transaction_type"].lower()
+    if side not in ("buy", "sell"):
+        raise ApiError.input("Invalid `transaction_type`.")
+    keys = call.query.getlist("i")
+    if not keys:
+        raise ApiError.input("Missing `i`: at least one instrument is needed.")
+    market = call.state.market
+    out = {}
+    for key in keys:
+        instrument = market.by_key(key)
+        if instrument is None:
+            continue
+        last = market.last_price(instrument.instrument_token)
+        low, high = (0.96, 0.99) if side == "buy" else (1.01, 1.04)
+        out[key] = {
+            "instrument_token": instrument.instrument_token,
+            "lower": instrument.round_price(last * low),
+            "upper": instrument.round_price(last * high),
+        }
+    return out
+
+
+# -- GTT ---------------------------------------------------------------------------------------
+
+
+async def gtt_list(call: Call) -> Any:
+    return list(call.state.gtts.triggers.values())
+
+
+async def gtt_get(call: Call) -> Any:
+    return call.state.gtts.get(call.path["trigger_id"])
+
+
+async def gtt_place(call: Call) -> Any:
+    return {"trigger_id": call.state.gtts.place(call.params)}
+
+
+async def gtt_modify(call: Call) -> Any:
+    return {"trigger_id": call.state.gtts.modify(call.path["trigger_id"], call.params)}
+
+
+async def gtt_delete(call: Call) -> Any:
+    return {"trigger_id": call.state.gtts.delete(call.path["trigger_id"])}
+
+
+# -- margin and charges calculators --------------------------------------------------------------
+
+
+def _json_orders(call: Call) -> list[Any]:
+    if not isinstance(call.body, list) or not call.body:
+        raise ApiError.input("Send a non-empty JSON list of orders.")
+    return call.body
+
+
+async def order_margins(call: Call) -> Any:
+    return margin_rows(call.state.market, _json_orders(call))
+
+
+async def basket_margins(call: Call) -> Any:
+    rows = margin_rows(call.state.market, _json_orders(call))
+    keys = ("span", "exposure", "option_premium", "additional", "bo", "cash", "var", "total")
+
+    def summary(factor: float) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "", "tradingsymbol": "", "exchange": ""}
+        for key in keys:
+            out[key] = sum(row[key] for row in rows) * (factor if key != "option_premium" else 1)
+        out["pnl"] = {"realised": 0, "unrealised": 0}
+        out["leverage"] = 0
+        out["charges"] = _zero_charges()
+        return out
+
+    hedge = 0.85 if len(rows) > 1 else 1.0
+    compact = call.query.get("mode") == "compact"
+    return {
+        "initial": summary(1.0),
+        "final": summary(hedge),
+        "orders": [] if compact else rows,
+        "charges": _zero_charges()
+        | {
+            "brokerage": sum(row["charges"]["brokerage"] for row in rows),
+            "sebi_turnover_charge": sum(row["charges"]["sebi_turnover_charge"] for row in rows),
+        },
+    }
+
+
+def _zero_charges() -> dict[str, Any]:
+    return {
+        "transaction_tax": 0,
+        "transaction_tax_type": "",
+        "exchange_turnover_charge": 0,
+        "sebi_turnover_charge": 0,
+        "brokerage": 0,
+        "stamp_duty": 0,
+        "gst": {"igst": 0, "cgst": 0, "sgst": 0, "total": 0},
+        "total": 0,
+    }
+
+
+async def virtual_contract_note(call: Call) -> Any:
+    return contract_notes(call.state.market, _json_orders(call))
+
+
+# -- alerts --------------------------------------------------------------------------------------
+
+
+async def alerts_list(call: Call) -> Any:
+    status = call.query.get("status")
+    return [
+        call.state.alerts.public(alert)
+        for alert in call.state.alerts.alerts.values()
+        if status is None or alert["status"] == status
+    ]
+
+
+async def alerts_create(call: Call) -> Any:
+    return call.state.alerts.create(call.params)
+
+
+async def alerts_get(call: Call) -> Any:
+    return call.state.alerts.public(call.state.alerts.get(call.path["uuid"]))
+
+
+async def alerts_modify(call: Call) -> Any:
+    return call.state.alerts.modify(call.path["uuid"], call.params)
+
+
+async def alerts_delete(call: Call) -> Any:
+    ids = [call.path["uuid"]] if "uuid" in call.path else call.query.getlist("uuid")
+    call.state.alerts.delete(ids)
+    return None
+
+
+async def alerts_history(call: Call) -> Any:
+    return call.state.alerts.history(call.path["uuid"])
+
+
+# -- the route table ---------------------------------------------------------------------------
+
+
+def _route(
+    path: str, method: str, handler: Handler, group: str | None = "others", **options: bool
+) -> Route:
+    return Route(path, KiteEndpoint(handler, group=group, **options), methods=[method])
+
+
+def kite_routes() -> list[BaseRoute]:
+    """Every Kite Connect v3 REST route (mounted at ``/`` and, for Kite Web, ``/oms``)."""
+    return [
+        _route("/user/profile", "GET", profile),
+        _route("/user/profile/full", "GET", full_profile),
+        _route("/user/margins", "GET", margins),
+        _route("/user/margins/{segment}", "GET", margins),
+        _route("/orders", "GET", orders),
+        _route("/orders/{variety}", "POST", place_order, group="orders", lossy=True),
+        _route("/orders/{order_id}", "GET", order_history),
+        _route("/orders/{variety}/{order_id}", "PUT", modify_order),
+        _route("/orders/{variety}/{order_id}", "DELETE", cancel_order),
+        _route("/orders/{order_id}/trades", "GET", order_trades),
+        _route("/trades", "GET", trades),
+        _route("/portfolio/positions", "GET", positions),
+        _route("/portfolio/positions", "PUT", convert_position),
+        _route("/portfolio/holdings", "GET", holdings),
+        _route("/portfolio/holdings/compact", "GET", holdings_compact),
+        _route("/portfolio/holdings/summary", "GET", holdings_summary),
+        _route("/portfolio/holdings/auctions", "GET", auctions),
+        _route("/portfolio/holdings/authorise", "POST", holdings_authorise),
+        _route("/mf/orders", "GET", mf_orders),
+        _route("/mf/orders", "POST", mf_place_order),
+        _route("/mf/orders/{order_id}", "GET", mf_order),
+        _route("/mf/orders/{order_id}", "DELETE", mf_cancel_order),
+        _route("/mf/sips", "GET", mf_sips),
+        _route("/mf/sips", "POST", mf_place_sip),
+        _route("/mf/sips/{sip_id}", "GET", mf_sip),
+        _route("/mf/sips/{sip_id}", "PUT", mf_modify_sip),
+        _route("/mf/sips/{sip_id}", "DELETE", mf_cancel_sip),
+        _route("/mf/holdings", "GET", mf_holdings),
+        _route("/mf/instruments", "GET", mf_instruments),
+        _route("/instruments", "GET", instruments),
+        _route(
+            "/instruments/historical/{instrument_token}/{interval}", "GET", historical, "historical"
+        ),
+        _route("/instruments/trigger_range/{transaction_type}", "GET", trigger_range),
+        _route("/instruments/{exchange}", "GET", instruments),
+        _route("/quote", "GET", _quote_endpoint("quote"), "quote"),
+        _route("/quote/ohlc", "GET", _quote_endpoint("ohlc"), "quote"),
+        _route("/quote/ltp", "GET", _quote_endpoint("ltp"), "quote"),
+        _route("/gtt/triggers", "GET", gtt_list),
+        _route("/gtt/triggers", "POST", gtt_place),
+        _route("/gtt/triggers/{trigger_id}", "GET", gtt_get),
+        _route("/gtt/triggers/{trigger_id}", "PUT", gtt_modify),
+        _route("/gtt/triggers/{trigger_id}", "DELETE", gtt_delete),
+        _route("/margins/orders", "POST", order_margins),
+        _route("/margins/basket", "POST", basket_margins),
+        _route("/charges/orders", "POST", virtual_contract_note),
+        _route("/alerts", "GET", alerts_list),
+        _route("/alerts", "POST", alerts_create),
+        _route("/alerts", "DELETE", alerts_delete),
+        _route("/alerts/{uuid}", "GET", alerts_get),
+        _route("/alerts/{uuid}", "PUT", alerts_modify),
+        _route("/alerts/{uuid}", "DELETE", alerts_delete),
+        _route("/alerts/{uuid}/history", "GET", alerts_history),
+    ]
+
+
+def session_routes() -> list[BaseRoute]:
+    """Login and session routes (no session needed, not rate limited)."""
+    return [
+        _route("/connect/login", "GET", connect_login, None, auth=False),
+        _route("/session/token", "POST", session_token, None, auth=False),
+        _route("/session/token", "DELETE", session_delete, None, auth=False),
+        _route("/session/refresh_token", "POST", session_refresh, None, auth=False),
+        _route("/api/login", "POST", web_login, None, auth=False),
+        _route("/api/twofa", "POST", web_twofa, None, auth=False),
+    ]

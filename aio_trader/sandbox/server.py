@@ -1,0 +1,220 @@
+"""``Sandbox``: the sandbox server running in-process, on asyncio or trio."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+import attrs
+import sniffio
+from hypercorn.config import Config as HypercornConfig
+
+from aio_trader.sandbox.app import build_app
+from aio_trader.sandbox.config import Faults, SandboxConfig
+from aio_trader.sandbox.state import SandboxState
+
+__all__ = ["Sandbox"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds the server waits for open connections to finish when the sandbox stops.
+_GRACE = 1.0
+
+
+class Sandbox:
+    """A Kite-compatible server on loopback, started by ``async with``::
+
+        async with Sandbox(SandboxConfig(seed=1)) as sb:
+            sb.root_url, sb.ticker_url, sb.api_key, sb.access_token ...
+
+    Entering binds the port (``config.port``; 0 picks a free one), starts the server and the
+    market clock in a task group of the running backend (asyncio or trio), and returns once
+    the server answers HTTP. Leaving (or cancellation of the enclosing scope) stops the
+    server, closes every connection and cancels every task it started. Keyword ``overrides``
+    replace config fields: ``Sandbox(seed=3)``.
+    """
+
+    def __init__(self, config: SandboxConfig | None = None, **overrides: Any) -> None:
+        base = config if config is not None else SandboxConfig()
+        self.config: SandboxConfig = attrs.evolve(base, **overrides) if overrides else base
+        self._state: SandboxState | None = None
+        self._port: int | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    def __repr__(self) -> str:
+        where = self.root_url if self._port is not None else "not started"
+        return f"<Sandbox {where} seed={self.config.seed}>"
+
+    # -- what a running sandbox exposes -----------------------------------------------------
+
+    @property
+    def state(self) -> SandboxState:
+        """The live state (market, order book, stats...); only while running."""
+        if self._state is None:
+            raise RuntimeError("the sandbox is not running: use `async with Sandbox() as sb`")
+        return self._state
+
+    @property
+    def faults(self) -> Faults:
+        """The faults in force (mutable: ``sb.faults.latency = 0.5``)."""
+        return self.state.faults
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the sandbox is not running")
+        return self._port
+
+    @property
+    def host(self) -> str:
+        return self.config.host
+
+    @property
+    def root_url(self) -> str:
+        """REST root, e.g. ``http://127.0.0.1:54321`` (Kite's paths go under it)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def ticker_url(self) -> str:
+        """Ticker WebSocket URL; append ``?api_key=..&access_token=..``."""
+        return self.root_url.replace("http://", "ws://", 1) + "/ws"
+
+    @property
+    def api_key(self) -> str:
+        return self.config.api_key
+
+    @property
+    def api_secret(self) -> str:
+        return self.config.api_secret
+
+    @property
+    def access_token(self) -> str:
+        return self.config.access_token
+
+    @property
+    def user_id(self) -> str:
+        return self.config.user_id
+
+    @property
+    def password(self) -> str:
+        return self.config.password
+
+    @property
+    def enctoken(self) -> str:
+        return self.config.enctoken
+
+    # -- runtime controls -------------------------------------------------------------------
+
+    def drop_websockets(self) -> None:
+        """Fault: close every ticker connection now."""
+        self.state.drop_websockets()
+
+    def expire_session(self) -> None:
+        """Fault: tokens answer 403 (REST and WebSocket handshake) until the next login."""
+        self.state.expire_session()
+
+    def step_market(self, steps: int = 1) -> None:
+        """Advance the simulated market ``steps`` times (fills crossed orders, GTTs, alerts)."""
+        self.state.step_market(steps)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Sandbox:
+        if self._stack is not None:
+            raise RuntimeError("this Sandbox is already running")
+        state = SandboxState(self.config)
+        listener = socket.create_server(
+            (self.config.host, self.config.port),
+            family=socket.AF_INET6 if ":" in self.config.host else socket.AF_INET,
+            backlog=128,
+        )
+        port = int(listener.getsockname()[1])
+        hyper = HypercornConfig()
+        # hypercorn adopts the already-listening socket: the port is known before it runs.
+        hyper.bind = [f"fd://{listener.detach()}"]
+        hyper.graceful_timeout = _GRACE
+        hyper.accesslog = None
+        hyper.errorlog = logging.getLogger("aio_trader.sandbox.hypercorn")
+        app = build_app(state)
+        stopping, served = anyio.Event(), anyio.Event()
+        stack = contextlib.AsyncExitStack()
+        try:
+            group = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(group.cancel_scope.cancel)
+            stack.push_async_callback(_stop, state, stopping, served, group)
+            group.start_soon(_serve, app, hyper, stopping, served, name="sandbox-server")
+            group.start_soon(state.run_clock, name="sandbox-market-clock")
+            self._state, self._port = state, port
+            await _wait_until_serving(self.config.host, port)
+        except BaseException:
+            self._state = self._port = None
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
+            raise
+        self._stack = stack
+        log.info("sandbox serving on %s", self.root_url)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        try:
+            if stack is not None:
+                await stack.__aexit__(exc_type, exc, tb)
+        finally:
+            self._port = None
+
+
+async def _stop(
+    state: SandboxState, stopping: anyio.Event, served: anyio.Event, group: anyio.abc.TaskGroup
+) -> None:
+    """Close ticker connections, let hypercorn shut down gracefully, then cancel the rest."""
+    state.drop_websockets()
+    stopping.set()
+    with anyio.move_on_after(_GRACE + 1, shield=True):
+        await served.wait()
+    group.cancel_scope.cancel()
+
+
+async def _serve(
+    app: Any, config: HypercornConfig, stopping: anyio.Event, served: anyio.Event
+) -> None:
+    """hypercorn's serve for the running backend, until ``stopping`` is set."""
+    try:
+        if sniffio.current_async_library() == "trio":
+            from hypercorn.trio import serve as trio_serve
+
+            await trio_serve(app, config, shutdown_trigger=stopping.wait)
+        else:
+            from hypercorn.asyncio import serve as asyncio_serve
+
+            await asyncio_serve(app, config, shutdown_trigger=stopping.wait)
+    finally:
+        served.set()
+
+
+async def _wait_until_serving(host: str, port: int) -> None:
+    """Return once the server answers an HTTP request (the socket listens from the start)."""
+    request = (
+        f"GET /__sandbox__/ping HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    while True:
+        try:
+            async with await anyio.connect_tcp(host, port) as stream:
+                await stream.send(request)
+                answer = await stream.receive()
+                if answer.startswith(b"HTTP/1.1 200"):
+                    return
+        except (OSError, anyio.EndOfStream, anyio.BrokenResourceError):
+            pass
+        await anyio.sleep(0.005)
