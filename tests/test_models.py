@@ -801,3 +801,43 @@ def test_records_are_frozen_slotted_and_exported() -> None:
         assert getattr(kite, name) is getattr(m, name)
     assert kite.to_pandas is to_pandas
     assert kite.to_polars is to_polars
+
+
+# -- any JSON: a typed record (or DataException), never another error -------------------
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+    | st.sampled_from(["2021-05-31 09:18:57", "2017-12-15T09:15:00+0530", "2021-06-29", ""]),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _objects_for(cls: type[m.Record]) -> st.SearchStrategy[dict[str, Any]]:
+    names = [f.name for f in attrs.fields(cls) if f.name != "extra"]
+    return st.dictionaries(st.sampled_from(names) | st.text(max_size=6), _json, max_size=12)
+
+
+@pytest.mark.parametrize("cls", [m.Order, m.Quote, m.GTT, m.Session, m.Alert, m.MFSIP])
+@given(data=st.data())
+def test_any_json_object_gives_a_typed_record(cls: type[m.Record], data: st.DataObject) -> None:
+    obj = data.draw(_objects_for(cls))
+    record = cls.from_kite(obj)
+    assert_typed(record)
+    # nothing is lost: every key is a field or kept in extra
+    assert set(obj) <= {f.name for f in attrs.fields(cls)} | set(record.extra)
+
+
+@given(st.lists(_json, max_size=8))
+def test_any_json_array_gives_a_candle_or_data_exception(row: list[Any]) -> None:
+    try:
+        candle = m.Candle.from_kite(row)
+    except DataException:
+        return
+    assert_typed(candle)
