@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from aio_trader import errors
@@ -72,5 +73,5 @@ async def test_async_tests_run_on_both_backends(anyio_backend: str) -> None:
     """The suite's own guarantee: this async test runs once per backend."""
     import sniffio
 
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     assert sniffio.current_async_library() == anyio_backend
