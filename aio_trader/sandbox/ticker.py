@@ -34,7 +34,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import anyio.abc
@@ -45,7 +45,11 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from aio_trader.kite.ticks import FeedError, encode_frame, encode_text
+from aio_trader.kite.ticks import FeedError, OrderUpdate, encode_frame, encode_text
+
+if TYPE_CHECKING:
+    from aio_trader.sandbox.market import Market
+    from aio_trader.sandbox.state import SandboxState
 
 __all__ = [
     "DROP_CLOSE_CODE",
@@ -199,7 +203,7 @@ def corrupt_frame(frame: bytes, variant: int) -> bytes:
     return whole[: len(whole) - len(packets[-1]) // 2]
 
 
-def build_frame(market: Any, modes: Mapping[int, str]) -> tuple[bytes, int]:
+def build_frame(market: Market, modes: Mapping[int, str]) -> tuple[bytes, int]:
     """The tick frame for these subscriptions and how many packets it holds."""
     ticks = []
     for token, mode in modes.items():
@@ -208,11 +212,6 @@ def build_frame(market: Any, modes: Mapping[int, str]) -> tuple[bytes, int]:
         except KeyError:
             continue  # unknown token: subscribed, never ticks (as on Kite)
     return encode_frame(ticks), len(ticks)
-
-
-def _market_step(market: Any) -> object:
-    """What identifies the market's current state, for the frame cache (None: do not cache)."""
-    return getattr(market, "step", None)
 
 
 # -- connections -------------------------------------------------------------------------
@@ -254,9 +253,8 @@ class _Credentials:
             f"{self.api_key}/{self.user_id}" if self.api_key == KITE_WEB_API_KEY else self.api_key
         )
 
-    def valid(self, state: Any) -> bool:
-        if state.faults.session_expired:
-            return False
+    def valid(self, state: SandboxState) -> bool:
+        """True while the credentials are live (False once the session expired)."""
         if self.api_key == KITE_WEB_API_KEY:
             return bool(state.check_enctoken(self.user_id, self.secret))
         return bool(state.check_token(self.api_key, self.secret))
@@ -274,7 +272,7 @@ async def ticker_endpoint(websocket: WebSocket) -> None:
     connections) and never upgraded. On cancellation (server shutdown) the connection's tasks
     stop and the server closes the socket.
     """
-    state = websocket.app.state.sandbox
+    state: SandboxState = websocket.app.state.sandbox
     credentials = _Credentials.from_query(websocket.query_params)
     registry = _registry(websocket)
     key = credentials.limit_key
@@ -292,9 +290,12 @@ async def ticker_endpoint(websocket: WebSocket) -> None:
         return
     registry.open[key] = registry.open.get(key, 0) + 1
     try:
-        await websocket.accept()
-        state.stats.ws_connections += 1
-        await _Connection(websocket, state, credentials).serve()
+        # subscribed before the handshake completes: no postback or drop can slip past
+        with state.order_updates() as updates:
+            connection = _Connection(websocket, state, credentials, updates)
+            await websocket.accept()
+            state.stats.ws_connections += 1
+            await connection.serve()
     finally:
         registry.open[key] -= 1
 
@@ -302,10 +303,19 @@ async def ticker_endpoint(websocket: WebSocket) -> None:
 class _Connection:
     """The tasks of one accepted connection: receive, tick, postbacks, watch for faults."""
 
-    def __init__(self, websocket: WebSocket, state: Any, credentials: _Credentials) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        state: SandboxState,
+        credentials: _Credentials,
+        updates: anyio.abc.ObjectReceiveStream[dict[str, Any]],
+    ) -> None:
         self.websocket = websocket
         self.state = state
         self.credentials = credentials
+        self.updates = updates
+        self.started = anyio.current_time()
+        self.drop_epoch = state.ws_drop_epoch
         self.subscriptions = Subscriptions(limit=state.config.max_tokens_per_ws)
         self.changed = anyio.Event()
         self.send_lock = anyio.Lock()
@@ -368,15 +378,13 @@ class _Connection:
 
     async def _watch(self) -> tuple[int, str]:
         """Wait for a reason to close: a drop (fault) or a session that is no longer valid."""
-        started = anyio.current_time()
-        epoch = self.state.ws_drop_epoch
         while True:
             if not self.credentials.valid(self.state):
                 return EXPIRED_CLOSE_CODE, "session expired"
-            if self.state.ws_drop_epoch != epoch:
+            if self.state.ws_drop_epoch != self.drop_epoch:
                 return DROP_CLOSE_CODE, "sandbox: connection dropped"
             every = self.state.faults.ws_drop_every
-            if every is not None and anyio.current_time() - started >= every:
+            if every is not None and anyio.current_time() - self.started >= every:
                 return DROP_CLOSE_CODE, "sandbox: connection dropped (ws_drop_every)"
             dropped = self.state.ws_drop_event()
             with anyio.move_on_after(WATCH_INTERVAL):
@@ -384,9 +392,9 @@ class _Connection:
 
     def _frame(self) -> tuple[bytes, int]:
         market = self.state.market
-        step = _market_step(market)
-        key = (self.subscriptions.version, step)
-        if step is None or key != self.cache_key:
+        # the market changes only by steps: one encoding per step serves every frame of it
+        key = (self.subscriptions.version, id(market), market.steps)
+        if key != self.cache_key:
             self.cache = build_frame(market, self.subscriptions.modes)
             self.cache_key = key
         return self.cache
@@ -436,8 +444,14 @@ class _Connection:
                 next_tick = -math.inf
 
     async def _send_postbacks(self) -> None:
-        with self.state.order_updates() as updates:
-            async for update in updates:
-                if self.state.faults.ws_silence:
-                    continue  # silence loses postbacks, as a dead network would
-                await self._send_text(json.dumps({"type": "order", "data": update}, default=str))
+        async for update in self.updates:
+            if self.state.faults.ws_silence:
+                continue  # silence loses postbacks, as a dead network would
+            try:
+                text = encode_text(OrderUpdate.from_dict(update))
+            except ValueError:
+                log.exception(
+                    "order postback %s not sent: not a Kite postback", update.get("order_id")
+                )
+                continue
+            await self._send_text(text)
