@@ -686,6 +686,10 @@ def test_instruments_fast_path_matches_from_kite_on_many_distinct_values() -> No
     fast = m.parse_instruments(text)
     slow = [m.Instrument.from_kite(row) for row in csv.DictReader(io.StringIO(text))]
     assert fast == slow
+    # the csv.reader path (CRLF line ends, or any quote) gives the same records
+    assert m.parse_instruments(text.replace("\n", "\r\n")) == fast
+    quoted = text.replace("Name 7,", '"Name 7, quoted",', 1)
+    assert m.parse_instruments(quoted)[7].name == "Name 7, quoted"
 
 
 _text = st.text(

@@ -77,6 +77,7 @@ import csv
 import datetime
 import gc
 import io
+import itertools
 import logging
 import types
 import typing
@@ -1098,60 +1099,100 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _parse_csv(cls: type[R], text: str | bytes) -> list[R]:
-    """Rows of a Kite CSV dump as records."""
-    with _gc_paused():
-        return _parse_csv_rows(cls, text)
+    """Rows of a Kite CSV dump as records.
 
-
-def _parse_csv_rows(cls: type[R], text: str | bytes) -> list[R]:
-    """Column-wise C-level conversion (map over columns, starmap the class); on any bad
-    value, the whole dump goes through ``from_kite`` row by row instead."""
+    Column-wise: split the dump into columns, convert each column at C speed (``map``
+    with ``int``/``float``/memo lookups), then ``map`` the class over the columns. A dump
+    with no quotes and no carriage returns is split with ``str.split`` (what ``csv``
+    would do for such text, ~1.5x faster); any other dump goes through ``csv.reader``.
+    If any value fails to convert, the whole dump falls back to ``from_kite`` row by row,
+    so bad rows are skipped (counted, logged) and bad optional values kept in ``extra``.
+    """
     if isinstance(text, bytes):
         text = text.decode("utf-8")
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header:
-        return []
-    width = len(header)
-    rows = list(reader)
-    if not all(rows):  # blank lines
-        rows = [row for row in rows if row]
-    good = rows
-    if set(map(len, rows)) - {width}:
-        good = [row for row in rows if len(row) == width]
-    skipped = len(rows) - len(good)
-    plan = _plan(cls)
-    field_names = [name for name, _ in plan.loaders]
-    position = {name: i for i, name in enumerate(header)}
-    unknown = [name for name in header if name not in plan.names]
-    try:
-        if any(name not in position for name in field_names):
-            raise KeyError("missing column")
-        columns = list(zip(*good, strict=True)) if good else [()] * width
-        converted: list[list[Any]] = []
-        for name, load in plan.loaders:
-            column = columns[position[name]]
-            convert = _column_converter(load, column)
-            converted.append(list(column) if convert is None else list(map(convert, column)))
-        if unknown:
-            values = zip(*converted, strict=True)
-            extras = zip(*(columns[position[name]] for name in unknown), strict=True)
-            out = [
-                cls(*args, extra=dict(zip(unknown, extra, strict=True)))
-                for args, extra in zip(values, extras, strict=True)
-            ]
+    with _gc_paused():
+        split = _split_columns(text)
+        rows: list[list[str]] | None = None
+        skipped = 0
+        if split is None:
+            header, rows, skipped = _read_rows(text)
+            columns: list[Sequence[str]] = list(zip(*rows, strict=True)) if rows else []
         else:
-            out = list(map(cls, *converted))
-    except (*_FIELD_ERRORS, LookupError):
-        out = []
-        for row in good:
-            try:
-                out.append(cls.from_kite(dict(zip(header, row, strict=True))))
-            except DataException:
-                skipped += 1
+            header, columns = split
+        if not header:
+            return []
+        try:
+            out = _records_from_columns(cls, header, columns)
+        except (*_FIELD_ERRORS, LookupError):
+            if rows is None:
+                header, rows, skipped = _read_rows(text)
+            out, bad = _records_from_rows(cls, header, rows)
+            skipped += bad
     if skipped:
         _log.warning("%s CSV: skipped %d malformed row(s)", cls.__name__, skipped)
     return out
+
+
+def _split_columns(text: str) -> tuple[list[str], list[Sequence[str]]] | None:
+    """Header and columns of a quote-free, CR-free dump whose rows all have the header's
+    width (one trailing newline allowed); None for anything else."""
+    if '"' in text or "\r" in text:
+        return None
+    head, _, body = text.partition("\n")
+    header = head.split(",") if head else []
+    width = len(header)
+    if body.endswith("\n"):
+        body = body[:-1]
+    if not body:
+        return header, [()] * width
+    if set(map(str.count, body.split("\n"), itertools.repeat(","))) != {width - 1}:
+        return None
+    flat = body.replace("\n", ",").split(",")
+    return header, [flat[i::width] for i in range(width)]
+
+
+def _read_rows(text: str) -> tuple[list[str], list[list[str]], int]:
+    """Header, the rows of the header's width (blank lines dropped), and how many others."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None) or []
+    rows = [row for row in reader if row]
+    good = [row for row in rows if len(row) == len(header)]
+    return header, good, len(rows) - len(good)
+
+
+def _records_from_columns(
+    cls: type[R], header: list[str], columns: Sequence[Sequence[str]]
+) -> list[R]:
+    """Records from columns; raises (ValueError, KeyError ...) at the first bad value."""
+    plan = _plan(cls)
+    position = {name: i for i, name in enumerate(header)}
+    converted: list[list[Any]] = []
+    for name, load in plan.loaders:
+        column = columns[position[name]] if columns else ()  # KeyError: a missing column
+        convert = _column_converter(load, column)
+        converted.append(list(column) if convert is None else list(map(convert, column)))
+    unknown = [name for name in header if name not in plan.names]
+    if not unknown:
+        return list(map(cls, *converted))
+    extras = zip(*(columns[position[name]] for name in unknown), strict=True)
+    return [
+        cls(*args, extra=dict(zip(unknown, extra, strict=True)))
+        for args, extra in zip(zip(*converted, strict=True), extras, strict=True)
+    ]
+
+
+def _records_from_rows(
+    cls: type[R], header: list[str], rows: list[list[str]]
+) -> tuple[list[R], int]:
+    """Records row by row through ``from_kite``; rows missing a required value are skipped."""
+    out: list[R] = []
+    bad = 0
+    for row in rows:
+        try:
+            out.append(cls.from_kite(dict(zip(header, row, strict=True))))
+        except DataException:
+            bad += 1
+    return out, bad
 
 
 def parse_instruments(csv_text: str | bytes) -> list[Instrument]:
