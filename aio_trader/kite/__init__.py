@@ -1,5 +1,6 @@
 """Zerodha Kite Connect v3: REST client, WebSocket feed, tick codec and records."""
 
+from aio_trader.kite.broker import Kite
 from aio_trader.kite.constants import (
     LTP_MAX_INSTRUMENTS,
     MARKET_PROTECTION_AUTO,
@@ -89,6 +90,7 @@ from aio_trader.kite.models import (
     parse_instruments,
     parse_mf_instruments,
 )
+from aio_trader.kite.session import TokenCache
 from aio_trader.kite.ticks import (
     Depth,
     DepthLevel,
@@ -161,6 +163,7 @@ __all__ = [  # one sorted list: constants, models (REST records), ticks (codec)
     "IndexQuoteTick",
     "Instrument",
     "Interval",
+    "Kite",
     "KiteEnum",
     "LtpQuote",
     "LtpTick",
@@ -198,6 +201,7 @@ __all__ = [  # one sorted list: constants, models (REST records), ticks (codec)
     "SegmentMargins",
     "Session",
     "Tick",
+    "TokenCache",
     "Trade",
     "TransactionType",
     "TriggerRange",

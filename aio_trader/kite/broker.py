@@ -1,0 +1,1282 @@
+"""``Kite``: the Kite Connect v3 REST client (every endpoint, both logins), on anyio.
+
+Every endpoint is a few lines saying *what* it sends and which record it returns; all of
+them go through one private path, ``Kite._request``, which
+
+- prefixes the path (Kite Web serves REST under ``/oms``),
+- picks the rate-limit group from the path (``/quote*`` -> quote, ``/instruments/historical``
+  -> historical, ``POST /orders/...`` -> order placement, the rest -> other) and takes a
+  slot from that group's limiter before every attempt,
+- sends it through :class:`aio_trader.http.AsyncRequest` (retries with backoff for what is
+  safe to repeat; 400/403/429 raised at once; non-idempotent requests never sent twice),
+- calls the session-expiry hook on a 403 ``TokenException`` before raising it,
+- unwraps Kite's ``{"status": "success", "data": ...}`` envelope and builds the record
+  (``Record.from_kite``) the endpoint names.
+
+Method and parameter names follow Kite's official Python client (``KiteConnect``), so code
+moves over by adding ``await``. Differences: results are typed records
+(:mod:`aio_trader.kite.models`), not dicts; place/modify/cancel calls return the id;
+client-side checks raise ``ValueError`` before any request.
+
+No duplicate orders: see :meth:`Kite.place_order`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import json as jsonlib
+import logging
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from aio_trader._time import IST
+from aio_trader.abc import AbstractBroker
+from aio_trader.backoff import Backoff
+from aio_trader.errors import (
+    AioTraderError,
+    DataException,
+    OrderOutcomeUnknown,
+    OutcomeUnknownError,
+    TokenException,
+)
+from aio_trader.http import AsyncRequest, Params
+from aio_trader.kite.constants import (
+    LTP_MAX_INSTRUMENTS,
+    OHLC_MAX_INSTRUMENTS,
+    ORDER_TAG_MAX,
+    QUOTE_MAX_INSTRUMENTS,
+    RATE_LIMITS,
+    TRIGGER_RANGE_MAX_INSTRUMENTS,
+    EndpointGroup,
+    Interval,
+)
+from aio_trader.kite.models import (
+    GTT,
+    MFSIP,
+    Alert,
+    AlertHistory,
+    AuctionInstrument,
+    AutosliceChild,
+    AutosliceResponse,
+    BasketMargins,
+    Candle,
+    Holding,
+    Instrument,
+    LtpQuote,
+    Margins,
+    MFHolding,
+    MFInstrument,
+    MFOrder,
+    OhlcQuote,
+    Order,
+    OrderCharges,
+    OrderMargins,
+    Positions,
+    Profile,
+    Quote,
+    SegmentMargins,
+    Session,
+    Trade,
+    TriggerRange,
+    parse_candles,
+    parse_instruments,
+    parse_mf_instruments,
+)
+from aio_trader.kite.session import (
+    KITE_CONNECT_ROOT,
+    KITE_LOGIN_URL,
+    KITE_WEB_ROOT,
+    TokenCache,
+    TwoFactor,
+    checksum,
+    forget,
+    login_url,
+    protect,
+    web_login,
+)
+from aio_trader.ratelimit import Rate, RateLimiter
+from aio_trader.utils import as_completed
+
+__all__ = ["DateLike", "Kite", "SessionExpiryHook"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+#: A date argument: a datetime (naive = IST wall clock), a date, or Kite's string form.
+DateLike = datetime.datetime | datetime.date | str
+#: Called (no arguments; sync or async) on a 403 ``TokenException``, before it is raised.
+SessionExpiryHook = Callable[[], object]
+#: Called after each finished chunk of ``historical_bulk`` with ``(done, total)``.
+ProgressCallback = Callable[[int, int], object]
+
+_TAG = re.compile(rf"[A-Za-z0-9]{{1,{ORDER_TAG_MAX}}}")
+_KITE_TIME = "%Y-%m-%d %H:%M:%S"
+_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+#: Order statuses that show a cancellation reached Kite.
+_CANCELLED = frozenset({"CANCELLED", "CANCEL PENDING"})
+
+
+# -- small pure helpers -----------------------------------------------------------------
+
+
+def _fields(**values: Any) -> dict[str, Any]:
+    """Form or query fields without the ``None`` ones; enums become their string value."""
+    return {k: str(v) if isinstance(v, str) else v for k, v in values.items() if v is not None}
+
+
+def _form(arguments: dict[str, Any], *skip: str, **override: Any) -> dict[str, Any]:
+    """A method's ``locals()`` as request fields: without ``self``, ``skip`` and ``None``s."""
+    values = {k: v for k, v in arguments.items() if k != "self" and k not in skip}
+    return _fields(**{**values, **override})
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else jsonlib.dumps(value)
+
+
+def _unwrap(body: Any) -> Any:
+    """The ``data`` of Kite's success envelope; CSV text passes through."""
+    if isinstance(body, str):
+        return body
+    if isinstance(body, dict) and body.get("status") == "success" and "data" in body:
+        return body["data"]
+    raise DataException("expected Kite's {'status': 'success', 'data': ...}", status_code=200)
+
+
+def _key(name: str, kind: Callable[[Any], T]) -> Callable[[Any], T]:
+    """A parser taking the required ``name`` out of a JSON object (e.g. ``order_id``)."""
+
+    def parse(data: Any) -> T:
+        if isinstance(data, Mapping) and data.get(name) not in (None, ""):
+            return kind(data[name])
+        raise DataException(f"answer without {name!r}", status_code=200)
+
+    return parse
+
+
+def _raw(data: Any) -> Any:
+    return data
+
+
+def _instrument_keys(instruments: tuple[Any, ...], limit: int) -> list[str]:
+    """``EXCHANGE:SYMBOL`` keys (or tokens) from varargs of str/int or collections of them."""
+    keys: list[str] = []
+    for item in instruments:
+        if isinstance(item, str | int):
+            keys.append(str(item))
+        else:
+            keys.extend(str(key) for key in item)
+    if not keys:
+        raise ValueError("at least one instrument is needed")
+    if len(keys) > limit:
+        raise ValueError(f"at most {limit} instruments per request, got {len(keys)}")
+    return keys
+
+
+def _kite_time(value: DateLike) -> str:
+    """Kite's wire form of a date argument (aware datetimes are converted to IST)."""
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(IST)
+        return value.strftime(_KITE_TIME)
+    if isinstance(value, datetime.date):
+        return value.strftime("%Y-%m-%d")
+    return value
+
+
+def _as_datetime(value: DateLike) -> datetime.datetime:
+    """A date argument as an IST datetime; ``ValueError`` for an unreadable string."""
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(IST) if value.tzinfo else value.replace(tzinfo=IST)
+    if isinstance(value, datetime.date):
+        return datetime.datetime.combine(value, datetime.time(), IST)
+    for pattern in _DATE_FORMATS:
+        try:
+            return datetime.datetime.strptime(value.strip(), pattern).replace(tzinfo=IST)
+        except ValueError:
+            continue
+    raise ValueError(f"unreadable date {value!r}: use YYYY-MM-DD[ HH:MM:SS]")
+
+
+def historical_chunks(
+    from_date: DateLike, to_date: DateLike, interval: Interval | str
+) -> list[tuple[datetime.datetime, datetime.datetime]]:
+    """``[from, to]`` cut into Kite's longest ranges for ``interval`` (inclusive, no overlap).
+
+    Raises ``ValueError`` for an unknown interval or ``from`` after ``to``.
+    """
+    start, end = _as_datetime(from_date), _as_datetime(to_date)
+    if start > end:
+        raise ValueError("from_date is after to_date")
+    step = datetime.timedelta(days=Interval(interval).max_days)
+    chunks = []
+    while True:
+        stop = min(start + step, end)
+        chunks.append((start, stop))
+        if stop >= end:
+            return chunks
+        start = stop + datetime.timedelta(seconds=1)
+
+
+def _scaled_limits(scale: float) -> dict[EndpointGroup, Sequence[Rate]]:
+    """Kite's limits with every window ``scale`` times shorter (the sandbox scales the same
+    way, so a client and a sandbox scaled together agree; counts stay, so no bursts)."""
+    if scale <= 0:
+        raise ValueError(f"rate_limit_scale must be > 0, got {scale!r}")
+    return {
+        group: tuple(Rate(rate.count, rate.period / scale) for rate in rates)
+        for group, rates in RATE_LIMITS.items()
+    }
+
+
+def _group(method: str, path: str) -> EndpointGroup:
+    """The rate-limit group of a request (the sandbox and Kite count the same way)."""
+    if path.startswith("/quote"):
+        return EndpointGroup.QUOTE
+    if path.startswith("/instruments/historical/"):
+        return EndpointGroup.HISTORICAL
+    if method == "POST" and path.startswith("/orders/"):
+        return EndpointGroup.ORDER
+    return EndpointGroup.OTHER
+
+
+async def _maybe_await(value: object) -> None:
+    if inspect.isawaitable(value):
+        await value
+
+
+# -- the client -------------------------------------------------------------------------
+
+
+class Kite(AbstractBroker):
+    """Kite Connect v3 REST client; ``async with Kite(...) as kite: await kite.ltp(...)``.
+
+    Logins (pick one):
+
+    - **Kite Connect**: ``Kite(api_key, access_token)``; or ``Kite(api_key)`` then
+      ``await kite.generate_session(request_token, api_secret)``.
+    - **Kite Web**: ``Kite(enctoken=...)``; or ``Kite(user_id=..., password=...,
+      twofa=...)`` (a code, or a sync/async function returning one) or ``totp_secret=``
+      (needs the ``totp`` extra). The password login happens on entering ``async with``
+      and the enctoken is cached (see ``token_cache``).
+
+    ``root``: the REST root (Kite Connect: ``https://api.kite.trade``; Kite Web:
+    ``https://kite.zerodha.com``, REST under ``/oms``), e.g. a sandbox's ``root_url``.
+    ``login_root``: the Kite Connect login page base (for :meth:`login_url`).
+    ``timeout``: seconds per connect/read/write; ``backoff``: the retry policy
+    (default: 3 s doubling to 30 s, 7 attempts).
+    ``rate_limit_scale`` multiplies Kite's default rates (shorter windows, same counts,
+    as the sandbox's ``rate_limit_scale`` does); ``rate_limits`` replaces them
+    per group (``{EndpointGroup.QUOTE: (Rate(1, 1.0),), ...}``; groups left out keep the
+    scaled defaults). ``session_expiry_hook``: see :meth:`set_session_expiry_hook`.
+    ``token_cache``: where Kite Web enctokens are kept (a :class:`TokenCache`; ``True``:
+    the user's config directory; ``False``/``None``: no cache).
+    ``reconcile_attempts``/``reconcile_delay``: order-book lookups after an ambiguous
+    order placement, and the wait between them.
+
+    Secrets (tokens, api secret, password, TOTP) never appear in the repr, logs or errors.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        access_token: str | None = None,
+        *,
+        root: str | None = None,
+        enctoken: str | None = None,
+        user_id: str | None = None,
+        password: str | None = None,
+        twofa: TwoFactor | None = None,
+        totp_secret: str | None = None,
+        token_cache: TokenCache | bool | None = True,
+        login_root: str = KITE_LOGIN_URL,
+        session_expiry_hook: SessionExpiryHook | None = None,
+        timeout: float = 7.0,
+        backoff: Backoff | None = None,
+        rate_limit_scale: float = 1.0,
+        rate_limits: Mapping[EndpointGroup, Sequence[Rate]] | None = None,
+        reconcile_attempts: int = 3,
+        reconcile_delay: float = 0.5,
+    ) -> None:
+        self.web = bool(enctoken or user_id or password)
+        if not self.web and not api_key:
+            raise ValueError("Kite needs an api_key (Kite Connect) or Kite Web credentials")
+        if self.web and not enctoken and not (user_id and password):
+            raise ValueError("Kite Web login needs an enctoken, or user_id and password")
+        if reconcile_attempts < 1:
+            raise ValueError("reconcile_attempts must be >= 1")
+        self.api_key = api_key
+        self.user_id = user_id
+        self.root = (root or (KITE_WEB_ROOT if self.web else KITE_CONNECT_ROOT)).rstrip("/")
+        self._login_root = login_root
+        self._access_token = access_token
+        self._enctoken = enctoken
+        self._password = password
+        self._twofa = twofa
+        self._totp_secret = totp_secret
+        self._prefix = "/oms" if self.web else ""
+        if token_cache is True:
+            token_cache = TokenCache()
+        self._cache: TokenCache | None = token_cache or None
+        self._hook = session_expiry_hook
+        self._reconcile_attempts = reconcile_attempts
+        self._reconcile_delay = reconcile_delay
+        limits = _scaled_limits(rate_limit_scale)
+        limits.update(rate_limits or {})
+        self._limiters = {
+            group: RateLimiter(*limits[group], name=str(group)) for group in EndpointGroup
+        }
+        self._secrets: list[str | None] = []
+        self._remember(access_token, enctoken, password, totp_secret)
+        if isinstance(twofa, str):
+            self._remember(twofa)
+        self._http = AsyncRequest(
+            self.root, headers={"X-Kite-Version": "3"}, timeout=timeout, backoff=backoff
+        )
+        self._set_auth()
+
+    def __repr__(self) -> str:
+        who = f"user_id={self.user_id!r}" if self.web else f"api_key={self.api_key!r}"
+        return f"Kite({'web' if self.web else 'connect'}, {who}, root={self.root!r})"
+
+    # -- lifecycle and credentials -------------------------------------------------------
+
+    async def __aenter__(self) -> Kite:
+        """Open the client; a Kite Web password login (or its cached token) happens here.
+
+        Raises what :meth:`authorise` raises; the client is closed again on failure.
+        """
+        if self.web and not self._enctoken:
+            try:
+                await self.authorise()
+            except BaseException:
+                await self.close()
+                raise
+        return self
+
+    async def close(self) -> None:
+        """Close the HTTP client and forget the secrets. Idempotent.
+
+        Cancellation: the client is closed anyway (shielded), then it propagates.
+        """
+        with anyio.CancelScope(shield=True):
+            await self._http.aclose()
+        forget(*self._secrets)
+        self._secrets.clear()
+
+    def _remember(self, *values: str | None) -> None:
+        """Mask these secrets in the HTTP stack's logs for this client's lifetime."""
+        values = tuple(v for v in values if v)
+        protect(*values)
+        self._secrets.extend(values)
+
+    def _set_auth(self) -> None:
+        if self.web:
+            auth = f"enctoken {self._enctoken}" if self._enctoken else None
+        elif self._access_token:
+            auth = f"token {self.api_key}:{self._access_token}"
+        else:
+            auth = None
+        self._http.update_headers({"Authorization": auth})
+
+    @property
+    def access_token(self) -> str | None:
+        """The Kite Connect access token in use (a secret: never log it)."""
+        return self._access_token
+
+    def set_access_token(self, access_token: str) -> None:
+        """Use ``access_token`` for subsequent calls (Kite Connect)."""
+        self._remember(access_token)
+        self._access_token = access_token
+        self._set_auth()
+
+    def set_session_expiry_hook(self, method: SessionExpiryHook) -> None:
+        """Call ``method()`` (sync, or async: awaited) on every 403 ``TokenException``,
+        before the exception is raised; an exception from the hook propagates instead."""
+        if not callable(method):
+            raise TypeError("the session expiry hook must be callable")
+        self._hook = method
+
+    async def authorise(self) -> Profile | Session:
+        """Log in with the constructor's credentials, or check the session they give.
+
+        Kite Web with a password: a cached enctoken is tried first (checked with
+        ``profile()``; a refused one is dropped), else the password + two-factor login
+        runs and its enctoken is cached; returns a ``Session`` (``user_id``,
+        ``enctoken``) after a fresh login, the ``Profile`` otherwise. With an
+        ``access_token`` or ``enctoken`` only: returns ``profile()``.
+
+        Raises ``TokenException``/``InputException`` when Kite refuses the credentials,
+        ``ValueError`` when Kite Connect has no access token yet (use
+        :meth:`generate_session`). Cancellation: propagates; the client keeps the
+        session it had before (a new one is stored only once complete).
+        """
+        if not self.web and not self._access_token:
+            raise ValueError("no access_token: log in with generate_session(request_token, ...)")
+        if not self.web or self._enctoken or not self.user_id or not self._password:
+            return await self.profile()
+        if self._cache is not None:
+            cached = await self._cache.aload(self.user_id)
+            if cached:
+                self._use_enctoken(cached)
+                try:
+                    return await self.profile()
+                except TokenException:
+                    log.info("cached Kite Web session refused; logging in again")
+                    self._enctoken = None
+                    await anyio.to_thread.run_sync(self._cache.clear, self.user_id)
+        enctoken = await web_login(
+            self._http,
+            self.user_id,
+            self._password,
+            twofa=self._twofa,
+            totp_secret=self._totp_secret,
+        )
+        self._use_enctoken(enctoken)
+        if self._cache is not None:
+            await self._cache.asave(self.user_id, enctoken)
+        return Session(user_id=self.user_id, enctoken=enctoken)
+
+    def _use_enctoken(self, enctoken: str) -> None:
+        self._remember(enctoken)
+        self._enctoken = enctoken
+        self._set_auth()
+
+    # -- the one request path ---------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[Any], T],
+        *,
+        params: Params | None = None,
+        data: Params | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+        api: bool = True,
+    ) -> T:
+        """Send one Kite call and return ``parse(data)`` (see the module docstring).
+
+        ``api=False``: a session route, never under Kite Web's ``/oms``.
+        """
+        limiter = self._limiters[_group(method, path)]
+        try:
+            body = await self._http.request(
+                method,
+                (self._prefix if api else "") + path,
+                params=params,
+                data=data,
+                json=json,
+                limiter=limiter,
+                idempotent=idempotent,
+            )
+        except TokenException as error:
+            if self._hook is not None and error.status_code == 403:
+                await _maybe_await(self._hook())
+            raise
+        return parse(_unwrap(body))
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def login_url(self) -> str:
+        """The Kite Connect login page for this api_key; Kite redirects back with a
+        ``request_token`` for :meth:`generate_session`."""
+        if not self.api_key:
+            raise ValueError("login_url needs an api_key")
+        return login_url(self.api_key, self._login_root)
+
+    async def generate_session(self, request_token: str, api_secret: str) -> Session:
+        """Trade a login's ``request_token`` for a session; its access token is used from now.
+
+        Returns the ``Session`` (tokens hidden from its repr). Raises ``TokenException``
+        for a used/expired token, ``InputException`` for a bad checksum,
+        ``OutcomeUnknownError`` if the answer was lost (request tokens are single-use: log
+        in again). Cancellation: propagates; the client keeps its previous token.
+        """
+        self._remember(request_token, api_secret)
+        session = await self._request(
+            "POST",
+            "/session/token",
+            Session.from_kite,
+            data=_fields(
+                api_key=self.api_key,
+                request_token=request_token,
+                checksum=checksum(str(self.api_key), request_token, api_secret),
+            ),
+            api=False,
+        )
+        self._adopt(session)
+        return session
+
+    async def renew_access_token(self, refresh_token: str, api_secret: str) -> Session:
+        """A new session from a ``refresh_token``; its access token is used from now.
+
+        Returns the ``Session``. Raises ``TokenException`` for an invalid refresh token.
+        Cancellation: propagates; the client keeps its previous token.
+        """
+        self._remember(refresh_token, api_secret)
+        session = await self._request(
+            "POST",
+            "/session/refresh_token",
+            Session.from_kite,
+            data=_fields(
+                api_key=self.api_key,
+                refresh_token=refresh_token,
+                checksum=checksum(str(self.api_key), refresh_token, api_secret),
+            ),
+            api=False,
+        )
+        self._adopt(session)
+        return session
+
+    def _adopt(self, session: Session) -> None:
+        self._remember(session.refresh_token, session.public_token, session.enctoken)
+        if session.access_token:
+            self.set_access_token(session.access_token)
+
+    async def invalidate_access_token(self, access_token: str | None = None) -> bool:
+        """Log out: invalidate ``access_token`` (default: the one in use). Returns True.
+
+        Safe to repeat, so it is retried like a read. Cancellation: the token may or may
+        not be invalidated.
+        """
+        token = access_token or self._access_token
+        self._remember(token)
+        return await self._request(
+            "DELETE",
+            "/session/token",
+            bool,
+            params=_fields(api_key=self.api_key, access_token=token),
+            idempotent=True,
+            api=False,
+        )
+
+    async def invalidate_refresh_token(self, refresh_token: str) -> bool:
+        """Invalidate ``refresh_token``. Returns True. Retried like a read.
+        Cancellation: the token may or may not be invalidated."""
+        self._remember(refresh_token)
+        return await self._request(
+            "DELETE",
+            "/session/token",
+            bool,
+            params=_fields(api_key=self.api_key, refresh_token=refresh_token),
+            idempotent=True,
+            api=False,
+        )
+
+    # -- user ----------------------------------------------------------------------------
+    # Reads: retried on network errors and 5xx; cancellation abandons the read, nothing
+    # changes on the server.
+
+    async def profile(self) -> Profile:
+        """The user's profile. Raises ``KiteError`` subclasses. Cancellation: abandoned."""
+        return await self._request("GET", "/user/profile", Profile.from_kite)
+
+    async def margins(self, segment: str | None = None) -> Margins | SegmentMargins:
+        """Funds and margins: ``Margins`` (every segment) or one ``segment``'s
+        ``SegmentMargins`` (``equity``/``commodity``). Cancellation: abandoned."""
+        if segment:
+            return await self._request("GET", f"/user/margins/{segment}", SegmentMargins.from_kite)
+        return await self._request("GET", "/user/margins", Margins.from_kite)
+
+    # -- orders ----------------------------------------------------------------------------
+
+    @staticmethod
+    def new_tag() -> str:
+        """A fresh unique order tag (19 alphanumeric characters), as place_order makes."""
+        return "aio" + secrets.token_hex(8)
+
+    async def place_order(
+        self,
+        variety: str,
+        exchange: str,
+        tradingsymbol: str,
+        transaction_type: str,
+        quantity: int,
+        product: str,
+        order_type: str,
+        price: float | None = None,
+        validity: str | None = None,
+        validity_ttl: int | None = None,
+        disclosed_quantity: int | None = None,
+        trigger_price: float | None = None,
+        iceberg_legs: int | None = None,
+        iceberg_quantity: int | None = None,
+        auction_number: str | None = None,
+        algo_id: str | None = None,
+        tag: str | None = None,
+        market_protection: float | None = None,
+    ) -> str:
+        """Place an order (any variety: regular, amo, co, iceberg, auction); returns its id.
+
+        **Never placed twice.** The order carries a ``tag``: a fresh unique one
+        (:meth:`new_tag`) unless you give yours (alphanumeric, at most 20 characters,
+        else ``ValueError``). The request is sent again only when it surely never
+        reached Kite (the connection could not be opened). After an ambiguous failure
+        (timeout or drop after sending, a 5xx answer) the order book is searched for
+        the tag (``reconcile_attempts`` times, ``reconcile_delay`` apart): if exactly
+        one order (not a cover-order leg) carries it, its id is returned; otherwise
+        ``OrderOutcomeUnknown`` (with ``.tag``) is raised, chained from the cause. A
+        tag of yours is therefore only reliable if you never reuse it: two orders
+        found with it raise ``OrderOutcomeUnknown`` rather than guess.
+
+        Raises ``InputException``/``OrderException``/``MarginException``... when Kite
+        refuses the order (nothing was placed), ``RateLimitError`` on a 429.
+        Cancellation: propagates at once; if the request was in flight the order may or
+        may not exist: give your own ``tag`` to be able to look it up afterwards.
+        """
+        fields = _form(locals(), "variety")
+        found = await self._place(variety, fields)
+        if isinstance(found, list):
+            return found[0].order_id or ""
+        return _key("order_id", str)(found)
+
+    async def place_autoslice_order(
+        self,
+        variety: str,
+        exchange: str,
+        tradingsymbol: str,
+        transaction_type: str,
+        quantity: int,
+        product: str,
+        order_type: str,
+        price: float | None = None,
+        validity: str | None = None,
+        validity_ttl: int | None = None,
+        disclosed_quantity: int | None = None,
+        trigger_price: float | None = None,
+        iceberg_legs: int | None = None,
+        iceberg_quantity: int | None = None,
+        auction_number: str | None = None,
+        algo_id: str | None = None,
+        tag: str | None = None,
+        market_protection: float | None = None,
+    ) -> AutosliceResponse:
+        """Place an order that Kite slices when it exceeds the exchange freeze quantity.
+
+        Returns the ``AutosliceResponse``: the first ``order_id`` and one child per
+        slice (an ``order_id`` or an ``error``). Same no-duplicate rule as
+        :meth:`place_order` (every slice carries the tag); after an ambiguous failure the
+        response is rebuilt from the orders found with the tag (errors of refused slices
+        are then unknown). Cancellation: as for :meth:`place_order`.
+        """
+        fields = _form(locals(), "variety", autoslice="true")
+        found = await self._place(variety, fields, slices=True)
+        if isinstance(found, list):
+            children = tuple(AutosliceChild(order_id=order.order_id) for order in found)
+            return AutosliceResponse(order_id=found[0].order_id, children=children)
+        return AutosliceResponse.from_kite(found)
+
+    async def _place(self, variety: str, fields: dict[str, Any], slices: bool = False) -> Any:
+        """POST the order; after an ambiguous failure, the orders found with its tag."""
+        tag = fields.setdefault("tag", self.new_tag())
+        if not _TAG.fullmatch(tag):
+            raise ValueError(f"tag must be 1 to {ORDER_TAG_MAX} letters or digits")
+        try:
+            return await self._request("POST", f"/orders/{variety}", _raw, data=fields)
+        except OutcomeUnknownError as error:
+            log.warning("order placement may have failed (%s); looking up tag %s", error, tag)
+            try:
+                found = await self._find_tagged(tag)
+            except AioTraderError as lookup:
+                raise OrderOutcomeUnknown(
+                    f"order with tag {tag} may or may not be placed; the order book lookup "
+                    f"failed ({type(lookup).__name__})",
+                    tag=tag,
+                ) from error
+            if len(found) == 1 or (slices and found):
+                log.info("order with tag %s was placed: %s", tag, found[0].order_id)
+                return found
+            what = "no order" if not found else f"{len(found)} orders"
+            raise OrderOutcomeUnknown(
+                f"order with tag {tag} may or may not be placed: {what} found with the tag",
+                tag=tag,
+            ) from error
+
+    async def _find_tagged(self, tag: str) -> list[Order]:
+        """Top-level orders carrying ``tag``, asking the order book up to N times."""
+        for attempt in range(self._reconcile_attempts):
+            if attempt:
+                await anyio.sleep(self._reconcile_delay)
+            found = [
+                order
+                for order in await self.orders()
+                if (order.tag == tag or tag in (order.tags or ())) and not order.parent_order_id
+            ]
+            if found:
+                return found
+        return []
+
+    async def modify_order(
+        self,
+        variety: str,
+        order_id: str,
+        parent_order_id: str | None = None,
+        quantity: int | None = None,
+        price: float | None = None,
+        order_type: str | None = None,
+        trigger_price: float | None = None,
+        validity: str | None = None,
+        disclosed_quantity: int | None = None,
+        market_protection: float | None = None,
+    ) -> str:
+        """Modify an open order; returns its id.
+
+        Never sent twice once it may have reached Kite. After an ambiguous failure the
+        order's history is read: if its latest state shows every requested value, the id
+        is returned; otherwise ``OutcomeUnknownError`` is raised (chained from the cause).
+        Raises ``InputException`` when Kite refuses. Cancellation: propagates; if in
+        flight, the change may or may not apply (check ``order_history``).
+        """
+        changes = _fields(
+            quantity=quantity,
+            price=price,
+            order_type=order_type,
+            trigger_price=trigger_price,
+            validity=validity,
+            disclosed_quantity=disclosed_quantity,
+        )
+        fields = _fields(
+            parent_order_id=parent_order_id, market_protection=market_protection, **changes
+        )
+        try:
+            return await self._request(
+                "PUT", f"/orders/{variety}/{order_id}", _key("order_id", str), data=fields
+            )
+        except OutcomeUnknownError as error:
+            latest = await self._settle(order_id, error)
+            if all(_same(getattr(latest, name), value) for name, value in changes.items()):
+                return order_id
+            raise OutcomeUnknownError(
+                f"modification of order {order_id} may or may not apply: not in its history"
+            ) from error
+
+    async def cancel_order(
+        self, variety: str, order_id: str, parent_order_id: str | None = None
+    ) -> str:
+        """Cancel an open order; returns its id.
+
+        Never sent twice once it may have reached Kite. After an ambiguous failure the
+        order's history is read: a ``CANCELLED`` / ``CANCEL PENDING`` order returns its id;
+        otherwise ``OutcomeUnknownError`` is raised. Raises ``InputException`` when the
+        order cannot be cancelled. Cancellation: propagates; if in flight, the order may
+        or may not be cancelled.
+        """
+        try:
+            return await self._request(
+                "DELETE",
+                f"/orders/{variety}/{order_id}",
+                _key("order_id", str),
+                params=_fields(parent_order_id=parent_order_id),
+            )
+        except OutcomeUnknownError as error:
+            latest = await self._settle(order_id, error)
+            if latest.status in _CANCELLED:
+                return order_id
+            raise OutcomeUnknownError(
+                f"cancellation of order {order_id} may or may not apply: it is {latest.status}"
+            ) from error
+
+    async def exit_order(
+        self, variety: str, order_id: str, parent_order_id: str | None = None
+    ) -> str:
+        """Exit a cover order (its stoploss leg); as :meth:`cancel_order`."""
+        return await self.cancel_order(variety, order_id, parent_order_id=parent_order_id)
+
+    async def _settle(self, order_id: str, error: OutcomeUnknownError) -> Order:
+        """The order's latest state after an ambiguous change, or OutcomeUnknownError."""
+        try:
+            history = await self.order_history(order_id)
+        except AioTraderError as lookup:
+            raise OutcomeUnknownError(
+                f"order {order_id}: change may or may not apply; history lookup failed "
+                f"({type(lookup).__name__})"
+            ) from error
+        if not history:
+            raise OutcomeUnknownError(f"order {order_id}: no history") from error
+        return history[-1]
+
+    async def orders(self) -> list[Order]:
+        """Today's orders (latest state each). Cancellation: abandoned."""
+        return await self._request("GET", "/orders", Order.from_kite_list)
+
+    async def order_history(self, order_id: str) -> list[Order]:
+        """Every state of one order, oldest first. Cancellation: abandoned."""
+        return await self._request("GET", f"/orders/{order_id}", Order.from_kite_list)
+
+    async def trades(self) -> list[Trade]:
+        """Today's trades (fills). Cancellation: abandoned."""
+        return await self._request("GET", "/trades", Trade.from_kite_list)
+
+    async def order_trades(self, order_id: str) -> list[Trade]:
+        """The trades of one order. Cancellation: abandoned."""
+        return await self._request("GET", f"/orders/{order_id}/trades", Trade.from_kite_list)
+
+    # -- portfolio ---------------------------------------------------------------------------
+
+    async def positions(self) -> Positions:
+        """Net and day positions. Cancellation: abandoned."""
+        return await self._request("GET", "/portfolio/positions", Positions.from_kite)
+
+    async def holdings(self) -> list[Holding]:
+        """Equity holdings. Cancellation: abandoned."""
+        return await self._request("GET", "/portfolio/holdings", Holding.from_kite_list)
+
+    async def get_auction_instruments(self) -> list[AuctionInstrument]:
+        """Holdings open for today's auctions. Cancellation: abandoned."""
+        return await self._request(
+            "GET", "/portfolio/holdings/auctions", AuctionInstrument.from_kite_list
+        )
+
+    async def convert_position(
+        self,
+        exchange: str,
+        tradingsymbol: str,
+        transaction_type: str,
+        position_type: str,
+        quantity: int,
+        old_product: str,
+        new_product: str,
+    ) -> bool:
+        """Move a position to another product; returns True. Not retried once it may have
+        reached Kite (``OutcomeUnknownError``: check ``positions()``). Cancellation: the
+        conversion may or may not apply."""
+        return await self._request(
+            "PUT",
+            "/portfolio/positions",
+            bool,
+            data=_fields(
+                exchange=exchange,
+                tradingsymbol=tradingsymbol,
+                transaction_type=transaction_type,
+                position_type=position_type,
+                quantity=quantity,
+                old_product=old_product,
+                new_product=new_product,
+            ),
+        )
+
+    # -- mutual funds ------------------------------------------------------------------------
+    # Writes are never sent twice: an ambiguous failure raises OutcomeUnknownError (check
+    # mf_orders()/mf_sips()); cancellation leaves them applied or not.
+
+    async def mf_orders(self, order_id: str | None = None) -> list[MFOrder] | MFOrder:
+        """Mutual fund orders, or the one ``order_id``. Cancellation: abandoned."""
+        if order_id:
+            return await self._request("GET", f"/mf/orders/{order_id}", MFOrder.from_kite)
+        return await self._request("GET", "/mf/orders", MFOrder.from_kite_list)
+
+    async def place_mf_order(
+        self,
+        tradingsymbol: str,
+        transaction_type: str,
+        quantity: float | None = None,
+        amount: float | None = None,
+        tag: str | None = None,
+    ) -> str:
+        """Place a mutual fund order; returns its id. See the section note on failures."""
+        fields = _fields(
+            tradingsymbol=tradingsymbol,
+            transaction_type=transaction_type,
+            quantity=quantity,
+            amount=amount,
+            tag=tag,
+        )
+        return await self._request("POST", "/mf/orders", _key("order_id", str), data=fields)
+
+    async def cancel_mf_order(self, order_id: str) -> str:
+        """Cancel a mutual fund order; returns its id. See the section note on failures."""
+        return await self._request("DELETE", f"/mf/orders/{order_id}", _key("order_id", str))
+
+    async def mf_sips(self, sip_id: str | None = None) -> list[MFSIP] | MFSIP:
+        """Mutual fund SIPs, or the one ``sip_id``. Cancellation: abandoned."""
+        if sip_id:
+            return await self._request("GET", f"/mf/sips/{sip_id}", MFSIP.from_kite)
+        return await self._request("GET", "/mf/sips", MFSIP.from_kite_list)
+
+    async def place_mf_sip(
+        self,
+        tradingsymbol: str,
+        amount: float,
+        instalments: int,
+        frequency: str,
+        initial_amount: float | None = None,
+        instalment_day: int | None = None,
+        tag: str | None = None,
+    ) -> str:
+        """Start a SIP; returns its id. See the section note on failures."""
+        fields = _fields(
+            tradingsymbol=tradingsymbol,
+            amount=amount,
+            initial_amount=initial_amount,
+            instalments=instalments,
+            frequency=frequency,
+            instalment_day=instalment_day,
+            tag=tag,
+        )
+        return await self._request("POST", "/mf/sips", _key("sip_id", str), data=fields)
+
+    async def modify_mf_sip(
+        self,
+        sip_id: str,
+        amount: float | None = None,
+        status: str | None = None,
+        instalments: int | None = None,
+        frequency: str | None = None,
+        instalment_day: int | None = None,
+    ) -> str:
+        """Change a SIP; returns its id. See the section note on failures."""
+        fields = _fields(
+            amount=amount,
+            status=status,
+            instalments=instalments,
+            frequency=frequency,
+            instalment_day=instalment_day,
+        )
+        return await self._request("PUT", f"/mf/sips/{sip_id}", _key("sip_id", str), data=fields)
+
+    async def cancel_mf_sip(self, sip_id: str) -> str:
+        """Cancel a SIP; returns its id. See the section note on failures."""
+        return await self._request("DELETE", f"/mf/sips/{sip_id}", _key("sip_id", str))
+
+    async def mf_holdings(self) -> list[MFHolding]:
+        """Mutual fund holdings. Cancellation: abandoned."""
+        return await self._request("GET", "/mf/holdings", MFHolding.from_kite_list)
+
+    async def mf_instruments(self) -> list[MFInstrument]:
+        """Every mutual fund scheme (a CSV dump, parsed in a worker thread).
+        Cancellation: abandoned (a parse already running finishes in its thread)."""
+        text = await self._request("GET", "/mf/instruments", str)
+        return await anyio.to_thread.run_sync(parse_mf_instruments, text)
+
+    # -- market data ----------------------------------------------------------------------------
+
+    async def instruments(self, exchange: str | None = None) -> list[Instrument]:
+        """Every instrument, or one ``exchange``'s (a CSV dump, parsed in a worker thread;
+        malformed rows are skipped, counted and logged). Cancellation: abandoned."""
+        path = f"/instruments/{exchange}" if exchange else "/instruments"
+        text = await self._request("GET", path, str)
+        return await anyio.to_thread.run_sync(parse_instruments, text)
+
+    async def quote(self, *instruments: str | int | Iterable[str | int]) -> dict[str, Quote]:
+        """Full quotes keyed like the request (``"NSE:INFY"``; tokens allowed): one key per
+        argument, or collections of them. More than 500 raise ``ValueError`` before any
+        request; unknown instruments are absent from the result. Cancellation: abandoned."""
+        keys = _instrument_keys(instruments, QUOTE_MAX_INSTRUMENTS)
+        return await self._request("GET", "/quote", Quote.from_kite_map, params={"i": keys})
+
+    async def ohlc(self, *instruments: str | int | Iterable[str | int]) -> dict[str, OhlcQuote]:
+        """OHLC + last price, as :meth:`quote` (at most 1000, else ``ValueError``)."""
+        keys = _instrument_keys(instruments, OHLC_MAX_INSTRUMENTS)
+        return await self._request(
+            "GET", "/quote/ohlc", OhlcQuote.from_kite_map, params={"i": keys}
+        )
+
+    async def ltp(self, *instruments: str | int | Iterable[str | int]) -> dict[str, LtpQuote]:
+        """Last prices, as :meth:`quote` (at most 1000, else ``ValueError``)."""
+        keys = _instrument_keys(instruments, LTP_MAX_INSTRUMENTS)
+        return await self._request("GET", "/quote/ltp", LtpQuote.from_kite_map, params={"i": keys})
+
+    async def trigger_range(
+        self, transaction_type: str, *instruments: str | int | Iterable[str | int]
+    ) -> dict[str, TriggerRange]:
+        """Cover-order trigger ranges for ``transaction_type`` (BUY/SELL), keyed like the
+        request (at most 500, else ``ValueError``). Cancellation: abandoned."""
+        keys = _instrument_keys(instruments, TRIGGER_RANGE_MAX_INSTRUMENTS)
+        return await self._request(
+            "GET",
+            f"/instruments/trigger_range/{str(transaction_type).lower()}",
+            TriggerRange.from_kite_map,
+            params={"i": keys},
+        )
+
+    async def historical_data(
+        self,
+        instrument_token: int,
+        from_date: DateLike,
+        to_date: DateLike,
+        interval: Interval | str,
+        continuous: bool = False,
+        oi: bool = False,
+    ) -> list[Candle]:
+        """Candles of one instrument in ``[from_date, to_date]`` (one request: the range must
+        fit Kite's maximum for ``interval``; :meth:`historical_bulk` splits longer ones).
+
+        Dates: datetimes (naive = IST), dates, or ``YYYY-MM-DD[ HH:MM:SS]`` strings.
+        Returns ``Candle`` records (IST-aware ``date``; ``oi`` with ``oi=True``). Raises
+        ``InputException`` for what Kite refuses. Cancellation: abandoned.
+        """
+        params: dict[str, str | int] = {
+            "from": _kite_time(from_date),
+            "to": _kite_time(to_date),
+            "interval": str(interval),
+            "continuous": int(continuous),
+            "oi": int(oi),
+        }
+        return await self._request(
+            "GET",
+            f"/instruments/historical/{int(instrument_token)}/{interval}",
+            parse_candles,
+            params=params,
+        )
+
+    async def historical_bulk(
+        self,
+        instrument_tokens: Iterable[int],
+        from_date: DateLike,
+        to_date: DateLike,
+        interval: Interval | str,
+        *,
+        continuous: bool = False,
+        oi: bool = False,
+        on_progress: ProgressCallback | None = None,
+        concurrency: int | None = None,
+    ) -> dict[int, list[Candle]]:
+        """Candles of many instruments at the historical rate limit: ``{token: [Candle...]}``.
+
+        Ranges longer than Kite's maximum for ``interval`` are split into chunks
+        (:func:`historical_chunks`); every (instrument, chunk) request runs concurrently
+        (at most ``concurrency`` in flight; default: twice the per-second limit, at
+        least 4), paced by the client's historical limiter, so no 429s. Each
+        instrument's candles come back in time order. ``on_progress(done, total)`` (sync
+        or async) is called after each request finishes. Duplicate tokens are fetched
+        once.
+
+        Raises ``ValueError`` for bad dates/interval (before any request), else the first
+        failure (the other requests are cancelled, nothing partial is returned).
+        Cancellation: every request in flight is cancelled; nothing is returned.
+        """
+        tokens = list(dict.fromkeys(int(token) for token in instrument_tokens))
+        chunks = historical_chunks(from_date, to_date, interval)
+        total = len(tokens) * len(chunks)
+        if concurrency is None:
+            per_second = self._limiters[EndpointGroup.HISTORICAL].rates[0].count
+            concurrency = max(4, 2 * per_second)
+        jobs = {
+            (token, index): self.historical_data(token, start, stop, interval, continuous, oi)
+            for token in tokens
+            for index, (start, stop) in enumerate(chunks)
+        }
+        parts: dict[tuple[int, int], list[Candle]] = {}
+        async with as_completed(jobs, limit=concurrency) as finished:
+            async for key, candles in finished:
+                parts[key] = candles
+                if on_progress is not None:
+                    await _maybe_await(on_progress(len(parts), total))
+        return {
+            token: [candle for index in range(len(chunks)) for candle in parts[token, index]]
+            for token in tokens
+        }
+
+    # -- GTT ------------------------------------------------------------------------------------
+    # Writes are never sent twice: an ambiguous failure raises OutcomeUnknownError (check
+    # get_gtts()); cancellation leaves them applied or not.
+
+    async def get_gtts(self) -> list[GTT]:
+        """Every GTT trigger. Cancellation: abandoned."""
+        return await self._request("GET", "/gtt/triggers", GTT.from_kite_list)
+
+    async def get_gtt(self, trigger_id: int | str) -> GTT:
+        """One GTT trigger. Cancellation: abandoned."""
+        return await self._request("GET", f"/gtt/triggers/{trigger_id}", GTT.from_kite)
+
+    async def place_gtt(
+        self,
+        trigger_type: str,
+        tradingsymbol: str,
+        exchange: str,
+        trigger_values: Sequence[float],
+        last_price: float,
+        orders: Sequence[Mapping[str, Any]],
+    ) -> int:
+        """Create a GTT (``single``: one trigger value and order; ``two-leg``: two); returns
+        the trigger id. Each order needs transaction_type, quantity, order_type, product,
+        price (else ``ValueError``, before any request). See the section note on failures.
+        """
+        form = _gtt_form(trigger_type, tradingsymbol, exchange, trigger_values, last_price, orders)
+        return await self._request("POST", "/gtt/triggers", _key("trigger_id", int), data=form)
+
+    async def modify_gtt(
+        self,
+        trigger_id: int | str,
+        trigger_type: str,
+        tradingsymbol: str,
+        exchange: str,
+        trigger_values: Sequence[float],
+        last_price: float,
+        orders: Sequence[Mapping[str, Any]],
+    ) -> int:
+        """Replace a GTT's condition and orders (as :meth:`place_gtt`); returns its id."""
+        form = _gtt_form(trigger_type, tradingsymbol, exchange, trigger_values, last_price, orders)
+        return await self._request(
+            "PUT", f"/gtt/triggers/{trigger_id}", _key("trigger_id", int), data=form
+        )
+
+    async def delete_gtt(self, trigger_id: int | str) -> int:
+        """Delete a GTT; returns its id. See the section note on failures."""
+        return await self._request("DELETE", f"/gtt/triggers/{trigger_id}", _key("trigger_id", int))
+
+    # -- margin and charges calculators (pure computations: retried like reads) --------------
+
+    async def order_margins(self, params: Sequence[Mapping[str, Any]]) -> list[OrderMargins]:
+        """Margins each order of ``params`` would need. Cancellation: abandoned."""
+        return await self._request(
+            "POST",
+            "/margins/orders",
+            OrderMargins.from_kite_list,
+            json=list(params),
+            idempotent=True,
+        )
+
+    async def basket_order_margins(
+        self,
+        params: Sequence[Mapping[str, Any]],
+        consider_positions: bool = True,
+        mode: str | None = None,
+    ) -> BasketMargins:
+        """Margins of a basket (``mode="compact"``: totals only). Cancellation: abandoned."""
+        query = _fields(consider_positions=str(consider_positions).lower(), mode=mode)
+        return await self._request(
+            "POST",
+            "/margins/basket",
+            BasketMargins.from_kite,
+            params=query,
+            json=list(params),
+            idempotent=True,
+        )
+
+    async def get_virtual_contract_note(
+        self, params: Sequence[Mapping[str, Any]]
+    ) -> list[OrderCharges]:
+        """Charges of each (executed) order of ``params``. Cancellation: abandoned."""
+        return await self._request(
+            "POST",
+            "/charges/orders",
+            OrderCharges.from_kite_list,
+            json=list(params),
+            idempotent=True,
+        )
+
+    # -- alerts -----------------------------------------------------------------------------------
+    # Writes are never sent twice: an ambiguous failure raises OutcomeUnknownError (check
+    # get_alerts()); cancellation leaves them applied or not.
+
+    async def get_alerts(self, status: str | None = None) -> list[Alert]:
+        """Every alert (or those with ``status``). Cancellation: abandoned."""
+        return await self._request(
+            "GET", "/alerts", Alert.from_kite_list, params=_fields(status=status)
+        )
+
+    async def get_alert(self, uuid: str) -> Alert:
+        """One alert. Cancellation: abandoned."""
+        return await self._request("GET", f"/alerts/{uuid}", Alert.from_kite)
+
+    async def create_alert(
+        self,
+        name: str,
+        type: str,
+        lhs_exchange: str,
+        lhs_tradingsymbol: str,
+        lhs_attribute: str,
+        operator: str,
+        rhs_type: str,
+        rhs_constant: float | None = None,
+        rhs_exchange: str | None = None,
+        rhs_tradingsymbol: str | None = None,
+        rhs_attribute: str | None = None,
+        basket: Mapping[str, Any] | None = None,
+    ) -> Alert:
+        """Create an alert (``simple``, or ``ato`` placing ``basket`` when it fires); returns
+        it. See the section note on failures."""
+        form = _form(locals(), basket=_json_or_none(basket))
+        return await self._request("POST", "/alerts", Alert.from_kite, data=form)
+
+    async def modify_alert(
+        self,
+        uuid: str,
+        name: str,
+        type: str,
+        lhs_exchange: str,
+        lhs_tradingsymbol: str,
+        lhs_attribute: str,
+        operator: str,
+        rhs_type: str,
+        rhs_constant: float | None = None,
+        rhs_exchange: str | None = None,
+        rhs_tradingsymbol: str | None = None,
+        rhs_attribute: str | None = None,
+        basket: Mapping[str, Any] | None = None,
+        status: str | None = None,
+    ) -> Alert:
+        """Replace an alert's definition (as :meth:`create_alert`; ``status`` enables or
+        disables it); returns it. See the section note on failures."""
+        form = _form(locals(), "uuid", basket=_json_or_none(basket))
+        return await self._request("PUT", f"/alerts/{uuid}", Alert.from_kite, data=form)
+
+    async def delete_alert(self, *uuids: str) -> None:
+        """Delete one or more alerts (one request). See the section note on failures."""
+        if not uuids:
+            raise ValueError("at least one alert uuid is needed")
+        await self._request("DELETE", "/alerts", _raw, params=[("uuid", u) for u in uuids])
+
+    async def get_alert_history(self, uuid: str) -> list[AlertHistory]:
+        """When an alert fired, with the quotes then. Cancellation: abandoned."""
+        return await self._request("GET", f"/alerts/{uuid}/history", AlertHistory.from_kite_list)
+
+
+def _same(actual: Any, wanted: Any) -> bool:
+    """Whether an order field shows a requested value (numbers compared as numbers)."""
+    if isinstance(actual, int | float) and not isinstance(wanted, str):
+        return float(actual) == float(wanted)
+    return str(actual) == str(wanted)
+
+
+def _gtt_form(
+    trigger_type: str,
+    tradingsymbol: str,
+    exchange: str,
+    trigger_values: Sequence[float],
+    last_price: float,
+    orders: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """A GTT's form fields (condition and orders as JSON); ``ValueError`` when malformed."""
+    legs = {"single": 1, "two-leg": 2}.get(str(trigger_type))
+    if legs is None:
+        raise ValueError("trigger_type must be 'single' or 'two-leg'")
+    if len(trigger_values) != legs or len(orders) != legs:
+        raise ValueError(f"a {trigger_type} GTT needs {legs} trigger value(s) and order(s)")
+    required = ("transaction_type", "quantity", "order_type", "product", "price")
+    legs_out = []
+    for order in orders:
+        missing = [name for name in required if name not in order]
+        if missing:
+            raise ValueError(f"GTT order without {', '.join(missing)}")
+        legs_out.append(
+            {
+                "exchange": exchange,
+                "tradingsymbol": tradingsymbol,
+                "transaction_type": str(order["transaction_type"]),
+                "quantity": int(order["quantity"]),
+                "order_type": str(order["order_type"]),
+                "product": str(order["product"]),
+                "price": float(order["price"]),
+            }
+        )
+    condition = {
+        "exchange": exchange,
+        "tradingsymbol": tradingsymbol,
+        "trigger_values": [float(value) for value in trigger_values],
+        "last_price": float(last_price),
+    }
+    return {
+        "type": str(trigger_type),
+        "condition": jsonlib.dumps(condition),
+        "orders": jsonlib.dumps(legs_out),
+    }

@@ -1,0 +1,304 @@
+"""Kite logins: checksums, the login URL, the Kite Web login, its token cache, log redaction.
+
+Two ways to be logged in to Kite:
+
+- **Kite Connect** (an app's ``api_key``): the user logs in at :func:`login_url`, Kite
+  redirects with a ``request_token``, ``Kite.generate_session(request_token, api_secret)``
+  trades it for an ``access_token`` (sent as ``Authorization: token api_key:access_token``).
+- **Kite Web** (the browser session): ``POST /api/login`` (user id, password) then
+  ``POST /api/twofa`` (a TOTP or app code) sets an ``enctoken`` cookie; REST then lives
+  under ``/oms`` with ``Authorization: enctoken <enctoken>`` (:func:`web_login`).
+
+:class:`TokenCache` keeps Kite Web enctokens between runs: one JSON file per user in the
+user's config directory (``$XDG_CONFIG_HOME/aio_trader`` or ``~/.config/aio_trader``),
+mode 0600 in a 0700 directory, valid until the end of the day in IST. Never pickle.
+
+Secrets never reach a log: :func:`protect` registers a secret with a filter installed on
+httpx's and httpcore's loggers (which print URLs and response headers at INFO/DEBUG), so
+any record there that contains it shows ``***`` instead; aio_trader's own loggers never
+format tokens in the first place.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import hashlib
+import inspect
+import json
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from aio_trader._time import IST
+from aio_trader.errors import DataException
+
+if TYPE_CHECKING:
+    from aio_trader.http import AsyncRequest
+
+__all__ = [
+    "KITE_CONNECT_ROOT",
+    "KITE_LOGIN_URL",
+    "KITE_WEB_ROOT",
+    "TokenCache",
+    "TwoFactor",
+    "checksum",
+    "end_of_day_ist",
+    "forget",
+    "login_url",
+    "protect",
+    "web_login",
+]
+
+log = logging.getLogger(__name__)
+
+#: Kite Connect's REST root.
+KITE_CONNECT_ROOT = "https://api.kite.trade"
+#: Kite Web's root (login under ``/api``, REST under ``/oms``).
+KITE_WEB_ROOT = "https://kite.zerodha.com"
+#: Kite Connect's login page.
+KITE_LOGIN_URL = "https://kite.zerodha.com/connect/login"
+
+#: A two-factor value: the code itself, or a (sync or async) function returning it.
+TwoFactor = str | Callable[[], str] | Callable[[], Awaitable[str]]
+
+
+def checksum(api_key: str, token: str, api_secret: str) -> str:
+    """Kite's checksum: hex SHA-256 of ``api_key + token + api_secret``."""
+    return hashlib.sha256(f"{api_key}{token}{api_secret}".encode()).hexdigest()
+
+
+def login_url(api_key: str, base: str = KITE_LOGIN_URL) -> str:
+    """The Kite Connect login page for ``api_key`` (``...?api_key=..&v=3``)."""
+    return f"{base}?{urlencode({'api_key': api_key, 'v': '3'})}"
+
+
+# -- redaction --------------------------------------------------------------------------
+
+
+class _Redactor(logging.Filter):
+    """Replaces registered secrets by ``***`` in the records of the loggers it guards."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: collections.Counter[str] = collections.Counter()
+        self._pattern: re.Pattern[str] | None = None
+
+    def update(self) -> None:
+        live = sorted((s for s, n in self.secrets.items() if n > 0), key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, live))) if live else None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        pattern = self._pattern
+        if pattern is not None:
+            message = record.getMessage()
+            redacted = pattern.sub("***", message)
+            if redacted != message:
+                record.msg, record.args = redacted, None
+        return True
+
+
+_REDACTOR = _Redactor()
+#: Loggers of the HTTP stack that print URLs (query strings) and response headers (cookies).
+_GUARDED = (
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+for _name in _GUARDED:
+    logging.getLogger(_name).addFilter(_REDACTOR)
+
+#: Secrets shorter than this are not registered (they would mask ordinary words).
+_MIN_SECRET = 6
+
+
+def protect(*secrets: str | None) -> None:
+    """Mask these secrets in httpx/httpcore log records until :func:`forget` (counted)."""
+    for secret in secrets:
+        if secret and len(secret) >= _MIN_SECRET:
+            _REDACTOR.secrets[secret] += 1
+    _REDACTOR.update()
+
+
+def forget(*secrets: str | None) -> None:
+    """Undo one :func:`protect` of each secret."""
+    for secret in secrets:
+        if secret and _REDACTOR.secrets[secret] > 0:
+            _REDACTOR.secrets[secret] -= 1
+            if not _REDACTOR.secrets[secret]:
+                del _REDACTOR.secrets[secret]
+    _REDACTOR.update()
+
+
+# -- Kite Web login ---------------------------------------------------------------------
+
+
+async def _twofa_value(twofa: TwoFactor | None, totp_secret: str | None) -> str:
+    if twofa is None and totp_secret is not None:
+        try:
+            import pyotp
+        except ImportError:
+            raise ImportError("a TOTP secret needs pyotp: pip install 'aio-trader[totp]'") from None
+        return str(pyotp.TOTP(totp_secret).now())
+    if twofa is None:
+        raise ValueError("Kite Web login needs `twofa` (a code or a function) or `totp_secret`")
+    if isinstance(twofa, str):
+        return twofa
+    value = twofa()
+    if inspect.isawaitable(value):
+        value = await value
+    if not isinstance(value, str) or not value:
+        raise ValueError("the `twofa` function must return the code as a non-empty str")
+    return value
+
+
+async def web_login(
+    http: AsyncRequest,
+    user_id: str,
+    password: str,
+    *,
+    twofa: TwoFactor | None = None,
+    totp_secret: str | None = None,
+) -> str:
+    """Log in to Kite Web through ``http`` (rooted at Kite Web's root); return the enctoken.
+
+    ``POST /api/login`` (user id, password) then ``POST /api/twofa`` with the value of
+    ``twofa`` (a code, or a sync/async function called once, after the password step)
+    or, failing that, a TOTP code from ``totp_secret`` (needs ``pyotp``).
+
+    Raises ``InputException``/``TokenException`` when Kite refuses a step,
+    ``DataException`` when no enctoken comes back, ``ValueError`` without a two-factor
+    source, ``OutcomeUnknownError`` after an ambiguous transport failure (nothing is
+    sent twice). Cancellation: propagates; no session is kept from a half-done login.
+    """
+    protect(password, totp_secret)
+    try:
+        form = {"user_id": user_id, "password": password}
+        # A repeated password step only opens another login request: safe to retry.
+        data = _data(await http.post("/api/login", data=form, idempotent=True))
+        request_id = data.get("request_id") if isinstance(data, dict) else None
+        if not isinstance(request_id, str):
+            raise DataException("Kite Web login answered without a request_id", status_code=200)
+        value = await _twofa_value(twofa, totp_secret)
+        protect(value)
+        try:
+            twofa_type = data.get("twofa_type") or "totp"
+            form = {
+                "user_id": user_id,
+                "request_id": request_id,
+                "twofa_value": value,
+                "twofa_type": twofa_type,
+            }
+            _data(await http.post("/api/twofa", data=form))
+        finally:
+            forget(value)
+    finally:
+        forget(password, totp_secret)
+    enctoken = http.client.cookies.get("enctoken")
+    http.client.cookies.clear()  # the header carries it from now on, not a cookie
+    if not enctoken:
+        raise DataException("Kite Web two-factor step set no enctoken cookie", status_code=200)
+    log.info("Kite Web login succeeded for user %s", user_id)
+    return enctoken
+
+
+def _data(body: Any) -> Any:
+    """The ``data`` of a success envelope; a body without one is a ``DataException``."""
+    if isinstance(body, dict) and body.get("status") == "success" and "data" in body:
+        return body["data"]
+    raise DataException("expected Kite's {'status': 'success', 'data': ...}", status_code=200)
+
+
+# -- token cache ------------------------------------------------------------------------
+
+
+def end_of_day_ist(now: datetime.datetime | None = None) -> datetime.datetime:
+    """The next midnight in IST after ``now`` (default: the current time)."""
+    now = datetime.datetime.now(IST) if now is None else now.astimezone(IST)
+    return datetime.datetime.combine(now.date() + datetime.timedelta(days=1), datetime.time(), IST)
+
+
+def _default_directory() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "aio_trader"
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@attrs.frozen
+class TokenCache:
+    """Kite Web enctokens on disk, one JSON file per user, valid until the end of the day (IST).
+
+    ``directory`` defaults to ``$XDG_CONFIG_HOME/aio_trader`` (or ``~/.config/aio_trader``);
+    it is created with mode 0700 and each file is written with mode 0600 (replaced
+    atomically). A file that is unreadable, malformed, expired, or readable by others is
+    ignored (and logged, never its content). Files hold JSON, never pickles.
+    """
+
+    directory: Path = attrs.field(factory=_default_directory, converter=Path)
+
+    def path(self, user_id: str) -> Path:
+        """The file of ``user_id``."""
+        return self.directory / f"kite-web-{_SAFE_NAME.sub('_', user_id)}.json"
+
+    def load(self, user_id: str, now: datetime.datetime | None = None) -> str | None:
+        """The cached enctoken of ``user_id``, or None when absent, expired or unusable."""
+        path = self.path(user_id)
+        try:
+            if os.name == "posix" and path.stat().st_mode & 0o077:
+                log.warning("ignoring token cache %s: readable by others", path)
+                return None
+            record = json.loads(path.read_text(encoding="utf-8"))
+            expires = datetime.datetime.fromisoformat(record["expires_at"])
+            enctoken = record["enctoken"]
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring token cache %s: %s", path, type(exc).__name__)
+            return None
+        now = datetime.datetime.now(IST) if now is None else now
+        if record.get("user_id") != user_id or not isinstance(enctoken, str) or now >= expires:
+            return None
+        return enctoken
+
+    def save(self, user_id: str, enctoken: str, now: datetime.datetime | None = None) -> Path:
+        """Store ``enctoken`` for ``user_id`` until the end of today (IST); returns the file."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.path(user_id)
+        record = {
+            "user_id": user_id,
+            "enctoken": enctoken,
+            "expires_at": end_of_day_ist(now).isoformat(),
+        }
+        partial = path.with_suffix(".tmp")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(record, file)
+        os.chmod(partial, 0o600)
+        os.replace(partial, path)
+        return path
+
+    def clear(self, user_id: str) -> None:
+        """Remove the file of ``user_id`` (no error when absent)."""
+        self.path(user_id).unlink(missing_ok=True)
+
+    async def aload(self, user_id: str) -> str | None:
+        """:meth:`load` in a worker thread. Cancellation: propagates, nothing changes."""
+        return await anyio.to_thread.run_sync(self.load, user_id)
+
+    async def asave(self, user_id: str, enctoken: str) -> None:
+        """:meth:`save` in a worker thread. Cancellation: the file is written or left as it was
+        (the thread finishes; the rename is atomic)."""
+        await anyio.to_thread.run_sync(self.save, user_id, enctoken)
