@@ -26,22 +26,21 @@ the integer divided by the segment's divisor (:func:`segment_divisor`). The ``ch
 bytes of index packets are ignored: ``change`` is derived from last and close, as the
 official client does. Timestamps are epoch seconds; 0 means "none" (``None``).
 
-Speed: records are built without running the attrs ``__init__`` (see
-``_compile_builder``), and ``ohlc`` and ``depth`` are decoded from their raw bytes on
-first read, then cached. Decoded and constructed records are indistinguishable:
-equality, hashing, repr, pickling and :func:`attrs.evolve` all see the same values.
+Speed: decoding builds records without running the attrs ``__init__`` (see "Fast
+construction" below), and a full tick's ``depth`` is decoded from its raw bytes on first
+read, then cached. Decoded and constructed records are indistinguishable: equality,
+hashing, repr, pickling and :func:`attrs.evolve` all see the same values. Records are
+not weak-referenceable (no ``__weakref__`` slot).
 """
 
 from __future__ import annotations
 
-import collections
 import datetime
 import json
 import logging
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import repeat, starmap
-from operator import truediv
+from itertools import starmap
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeAlias, cast
 
 import attrs
@@ -117,8 +116,12 @@ def _epoch(value: datetime.datetime | None, what: str) -> int:
 # -- records --------------------------------------------------------------------------
 
 
-@attrs.frozen
-class Ohlc:
+class _OhlcSlots:
+    __slots__ = ("close", "high", "low", "open")
+
+
+@attrs.frozen(weakref_slot=False)
+class Ohlc(_OhlcSlots):
     """Open, high, low and close prices of the day."""
 
     open: float
@@ -131,8 +134,12 @@ class Ohlc:
         return {"open": self.open, "high": self.high, "low": self.low, "close": self.close}
 
 
-@attrs.frozen
-class DepthLevel:
+class _DepthLevelSlots:
+    __slots__ = ("orders", "price", "quantity")
+
+
+@attrs.frozen(weakref_slot=False)
+class DepthLevel(_DepthLevelSlots):
     """One level of market depth: quantity at a price, from ``orders`` orders."""
 
     quantity: int
@@ -144,8 +151,12 @@ class DepthLevel:
         return {"quantity": self.quantity, "price": self.price, "orders": self.orders}
 
 
-@attrs.frozen
-class Depth:
+class _DepthSlots:
+    __slots__ = ("buy", "sell")
+
+
+@attrs.frozen(weakref_slot=False)
+class Depth(_DepthSlots):
     """Market depth: five bid levels (``buy``) and five offer levels (``sell``), best first."""
 
     buy: tuple[DepthLevel, ...]
@@ -186,24 +197,12 @@ class _TickBase:
         return out
 
 
-class _Lazy(_TickBase):
-    """Mixin: ``ohlc`` and ``depth`` decoded from their raw bytes on first read, then cached."""
+class _WithOhlc(_TickBase):
+    """Mixin of the kinds with ``ohlc``: ``change``."""
 
-    __slots__ = ("_raw_depth", "_raw_ohlc")
-    _lazy: ClassVar[Mapping[str, Callable[[Any], object]]]
+    __slots__ = ()
     last_price: float
     ohlc: Ohlc
-
-    if not TYPE_CHECKING:  # keep mypy strict about attribute names
-
-        def __getattr__(self, name: str) -> object:
-            # Only called when normal lookup fails: here, a lazy field's slot not yet set.
-            decode = type(self)._lazy.get(name)
-            if decode is None:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            value = decode(self)
-            object.__setattr__(self, name, value)
-            return value
 
     @property
     def change(self) -> float:
@@ -212,8 +211,28 @@ class _Lazy(_TickBase):
         return (self.last_price - close) * 100 / close if close else 0.0
 
 
-@attrs.frozen
-class LtpTick(_TickBase):
+class _LazyDepth(_WithOhlc):
+    """Mixin: ``depth`` decoded from its raw bytes on first read, then cached in its slot."""
+
+    __slots__ = ("_raw_depth",)
+
+    if not TYPE_CHECKING:  # keep mypy strict about attribute names
+
+        def __getattr__(self, name: str) -> object:
+            # Only called when normal lookup fails: here, when the depth slot is not yet set.
+            if name != "depth":
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            depth = _decode_depth(self.instrument_token, self._raw_depth)
+            object.__setattr__(self, "depth", depth)
+            return depth
+
+
+class _LtpTickSlots(_TickBase):
+    __slots__ = ("instrument_token", "last_price")
+
+
+@attrs.frozen(weakref_slot=False)
+class LtpTick(_LtpTickSlots):
     """``ltp`` mode: the last traded price only (8-byte packet)."""
 
     mode: ClassVar[Literal["ltp"]] = "ltp"
@@ -221,8 +240,12 @@ class LtpTick(_TickBase):
     last_price: float
 
 
-@attrs.frozen
-class IndexQuoteTick(_Lazy):
+class _IndexQuoteTickSlots(_WithOhlc):
+    __slots__ = ("instrument_token", "last_price", "ohlc")
+
+
+@attrs.frozen(weakref_slot=False)
+class IndexQuoteTick(_IndexQuoteTickSlots):
     """``quote`` mode of an index (segment 9): last price and the day's OHLC (28 bytes)."""
 
     mode: ClassVar[Literal["quote"]] = "quote"
@@ -231,8 +254,12 @@ class IndexQuoteTick(_Lazy):
     ohlc: Ohlc
 
 
-@attrs.frozen
-class IndexFullTick(_Lazy):
+class _IndexFullTickSlots(_WithOhlc):
+    __slots__ = ("exchange_timestamp", "instrument_token", "last_price", "ohlc")
+
+
+@attrs.frozen(weakref_slot=False)
+class IndexFullTick(_IndexFullTickSlots):
     """``full`` mode of an index: index quote plus the exchange timestamp (32 bytes)."""
 
     mode: ClassVar[Literal["full"]] = "full"
@@ -242,8 +269,21 @@ class IndexFullTick(_Lazy):
     exchange_timestamp: datetime.datetime | None
 
 
-@attrs.frozen
-class QuoteTick(_Lazy):
+class _QuoteTickSlots(_WithOhlc):
+    __slots__ = (
+        "average_traded_price",
+        "instrument_token",
+        "last_price",
+        "last_traded_quantity",
+        "ohlc",
+        "total_buy_quantity",
+        "total_sell_quantity",
+        "volume_traded",
+    )
+
+
+@attrs.frozen(weakref_slot=False)
+class QuoteTick(_QuoteTickSlots):
     """``quote`` mode: prices, quantities and the day's OHLC (44 bytes)."""
 
     mode: ClassVar[Literal["quote"]] = "quote"
@@ -257,8 +297,27 @@ class QuoteTick(_Lazy):
     ohlc: Ohlc
 
 
-@attrs.frozen
-class FullTick(_Lazy):
+class _FullTickSlots(_LazyDepth):
+    __slots__ = (
+        "average_traded_price",
+        "depth",
+        "exchange_timestamp",
+        "instrument_token",
+        "last_price",
+        "last_trade_time",
+        "last_traded_quantity",
+        "ohlc",
+        "oi",
+        "oi_day_high",
+        "oi_day_low",
+        "total_buy_quantity",
+        "total_sell_quantity",
+        "volume_traded",
+    )
+
+
+@attrs.frozen(weakref_slot=False)
+class FullTick(_FullTickSlots):
     """``full`` mode: quote plus times, open interest and five levels of depth (184 bytes)."""
 
     mode: ClassVar[Literal["full"]] = "full"
@@ -297,14 +356,38 @@ class MalformedPacket:
     raw: bytes = attrs.field(repr=lambda raw: f"<{len(raw)} bytes>")
 
 
+# -- fast construction ---------------------------------------------------------------------
+#
+# Each record keeps its fields in the slots of a private plain base class (``_OhlcSlots``
+# for ``Ohlc``, ...) and adds no slots of its own. The decoder makes a bare base instance,
+# fills it with plain attribute stores (CPython's fastest way to fill slots; the frozen
+# record's ``__setattr__`` would refuse them) and then sets its ``__class__`` to the
+# record, which the identical layout allows. The result is an ordinary record instance:
+# equality, hashing, repr, pickling and ``attrs.evolve`` cannot tell the difference.
+
+
+def _slots_base(cls: type) -> type:
+    """The base class holding ``cls``'s slots; checks that ``cls`` adds none of its own."""
+    base = cls.__base__
+    fields = {field.name for field in attrs.fields(cls)}
+    if (
+        base is None
+        or cls.__basicsize__ != base.__basicsize__
+        or fields - set(getattr(base, "__slots__", ()))
+    ):
+        raise TypeError(f"{cls.__name__}'s fields must all be slots of its base class")
+    return base
+
+
 # -- binary layout: one table drives decoding and encoding ------------------------------
 
-# How a wire value becomes a record value: as is; / divisor; epoch -> datetime; raw bytes
-# kept for a lazy field (OHLC in quote or index order, depth); ignored.
-_INT, _PRICE, _TIME, _SKIP = "int", "price", "time", "skip"
-_OHLC, _INDEX_OHLC, _DEPTH = "ohlc", "index ohlc", "depth"
+# How wire values become a record's: as is; / divisor; epoch -> datetime; four prices to
+# an Ohlc (wire order open, high, low, close; or high, low, open, close for indices); the
+# raw depth bytes, decoded on first read; ignored.
+_INT, _PRICE, _TIME, _OHLC, _INDEX_OHLC, _DEPTH, _SKIP = range(7)
+_OHLC_ORDER: Final = {_OHLC: ("open", "high", "low", "close")}
+_OHLC_ORDER[_INDEX_OHLC] = ("high", "low", "open", "close")
 _U16 = struct.Struct(">H")
-_OHLC_WIRE = struct.Struct(">4I")
 _DEPTH_WIRE = struct.Struct(">" + "IIH2x" * 10)
 _U32: Final = 0xFFFFFFFF
 
@@ -313,7 +396,7 @@ _U32: Final = 0xFFFFFFFF
 class _Field:
     name: str  # record attribute (or raw slot) it feeds
     fmt: str  # struct code
-    conv: str  # _INT, _PRICE, _TIME, _SKIP, or a raw lazy part: _OHLC, _INDEX_OHLC, _DEPTH
+    conv: int  # _INT, _PRICE, ...
 
 
 _TOKEN = _Field("instrument_token", "I", _INT)
@@ -326,12 +409,12 @@ _QUOTE_FIELDS = (
     _Field("volume_traded", "I", _INT),
     _Field("total_buy_quantity", "I", _INT),
     _Field("total_sell_quantity", "I", _INT),
-    _Field("_raw_ohlc", "16s", _OHLC),
+    _Field("ohlc", "4I", _OHLC),
 )
 _INDEX_FIELDS = (
     _TOKEN,
     _LAST,
-    _Field("_raw_ohlc", "16s", _INDEX_OHLC),
+    _Field("ohlc", "4I", _INDEX_OHLC),
     _Field("change", "4x", _SKIP),
 )
 
@@ -339,21 +422,31 @@ _INDEX_FIELDS = (
 def _compile_builder(cls: type, fields: Sequence[_Field]) -> Callable[..., Any]:
     """Straight-line code that makes a ``cls`` from a packet's unpacked values.
 
-    Like attrs' own generated ``__init__`` but setting the slots directly, converting
-    prices and times on the way: the decode hot path runs no loops and no validation.
+    Like the ``__init__`` attrs generates, but built on the record's slots base (see
+    "Fast construction") and converting prices and times on the way: no loops, no
+    validation on the decode hot path.
     """
+    base = _slots_base(cls)
     wire = [f for f in fields if f.conv != _SKIP]
-    names: dict[str, Any] = {"new": object.__new__, "cls": cls, "DIVISORS": _DIVISORS}
-    names.update(time=_time, cached_time=_TIMES.get)
-    lines = [f"def build({', '.join(f.name for f in wire)}):"]
-    if any(f.conv == _PRICE for f in wire):
-        lines.append("    d = DIVISORS[instrument_token & 255]")
-    lines.append("    o = new(cls)")
+    names: dict[str, Any] = {"new": object.__new__, "base": base, "cls": cls}
+    names.update(DIVISORS=_DIVISORS, time=_time, cached_time=_TIMES.get)
+    names.update(Ohlc=Ohlc, ohlc_base=_slots_base(Ohlc))
+    params: list[str] = []
     for f in wire:
-        names[f"set_{f.name}"] = getattr(cls, f.name).__set__
+        ohlc = f.conv in _OHLC_ORDER
+        params += [f"ohlc_{name}" for name in _OHLC_ORDER[f.conv]] if ohlc else [f.name]
+    lines = [f"def build({', '.join(params)}):"]
+    if any(f.conv in (_PRICE, *_OHLC_ORDER) for f in wire):
+        lines.append("    d = DIVISORS[instrument_token & 255]")
+    if any(f.conv in _OHLC_ORDER for f in wire):
+        lines.append("    ohlc = new(ohlc_base)")
+        lines += [f"    ohlc.{name} = ohlc_{name} / d" for name in ("open", "high", "low", "close")]
+        lines.append("    ohlc.__class__ = Ohlc")
+    lines.append("    o = new(base)")
+    for f in wire:
         conv = {_PRICE: "{0} / d", _TIME: "cached_time({0}) or time({0})"}.get(f.conv, "{0}")
-        value = conv.format(f.name)
-        lines.append(f"    set_{f.name}(o, {value})")
+        lines.append(f"    o.{f.name} = {conv.format(f.name)}")
+    lines.append("    o.__class__ = cls")
     lines.append("    return o")
     exec("\n".join(lines), names)  # noqa: S102 (trusted source built above)
     build: Callable[..., Any] = names["build"]
@@ -399,51 +492,27 @@ _KINDS: Final[dict[int, _Kind]] = {
 _KIND_OF: Final[dict[type, _Kind]] = {kind.cls: kind for kind in _KINDS.values()}
 
 
-def _as_is(*names: str) -> list[_Field]:
-    return [_Field(name, "", _INT) for name in names]
-
-
-# Record makers that skip the attrs ``__init__`` (values already converted).
-_make_ohlc: Callable[[float, float, float, float], Ohlc] = _compile_builder(
-    Ohlc, _as_is("open", "high", "low", "close")
-)
-_make_depth: Callable[[tuple[DepthLevel, ...], tuple[DepthLevel, ...]], Depth] = _compile_builder(
-    Depth, _as_is("buy", "sell")
-)
 _new = object.__new__
-_consume = collections.deque[None](maxlen=0).extend
-_TEN_LEVELS = (DepthLevel,) * 10
-_set_quantity = DepthLevel.quantity.__set__  # type: ignore[attr-defined]
-_set_price = DepthLevel.price.__set__  # type: ignore[attr-defined]
-_set_orders = DepthLevel.orders.__set__  # type: ignore[attr-defined]
+_DEPTH_LEVEL = struct.Struct(">IIH2x")
 
 
-def _lazy_ohlc(tick: Any) -> Ohlc:
-    d = _DIVISORS[tick.instrument_token & 255]
-    o, h, low, c = _OHLC_WIRE.unpack(tick._raw_ohlc)
-    return _make_ohlc(o / d, h / d, low / d, c / d)
-
-
-def _lazy_index_ohlc(tick: Any) -> Ohlc:
-    d = _DIVISORS[tick.instrument_token & 255]
-    h, low, o, c = _OHLC_WIRE.unpack(tick._raw_ohlc)
-    return _make_ohlc(o / d, h / d, low / d, c / d)
-
-
-def _lazy_depth(tick: Any) -> Depth:
-    # Ten levels a column at a time: C-level loops, no Python frame per level.
-    v = _DEPTH_WIRE.unpack(tick._raw_depth)
-    divisors = repeat(_DIVISORS[tick.instrument_token & 255], 10)
-    levels = list(map(_new, _TEN_LEVELS))
-    _consume(map(_set_quantity, levels, v[0::3]))
-    _consume(map(_set_price, levels, map(truediv, v[1::3], divisors)))
-    _consume(map(_set_orders, levels, v[2::3]))
-    return _make_depth(tuple(levels[:5]), tuple(levels[5:]))
-
-
-IndexQuoteTick._lazy = IndexFullTick._lazy = {"ohlc": _lazy_index_ohlc}
-QuoteTick._lazy = {"ohlc": _lazy_ohlc}
-FullTick._lazy = {"ohlc": _lazy_ohlc, "depth": _lazy_depth}
+def _decode_depth(instrument_token: int, raw: bytes) -> Depth:
+    """The 120 raw depth bytes of a full packet to a ``Depth``."""
+    d = _DIVISORS[instrument_token & 255]
+    levels: list[DepthLevel] = []
+    for quantity, price, orders in _DEPTH_LEVEL.iter_unpack(raw):
+        level: Any = _new(_DepthLevelSlots)  # as the code of _compile_builder does
+        level.quantity = quantity
+        level.price = price / d
+        level.orders = orders
+        level.__class__ = DepthLevel
+        levels.append(level)
+    depth: Any = _new(_DepthSlots)
+    depth.buy = tuple(levels[:5])
+    depth.sell = tuple(levels[5:])
+    depth.__class__ = Depth
+    result: Depth = depth
+    return result
 
 
 # -- binary frames ---------------------------------------------------------------------
@@ -563,12 +632,10 @@ def _encode_packet(tick: Tick) -> bytes:
             values.append(_wire_price(getattr(tick, f.name), divisor, what))
         elif f.conv == _TIME:
             values.append(_wire_int(_epoch(getattr(tick, f.name), what), what))
-        elif f.conv in (_OHLC, _INDEX_OHLC):
+        elif f.conv in _OHLC_ORDER:
             ohlc: Ohlc = getattr(tick, "ohlc")  # noqa: B009 (not on every kind)
-            order = (ohlc.open, ohlc.high, ohlc.low, ohlc.close)
-            if f.conv == _INDEX_OHLC:
-                order = (ohlc.high, ohlc.low, ohlc.open, ohlc.close)
-            values.append(_OHLC_WIRE.pack(*(_wire_price(p, divisor, what) for p in order)))
+            for name in _OHLC_ORDER[f.conv]:
+                values.append(_wire_price(getattr(ohlc, name), divisor, f"{what}.{name}"))
         elif f.conv == _DEPTH:
             values.append(_encode_depth(getattr(tick, "depth"), divisor))  # noqa: B009
     return kind.packet.pack(*values)
