@@ -124,3 +124,7 @@ async def _serve_sandbox(config: SandboxConfig) -> None:
                     return
         except NotImplementedError:  # pragma: no cover - platforms without signal support
             await anyio.sleep_forever()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m aio_trader.cli`
+    main()

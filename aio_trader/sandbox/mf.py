@@ -124,7 +124,7 @@ class MutualFunds:
             "trigger_price": 0,
             "step_up": {},
             "tradingsymbol": fund["tradingsymbol"],
-            "tag": params.get("tag") or None,
+            "tag": str(params.get("tag") or ""),
             "frequency": frequency,
             "last_instalment": stamp(today),
             "pending_instalments": instalments,

@@ -29,6 +29,35 @@ TRANSACTION_TYPES: Final = ("BUY", "SELL")
 _TAG = re.compile(r"[A-Za-z0-9]{1,20}")
 _LIVE: Final = frozenset({"OPEN", "TRIGGER PENDING", "AMO REQ RECEIVED"})
 _MIS_LEVERAGE: Final = 5.0
+#: The fields of an order history entry (a subset of an ``/orders`` entry).
+_HISTORY_FIELDS: Final = (
+    "average_price",
+    "cancelled_quantity",
+    "disclosed_quantity",
+    "exchange",
+    "exchange_order_id",
+    "exchange_timestamp",
+    "filled_quantity",
+    "instrument_token",
+    "modified",
+    "order_id",
+    "order_timestamp",
+    "order_type",
+    "parent_order_id",
+    "pending_quantity",
+    "placed_by",
+    "price",
+    "product",
+    "quantity",
+    "status",
+    "status_message",
+    "tag",
+    "tradingsymbol",
+    "transaction_type",
+    "trigger_price",
+    "validity",
+    "variety",
+)
 _FNO_MARGIN: Final = 0.15
 
 
@@ -800,7 +829,10 @@ class OrderBook:
         return rows
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
-        rows = [dict(entry) for entry in self.get(order_id).history]
+        """``/orders/{order_id}``: the order at each status, in Kite's history fields."""
+        rows = [
+            {key: entry[key] for key in _HISTORY_FIELDS} for entry in self.get(order_id).history
+        ]
         for row in rows:
             row["placed_by"] = self.user_id
         return rows

@@ -179,6 +179,7 @@ def _session(state: SandboxState) -> dict[str, Any]:
     config = state.config
     return {
         **_profile(state),
+        "avatar_url": "",
         "api_key": config.api_key,
         "access_token": config.access_token,
         "public_token": _checksum("public", config.access_token)[:32],
@@ -475,7 +476,11 @@ async def mf_cancel_order(call: Call) -> Any:
 
 
 async def mf_sips(call: Call) -> Any:
-    return list(call.state.mf.sips.values())
+    # the list leaves out what only the single-SIP answer carries
+    return [
+        {key: value for key, value in sip.items() if key != "fund_source"}
+        for sip in call.state.mf.sips.values()
+    ]
 
 
 async def mf_sip(call: Call) -> Any:

@@ -16,6 +16,24 @@ __all__ = ["Alerts", "Gtts"]
 
 _GTT_TYPES: Final = ("single", "two-leg")
 _OPERATORS: Final = ("<=", ">=", "<", ">", "==")
+#: Defaults of an ATO basket item's order parameters.
+_BASKET_PARAMS: Final[dict[str, Any]] = {
+    "validity": "DAY",
+    "validity_ttl": 0,
+    "variety": "regular",
+    "product": "CNC",
+    "order_type": "MARKET",
+    "transaction_type": "BUY",
+    "quantity": 1,
+    "disclosed_quantity": 0,
+    "price": 0,
+    "trigger_price": 0,
+    "squareoff": 0,
+    "stoploss": 0,
+    "trailing_stoploss": 0,
+    "gtt": {"target": 0, "stoploss": 0},
+    "tags": [],
+}
 
 
 def _json_param(params: Mapping[str, Any], name: str) -> Any:
@@ -237,9 +255,37 @@ class Alerts:
                 out["basket"] = json.loads(basket) if isinstance(basket, str) else basket
             except ValueError:
                 raise ApiError.input("Invalid `basket`: not JSON.") from None
-            if not isinstance(out["basket"], dict):
-                raise ApiError.input("Invalid `basket`.")
+            out["basket"] = self._basket(out["basket"])
         return out
+
+    def _basket(self, basket: Any) -> dict[str, Any]:
+        """An ATO basket with Kite's item fields (ids, tokens, full order params)."""
+        items = basket.get("items") if isinstance(basket, dict) else None
+        if not isinstance(items, list) or not items:
+            raise ApiError.input("Invalid `basket`: a JSON object with a list of `items`.")
+        clean = []
+        for item in items:
+            if not isinstance(item, dict):
+                raise ApiError.input("Invalid `basket` item.")
+            instrument = self.market.by_symbol(
+                str(item.get("exchange")), str(item.get("tradingsymbol"))
+            )
+            if instrument is None:
+                raise ApiError.input("Invalid `basket` item: instrument not found.")
+            given = item.get("params") or {}
+            if not isinstance(given, dict):
+                raise ApiError.input("Invalid `basket` item params.")
+            clean.append(
+                {
+                    "id": self._rng.randrange(10**8, 10**9),
+                    "tradingsymbol": instrument.tradingsymbol,
+                    "exchange": instrument.exchange,
+                    "instrument_token": instrument.instrument_token,
+                    "weight": int(item.get("weight") or 0),
+                    "params": _BASKET_PARAMS | given,
+                }
+            )
+        return {"items": clean}
 
     @staticmethod
     def public(alert: Mapping[str, Any]) -> dict[str, Any]:
@@ -260,7 +306,8 @@ class Alerts:
         )
         self.alerts[alert_id] = alert
         self.history_rows[alert_id] = []
-        return self.public(alert)
+        # Kite's create answer leaves the basket out (reading the alert shows it)
+        return {key: value for key, value in self.public(alert).items() if key != "basket"}
 
     def get(self, alert_id: str) -> dict[str, Any]:
         alert = self.alerts.get(alert_id)

@@ -1,0 +1,158 @@
+"""Kite's official Python client (``kiteconnect``), unchanged, against the sandbox's REST side.
+
+The client is synchronous (requests), so it runs in a worker thread while the sandbox serves
+from the event loop.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import httpx
+import pytest
+
+from aio_trader.sandbox import Sandbox, SandboxConfig
+
+kiteconnect = pytest.importorskip("kiteconnect")
+from kiteconnect import exceptions as kite_exceptions  # noqa: E402
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+async def sb() -> AsyncIterator[Sandbox]:
+    async with Sandbox(SandboxConfig(seed=3, market_interval=None, rate_limit_scale=1000)) as s:
+        yield s
+
+
+async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
+
+
+async def logged_in(sb: Sandbox) -> Any:
+    """A KiteConnect session made through the sandbox's login redirect and generate_session."""
+    async with httpx.AsyncClient(base_url=sb.root_url) as c:
+        response = await c.get("/connect/login", params={"api_key": sb.api_key, "v": "3"})
+    request_token = httpx.URL(response.headers["location"]).params["request_token"]
+    kite = kiteconnect.KiteConnect(api_key=sb.api_key, root=sb.root_url)
+    session = await in_thread(kite.generate_session, request_token, api_secret=sb.api_secret)
+    assert session["access_token"] == sb.access_token
+    assert isinstance(session["login_time"], datetime.datetime)
+    return kite
+
+
+async def test_official_client_login_profile_orders_and_market_data(sb: Sandbox) -> None:
+    kite = await logged_in(sb)
+    try:
+        profile = await in_thread(kite.profile)
+        assert profile["user_id"] == sb.user_id
+
+        price = round(sb.state.market.last_price(408065) * 0.5, 1)
+        order_id = await in_thread(
+            kite.place_order,
+            variety=kite.VARIETY_REGULAR,
+            exchange=kite.EXCHANGE_NSE,
+            tradingsymbol="INFY",
+            transaction_type=kite.TRANSACTION_TYPE_BUY,
+            quantity=1,
+            product=kite.PRODUCT_CNC,
+            order_type=kite.ORDER_TYPE_LIMIT,
+            price=price,
+            tag="official1",
+        )
+        history = await in_thread(kite.order_history, order_id)
+        assert history[-1]["status"] == "OPEN"
+        assert history[-1]["tag"] == "official1"
+        await in_thread(kite.modify_order, kite.VARIETY_REGULAR, order_id, price=price + 1)
+        cancelled = await in_thread(kite.cancel_order, kite.VARIETY_REGULAR, order_id)
+        assert cancelled == order_id
+        orders = await in_thread(kite.orders)
+        assert [(o["order_id"], o["status"]) for o in orders] == [(order_id, "CANCELLED")]
+        assert isinstance(orders[0]["order_timestamp"], datetime.datetime)
+
+        market_id = await in_thread(
+            kite.place_order,
+            variety="regular",
+            exchange="NSE",
+            tradingsymbol="SBIN",
+            transaction_type="BUY",
+            quantity=1,
+            product="MIS",
+            order_type="MARKET",
+        )
+        assert (await in_thread(kite.order_trades, market_id))[0]["quantity"] == 1
+        positions = await in_thread(kite.positions)
+        assert positions["net"][0]["tradingsymbol"] == "SBIN"
+        assert await in_thread(kite.holdings)
+        assert (await in_thread(kite.margins, "equity"))["enabled"] is True
+
+        quote = await in_thread(kite.quote, ["NSE:INFY", "NSE:NIFTY 50"])
+        assert quote["NSE:INFY"]["instrument_token"] == 408065
+        assert isinstance(quote["NSE:INFY"]["timestamp"], datetime.datetime)
+        ltp = await in_thread(kite.ltp, "NSE:INFY")
+        assert ltp["NSE:INFY"]["last_price"] == sb.state.market.last_price(408065)
+        assert "ohlc" in (await in_thread(kite.ohlc, "NSE:INFY"))["NSE:INFY"]
+
+        instruments = await in_thread(kite.instruments, "NSE")
+        infy = next(i for i in instruments if i["tradingsymbol"] == "INFY")
+        assert infy["instrument_token"] == 408065
+        assert {i["exchange"] for i in await in_thread(kite.instruments)} >= {"NSE", "NFO", "MCX"}
+
+        candles = await in_thread(
+            kite.historical_data,
+            408065,
+            datetime.datetime(2024, 3, 4, 9, 15),
+            datetime.datetime(2024, 3, 4, 10, 15),
+            "minute",
+            oi=True,
+        )
+        assert len(candles) == 61
+        assert set(candles[0]) == {"date", "open", "high", "low", "close", "volume", "oi"}
+
+        trigger = await in_thread(
+            kite.place_gtt,
+            kite.GTT_TYPE_SINGLE,
+            "INFY",
+            "NSE",
+            [price],
+            sb.state.market.last_price(408065),
+            [
+                {
+                    "transaction_type": "BUY",
+                    "quantity": 1,
+                    "order_type": "LIMIT",
+                    "product": "CNC",
+                    "price": price,
+                }
+            ],
+        )
+        assert (await in_thread(kite.get_gtt, trigger["trigger_id"]))["status"] == "active"
+        await in_thread(kite.delete_gtt, trigger["trigger_id"])
+        assert await in_thread(kite.get_gtts) == []
+        assert await in_thread(kite.mf_instruments)
+    finally:
+        kite.reqsession.close()
+
+
+async def test_official_client_sees_kite_exceptions(sb: Sandbox) -> None:
+    kite = await logged_in(sb)
+    try:
+        with pytest.raises(kite_exceptions.InputException):
+            await in_thread(
+                kite.place_order,
+                variety="regular",
+                exchange="NSE",
+                tradingsymbol="INFY",
+                transaction_type="BUY",
+                quantity=1,
+                product="CNC",
+                order_type="LIMIT",
+            )
+        sb.expire_session()
+        with pytest.raises(kite_exceptions.TokenException):
+            await in_thread(kite.profile)
+    finally:
+        kite.reqsession.close()
