@@ -283,6 +283,8 @@ async def test_unknown_tokens_are_ignored(sb: Sandbox) -> None:
     unknown = 1  # no instrument has this token
     assert unknown not in sb.state.market.instruments
     async with connect(sb) as ws:
+        await send(ws, "subscribe", [unknown])
+        assert await next_message(ws, lambda d: True) == HEARTBEAT  # nothing to tick: idle
         await send(ws, "subscribe", [unknown, nse])
         assert packet_lengths(await next_frame(ws)) == {nse: 44}
 
@@ -420,6 +422,36 @@ async def test_silence_sends_nothing_until_switched_off(sb: Sandbox) -> None:
             await ws.receive(timeout=1.5)  # no tick, no heartbeat
         sb.faults.ws_silence = False
         await next_frame(ws)
+
+
+async def test_admin_endpoints_switch_ticker_faults_live(sb: Sandbox) -> None:
+    async with connect(sb) as ws, httpx.AsyncClient(base_url=sb.root_url) as admin:
+        await send(ws, "subscribe", [tokens(sb)["NSE"]])
+        await next_frame(ws)
+        reply = await admin.post("/__sandbox__/faults", json={"ws_malformed_text": True})
+        assert reply.status_code == 200
+        assert isinstance(decode_text(await next_text(ws)), MalformedPacket)
+        assert (await admin.post("/__sandbox__/drop_websockets")).status_code == 200
+        with pytest.raises(WebSocketDisconnect) as info:
+            await next_message(ws, lambda d: False)
+        assert info.value.code == DROP_CLOSE_CODE
+
+
+async def test_logout_closes_the_tickers_of_that_access_token(sb: Sandbox) -> None:
+    async with connect(sb) as ws, httpx.AsyncClient(base_url=sb.root_url) as rest:
+        params = {"api_key": sb.api_key, "access_token": sb.access_token}
+        reply = await rest.delete("/session/token", params=params, headers={"X-Kite-Version": "3"})
+        assert reply.status_code == 200
+        with pytest.raises(WebSocketDisconnect) as info:
+            await next_message(ws, lambda d: False)
+        assert info.value.code == EXPIRED_CLOSE_CODE
+
+
+async def test_heartbeats_fill_the_gaps_between_slow_ticks() -> None:
+    async with Sandbox(SandboxConfig(tick_interval=2.5)) as sb, connect(sb) as ws:
+        await send(ws, "subscribe", [tokens(sb)["NSE"]])
+        assert len(await next_message(ws, lambda d: True)) > 2  # the first frame comes at once
+        assert await next_message(ws, lambda d: True) == HEARTBEAT  # then silence is filled
 
 
 async def test_stats_count_connections_frames_and_ticks(sb: Sandbox) -> None:

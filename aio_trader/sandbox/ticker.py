@@ -102,7 +102,7 @@ def _brief(value: object, limit: int = 60) -> str:
 
 
 @attrs.define
-class Subscriptions:
+class _Subscriptions:
     """One connection's subscribed tokens and their modes, changed by Kite's client messages."""
 
     limit: int
@@ -183,7 +183,7 @@ def _join(packets: Iterable[bytes], count: int) -> bytes:
     return count.to_bytes(2, "big") + body
 
 
-def corrupt_frame(frame: bytes, variant: int) -> bytes:
+def _corrupt_frame(frame: bytes, variant: int) -> bytes:
     """A broken copy of a tick frame, in one of three ways chosen by ``variant % 3``.
 
     0: declares one packet more than it holds; 1: a 13-byte packet of unknown kind between
@@ -203,7 +203,7 @@ def corrupt_frame(frame: bytes, variant: int) -> bytes:
     return whole[: len(whole) - len(packets[-1]) // 2]
 
 
-def build_frame(market: Market, modes: Mapping[int, str]) -> tuple[bytes, int]:
+def _build_frame(market: Market, modes: Mapping[int, str]) -> tuple[bytes, int]:
     """The tick frame for these subscriptions and how many packets it holds."""
     ticks = []
     for token, mode in modes.items():
@@ -278,7 +278,8 @@ async def ticker_endpoint(websocket: WebSocket) -> None:
     key = credentials.limit_key
     refusal = None
     if not credentials.valid(state):
-        refusal = _kite_error(403, "TokenException", "Invalid `api_key` or `access_token`.")
+        secret = "enctoken" if credentials.api_key == KITE_WEB_API_KEY else "access_token"
+        refusal = _kite_error(403, "TokenException", f"Invalid `api_key` or `{secret}`.")
     elif registry.open.get(key, 0) >= state.config.max_ws_per_api_key:
         limit = state.config.max_ws_per_api_key
         message = f"Too many connections: at most {limit} ticker connections per api_key."
@@ -316,7 +317,7 @@ class _Connection:
         self.updates = updates
         self.started = anyio.current_time()
         self.drop_epoch = state.ws_drop_epoch
-        self.subscriptions = Subscriptions(limit=state.config.max_tokens_per_ws)
+        self.subscriptions = _Subscriptions(limit=state.config.max_tokens_per_ws)
         self.changed = anyio.Event()
         self.send_lock = anyio.Lock()
         self.scope = anyio.CancelScope()
@@ -395,12 +396,15 @@ class _Connection:
         # the market changes only by steps: one encoding per step serves every frame of it
         key = (self.subscriptions.version, id(market), market.steps)
         if key != self.cache_key:
-            self.cache = build_frame(market, self.subscriptions.modes)
+            self.cache = _build_frame(market, self.subscriptions.modes)
             self.cache_key = key
         return self.cache
 
     async def _send_ticks(self) -> None:
-        """Tick frames every ``tick_interval``; heartbeats when idle; broken frames on fault."""
+        """Tick frames every ``tick_interval``; heartbeats when idle; broken frames on fault.
+
+        "Idle" is nothing to tick: no subscription, or only tokens the sandbox does not know.
+        """
         interval = float(self.state.config.tick_interval)
         stats = self.state.stats
         variants = itertools.count()
@@ -409,22 +413,21 @@ class _Connection:
         while True:
             now = anyio.current_time()
             faults = self.state.faults
-            subscribed = bool(self.subscriptions.modes)
+            frame, count = self._frame()
             if faults.ws_silence:
                 last_sent = now
-            elif subscribed and now >= next_tick:
-                frame, count = self._frame()
+            elif count and now >= next_tick:
                 if not await self._send_bytes(frame):
                     return
                 stats.ws_frames_sent += 1
                 stats.ws_ticks_sent += count
                 if faults.ws_malformed_binary:
-                    await self._send_bytes(corrupt_frame(frame, next(variants)))
+                    await self._send_bytes(_corrupt_frame(frame, next(variants)))
                 if faults.ws_malformed_text:
                     await self._send_text(BAD_TEXT_FRAMES[next(variants) % len(BAD_TEXT_FRAMES)])
                 last_sent, next_tick = now, now + interval
                 if interval <= 0:
-                    await anyio.lowlevel.checkpoint()
+                    await anyio.lowlevel.checkpoint()  # flat out, yet fair to other tasks
                     continue
             elif now - last_sent >= HEARTBEAT_INTERVAL:
                 if not await self._send_bytes(HEARTBEAT):
@@ -433,13 +436,13 @@ class _Connection:
                     await self._send_text(BAD_TEXT_FRAMES[next(variants) % len(BAD_TEXT_FRAMES)])
                 last_sent = now
             wake = last_sent + HEARTBEAT_INTERVAL
-            if subscribed:
+            if count:
                 wake = min(wake, next_tick)
             if faults.ws_silence:
                 wake = now + WATCH_INTERVAL
             with anyio.move_on_after(max(wake - anyio.current_time(), 0)):
                 await self.changed.wait()
-            if self.changed.is_set():
+            if self.changed.is_set():  # a subscription change is answered at once
                 self.changed = anyio.Event()
                 next_tick = -math.inf
 
