@@ -105,6 +105,30 @@ def test_packet_table_matches_the_wire_lengths() -> None:
     }
 
 
+RECORDS = [Ohlc, DepthLevel, Depth, LtpTick, IndexQuoteTick, IndexFullTick, QuoteTick, FullTick]
+
+
+@pytest.mark.parametrize("cls", RECORDS)
+def test_records_keep_their_fields_in_their_slots_base(cls: type) -> None:
+    """The decoder's fast construction relies on it (see "Fast construction" in ticks.py)."""
+    base = codec._slots_base(cls)
+    assert {field.name for field in attrs.fields(cls)} <= set(base.__slots__)
+    assert cls.__basicsize__ == base.__basicsize__
+
+
+def test_slots_base_check_rejects_a_record_with_its_own_slots() -> None:
+    class _Base:
+        __slots__ = ("a",)
+
+    @attrs.frozen
+    class Bad(_Base):
+        a: int
+        b: int
+
+    with pytest.raises(TypeError, match="slots of its base"):
+        codec._slots_base(Bad)
+
+
 def test_segment_divisor_by_segment_or_token() -> None:
     assert segment_divisor(3) == 10_000_000
     assert segment_divisor(6) == 10_000

@@ -385,8 +385,10 @@ def _slots_base(cls: type) -> type:
 # an Ohlc (wire order open, high, low, close; or high, low, open, close for indices); the
 # raw depth bytes, decoded on first read; ignored.
 _INT, _PRICE, _TIME, _OHLC, _INDEX_OHLC, _DEPTH, _SKIP = range(7)
-_OHLC_ORDER: Final = {_OHLC: ("open", "high", "low", "close")}
-_OHLC_ORDER[_INDEX_OHLC] = ("high", "low", "open", "close")
+_OHLC_ORDER: Final = {
+    _OHLC: ("open", "high", "low", "close"),
+    _INDEX_OHLC: ("high", "low", "open", "close"),
+}
 _U16 = struct.Struct(">H")
 _DEPTH_WIRE = struct.Struct(">" + "IIH2x" * 10)
 _U32: Final = 0xFFFFFFFF
