@@ -32,6 +32,14 @@ from aio_trader.kite.constants import (
     Variety,
     rate_limits,
 )
+from aio_trader.kite.feed import (
+    FeedItem,
+    FeedStatistics,
+    KiteFeed,
+    Overflow,
+    RawFrame,
+    RawKiteFeed,
+)
 from aio_trader.kite.frames import to_pandas, to_polars
 from aio_trader.kite.models import (
     GST,
@@ -147,7 +155,9 @@ __all__ = [  # one sorted list: constants, models (REST records), ticks (codec)
     "EndpointGroup",
     "Exchange",
     "FeedError",
+    "FeedItem",
     "FeedMessage",
+    "FeedStatistics",
     "FullTick",
     "GTTCondition",
     "GTTOrder",
@@ -165,6 +175,7 @@ __all__ = [  # one sorted list: constants, models (REST records), ticks (codec)
     "Interval",
     "Kite",
     "KiteEnum",
+    "KiteFeed",
     "LtpQuote",
     "LtpTick",
     "MFHolding",
@@ -186,6 +197,7 @@ __all__ = [  # one sorted list: constants, models (REST records), ticks (codec)
     "OrderStatus",
     "OrderType",
     "OrderUpdate",
+    "Overflow",
     "Position",
     "PositionType",
     "Positions",
@@ -196,6 +208,8 @@ __all__ = [  # one sorted list: constants, models (REST records), ticks (codec)
     "QuoteDepthLevel",
     "QuoteOhlc",
     "QuoteTick",
+    "RawFrame",
+    "RawKiteFeed",
     "Record",
     "SIPFrequency",
     "SegmentMargins",
