@@ -35,7 +35,7 @@ from aio_trader.kite.ticks import (
     encode_frame,
 )
 from aio_trader.sandbox import Sandbox, SandboxConfig
-from aio_trader.sandbox.ticker import DROP_CLOSE_CODE, EXPIRED_CLOSE_CODE, HEARTBEAT
+from aio_trader.sandbox.ticker import EXPIRED_CLOSE_CODE, HEARTBEAT
 
 #: Generous guard against a hang (a failing test, not a speed claim).
 HANG_GUARD = 30.0
@@ -131,8 +131,12 @@ async def next_text(ws: AsyncWebSocketSession) -> str:
     return data
 
 
-async def raw_handshake(sb: Sandbox, query: str) -> tuple[bytes, bytes]:
-    """Send a WebSocket upgrade request by hand; return the status line and the body."""
+@contextlib.asynccontextmanager
+async def raw_upgrade(
+    sb: Sandbox, query: str
+) -> AsyncIterator[tuple[anyio.abc.ByteStream, list[bytes], bytes]]:
+    """A WebSocket upgrade request sent by hand: the stream, the answer's head lines, and
+    the bytes that came after the head."""
     url = httpx.URL(sb.ticker_url)
     assert url.host
     assert url.port
@@ -147,15 +151,35 @@ async def raw_handshake(sb: Sandbox, query: str) -> tuple[bytes, bytes]:
         with anyio.fail_after(HANG_GUARD):
             while b"\r\n\r\n" not in answer:
                 answer += await stream.receive()
-            head, _, body = answer.partition(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        yield stream, head.split(b"\r\n"), rest
+
+
+async def raw_handshake(sb: Sandbox, query: str) -> tuple[bytes, bytes]:
+    """The status line and body the server answers a hand-made upgrade request with."""
+    async with raw_upgrade(sb, query) as (stream, head, body):
+        length = 0
+        for line in head[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        with anyio.fail_after(HANG_GUARD):
             while len(body) < length:
                 body += await stream.receive()
-    return head.split(b"\r\n", 1)[0], body
+    return head[0], body
+
+
+def frame_opcodes(data: bytes) -> list[int]:
+    """The opcodes of the (unmasked) server frames in ``data``: 1 text, 2 binary, 8 close."""
+    opcodes, at = [], 0
+    while at < len(data):
+        opcodes.append(data[at] & 0x0F)
+        length, at = data[at + 1] & 0x7F, at + 2
+        if length >= 126:
+            size = 2 if length == 126 else 8
+            length, at = int.from_bytes(data[at : at + size], "big"), at + size
+        at += length
+    return opcodes
 
 
 def status(answer: tuple[bytes, bytes]) -> int:
@@ -375,9 +399,8 @@ async def test_drop_every_n_seconds_closes_the_connection(sb: Sandbox) -> None:
     sb.faults.ws_drop_every = 0.3
     async with connect(sb) as ws:
         start = anyio.current_time()
-        with pytest.raises(WebSocketDisconnect) as info:
+        with pytest.raises(WebSocketNetworkError):  # cut, no close frame
             await next_message(ws, lambda d: False)
-        assert info.value.code == DROP_CLOSE_CODE
         assert anyio.current_time() - start >= 0.2
 
 
@@ -385,12 +408,27 @@ async def test_drop_websockets_closes_every_connection_now(sb: Sandbox) -> None:
     async with connect(sb) as first, connect(sb) as second:
         sb.drop_websockets()
         for ws in (first, second):
-            with pytest.raises(WebSocketDisconnect) as info:
+            with pytest.raises(WebSocketNetworkError):
                 await next_message(ws, lambda d: False)
-            assert info.value.code == DROP_CLOSE_CODE
     async with connect(sb) as ws:  # new connections are not affected
         await send(ws, "subscribe", [tokens(sb)["NSE"]])
         await next_frame(ws)
+
+
+async def test_a_drop_closes_the_socket_without_a_close_frame(sb: Sandbox) -> None:
+    query = f"api_key={sb.api_key}&access_token={sb.access_token}"
+    async with raw_upgrade(sb, query) as (stream, head, data):
+        assert head[0].startswith(b"HTTP/1.1 101 ")
+        await stream.send(b"\x81\x80\x00\x00\x00\x00")  # an empty masked text frame
+        with anyio.fail_after(HANG_GUARD):
+            while not data.endswith(b'"}'):  # its error answer, a text frame
+                data += await stream.receive()
+        sb.drop_websockets()
+        with anyio.fail_after(HANG_GUARD), contextlib.suppress(anyio.EndOfStream):
+            while True:
+                data += await stream.receive()
+    # the connection ended with nothing after that answer: no close frame
+    assert frame_opcodes(data) == [1]
 
 
 async def test_malformed_binary_frames_mix_broken_and_good_packets(sb: Sandbox) -> None:
@@ -432,9 +470,8 @@ async def test_admin_endpoints_switch_ticker_faults_live(sb: Sandbox) -> None:
         assert reply.status_code == 200
         assert isinstance(decode_text(await next_text(ws)), MalformedPacket)
         assert (await admin.post("/__sandbox__/drop_websockets")).status_code == 200
-        with pytest.raises(WebSocketDisconnect) as info:
+        with pytest.raises(WebSocketNetworkError):
             await next_message(ws, lambda d: False)
-        assert info.value.code == DROP_CLOSE_CODE
 
 
 async def test_logout_closes_the_tickers_of_that_access_token(sb: Sandbox) -> None:

@@ -9,32 +9,38 @@ Mounted by the app as ``WebSocketRoute("/ws", ticker_endpoint)``; the sandbox st
   More than ``max_ws_per_api_key`` open connections for one api_key (one user for Kite Web):
   HTTP 429 with a Kite ``NetworkException`` body. Both count in
   ``stats.ws_connections_refused``.
-- **Client messages** (JSON text): ``{"a": "subscribe", "v": [tokens]}`` (mode "quote"),
-  ``{"a": "unsubscribe", "v": [tokens]}``, ``{"a": "mode", "v": [mode, [tokens]]}`` (tokens not
-  subscribed are ignored). Unknown tokens are kept but produce no packets, as on Kite.
-  Past ``max_tokens_per_ws`` subscribed tokens the excess is refused with an
-  ``{"type": "error", "data": ...}`` text frame; a malformed message gets the same error frame
-  and changes nothing. The connection stays open in both cases.
+- **Client messages** (JSON text): ``{"a": "subscribe", "v": [tokens]}`` (mode "quote", also
+  for a token subscribed again), ``{"a": "unsubscribe", "v": [tokens]}``,
+  ``{"a": "mode", "v": [mode, [tokens]]}`` (tokens not subscribed are ignored). Unknown
+  tokens are kept but produce no packets, as on Kite. Past ``max_tokens_per_ws`` subscribed
+  tokens the excess is refused with an ``{"type": "error", "data": ...}`` text frame; a
+  malformed message gets the same error frame and changes nothing. The connection stays open.
 - **Ticks**: every ``tick_interval`` seconds one binary frame with a packet per subscribed
   (known) token in its mode, the first one at once after a subscription change. With
-  ``tick_interval == 0`` frames go out back to back, paced only by the socket's backpressure.
-  With nothing subscribed, a 1-byte heartbeat frame every second.
+  ``tick_interval == 0`` frames go out back to back, paced only by the socket's backpressure
+  (one encoding per market step serves every frame of that step). With nothing to tick, a
+  1-byte heartbeat frame after each second without a frame.
 - **Order postbacks**: each order change as a ``{"type": "order", "data": {...}}`` text frame.
-- **Faults**, read live: ``ws_drop_every`` / ``drop_websockets()`` close the connection with
-  code 1011 and no goodbye (ASGI cannot cut a TCP connection without a close frame, so 1011 is
-  the sandbox's "dropped"); an expired or invalidated session closes it with code 1008;
-  ``ws_silence`` sends nothing at all; ``ws_malformed_binary`` / ``ws_malformed_text`` add a
-  broken frame after each good tick frame (or heartbeat, for text).
+- **Faults**, read live: ``ws_drop_every`` (seconds after the connection opened) and
+  ``drop_websockets()`` cut the connection as a network failure would: the socket closes with
+  no close frame (clients report 1006 / a network error). An expired or invalidated session
+  (``session_expired``, logout) closes it with code 1008 and reason "session expired".
+  ``ws_silence`` sends nothing at all (postbacks are lost). ``ws_malformed_binary`` follows each
+  tick frame with a broken one (a packet count too high, a packet of unknown length among good
+  ones, or a truncated packet, in turn); ``ws_malformed_text`` follows each tick frame or
+  heartbeat with a broken text frame (bad JSON, not an object, unknown type, in turn).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import math
+import struct
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
 import anyio.abc
@@ -52,7 +58,6 @@ if TYPE_CHECKING:
     from aio_trader.sandbox.state import SandboxState
 
 __all__ = [
-    "DROP_CLOSE_CODE",
     "EXPIRED_CLOSE_CODE",
     "HEARTBEAT",
     "HEARTBEAT_INTERVAL",
@@ -65,9 +70,10 @@ log = logging.getLogger(__name__)
 #: The frame Kite sends when there is nothing to say, and how often (seconds).
 HEARTBEAT: Final = b"\x00"
 HEARTBEAT_INTERVAL: Final = 1.0
-#: Close codes: a dropped connection (fault), and a session that is no longer valid.
-DROP_CLOSE_CODE: Final = 1011
+#: Close code sent when the session is no longer valid (expired, or logged out).
 EXPIRED_CLOSE_CODE: Final = 1008
+#: A close code no frame can carry (> 0xFFFF): see ``_Connection._cut``.
+_UNSENDABLE_CLOSE_CODE: Final = 0x1_0000
 #: The api_key Kite Web's ticker connects with (``user_id`` + ``enctoken`` authenticate).
 KITE_WEB_API_KEY: Final = "kitefront"
 
@@ -325,11 +331,11 @@ class _Connection:
         self.cache: tuple[bytes, int] = (b"", 0)
 
     async def serve(self) -> None:
-        close: tuple[int, str] | None = None
+        ending: Literal["expired", "dropped"] | None = None
 
         async def watch() -> None:
-            nonlocal close
-            close = await self._watch()
+            nonlocal ending
+            ending = await self._watch()
             self.scope.cancel()
 
         async def receive() -> None:
@@ -342,10 +348,25 @@ class _Connection:
                 tg.start_soon(receive)
                 tg.start_soon(self._send_ticks)
                 tg.start_soon(self._send_postbacks)
-        if close is not None:
-            log.info("ticker connection closed by the sandbox (%d %s)", *close)
-            with anyio.move_on_after(1):
-                await self._send({"type": "websocket.close", "code": close[0], "reason": close[1]})
+        if ending is not None:
+            log.info("sandbox ticker: connection %s", ending)
+        with anyio.move_on_after(1):
+            if ending == "expired":
+                close = {"code": EXPIRED_CLOSE_CODE, "reason": "session expired"}
+                await self._send({"type": "websocket.close", **close})
+            elif ending == "dropped":
+                await self._cut()
+
+    async def _cut(self) -> None:
+        """Drop the connection as a network failure would: the socket closes, no close frame.
+
+        ASGI has no "abort". Hypercorn marks the stream closed before it encodes the close
+        frame; a code no frame can carry makes that encoding fail (``struct.error``), so
+        nothing is written, and hypercorn closes the socket when the endpoint returns.
+        (tests/test_sandbox_ticker.py pins this on the wire.)
+        """
+        with contextlib.suppress(struct.error):
+            await self.websocket.send({"type": "websocket.close", "code": _UNSENDABLE_CLOSE_CODE})
 
     async def _send(self, message: dict[str, Any]) -> bool:
         """Send one ASGI message; False (and the connection ends) when the client is gone."""
@@ -377,16 +398,16 @@ class _Connection:
             if error is not None:
                 await self._send_text(encode_text(FeedError(error)))
 
-    async def _watch(self) -> tuple[int, str]:
-        """Wait for a reason to close: a drop (fault) or a session that is no longer valid."""
+    async def _watch(self) -> Literal["expired", "dropped"]:
+        """Wait for a reason to end: a session no longer valid, or a drop (fault)."""
         while True:
             if not self.credentials.valid(self.state):
-                return EXPIRED_CLOSE_CODE, "session expired"
+                return "expired"
             if self.state.ws_drop_epoch != self.drop_epoch:
-                return DROP_CLOSE_CODE, "sandbox: connection dropped"
+                return "dropped"
             every = self.state.faults.ws_drop_every
             if every is not None and anyio.current_time() - self.started >= every:
-                return DROP_CLOSE_CODE, "sandbox: connection dropped (ws_drop_every)"
+                return "dropped"
             dropped = self.state.ws_drop_event()
             with anyio.move_on_after(WATCH_INTERVAL):
                 await dropped.wait()
