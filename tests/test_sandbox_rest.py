@@ -6,6 +6,7 @@ import hashlib
 import json
 import socket
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import anyio
@@ -14,6 +15,7 @@ import pyotp
 import pytest
 
 from aio_trader.sandbox import Sandbox, SandboxConfig
+from aio_trader.sandbox.state import RateLimiter
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -661,34 +663,63 @@ async def test_margin_and_charge_calculators(client: httpx.AsyncClient) -> None:
 
 
 async def test_rate_limits_answer_429_and_are_counted() -> None:
-    # a tenth of Kite's rates, so that a slow machine still sends the burst inside the window
     async with (
-        Sandbox(SandboxConfig(market_interval=None, rate_limit_scale=0.1)) as sb,
+        Sandbox(SandboxConfig(market_interval=None)) as sb,
         httpx.AsyncClient(base_url=sb.root_url, headers=auth(sb)) as c,
     ):
-        assert (await c.get("/quote/ltp", params={"i": "NSE:INFY"})).status_code == 200
-        refused = await c.get("/quote/ltp", params={"i": "NSE:INFY"})
-        assert error(refused, 429, "NetworkException") == "Too many requests"
-        statuses = [
-            (await c.post("/orders/regular", data=MARKET_BUY)).status_code for _ in range(12)
-        ]
-        assert statuses.count(200) == 10
-        assert statuses.count(429) == 2
+        responses: list[httpx.Response] = []
+
+        async def call(method: str, path: str, **options: Any) -> None:
+            responses.append(await c.request(method, path, **options))
+
+        # concurrent bursts: they all arrive well inside one window
+        async with anyio.create_task_group() as group:
+            for _ in range(2):
+                group.start_soon(partial(call, "GET", "/quote/ltp", params={"i": "NSE:INFY"}))
+            for _ in range(12):
+                group.start_soon(partial(call, "POST", "/orders/regular", data=MARKET_BUY))
+        refused = [r for r in responses if r.status_code == 429]
+        assert len(refused) == 3
+        for response in refused:
+            assert error(response, 429, "NetworkException") == "Too many requests"
         stats = data(await c.get("/__sandbox__/stats"))
     assert stats["refused_429"]["quote"] == 1
     assert stats["refused_429"]["orders"] == 2
     assert stats["orders_booked"] == 10
 
 
-async def test_rate_limit_allows_the_published_pace() -> None:
+def test_rate_limiter_windows_and_scale() -> None:
+    limiter = RateLimiter(scale=1)
+    assert [limiter.allow("quote", t) for t in (0.0, 0.5, 0.95, 1.0)] == [True, False, True, False]
+    # 10/s and 200/min for orders: the minute window binds after 200 calls
+    accepted = sum(
+        limiter.allow("orders", second + i / 100) for second in range(30) for i in range(10)
+    )
+    assert accepted == 200
+    assert not limiter.allow("orders", 40.0)
+    assert limiter.allow("orders", 61.0)
+    scaled = RateLimiter(scale=20)
+    assert sum(scaled.allow("quote", 0.0) for _ in range(25)) == 20
+    tiny = RateLimiter(scale=0.01)
+    assert tiny.allow("others", 0.0)
+    assert not tiny.allow("others", 0.1)
+
+
+async def test_rate_limit_accepts_a_client_at_the_scaled_rate() -> None:
     async with (
         Sandbox(SandboxConfig(market_interval=None, rate_limit_scale=20)) as sb,
         httpx.AsyncClient(base_url=sb.root_url, headers=auth(sb)) as c,
     ):
-        for _ in range(4):
-            response = await c.get("/quote/ltp", params={"i": "NSE:INFY"})
-            assert response.status_code == 200
-            await anyio.sleep(1 / 20)
+        # 20 quote calls per second at scale 20, all at once
+        statuses: list[int] = []
+
+        async def quote() -> None:
+            statuses.append((await c.get("/quote/ltp", params={"i": "NSE:INFY"})).status_code)
+
+        async with anyio.create_task_group() as group:
+            for _ in range(20):
+                group.start_soon(quote)
+        assert statuses == [200] * 20
 
 
 # -- determinism ----------------------------------------------------------------------------------

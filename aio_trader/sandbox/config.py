@@ -94,7 +94,8 @@ class SandboxConfig:
 
     ``market_interval`` / ``tick_interval`` are seconds (``market_interval=None`` stops the
     market clock: prices move only through ``Sandbox.step_market``). ``rate_limit_scale``
-    multiplies Kite's published rates (2.0 allows twice as many requests per second).
+    multiplies the request counts of Kite's limits (2.0: 2 quote calls per second, 20 order
+    calls per second...; at least 1 per window), as ``kite.constants.rate_limits`` does.
     """
 
     host: str = "127.0.0.1"

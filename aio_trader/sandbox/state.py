@@ -62,17 +62,28 @@ class SandboxStats:
 
 
 class RateLimiter:
-    """Sliding windows per group, at Kite's rates times ``scale``; refused calls don't count."""
+    """Sliding windows per group: Kite's request counts times ``scale`` (at least 1) per
+    window, each window shortened by 10% for network jitter. Refused calls don't count.
+
+    The same scaling as ``aio_trader.kite.constants.rate_limits(scale)``, so a client
+    limited at the same scale never earns a 429.
+    """
 
     def __init__(self, scale: float) -> None:
         self.scale = scale
+        self.limits = {
+            group: tuple(
+                (max(1, round(count * scale)), seconds * (1 - _JITTER_SLACK))
+                for count, seconds in windows
+            )
+            for group, windows in RATE_LIMITS.items()
+        }
         self._hits: dict[tuple[str, int], collections.deque[float]] = {}
 
     def allow(self, group: str, now: float) -> bool:
-        windows = RATE_LIMITS[group]
+        """Count a call of ``group`` at time ``now`` (seconds) if every window has room."""
         queues = []
-        for index, (count, seconds) in enumerate(windows):
-            span = seconds / self.scale * (1 - _JITTER_SLACK)
+        for index, (count, span) in enumerate(self.limits[group]):
             queue = self._hits.setdefault((group, index), collections.deque())
             while queue and queue[0] <= now - span:
                 queue.popleft()
