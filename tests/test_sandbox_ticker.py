@@ -286,6 +286,41 @@ async def test_modes_give_kite_packet_kinds_and_lengths_including_indices(sb: Sa
                 assert tick == decode_frame(encode_frame([state]))[0]
 
 
+async def test_ticks_follow_each_market_step(sb: Sandbox) -> None:
+    chosen = [tokens(sb)["NSE"], tokens(sb)["INDICES"], tokens(sb)["NFO-OPT"]]
+
+    def state_frame() -> bytes:
+        return encode_frame(sb.state.market.snapshot(t, "full") for t in chosen)
+
+    async with connect(sb) as ws:
+        await send(ws, "subscribe", chosen)
+        await send(ws, "mode", ["full", chosen])
+        for _ in range(3):
+            expected = state_frame()
+            assert await next_frame(ws, lambda f, e=expected: f == e) == expected  # type: ignore[misc]
+            sb.step_market()
+            assert state_frame() != expected  # the market moved, and so must the frames
+
+
+async def test_flat_out_ticking_keeps_the_server_responsive() -> None:
+    async with (
+        Sandbox(SandboxConfig(tick_interval=0.0)) as sb,
+        connect(sb) as ws,
+        httpx.AsyncClient(base_url=sb.root_url) as rest,
+    ):
+        chosen = [t for t, i in sb.state.market.instruments.items() if i.segment != "INDICES"]
+        await send(ws, "subscribe", chosen[:200])
+        await send(ws, "mode", ["full", chosen[:200]])
+        await next_frame(ws, lambda f: len(packet_lengths(f)) == 200)
+        # the client reads nothing now: the server's sender is blocked on a full socket
+        headers = {"Authorization": f"token {sb.api_key}:{sb.access_token}"}
+        for _ in range(3):
+            assert (await rest.get("/user/profile", headers=headers)).status_code == 200
+        for _ in range(100):  # and the stream goes on
+            assert len(packet_lengths(await next_frame(ws))) == 200
+        assert sb.state.stats.ws_frames_sent >= 101
+
+
 async def test_subscribe_defaults_to_quote_and_unsubscribe_stops_ticks(sb: Sandbox) -> None:
     nse, mcx = tokens(sb)["NSE"], tokens(sb)["MCX-FUT"]
     async with connect(sb) as ws:
