@@ -41,7 +41,7 @@ import logging
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import starmap
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeAlias, cast
+from typing import Any, ClassVar, Final, Literal, TypeAlias, cast, overload
 
 import attrs
 
@@ -211,22 +211,6 @@ class _WithOhlc(_TickBase):
         return (self.last_price - close) * 100 / close if close else 0.0
 
 
-class _LazyDepth(_WithOhlc):
-    """Mixin: ``depth`` decoded from its raw bytes on first read, then cached in its slot."""
-
-    __slots__ = ("_raw_depth",)
-
-    if not TYPE_CHECKING:  # keep mypy strict about attribute names
-
-        def __getattr__(self, name: str) -> object:
-            # Only called when normal lookup fails: here, when the depth slot is not yet set.
-            if name != "depth":
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            depth = _decode_depth(self.instrument_token, self._raw_depth)
-            object.__setattr__(self, "depth", depth)
-            return depth
-
-
 class _LtpTickSlots(_TickBase):
     __slots__ = ("instrument_token", "last_price")
 
@@ -297,7 +281,7 @@ class QuoteTick(_QuoteTickSlots):
     ohlc: Ohlc
 
 
-class _FullTickSlots(_LazyDepth):
+class _FullTickSlots(_WithOhlc):
     __slots__ = (
         "average_traded_price",
         "depth",
@@ -487,7 +471,7 @@ _KINDS: Final[dict[int, _Kind]] = {
             _Field("oi_day_high", "I", _INT),
             _Field("oi_day_low", "I", _INT),
             _Field("exchange_timestamp", "I", _TIME),
-            _Field("_raw_depth", "120s", _DEPTH),
+            _Field("depth", "120s", _DEPTH),
         ),
     ),
 }
@@ -515,6 +499,40 @@ def _decode_depth(instrument_token: int, raw: bytes) -> Depth:
     depth.__class__ = Depth
     result: Depth = depth
     return result
+
+
+class _LazyDepth:
+    """``FullTick.depth``: the slot holds the packet's raw depth bytes until the first read,
+    which decodes them and stores the ``Depth`` in their place.
+
+    A data descriptor in front of the slot, so that a decoded tick pays for its depth only
+    when it is read, and every other field stays a plain slot read.
+    """
+
+    __slots__ = ("_get", "_set")
+
+    def __init__(self, slot: Any) -> None:
+        self._get: Callable[[object], Depth | bytes] = slot.__get__
+        self._set: Callable[[object, object], None] = slot.__set__
+
+    @overload
+    def __get__(self, tick: None, owner: type) -> _LazyDepth: ...
+    @overload
+    def __get__(self, tick: FullTick, owner: type) -> Depth: ...
+    def __get__(self, tick: FullTick | None, owner: type) -> Depth | _LazyDepth:
+        if tick is None:
+            return self
+        value = self._get(tick)
+        if type(value) is bytes:
+            value = _decode_depth(tick.instrument_token, value)
+            self._set(tick, value)
+        return value  # type: ignore[return-value]
+
+    def __set__(self, tick: FullTick, value: Depth) -> None:
+        self._set(tick, value)
+
+
+type.__setattr__(FullTick, "depth", _LazyDepth(_slots_base(FullTick).depth))  # type: ignore[attr-defined]
 
 
 # -- binary frames ---------------------------------------------------------------------
