@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import functools
 import io
 import math
 import random
@@ -67,6 +68,7 @@ _SESSIONS: Final[Mapping[str, tuple[datetime.time, datetime.time]]] = {
 }
 _EQUITY_SESSION: Final = (datetime.time(9, 15), datetime.time(15, 30))
 _MASK64: Final = (1 << 64) - 1
+_TAU: Final = 2 * math.pi
 #: A futures/options contract trades for this many days before its expiry.
 _CONTRACT_LIFE: Final = datetime.timedelta(days=120)
 #: (period in seconds, amplitude) of the waves that shape historical prices.
@@ -93,6 +95,7 @@ def _mix(*parts: int) -> int:
     return value
 
 
+@functools.lru_cache(maxsize=64)
 def _decimals(tick: float) -> int:
     text = f"{tick:.10f}".rstrip("0")
     return max(2, len(text.split(".")[1]))
@@ -237,6 +240,8 @@ class Market:
         self._rngs: dict[int, random.Random] = {}
         self._quotes: dict[int, _Quote] = {}
         self._phases: dict[int, tuple[float, ...]] = {}
+        self._snapshots: dict[tuple[int, str], Tick] = {}
+        self._depths: dict[int, Depth] = {}
         for token, instrument in instruments.items():
             rng = seeded(_mix(seed, token))
             self._rngs[token] = rng
@@ -273,6 +278,8 @@ class Market:
         """Advance every instrument by one random-walk step (deterministic under the seed)."""
         self.steps += 1
         self.updated_at = datetime.datetime.now(IST).replace(microsecond=0)
+        self._snapshots.clear()
+        self._depths.clear()
         for token, instrument in self.instruments.items():
             rng = self._rngs[token]
             quote = self._quotes[token]
@@ -304,6 +311,12 @@ class Market:
     # -- readers ---------------------------------------------------------------------
 
     def _depth(self, instrument: SandboxInstrument, quote: _Quote) -> Depth:
+        depth = self._depths.get(instrument.instrument_token)
+        if depth is None:
+            depth = self._depths[instrument.instrument_token] = self._make_depth(instrument, quote)
+        return depth
+
+    def _make_depth(self, instrument: SandboxInstrument, quote: _Quote) -> Depth:
         tick = instrument.tick_size or 0.05
         lot = max(instrument.lot_size, 1)
         token = instrument.instrument_token
@@ -323,8 +336,15 @@ class Market:
         """The codec record of the instrument's current state in ``mode`` (ltp/quote/full).
 
         Index tokens give index kinds. Raises KeyError for unknown tokens, ValueError for an
-        unknown mode.
+        unknown mode. Records are immutable and cached until the next step.
         """
+        key = (token, mode)
+        cached = self._snapshots.get(key)
+        if cached is None:
+            cached = self._snapshots[key] = self._build_snapshot(token, mode)
+        return cached
+
+    def _build_snapshot(self, token: int, mode: str) -> Tick:
         instrument = self.instruments[token]
         quote = self._quotes[token]
         if mode == "ltp":
@@ -483,17 +503,20 @@ class Market:
             day += one_day
         return rows
 
-    def _level(self, instrument: SandboxInstrument, moment: datetime.datetime) -> float:
-        """A smooth, deterministic price path around the instrument's base price."""
-        token = instrument.instrument_token
+    def _phases_of(self, token: int) -> tuple[float, ...]:
         phases = self._phases.get(token)
         if phases is None:
             rng = seeded(_mix(self.seed, token, 7))
             phases = self._phases[token] = tuple(rng.uniform(0, 2 * math.pi) for _ in _WAVES)
-        t = moment.timestamp()
+        return phases
+
+    def _level(self, instrument: SandboxInstrument, t: float) -> float:
+        """A smooth, deterministic price path around the base price (``t``: epoch seconds)."""
         total = 0.0
-        for (period, amplitude), phase in zip(_WAVES, phases, strict=True):
-            total += amplitude * math.sin(2 * math.pi * t / period + phase)
+        for (period, amplitude), phase in zip(
+            _WAVES, self._phases_of(instrument.instrument_token), strict=True
+        ):
+            total += amplitude * math.sin(_TAU * t / period + phase)
         return instrument.base_price * math.exp(total)
 
     def _candle(
@@ -506,18 +529,20 @@ class Market:
         with_oi: bool,
     ) -> list[Any]:
         token = instrument.instrument_token
-        rng = seeded(_mix(self.seed, token, minutes, int(stamp.timestamp())))
-        first = instrument.round_price(self._level(instrument, begin))
-        last = instrument.round_price(self._level(instrument, stop))
-        spread = instrument.base_price * 0.0008 * math.sqrt(minutes)
-        high = instrument.round_price(max(first, last) + abs(rng.gauss(0, spread)))
-        low = instrument.round_price(max(min(first, last) - abs(rng.gauss(0, spread)), 0.0))
-        volume = 0 if instrument.is_index else rng.randint(50, 5000) * minutes
+        at = stamp.timestamp()
+        noise = _mix(self.seed, token, minutes, int(at))
+        u_high, u_low, u_volume = (((noise >> shift) & 0xFFFFF) / 0x100000 for shift in (0, 20, 40))
+        first = instrument.round_price(self._level(instrument, begin.timestamp()))
+        last = instrument.round_price(self._level(instrument, stop.timestamp()))
+        spread = instrument.base_price * 0.0012 * math.sqrt(minutes)
+        high = instrument.round_price(max(first, last) + u_high * spread)
+        low = instrument.round_price(max(min(first, last) - u_low * spread, 0.0))
+        volume = 0 if instrument.is_index else int(50 + u_volume * 4950) * minutes
         row: list[Any] = [stamp.strftime("%Y-%m-%dT%H:%M:%S%z"), first, high, low, last, volume]
         if with_oi:
             if instrument.is_derivative:
                 base = _mix(self.seed, token) % 40_000 + 1_000
-                row.append(int(base * (1 + 0.2 * math.sin(stamp.timestamp() / 86400.0))))
+                row.append(int(base * (1 + 0.2 * math.sin(at / 86400.0))))
             else:
                 row.append(0)
         return row
