@@ -15,7 +15,6 @@ from typing import Any
 
 import anyio
 import attrs
-import httpx
 import pytest
 
 from aio_trader.backoff import Backoff
@@ -24,6 +23,7 @@ from aio_trader.kite import (
     FeedStatistics,
     FullTick,
     IndexFullTick,
+    Kite,
     KiteFeed,
     LtpTick,
     OrderUpdate,
@@ -90,21 +90,17 @@ def modes_seen(items: list[FeedItem]) -> dict[int, set[type]]:
 
 
 async def place_order(sb: Sandbox) -> str:
-    """Place a market order through the sandbox's REST API; returns its order_id."""
-    headers = {"X-Kite-Version": "3", "Authorization": f"token {sb.api_key}:{sb.access_token}"}
-    order = {
-        "exchange": "NSE",
-        "tradingsymbol": "INFY",
-        "transaction_type": "BUY",
-        "quantity": "1",
-        "product": "CNC",
-        "order_type": "MARKET",
-        "validity": "DAY",
-    }
-    async with httpx.AsyncClient(base_url=sb.root_url) as rest:
-        reply = await rest.post("/orders/regular", data=order, headers=headers)
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["data"]["order_id"])
+    """Place a market order through ``Kite`` (the REST client) on the sandbox; its order_id."""
+    async with Kite(sb.api_key, sb.access_token, root=sb.root_url, token_cache=False) as kite:
+        return await kite.place_order(
+            variety="regular",
+            exchange="NSE",
+            tradingsymbol="INFY",
+            transaction_type="BUY",
+            quantity=1,
+            product="CNC",
+            order_type="MARKET",
+        )
 
 
 # -- ticks, modes, order updates -------------------------------------------------------------

@@ -217,7 +217,7 @@ class _Buffer(Generic[ItemT]):
     """
 
     #: The consumer yields to the other tasks at least every this many items.
-    _YIELD_EVERY: Final = 256
+    _YIELD_EVERY: Final = 64
 
     def __init__(self, policy: Overflow, size: int) -> None:
         self.policy = policy
@@ -225,12 +225,17 @@ class _Buffer(Generic[ItemT]):
         self.dropped = 0
         self._records: collections.deque[ItemT] = collections.deque()
         self._ticks: collections.deque[ItemT] | collections.OrderedDict[int, ItemT]
+        self._pop_tick: Callable[[], ItemT]
         if policy is Overflow.CONFLATE:
-            self._ticks = collections.OrderedDict()
-        elif policy is Overflow.DROP_OLDEST:
-            self._ticks = collections.deque(maxlen=size)
+            latest: collections.OrderedDict[int, ItemT] = collections.OrderedDict()
+            self._ticks = latest
+            self._pop_tick = lambda: latest.popitem(last=False)[1]
         else:
-            self._ticks = collections.deque()
+            queue = collections.deque[ItemT](
+                maxlen=size if policy is Overflow.DROP_OLDEST else None
+            )
+            self._ticks = queue
+            self._pop_tick = queue.popleft
         self._readable = anyio.Event()
         self._writable = anyio.Event()
         self._writers = 0
@@ -259,7 +264,8 @@ class _Buffer(Generic[ItemT]):
         else:
             while ticks_ and len(ticks_) + len(ticks) > self.size and not self._closed:
                 await self._wait_writable()
-            ticks_.extend(ticks)
+            if not self._closed:
+                ticks_.extend(ticks)
         self._readable.set()
 
     async def put_record(self, record: ItemT) -> None:
@@ -286,28 +292,24 @@ class _Buffer(Generic[ItemT]):
         """The next item: a waiting record first, then ticks in order.
 
         Raises ``StopAsyncIteration`` once closed, or the error it was closed with.
-        Cancellation: raises the backend's cancellation, the buffer unchanged.
+        Checkpoints when it has to wait and on every ``_YIELD_EVERY``-th call; other calls
+        return a buffered item at once (a checkpoint per tick would cost more than decoding
+        it), so a busy consumer still lets the connections run. Cancellation: raises the
+        backend's cancellation, the buffer unchanged.
         """
+        self._served += 1
+        if self._served >= self._YIELD_EVERY:
+            self._served = 0
+            await anyio.lowlevel.checkpoint()
         while True:
-            if self._closed:
-                if self._error is not None:
-                    raise self._error
-                raise StopAsyncIteration
-            self._served += 1
-            if self._served >= self._YIELD_EVERY:
-                self._served = 0
-                await anyio.lowlevel.checkpoint()
-            else:
-                await anyio.lowlevel.checkpoint_if_cancelled()
             if self._records:
                 item = self._records.popleft()
             elif self._ticks:
-                ticks = self._ticks
-                item = (
-                    ticks.popitem(last=False)[1]
-                    if isinstance(ticks, collections.OrderedDict)
-                    else ticks.popleft()
-                )
+                item = self._pop_tick()
+            elif self._closed:
+                if self._error is not None:
+                    raise self._error
+                raise StopAsyncIteration
             else:
                 if self._readable.is_set():
                     self._readable = anyio.Event()
