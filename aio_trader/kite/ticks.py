@@ -380,7 +380,7 @@ _U32: Final = 0xFFFFFFFF
 
 @attrs.frozen
 class _Field:
-    name: str  # record attribute (or raw slot) it feeds
+    name: str  # the record attribute it feeds
     fmt: str  # struct code
     conv: int  # _INT, _PRICE, ...
 
@@ -497,8 +497,7 @@ def _decode_depth(instrument_token: int, raw: bytes) -> Depth:
     depth.buy = tuple(levels[:5])
     depth.sell = tuple(levels[5:])
     depth.__class__ = Depth
-    result: Depth = depth
-    return result
+    return cast("Depth", depth)
 
 
 class _LazyDepth:
@@ -532,6 +531,7 @@ class _LazyDepth:
         self._set(tick, value)
 
 
+# In front of the slot that ``_FullTickSlots`` holds for ``depth``.
 type.__setattr__(FullTick, "depth", _LazyDepth(_slots_base(FullTick).depth))  # type: ignore[attr-defined]
 
 
