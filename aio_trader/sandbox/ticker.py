@@ -190,7 +190,7 @@ def _join(packets: Iterable[bytes], count: int) -> bytes:
 
 
 def _corrupt_frame(frame: bytes, variant: int) -> bytes:
-    """A broken copy of a tick frame, in one of three ways chosen by ``variant % 3``.
+    """A broken copy of a (non-empty) tick frame, in one of three ways: ``variant % 3``.
 
     0: declares one packet more than it holds; 1: a 13-byte packet of unknown kind between
     the good ones; 2: the last packet cut short of its declared length.
@@ -203,8 +203,6 @@ def _corrupt_frame(frame: bytes, variant: int) -> bytes:
         middle = len(packets) // 2
         junk = bytes(range(13))
         return _join([*packets[:middle], junk, *packets[middle:]], len(packets) + 1)
-    if not packets:
-        return _join([], 1) + (184).to_bytes(2, "big")
     whole = _join(packets, len(packets))
     return whole[: len(whole) - len(packets[-1]) // 2]
 
