@@ -156,3 +156,85 @@ async def test_official_client_sees_kite_exceptions(sb: Sandbox) -> None:
             await in_thread(kite.profile)
     finally:
         kite.reqsession.close()
+
+
+async def test_official_client_portfolio_margins_mf_and_sessions(sb: Sandbox) -> None:
+    kite = await logged_in(sb)
+    try:
+        order_id = await in_thread(
+            kite.place_order,
+            variety="regular",
+            exchange="NSE",
+            tradingsymbol="INFY",
+            transaction_type="BUY",
+            quantity=2,
+            product="MIS",
+            order_type="MARKET",
+        )
+        assert [t["order_id"] for t in await in_thread(kite.trades)] == [order_id]
+        converted = await in_thread(
+            kite.convert_position,
+            exchange="NSE",
+            tradingsymbol="INFY",
+            transaction_type="BUY",
+            position_type="day",
+            quantity=1,
+            old_product="MIS",
+            new_product="NRML",
+        )
+        assert converted is True
+        sliced = await in_thread(
+            kite.place_autoslice_order,
+            variety="regular",
+            exchange="NFO",
+            tradingsymbol="NIFTY26DECFUT",
+            transaction_type="BUY",
+            quantity=75 * 30,
+            product="NRML",
+            order_type="MARKET",
+        )
+        assert len(sliced["children"]) == 2
+        basket = [
+            {
+                "exchange": "NSE",
+                "tradingsymbol": "INFY",
+                "transaction_type": "BUY",
+                "variety": "regular",
+                "product": "CNC",
+                "order_type": "MARKET",
+                "quantity": 1,
+                "price": 0,
+                "trigger_price": 0,
+            }
+        ]
+        assert (await in_thread(kite.order_margins, basket))[0]["total"] > 0
+        assert (await in_thread(kite.basket_order_margins, basket))["initial"]["total"] > 0
+        assert (await in_thread(kite.get_virtual_contract_note, basket))[0]["charges"]["total"] > 0
+        ranges = await in_thread(kite.trigger_range, "BUY", "NSE:INFY")
+        assert ranges["NSE:INFY"]["lower"] < ranges["NSE:INFY"]["upper"]
+        assert await in_thread(kite.get_auction_instruments)
+
+        mf_id = await in_thread(
+            kite.place_mf_order, tradingsymbol="INF179K01VY8", transaction_type="BUY", amount=5000
+        )
+        assert (await in_thread(kite.mf_orders, mf_id["order_id"]))["status"] == "OPEN"
+        await in_thread(kite.cancel_mf_order, mf_id["order_id"])
+        sip = await in_thread(
+            kite.place_mf_sip,
+            tradingsymbol="INF179K01VY8",
+            amount=1000,
+            instalments=12,
+            frequency="monthly",
+        )
+        await in_thread(kite.modify_mf_sip, sip["sip_id"], amount=2000)
+        assert (await in_thread(kite.mf_sips, sip["sip_id"]))["instalment_amount"] == 2000
+        await in_thread(kite.cancel_mf_sip, sip["sip_id"])
+        assert len(await in_thread(kite.mf_holdings)) == 3
+
+        session = await in_thread(kite.renew_access_token, sb.config.refresh_token, sb.api_secret)
+        assert session["access_token"] == sb.access_token
+        assert await in_thread(kite.invalidate_access_token) is True
+        with pytest.raises(kite_exceptions.TokenException):
+            await in_thread(kite.profile)
+    finally:
+        kite.reqsession.close()

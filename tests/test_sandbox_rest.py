@@ -101,6 +101,27 @@ async def test_cancellation_while_running_stops_the_server() -> None:
     assert await refused(port)
 
 
+async def test_cancelled_while_starting_leaves_nothing_running() -> None:
+    entered = False
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        async with Sandbox():
+            entered = True
+    assert scope.cancelled_caught
+    assert not entered
+
+
+async def test_a_running_sandbox_cannot_be_entered_twice() -> None:
+    sandbox = Sandbox(market_interval=None)
+    with pytest.raises(RuntimeError, match="not running"):
+        sandbox.state  # noqa: B018
+    async with sandbox:
+        with pytest.raises(RuntimeError, match="already running"):
+            await sandbox.__aenter__()
+    # the state stays readable after the sandbox stopped, for assertions
+    assert sandbox.state.stats.requests == 0
+
+
 async def test_a_fixed_port_in_use_fails_clearly() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

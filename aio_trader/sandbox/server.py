@@ -54,7 +54,7 @@ class Sandbox:
 
     @property
     def state(self) -> SandboxState:
-        """The live state (market, order book, stats...); only while running."""
+        """The state (market, order book, stats...): live while running, kept after exit."""
         if self._state is None:
             raise RuntimeError("the sandbox is not running: use `async with Sandbox() as sb`")
         return self._state
@@ -154,8 +154,7 @@ class Sandbox:
             await _wait_until_serving(self.config.host, port)
         except BaseException:
             self._state = self._port = None
-            with anyio.CancelScope(shield=True):
-                await stack.aclose()
+            await stack.aclose()
             raise
         self._stack = stack
         log.info("sandbox serving on %s", self.root_url)
