@@ -537,6 +537,20 @@ async def test_historical_candles(sb: Sandbox, client: httpx.AsyncClient) -> Non
     )
 
 
+async def test_futures_candles_span_the_contract_unless_continuous(
+    sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    future = sb.state.market.by_symbol("NFO", "NIFTY26DECFUT")
+    assert future is not None
+    path = f"/instruments/historical/{future.instrument_token}/day"
+    march = {"from": "2024-03-01", "to": "2024-03-31"}
+    assert data(await client.get(path, params=march))["candles"] == []
+    stitched = data(await client.get(path, params={**march, "continuous": "1"}))["candles"]
+    assert len(stitched) == 21
+    live = {"from": "2026-11-02", "to": "2026-11-06"}
+    assert len(data(await client.get(path, params=live))["candles"]) == 5
+
+
 async def test_trigger_range(client: httpx.AsyncClient) -> None:
     answer = data(
         await client.get("/instruments/trigger_range/buy", params={"i": ["NSE:INFY", "NSE:SBIN"]})
