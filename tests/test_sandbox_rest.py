@@ -285,14 +285,17 @@ async def test_limit_order_waits_then_fills_when_the_market_crosses(
 async def test_sl_order_triggers_then_fills(sb: Sandbox, client: httpx.AsyncClient) -> None:
     last = sb.state.market.last_price(408065)
     trigger = round(last + 0.5, 2)
-    order_id = await place(client, order_type="SL-M", trigger_price=str(trigger), product="MIS")
-    assert sb.state.book.get(order_id).status == "TRIGGER PENDING"
-    for _ in range(20000):
-        sb.step_market()
-        if sb.state.book.get(order_id).status == "COMPLETE":
-            break
+    with sb.state.order_updates() as updates:
+        order_id = await place(client, order_type="SL-M", trigger_price=str(trigger), product="MIS")
+        assert sb.state.book.get(order_id).status == "TRIGGER PENDING"
+        for _ in range(20000):
+            sb.step_market()
+            if sb.state.book.get(order_id).status == "COMPLETE":
+                break
+        published = [updates.receive_nowait()["status"] for _ in range(3)]
     statuses = [row["status"] for row in data(await client.get(f"/orders/{order_id}"))]
     assert statuses[-3:] == ["TRIGGER PENDING", "OPEN", "COMPLETE"]
+    assert published == ["TRIGGER PENDING", "OPEN", "COMPLETE"]
 
 
 async def test_modify_and_cancel_an_open_order(sb: Sandbox, client: httpx.AsyncClient) -> None:

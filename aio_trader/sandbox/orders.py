@@ -523,6 +523,7 @@ class OrderBook:
                 return False
             order.triggered = True
             self._walk(order, "OPEN")
+            self._publish(order)
         if order.status != "OPEN":
             return False
         if order.order_type in ("LIMIT", "SL") and (
