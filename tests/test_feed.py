@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 from aio_trader.backoff import Backoff
 from aio_trader.errors import FeedClosedError, TokenException
 from aio_trader.kite import (
+    FeedError,
     FeedStatistics,
     FullTick,
     IndexFullTick,
@@ -308,13 +310,17 @@ async def test_reconnect_attempts_exhausted_raise_feed_closed_error() -> None:
 
 
 class socket_nobody_listens:
-    """A ws:// URL on a loopback port that refuses connections (bound, never listening)."""
+    """A ws:// URL on loopback that refuses connections, or (``listen``) accepts the TCP
+    connection and never answers."""
+
+    def __init__(self, listen: bool = False) -> None:
+        self.listen = listen
 
     def __enter__(self) -> str:
-        import socket
-
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
+        if self.listen:
+            self.sock.listen()
         return f"ws://127.0.0.1:{self.sock.getsockname()[1]}/ws"
 
     def __exit__(self, *exc: object) -> None:
@@ -336,26 +342,33 @@ def open_sockets() -> int:
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
-@pytest.mark.parametrize("stage", ["entered", "connected", "iterating", "backing-off"])
+@pytest.mark.parametrize(
+    "stage", ["entered", "handshaking", "connected", "iterating", "backing-off"]
+)
 async def test_outside_cancellation_leaves_no_task_or_socket(stage: str) -> None:
     async with sandbox() as sb:
         token = tradable(sb)[0]
         tasks_before = len(anyio.get_running_tasks())
         sockets_before = open_sockets()
-        with anyio.CancelScope() as outside:
-            async with feed_for(sb) as feed:
-                await feed.subscribe([token], mode="ltp")
-                if stage != "entered":
-                    await wait_for(lambda: feed.statistics().connections == 1)
-                if stage == "iterating":
-                    async for _ in feed:
-                        outside.cancel()
-                if stage == "backing-off":
-                    sb.faults.session_expired = False
-                    sb.drop_websockets()
-                    await wait_for(lambda: feed.statistics().reconnects >= 1)
-                outside.cancel()
-                await anyio.sleep(HANG)
+        with socket_nobody_listens(listen=True) as silent:  # accepts TCP, never answers
+            root = silent if stage == "handshaking" else sb.ticker_url
+            slow = Backoff(base=HANG, max_attempts=None)  # a reconnect waits HANG seconds
+            feed = KiteFeed(sb.api_key, sb.access_token, root=root, backoff=slow)
+            with anyio.CancelScope() as outside:
+                async with feed:
+                    await feed.subscribe([token], mode="ltp")
+                    if stage == "handshaking":
+                        await anyio.sleep(0.2)
+                    elif stage != "entered":
+                        await wait_for(lambda: feed.statistics().connections == 1)
+                    if stage == "iterating":
+                        async for _ in feed:
+                            outside.cancel()
+                    if stage == "backing-off":
+                        sb.drop_websockets()
+                        await wait_for(lambda: feed.statistics().reconnects == 1)
+                    outside.cancel()
+                    await anyio.sleep(HANG)
         assert outside.cancelled_caught
         # at once: none of the feed's tasks is left, its sockets are closed
         assert not [t for t in anyio.get_running_tasks() if "kite-feed" in (t.name or "")]
@@ -365,6 +378,32 @@ async def test_outside_cancellation_leaves_no_task_or_socket(stage: str) -> None
         # and the server, seeing the close, ends its half: back to where we started
         await wait_for(lambda: len(anyio.get_running_tasks()) <= tasks_before)
         await wait_for(lambda: open_sockets() <= sockets_before)
+
+
+async def test_cancelled_subscribe_is_remembered_and_close_ends_iteration() -> None:
+    async with sandbox() as sb, feed_for(sb) as feed:
+        token = tradable(sb)[0]
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await feed.subscribe([token], mode="full")
+        assert feed.subscriptions == {token: "full"}
+        await until(feed, lambda i: isinstance(i, FullTick))
+        await feed.close()
+        await feed.close()  # idempotent
+        with anyio.fail_after(HANG):
+            async for _ in feed:
+                raise AssertionError("a closed feed yields nothing")
+        assert feed.statistics().connections == 0
+
+
+async def test_error_frames_from_kite_arrive_as_feed_errors() -> None:
+    # a ticker that takes only 3 instruments per connection answers the 4th with an error
+    async with sandbox(max_tokens_per_ws=3) as sb, feed_for(sb) as feed:
+        await feed.subscribe(tradable(sb)[:4], mode="ltp")
+        item = (await until(feed, lambda i: isinstance(i, FeedError)))[-1]
+        assert isinstance(item, FeedError)
+        assert "too many instruments" in item.message
+        assert feed.statistics().text_frames >= 1
 
 
 # -- slow consumers -------------------------------------------------------------------------
@@ -439,7 +478,7 @@ async def frames_later(feed: KiteFeed, count: int) -> None:
 # -- sharding over connections ----------------------------------------------------------------
 
 
-async def test_4500_instruments_use_two_connections_and_one_stream() -> None:
+async def test_4500_instruments_use_two_connections_and_one_stream_9000_three() -> None:
     async with sandbox(tick_interval=0.05) as sb:
         real = [t for t, i in sb.state.market.instruments.items() if i.segment != "INDICES"]
         fake = iter(range(10_000_000, 20_000_000))  # unknown tokens: subscribed, never tick
@@ -458,9 +497,13 @@ async def test_4500_instruments_use_two_connections_and_one_stream() -> None:
             await until(feed, all_seen)
             assert feed.statistics().connections == 2
             assert sb.state.stats.ws_connections == 2
+            # up to Kite's limit, 9000: a third connection; one more is refused up front
+            await feed.subscribe(range(30_000_000, 30_004_500), mode="ltp")
+            await wait_for(lambda: feed.statistics().connections == 3)
             with pytest.raises(ValueError, match="too many instruments"):
-                await feed.subscribe(range(30_000_000, 30_004_501))
-            assert feed.statistics().subscribed == 4500
+                await feed.subscribe([40_000_000, real[0]])
+            assert feed.statistics().subscribed == 9000
+            assert sb.state.stats.ws_connections_refused == 0
 
 
 # -- arguments, secrets ---------------------------------------------------------------------
