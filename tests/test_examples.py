@@ -1,0 +1,152 @@
+"""Every program in ``examples/`` runs as a user would run it, against its embedded sandbox.
+
+Each runs in a subprocess (its own event loop, its own sandbox on a free loopback port)
+with a bounded time, must exit 0 and print what it promises. These are plain (sync)
+tests: the examples pick their backends themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette", reason="the examples' embedded sandbox needs the sandbox extra")
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+#: Generous: the CPU may be shared; only a hang should hit it.
+TIMEOUT = 120.0
+
+
+def _env() -> dict[str, str]:
+    """The environment without Kite credentials, so every example starts its sandbox."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KITE_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_example(name: str, *args: str) -> str:
+    """Run ``examples/<name>`` to completion; returns its stdout, asserting exit status 0."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=_env(),
+        cwd=EXAMPLES.parent,
+        check=False,
+    )
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.stdout
+
+
+def test_historical_to_dataframe(tmp_path: Path) -> None:
+    pytest.importorskip("pandas")
+    out = tmp_path / "candles.csv"
+    symbols = ["INFY", "TCS", "SBIN"]
+    text = run_example(
+        "historical_to_dataframe.py",
+        "--symbols",
+        ",".join(symbols),
+        "--interval",
+        "day",
+        "--days",
+        "30",
+        "--out",
+        str(out),
+    )
+    assert "requests 3/3" in text
+    for symbol in symbols:
+        assert re.search(rf"^{symbol}\s+\d+\s", text, re.MULTILINE), text
+    lines = out.read_text().splitlines()
+    assert lines[0].split(",")[:3] == ["symbol", "date", "open"]
+    assert {line.split(",")[0] for line in lines[1:]} == set(symbols)
+    assert len(lines) > 3 * 10  # about 20 trading days each
+
+
+def test_stream_conflated_keeps_one_tick_per_instrument() -> None:
+    text = run_example("stream_conflated.py", "--seconds", "3", "--delay", "0.05")
+    found = re.search(
+        r"received=(\d+) consumed=(\d+) conflated=(\d+) waiting=(\d+) "
+        r"\(at most one per instrument: (\d+)\)",
+        text,
+    )
+    assert found, text
+    received, consumed, conflated, waiting, instruments = map(int, found.groups())
+    assert consumed > 0
+    assert conflated > 0  # the consumer is 10x slower than the ticks
+    assert received == consumed + conflated + waiting
+    assert waiting <= instruments
+
+
+def test_order_tracked_to_completion() -> None:
+    text = run_example("order_tracked.py", "--symbol", "INFY", "--quantity", "2")
+    order_id = re.search(r"placed order (\d+) \(tag (\w+)\)", text)
+    assert order_id, text
+    statuses = re.findall(r"update: (\S+)\s+filled (\d+)/2", text)
+    assert statuses[-1] == ("COMPLETE", "2"), text
+    assert re.search(r"^trade \S+: 2 at [\d.]+$", text, re.MULTILINE), text
+    assert f"order {order_id.group(1)} ended COMPLETE" in text
+
+
+def test_order_tracked_refuses_a_real_account_without_live() -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "order_tracked.py"), "--api-key", "k"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=_env(),
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "--live" in done.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_graceful_shutdown_on_a_real_signal(signum: signal.Signals) -> None:
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "graceful_shutdown.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + TIMEOUT
+        for line in process.stdout:  # wait until it streams: the signal must cancel real work
+            if line.startswith("streaming:") or time.monotonic() > deadline:
+                break
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, f"exit {process.returncode}\n{stdout}\n{stderr}"
+    assert "Traceback" not in stderr, stderr
+    assert re.search(r"^closing the feed after \d+ ticks$", stdout, re.MULTILINE), stdout
+    assert stdout.rstrip().endswith(f"stopped cleanly by {signum.name}"), stdout
+
+
+def test_graceful_shutdown_finishes_by_itself() -> None:
+    text = run_example("graceful_shutdown.py", "--seconds", "1")
+    assert text.rstrip().endswith("finished")
+
+
+def test_backends_runs_the_same_code_on_asyncio_and_trio() -> None:
+    pytest.importorskip("trio")
+    text = run_example("backends.py", "--ticks", "3")
+    for backend in ("asyncio", "trio"):
+        assert f"[{backend}] logged in as Sandbox User (AB1234)" in text
+        assert len(re.findall(rf"^\[{backend}\] tick  408065 [\d.]+$", text, re.MULTILINE)) == 3
+        assert re.search(rf"^\[{backend}\] ltp   NSE:INFY [\d.]+$", text, re.MULTILINE)
+        assert f"[{backend}] done: every task and socket closed" in text
+    assert text.index("[asyncio] done") < text.index("[trio] logged in")
