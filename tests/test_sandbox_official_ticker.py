@@ -35,6 +35,7 @@ from kiteconnect import KiteTicker
 url, api_key, access_token, plan = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 wanted = {(token, mode) for mode, tokens in plan["modes"].items() for token in tokens}
 seen, order_seen, done, lock = set(), threading.Event(), threading.Event(), threading.Lock()
+connects = []  # callbacks all run on the reactor's thread
 
 def emit(kind, data):
     line = json.dumps({"kind": kind, "data": data}, default=lambda d: d.timestamp())
@@ -43,14 +44,17 @@ def emit(kind, data):
         sys.stdout.flush()
 
 def check():
-    if wanted <= seen and order_seen.is_set():
+    if len(connects) >= plan["connects"] and wanted <= seen and order_seen.is_set():
         done.set()
 
 def on_connect(ws, response):
-    for mode, tokens in plan["modes"].items():
-        ws.subscribe(tokens)
-        ws.set_mode(mode, tokens)
-    emit("connected", None)
+    connects.append(1)
+    seen.clear()  # what counts is what arrives on the latest connection
+    if len(connects) == 1:  # after a reconnect, KiteTicker resubscribes by itself
+        for mode, tokens in plan["modes"].items():
+            ws.subscribe(tokens)
+            ws.set_mode(mode, tokens)
+    emit("connected", len(connects))
 
 def on_ticks(ws, ticks):
     for tick in ticks:
@@ -66,12 +70,13 @@ def on_order_update(ws, data):
 def on_error(ws, code, reason):
     emit("error", [code, str(reason)])
 
-ticker = KiteTicker(api_key, access_token, root=url, reconnect=False)
+ticker = KiteTicker(api_key, access_token, root=url, reconnect=plan["connects"] > 1)
 ticker.on_connect, ticker.on_ticks = on_connect, on_ticks
 ticker.on_order_update, ticker.on_error = on_order_update, on_error
 ticker.connect(threaded=True)
 done.wait(plan["deadline"])
-emit("end", {"complete": done.is_set(), "missing": sorted(wanted - seen)})
+missing = sorted(wanted - seen)
+emit("end", {"complete": done.is_set(), "connects": len(connects), "missing": missing})
 os._exit(0)
 """
 
@@ -103,7 +108,11 @@ def assert_same(got: Any, expected: Any, path: str = "tick") -> None:
         assert got == expected, (path, got, expected)
 
 
-async def test_official_kite_ticker_receives_all_modes_and_postbacks(tmp_path: Path) -> None:
+async def test_official_kite_ticker_receives_all_modes_and_postbacks_and_reconnects(
+    tmp_path: Path,
+) -> None:
+    """Ticks in every mode (index kinds too) equal to the sandbox's state, an order postback,
+    and after a dropped connection KiteTicker's own reconnect and resubscription."""
     config = SandboxConfig(tick_interval=0.05, market_interval=None)  # a still market
     async with Sandbox(config) as sb:
         segments: dict[str, int] = {}
@@ -115,7 +124,7 @@ async def test_official_kite_ticker_receives_all_modes_and_postbacks(tmp_path: P
             "quote": [segments["MCX-FUT"], indices[0]],
             "full": [segments["NFO-OPT"], segments["CDS-FUT"], indices[1]],
         }
-        plan = {"modes": modes, "deadline": CLIENT_DEADLINE}
+        plan = {"modes": modes, "deadline": CLIENT_DEADLINE, "connects": 2}
         command = [
             sys.executable, "-c", CLIENT, sb.ticker_url, sb.api_key, sb.access_token,
             json.dumps(plan),
@@ -126,14 +135,19 @@ async def test_official_kite_ticker_receives_all_modes_and_postbacks(tmp_path: P
             async with await anyio.open_process(command, stderr=stderr) as process:
                 assert process.stdout is not None
                 stdout = BufferedByteReceiveStream(process.stdout)
+                dropped_at = None
                 with contextlib.suppress(anyio.EndOfStream, anyio.IncompleteRead):
                     while True:
                         lines.append(json.loads(await stdout.receive_until(b"\n", 1 << 22)))
-                        if lines[-1]["kind"] == "connected":
+                        if lines[-1] == {"kind": "connected", "data": 1}:
                             await place_order(sb)
+                        elif lines[-1]["kind"] == "order" and dropped_at is None:
+                            dropped_at = len(lines)
+                            sb.drop_websockets()  # KiteTicker must reconnect by itself
                 await process.wait()
-        end = {"kind": "end", "data": {"complete": True, "missing": []}}
+        end = {"kind": "end", "data": {"complete": True, "connects": 2, "missing": []}}
         assert lines[-1:] == [end], (lines[-3:], errors.read_text()[-3000:])
+        assert sb.state.stats.ws_connections == 2
 
         ticks = [line["data"] for line in lines if line["kind"] == "tick"]
         for token, mode in [(t, m) for m, ts in modes.items() for t in ts]:
@@ -146,7 +160,11 @@ async def test_official_kite_ticker_receives_all_modes_and_postbacks(tmp_path: P
         orders = [line["data"] for line in lines if line["kind"] == "order"]
         assert orders
         assert {o["tradingsymbol"] for o in orders} == {"INFY"}
-        assert not [line for line in lines if line["kind"] == "error"]
+        # the drop is a network failure to autobahn: an unclean close, code 1006, nothing else
+        assert dropped_at is not None
+        failures = [(i, line["data"][0]) for i, line in enumerate(lines) if line["kind"] == "error"]
+        assert failures
+        assert all(i >= dropped_at and code == 1006 for i, code in failures), failures
 
 
 async def place_order(sb: Sandbox) -> None:
