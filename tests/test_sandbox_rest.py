@@ -15,6 +15,7 @@ import pyotp
 import pytest
 
 from aio_trader.sandbox import Sandbox, SandboxConfig
+from aio_trader.sandbox.market import load_instruments
 from aio_trader.sandbox.state import RateLimiter
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -488,6 +489,26 @@ async def test_instrument_dumps_are_csv(client: httpx.AsyncClient) -> None:
     mf = await client.get("/mf/instruments")
     assert mf.headers["content-type"].startswith("text/csv")
     assert mf.text.startswith("tradingsymbol,amc,name")
+
+
+def test_shipped_instruments_have_kite_tokens() -> None:
+    instruments = load_instruments()
+    codes = {"NSE": 1, "NFO": 2, "CDS": 3, "BSE": 4, "BFO": 5, "BCD": 6, "MCX": 7}
+    assert len(instruments) >= 300
+    for token, instrument in instruments.items():
+        code = 9 if instrument.segment == "INDICES" else codes[instrument.exchange]
+        assert token & 0xFF == code, instrument.tradingsymbol
+        assert token >> 8 == instrument.exchange_token
+        assert instrument.base_price > 0
+        if instrument.instrument_type in ("FUT", "CE", "PE"):
+            assert instrument.expiry is not None
+            assert instrument.lot_size >= 1
+    assert instruments[408065].tradingsymbol == "INFY"
+    assert instruments[256265].tradingsymbol == "NIFTY 50"
+    assert instruments[260105].tradingsymbol == "NIFTY BANK"
+    segments = {instrument.segment for instrument in instruments.values()}
+    assert segments >= {"NSE", "BSE", "INDICES", "NFO-FUT", "NFO-OPT", "CDS-FUT", "BCD-FUT"}
+    assert segments >= {"MCX-FUT", "MCX-OPT", "BFO-FUT", "BFO-OPT", "CDS-OPT"}
 
 
 async def test_historical_candles(sb: Sandbox, client: httpx.AsyncClient) -> None:
