@@ -239,6 +239,8 @@ class _Buffer(Generic[ItemT]):
         self._readable = anyio.Event()
         self._writable = anyio.Event()
         self._writers = 0
+        #: A waiting tick writer is woken once no more than this many ticks are buffered.
+        self._wake_at = 0
         self._served = 0
         self._closed = False
         self._error: BaseException | None = None
@@ -263,6 +265,7 @@ class _Buffer(Generic[ItemT]):
             ticks_.extend(ticks)
         else:
             while ticks_ and len(ticks_) + len(ticks) > self.size and not self._closed:
+                self._wake_at = max(self.size - len(ticks), 0)
                 await self._wait_writable()
             if not self._closed:
                 ticks_.extend(ticks)
@@ -304,20 +307,26 @@ class _Buffer(Generic[ItemT]):
         while True:
             if self._records:
                 item = self._records.popleft()
-            elif self._ticks:
+                if self._writers:
+                    self._writable.set()
+                return item
+            if self._ticks:
                 item = self._pop_tick()
-            elif self._closed:
+                if self._writers and len(self._ticks) <= self._wake_at:
+                    self._writable.set()  # room for the waiting frame
+                return item
+            if self._closed:
                 if self._error is not None:
                     raise self._error
                 raise StopAsyncIteration
-            else:
-                if self._readable.is_set():
-                    self._readable = anyio.Event()
-                await self._readable.wait()
-                continue
-            if self._writers:
-                self._writable.set()
-            return item
+            if self._readable.is_set():
+                self._readable = anyio.Event()
+            await self._readable.wait()
+
+    def __aiter__(self) -> _Buffer[ItemT]:
+        return self
+
+    __anext__ = get
 
     def close(self, error: BaseException | None = None) -> None:
         """End the stream: readers get ``error`` (or ``StopAsyncIteration``), writers return."""
@@ -552,7 +561,7 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
     # -- iteration -----------------------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[ItemT]:
-        return self
+        return self._buffer  # its __anext__ is this feed's, one call less per item
 
     async def __anext__(self) -> ItemT:
         """The next item; waits for one.
