@@ -8,6 +8,7 @@ without the optional extras.
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import sys
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from aio_trader import __version__
+from aio_trader._cli.commands import COMMANDS
+from aio_trader._cli.connection import backend_option, run
 
 if TYPE_CHECKING:
     from aio_trader.sandbox import Sandbox, SandboxConfig
@@ -124,6 +127,41 @@ async def _serve_sandbox(config: SandboxConfig) -> None:
                     return
         except NotImplementedError:  # pragma: no cover - platforms without signal support
             await anyio.sleep_forever()
+
+
+# -- aio-trader demo ---------------------------------------------------------------------------
+
+
+@main.command()
+@backend_option
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds to run (Ctrl-C stops it sooner).",
+)
+@click.option(
+    "--plain",
+    "--headless",
+    "plain",
+    is_flag=True,
+    help="Plain progressive lines instead of the live table (the default when not a terminal).",
+)
+def demo(backend: str, duration: float, plain: bool) -> None:
+    """Run the library end to end on an embedded sandbox: no Kite account needed.
+
+    Logs in through the sandbox's Kite Connect login flow, reads the profile and margins,
+    streams ticks of an equity, an index and a future in full mode, places a market and a
+    limit order and shows their updates arriving over the WebSocket, then the positions.
+    """
+    from aio_trader.demo import run_demo
+
+    run(backend, functools.partial(run_demo, duration, live=False if plain else None))
+
+
+for _command in COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m aio_trader.cli`

@@ -1,0 +1,302 @@
+"""What every ``aio-trader`` command shares: where to connect, with which credentials, how to run.
+
+Credentials come, first match wins, from the flags, the environment (``KITE_API_KEY``,
+``KITE_ACCESS_TOKEN``, ``KITE_USER_ID``, ``KITE_ENCTOKEN``), or what ``aio-trader login``
+stored: a Kite Connect access token in ``cli-login.json`` (mode 0600, in the user's config
+directory, the one :class:`~aio_trader.kite.session.TokenCache` uses), or a Kite Web
+enctoken in the ``TokenCache`` itself. ``--sandbox`` starts an embedded sandbox and uses its
+credentials instead. Secrets are never printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import json
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import attrs
+import click
+
+from aio_trader._time import IST
+from aio_trader.errors import AioTraderError
+from aio_trader.kite import Kite, KiteFeed
+from aio_trader.kite.session import TokenCache, end_of_day_ist
+from aio_trader.utils import graceful_shutdown
+
+if TYPE_CHECKING:
+    from aio_trader.sandbox import Sandbox
+
+__all__ = [
+    "Client",
+    "Connection",
+    "LoginStore",
+    "backend_option",
+    "connection_options",
+    "open_client",
+    "open_target",
+    "run",
+    "shutdown_on_signals",
+]
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+BACKENDS = ("asyncio", "trio")
+
+
+def backend_option(function: F) -> F:
+    """``--backend asyncio|trio`` (env ``AIO_TRADER_BACKEND``)."""
+    return click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        default="asyncio",
+        show_default=True,
+        envvar="AIO_TRADER_BACKEND",
+        help="Event loop to run on.",
+    )(function)
+
+
+# -- where to connect, with what ---------------------------------------------------------------
+
+
+@attrs.frozen
+class Connection:
+    """The connection options of one command (secrets hidden from the repr)."""
+
+    sandbox: bool = False
+    root: str | None = None
+    ticker_url: str | None = None
+    api_key: str | None = None
+    access_token: str | None = attrs.field(default=None, repr=False)
+    user_id: str | None = None
+    enctoken: str | None = attrs.field(default=None, repr=False)
+    backend: str = "asyncio"
+
+
+_CONNECTION_OPTIONS = (
+    click.option(
+        "--sandbox",
+        is_flag=True,
+        help="Start an embedded sandbox and use it (offline, no Kite account needed).",
+    ),
+    click.option(
+        "--root",
+        metavar="URL",
+        envvar="KITE_ROOT",
+        help="REST root of another Kite-compatible server (e.g. a running `aio-trader sandbox`).",
+    ),
+    click.option(
+        "--ticker-url",
+        metavar="URL",
+        envvar="KITE_TICKER_URL",
+        help="Ticker WebSocket URL of that server (default: Kite's; with --root: ROOT/ws).",
+    ),
+    click.option("--api-key", envvar="KITE_API_KEY", help="Kite Connect api_key."),
+    click.option(
+        "--access-token",
+        envvar="KITE_ACCESS_TOKEN",
+        help="Kite Connect access token (default: the one `aio-trader login` stored).",
+    ),
+    click.option("--user-id", envvar="KITE_USER_ID", help="Kite Web user id."),
+    click.option(
+        "--enctoken",
+        envvar="KITE_ENCTOKEN",
+        help="Kite Web enctoken (default: the one `aio-trader login --web` stored).",
+    ),
+    backend_option,
+)
+
+
+def connection_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the connection options; the command receives them as one ``conn: Connection``."""
+
+    @functools.wraps(function)
+    def wrapper(**kwargs: Any) -> Any:
+        names = [field.name for field in attrs.fields(Connection)]
+        conn = Connection(**{name: kwargs.pop(name) for name in names})
+        return function(conn=conn, **kwargs)
+
+    for option in reversed(_CONNECTION_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+# -- the stored login ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class LoginStore:
+    """The last ``aio-trader login``: ``cli-login.json`` in the token cache's directory.
+
+    Kite Connect: the api_key, the access token and the user id, valid until the end of the
+    day in IST. Kite Web: the user id only (its enctoken lives in the ``TokenCache``). The
+    directory is made 0700, the file written 0600 and replaced atomically; a file readable
+    by others, malformed or expired is ignored. JSON, never pickle.
+    """
+
+    cache: TokenCache = attrs.field(factory=TokenCache)
+
+    @property
+    def path(self) -> Path:
+        return self.cache.directory / "cli-login.json"
+
+    def save(self, record: dict[str, str]) -> Path:
+        """Store ``record`` (with an ``expires_at`` added); returns the file."""
+        self.cache.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        record = {**record, "expires_at": end_of_day_ist().isoformat()}
+        partial = self.path.with_suffix(".tmp")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(record, file)
+        os.chmod(partial, 0o600)
+        os.replace(partial, self.path)
+        return self.path
+
+    def load(self) -> dict[str, str] | None:
+        """The stored record, or None when absent, expired, malformed or readable by others."""
+        try:
+            if os.name == "posix" and self.path.stat().st_mode & 0o077:
+                log.warning("ignoring %s: readable by others", self.path)
+                return None
+            record = json.loads(self.path.read_text(encoding="utf-8"))
+            expires = datetime.datetime.fromisoformat(record["expires_at"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring %s: %s", self.path, type(exc).__name__)
+            return None
+        if not isinstance(record, dict) or datetime.datetime.now(IST) >= expires:
+            return None
+        return {str(k): str(v) for k, v in record.items()}
+
+
+def _resolve(conn: Connection) -> Connection:
+    """Fill in the credentials the flags and environment left out, from the stored login."""
+    if conn.enctoken or (conn.api_key and conn.access_token):
+        return conn
+    stored = LoginStore().load() or {}
+    kind = stored.get("kind")
+    if kind == "connect" and not conn.user_id and conn.api_key in (None, stored.get("api_key")):
+        return attrs.evolve(
+            conn, api_key=stored.get("api_key"), access_token=stored.get("access_token")
+        )
+    user_id = conn.user_id
+    if user_id is None and kind == "web" and not conn.api_key:
+        user_id = stored.get("user_id")
+    enctoken = TokenCache().load(user_id) if user_id else None
+    if enctoken:
+        return attrs.evolve(conn, user_id=user_id, enctoken=enctoken)
+    raise click.UsageError(
+        "no credentials: log in with `aio-trader login` (or `login --web`), give "
+        "--api-key/--access-token (KITE_API_KEY/KITE_ACCESS_TOKEN) or "
+        "--user-id/--enctoken (KITE_USER_ID/KITE_ENCTOKEN), or try it offline with --sandbox"
+    )
+
+
+@attrs.frozen
+class Target:
+    """The server a command talks to: its REST root, its ticker URL, the Kite Connect login
+    page, and the embedded ``sandbox`` when there is one."""
+
+    root: str | None
+    ticker_url: str | None
+    login_root: str | None
+    sandbox: Sandbox | None = None
+
+
+@contextlib.asynccontextmanager
+async def open_target(conn: Connection) -> AsyncIterator[Target]:
+    """The server of ``conn``: an embedded sandbox (started here, stopped on exit), the
+    ``--root`` server, or Kite itself."""
+    if conn.sandbox:
+        try:
+            from aio_trader.sandbox import Sandbox
+        except ImportError as error:  # pragma: no cover - depends on the installed extras
+            raise click.ClickException(
+                f"--sandbox needs the `sandbox` extra: pip install 'aio-trader[sandbox]' ({error})"
+            ) from None
+        async with Sandbox() as sb:
+            yield Target(sb.root_url, sb.ticker_url, f"{sb.root_url}/connect/login", sb)
+        return
+    root = conn.root.rstrip("/") if conn.root else None
+    ticker = conn.ticker_url
+    if ticker is None and root is not None:
+        ticker = root.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/ws"
+    yield Target(root, ticker, f"{root}/connect/login" if root else None)
+
+
+@attrs.frozen
+class Client:
+    """A logged-in ``kite`` and what it takes to open a feed on the same account."""
+
+    kite: Kite
+    conn: Connection
+    ticker_url: str | None
+
+    def feed(self, **options: Any) -> KiteFeed:
+        """A ``KiteFeed`` for the same account and server (``options``: KiteFeed's)."""
+        conn = self.conn
+        if conn.enctoken:
+            if not conn.user_id:
+                raise click.UsageError("the Kite Web feed needs --user-id (KITE_USER_ID)")
+            return KiteFeed(
+                user_id=conn.user_id, enctoken=conn.enctoken, root=self.ticker_url, **options
+            )
+        return KiteFeed(conn.api_key, conn.access_token, root=self.ticker_url, **options)
+
+
+@contextlib.asynccontextmanager
+async def open_client(conn: Connection) -> AsyncIterator[Client]:
+    """A ``Kite`` client on the target of ``conn`` with its resolved credentials."""
+    async with open_target(conn) as target:
+        if target.sandbox is not None:
+            sb = target.sandbox
+            conn = attrs.evolve(conn, api_key=sb.api_key, access_token=sb.access_token)
+        else:
+            conn = _resolve(conn)
+        if conn.enctoken:
+            kite = Kite(enctoken=conn.enctoken, user_id=conn.user_id, root=target.root)
+        else:
+            kite = Kite(conn.api_key, conn.access_token, root=target.root, token_cache=False)
+        async with kite:
+            yield Client(kite, conn, target.ticker_url)
+
+
+# -- running a command -------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def shutdown_on_signals() -> AsyncIterator[None]:
+    """SIGINT/SIGTERM stop the body cleanly (``graceful_shutdown``) in the main thread;
+    elsewhere (e.g. a test calling the command from a worker thread) nothing is installed."""
+    if threading.current_thread() is threading.main_thread():
+        async with graceful_shutdown():
+            yield
+    else:
+        yield
+
+
+def run(backend: str, function: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``anyio.run(function, *args)`` on ``backend``; library errors become click errors
+    (their messages never hold secrets)."""
+    if backend == "trio":
+        try:
+            import trio  # noqa: F401
+        except ImportError:
+            raise click.ClickException(
+                "--backend trio needs trio: pip install 'aio-trader[trio]'"
+            ) from None
+    try:
+        return anyio.run(function, *args, backend=backend)
+    except AioTraderError as error:
+        raise click.ClickException(f"{type(error).__name__}: {error}") from None

@@ -1,0 +1,352 @@
+"""``aio-trader demo``: the library end to end on an embedded sandbox; no Kite account needed.
+
+It does what a user's program does, through the public API only:
+
+1. starts a :class:`~aio_trader.sandbox.Sandbox` in-process (a Kite-compatible server on
+   loopback) on the running backend (asyncio or trio);
+2. logs in with Kite Connect's flow: opens ``kite.login_url()`` (the sandbox's login page
+   redirects at once with a ``request_token``, as Kite does after the user signs in), then
+   ``kite.generate_session(request_token, api_secret)``;
+3. reads the profile and the margins;
+4. subscribes with :class:`~aio_trader.kite.KiteFeed` in full mode to an equity (NSE:INFY),
+   an index (NIFTY 50) and the nearest NIFTY future found in the instruments dump, and shows
+   their ticks: a live table on a terminal, or plain lines (``tick NSE:INFY last=...``);
+5. places a market and a limit order (``kite.place_order``) and shows their updates as they
+   arrive over the WebSocket, then the positions; near the end, cancels the limit order;
+6. stops after ``duration`` seconds, or at the first SIGINT/SIGTERM (Ctrl-C), cleanly: every
+   connection is closed and the sandbox stopped before it returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import math
+import sys
+from collections.abc import AsyncIterator, Iterable
+from typing import IO, TextIO
+
+import anyio
+import attrs
+import httpx
+import sniffio
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from aio_trader._cli.render import TickBoard, order_line, tick_line
+from aio_trader._time import IST
+from aio_trader.kite import Kite, KiteFeed
+from aio_trader.kite.models import Instrument, SegmentMargins, Session
+from aio_trader.kite.ticks import FeedError, FeedMessage, OrderUpdate, Tick
+from aio_trader.sandbox import Sandbox, SandboxConfig
+from aio_trader.utils import graceful_shutdown
+
+__all__ = ["DemoSummary", "run_demo"]
+
+#: The equity and the index the demo streams (the F&O contract is looked up).
+EQUITY = (408065, "NSE", "INFY")
+INDEX = (256265, "NSE", "NIFTY 50")
+#: Seconds before the end at which the open limit order is cancelled.
+_CANCEL_BEFORE_END = 1.5
+#: Longest wait for an order's next state.
+_ORDER_WAIT = 10.0
+_TERMINAL = frozenset({"COMPLETE", "REJECTED", "CANCELLED"})
+
+
+@attrs.frozen
+class DemoSummary:
+    """What a demo run saw: ticks per instrument label, order updates, the stopping signal."""
+
+    ticks: dict[str, int]
+    order_updates: int
+    signal: str | None
+
+
+# -- the two screens ---------------------------------------------------------------------------
+
+
+class _Screen:
+    """Plain lines (for pipes, logs and tests). Ticks: at most one line per instrument per
+    ``tick_every`` seconds; everything else: one line each, at once."""
+
+    def __init__(self, out: IO[str], board: TickBoard, tick_every: float = 1.0) -> None:
+        self.out = out
+        self.board = board
+        self.tick_every = tick_every
+        self._last_shown: dict[int, float] = {}
+
+    def note(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def tick(self, tick: Tick) -> None:
+        now = anyio.current_time()
+        token = tick.instrument_token
+        if now - self._last_shown.get(token, -math.inf) >= self.tick_every:
+            self._last_shown[token] = now
+            self.note(tick_line(self.board.label(token), tick))
+
+    def order(self, update: OrderUpdate) -> None:
+        self.note(order_line(update))
+
+    @contextlib.asynccontextmanager
+    async def shown(self) -> AsyncIterator[None]:
+        yield
+
+
+class _LiveScreen(_Screen):
+    """A rich ``Live`` view: recent notes, the tick table, the orders table; redrawn from
+    the event loop ten times a second (no refresh thread)."""
+
+    def __init__(self, console: Console, board: TickBoard) -> None:
+        super().__init__(console.file, board)
+        self.console = console
+        self.notes: list[str] = []
+        self.orders: dict[str, OrderUpdate] = {}
+
+    def note(self, text: str) -> None:
+        self.notes = [*self.notes[-7:], text]
+
+    def tick(self, tick: Tick) -> None:
+        pass  # the board holds it; the next redraw shows it
+
+    def order(self, update: OrderUpdate) -> None:
+        self.orders[update.order_id] = update
+        self.note(order_line(update))
+
+    def render(self) -> Group:
+        orders = Table(title="orders (updates over the WebSocket)")
+        for name in ("order id", "type", "side", "instrument", "status", "filled", "avg"):
+            orders.add_column(name)
+        for update in self.orders.values():
+            orders.add_row(
+                update.order_id,
+                update.order_type,
+                update.transaction_type,
+                f"{update.exchange}:{update.tradingsymbol}",
+                update.status,
+                f"{update.filled_quantity}/{update.quantity}",
+                f"{update.average_price:,.2f}" if update.filled_quantity else "-",
+            )
+        log = Panel(Text("\n".join(self.notes)), title="aio-trader demo (Ctrl-C to stop)")
+        return Group(log, self.board.table("ticks (full mode)"), orders)
+
+    @contextlib.asynccontextmanager
+    async def shown(self) -> AsyncIterator[None]:
+        with Live(self.render(), console=self.console, auto_refresh=False) as live:
+            async with anyio.create_task_group() as tg:
+
+                async def redraw() -> None:
+                    while True:
+                        live.update(self.render(), refresh=True)
+                        await anyio.sleep(0.1)
+
+                tg.start_soon(redraw)
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+            live.update(self.render(), refresh=True)
+
+
+# -- what the demo does ------------------------------------------------------------------------
+
+
+@attrs.define
+class _Orders:
+    """The latest update of each order, and an event renewed on every update."""
+
+    latest: dict[str, OrderUpdate] = attrs.field(factory=dict)
+    changed: anyio.Event = attrs.field(factory=anyio.Event)
+    count: int = 0
+
+    def add(self, update: OrderUpdate) -> None:
+        self.latest[update.order_id] = update
+        self.count += 1
+        self.changed.set()
+        self.changed = anyio.Event()
+
+    async def wait_for(self, order_id: str, statuses: Iterable[str]) -> OrderUpdate | None:
+        """The order's update once its status is one of ``statuses`` (None after a while)."""
+        wanted = frozenset(statuses)
+        with anyio.move_on_after(_ORDER_WAIT):
+            while True:
+                update = self.latest.get(order_id)
+                if update is not None and update.status in wanted:
+                    return update
+                await self.changed.wait()
+        return None
+
+
+async def _login(kite: Kite, api_secret: str, screen: _Screen) -> Session:
+    """Kite Connect's login: the login page redirects with a request_token, exchanged here."""
+    url = kite.login_url()
+    async with httpx.AsyncClient() as browser:  # stands in for the user's browser
+        answer = await browser.get(url)
+    request_token = httpx.URL(answer.headers.get("location", "")).params.get("request_token")
+    if answer.status_code != 302 or not request_token:
+        raise RuntimeError(f"the login page answered {answer.status_code} without a redirect")
+    screen.note(f"login: {url} redirected with a request_token")
+    session = await kite.generate_session(request_token, api_secret)
+    screen.note(f"session: generate_session(request_token, api_secret) -> {session.user_id}")
+    return session
+
+
+async def _account(kite: Kite, screen: _Screen) -> None:
+    profile = await kite.profile()
+    screen.note(
+        f"profile: {profile.user_id} {profile.user_name} ({profile.broker}), "
+        f"exchanges {', '.join(profile.exchanges or ())}"
+    )
+    equity = await kite.margins("equity")
+    if isinstance(equity, SegmentMargins):
+        cash = equity.available.cash if equity.available else None
+        screen.note(f"margins: equity net {equity.net or 0:,.2f}, cash available {cash or 0:,.2f}")
+
+
+def _nearest_future(instruments: list[Instrument], name: str) -> Instrument:
+    """The future of ``name`` expiring next (the last one if all have expired)."""
+    futures = sorted(
+        (i for i in instruments if i.instrument_type == "FUT" and i.name == name),
+        key=lambda i: i.expiry or datetime.date.max,
+    )
+    if not futures:
+        raise RuntimeError(f"no {name} future in the instruments dump")
+    today = datetime.datetime.now(IST).date()
+    live = [i for i in futures if i.expiry is None or i.expiry >= today]
+    return (live or futures[-1:])[0]
+
+
+async def _trade(
+    kite: Kite,
+    screen: _Screen,
+    board: TickBoard,
+    orders: _Orders,
+    ticking: anyio.Event,
+    deadline: float,
+) -> None:
+    """Place a market and a limit order, show positions, cancel the limit order near the end."""
+    token, exchange, symbol = EQUITY
+    with anyio.move_on_after(5):  # let every instrument tick first
+        await ticking.wait()
+    market = await kite.place_order(
+        variety="regular",
+        exchange=exchange,
+        tradingsymbol=symbol,
+        transaction_type="BUY",
+        quantity=1,
+        product="CNC",
+        order_type="MARKET",
+    )
+    screen.note(f"order placed: MARKET BUY 1 {exchange}:{symbol} -> {market}")
+    await orders.wait_for(market, _TERMINAL)
+    last = board.ticks[token].last_price if token in board.ticks else 0.0
+    price = max(0.05, math.floor(last * 0.99 / 0.05) * 0.05)
+    limit = await kite.place_order(
+        variety="regular",
+        exchange=exchange,
+        tradingsymbol=symbol,
+        transaction_type="BUY",
+        quantity=1,
+        product="CNC",
+        order_type="LIMIT",
+        price=round(price, 2),
+    )
+    screen.note(f"order placed: LIMIT BUY 1 {exchange}:{symbol} @ {price:,.2f} -> {limit}")
+    await orders.wait_for(limit, {"OPEN", *_TERMINAL})
+    positions = await kite.positions()
+    for position in positions.net or ():
+        screen.note(
+            f"position: {position.exchange}:{position.tradingsymbol} {position.product} "
+            f"qty {position.quantity} avg {position.average_price or 0:,.2f} "
+            f"pnl {position.pnl or 0:+,.2f}"
+        )
+    if not positions.net:
+        screen.note("position: none")
+    await anyio.sleep_until(deadline - _CANCEL_BEFORE_END)
+    if orders.latest.get(limit, OrderUpdate()).status in _TERMINAL:
+        return
+    await kite.cancel_order("regular", limit)
+    screen.note(f"order cancelled: {limit}")
+    await orders.wait_for(limit, _TERMINAL)
+
+
+async def _show_feed(
+    feed: KiteFeed, screen: _Screen, board: TickBoard, orders: _Orders, ticking: anyio.Event
+) -> None:
+    """Show every item of the feed; set ``ticking`` once every instrument has ticked."""
+    async for item in feed:
+        if isinstance(item, OrderUpdate):
+            orders.add(item)
+            screen.order(item)
+        elif isinstance(item, FeedError | FeedMessage):
+            screen.note(f"feed {type(item).__name__}: {item}")
+        else:
+            board.update(item)
+            screen.tick(item)
+            if len(board.ticks) == len(board.labels):
+                ticking.set()
+
+
+async def _demo(
+    sb: Sandbox, screen: _Screen, board: TickBoard, orders: _Orders, deadline: float
+) -> None:
+    login_page = f"{sb.root_url}/connect/login"
+    async with Kite(sb.api_key, root=sb.root_url, login_root=login_page, token_cache=False) as kite:
+        session = await _login(kite, sb.api_secret, screen)
+        await _account(kite, screen)
+        future = _nearest_future(await kite.instruments("NFO"), "NIFTY")
+        board.labels[future.instrument_token] = f"NFO:{future.tradingsymbol}"
+        access_token = session.access_token or sb.access_token
+        async with KiteFeed(sb.api_key, access_token, root=sb.ticker_url) as feed:
+            await feed.subscribe(list(board.labels), mode="full")
+            screen.note("subscribed (full): " + ", ".join(board.labels.values()))
+            ticking = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_show_feed, feed, screen, board, orders, ticking)
+                await _trade(kite, screen, board, orders, ticking, deadline)
+                await anyio.sleep_forever()
+
+
+async def run_demo(
+    duration: float = 30.0, *, live: bool | None = None, out: TextIO | None = None
+) -> DemoSummary:
+    """Run the demo for ``duration`` seconds (or until SIGINT/SIGTERM) and return a summary.
+
+    ``live``: a rich live table (default: when ``out`` is a terminal), else plain lines.
+    ``out``: where to write (default: standard output). Main thread only (signals).
+    Raises what the library raises (``AioTraderError`` subclasses) if a step fails.
+    Cancellation: everything stops cleanly (connections closed, sandbox stopped) and the
+    cancellation propagates.
+    """
+    out = sys.stdout if out is None else out
+    board = TickBoard({EQUITY[0]: f"{EQUITY[1]}:{EQUITY[2]}", INDEX[0]: f"{INDEX[1]}:{INDEX[2]}"})
+    orders = _Orders()
+    console = Console(file=out)
+    if live is None:
+        live = console.is_terminal
+    screen = _LiveScreen(console, board) if live else _Screen(out, board)
+    # The sandbox stays outside the cancelled scopes: it is stopped by leaving its block.
+    async with screen.shown(), Sandbox(SandboxConfig()) as sb:
+        backend = sniffio.current_async_library()
+        screen.note(f"sandbox: Kite-compatible server at {sb.root_url} (on {backend})")
+        deadline = anyio.current_time() + duration
+        async with graceful_shutdown() as shutdown:
+            with anyio.CancelScope(deadline=deadline):
+                await _demo(sb, screen, board, orders, deadline)
+    summary = DemoSummary(
+        ticks={board.label(token): count for token, count in board.counts.items()},
+        order_updates=orders.count,
+        signal=shutdown.signal.name if shutdown.signal else None,
+    )
+    stopped = f"stopped by {summary.signal}" if summary.signal else f"ran {duration:g} s"
+    counts = ", ".join(f"{label} {count}" for label, count in summary.ticks.items())
+    print(
+        f"demo finished ({stopped}): ticks {counts or 'none'}; "
+        f"{summary.order_updates} order updates",
+        file=out,
+        flush=True,
+    )
+    return summary
