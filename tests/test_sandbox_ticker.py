@@ -250,6 +250,10 @@ async def test_connections_per_api_key_are_limited(sb: Sandbox) -> None:
         assert line.startswith(b"HTTP/1.1 429 ")
         assert json.loads(body)["error_type"] == "NetworkException"
         assert sb.state.stats.ws_connections_refused == 2
+        # Kite Web connections are counted per user, apart from the app's api_key
+        web = {"api_key": "kitefront", "user_id": sb.user_id, "enctoken": sb.enctoken}
+        async with connect(sb, **web):
+            pass
     # the slots are freed when the connections close
     with anyio.fail_after(HANG_GUARD):
         while True:
@@ -258,7 +262,7 @@ async def test_connections_per_api_key_are_limited(sb: Sandbox) -> None:
                     break
             except WebSocketUpgradeError:
                 await anyio.sleep(0.05)
-    assert sb.state.stats.ws_connections == limit + 1
+    assert sb.state.stats.ws_connections == limit + 2
 
 
 # -- subscriptions and modes ---------------------------------------------------------------
