@@ -5,7 +5,8 @@ them go through one private path, ``Kite._request``, which
 
 - prefixes the path (Kite Web serves REST under ``/oms``),
 - picks the rate-limit group from the path (``/quote*`` -> quote, ``/instruments/historical``
-  -> historical, ``POST /orders/...`` -> order placement, the rest -> other) and takes a
+  -> historical, placing/modifying/cancelling ``/orders/...`` -> order, the rest -> other)
+  and takes a
   slot from that group's limiter before every attempt,
 - sends it through :class:`aio_trader.http.AsyncRequest` (retries with backoff for what is
   safe to repeat; 400/403/429 raised at once; non-idempotent requests never sent twice),
@@ -51,10 +52,10 @@ from aio_trader.kite.constants import (
     OHLC_MAX_INSTRUMENTS,
     ORDER_TAG_MAX,
     QUOTE_MAX_INSTRUMENTS,
-    RATE_LIMITS,
     TRIGGER_RANGE_MAX_INSTRUMENTS,
     EndpointGroup,
     Interval,
+    rate_limits,
 )
 from aio_trader.kite.models import (
     GTT,
@@ -224,15 +225,26 @@ def historical_chunks(
         start = stop + datetime.timedelta(seconds=1)
 
 
-def _scaled_limits(scale: float) -> dict[EndpointGroup, Sequence[Rate]]:
-    """Kite's limits with every window ``scale`` times shorter (the sandbox scales the same
-    way, so a client and a sandbox scaled together agree; counts stay, so no bursts)."""
-    if scale <= 0:
-        raise ValueError(f"rate_limit_scale must be > 0, got {scale!r}")
-    return {
-        group: tuple(Rate(rate.count, rate.period / scale) for rate in rates)
-        for group, rates in RATE_LIMITS.items()
-    }
+def _paced(rates: Sequence[Rate], margin: float) -> tuple[Rate, ...]:
+    """``rates`` with every window ``margin`` seconds longer (for the jitter between our
+    clock and the server's), plus an even spacing between calls (the first window over its
+    count), so calls go out one by one at the limit instead of in bursts."""
+    longer = tuple(Rate(rate.count, rate.period + margin) for rate in rates)
+    first = longer[0]
+    if first.count == 1:
+        return longer
+    return (Rate(1, first.period / first.count), *longer)
+
+
+def _group_limits(
+    scale: float, margin: float, explicit: Mapping[EndpointGroup, Sequence[Rate]] | None
+) -> dict[EndpointGroup, tuple[Rate, ...]]:
+    """Each group's paced rates: ``explicit`` ones, else Kite's counts times ``scale`` (as
+    the sandbox's ``rate_limit_scale``)."""
+    if margin < 0:
+        raise ValueError(f"rate_limit_margin must be >= 0, got {margin!r}")
+    chosen = {**rate_limits(scale), **(explicit or {})}
+    return {group: _paced(chosen[group], margin) for group in EndpointGroup}
 
 
 def _group(method: str, path: str) -> EndpointGroup:
@@ -241,7 +253,7 @@ def _group(method: str, path: str) -> EndpointGroup:
         return EndpointGroup.QUOTE
     if path.startswith("/instruments/historical/"):
         return EndpointGroup.HISTORICAL
-    if method == "POST" and path.startswith("/orders/"):
+    if method != "GET" and path.startswith("/orders/"):  # place, modify, cancel
         return EndpointGroup.ORDER
     return EndpointGroup.OTHER
 
@@ -271,10 +283,14 @@ class Kite(AbstractBroker):
     ``login_root``: the Kite Connect login page base (for :meth:`login_url`).
     ``timeout``: seconds per connect/read/write; ``backoff``: the retry policy
     (default: 3 s doubling to 30 s, 7 attempts).
-    ``rate_limit_scale`` multiplies Kite's default rates (shorter windows, same counts,
-    as the sandbox's ``rate_limit_scale`` does); ``rate_limits`` replaces them
-    per group (``{EndpointGroup.QUOTE: (Rate(1, 1.0),), ...}``; groups left out keep the
-    scaled defaults). ``session_expiry_hook``: see :meth:`set_session_expiry_hook`.
+    Rate limits, per endpoint group (:class:`EndpointGroup`): Kite's defaults with their
+    request counts multiplied by ``rate_limit_scale`` (as the sandbox's
+    ``rate_limit_scale`` does), or ``rate_limits`` for the groups it names
+    (``{EndpointGroup.QUOTE: (Rate(1, 1.0),)}``). Every window is ``rate_limit_margin``
+    seconds longer, so that jitter between our clock and the server's does not earn a
+    429 (cost: 2 % of throughput on a 1 s window), and calls are spaced evenly, one by
+    one at the limit, never in bursts. ``session_expiry_hook``: see
+    :meth:`set_session_expiry_hook`.
     ``token_cache``: where Kite Web enctokens are kept (a :class:`TokenCache`; ``True``:
     the user's config directory; ``False``/``None``: no cache).
     ``reconcile_attempts``/``reconcile_delay``: order-book lookups after an ambiguous
@@ -300,6 +316,7 @@ class Kite(AbstractBroker):
         timeout: float = 7.0,
         backoff: Backoff | None = None,
         rate_limit_scale: float = 1.0,
+        rate_limit_margin: float = 0.02,
         rate_limits: Mapping[EndpointGroup, Sequence[Rate]] | None = None,
         reconcile_attempts: int = 3,
         reconcile_delay: float = 0.5,
@@ -327,10 +344,9 @@ class Kite(AbstractBroker):
         self._hook = session_expiry_hook
         self._reconcile_attempts = reconcile_attempts
         self._reconcile_delay = reconcile_delay
-        limits = _scaled_limits(rate_limit_scale)
-        limits.update(rate_limits or {})
+        limits = _group_limits(rate_limit_scale, rate_limit_margin, rate_limits)
         self._limiters = {
-            group: RateLimiter(*limits[group], name=str(group)) for group in EndpointGroup
+            group: RateLimiter(*rates, name=str(group)) for group, rates in limits.items()
         }
         self._secrets: list[str | None] = []
         self._remember(access_token, enctoken, password, totp_secret)

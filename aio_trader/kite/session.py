@@ -13,10 +13,10 @@ Two ways to be logged in to Kite:
 user's config directory (``$XDG_CONFIG_HOME/aio_trader`` or ``~/.config/aio_trader``),
 mode 0600 in a 0700 directory, valid until the end of the day in IST. Never pickle.
 
-Secrets never reach a log: :func:`protect` registers a secret with a filter installed on
-httpx's and httpcore's loggers (which print URLs and response headers at INFO/DEBUG), so
-any record there that contains it shows ``***`` instead; aio_trader's own loggers never
-format tokens in the first place.
+Secrets never reach a log: a filter on httpx's and httpcore's loggers (which print URLs
+and response headers at INFO/DEBUG) masks any ``access_token=``/``enctoken=``/... value
+(query strings, cookies) and every secret registered with :func:`protect` as ``***``;
+aio_trader's own loggers never format tokens in the first place.
 """
 
 from __future__ import annotations
@@ -84,8 +84,15 @@ def login_url(api_key: str, base: str = KITE_LOGIN_URL) -> str:
 # -- redaction --------------------------------------------------------------------------
 
 
+#: ``name=value`` pairs (query strings, cookies) whose value is a secret, whoever's it is.
+_SECRET_PAIRS = re.compile(
+    r"((?:access_token|refresh_token|request_token|public_token|enctoken|api_secret|password"
+    r"|twofa_value|checksum)=)[^&;,'\"\s]+"
+)
+
+
 class _Redactor(logging.Filter):
-    """Replaces registered secrets by ``***`` in the records of the loggers it guards."""
+    """Masks secrets (registered ones, and any ``token=value`` pair) as ``***``."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -97,12 +104,12 @@ class _Redactor(logging.Filter):
         self._pattern = re.compile("|".join(map(re.escape, live))) if live else None
 
     def filter(self, record: logging.LogRecord) -> bool:
-        pattern = self._pattern
-        if pattern is not None:
-            message = record.getMessage()
-            redacted = pattern.sub("***", message)
-            if redacted != message:
-                record.msg, record.args = redacted, None
+        message = record.getMessage()
+        redacted = _SECRET_PAIRS.sub(r"\1***", message)
+        if self._pattern is not None:
+            redacted = self._pattern.sub("***", redacted)
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True
 
 

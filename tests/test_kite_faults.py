@@ -1,0 +1,220 @@
+"""``Kite`` under the sandbox's faults: retries, no retries, the expiry hook, no duplicate
+orders, and a burst of concurrent calls that stays under the rate limits."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from aio_trader.backoff import Backoff
+from aio_trader.errors import (
+    InputException,
+    NetworkException,
+    OrderOutcomeUnknown,
+    OutcomeUnknownError,
+    RateLimitError,
+    TokenException,
+)
+from aio_trader.kite import EndpointGroup, Kite
+from aio_trader.ratelimit import Rate
+from aio_trader.sandbox import Sandbox, SandboxConfig
+from aio_trader.utils import gather
+
+FAST = Backoff(base=0.01, cap=0.05, max_attempts=4)
+SCALE = 20
+
+
+@pytest.fixture
+async def sb() -> AsyncIterator[Sandbox]:
+    config = SandboxConfig(seed=2, market_interval=None, rate_limit_scale=SCALE)
+    async with Sandbox(config) as sb:
+        yield sb
+
+
+def client(sb: Sandbox, **options: Any) -> Kite:
+    options.setdefault("rate_limit_scale", SCALE)
+    return Kite(
+        sb.api_key,
+        sb.access_token,
+        root=sb.root_url,
+        backoff=FAST,
+        reconcile_delay=0.01,
+        **options,
+    )
+
+
+async def test_5xx_is_retried_then_succeeds(sb: Sandbox) -> None:
+    async with client(sb) as kite:
+        sb.faults.http_5xx_burst = 2
+        before = sb.state.stats.requests
+        assert (await kite.profile()).user_id == sb.user_id
+        assert sb.state.stats.http_5xx_sent == 2
+        assert sb.state.stats.requests - before == 3
+
+
+async def test_5xx_exhausting_the_attempts_raises_the_last_error(sb: Sandbox) -> None:
+    async with client(sb) as kite:
+        sb.faults.http_5xx_burst = 10
+        with pytest.raises(NetworkException) as caught:
+            await kite.holdings()
+        assert caught.value.status_code == 503
+        assert sb.state.stats.http_5xx_sent == FAST.max_attempts
+
+
+async def test_400_403_429_are_not_retried(sb: Sandbox) -> None:
+    hooked: list[str] = []
+    # A client whose quote limit is far above the sandbox's earns a 429.
+    loose = {EndpointGroup.QUOTE: (Rate(1000, 1.0),)}
+    async with client(
+        sb, rate_limits=loose, session_expiry_hook=lambda: hooked.append("x")
+    ) as kite:
+        stats = sb.state.stats
+        before = stats.requests
+        with pytest.raises(InputException) as bad:
+            await kite.historical_data(408065, "2024-01-01", "2024-01-02", "fortnight")
+        assert bad.value.status_code == 400
+        assert stats.requests - before == 1
+
+        before = stats.requests
+
+        sent = 0
+
+        async def hammer() -> None:
+            nonlocal sent
+            for _ in range(30):  # the sandbox allows 20 per second at this scale
+                sent += 1
+                await kite.ltp("NSE:INFY")
+
+        with pytest.raises(RateLimitError) as limited:
+            await hammer()
+        assert limited.value.status_code == 429
+        assert isinstance(limited.value, RuntimeError)
+        assert stats.refused_429["quote"] == 1
+        assert stats.requests - before == sent  # the refused call was not repeated
+
+        sb.expire_session()
+        before = stats.requests
+        with pytest.raises(TokenException) as expired:
+            await kite.profile()
+        assert expired.value.status_code == 403
+        assert stats.requests - before == 1
+        assert hooked == ["x"]
+
+
+async def test_async_expiry_hook_runs_before_the_error_and_can_log_in_again(
+    sb: Sandbox,
+) -> None:
+    calls: list[str] = []
+
+    async def relogin() -> None:
+        calls.append("hook")
+        sb.state.start_session()  # what a real hook would trigger: a fresh login
+
+    async with client(sb) as kite:
+        kite.set_session_expiry_hook(relogin)
+        sb.expire_session()
+        with pytest.raises(TokenException):
+            await kite.margins()
+        assert calls == ["hook"]
+        assert (await kite.profile()).user_id == sb.user_id  # the session works again
+        with pytest.raises(TypeError):
+            kite.set_session_expiry_hook("not callable")  # type: ignore[arg-type]
+
+
+async def test_lost_order_reply_books_exactly_one_order_and_returns_its_id(sb: Sandbox) -> None:
+    async with client(sb) as kite:
+        sb.faults.lose_order_reply = True
+        order_id = await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET")
+        sb.faults.lose_order_reply = False
+        assert sb.state.stats.order_replies_lost == 1
+        assert sb.state.stats.orders_booked == 1
+        (order,) = await kite.orders()
+        assert order.order_id == order_id
+        assert order.tag is not None
+        assert order.tag.startswith("aio")
+
+
+async def test_lost_reply_with_the_callers_tag(sb: Sandbox) -> None:
+    async with client(sb) as kite:
+        sb.faults.lose_order_reply = True
+        order_id = await kite.place_order(
+            "regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET", tag="mine1"
+        )
+        assert [o.order_id for o in await kite.orders()] == [order_id]
+        # The same tag again: two orders carry it, so the client refuses to guess.
+        with pytest.raises(OrderOutcomeUnknown) as unknown:
+            await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET", tag="mine1")
+        assert unknown.value.tag == "mine1"
+        assert sb.state.stats.orders_booked == 2
+
+
+async def test_lost_autoslice_reply_is_rebuilt_from_the_order_book(sb: Sandbox) -> None:
+    async with client(sb) as kite:
+        sb.faults.lose_order_reply = True
+        sliced = await kite.place_autoslice_order(
+            "regular", "NFO", "NIFTY26DECFUT", "BUY", 75 * 30, "NRML", "MARKET"
+        )
+        assert sb.state.stats.orders_booked == 2
+        assert sliced.children is not None
+        assert {c.order_id for c in sliced.children} == {o.order_id for o in await kite.orders()}
+
+
+async def test_order_5xx_is_not_resent_and_the_outcome_is_unknown(sb: Sandbox) -> None:
+    async with client(sb) as kite:
+        sb.faults.http_5xx_burst = 1
+        with pytest.raises(OrderOutcomeUnknown) as unknown:
+            await kite.place_order(
+                "regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET", tag="probe42"
+            )
+        assert unknown.value.tag == "probe42"
+        assert isinstance(unknown.value.__cause__, OutcomeUnknownError)
+        assert sb.state.stats.orders_booked == 0
+        assert await kite.orders() == []
+
+
+async def test_ambiguous_modify_and_cancel_are_not_resent(sb: Sandbox) -> None:
+    async with client(sb) as kite:
+        last = (await kite.ltp("NSE:INFY"))["NSE:INFY"].last_price or 0
+        price = round(last * 0.8, 1)
+        order_id = await kite.place_order(
+            "regular", "NSE", "INFY", "BUY", 1, "CNC", "LIMIT", price=price
+        )
+        before = sb.state.stats.requests
+        sb.faults.http_5xx_burst = 1
+        with pytest.raises(OutcomeUnknownError, match="modification"):
+            await kite.modify_order("regular", order_id, quantity=3)
+        sb.faults.http_5xx_burst = 1
+        with pytest.raises(OutcomeUnknownError, match="cancellation"):
+            await kite.cancel_order("regular", order_id)
+        # Each: one write (answered 503, not repeated) and one history read.
+        assert sb.state.stats.requests - before == 4
+        history = await kite.order_history(order_id)
+        assert history[-1].status == "OPEN"
+        assert history[-1].quantity == 1
+
+
+async def test_burst_of_1000_mixed_concurrent_calls_earns_no_429(sb: Sandbox) -> None:
+    rng = random.Random(5)
+    async with client(sb) as kite:
+        calls = (
+            [lambda: kite.ltp("NSE:INFY", "NSE:TCS")] * 20
+            + [lambda: kite.quote("NSE:INFY")] * 10
+            + [lambda: kite.ohlc("NSE:TCS")] * 10
+            + [lambda: kite.historical_data(408065, "2024-01-01", "2024-01-31", "day")] * 140
+            + [
+                lambda: kite.place_order(
+                    "regular", "NSE", "INFY", "BUY", 1, "CNC", "LIMIT", price=100.0
+                )
+            ]
+            * 300
+            + [kite.profile, kite.margins, kite.positions, kite.holdings] * 130
+        )
+        assert len(calls) == 1000
+        rng.shuffle(calls)
+        results = await gather(*(call() for call in calls))
+        assert len(results) == 1000
+        assert sb.state.stats.refused_429 == dict.fromkeys(sb.state.stats.refused_429, 0)
+        assert sb.state.stats.orders_booked == 300
