@@ -11,12 +11,14 @@ historical data), so there are no 429s. Needs the ``pandas`` extra.
 from __future__ import annotations
 
 import datetime
+import time
 
 import anyio
 import pandas as pd
 from _common import connect, parser
 
 from aio_trader.kite import to_pandas
+from aio_trader.kite.broker import historical_chunks
 
 
 async def main() -> None:
@@ -44,10 +46,16 @@ async def main() -> None:
 
         to_date = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         from_date = to_date - datetime.timedelta(days=args.days)
+        started = time.perf_counter()
         candles = await kite.historical_bulk(
             tokens.values(), from_date, to_date, args.interval, on_progress=progress
         )
-        print()
+        elapsed = time.perf_counter() - started
+        requests = len(historical_chunks(from_date, to_date, args.interval)) * len(tokens)
+        print(f"\n{requests} requests in {elapsed:.2f} s ({requests / elapsed:.2f}/s)")
+        if target.sandbox is not None:
+            refused = target.sandbox.state.stats.refused_429["historical"]
+            print(f"refused by the sandbox's rate limit (429): {refused}")
 
     frame = pd.concat(
         {symbol: to_pandas(candles[token]) for symbol, token in tokens.items()},

@@ -63,6 +63,8 @@ def test_historical_to_dataframe(tmp_path: Path) -> None:
         str(out),
     )
     assert "requests 3/3" in text
+    assert re.search(r"^3 requests in [\d.]+ s", text, re.MULTILINE), text
+    assert "refused by the sandbox's rate limit (429): 0" in text
     for symbol in symbols:
         assert re.search(rf"^{symbol}\s+\d+\s", text, re.MULTILINE), text
     lines = out.read_text().splitlines()
