@@ -36,9 +36,10 @@ RATE_LIMITS: Final[dict[str, tuple[tuple[int, float], ...]]] = {
     "orders": ((10, 1.0), (200, 60.0), (5000, 86400.0)),
     "others": ((10, 1.0),),
 }
-#: Windows are shortened by this fraction, so a client pacing exactly at the published rate
-#: is not refused because of network jitter.
-_JITTER_SLACK: Final = 0.1
+#: Windows are shortened by this fraction, so that a client pacing itself exactly at the
+#: published rate is not refused because its calls reach the handler with uneven delays (a
+#: busy event loop, a slow machine). Bursts over the limit are still refused.
+_JITTER_SLACK: Final = 0.25
 #: Postbacks buffered per subscriber before the oldest unread ones are dropped.
 _UPDATES_BUFFER: Final = 1000
 
@@ -63,7 +64,8 @@ class SandboxStats:
 
 class RateLimiter:
     """Sliding windows per group: Kite's request counts times ``scale`` (at least 1) per
-    window, each window shortened by 10% for network jitter. Refused calls don't count.
+    window, each window shortened by 25% for scheduling and network jitter. Refused calls
+    don't count.
 
     The same scaling as ``aio_trader.kite.constants.rate_limits(scale)``, so a client
     limited at the same scale never earns a 429.
