@@ -1061,7 +1061,8 @@ class Kite(AbstractBroker):
         (:func:`historical_chunks`); every (instrument, chunk) request runs concurrently
         (at most ``concurrency`` in flight; default: twice the per-second limit, at
         least 4), paced by the client's historical limiter, so no 429s. Each
-        instrument's candles come back in time order. ``on_progress(done, total)`` (sync
+        instrument's candles come back in time order, a candle repeated at a chunk
+        boundary only once. ``on_progress(done, total)`` (sync
         or async) is called after each request finishes. Duplicate tokens are fetched
         once.
 
@@ -1086,10 +1087,7 @@ class Kite(AbstractBroker):
                 parts[key] = candles
                 if on_progress is not None:
                     await _maybe_await(on_progress(len(parts), total))
-        return {
-            token: [candle for index in range(len(chunks)) for candle in parts[token, index]]
-            for token in tokens
-        }
+        return {token: _joined(parts[token, i] for i in range(len(chunks))) for token in tokens}
 
     # -- GTT ------------------------------------------------------------------------------------
     # Writes are never sent twice: an ambiguous failure raises OutcomeUnknownError (check
@@ -1245,6 +1243,18 @@ class Kite(AbstractBroker):
     async def get_alert_history(self, uuid: str) -> list[AlertHistory]:
         """When an alert fired, with the quotes then. Cancellation: abandoned."""
         return await self._request("GET", f"/alerts/{uuid}/history", AlertHistory.from_kite_list)
+
+
+def _joined(parts: Iterable[list[Candle]]) -> list[Candle]:
+    """Consecutive chunks' candles as one list; a candle repeated at a chunk boundary (Kite
+    selects day candles by date, so a boundary inside a day returns that day twice) once."""
+    out: list[Candle] = []
+    for part in parts:
+        if out:
+            last = out[-1].date
+            part = [candle for candle in part if candle.date > last]
+        out.extend(part)
+    return out
 
 
 def _same(actual: Any, wanted: Any) -> bool:
