@@ -246,8 +246,9 @@ class _Buffer(Generic[ItemT]):
         self._readable = anyio.Event()
         self._writable = anyio.Event()
         self._writers = 0
-        #: A waiting tick writer is woken once no more than this many ticks are buffered.
-        self._wake_at = 0
+        #: A waiting tick writer is woken once no more than this many ticks are buffered
+        #: (-1: no tick writer waits).
+        self._wake_at = -1
         self._served = 0
         self._closed = False
         self._error: BaseException | None = None
@@ -319,8 +320,9 @@ class _Buffer(Generic[ItemT]):
                 return item
             if self._ticks:
                 item = self._pop_tick()
-                if self._writers and len(self._ticks) <= self._wake_at:
-                    self._writable.set()  # room for the waiting frame
+                if len(self._ticks) <= self._wake_at:  # room for the waiting frame
+                    self._wake_at = -1  # once: the woken writer sets it again if need be
+                    self._writable.set()
                 return item
             if self._closed:
                 if self._error is not None:
