@@ -169,6 +169,9 @@ async def test_kite_web_variant_connects_with_enctoken() -> None:
     async with sandbox() as sb:
         feed = KiteFeed(user_id=sb.user_id, enctoken=sb.enctoken, root=sb.ticker_url)
         assert sb.enctoken not in repr(feed)
+        params = feed._credentials()  # the web client's handshake parameters
+        assert params["api_key"] == "kitefront"
+        assert {"user_id", "enctoken", "uid", "user-agent", "version"} <= set(params)
         async with feed:
             await feed.subscribe(tradable(sb)[:1], mode="quote")
             item = (await until(feed, lambda i: isinstance(i, QuoteTick)))[-1]
