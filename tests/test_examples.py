@@ -31,10 +31,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_example(name: str, *args: str) -> str:
-    """Run ``examples/<name>`` to completion; returns its stdout, asserting exit status 0."""
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args],
+def run(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a Python program to completion (bounded time) and return what it did."""
+    return subprocess.run(
+        [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -42,6 +42,11 @@ def run_example(name: str, *args: str) -> str:
         cwd=EXAMPLES.parent,
         check=False,
     )
+
+
+def run_example(name: str, *args: str) -> str:
+    """Run ``examples/<name>``; returns its stdout, asserting exit status 0."""
+    done = run(EXAMPLES / name, *args)
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     assert "Traceback" not in done.stderr, done.stderr
     return done.stdout
@@ -99,14 +104,7 @@ def test_order_tracked_to_completion() -> None:
 
 
 def test_order_tracked_refuses_a_real_account_without_live() -> None:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "order_tracked.py"), "--api-key", "k"],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=_env(),
-        check=False,
-    )
+    done = run(EXAMPLES / "order_tracked.py", "--api-key", "k")
     assert done.returncode != 0
     assert "--live" in done.stderr
 
@@ -152,3 +150,20 @@ def test_backends_runs_the_same_code_on_asyncio_and_trio() -> None:
         assert re.search(rf"^\[{backend}\] ltp   NSE:INFY [\d.]+$", text, re.MULTILINE)
         assert f"[{backend}] done: every task and socket closed" in text
     assert text.index("[asyncio] done") < text.index("[trio] logged in")
+
+
+def test_quick_start_program_in_the_docs(tmp_path: Path) -> None:
+    """The first program of ``docs/index.md`` runs as printed."""
+    docs = (EXAMPLES.parent / "docs" / "index.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", docs, re.DOTALL)
+    program = next(block for block in blocks if "anyio.run(main)" in block)
+    script = tmp_path / "first_program.py"
+    script.write_text(program)
+    done = run(script)
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    text = done.stdout
+    assert "hello Sandbox User" in text
+    assert re.search(r"^NSE:INFY [\d.]+$", text, re.MULTILINE)
+    assert re.search(r"^placed \d+$", text, re.MULTILINE)
+    assert len(re.findall(r"^tick 408065 [\d.]+$", text, re.MULTILINE)) == 5
+    assert "Positions(net=(Position(tradingsymbol='INFY'" in text
