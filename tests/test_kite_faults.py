@@ -7,12 +7,15 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
+from httpserver import Drop, HTTPServer, Reply, Stall, json_reply, kite_error
 
 from aio_trader.backoff import Backoff
 from aio_trader.errors import (
     InputException,
     NetworkException,
+    OrderException,
     OrderOutcomeUnknown,
     OutcomeUnknownError,
     RateLimitError,
@@ -218,3 +221,70 @@ async def test_burst_of_1000_mixed_concurrent_calls_earns_no_429(sb: Sandbox) ->
         assert len(results) == 1000
         assert sb.state.stats.refused_429 == dict.fromkeys(sb.state.stats.refused_429, 0)
         assert sb.state.stats.orders_booked == 300
+
+
+# -- exact failure shapes the sandbox does not produce: a scripted loopback server ----------
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[HTTPServer]:
+    async with anyio.create_task_group() as tg:
+        server = HTTPServer()
+        await tg.start(server.serve)
+        yield server
+        tg.cancel_scope.cancel()
+
+
+def scripted_client(server: HTTPServer) -> Kite:
+    return Kite("key", "token", root=server.url, backoff=FAST, timeout=0.5, reconcile_delay=0.01)
+
+
+ORDER = ("regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET")
+
+
+async def test_kites_explicit_refusal_with_a_5xx_is_raised_without_lookup(
+    scripted: HTTPServer,
+) -> None:
+    scripted.script(kite_error(500, "OrderException", "Order rejected by the RMS."))
+    async with scripted_client(scripted) as kite:
+        with pytest.raises(OrderException, match="rejected"):
+            await kite.place_order(*ORDER)
+    assert [r.method for r in scripted.requests] == ["POST"]
+
+
+@pytest.mark.parametrize("failure", [Reply(502, b"<html>bad gateway</html>", "text/html"), Stall()])
+async def test_ambiguous_failure_finds_the_order_by_tag(
+    scripted: HTTPServer, failure: Reply | Stall
+) -> None:
+    book = [
+        {"order_id": "111", "tag": "other"},
+        {"order_id": "222", "tag": "scripted1"},
+        {"order_id": "333", "tag": "scripted1", "parent_order_id": "222"},
+    ]
+    scripted.script(failure, json_reply([]), json_reply(book))
+    async with scripted_client(scripted) as kite:
+        assert await kite.place_order(*ORDER, tag="scripted1") == "222"
+    assert [(r.method, r.path) for r in scripted.requests] == [
+        ("POST", "/orders/regular"),
+        ("GET", "/orders"),
+        ("GET", "/orders"),
+    ]
+    assert b"tag=scripted1" in scripted.requests[0].body
+
+
+async def test_failed_lookup_raises_order_outcome_unknown(scripted: HTTPServer) -> None:
+    scripted.script(Drop(), *[kite_error(403, "TokenException", "expired")] * 3)
+    async with scripted_client(scripted) as kite:
+        with pytest.raises(OrderOutcomeUnknown, match="lookup failed") as unknown:
+            await kite.place_order(*ORDER, tag="lost1")
+    assert unknown.value.tag == "lost1"
+    assert [r.method for r in scripted.requests] == ["POST", "GET"]
+
+
+async def test_cancelled_placement_propagates_at_once(scripted: HTTPServer) -> None:
+    scripted.script(Stall())
+    async with scripted_client(scripted) as kite:
+        with anyio.move_on_after(0.1) as scope:
+            await kite.place_order(*ORDER, tag="cancel1")
+        assert scope.cancelled_caught
+    assert [r.method for r in scripted.requests] == ["POST"]

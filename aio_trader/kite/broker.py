@@ -42,9 +42,15 @@ from aio_trader.backoff import Backoff
 from aio_trader.errors import (
     AioTraderError,
     DataException,
+    HoldingException,
+    InputException,
+    MarginException,
+    OrderException,
     OrderOutcomeUnknown,
     OutcomeUnknownError,
+    PermissionException,
     TokenException,
+    UserException,
 )
 from aio_trader.http import AsyncRequest, Params
 from aio_trader.kite.constants import (
@@ -636,7 +642,8 @@ class Kite(AbstractBroker):
         (:meth:`new_tag`) unless you give yours (alphanumeric, at most 20 characters,
         else ``ValueError``). The request is sent again only when it surely never
         reached Kite (the connection could not be opened). After an ambiguous failure
-        (timeout or drop after sending, a 5xx answer) the order book is searched for
+        (timeout or drop after sending, a 5xx answer other than Kite's explicit
+        refusals such as ``OrderException``, which are raised as is) the order book is searched for
         the tag (``reconcile_attempts`` times, ``reconcile_delay`` apart): if exactly
         one order (not a cover-order leg) carries it, its id is returned; otherwise
         ``OrderOutcomeUnknown`` (with ``.tag``) is raised, chained from the cause. A
@@ -698,6 +705,7 @@ class Kite(AbstractBroker):
         try:
             return await self._request("POST", f"/orders/{variety}", _raw, data=fields)
         except OutcomeUnknownError as error:
+            _raise_refusal(error)
             log.warning("order placement may have failed (%s); looking up tag %s", error, tag)
             try:
                 found = await self._find_tagged(tag)
@@ -767,6 +775,7 @@ class Kite(AbstractBroker):
                 "PUT", f"/orders/{variety}/{order_id}", _key("order_id", str), data=fields
             )
         except OutcomeUnknownError as error:
+            _raise_refusal(error)
             latest = await self._settle(order_id, error)
             if all(_same(getattr(latest, name), value) for name, value in changes.items()):
                 return order_id
@@ -793,6 +802,7 @@ class Kite(AbstractBroker):
                 params=_fields(parent_order_id=parent_order_id),
             )
         except OutcomeUnknownError as error:
+            _raise_refusal(error)
             latest = await self._settle(order_id, error)
             if latest.status in _CANCELLED:
                 return order_id
@@ -1243,6 +1253,25 @@ class Kite(AbstractBroker):
     async def get_alert_history(self, uuid: str) -> list[AlertHistory]:
         """When an alert fired, with the quotes then. Cancellation: abandoned."""
         return await self._request("GET", f"/alerts/{uuid}/history", AlertHistory.from_kite_list)
+
+
+#: Kite error types that mean "refused, nothing done", even when sent with a 5xx status
+#: (Kite answers OrderException with HTTP 500 by default).
+_REFUSALS = (
+    OrderException,
+    MarginException,
+    HoldingException,
+    InputException,
+    UserException,
+    PermissionException,
+    TokenException,
+)
+
+
+def _raise_refusal(error: OutcomeUnknownError) -> None:
+    """Raise the cause of ``error`` when it is Kite's explicit refusal, not an ambiguity."""
+    if isinstance(error.__cause__, _REFUSALS):
+        raise error.__cause__ from None
 
 
 def _joined(parts: Iterable[list[Candle]]) -> list[Candle]:

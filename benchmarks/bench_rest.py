@@ -1,0 +1,183 @@
+"""REST client benchmarks against a sandbox running in its own process (``aio-trader sandbox``).
+
+Two measurements (the instruments parse rate is ``bench_instruments.py``):
+
+- ``historical``: ``Kite.historical_bulk`` for ``--instruments`` instruments (one request
+  each) against the sandbox at ``--scale`` times Kite's limits (default 1: Kite's own
+  3 requests/s, so 300 instruments take about 100 s). Prints the wall time, the floor the
+  rate limit sets (requests / (3 * scale) seconds), the achieved fraction of the limit's
+  throughput (floor / wall; target >= 0.95) and the 429s the sandbox refused (target 0).
+- ``ltp``: per-call cost of ``ltp`` through our client vs Kite's official ``KiteConnect``
+  (sync, requests) on the same sandbox in the same run, with limits lifted (scale 1e5, so
+  only the clients' cost and the server's are measured): sequential, then 50 concurrent
+  callers (ours: 50 tasks on one event loop; theirs: a 50-thread pool).
+
+    .venv/bin/python benchmarks/bench_rest.py [historical|ltp|all] [--instruments 300]
+        [--scale 1] [--calls 2000] [--backend asyncio|trio]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import anyio
+
+from aio_trader.kite import Kite
+
+API_KEY, ACCESS_TOKEN = "sandbox_api_key", "sandbox_access_token"
+
+
+@contextlib.contextmanager
+def sandbox(scale: float) -> Iterator[str]:
+    """A sandbox in a child process; yields its REST root URL."""
+    command = [
+        sys.executable,
+        "-c",
+        "from aio_trader.cli import main; main()",
+        "sandbox",
+        "--port",
+        "0",
+        "--rate-limit-scale",
+        str(scale),
+        "--market-interval",
+        "3600",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("REST root:"):
+                yield line.split()[-1]
+                break
+        else:
+            raise RuntimeError("the sandbox did not start")
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def stats(root: str) -> dict[str, object]:
+    with urllib.request.urlopen(f"{root}/__sandbox__/stats") as answer:
+        data: dict[str, object] = json.load(answer)["data"]
+        return data
+
+
+def bench_historical(instruments: int, scale: float, backend: str) -> None:
+    with sandbox(scale) as root:
+
+        async def run() -> tuple[float, int]:
+            async with Kite(API_KEY, ACCESS_TOKEN, root=root, rate_limit_scale=scale) as kite:
+                dump = await kite.instruments("NSE")
+                tokens = [i.instrument_token for i in dump if i.segment != "INDICES"]
+                tokens = (tokens * (instruments // max(len(tokens), 1) + 1))[:instruments]
+                if len(set(tokens)) < instruments:
+                    raise SystemExit(f"the sandbox has only {len(set(tokens))} NSE instruments")
+                done = 0
+
+                def progress(finished: int, total: int) -> None:
+                    nonlocal done
+                    done = finished
+                    if finished % 50 == 0 or finished == total:
+                        print(f"  {finished}/{total}", file=sys.stderr)
+
+                started = time.perf_counter()
+                result = await kite.historical_bulk(
+                    tokens, "2024-01-01", "2024-01-31", "day", on_progress=progress
+                )
+                wall = time.perf_counter() - started
+                return wall, sum(len(candles) for candles in result.values())
+
+        wall, candles = anyio.run(run, backend=backend)
+        refused = stats(root)["refused_429"]
+    limit = 3 * scale
+    floor = instruments / limit
+    print(
+        f"historical_bulk ({backend}): {instruments} instruments, {candles} candles, "
+        f"wall {wall:.2f} s; rate-limit floor {floor:.2f} s ({limit:g} req/s); "
+        f"achieved {instruments / wall:.3f} req/s = {floor / wall:.3f} of the limit; "
+        f"429s: {refused}"
+    )
+
+
+def bench_ltp(calls: int, backend: str) -> None:
+    from kiteconnect import KiteConnect
+
+    scale = 100_000.0
+    with sandbox(scale) as root:
+        official = KiteConnect(API_KEY, access_token=ACCESS_TOKEN, root=root)
+        official.ltp("NSE:INFY")  # warm the connection
+
+        def theirs_sequential() -> float:
+            started = time.perf_counter()
+            for _ in range(calls):
+                official.ltp("NSE:INFY")
+            return time.perf_counter() - started
+
+        def theirs_pool() -> float:
+            with ThreadPoolExecutor(50) as pool:
+                pool.submit(official.ltp, "NSE:INFY").result()
+                started = time.perf_counter()
+                list(pool.map(lambda _: official.ltp("NSE:INFY"), range(calls)))
+                return time.perf_counter() - started
+
+        async def ours() -> tuple[float, float]:
+            async with Kite(API_KEY, ACCESS_TOKEN, root=root, rate_limit_scale=scale) as kite:
+                await kite.ltp("NSE:INFY")
+                started = time.perf_counter()
+                for _ in range(calls):
+                    await kite.ltp("NSE:INFY")
+                sequential = time.perf_counter() - started
+
+                async def caller() -> None:
+                    for _ in range(calls // 50):
+                        await kite.ltp("NSE:INFY")
+
+                started = time.perf_counter()
+                async with anyio.create_task_group() as group:
+                    for _ in range(50):
+                        group.start_soon(caller)
+                return sequential, time.perf_counter() - started
+
+        our_seq, our_conc = anyio.run(ours, backend=backend)
+        their_seq, their_pool = theirs_sequential(), theirs_pool()
+        refused = stats(root)["refused_429"]
+
+    def per_call(seconds: float, n: int) -> str:
+        return f"{seconds / n * 1e6:8.0f} us/call ({n / seconds:7.0f} calls/s)"
+
+    concurrent = calls // 50 * 50
+    print(f"ltp, {calls} calls, same sandbox process, our client on {backend}:")
+    print(f"  sequential   ours   {per_call(our_seq, calls)}")
+    print(f"  sequential   theirs {per_call(their_seq, calls)}   ratio {their_seq / our_seq:.2f}x")
+    print(f"  50 callers   ours   {per_call(our_conc, concurrent)}  (50 tasks)")
+    print(
+        f"  50 callers   theirs {per_call(their_pool, calls)}  (50 threads)"
+        f"   ratio {(their_pool / calls) / (our_conc / concurrent):.2f}x"
+    )
+    print(f"  429s: {refused}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("which", nargs="?", default="all", choices=["historical", "ltp", "all"])
+    parser.add_argument("--instruments", type=int, default=300)
+    parser.add_argument("--scale", type=float, default=1.0, help="rate-limit scale (historical)")
+    parser.add_argument("--calls", type=int, default=2000, help="ltp calls per measurement")
+    parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
+    args = parser.parse_args()
+    if args.which in ("ltp", "all"):
+        bench_ltp(args.calls, args.backend)
+    if args.which in ("historical", "all"):
+        bench_historical(args.instruments, args.scale, args.backend)
+
+
+if __name__ == "__main__":
+    main()
