@@ -7,6 +7,8 @@ tests: the examples pick their backends themselves.
 
 from __future__ import annotations
 
+import ast
+import importlib
 import os
 import re
 import signal
@@ -167,3 +169,26 @@ def test_quick_start_program_in_the_docs(tmp_path: Path) -> None:
     assert re.search(r"^placed \d+$", text, re.MULTILINE)
     assert len(re.findall(r"^tick 408065 [\d.]+$", text, re.MULTILINE)) == 5
     assert "Positions(net=(Position(tradingsymbol='INFY'" in text
+
+
+def _doc_blocks() -> list[tuple[str, int, str]]:
+    """Every ```python block of ``docs/*.md``: (page, index, code)."""
+    found = []
+    for page in sorted((EXAMPLES.parent / "docs").glob("*.md")):
+        blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
+        found.extend((page.name, index, code) for index, code in enumerate(blocks))
+    return found
+
+
+@pytest.mark.parametrize(("page", "index", "code"), _doc_blocks())
+def test_doc_code_blocks_parse_and_import(page: str, index: int, code: str) -> None:
+    """Every Python block of the docs is valid Python (``await`` allowed at top level),
+    and every ``aio_trader`` name it imports exists."""
+    tree = compile(
+        code, f"{page}[{index}]", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    )
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("aio_trader"):
+            module = importlib.import_module(node.module or "")
+            for alias in node.names:
+                assert hasattr(module, alias.name), f"{page}: {node.module}.{alias.name}"
