@@ -424,6 +424,12 @@ async def test_lossless_slow_consumer_loses_nothing() -> None:
                 if len(received) % 200 == 0:
                     await anyio.sleep(0.05)  # a slow consumer: the sandbox is held back
                     assert feed.statistics().buffered <= 50
+                if len(received) == 1000:
+                    # a long pause: once the socket buffers are full, the sandbox is blocked
+                    await anyio.sleep(0.3)
+                    sent = sb.state.stats.ws_frames_sent
+                    await anyio.sleep(0.3)
+                    assert sb.state.stats.ws_frames_sent - sent <= 2  # TCP pushed back
                 if len(received) >= 2000:
                     break
         assert received == tokens * 100  # no tick missing, none out of order
