@@ -544,6 +544,8 @@ async def test_bad_subscriptions_raise_value_error_and_change_nothing() -> None:
     assert feed.subscriptions == {}
     await feed.subscribe([408065, 408065])
     assert feed.subscriptions == {408065: "quote"}
+    with pytest.raises(RuntimeError, match="async with"):
+        await feed.__anext__()  # not entered: it would wait forever
     assert "secret-token" not in repr(feed)
 
 

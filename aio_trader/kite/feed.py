@@ -570,7 +570,15 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
     # -- iteration -----------------------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[ItemT]:
+        """The stream; ``RuntimeError`` before ``async with`` (it would never yield)."""
+        self._check_entered()
         return self._buffer  # its __anext__ is this feed's, one call less per item
+
+    def _check_entered(self) -> None:
+        if self._tg is None and not self._closed:
+            raise RuntimeError(
+                f"enter the feed before reading it: async with {type(self).__name__}(...) as feed"
+            )
 
     async def __anext__(self) -> ItemT:
         """The next item; waits for one.
@@ -579,6 +587,7 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         ``FeedClosedError`` when the feed stopped for good. Cancellation: raises the
         backend's cancellation, nothing is lost (the item stays buffered).
         """
+        self._check_entered()
         return await self._buffer.get()
 
     def statistics(self) -> FeedStatistics:
