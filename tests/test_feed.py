@@ -206,6 +206,7 @@ async def test_raw_mode_yields_undecoded_frames() -> None:
 async def test_drop_mid_stream_reconnects_and_resumes_the_same_subscriptions() -> None:
     async with sandbox() as sb, feed_for(sb) as feed:
         nse = tradable(sb)
+        plan: dict[int, type[LtpTick | QuoteTick | FullTick]]
         plan = {nse[0]: LtpTick, nse[1]: QuoteTick, nse[2]: FullTick}
         for token, kind in plan.items():
             await feed.subscribe([token], mode=kind.mode)
