@@ -154,8 +154,12 @@ async def test_web_login_uses_the_cache_then_logs_in_again_when_refused(
     assert len(sb.state.web_requests) == logins
 
     sb.expire_session()
-    async with web(sb, tmp_path, **credentials) as kite:
+    hooked: list[int] = []
+    async with web(
+        sb, tmp_path, **credentials, session_expiry_hook=lambda: hooked.append(1)
+    ) as kite:
         assert (await kite.profile()).user_id == sb.user_id  # logged in again
+    assert hooked == []  # a stale cache is not a session expiry
 
 
 async def test_web_login_refusals(sb: Sandbox, tmp_path: Path) -> None:

@@ -447,11 +447,14 @@ class Kite(AbstractBroker):
             cached = await self._cache.aload(self.user_id)
             if cached:
                 self._use_enctoken(cached)
-                try:
-                    return await self.profile()
+                try:  # a stale cache is expected: not a session expiry for the hook
+                    return await self._request(
+                        "GET", "/user/profile", Profile.from_kite, hook=False
+                    )
                 except TokenException:
                     log.info("cached Kite Web session refused; logging in again")
                     self._enctoken = None
+                    self._set_auth()
                     await anyio.to_thread.run_sync(self._cache.clear, self.user_id)
         enctoken = await web_login(
             self._http,
@@ -483,10 +486,12 @@ class Kite(AbstractBroker):
         json: Any = None,
         idempotent: bool | None = None,
         api: bool = True,
+        hook: bool = True,
     ) -> T:
         """Send one Kite call and return ``parse(data)`` (see the module docstring).
 
-        ``api=False``: a session route, never under Kite Web's ``/oms``.
+        ``api=False``: a session route, never under Kite Web's ``/oms``; ``hook=False``:
+        a 403 does not call the session-expiry hook.
         """
         limiter = self._limiters[_group(method, path)]
         try:
@@ -500,7 +505,7 @@ class Kite(AbstractBroker):
                 idempotent=idempotent,
             )
         except TokenException as error:
-            if self._hook is not None and error.status_code == 403:
+            if hook and self._hook is not None and error.status_code == 403:
                 await _maybe_await(self._hook())
             raise
         return parse(_unwrap(body))
