@@ -38,5 +38,6 @@ def mocks() -> Path:
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
     """Mark every ``async def`` test for anyio, so none can run on one backend only."""
-    if inspect.iscoroutinefunction(obj) and name.startswith("test"):
+    inner = getattr(getattr(obj, "hypothesis", None), "inner_test", obj)  # under @given
+    if name.startswith("test") and inspect.iscoroutinefunction(inner):
         pytest.mark.anyio(obj)
