@@ -5,10 +5,13 @@ of its block: every ``finally`` and ``async with`` exit runs (the feed's sockets
 the sandbox stops), and the program ends normally with exit status 0, no traceback. A
 second signal during the clean-up gets the default behaviour back.
 
-    python examples/graceful_shutdown.py        # streams until Ctrl-C
+    python examples/graceful_shutdown.py                  # streams until Ctrl-C
+    python examples/graceful_shutdown.py --backend trio   # the same on trio
 """
 
 from __future__ import annotations
+
+import argparse
 
 import anyio
 from _common import Target, connect, parser
@@ -36,10 +39,7 @@ async def stream(target: Target, seconds: float | None) -> int:
     return seen
 
 
-async def main() -> None:
-    cli = parser(__doc__.splitlines()[0])
-    cli.add_argument("--seconds", type=float, help="stop by itself after this long")
-    args = cli.parse_args()
+async def main(args: argparse.Namespace) -> None:
     # The embedded sandbox (the server side) stays outside: only our work is cancelled.
     async with connect(args) as target, graceful_shutdown() as shutdown:
         await stream(target, args.seconds)
@@ -50,4 +50,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    cli = parser(__doc__.splitlines()[0])
+    cli.add_argument("--seconds", type=float, help="stop by itself after this long")
+    cli.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    arguments = cli.parse_args()
+    anyio.run(main, arguments, backend=arguments.backend)

@@ -111,10 +111,13 @@ def test_order_tracked_refuses_a_real_account_without_live() -> None:
     assert "--live" in done.stderr
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_graceful_shutdown_on_a_real_signal(signum: signal.Signals) -> None:
+def test_graceful_shutdown_on_a_real_signal(signum: signal.Signals, backend: str) -> None:
+    if backend == "trio":
+        pytest.importorskip("trio")
     process = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "graceful_shutdown.py")],
+        [sys.executable, str(EXAMPLES / "graceful_shutdown.py"), "--backend", backend],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
