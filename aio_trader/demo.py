@@ -19,28 +19,23 @@ It does what a user's program does, through the public API only:
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import math
 import sys
-from collections.abc import AsyncIterator, Iterable
-from typing import IO, TextIO
+from collections.abc import Iterable
+from typing import TextIO
 
 import anyio
 import attrs
-import httpx
 import sniffio
-from rich.console import Console, Group
-from rich.live import Live
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
+from rich.console import Console
 
-from aio_trader._cli.render import TickBoard, order_line, tick_line
+from aio_trader._cli.connection import follow_login_page
+from aio_trader._cli.render import LiveScreen, Screen, TickBoard
 from aio_trader._time import IST
 from aio_trader.kite import Kite, KiteFeed
 from aio_trader.kite.models import Instrument, SegmentMargins, Session
-from aio_trader.kite.ticks import FeedError, FeedMessage, OrderUpdate, Tick
+from aio_trader.kite.ticks import FeedError, FeedMessage, OrderUpdate
 from aio_trader.sandbox import Sandbox, SandboxConfig
 from aio_trader.utils import graceful_shutdown
 
@@ -63,92 +58,6 @@ class DemoSummary:
     ticks: dict[str, int]
     order_updates: int
     signal: str | None
-
-
-# -- the two screens ---------------------------------------------------------------------------
-
-
-class _Screen:
-    """Plain lines (for pipes, logs and tests). Ticks: at most one line per instrument per
-    ``tick_every`` seconds; everything else: one line each, at once."""
-
-    def __init__(self, out: IO[str], board: TickBoard, tick_every: float = 1.0) -> None:
-        self.out = out
-        self.board = board
-        self.tick_every = tick_every
-        self._last_shown: dict[int, float] = {}
-
-    def note(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
-
-    def tick(self, tick: Tick) -> None:
-        now = anyio.current_time()
-        token = tick.instrument_token
-        if now - self._last_shown.get(token, -math.inf) >= self.tick_every:
-            self._last_shown[token] = now
-            self.note(tick_line(self.board.label(token), tick))
-
-    def order(self, update: OrderUpdate) -> None:
-        self.note(order_line(update))
-
-    @contextlib.asynccontextmanager
-    async def shown(self) -> AsyncIterator[None]:
-        yield
-
-
-class _LiveScreen(_Screen):
-    """A rich ``Live`` view: recent notes, the tick table, the orders table; redrawn from
-    the event loop ten times a second (no refresh thread)."""
-
-    def __init__(self, console: Console, board: TickBoard) -> None:
-        super().__init__(console.file, board)
-        self.console = console
-        self.notes: list[str] = []
-        self.orders: dict[str, OrderUpdate] = {}
-
-    def note(self, text: str) -> None:
-        self.notes = [*self.notes[-7:], text]
-
-    def tick(self, tick: Tick) -> None:
-        pass  # the board holds it; the next redraw shows it
-
-    def order(self, update: OrderUpdate) -> None:
-        self.orders[update.order_id] = update
-        self.note(order_line(update))
-
-    def render(self) -> Group:
-        orders = Table(title="orders (updates over the WebSocket)")
-        for name in ("order id", "type", "side", "instrument", "status", "filled", "avg"):
-            orders.add_column(name)
-        for update in self.orders.values():
-            orders.add_row(
-                update.order_id,
-                update.order_type,
-                update.transaction_type,
-                f"{update.exchange}:{update.tradingsymbol}",
-                update.status,
-                f"{update.filled_quantity}/{update.quantity}",
-                f"{update.average_price:,.2f}" if update.filled_quantity else "-",
-            )
-        log = Panel(Text("\n".join(self.notes)), title="aio-trader demo (Ctrl-C to stop)")
-        return Group(log, self.board.table("ticks (full mode)"), orders)
-
-    @contextlib.asynccontextmanager
-    async def shown(self) -> AsyncIterator[None]:
-        with Live(self.render(), console=self.console, auto_refresh=False) as live:
-            async with anyio.create_task_group() as tg:
-
-                async def redraw() -> None:
-                    while True:
-                        live.update(self.render(), refresh=True)
-                        await anyio.sleep(0.1)
-
-                tg.start_soon(redraw)
-                try:
-                    yield
-                finally:
-                    tg.cancel_scope.cancel()
-            live.update(self.render(), refresh=True)
 
 
 # -- what the demo does ------------------------------------------------------------------------
@@ -180,21 +89,17 @@ class _Orders:
         return None
 
 
-async def _login(kite: Kite, api_secret: str, screen: _Screen) -> Session:
+async def _login(kite: Kite, api_secret: str, screen: Screen) -> Session:
     """Kite Connect's login: the login page redirects with a request_token, exchanged here."""
     url = kite.login_url()
-    async with httpx.AsyncClient() as browser:  # stands in for the user's browser
-        answer = await browser.get(url)
-    request_token = httpx.URL(answer.headers.get("location", "")).params.get("request_token")
-    if answer.status_code != 302 or not request_token:
-        raise RuntimeError(f"the login page answered {answer.status_code} without a redirect")
+    request_token = await follow_login_page(url)
     screen.note(f"login: {url} redirected with a request_token")
     session = await kite.generate_session(request_token, api_secret)
     screen.note(f"session: generate_session(request_token, api_secret) -> {session.user_id}")
     return session
 
 
-async def _account(kite: Kite, screen: _Screen) -> None:
+async def _account(kite: Kite, screen: Screen) -> None:
     profile = await kite.profile()
     screen.note(
         f"profile: {profile.user_id} {profile.user_name} ({profile.broker}), "
@@ -221,7 +126,7 @@ def _nearest_future(instruments: list[Instrument], name: str) -> Instrument:
 
 async def _trade(
     kite: Kite,
-    screen: _Screen,
+    screen: Screen,
     board: TickBoard,
     orders: _Orders,
     ticking: anyio.Event,
@@ -274,7 +179,7 @@ async def _trade(
 
 
 async def _show_feed(
-    feed: KiteFeed, screen: _Screen, board: TickBoard, orders: _Orders, ticking: anyio.Event
+    feed: KiteFeed, screen: Screen, board: TickBoard, orders: _Orders, ticking: anyio.Event
 ) -> None:
     """Show every item of the feed; set ``ticking`` once every instrument has ticked."""
     async for item in feed:
@@ -291,7 +196,7 @@ async def _show_feed(
 
 
 async def _demo(
-    sb: Sandbox, screen: _Screen, board: TickBoard, orders: _Orders, deadline: float
+    sb: Sandbox, screen: Screen, board: TickBoard, orders: _Orders, deadline: float
 ) -> None:
     login_page = f"{sb.root_url}/connect/login"
     async with Kite(sb.api_key, root=sb.root_url, login_root=login_page, token_cache=False) as kite:
@@ -327,7 +232,11 @@ async def run_demo(
     console = Console(file=out)
     if live is None:
         live = console.is_terminal
-    screen = _LiveScreen(console, board) if live else _Screen(out, board)
+    screen: Screen
+    if live:
+        screen = LiveScreen(console, board, "aio-trader demo (Ctrl-C to stop)")
+    else:
+        screen = Screen(out, board, tick_every=1.0)
     # The sandbox stays outside the cancelled scopes: it is stopped by leaving its block.
     async with screen.shown(), Sandbox(SandboxConfig()) as sb:
         backend = sniffio.current_async_library()

@@ -1,9 +1,22 @@
-"""The ``aio-trader`` subcommands beyond ``sandbox`` and ``demo``."""
+"""The ``aio-trader`` subcommands beyond ``sandbox`` and ``demo``, registered by ``cli.py``."""
 
 from __future__ import annotations
 
 import click
 
+from .account import holdings, login, orders, positions
+from .market import historical, instruments, ltp, quote, stream
+
 __all__ = ["COMMANDS"]
 
-COMMANDS: list[click.Command] = []
+COMMANDS: list[click.Command] = [
+    login,
+    stream,
+    quote,
+    ltp,
+    instruments,
+    historical,
+    orders,
+    positions,
+    holdings,
+]

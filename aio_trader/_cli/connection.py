@@ -16,20 +16,22 @@ import functools
 import json
 import logging
 import os
+import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 import attrs
 import click
+import httpx
 
 from aio_trader._time import IST
 from aio_trader.errors import AioTraderError
 from aio_trader.kite import Kite, KiteFeed
 from aio_trader.kite.session import TokenCache, end_of_day_ist
-from aio_trader.utils import graceful_shutdown
+from aio_trader.utils import _unwrapped, gather, graceful_shutdown
 
 if TYPE_CHECKING:
     from aio_trader.sandbox import Sandbox
@@ -40,8 +42,12 @@ __all__ = [
     "LoginStore",
     "backend_option",
     "connection_options",
+    "follow_login_page",
+    "login_options",
     "open_client",
     "open_target",
+    "parse_request_token",
+    "resolve_instruments",
     "run",
     "shutdown_on_signals",
 ]
@@ -84,51 +90,78 @@ class Connection:
 
 
 _CONNECTION_OPTIONS = (
-    click.option(
-        "--sandbox",
-        is_flag=True,
-        help="Start an embedded sandbox and use it (offline, no Kite account needed).",
+    (
+        "sandbox",
+        click.option(
+            "--sandbox",
+            is_flag=True,
+            help="Start an embedded sandbox and use it (offline, no Kite account needed).",
+        ),
     ),
-    click.option(
-        "--root",
-        metavar="URL",
-        envvar="KITE_ROOT",
-        help="REST root of another Kite-compatible server (e.g. a running `aio-trader sandbox`).",
+    (
+        "root",
+        click.option(
+            "--root",
+            metavar="URL",
+            envvar="KITE_ROOT",
+            help="REST root of another Kite-compatible server (e.g. `aio-trader sandbox`).",
+        ),
     ),
-    click.option(
-        "--ticker-url",
-        metavar="URL",
-        envvar="KITE_TICKER_URL",
-        help="Ticker WebSocket URL of that server (default: Kite's; with --root: ROOT/ws).",
+    (
+        "ticker_url",
+        click.option(
+            "--ticker-url",
+            metavar="URL",
+            envvar="KITE_TICKER_URL",
+            help="Ticker WebSocket URL of that server (default with --root: ROOT/ws).",
+        ),
     ),
-    click.option("--api-key", envvar="KITE_API_KEY", help="Kite Connect api_key."),
-    click.option(
-        "--access-token",
-        envvar="KITE_ACCESS_TOKEN",
-        help="Kite Connect access token (default: the one `aio-trader login` stored).",
+    ("api_key", click.option("--api-key", envvar="KITE_API_KEY", help="Kite Connect api_key.")),
+    (
+        "access_token",
+        click.option(
+            "--access-token",
+            envvar="KITE_ACCESS_TOKEN",
+            help="Kite Connect access token (default: the one `aio-trader login` stored).",
+        ),
     ),
-    click.option("--user-id", envvar="KITE_USER_ID", help="Kite Web user id."),
-    click.option(
-        "--enctoken",
-        envvar="KITE_ENCTOKEN",
-        help="Kite Web enctoken (default: the one `aio-trader login --web` stored).",
+    ("user_id", click.option("--user-id", envvar="KITE_USER_ID", help="Kite Web user id.")),
+    (
+        "enctoken",
+        click.option(
+            "--enctoken",
+            envvar="KITE_ENCTOKEN",
+            help="Kite Web enctoken (default: the one `aio-trader login --web` stored).",
+        ),
     ),
-    backend_option,
+    ("backend", backend_option),
 )
 
 
-def connection_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the connection options; the command receives them as one ``conn: Connection``."""
+_TOKEN_OPTIONS = frozenset({"access_token", "enctoken"})
 
+
+def _add_options(function: Callable[..., Any], tokens: bool) -> Any:
     @functools.wraps(function)
     def wrapper(**kwargs: Any) -> Any:
         names = [field.name for field in attrs.fields(Connection)]
-        conn = Connection(**{name: kwargs.pop(name) for name in names})
-        return function(conn=conn, **kwargs)
+        values = {name: kwargs.pop(name) for name in names if name in kwargs}
+        return function(conn=Connection(**values), **kwargs)
 
-    for option in reversed(_CONNECTION_OPTIONS):
-        wrapper = option(wrapper)
+    for name, option in reversed(_CONNECTION_OPTIONS):
+        if tokens or name not in _TOKEN_OPTIONS:
+            wrapper = option(wrapper)
     return wrapper
+
+
+def connection_options(function: F) -> F:
+    """Add the connection options; the command receives them as one ``conn: Connection``."""
+    return cast(F, _add_options(function, tokens=True))
+
+
+def login_options(function: F) -> F:
+    """The connection options without ``--access-token``/``--enctoken`` (for ``login``)."""
+    return cast(F, _add_options(function, tokens=False))
 
 
 # -- the stored login ------------------------------------------------------------------------
@@ -287,8 +320,12 @@ async def shutdown_on_signals() -> AsyncIterator[None]:
 
 
 def run(backend: str, function: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """``anyio.run(function, *args)`` on ``backend``; library errors become click errors
-    (their messages never hold secrets)."""
+    """``anyio.run(function, *args)`` on ``backend``.
+
+    Library errors become click errors (their messages never hold secrets); a single error
+    out of task groups (the embedded sandbox's, the feed's) is raised as itself; a closed
+    pipe (``aio-trader stream --json | head``) ends the command quietly.
+    """
     if backend == "trio":
         try:
             import trio  # noqa: F401
@@ -297,6 +334,78 @@ def run(backend: str, function: Callable[..., Awaitable[T]], *args: Any) -> T:
                 "--backend trio needs trio: pip install 'aio-trader[trio]'"
             ) from None
     try:
-        return anyio.run(function, *args, backend=backend)
+        return anyio.run(_unwrapping, function, *args, backend=backend)
     except AioTraderError as error:
-        raise click.ClickException(f"{type(error).__name__}: {error}") from None
+        name, message = type(error).__name__, str(error)
+        raise click.ClickException(
+            message if message.startswith(name) else f"{name}: {message}"
+        ) from None
+    except BrokenPipeError:
+        # The reader went away: point stdout at devnull so the final flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0) from None
+
+
+async def _unwrapping(function: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async with _unwrapped():
+        return await function(*args)
+
+
+# -- login pages and instruments ----------------------------------------------------------------
+
+
+def parse_request_token(text: str) -> str:
+    """The ``request_token`` in ``text``: the token itself, or the whole redirect URL."""
+    text = text.strip()
+    if "request_token=" in text:
+        text = httpx.URL(text).params.get("request_token") or ""
+    if not text or any(c.isspace() for c in text):
+        raise click.BadParameter("no request_token found", param_hint="request_token")
+    return text
+
+
+async def follow_login_page(url: str) -> str:
+    """Open a login page that redirects at once (the sandbox's does, as Kite does once the
+    user has signed in) and return the ``request_token`` of the redirect."""
+    async with httpx.AsyncClient() as browser:  # stands in for the user's browser
+        answer = await browser.get(url)
+    location = answer.headers.get("location", "")
+    if answer.status_code not in (302, 303) or "request_token=" not in location:
+        raise click.ClickException(f"the login page answered {answer.status_code}, no redirect")
+    return parse_request_token(location)
+
+
+async def resolve_instruments(kite: Kite, specs: Sequence[str]) -> dict[int, str]:
+    """``{instrument_token: label}`` for ``EXCHANGE:SYMBOL`` specs (looked up in each
+    exchange's instruments dump, fetched once per exchange) and bare tokens, in order."""
+    wanted: dict[str, list[str]] = {}
+    for spec in specs:
+        exchange, colon, symbol = spec.partition(":")
+        if colon and exchange and symbol:
+            wanted.setdefault(exchange.upper(), []).append(symbol)
+        elif not spec.isdigit():
+            raise click.BadParameter(
+                f"{spec!r}: give EXCHANGE:SYMBOL (e.g. NSE:INFY) or an instrument token",
+                param_hint="INSTRUMENTS",
+            )
+    dumps = await gather(*(kite.instruments(exchange) for exchange in wanted))
+    found = {
+        f"{exchange}:{instrument.tradingsymbol}": instrument.instrument_token
+        for exchange, dump in zip(wanted, dumps, strict=True)
+        for instrument in dump
+    }
+    labels: dict[int, str] = {}
+    for spec in specs:
+        if spec.isdigit():
+            labels[int(spec)] = spec
+            continue
+        exchange, _, symbol = spec.partition(":")
+        key = f"{exchange.upper()}:{symbol}"
+        token = found.get(key, found.get(key.upper()))
+        if token is None:
+            raise click.BadParameter(
+                f"{spec!r} is not in the {exchange.upper()} instruments dump",
+                param_hint="INSTRUMENTS",
+            )
+        labels[token] = key if key in found else key.upper()
+    return labels

@@ -6,14 +6,21 @@ One shared path: the live table (``TickBoard``) and the plain lines (``tick_line
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import enum
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+import math
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import IO, Any
 
+import anyio
 import attrs
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from aio_trader.kite.ticks import (
     FullTick,
@@ -26,6 +33,9 @@ from aio_trader.kite.ticks import (
 
 __all__ = [
     "TICK_COLUMNS",
+    "JsonScreen",
+    "LiveScreen",
+    "Screen",
     "TickBoard",
     "json_line",
     "order_line",
@@ -119,6 +129,118 @@ class TickBoard:
         return table
 
 
+# -- screens: plain lines, JSON lines, a live view ------------------------------------------
+
+
+class Screen:
+    """Plain lines (for pipes, logs and tests): notes, ticks (at most one line per instrument
+    per ``tick_every`` seconds; 0: every tick), order updates."""
+
+    def __init__(self, out: IO[str], board: TickBoard, tick_every: float = 0.0) -> None:
+        self.out = out
+        self.board = board
+        self.tick_every = tick_every
+        self._last_shown: dict[int, float] = {}
+
+    def note(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def tick(self, tick: Tick) -> None:
+        now = anyio.current_time()
+        token = tick.instrument_token
+        if now - self._last_shown.get(token, -math.inf) >= self.tick_every:
+            self._last_shown[token] = now
+            self.note(tick_line(self.board.label(token), tick))
+
+    def order(self, update: OrderUpdate) -> None:
+        self.note(order_line(update))
+
+    @contextlib.asynccontextmanager
+    async def shown(self) -> AsyncIterator[None]:
+        yield
+
+
+class JsonScreen(Screen):
+    """One JSON object per line: ``{"type": "tick", "instrument": label, ...}`` (the tick as
+    Kite's clients give it) or ``{"type": "order", ...}``; notes go to ``notes`` (stderr)."""
+
+    def __init__(self, out: IO[str], board: TickBoard, notes: IO[str]) -> None:
+        super().__init__(out, board)
+        self.notes_out = notes
+
+    def note(self, text: str) -> None:
+        print(text, file=self.notes_out, flush=True)
+
+    def tick(self, tick: Tick) -> None:
+        label = self.board.label(tick.instrument_token)
+        self.line({"type": "tick", "instrument": label, **tick.to_dict()})
+
+    def order(self, update: OrderUpdate) -> None:
+        self.line({"type": "order", **update.to_dict()})
+
+    def line(self, value: dict[str, Any]) -> None:
+        print(json_line(value), file=self.out, flush=True)
+
+
+class LiveScreen(Screen):
+    """A rich ``Live`` view: recent notes, the tick table, the orders table; redrawn from
+    the event loop ten times a second (no refresh thread)."""
+
+    def __init__(self, console: Console, board: TickBoard, title: str) -> None:
+        super().__init__(console.file, board)
+        self.console = console
+        self.title = title
+        self.notes: list[str] = []
+        self.orders: dict[str, OrderUpdate] = {}
+
+    def note(self, text: str) -> None:
+        self.notes = [*self.notes[-7:], text]
+
+    def tick(self, tick: Tick) -> None:
+        pass  # the board holds it; the next redraw shows it
+
+    def order(self, update: OrderUpdate) -> None:
+        self.orders[update.order_id] = update
+        self.note(order_line(update))
+
+    def render(self) -> Group:
+        orders = Table(title="orders (updates over the WebSocket)")
+        for name in ("order id", "type", "side", "instrument", "status", "filled", "avg"):
+            orders.add_column(name)
+        for update in self.orders.values():
+            orders.add_row(
+                update.order_id,
+                update.order_type,
+                update.transaction_type,
+                f"{update.exchange}:{update.tradingsymbol}",
+                update.status,
+                f"{update.filled_quantity}/{update.quantity}",
+                f"{update.average_price:,.2f}" if update.filled_quantity else "-",
+            )
+        log = Panel(Text("\n".join(self.notes)), title=self.title)
+        tables = [self.board.table("ticks")]
+        if self.orders:
+            tables.append(orders)
+        return Group(log, *tables)
+
+    @contextlib.asynccontextmanager
+    async def shown(self) -> AsyncIterator[None]:
+        with Live(self.render(), console=self.console, auto_refresh=False) as live:
+            async with anyio.create_task_group() as tg:
+
+                async def redraw() -> None:
+                    while True:
+                        live.update(self.render(), refresh=True)
+                        await anyio.sleep(0.1)
+
+                tg.start_soon(redraw)
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+            live.update(self.render(), refresh=True)
+
+
 def plain(value: Any) -> Any:
     """``value`` made JSON-friendly: datetimes/dates as ISO text, enums as values, records
     and mappings as dicts, tuples as lists."""
@@ -147,19 +269,17 @@ def record_table(
     columns: Sequence[tuple[str, Callable[[Any], Any]]],
 ) -> Table:
     """A table of ``rows``: one column per ``(header, getter)``; ``None`` shows as ``-``,
-    floats with two decimals."""
+    floats with two decimals; columns of numbers are right-aligned."""
+    values = [[get(row) for _, get in columns] for row in rows]
     table = Table(title=title)
-    for header, _ in columns:
-        table.add_column(header)
-    for row in rows:
-        cells = []
-        for _, get in columns:
-            value = get(row)
-            if value is None:
-                cells.append("-")
-            elif isinstance(value, float):
-                cells.append(f"{value:,.2f}")
-            else:
-                cells.append(str(value))
-        table.add_row(*cells)
+    for index, (header, _) in enumerate(columns):
+        cells = [row[index] for row in values if row[index] is not None]
+        numeric = bool(cells) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in cells
+        )
+        table.add_column(header, justify="right" if numeric else "left")
+    for row in values:
+        table.add_row(
+            *("-" if v is None else f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row)
+        )
     return table

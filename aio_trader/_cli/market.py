@@ -1,0 +1,448 @@
+"""``aio-trader quote``, ``ltp``, ``instruments``, ``stream``, ``historical``."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import importlib
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import anyio
+import attrs
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from aio_trader.kite.broker import historical_chunks
+from aio_trader.kite.constants import Interval, Mode
+from aio_trader.kite.feed import Overflow
+from aio_trader.kite.models import Candle, Instrument, LtpQuote, Quote
+from aio_trader.kite.ticks import FeedError, FeedMessage, OrderUpdate
+
+from .account import Column, show_records
+from .connection import (
+    Connection,
+    connection_options,
+    open_client,
+    resolve_instruments,
+    run,
+    shutdown_on_signals,
+)
+from .render import JsonScreen, LiveScreen, Screen, TickBoard
+
+__all__ = ["historical", "instruments", "ltp", "quote", "stream", "write_parquet"]
+
+INSTRUMENTS_ARGUMENT = click.argument("instruments", nargs=-1, required=True)
+
+
+# -- quote, ltp ---------------------------------------------------------------------------------
+
+
+def _best(side: str) -> Any:
+    def get(row: tuple[str, Quote]) -> float | None:
+        depth = row[1].depth
+        levels = getattr(depth, side, None) if depth is not None else None
+        return levels[0].price if levels else None
+
+    return get
+
+
+def _change(row: tuple[str, Quote]) -> str | None:
+    quote = row[1]
+    close = quote.ohlc.close if quote.ohlc else None
+    if not close or quote.last_price is None:
+        return None
+    return f"{(quote.last_price - close) * 100 / close:+.2f}%"
+
+
+QUOTE_COLUMNS: Sequence[Column] = (
+    ("instrument", lambda r: r[0]),
+    ("last", lambda r: r[1].last_price),
+    ("change", _change),
+    ("volume", lambda r: r[1].volume),
+    ("bid", _best("buy")),
+    ("ask", _best("sell")),
+    ("open", lambda r: r[1].ohlc.open if r[1].ohlc else None),
+    ("high", lambda r: r[1].ohlc.high if r[1].ohlc else None),
+    ("low", lambda r: r[1].ohlc.low if r[1].ohlc else None),
+    ("close", lambda r: r[1].ohlc.close if r[1].ohlc else None),
+    ("oi", lambda r: r[1].oi),
+)
+LTP_COLUMNS: Sequence[Column] = (
+    ("instrument", lambda r: r[0]),
+    ("token", lambda r: r[1].instrument_token),
+    ("last", lambda r: r[1].last_price),
+)
+
+
+@attrs.frozen
+class _Keyed:
+    """A quote with the key it was asked by (for ``--json``: ``{"instrument": key, ...}``)."""
+
+    key: str
+    record: LtpQuote
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"instrument": self.key, **self.record.to_dict()}
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.key, self.record)[index]
+
+
+async def _quotes(conn: Connection, instruments: Sequence[str], full: bool, as_json: bool) -> None:
+    async with open_client(conn) as client:
+        kite = client.kite
+        found = await (kite.quote(instruments) if full else kite.ltp(instruments))
+    rows = [_Keyed(key, found[key]) for key in instruments if key in found]
+    missing = [key for key in instruments if key not in found]
+    show_records(
+        "quotes" if full else "last prices", rows, QUOTE_COLUMNS if full else LTP_COLUMNS, as_json
+    )
+    if missing:
+        raise click.ClickException(f"no quote for: {', '.join(missing)}")
+
+
+@click.command()
+@connection_options
+@INSTRUMENTS_ARGUMENT
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def quote(conn: Connection, instruments: tuple[str, ...], as_json: bool) -> None:
+    """Full quotes (last price, change, volume, best bid/ask, OHLC, OI) of INSTRUMENTS.
+
+    INSTRUMENTS: EXCHANGE:SYMBOL (NSE:INFY, "NSE:NIFTY 50") or instrument tokens.
+    """
+    run(conn.backend, _quotes, conn, instruments, True, as_json)
+
+
+@click.command()
+@connection_options
+@INSTRUMENTS_ARGUMENT
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def ltp(conn: Connection, instruments: tuple[str, ...], as_json: bool) -> None:
+    """Last traded prices of INSTRUMENTS (EXCHANGE:SYMBOL or tokens)."""
+    run(conn.backend, _quotes, conn, instruments, False, as_json)
+
+
+# -- instruments ----------------------------------------------------------------------------------
+
+#: The columns of Kite's instruments dump, in Kite's order.
+INSTRUMENT_COLUMNS = (
+    "instrument_token",
+    "exchange_token",
+    "tradingsymbol",
+    "name",
+    "last_price",
+    "expiry",
+    "strike",
+    "tick_size",
+    "lot_size",
+    "instrument_type",
+    "segment",
+    "exchange",
+)
+
+
+@contextlib.contextmanager
+def _output(path: str) -> Iterator[IO[str]]:
+    """``path`` opened for writing text (``-``: standard output)."""
+    if path == "-":
+        yield sys.stdout
+        return
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        yield file
+
+
+def write_instruments(rows: Sequence[Instrument], out: IO[str]) -> None:
+    """``rows`` as Kite's instruments CSV (same columns, dates as ``YYYY-MM-DD``)."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(INSTRUMENT_COLUMNS)
+    for row in rows:
+        values = row.to_dict()
+        writer.writerow(["" if values[c] is None else values[c] for c in INSTRUMENT_COLUMNS])
+
+
+async def _instruments(conn: Connection, exchange: str | None, path: str) -> None:
+    async with open_client(conn) as client:
+        rows = await client.kite.instruments(exchange)
+    with _output(path) as out:
+        write_instruments(rows, out)
+    where = "standard output" if path == "-" else path
+    click.echo(f"{len(rows)} instruments written to {where}", err=True)
+
+
+@click.command()
+@connection_options
+@click.argument("exchange", required=False)
+@click.option(
+    "-o", "--output", default="-", show_default=True, help="CSV file to write (-: stdout)."
+)
+def instruments(conn: Connection, exchange: str | None, output: str) -> None:
+    """Download the instruments dump (every exchange, or EXCHANGE's) as CSV."""
+    run(conn.backend, _instruments, conn, exchange.upper() if exchange else None, output)
+
+
+# -- stream -------------------------------------------------------------------------------------
+
+
+async def _stream(
+    conn: Connection,
+    specs: Sequence[str],
+    mode: str,
+    view: str,
+    count: int | None,
+    duration: float | None,
+    overflow: str,
+) -> None:
+    async with open_client(conn) as client:
+        board = TickBoard(await resolve_instruments(client.kite, specs))
+        screen: Screen
+        if view == "json":
+            screen = JsonScreen(sys.stdout, board, notes=sys.stderr)
+        elif view == "live":
+            screen = LiveScreen(
+                Console(file=sys.stdout), board, "aio-trader stream (Ctrl-C to stop)"
+            )
+        else:
+            screen = Screen(sys.stdout, board)
+        deadline = math.inf if duration is None else anyio.current_time() + duration
+        ticks = 0
+        async with screen.shown(), shutdown_on_signals():
+            with anyio.CancelScope(deadline=deadline):
+                async with client.feed(overflow=overflow) as feed:
+                    await feed.subscribe(list(board.labels), mode=mode)
+                    screen.note(f"streaming {', '.join(board.labels.values())} ({mode} mode)")
+                    async for item in feed:
+                        if isinstance(item, OrderUpdate):
+                            screen.order(item)
+                        elif isinstance(item, FeedError | FeedMessage):
+                            screen.note(f"feed {type(item).__name__}: {item}")
+                        else:
+                            board.update(item)
+                            screen.tick(item)
+                            ticks += 1
+                            if count is not None and ticks >= count:
+                                break
+        screen.note(f"stream finished: {ticks} ticks")
+
+
+@click.command()
+@connection_options
+@INSTRUMENTS_ARGUMENT
+@click.option(
+    "--mode",
+    type=click.Choice([m.value for m in Mode]),
+    default=Mode.QUOTE.value,
+    show_default=True,
+    help="Tick mode.",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines on stdout (for piping).")
+@click.option("--plain", is_flag=True, help="Plain lines instead of the live table.")
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many ticks.")
+@click.option(
+    "--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds."
+)
+@click.option(
+    "--overflow",
+    type=click.Choice([o.value for o in Overflow]),
+    default=Overflow.CONFLATE.value,
+    show_default=True,
+    help="What a slow consumer loses: nothing (lossless), the oldest ticks, or all but "
+    "the latest tick of each instrument (conflate).",
+)
+def stream(
+    conn: Connection,
+    instruments: tuple[str, ...],
+    mode: str,
+    as_json: bool,
+    plain: bool,
+    count: int | None,
+    duration: float | None,
+    overflow: str,
+) -> None:
+    """Stream live ticks (and your order updates) of INSTRUMENTS until Ctrl-C.
+
+    INSTRUMENTS: EXCHANGE:SYMBOL (resolved through the instruments dump) or tokens. A live
+    table on a terminal; plain lines when piped or with --plain; JSON lines with --json
+    (ticks as Kite's clients give them, plus "type" and "instrument").
+    """
+    if as_json:
+        view = "json"
+    elif plain or not Console(file=sys.stdout).is_terminal:
+        view = "plain"
+    else:
+        view = "live"
+    run(conn.backend, _stream, conn, instruments, mode, view, count, duration, overflow)
+
+
+# -- historical ---------------------------------------------------------------------------------
+
+#: Parquet writers tried in order: the first one installed is used.
+PARQUET_LIBRARIES = ("pyarrow", "polars", "pandas")
+
+
+def write_parquet(columns: dict[str, list[Any]], path: str) -> str:
+    """Write ``columns`` to a Parquet file with pyarrow, polars or pandas, whichever is
+    installed first; returns the library's name. ``click.ClickException`` when none can."""
+    for name in PARQUET_LIBRARIES:
+        try:
+            if name == "pyarrow":
+                pyarrow = importlib.import_module("pyarrow")
+                parquet = importlib.import_module("pyarrow.parquet")
+                parquet.write_table(pyarrow.table(columns), path)
+            elif name == "polars":
+                importlib.import_module("polars").DataFrame(columns).write_parquet(path)
+            else:
+                importlib.import_module("pandas").DataFrame(columns).to_parquet(path)
+        except ImportError:
+            continue
+        return name
+    raise click.ClickException(
+        "Parquet output needs pyarrow, polars or pandas (with fastparquet): "
+        "pip install pyarrow (or write CSV: --format csv)"
+    )
+
+
+def _candle_columns(
+    labels: dict[int, str], candles: dict[int, list[Candle]], oi: bool
+) -> dict[str, list[Any]]:
+    names = ["instrument", "instrument_token", "date", "open", "high", "low", "close", "volume"]
+    columns: dict[str, list[Any]] = {name: [] for name in [*names, *(["oi"] if oi else [])]}
+    for token, rows in candles.items():
+        for candle in rows:
+            columns["instrument"].append(labels[token])
+            columns["instrument_token"].append(token)
+            for name in names[2:]:
+                columns[name].append(getattr(candle, name))
+            if oi:
+                columns["oi"].append(candle.oi)
+    return columns
+
+
+def _write_csv(columns: dict[str, list[Any]], path: str) -> None:
+    with _output(path) as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for row in zip(*columns.values(), strict=True):
+            writer.writerow(
+                value.isoformat() if hasattr(value, "isoformat") else value for value in row
+            )
+
+
+async def _historical(
+    conn: Connection,
+    specs: Sequence[str],
+    start: str,
+    end: str,
+    interval: str,
+    continuous: bool,
+    oi: bool,
+    path: str,
+    fmt: str,
+) -> None:
+    progress = Progress(
+        TextColumn("[bold]historical[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("requests"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+    )
+    async with open_client(conn) as client:
+        labels = await resolve_instruments(client.kite, specs)
+        total = len(labels) * len(historical_chunks(start, end, interval))
+        with progress:
+            task = progress.add_task("historical", total=total)
+            candles = await client.kite.historical_bulk(
+                labels,
+                start,
+                end,
+                interval,
+                continuous=continuous,
+                oi=oi,
+                on_progress=lambda done, _total: progress.update(task, completed=done),
+            )
+    columns = _candle_columns(labels, candles, oi)
+    rows = len(columns["date"])
+    if fmt == "parquet":
+        used = await anyio.to_thread.run_sync(write_parquet, columns, path)
+        where = f"{path} (Parquet, {used})"
+    else:
+        await anyio.to_thread.run_sync(_write_csv, columns, path)
+        where = "standard output" if path == "-" else path
+    click.echo(
+        f"{rows} candles, {len(labels)} instrument(s), {total} request(s) -> {where}", err=True
+    )
+
+
+@click.command()
+@connection_options
+@INSTRUMENTS_ARGUMENT
+@click.option("--from", "start", required=True, help="First day/time: YYYY-MM-DD[ HH:MM:SS] (IST).")
+@click.option("--to", "end", required=True, help="Last day/time: YYYY-MM-DD[ HH:MM:SS] (IST).")
+@click.option(
+    "--interval",
+    type=click.Choice([i.value for i in Interval]),
+    default=Interval.DAY.value,
+    show_default=True,
+)
+@click.option("--continuous", is_flag=True, help="Continuous data of expired futures.")
+@click.option("--oi", is_flag=True, help="With open interest.")
+@click.option(
+    "-o", "--output", default="-", show_default=True, help="File to write (-: CSV on stdout)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "parquet"]),
+    help="Output format (default: from the file's suffix, .parquet/.pq, else CSV).",
+)
+def historical(
+    conn: Connection,
+    instruments: tuple[str, ...],
+    start: str,
+    end: str,
+    interval: str,
+    continuous: bool,
+    oi: bool,
+    output: str,
+    fmt: str | None,
+) -> None:
+    """Download candles of INSTRUMENTS over any range, to CSV or Parquet.
+
+    Ranges longer than Kite allows per request are split; all requests run concurrently at
+    Kite's historical rate limit (3 per second), with a progress bar on stderr. One row per
+    candle: instrument, instrument_token, date (IST), open, high, low, close, volume[, oi].
+    """
+    try:
+        historical_chunks(start, end, interval)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--from/--to") from None
+    if fmt is None:
+        fmt = "parquet" if Path(output).suffix.lower() in (".parquet", ".pq") else "csv"
+    if fmt == "parquet" and output == "-":
+        raise click.BadParameter("Parquet needs a file: -o candles.parquet", param_hint="--output")
+    run(
+        conn.backend,
+        _historical,
+        conn,
+        instruments,
+        start,
+        end,
+        interval,
+        continuous,
+        oi,
+        output,
+        fmt,
+    )
