@@ -8,7 +8,9 @@ import functools
 import io
 import json
 import os
+import signal
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -400,3 +402,37 @@ def test_historical_refuses_bad_ranges_before_connecting() -> None:
     result = invoke("historical", "NSE:INFY", "--from", "2024-02-01", "--to", "2024-01-01")
     assert result.exit_code == 2
     assert "from_date is after to_date" in result.output
+
+
+# -- stream as a real process: Ctrl-C and pipes ---------------------------------------------------
+
+
+STREAM = [sys.executable, "-m", "aio_trader.cli", "stream", "--sandbox", "--json", "NSE:INFY"]
+
+
+async def test_stream_stops_cleanly_on_sigint(anyio_backend: str) -> None:
+    async with await anyio.open_process([*STREAM, "--backend", anyio_backend]) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        with anyio.fail_after(60):  # a hang guard, not a speed assertion
+            first = b""
+            while b"\n" not in first:
+                first += await process.stdout.receive()
+            process.send_signal(signal.SIGINT)
+            assert await process.wait() == 0
+        errors = b"".join([chunk async for chunk in process.stderr]).decode()
+    assert json.loads(first.split(b"\n")[0])["instrument"] == "NSE:INFY"
+    assert "stream finished: " in errors
+    assert "Traceback" not in errors
+
+
+def test_stream_into_a_closed_pipe_ends_quietly() -> None:
+    """``aio-trader stream --json ... | head -n 1``: the reader goes away, exit status 0."""
+    with subprocess.Popen(STREAM, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        assert json.loads(process.stdout.readline())["type"] == "tick"
+        process.stdout.close()
+        _, errors = process.communicate(timeout=60)  # a hang guard
+    assert process.returncode == 0
+    assert b"Traceback" not in errors
+    assert b"BrokenPipeError" not in errors
