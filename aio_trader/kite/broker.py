@@ -303,6 +303,12 @@ class Kite(AbstractBroker):
     order placement, and the wait between them.
 
     Secrets (tokens, api secret, password, TOTP) never appear in the repr, logs or errors.
+
+    Every call may raise ``KiteError`` subclasses (Kite's answers), ``TransportError``
+    subclasses (after the retries), ``RuntimeError`` once closed. Reads are retried
+    on network errors and 5xx answers; "Cancellation: abandoned" on a read means the
+    cancellation propagates at once and nothing changed on the server. Writes say what
+    happens in their own docstrings.
     """
 
     def __init__(
@@ -372,7 +378,8 @@ class Kite(AbstractBroker):
     async def __aenter__(self) -> Kite:
         """Open the client; a Kite Web password login (or its cached token) happens here.
 
-        Raises what :meth:`authorise` raises; the client is closed again on failure.
+        Raises what :meth:`authorise` raises. On failure or cancellation the client is
+        closed again before the exception propagates.
         """
         if self.web and not self._enctoken:
             try:
@@ -983,7 +990,7 @@ class Kite(AbstractBroker):
 
     async def mf_instruments(self) -> list[MFInstrument]:
         """Every mutual fund scheme (a CSV dump, parsed in a worker thread).
-        Cancellation: abandoned (a parse already running finishes in its thread)."""
+        Cancellation: propagates (once a parse already running has finished)."""
         text = await self._request("GET", "/mf/instruments", str)
         return await anyio.to_thread.run_sync(parse_mf_instruments, text)
 
@@ -991,7 +998,8 @@ class Kite(AbstractBroker):
 
     async def instruments(self, exchange: str | None = None) -> list[Instrument]:
         """Every instrument, or one ``exchange``'s (a CSV dump, parsed in a worker thread;
-        malformed rows are skipped, counted and logged). Cancellation: abandoned."""
+        malformed rows are skipped, counted and logged). Cancellation: propagates (once a
+        parse already running has finished)."""
         path = f"/instruments/{exchange}" if exchange else "/instruments"
         text = await self._request("GET", path, str)
         return await anyio.to_thread.run_sync(parse_instruments, text)
