@@ -288,3 +288,25 @@ async def test_cancelled_placement_propagates_at_once(scripted: HTTPServer) -> N
             await kite.place_order(*ORDER, tag="cancel1")
         assert scope.cancelled_caught
     assert [r.method for r in scripted.requests] == ["POST"]
+
+
+async def test_ambiguous_modify_and_cancel_settle_from_the_order_history(
+    scripted: HTTPServer,
+) -> None:
+    history = [
+        {"order_id": "9", "status": "OPEN", "quantity": 1, "price": 10.0},
+        {"order_id": "9", "status": "OPEN", "quantity": 2, "price": 9.5},
+    ]
+    cancelled = [*history, {"order_id": "9", "status": "CANCELLED", "quantity": 2}]
+    scripted.script(
+        Drop(), json_reply(history), Reply(502, b"bad gateway", "text/plain"), json_reply(cancelled)
+    )
+    async with scripted_client(scripted) as kite:
+        assert await kite.modify_order("regular", "9", quantity=2, price=9.5) == "9"
+        assert await kite.cancel_order("regular", "9") == "9"
+    assert [(r.method, r.path) for r in scripted.requests] == [
+        ("PUT", "/orders/regular/9"),
+        ("GET", "/orders/9"),
+        ("DELETE", "/orders/regular/9"),
+        ("GET", "/orders/9"),
+    ]
