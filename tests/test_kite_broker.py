@@ -351,3 +351,31 @@ async def test_repr_and_constructor_checks(sb: Sandbox) -> None:
     assert Kite(sb.api_key).login_url() == (
         f"https://kite.zerodha.com/connect/login?api_key={sb.api_key}&v=3"
     )
+
+
+def test_public_names_are_pinned() -> None:
+    from aio_trader.kite import broker, session
+
+    assert sorted(broker.__all__) == [
+        "DateLike",
+        "Kite",
+        "ProgressCallback",
+        "SessionExpiryHook",
+        "historical_chunks",
+    ]
+    assert sorted(session.__all__) == [
+        "KITE_CONNECT_ROOT",
+        "KITE_LOGIN_URL",
+        "KITE_WEB_ROOT",
+        "TokenCache",
+        "TwoFactor",
+        "checksum",
+        "end_of_day_ist",
+        "forget",
+        "login_url",
+        "protect",
+        "web_login",
+    ]
+    for module in (broker, session):
+        for name in module.__all__:
+            assert hasattr(module, name), name

@@ -31,7 +31,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import anyio
 import anyio.to_thread
@@ -110,7 +110,7 @@ from aio_trader.kite.session import (
 from aio_trader.ratelimit import Rate, RateLimiter
 from aio_trader.utils import as_completed
 
-__all__ = ["DateLike", "Kite", "SessionExpiryHook"]
+__all__ = ["DateLike", "Kite", "ProgressCallback", "SessionExpiryHook", "historical_chunks"]
 
 log = logging.getLogger(__name__)
 
@@ -613,6 +613,10 @@ class Kite(AbstractBroker):
         """The user's profile. Raises ``KiteError`` subclasses. Cancellation: abandoned."""
         return await self._request("GET", "/user/profile", Profile.from_kite)
 
+    @overload
+    async def margins(self, segment: None = None) -> Margins: ...
+    @overload
+    async def margins(self, segment: str) -> SegmentMargins: ...
     async def margins(self, segment: str | None = None) -> Margins | SegmentMargins:
         """Funds and margins: ``Margins`` (every segment) or one ``segment``'s
         ``SegmentMargins`` (``equity``/``commodity``). Cancellation: abandoned."""
@@ -905,6 +909,10 @@ class Kite(AbstractBroker):
     # Writes are never sent twice: an ambiguous failure raises OutcomeUnknownError (check
     # mf_orders()/mf_sips()); cancellation leaves them applied or not.
 
+    @overload
+    async def mf_orders(self, order_id: None = None) -> list[MFOrder]: ...
+    @overload
+    async def mf_orders(self, order_id: str) -> MFOrder: ...
     async def mf_orders(self, order_id: str | None = None) -> list[MFOrder] | MFOrder:
         """Mutual fund orders, or the one ``order_id``. Cancellation: abandoned."""
         if order_id:
@@ -933,6 +941,10 @@ class Kite(AbstractBroker):
         """Cancel a mutual fund order; returns its id. See the section note on failures."""
         return await self._request("DELETE", f"/mf/orders/{order_id}", _key("order_id", str))
 
+    @overload
+    async def mf_sips(self, sip_id: None = None) -> list[MFSIP]: ...
+    @overload
+    async def mf_sips(self, sip_id: str) -> MFSIP: ...
     async def mf_sips(self, sip_id: str | None = None) -> list[MFSIP] | MFSIP:
         """Mutual fund SIPs, or the one ``sip_id``. Cancellation: abandoned."""
         if sip_id:
