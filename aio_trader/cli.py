@@ -157,7 +157,10 @@ def demo(backend: str, duration: float, plain: bool) -> None:
     """
     from aio_trader.demo import run_demo
 
-    run(backend, functools.partial(run_demo, duration, live=False if plain else None))
+    run(
+        backend,
+        functools.partial(run_demo, duration, backend=backend, live=False if plain else None),
+    )
 
 
 for _command in COMMANDS:

@@ -27,7 +27,6 @@ from typing import TextIO
 
 import anyio
 import attrs
-import sniffio
 from rich.console import Console
 
 from aio_trader._cli.connection import follow_login_page
@@ -216,10 +215,15 @@ async def _demo(
 
 
 async def run_demo(
-    duration: float = 30.0, *, live: bool | None = None, out: TextIO | None = None
+    duration: float = 30.0,
+    *,
+    backend: str = "asyncio",
+    live: bool | None = None,
+    out: TextIO | None = None,
 ) -> DemoSummary:
     """Run the demo for ``duration`` seconds (or until SIGINT/SIGTERM) and return a summary.
 
+    ``backend``: the name of the event loop it runs on, for the display (``anyio.run``'s).
     ``live``: a rich live table (default: when ``out`` is a terminal), else plain lines.
     ``out``: where to write (default: standard output). Main thread only (signals).
     Raises what the library raises (``AioTraderError`` subclasses) if a step fails.
@@ -239,7 +243,6 @@ async def run_demo(
         screen = Screen(out, board, tick_every=1.0)
     # The sandbox stays outside the cancelled scopes: it is stopped by leaving its block.
     async with screen.shown(), Sandbox(SandboxConfig()) as sb:
-        backend = sniffio.current_async_library()
         screen.note(f"sandbox: Kite-compatible server at {sb.root_url} (on {backend})")
         deadline = anyio.current_time() + duration
         async with graceful_shutdown() as shutdown:

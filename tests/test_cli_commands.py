@@ -179,7 +179,7 @@ async def test_kite_web_login_with_a_prompted_2fa_code(
     assert "INFY" in symbols
 
 
-def test_kite_web_login_on_the_embedded_sandbox_with_a_totp_secret(config_home: Path) -> None:
+def test_kite_web_login_on_the_embedded_sandbox(config_home: Path) -> None:
     result = invoke("login", "--web", "--sandbox")
     assert result.exit_code == 0, result.output
     assert json.loads((config_home / "cli-login.json").read_text())["kind"] == "web"

@@ -30,6 +30,8 @@ from .render import json_line, record_table
 
 __all__ = ["holdings", "login", "orders", "positions"]
 
+#: The width tables are laid out in when the output is not a terminal.
+_PIPE_WIDTH = 240
 #: A table column: header and how to get the cell from a row.
 Column = tuple[str, Callable[[Any], Any]]
 
@@ -153,7 +155,7 @@ async def _web_login(
         user_id = conn.user_id
         if target.sandbox is not None:
             sb = target.sandbox
-            user_id, password, totp_secret = sb.user_id, sb.password, sb.config.totp_secret
+            user_id, password, twofa = sb.user_id, sb.password, sb.config.twofa_value
         cache = TokenCache()
         kite = Kite(
             user_id=user_id,
@@ -223,7 +225,10 @@ def show_records(title: str, rows: Sequence[Any], columns: Sequence[Column], as_
         for row in rows:
             click.echo(json_line(row))
         return
-    Console(file=sys.stdout).print(record_table(f"{title} ({len(rows)})", rows, columns))
+    console = Console(file=sys.stdout)
+    if not console.is_terminal:  # no width to fit: never truncate what goes to a file or pipe
+        console = Console(file=sys.stdout, width=_PIPE_WIDTH)
+    console.print(record_table(f"{title} ({len(rows)})", rows, columns))
 
 
 def _records_command(

@@ -58,6 +58,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 BACKENDS = ("asyncio", "trio")
+#: The two-factor code the embedded sandbox accepts (besides its TOTP codes).
+SANDBOX_TWOFA = "424242"
 
 
 def backend_option(function: F) -> F:
@@ -258,7 +260,8 @@ async def open_target(conn: Connection) -> AsyncIterator[Target]:
             raise click.ClickException(
                 f"--sandbox needs the `sandbox` extra: pip install 'aio-trader[sandbox]' ({error})"
             ) from None
-        async with Sandbox() as sb:
+        # A fixed two-factor code as well as TOTP, so that a Kite Web login works without pyotp.
+        async with Sandbox(twofa_value=SANDBOX_TWOFA) as sb:
             yield Target(sb.root_url, sb.ticker_url, f"{sb.root_url}/connect/login", sb)
         return
     root = conn.root.rstrip("/") if conn.root else None
@@ -340,6 +343,8 @@ def run(backend: str, function: Callable[..., Awaitable[T]], *args: Any) -> T:
         raise click.ClickException(
             message if message.startswith(name) else f"{name}: {message}"
         ) from None
+    except ImportError as error:  # an optional extra is missing; the message names it
+        raise click.ClickException(str(error)) from None
     except BrokenPipeError:
         # The reader went away: point stdout at devnull so the final flush stays quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

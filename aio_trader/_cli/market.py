@@ -73,10 +73,7 @@ QUOTE_COLUMNS: Sequence[Column] = (
     ("volume", lambda r: r[1].volume),
     ("bid", _best("buy")),
     ("ask", _best("sell")),
-    ("open", lambda r: r[1].ohlc.open if r[1].ohlc else None),
-    ("high", lambda r: r[1].ohlc.high if r[1].ohlc else None),
-    ("low", lambda r: r[1].ohlc.low if r[1].ohlc else None),
-    ("close", lambda r: r[1].ohlc.close if r[1].ohlc else None),
+    ("prev close", lambda r: r[1].ohlc.close if r[1].ohlc else None),
     ("oi", lambda r: r[1].oi),
 )
 LTP_COLUMNS: Sequence[Column] = (
