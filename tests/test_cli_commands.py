@@ -174,15 +174,32 @@ async def test_kite_web_login_with_a_prompted_2fa_code(
         assert code not in login.output
         assert private(config_home / f"kite-web-{sb.user_id}.json")
         holdings = await invoke_in_thread("holdings", "--root", sb.root_url, "--json")
+        # The feed logs in the Kite Web way too (user id + enctoken), at an explicit ticker URL.
+        stream = await invoke_in_thread(
+            "stream",
+            *("--root", "http://127.0.0.1:9", "--ticker-url", sb.ticker_url),
+            *("--json", "--count", "2", "408065"),
+        )
     assert holdings.exit_code == 0, holdings.output
     symbols = {json.loads(line)["tradingsymbol"] for line in holdings.output.splitlines()}
     assert "INFY" in symbols
+    assert stream.exit_code == 0, stream.output
+    ticks = [json.loads(line) for line in stream.stdout.splitlines()]
+    assert [tick["instrument_token"] for tick in ticks] == [408065, 408065]
 
 
 def test_kite_web_login_on_the_embedded_sandbox(config_home: Path) -> None:
     result = invoke("login", "--web", "--sandbox")
     assert result.exit_code == 0, result.output
     assert json.loads((config_home / "cli-login.json").read_text())["kind"] == "web"
+
+
+def test_a_stored_login_readable_by_others_is_ignored(config_home: Path) -> None:
+    assert invoke("login", "--sandbox").exit_code == 0
+    (config_home / "cli-login.json").chmod(0o644)
+    result = invoke("orders", "--root", "http://127.0.0.1:9")
+    assert result.exit_code == 2
+    assert "no credentials" in result.output
 
 
 def test_commands_without_credentials_say_how_to_get_them() -> None:

@@ -221,10 +221,11 @@ def _resolve(conn: Connection) -> Connection:
         return conn
     stored = LoginStore().load() or {}
     kind = stored.get("kind")
-    if kind == "connect" and not conn.user_id and conn.api_key in (None, stored.get("api_key")):
-        return attrs.evolve(
-            conn, api_key=stored.get("api_key"), access_token=stored.get("access_token")
-        )
+    if kind == "connect" and not conn.user_id:
+        api_key = conn.api_key or stored.get("api_key")
+        if api_key == stored.get("api_key"):
+            token = conn.access_token or stored.get("access_token")
+            return attrs.evolve(conn, api_key=api_key, access_token=token)
     user_id = conn.user_id
     if user_id is None and kind == "web" and not conn.api_key:
         user_id = stored.get("user_id")

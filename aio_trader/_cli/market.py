@@ -27,7 +27,7 @@ from rich.progress import (
 from aio_trader.kite.broker import historical_chunks
 from aio_trader.kite.constants import Interval, Mode
 from aio_trader.kite.feed import Overflow
-from aio_trader.kite.models import Candle, Instrument, LtpQuote, Quote
+from aio_trader.kite.models import Candle, Instrument, LtpQuote, OhlcQuote
 from aio_trader.kite.ticks import FeedError, FeedMessage, OrderUpdate
 
 from .account import Column, show_records
@@ -49,40 +49,6 @@ INSTRUMENTS_ARGUMENT = click.argument("instruments", nargs=-1, required=True)
 # -- quote, ltp ---------------------------------------------------------------------------------
 
 
-def _best(side: str) -> Any:
-    def get(row: tuple[str, Quote]) -> float | None:
-        depth = row[1].depth
-        levels = getattr(depth, side, None) if depth is not None else None
-        return levels[0].price if levels else None
-
-    return get
-
-
-def _change(row: tuple[str, Quote]) -> str | None:
-    quote = row[1]
-    close = quote.ohlc.close if quote.ohlc else None
-    if not close or quote.last_price is None:
-        return None
-    return f"{(quote.last_price - close) * 100 / close:+.2f}%"
-
-
-QUOTE_COLUMNS: Sequence[Column] = (
-    ("instrument", lambda r: r[0]),
-    ("last", lambda r: r[1].last_price),
-    ("change", _change),
-    ("volume", lambda r: r[1].volume),
-    ("bid", _best("buy")),
-    ("ask", _best("sell")),
-    ("prev close", lambda r: r[1].ohlc.close if r[1].ohlc else None),
-    ("oi", lambda r: r[1].oi),
-)
-LTP_COLUMNS: Sequence[Column] = (
-    ("instrument", lambda r: r[0]),
-    ("token", lambda r: r[1].instrument_token),
-    ("last", lambda r: r[1].last_price),
-)
-
-
 @attrs.frozen
 class _Keyed:
     """A quote with the key it was asked by (for ``--json``: ``{"instrument": key, ...}``)."""
@@ -93,8 +59,41 @@ class _Keyed:
     def to_dict(self) -> dict[str, Any]:
         return {"instrument": self.key, **self.record.to_dict()}
 
-    def __getitem__(self, index: int) -> Any:
-        return (self.key, self.record)[index]
+
+def _best(side: str) -> Any:
+    def get(row: _Keyed) -> float | None:
+        depth = getattr(row.record, "depth", None)
+        levels = getattr(depth, side, None) if depth is not None else None
+        return levels[0].price if levels else None
+
+    return get
+
+
+def _change(row: _Keyed) -> str | None:
+    quote = row.record
+    if not isinstance(quote, OhlcQuote):
+        return None
+    close = quote.ohlc.close if quote.ohlc else None
+    if not close or quote.last_price is None:
+        return None
+    return f"{(quote.last_price - close) * 100 / close:+.2f}%"
+
+
+QUOTE_COLUMNS: Sequence[Column] = (
+    ("instrument", lambda r: r.key),
+    ("last", lambda r: r.record.last_price),
+    ("change", _change),
+    ("volume", lambda r: r.record.volume),
+    ("bid", _best("buy")),
+    ("ask", _best("sell")),
+    ("prev close", lambda r: r.record.ohlc.close if r.record.ohlc else None),
+    ("oi", lambda r: r.record.oi),
+)
+LTP_COLUMNS: Sequence[Column] = (
+    ("instrument", lambda r: r.key),
+    ("token", lambda r: r.record.instrument_token),
+    ("last", lambda r: r.record.last_price),
+)
 
 
 async def _quotes(conn: Connection, instruments: Sequence[str], full: bool, as_json: bool) -> None:
