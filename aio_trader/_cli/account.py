@@ -47,6 +47,7 @@ Column = tuple[str, Callable[[Any], Any]]
 @click.option(
     "--api-secret",
     envvar="KITE_API_SECRET",
+    show_envvar=True,
     help="Kite Connect api_secret (prompted, hidden, when missing).",
 )
 @click.option(
@@ -55,16 +56,21 @@ Column = tuple[str, Callable[[Any], Any]]
     "missing.",
 )
 @click.option(
-    "--password", envvar="KITE_PASSWORD", help="Kite Web password (prompted, hidden, when missing)."
+    "--password",
+    envvar="KITE_PASSWORD",
+    show_envvar=True,
+    help="Kite Web password (prompted, hidden, when missing).",
 )
 @click.option(
     "--totp-secret",
     envvar="KITE_TOTP_SECRET",
+    show_envvar=True,
     help="Base32 TOTP secret: the 2FA code is computed (needs the `totp` extra).",
 )
 @click.option(
     "--twofa",
     envvar="KITE_TWOFA",
+    show_envvar=True,
     help="The 2FA code (prompted when neither this nor --totp-secret is given).",
 )
 def login(

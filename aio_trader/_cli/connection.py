@@ -70,6 +70,7 @@ def backend_option(function: F) -> F:
         default="asyncio",
         show_default=True,
         envvar="AIO_TRADER_BACKEND",
+        show_envvar=True,
         help="Event loop to run on.",
     )(function)
 
@@ -106,6 +107,7 @@ _CONNECTION_OPTIONS = (
             "--root",
             metavar="URL",
             envvar="KITE_ROOT",
+            show_envvar=True,
             help="REST root of another Kite-compatible server (e.g. `aio-trader sandbox`).",
         ),
     ),
@@ -115,24 +117,37 @@ _CONNECTION_OPTIONS = (
             "--ticker-url",
             metavar="URL",
             envvar="KITE_TICKER_URL",
+            show_envvar=True,
             help="Ticker WebSocket URL of that server (default with --root: ROOT/ws).",
         ),
     ),
-    ("api_key", click.option("--api-key", envvar="KITE_API_KEY", help="Kite Connect api_key.")),
+    (
+        "api_key",
+        click.option(
+            "--api-key", envvar="KITE_API_KEY", show_envvar=True, help="Kite Connect api_key."
+        ),
+    ),
     (
         "access_token",
         click.option(
             "--access-token",
             envvar="KITE_ACCESS_TOKEN",
+            show_envvar=True,
             help="Kite Connect access token (default: the one `aio-trader login` stored).",
         ),
     ),
-    ("user_id", click.option("--user-id", envvar="KITE_USER_ID", help="Kite Web user id.")),
+    (
+        "user_id",
+        click.option(
+            "--user-id", envvar="KITE_USER_ID", show_envvar=True, help="Kite Web user id."
+        ),
+    ),
     (
         "enctoken",
         click.option(
             "--enctoken",
             envvar="KITE_ENCTOKEN",
+            show_envvar=True,
             help="Kite Web enctoken (default: the one `aio-trader login --web` stored).",
         ),
     ),
