@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import anyio
 import pytest
 from anyio.streams.text import TextReceiveStream
 
+from aio_trader.demo import run_demo
 from aio_trader.sandbox import SandboxConfig
 
 DEMO = [sys.executable, "-m", "aio_trader.cli", "demo"]
@@ -74,3 +76,20 @@ async def test_demo_stops_cleanly_on_sigint(anyio_backend: str) -> None:
             text += "".join([chunk async for chunk in TextReceiveStream(process.stdout)])
             assert await process.wait() == 0
     assert re.search(r"^demo finished \(stopped by SIGINT\): ticks NSE:INFY \d+", text, re.M)
+
+
+async def test_run_demo_live_view_shows_ticks_and_orders(anyio_backend: str) -> None:
+    """The live view (rich ``Live``), in-process: the final frame has the tick table with
+    every instrument and the orders table with both orders' last states."""
+    out = io.StringIO()
+    summary = await run_demo(3, backend=anyio_backend, live=True, out=out)
+    text = out.getvalue()
+    assert summary.signal is None
+    assert set(summary.ticks) == {"NSE:INFY", "NSE:NIFTY 50", "NFO:NIFTY26DECFUT"}
+    assert all(count > 0 for count in summary.ticks.values())
+    assert summary.order_updates >= 3
+    assert "aio-trader demo (Ctrl-C to stop)" in text
+    assert re.search(r"NSE:NIFTY 50 +│ +[\d,.]+ │ [+-][\d.]+% │", text)
+    assert "orders (updates over the WebSocket)" in text
+    assert re.search(r"MARKET +│ BUY +│ NSE:INFY +│ COMPLETE", text)
+    assert re.search(r"LIMIT +│ BUY +│ NSE:INFY +│ (OPEN|CANCELLED)", text)

@@ -116,7 +116,6 @@ class TickBoard:
         table.add_column("instrument", no_wrap=True)
         for name in TICK_COLUMNS:
             table.add_column(name, justify="right")
-        table.add_column("ticks", justify="right")
         for token in dict.fromkeys([*self.labels, *self.ticks]):
             tick = self.ticks.get(token)
             cells = tick_cells(tick) if tick is not None else dict.fromkeys(TICK_COLUMNS, "…")
@@ -125,7 +124,7 @@ class TickBoard:
                 colour = "green" if change > 0 else "red"
                 cells["change"] = f"[{colour}]{cells['change']}[/]"
             row = [cells[name] for name in TICK_COLUMNS]
-            table.add_row(self.label(token), *row, str(self.counts.get(token, 0)))
+            table.add_row(self.label(token), *row)
         return table
 
 
@@ -239,6 +238,8 @@ class LiveScreen(Screen):
                 finally:
                     tg.cancel_scope.cancel()
             live.update(self.render(), refresh=True)
+        if not self.console.is_terminal:  # the last frame was printed without a line end
+            self.console.line()
 
 
 def plain(value: Any) -> Any:
