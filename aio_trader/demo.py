@@ -32,8 +32,9 @@ from rich.console import Console
 from aio_trader._cli.connection import follow_login_page
 from aio_trader._cli.render import LiveScreen, Screen, TickBoard
 from aio_trader._time import IST
+from aio_trader.errors import DataException
 from aio_trader.kite import Kite, KiteFeed
-from aio_trader.kite.models import Instrument, SegmentMargins, Session
+from aio_trader.kite.models import Instrument, Session
 from aio_trader.kite.ticks import FeedError, FeedMessage, OrderUpdate
 from aio_trader.sandbox import Sandbox, SandboxConfig
 from aio_trader.utils import graceful_shutdown
@@ -105,9 +106,8 @@ async def _account(kite: Kite, screen: Screen) -> None:
         f"exchanges {', '.join(profile.exchanges or ())}"
     )
     equity = await kite.margins("equity")
-    if isinstance(equity, SegmentMargins):
-        cash = equity.available.cash if equity.available else None
-        screen.note(f"margins: equity net {equity.net or 0:,.2f}, cash available {cash or 0:,.2f}")
+    cash = equity.available.cash if equity.available else None
+    screen.note(f"margins: equity net {equity.net or 0:,.2f}, cash available {cash or 0:,.2f}")
 
 
 def _nearest_future(instruments: list[Instrument], name: str) -> Instrument:
@@ -117,7 +117,7 @@ def _nearest_future(instruments: list[Instrument], name: str) -> Instrument:
         key=lambda i: i.expiry or datetime.date.max,
     )
     if not futures:
-        raise RuntimeError(f"no {name} future in the instruments dump")
+        raise DataException(f"no {name} future in the instruments dump", status_code=200)
     today = datetime.datetime.now(IST).date()
     live = [i for i in futures if i.expiry is None or i.expiry >= today]
     return (live or futures[-1:])[0]
