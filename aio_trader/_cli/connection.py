@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
+import anyio.to_thread
 import attrs
 import click
 import httpx
@@ -230,11 +231,12 @@ class LoginStore:
         return {str(k): str(v) for k, v in record.items()}
 
 
-def _resolve(conn: Connection) -> Connection:
-    """Fill in the credentials the flags and environment left out, from the stored login."""
+async def _resolve(conn: Connection) -> Connection:
+    """Fill in the credentials the flags and environment left out, from the stored login
+    (files read in a worker thread)."""
     if conn.enctoken or (conn.api_key and conn.access_token):
         return conn
-    stored = LoginStore().load() or {}
+    stored = await anyio.to_thread.run_sync(LoginStore().load) or {}
     kind = stored.get("kind")
     if kind == "connect" and not conn.user_id:
         api_key = conn.api_key or stored.get("api_key")
@@ -244,7 +246,7 @@ def _resolve(conn: Connection) -> Connection:
     user_id = conn.user_id
     if user_id is None and kind == "web" and not conn.api_key:
         user_id = stored.get("user_id")
-    enctoken = TokenCache().load(user_id) if user_id else None
+    enctoken = await TokenCache().aload(user_id) if user_id else None
     if enctoken:
         return attrs.evolve(conn, user_id=user_id, enctoken=enctoken)
     raise click.UsageError(
@@ -315,7 +317,7 @@ async def open_client(conn: Connection) -> AsyncIterator[Client]:
             sb = target.sandbox
             conn = attrs.evolve(conn, api_key=sb.api_key, access_token=sb.access_token)
         else:
-            conn = _resolve(conn)
+            conn = await _resolve(conn)
         if conn.enctoken:
             kite = Kite(enctoken=conn.enctoken, user_id=conn.user_id, root=target.root)
         else:
