@@ -87,6 +87,19 @@ async def request_token(sb: Sandbox) -> str:
     return str(answer.headers["location"])  # the whole redirect URL is accepted
 
 
+@pytest.mark.parametrize(
+    "command",
+    ["login", "stream", "quote", "ltp", "instruments", "historical", "orders", "positions", "holdings"],
+)
+def test_every_command_can_use_the_sandbox_or_another_server(command: str) -> None:
+    listed = invoke("--help")
+    assert command in listed.output
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    for option in ("--sandbox", "--root", "--ticker-url", "--api-key", "--backend"):
+        assert option in result.output
+
+
 # -- login ----------------------------------------------------------------------------------------
 
 

@@ -114,7 +114,7 @@ async def _quotes(conn: Connection, instruments: Sequence[str], full: bool, as_j
 @INSTRUMENTS_ARGUMENT
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def quote(conn: Connection, instruments: tuple[str, ...], as_json: bool) -> None:
-    """Full quotes (last price, change, volume, best bid/ask, OHLC, OI) of INSTRUMENTS.
+    """Full quotes (last price, change, volume, best bid/ask, close, OI) of INSTRUMENTS.
 
     INSTRUMENTS: EXCHANGE:SYMBOL (NSE:INFY, "NSE:NIFTY 50") or instrument tokens.
     """
