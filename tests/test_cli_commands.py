@@ -89,7 +89,17 @@ async def request_token(sb: Sandbox) -> str:
 
 @pytest.mark.parametrize(
     "command",
-    ["login", "stream", "quote", "ltp", "instruments", "historical", "orders", "positions", "holdings"],
+    [
+        "login",
+        "stream",
+        "quote",
+        "ltp",
+        "instruments",
+        "historical",
+        "orders",
+        "positions",
+        "holdings",
+    ],
 )
 def test_every_command_can_use_the_sandbox_or_another_server(command: str) -> None:
     listed = invoke("--help")
