@@ -143,12 +143,17 @@ class Sandbox:
         hyper.errorlog = logging.getLogger("aio_trader.sandbox.hypercorn")
         app = build_app(state)
         stopping, served = anyio.Event(), anyio.Event()
+        # hypercorn stops through its shutdown trigger only: cancelling it from outside
+        # (an enclosing cancel scope) breaks its asyncio shutdown, so it runs shielded.
+        serve_scope = anyio.CancelScope(shield=True)
         stack = contextlib.AsyncExitStack()
         try:
             group = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(group.cancel_scope.cancel)
-            stack.push_async_callback(_stop, state, stopping, served, group)
-            group.start_soon(_serve, app, hyper, stopping, served, name="sandbox-server")
+            stack.push_async_callback(_stop, state, stopping, served, serve_scope, group)
+            group.start_soon(
+                _serve, app, hyper, stopping, served, serve_scope, name="sandbox-server"
+            )
             group.start_soon(state.run_clock, name="sandbox-market-clock")
             self._state, self._port = state, port
             await _wait_until_serving(self.config.host, port)
@@ -175,29 +180,40 @@ class Sandbox:
 
 
 async def _stop(
-    state: SandboxState, stopping: anyio.Event, served: anyio.Event, group: anyio.abc.TaskGroup
+    state: SandboxState,
+    stopping: anyio.Event,
+    served: anyio.Event,
+    serve_scope: anyio.CancelScope,
+    group: anyio.abc.TaskGroup,
 ) -> None:
     """Close ticker connections, let hypercorn shut down gracefully, then cancel the rest."""
     state.drop_websockets()
     stopping.set()
     with anyio.move_on_after(_GRACE + 1, shield=True):
         await served.wait()
+    serve_scope.cancel()
     group.cancel_scope.cancel()
 
 
 async def _serve(
-    app: Any, config: HypercornConfig, stopping: anyio.Event, served: anyio.Event
+    app: Any,
+    config: HypercornConfig,
+    stopping: anyio.Event,
+    served: anyio.Event,
+    scope: anyio.CancelScope,
 ) -> None:
-    """hypercorn's serve for the running backend, until ``stopping`` is set."""
+    """hypercorn's serve for the running backend, inside the shielded ``scope``, until
+    ``stopping`` is set (or ``scope`` is cancelled after the grace period)."""
     try:
-        if sniffio.current_async_library() == "trio":
-            from hypercorn.trio import serve as trio_serve
+        with scope:
+            if sniffio.current_async_library() == "trio":
+                from hypercorn.trio import serve as trio_serve
 
-            await trio_serve(app, config, shutdown_trigger=stopping.wait)
-        else:
-            from hypercorn.asyncio import serve as asyncio_serve
+                await trio_serve(app, config, shutdown_trigger=stopping.wait)
+            else:
+                from hypercorn.asyncio import serve as asyncio_serve
 
-            await asyncio_serve(app, config, shutdown_trigger=stopping.wait)
+                await asyncio_serve(app, config, shutdown_trigger=stopping.wait)
     finally:
         served.set()
 
