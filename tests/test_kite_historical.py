@@ -82,8 +82,8 @@ async def test_bulk_splits_ranges_runs_at_the_limit_and_reports_progress(
     assert list(result) == TOKENS
     assert progress == [(n, 12) for n in range(1, 13)]
     assert sb.state.stats.refused_429["historical"] == 0
-    # paced at 3 * SCALE per second: 12 requests need at least 11 gaps
-    assert elapsed >= 11 / (3 * SCALE) * 0.9
+    # paced (no bursts): 12 requests need at least 11 gaps of 90 % of 1 / (3 * SCALE) s
+    assert elapsed >= 11 * 0.9 / (3 * SCALE)
     for token, candles in result.items():
         assert candles, token
         stamps = [c.date for c in candles]
