@@ -677,7 +677,7 @@ class Kite(AbstractBroker):
         fields = _form(locals(), "variety")
         found = await self._place(variety, fields)
         if isinstance(found, list):
-            return found[0].order_id or ""
+            return str(found[0].order_id)  # _find_tagged keeps only orders with an id
         return _key("order_id", str)(found)
 
     async def place_autoslice_order(
@@ -744,14 +744,16 @@ class Kite(AbstractBroker):
             ) from error
 
     async def _find_tagged(self, tag: str) -> list[Order]:
-        """Top-level orders carrying ``tag``, asking the order book up to N times."""
+        """Top-level orders (with an id) carrying ``tag``, asking the order book up to N times."""
         for attempt in range(self._reconcile_attempts):
             if attempt:
                 await anyio.sleep(self._reconcile_delay)
             found = [
                 order
                 for order in await self.orders()
-                if (order.tag == tag or tag in (order.tags or ())) and not order.parent_order_id
+                if (order.tag == tag or tag in (order.tags or ()))
+                and order.order_id
+                and not order.parent_order_id
             ]
             if found:
                 return found
