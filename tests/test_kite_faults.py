@@ -283,10 +283,16 @@ async def test_failed_lookup_raises_order_outcome_unknown(scripted: HTTPServer) 
 
 async def test_cancelled_placement_propagates_at_once(scripted: HTTPServer) -> None:
     scripted.script(Stall())
-    async with scripted_client(scripted) as kite:
-        with anyio.move_on_after(0.1) as scope:
-            await kite.place_order(*ORDER, tag="cancel1")
-        assert scope.cancelled_caught
+    placed: list[str] = []
+    async with scripted_client(scripted) as kite, anyio.create_task_group() as group:
+
+        async def place() -> None:
+            placed.append(await kite.place_order(*ORDER, tag="cancel1"))
+
+        group.start_soon(place)
+        await scripted.wait_for_requests(1)  # the POST is in flight: cancel it now
+        group.cancel_scope.cancel()
+    assert placed == []
     assert [r.method for r in scripted.requests] == ["POST"]
 
 
