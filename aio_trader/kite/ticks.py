@@ -41,7 +41,7 @@ import logging
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import starmap
-from typing import Any, ClassVar, Final, Literal, TypeAlias, cast, overload
+from typing import Any, ClassVar, Final, Literal, TypeAlias, cast
 
 import attrs
 
@@ -343,8 +343,9 @@ class MalformedPacket:
 # -- fast construction ---------------------------------------------------------------------
 #
 # Each record keeps its fields in the slots of a private plain base class (``_OhlcSlots``
-# for ``Ohlc``, ...) and adds no slots of its own. The decoder makes a bare base instance,
-# fills it with plain attribute stores (CPython's fastest way to fill slots; the frozen
+# for ``Ohlc``, ...) and adds no slots of its own. The decoder makes a bare base instance
+# (calling the plain base class, quicker than ``object.__new__``), fills it with plain
+# attribute stores (CPython's fastest way to fill slots; the frozen
 # record's ``__setattr__`` would refuse them) and then sets its ``__class__`` to the
 # record, which the identical layout allows. The result is an ordinary record instance:
 # equality, hashing, repr, pickling and ``attrs.evolve`` cannot tell the difference.
@@ -414,7 +415,7 @@ def _compile_builder(cls: type, fields: Sequence[_Field]) -> Callable[..., Any]:
     """
     base = _slots_base(cls)
     wire = [f for f in fields if f.conv != _SKIP]
-    names: dict[str, Any] = {"new": object.__new__, "base": base, "cls": cls}
+    names: dict[str, Any] = {"base": base, "cls": cls}
     names.update(DIVISORS=_DIVISORS, time=_time, cached_time=_TIMES.get)
     names.update(Ohlc=Ohlc, ohlc_base=_slots_base(Ohlc))
     params: list[str] = []
@@ -425,10 +426,10 @@ def _compile_builder(cls: type, fields: Sequence[_Field]) -> Callable[..., Any]:
     if any(f.conv in (_PRICE, *_OHLC_ORDER) for f in wire):
         lines.append("    d = DIVISORS[instrument_token & 255]")
     if any(f.conv in _OHLC_ORDER for f in wire):
-        lines.append("    ohlc = new(ohlc_base)")
+        lines.append("    ohlc = ohlc_base()")
         lines += [f"    ohlc.{name} = ohlc_{name} / d" for name in ("open", "high", "low", "close")]
         lines.append("    ohlc.__class__ = Ohlc")
-    lines.append("    o = new(base)")
+    lines.append("    o = base()")
     for f in wire:
         conv = {_PRICE: "{0} / d", _TIME: "cached_time({0}) or time({0})"}.get(f.conv, "{0}")
         lines.append(f"    o.{f.name} = {conv.format(f.name)}")
@@ -478,61 +479,51 @@ _KINDS: Final[dict[int, _Kind]] = {
 _KIND_OF: Final[dict[type, _Kind]] = {kind.cls: kind for kind in _KINDS.values()}
 
 
-_new = object.__new__
-_DEPTH_LEVEL = struct.Struct(">IIH2x")
+def _compile_depth_builder() -> Callable[..., Depth]:
+    """Straight-line code that makes a ``Depth`` from a divisor and the 30 unpacked values
+    of the depth bytes (quantity, price, orders per level), as ``_compile_builder`` does
+    for packets: ten levels without a loop, the two sides as tuple displays.
+    """
+    names: dict[str, Any] = {"Depth": Depth, "depth_base": _slots_base(Depth)}
+    names.update(DepthLevel=DepthLevel, level_base=_slots_base(DepthLevel))
+    params = ", ".join(f"q{i}, p{i}, o{i}" for i in range(10))
+    lines = [f"def build(d, {params}):"]
+    for i in range(10):
+        lines.append(f"    l{i} = level_base()")
+        lines.append(f"    l{i}.quantity = q{i}; l{i}.price = p{i} / d; l{i}.orders = o{i}")
+        lines.append(f"    l{i}.__class__ = DepthLevel")
+    lines.append("    depth = depth_base()")
+    lines.append("    depth.buy = (l0, l1, l2, l3, l4)")
+    lines.append("    depth.sell = (l5, l6, l7, l8, l9)")
+    lines.append("    depth.__class__ = Depth")
+    lines.append("    return depth")
+    exec("\n".join(lines), names)  # noqa: S102 (trusted source built above)
+    build: Callable[..., Depth] = names["build"]
+    build.__qualname__ = build.__name__ = "_build_Depth"
+    return build
 
 
-def _decode_depth(instrument_token: int, raw: bytes) -> Depth:
-    """The 120 raw depth bytes of a full packet to a ``Depth``."""
-    d = _DIVISORS[instrument_token & 255]
-    levels: list[DepthLevel] = []
-    for quantity, price, orders in _DEPTH_LEVEL.iter_unpack(raw):
-        level: Any = _new(_DepthLevelSlots)  # as the code of _compile_builder does
-        level.quantity = quantity
-        level.price = price / d
-        level.orders = orders
-        level.__class__ = DepthLevel
-        levels.append(level)
-    depth: Any = _new(_DepthSlots)
-    depth.buy = tuple(levels[:5])
-    depth.sell = tuple(levels[5:])
-    depth.__class__ = Depth
-    return cast("Depth", depth)
+_build_depth: Final = _compile_depth_builder()
+_depth_slot: Final = _slots_base(FullTick).depth  # type: ignore[attr-defined]
+_get_depth_slot: Final[Callable[[FullTick], Depth | bytes]] = _depth_slot.__get__
 
 
-class _LazyDepth:
+def _lazy_depth(tick: FullTick) -> Depth:
     """``FullTick.depth``: the slot holds the packet's raw depth bytes until the first read,
     which decodes them and stores the ``Depth`` in their place.
 
-    A data descriptor in front of the slot, so that a decoded tick pays for its depth only
-    when it is read, and every other field stays a plain slot read.
+    A property in front of the slot, so that a decoded tick pays for its depth only when
+    it is read, and every other field stays a plain slot read.
     """
-
-    __slots__ = ("_get", "_set")
-
-    def __init__(self, slot: Any) -> None:
-        self._get: Callable[[object], Depth | bytes] = slot.__get__
-        self._set: Callable[[object, object], None] = slot.__set__
-
-    @overload
-    def __get__(self, tick: None, owner: type) -> _LazyDepth: ...
-    @overload
-    def __get__(self, tick: FullTick, owner: type) -> Depth: ...
-    def __get__(self, tick: FullTick | None, owner: type) -> Depth | _LazyDepth:
-        if tick is None:
-            return self
-        value = self._get(tick)
-        if type(value) is bytes:
-            value = _decode_depth(tick.instrument_token, value)
-            self._set(tick, value)
-        return value  # type: ignore[return-value]
-
-    def __set__(self, tick: FullTick, value: Depth) -> None:
-        self._set(tick, value)
+    value = _get_depth_slot(tick)
+    if type(value) is bytes:
+        value = _build_depth(_DIVISORS[tick.instrument_token & 255], *_DEPTH_WIRE.unpack(value))
+        _depth_slot.__set__(tick, value)
+    return cast("Depth", value)
 
 
 # In front of the slot that ``_FullTickSlots`` holds for ``depth``.
-type.__setattr__(FullTick, "depth", _LazyDepth(_slots_base(FullTick).depth))  # type: ignore[attr-defined]
+type.__setattr__(FullTick, "depth", property(_lazy_depth, _depth_slot.__set__))
 
 
 # -- binary frames ---------------------------------------------------------------------
