@@ -31,7 +31,7 @@ import httpx
 from aio_trader._time import IST
 from aio_trader.errors import AioTraderError
 from aio_trader.kite import Kite, KiteFeed
-from aio_trader.kite.session import TokenCache, end_of_day_ist
+from aio_trader.kite.session import TokenCache, end_of_day_ist, write_private_json
 from aio_trader.utils import _unwrapped, gather, graceful_shutdown
 
 if TYPE_CHECKING:
@@ -203,15 +203,7 @@ class LoginStore:
 
     def save(self, record: dict[str, str]) -> Path:
         """Store ``record`` (with an ``expires_at`` added); returns the file."""
-        self.cache.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        record = {**record, "expires_at": end_of_day_ist().isoformat()}
-        partial = self.path.with_suffix(".tmp")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump(record, file)
-        os.chmod(partial, 0o600)
-        os.replace(partial, self.path)
-        return self.path
+        return write_private_json(self.path, {**record, "expires_at": end_of_day_ist().isoformat()})
 
     def load(self) -> dict[str, str] | None:
         """The stored record, or None when absent, expired, malformed or readable by others."""

@@ -236,6 +236,20 @@ def end_of_day_ist(now: datetime.datetime | None = None) -> datetime.datetime:
     return datetime.datetime.combine(now.date() + datetime.timedelta(days=1), datetime.time(), IST)
 
 
+def write_private_json(path: Path, record: dict[str, str]) -> Path:
+    """Write ``record`` as JSON to ``path``, readable by its owner only: the directory is
+    made 0700 (if missing), the file written 0600 and replaced atomically. Returns ``path``.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        json.dump(record, file)
+    os.chmod(partial, 0o600)
+    os.replace(partial, path)
+    return path
+
+
 def _default_directory() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "aio_trader"
@@ -282,20 +296,13 @@ class TokenCache:
 
     def save(self, user_id: str, enctoken: str, now: datetime.datetime | None = None) -> Path:
         """Store ``enctoken`` for ``user_id`` until the end of today (IST); returns the file."""
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.path(user_id)
         record = {
             "user_id": user_id,
             "enctoken": enctoken,
             "expires_at": end_of_day_ist(now).isoformat(),
         }
-        partial = path.with_suffix(".tmp")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump(record, file)
-        os.chmod(partial, 0o600)
-        os.replace(partial, path)
-        return path
+        return write_private_json(path, record)
 
     def clear(self, user_id: str) -> None:
         """Remove the file of ``user_id`` (no error when absent)."""
