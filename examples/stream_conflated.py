@@ -43,10 +43,12 @@ async def main() -> None:
                         print(f"{item.instrument_token:>9} {item.last_price:>10.2f}")
                     await anyio.sleep(args.delay)  # the slow work
         stats = feed.statistics()
-    # Every tick received was either consumed, replaced by a newer one, or still waits.
+    # Every tick received was either consumed, replaced by a newer one, still waits, or was
+    # stale: sent in quote mode (where Kite starts a subscription) before --mode took effect.
     print(
         f"received={stats.ticks} consumed={consumed} conflated={stats.dropped} "
-        f"waiting={stats.buffered} (at most one per instrument: {len(tokens)})"
+        f"stale={stats.stale_mode} waiting={stats.buffered} "
+        f"(at most one per instrument: {len(tokens)})"
     )
 
 

@@ -83,15 +83,15 @@ def test_historical_to_dataframe(tmp_path: Path) -> None:
 def test_stream_conflated_keeps_one_tick_per_instrument() -> None:
     text = run_example("stream_conflated.py", "--seconds", "3", "--delay", "0.05")
     found = re.search(
-        r"received=(\d+) consumed=(\d+) conflated=(\d+) waiting=(\d+) "
+        r"received=(\d+) consumed=(\d+) conflated=(\d+) stale=(\d+) waiting=(\d+) "
         r"\(at most one per instrument: (\d+)\)",
         text,
     )
     assert found, text
-    received, consumed, conflated, waiting, instruments = map(int, found.groups())
+    received, consumed, conflated, stale, waiting, instruments = map(int, found.groups())
     assert consumed > 0
     assert conflated > 0  # the consumer is 10x slower than the ticks
-    assert received == consumed + conflated + waiting
+    assert received == consumed + conflated + stale + waiting
     assert waiting <= instruments
 
 

@@ -153,6 +153,23 @@ async def test_ticks_in_all_three_modes_and_set_mode() -> None:
                 stats.frames = 0  # type: ignore[misc]
 
 
+async def test_ticks_received_after_subscribe_or_set_mode_come_in_the_asked_mode() -> None:
+    async with sandbox(tick_interval=0.0) as sb, feed_for(sb, buffer_size=50) as feed:
+        tokens = tradable(sb)[:5]
+        # Kite starts a subscription in quote mode: none of those ticks gets through
+        await feed.subscribe(tokens, mode="full")
+        items = await until(feed, lambda _: False, limit=200)
+        assert all(isinstance(item, FullTick) for item in items)
+        # the socket is full of quote frames (flat out, lossless): they are dropped
+        await feed.set_mode("quote", tokens)
+        await feed.set_mode("ltp", tokens)
+        waiting = feed.statistics().buffered + len(tokens)  # + one frame waiting for room
+        items = await until(feed, lambda _: False, limit=waiting + 500)
+        assert all(isinstance(item, LtpTick) for item in items[waiting:])
+        assert feed.statistics().stale_mode > 0
+        assert feed.statistics().dropped == 0
+
+
 async def test_order_postbacks_arrive_as_order_updates() -> None:
     async with sandbox() as sb, feed_for(sb) as feed:
         await feed.subscribe(tradable(sb)[:1], mode="ltp")
@@ -437,8 +454,9 @@ async def test_lossless_slow_consumer_loses_nothing() -> None:
         stats = feed.statistics()
         assert stats.dropped == 0
         assert stats.reconnects == 0
-        # decoded = delivered + buffered + at most one frame waiting for room
-        assert 0 <= stats.ticks - len(received) - stats.buffered <= len(tokens)
+        # decoded = delivered + buffered + stale (quote, before full took effect)
+        # + at most one frame waiting for room
+        assert 0 <= stats.ticks - len(received) - stats.buffered - stats.stale_mode <= len(tokens)
 
 
 async def test_drop_oldest_keeps_the_newest_and_counts_drops() -> None:
@@ -451,7 +469,8 @@ async def test_drop_oldest_keeps_the_newest_and_counts_drops() -> None:
         await wait_for(lambda: feed.statistics().ticks >= 100)  # not reading meanwhile
         stats = feed.statistics()
         assert stats.buffered == 10
-        assert stats.dropped == stats.ticks - 10
+        # the first quote ticks of the subscription are stale, the rest dropped but 10
+        assert stats.dropped == stats.ticks - stats.stale_mode - 10
         assert feed.overflow is Overflow.DROP_OLDEST
 
 

@@ -17,6 +17,13 @@ Heartbeats are counted, never yielded. Malformed packets and text frames are cou
 (``statistics().malformed``) and logged, never fatal. :class:`RawKiteFeed` yields the
 frames undecoded instead (``bytes`` for binary frames, ``str`` for text frames).
 
+**Modes.** An instrument ticks in the mode it was last asked for. Kite's protocol starts
+every subscription in ``quote`` mode and switches it with a separate ``mode`` message, so
+ticks in the old mode may arrive before the switch takes effect (the sandbox, like Kite,
+answers a subscription at once); :class:`KiteFeed` drops them until the instrument's first
+tick in the asked mode (counted in ``statistics().stale_mode``), after ``subscribe``,
+``set_mode`` and every reconnect alike. :class:`RawKiteFeed` passes every frame on.
+
 **Connections.** Entering opens an anyio task group; each connection (Kite allows 3000
 instruments per connection and 3 connections per api_key) runs in it: connect, replay the
 subscriptions with their modes, read. More than 3000 instruments are spread over up to 3
@@ -179,9 +186,11 @@ class FeedStatistics:
     every frame received (text included), ``heartbeats`` 1-byte frames, ``text_frames``
     text frames (``order_updates`` of them order postbacks), ``malformed`` packets or text
     frames skipped, ``dropped`` ticks dropped or conflated by the overflow policy,
-    ``reconnects`` reconnection attempts after a drop, ``connections`` connections open
-    now, ``subscribed`` instruments subscribed, ``buffered`` items waiting to be read,
-    ``last_message_time`` when the last frame of any kind arrived (aware, IST).
+    ``stale_mode`` ticks dropped because they came in another mode than the one asked
+    (before a mode switch took effect), ``reconnects`` reconnection attempts after a drop,
+    ``connections`` connections open now, ``subscribed`` instruments subscribed,
+    ``buffered`` items waiting to be read, ``last_message_time`` when the last frame of any
+    kind arrived (aware, IST).
     """
 
     frames: int
@@ -192,6 +201,7 @@ class FeedStatistics:
     order_updates: int
     malformed: int
     dropped: int
+    stale_mode: int
     reconnects: int
     connections: int
     subscribed: int
@@ -208,6 +218,7 @@ class _Counters:
     text_frames: int = 0
     order_updates: int = 0
     malformed: int = 0
+    stale_mode: int = 0
     reconnects: int = 0
     connections: int = 0
     last_message: float | None = None
@@ -479,6 +490,8 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         self.max_instruments = max_instruments
         self._shards: list[_Shard] = [_Shard(0)]
         self._shard_of: dict[int, _Shard] = {}
+        #: Instruments whose asked mode is not in effect yet: their mode (see "Modes").
+        self._switching: dict[int, str] = {}
         self._counters = _Counters()
         self._buffer: _Buffer[ItemT] = _Buffer(self.overflow, buffer_size)
         self._tg: anyio.abc.TaskGroup | None = None
@@ -603,6 +616,7 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
             order_updates=c.order_updates,
             malformed=c.malformed,
             dropped=self._buffer.dropped,
+            stale_mode=c.stale_mode,
             reconnects=c.reconnects,
             connections=c.connections,
             subscribed=len(self._shard_of),
@@ -620,7 +634,8 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
     async def subscribe(self, tokens: Iterable[int], mode: Mode | str | None = None) -> None:
         """Subscribe instrument ``tokens`` in ``mode`` (default: ``default_mode``).
 
-        Already subscribed tokens switch to ``mode``. Before the feed is connected the
+        Already subscribed tokens switch to ``mode``. Their ticks received from the call on
+        come in ``mode`` only (see "Modes" in the module doc). Before the feed is connected the
         subscription is only remembered; it is sent on connect and replayed, with its mode,
         after every reconnect. Instruments beyond 3000 go to a further connection (at most
         ``max_connections``). Raises ``ValueError`` for a bad token or mode, or when the
@@ -650,6 +665,7 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
             self._shard_of[token] = shard
         for token in wanted:
             self._shard_of[token].modes[token] = mode_.value
+            self._switching[token] = mode_.value
         for shard, group in self._by_shard(wanted).items():
             await self._send(shard, _subscribe_messages({mode_.value: group}))
 
@@ -663,11 +679,13 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         groups = self._by_shard(wanted)
         for token in wanted:
             del self._shard_of.pop(token).modes[token]
+            self._switching.pop(token, None)
         for shard, group in groups.items():
             await self._send(shard, [{"a": "unsubscribe", "v": group}])
 
     async def set_mode(self, mode: Mode | str, tokens: Iterable[int]) -> None:
-        """Switch subscribed ``tokens`` to ``mode``.
+        """Switch subscribed ``tokens`` to ``mode``: their ticks received from the call on come
+        in ``mode`` only (ticks already waiting in the buffer are still delivered).
 
         Raises ``ValueError`` for a bad mode or a token that is not subscribed (nothing
         changes then). Cancellation: as for :meth:`subscribe`.
@@ -682,6 +700,7 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
             )
         for token in wanted:
             self._shard_of[token].modes[token] = mode_.value
+            self._switching[token] = mode_.value
         for shard, group in self._by_shard(wanted).items():
             await self._send(shard, [{"a": "mode", "v": [mode_.value, group]}])
 
@@ -809,6 +828,7 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         """Replay the subscriptions, then read until the connection ends."""
         with anyio.CancelScope() as shard.session:
             async with shard.lock:
+                self._switching.update(shard.modes)  # Kite starts them in quote mode again
                 if shard.modes and not await self._write(shard, ws, _replay_messages(shard)):
                     return ConnectionLost("connection lost while subscribing")
                 shard.ws = ws
@@ -898,7 +918,26 @@ class KiteFeed(_KiteFeedBase[FeedItem]):
     async def _on_binary(self, data: bytes | bytearray) -> None:
         ticks = decode_frame(data, self._malformed)
         self._counters.ticks += len(ticks)
+        if self._switching:
+            ticks = self._in_asked_mode(ticks)
         await self._buffer.put_ticks(ticks)  # type: ignore[arg-type]
+
+    def _in_asked_mode(self, ticks: list[Tick]) -> list[Tick]:
+        """The ticks without those in another mode than asked, of instruments whose mode
+        switch has not taken effect yet; an instrument's first tick in its mode ends that."""
+        switching = self._switching
+        kept: list[Tick] = []
+        for tick in ticks:
+            mode = switching.get(tick.instrument_token)
+            if mode is not None:
+                if tick.mode != mode:
+                    continue
+                del switching[tick.instrument_token]
+            kept.append(tick)
+        if len(kept) < len(ticks):
+            self._counters.stale_mode += len(ticks) - len(kept)
+            log.debug("dropped %d ticks in a mode not asked yet", len(ticks) - len(kept))
+        return kept
 
     async def _on_text(self, data: str) -> None:
         record = decode_text(data)
