@@ -35,7 +35,7 @@ from aio_trader._time import IST
 from aio_trader.errors import DataException
 from aio_trader.kite import Kite, KiteFeed
 from aio_trader.kite.models import Instrument, Session
-from aio_trader.kite.ticks import FeedError, FeedMessage, OrderUpdate
+from aio_trader.kite.ticks import OrderUpdate
 from aio_trader.sandbox import Sandbox, SandboxConfig
 from aio_trader.utils import graceful_shutdown
 
@@ -184,14 +184,8 @@ async def _show_feed(
     async for item in feed:
         if isinstance(item, OrderUpdate):
             orders.add(item)
-            screen.order(item)
-        elif isinstance(item, FeedError | FeedMessage):
-            screen.note(f"feed {type(item).__name__}: {item}")
-        else:
-            board.update(item)
-            screen.tick(item)
-            if len(board.ticks) == len(board.labels):
-                ticking.set()
+        if screen.show(item) and len(board.ticks) == len(board.labels):
+            ticking.set()
 
 
 async def _demo(

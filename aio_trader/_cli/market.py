@@ -28,7 +28,6 @@ from aio_trader.kite.broker import historical_chunks
 from aio_trader.kite.constants import Interval, Mode
 from aio_trader.kite.feed import Overflow
 from aio_trader.kite.models import Candle, Instrument, LtpQuote, OhlcQuote
-from aio_trader.kite.ticks import FeedError, FeedMessage, OrderUpdate
 
 from .account import Column, show_records
 from .connection import (
@@ -219,13 +218,7 @@ async def _stream(
                     await feed.subscribe(list(board.labels), mode=mode)
                     screen.note(f"streaming {', '.join(board.labels.values())} ({mode} mode)")
                     async for item in feed:
-                        if isinstance(item, OrderUpdate):
-                            screen.order(item)
-                        elif isinstance(item, FeedError | FeedMessage):
-                            screen.note(f"feed {type(item).__name__}: {item}")
-                        else:
-                            board.update(item)
-                            screen.tick(item)
+                        if screen.show(item):
                             ticks += 1
                             if count is not None and ticks >= count:
                                 break

@@ -22,7 +22,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from aio_trader.kite.feed import FeedItem
 from aio_trader.kite.ticks import (
+    FeedError,
+    FeedMessage,
     FullTick,
     IndexFullTick,
     IndexQuoteTick,
@@ -140,6 +143,18 @@ class Screen:
         self.board = board
         self.tick_every = tick_every
         self._last_shown: dict[int, float] = {}
+
+    def show(self, item: FeedItem) -> bool:
+        """Show one item of a feed (a tick also goes on the board); True if it was a tick."""
+        if isinstance(item, OrderUpdate):
+            self.order(item)
+        elif isinstance(item, FeedError | FeedMessage):
+            self.note(f"feed {type(item).__name__}: {item}")
+        else:
+            self.board.update(item)
+            self.tick(item)
+            return True
+        return False
 
     def note(self, text: str) -> None:
         print(text, file=self.out, flush=True)
