@@ -389,3 +389,25 @@ async def test_every_attempt_takes_a_rate_limit_slot(
     assert limiter.statistics().acquired == 6  # five calls, one of them retried
     assert len(server.requests) == 6
     assert elapsed >= 0.2  # six slots at 2 per 0.1 s: the last no earlier than 0.2 s
+
+
+# -- connections ----------------------------------------------------------------------------
+
+
+async def test_max_connections_caps_the_requests_in_flight(server: HTTPServer) -> None:
+    server.default = Stall()
+    async with (
+        AsyncRequest(server.url, backoff=FAST, timeout=5, max_connections=2) as http,
+        anyio.create_task_group() as tg,
+    ):
+        for _ in range(5):
+            tg.start_soon(http.get, "/stall")
+        await server.wait_for_requests(2)
+        await anyio.sleep(0.1)  # the other three wait for a connection
+        assert len(server.requests) == 2
+        tg.cancel_scope.cancel()
+
+
+def test_max_connections_below_one_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="max_connections"):
+        AsyncRequest("http://127.0.0.1", max_connections=0)

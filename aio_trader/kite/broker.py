@@ -291,7 +291,8 @@ class Kite(AbstractBroker):
     ``https://kite.zerodha.com``, REST under ``/oms``), e.g. a sandbox's ``root_url``.
     ``login_root``: the Kite Connect login page base (for :meth:`login_url`).
     ``timeout``: seconds per connect/read/write; ``backoff``: the retry policy
-    (default: 3 s doubling to 30 s, 7 attempts).
+    (default: 3 s doubling to 30 s, 7 attempts); ``max_connections``: HTTP connections
+    open at once, kept alive (see :class:`aio_trader.http.AsyncRequest`).
     Rate limits, per endpoint group (:class:`EndpointGroup`): Kite's defaults with their
     request counts multiplied by ``rate_limit_scale`` (as the sandbox's
     ``rate_limit_scale`` does), or ``rate_limits`` for the groups it names
@@ -330,6 +331,7 @@ class Kite(AbstractBroker):
         session_expiry_hook: SessionExpiryHook | None = None,
         timeout: float = 7.0,
         backoff: Backoff | None = None,
+        max_connections: int = 10,
         rate_limit_scale: float = 1.0,
         rate_limit_margin: float = 0.02,
         rate_limits: Mapping[EndpointGroup, Sequence[Rate]] | None = None,
@@ -368,7 +370,11 @@ class Kite(AbstractBroker):
         if isinstance(twofa, str):
             self._remember(twofa)
         self._http = AsyncRequest(
-            self.root, headers={"X-Kite-Version": "3"}, timeout=timeout, backoff=backoff
+            self.root,
+            headers={"X-Kite-Version": "3"},
+            timeout=timeout,
+            backoff=backoff,
+            max_connections=max_connections,
         )
         self._set_auth()
 
