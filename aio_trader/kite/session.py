@@ -13,10 +13,16 @@ Two ways to be logged in to Kite:
 user's config directory (``$XDG_CONFIG_HOME/aio_trader`` or ``~/.config/aio_trader``),
 mode 0600 in a 0700 directory, valid until the end of the day in IST. Never pickle.
 
-Secrets never reach a log: a filter on httpx's and httpcore's loggers (which print URLs
-and response headers at INFO/DEBUG) masks any ``access_token=``/``enctoken=``/... value
-(query strings, cookies) and every secret registered with :func:`protect` as ``***``;
-aio_trader's own loggers never format tokens in the first place.
+Secrets never reach a log. aio_trader's own loggers never format them. The HTTP stack's
+do: ``httpx`` logs every request's full URL at INFO (Kite's logout, ``DELETE
+/session/token``, carries ``access_token``/``refresh_token`` in its query string), and
+``httpcore`` logs response headers at DEBUG (Kite Web's ``Set-Cookie: enctoken=...``, a
+login redirect's ``request_token``). So importing this module adds one filter, process
+wide, to the ``httpx`` and ``httpcore.*`` loggers (those loggers only; other records are
+untouched): it masks any ``access_token=``/``enctoken=``/... value and every secret
+registered with :func:`protect` (``Kite`` registers its own for its lifetime) as ``***``.
+It runs only for records those loggers actually emit (at their default WARNING level:
+none), so it costs nothing unless their logging is switched on.
 """
 
 from __future__ import annotations
