@@ -135,8 +135,9 @@ class AsyncRequest:
     (change them later with ``update_headers``); ``timeout`` (seconds) applies to each
     connect/read/write/pool phase; ``backoff`` is the default retry policy.
     ``max_connections``: connections open at once, all kept alive between calls (more
-    concurrent calls wait for one, up to ``timeout``). A malformed ``base_url`` raises
-    ``ValueError``, so does ``max_connections < 1``.
+    concurrent calls wait for a free one; a wait longer than ``timeout`` is a
+    ``ConnectError``, retried as such). A malformed ``base_url`` raises ``ValueError``,
+    so does ``max_connections < 1``.
 
     Why 10 by default, kept alive: httpx's default keeps 20 of up to 100, and its pool
     closes an idle connection whenever more than that exist, so many concurrent callers
@@ -207,7 +208,11 @@ class AsyncRequest:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client and its connections. Idempotent."""
+        """Close the client and its connections. Idempotent.
+
+        Cancellation: the connections are closed anyway (httpcore shields that), then
+        it propagates; the client is closed either way.
+        """
         await self._client.aclose()
 
     async def request(

@@ -411,3 +411,14 @@ async def test_max_connections_caps_the_requests_in_flight(server: HTTPServer) -
 def test_max_connections_below_one_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="max_connections"):
         AsyncRequest("http://127.0.0.1", max_connections=0)
+
+
+async def test_aclose_under_cancellation_still_closes(server: HTTPServer) -> None:
+    http = AsyncRequest(server.url)
+    await http.get("/x")
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await http.aclose()
+    assert http.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        await http.get("/x")
