@@ -38,6 +38,7 @@ from aio_trader.kite import (
     Trade,
     TriggerRange,
 )
+from aio_trader.kite import session as kite_session
 from aio_trader.sandbox import Sandbox, SandboxConfig
 
 FAST = Backoff(base=0.01, cap=0.05, max_attempts=4)
@@ -348,6 +349,9 @@ async def test_repr_and_constructor_checks(sb: Sandbox) -> None:
         Kite()
     with pytest.raises(ValueError, match="user_id and password"):
         Kite(user_id="AB1234")
+    with pytest.raises(ValueError, match="max_connections"):
+        Kite(sb.api_key, "never-registered-token", root=sb.root_url, max_connections=0)
+    assert "never-registered-token" not in kite_session._REDACTOR.secrets  # nothing left masked
     assert Kite(sb.api_key).login_url() == (
         f"https://kite.zerodha.com/connect/login?api_key={sb.api_key}&v=3"
     )

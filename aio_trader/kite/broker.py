@@ -365,10 +365,6 @@ class Kite(AbstractBroker):
         self._limiters = {
             group: RateLimiter(*rates, name=str(group)) for group, rates in limits.items()
         }
-        self._secrets: list[str | None] = []
-        self._remember(access_token, enctoken, password, totp_secret)
-        if isinstance(twofa, str):
-            self._remember(twofa)
         self._http = AsyncRequest(
             self.root,
             headers={"X-Kite-Version": "3"},
@@ -376,6 +372,11 @@ class Kite(AbstractBroker):
             backoff=backoff,
             max_connections=max_connections,
         )
+        # Registered once nothing can fail any more: close() forgets them.
+        self._secrets: list[str | None] = []
+        self._remember(access_token, enctoken, password, totp_secret)
+        if isinstance(twofa, str):
+            self._remember(twofa)
         self._set_auth()
 
     def __repr__(self) -> str:
