@@ -161,6 +161,7 @@ class AsyncRequest:
         if max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, got {max_connections!r}")
         self.backoff = Backoff() if backoff is None else backoff
+        self.max_connections = max_connections
         try:
             self._client = httpx.AsyncClient(
                 base_url=base_url,

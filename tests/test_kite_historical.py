@@ -14,7 +14,7 @@ import pytest
 from aio_trader._time import IST
 from aio_trader.backoff import Backoff
 from aio_trader.errors import InputException
-from aio_trader.kite import Interval, Kite
+from aio_trader.kite import EndpointGroup, Interval, Kite
 from aio_trader.kite.broker import historical_chunks
 from aio_trader.sandbox import Sandbox, SandboxConfig
 
@@ -120,6 +120,22 @@ async def test_bulk_raises_the_first_error(kite: Kite, sb: Sandbox) -> None:
         await kite.historical_bulk([*TOKENS, 1], "2024-01-01", "2024-01-31", "day")
     with pytest.raises(ValueError, match="after"):
         await kite.historical_bulk(TOKENS, "2024-02-01", "2024-01-31", "day")
+
+
+async def test_bulk_takes_no_rate_slot_it_has_no_connection_for(sb: Sandbox) -> None:
+    # Twice the limit (60 at SCALE 10) would take slots for requests that then queue for
+    # one of the 2 connections and reach the server late, in a burst.
+    sb.faults.latency = 0.5
+    async with (
+        Kite(
+            sb.api_key, sb.access_token, root=sb.root_url, rate_limit_scale=SCALE, max_connections=2
+        ) as kite,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(kite.historical_bulk, TOKENS, "2024-01-01", "2024-03-31", "minute")
+        await anyio.sleep(0.4)  # 4 x 2 chunks: 8 slots at 30/s would be taken by now
+        assert kite._limiters[EndpointGroup.HISTORICAL].statistics().acquired == 2
+        tg.cancel_scope.cancel()
 
 
 async def test_bulk_cancellation_cancels_every_request(kite: Kite, sb: Sandbox) -> None:

@@ -28,6 +28,7 @@ import datetime
 import inspect
 import json as jsonlib
 import logging
+import math
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -1107,7 +1108,9 @@ class Kite(AbstractBroker):
         Ranges longer than Kite's maximum for ``interval`` are split into chunks
         (:func:`historical_chunks`); every (instrument, chunk) request runs concurrently
         (at most ``concurrency`` in flight; default: twice the per-second limit, at
-        least 4), paced by the client's historical limiter, so no 429s. Each
+        least 4, at most ``max_connections``: a request waiting for a connection after
+        its rate-limit slot would reach Kite late, in a burst), paced by the client's
+        historical limiter, so no 429s. Each
         instrument's candles come back in time order, a candle repeated at a chunk
         boundary only once. ``on_progress(done, total)`` (sync
         or async) is called after each request finishes. Duplicate tokens are fetched
@@ -1121,8 +1124,9 @@ class Kite(AbstractBroker):
         chunks = historical_chunks(from_date, to_date, interval)
         total = len(tokens) * len(chunks)
         if concurrency is None:
-            per_second = self._limiters[EndpointGroup.HISTORICAL].rates[0].count
-            concurrency = max(4, 2 * per_second)
+            rates = self._limiters[EndpointGroup.HISTORICAL].rates
+            per_second = min(rate.count / rate.period for rate in rates)
+            concurrency = min(max(4, math.ceil(2 * per_second)), self._http.max_connections)
         jobs = {
             (token, index): self.historical_data(token, start, stop, interval, continuous, oi)
             for token in tokens
