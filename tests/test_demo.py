@@ -46,6 +46,8 @@ def test_demo_runs_headless_end_to_end(backend: str) -> None:
         assert re.search(rf"^tick {label} last=[\d,.]+ change=[+-][\d.]+% ", out, re.M), label
     # Full mode reaches the table: best bid and ask of the depth.
     assert re.search(r"^tick NSE:INFY .* bid=[\d,.]+ ask=[\d,.]+$", out, re.M)
+    # ... from the first tick on: none in quote mode (Kite's default) before full took effect
+    assert not re.search(r"^tick (NSE:INFY|NFO:\S+) .* bid=- ask=-$", out, re.M)
     [market] = order_ids(out, "MARKET")
     [limit] = order_ids(out, r"LIMIT")
     assert re.search(
