@@ -509,7 +509,8 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
     async def __aenter__(self) -> Self:
         """Start the connection task(s) in a new task group; returns at once (not connected yet).
 
-        Raises ``RuntimeError`` when entered twice.
+        Raises ``RuntimeError`` when entered twice. Cancellation: it never waits, so a
+        cancellation is seen by the block's first checkpoint (and ``__aexit__`` cleans up).
         """
         if self._tg is not None or self._closed:
             raise RuntimeError(f"{type(self).__name__} can be entered only once")
