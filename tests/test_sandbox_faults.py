@@ -152,7 +152,7 @@ async def test_admin_endpoints_switch_faults_at_runtime(
 
         stats = (await admin.get("/__sandbox__/stats")).json()["data"]
         assert stats["refused_403"] == 1
-        assert set(stats["refused_429"]) == {"quote", "historical", "orders", "others"}
+        assert set(stats["refused_429"]) == {"quote", "historical", "order", "other"}
 
 
 async def test_object_controls(sb: Sandbox) -> None:

@@ -14,9 +14,10 @@ import httpx
 import pyotp
 import pytest
 
+from aio_trader.kite.constants import EndpointGroup
 from aio_trader.sandbox import Sandbox, SandboxConfig
 from aio_trader.sandbox.market import load_instruments
-from aio_trader.sandbox.state import RateLimiter
+from aio_trader.sandbox.state import RATE_LIMIT_TOLERANCE, RateLimiter
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -55,6 +56,7 @@ def error(response: httpx.Response, status: int, error_type: str) -> str:
     return str(body["message"])
 
 
+QUOTE, ORDER, OTHER = EndpointGroup.QUOTE, EndpointGroup.ORDER, EndpointGroup.OTHER
 MARKET_BUY = {
     "exchange": "NSE",
     "tradingsymbol": "INFY",
@@ -743,25 +745,54 @@ async def test_rate_limits_answer_429_and_are_counted() -> None:
             assert error(response, 429, "NetworkException") == "Too many requests"
         stats = data(await c.get("/__sandbox__/stats"))
     assert stats["refused_429"]["quote"] == 1
-    assert stats["refused_429"]["orders"] == 2
+    assert stats["refused_429"]["order"] == 2
     assert stats["orders_booked"] == 10
 
 
 def test_rate_limiter_windows_and_scale() -> None:
+    # every window is Kite's less a fixed tolerance (seconds), never a fraction of it
+    tolerance = RATE_LIMIT_TOLERANCE
+    assert 0 < tolerance <= 0.2
     limiter = RateLimiter(scale=1)
-    assert [limiter.allow("quote", t) for t in (0.0, 0.5, 0.95, 1.0)] == [True, False, True, False]
-    # 10/s and 200/min for orders: the minute window binds after 200 calls
-    accepted = sum(
-        limiter.allow("orders", second + i / 100) for second in range(30) for i in range(10)
-    )
+    second = 1.0 - tolerance  # quote: 1 call per second
+    calls = (0.0, 0.5, second - 0.01, second + 0.01, 1.0, 2 * second + 0.02)
+    assert [limiter.allow(QUOTE, t) for t in calls] == [True, False, False, True, False, True]
+    # 10/s and 200/min for orders: the minute window binds after 200 calls, for 60 s less
+    # the same tolerance
+    accepted = sum(limiter.allow(ORDER, s + i / 100) for s in range(30) for i in range(10))
     assert accepted == 200
-    assert not limiter.allow("orders", 40.0)
-    assert limiter.allow("orders", 61.0)
+    assert not limiter.allow(ORDER, 40.0)
+    assert not limiter.allow(ORDER, 60.0 - tolerance - 0.05)
+    assert limiter.allow(ORDER, 61.0)
     scaled = RateLimiter(scale=20)
-    assert sum(scaled.allow("quote", 0.0) for _ in range(25)) == 20
+    assert sum(scaled.allow(QUOTE, 0.0) for _ in range(25)) == 20
     tiny = RateLimiter(scale=0.01)
-    assert tiny.allow("others", 0.0)
-    assert not tiny.allow("others", 0.1)
+    assert tiny.allow(OTHER, 0.0)
+    assert not tiny.allow(OTHER, 0.1)
+
+
+async def test_rate_limit_refuses_a_client_paced_over_kites_rate() -> None:
+    # 50 quote calls evenly paced over Kite's 20/s at scale 20: any 21 consecutive calls
+    # span 3/4 of the window (1 s less the tolerance), so some of them are refused.
+    spacing = 0.75 * (1.0 - RATE_LIMIT_TOLERANCE) / 20
+    async with (
+        Sandbox(SandboxConfig(market_interval=None, rate_limit_scale=20)) as sb,
+        httpx.AsyncClient(base_url=sb.root_url, headers=auth(sb)) as c,
+    ):
+        statuses: list[int] = []
+
+        async def quote_at(moment: float) -> None:
+            await anyio.sleep_until(moment)
+            statuses.append((await c.get("/quote/ltp", params={"i": "NSE:INFY"})).status_code)
+
+        await c.get("/user/profile")  # the connection is open before the clock starts
+        start = anyio.current_time()
+        async with anyio.create_task_group() as group:
+            for i in range(50):
+                group.start_soon(quote_at, start + i * spacing)
+        assert statuses.count(200) >= 20
+        assert 429 in statuses
+        assert sb.state.stats.refused_429[QUOTE] == statuses.count(429)
 
 
 async def test_rate_limit_accepts_a_client_at_the_scaled_rate() -> None:

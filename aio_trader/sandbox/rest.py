@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from aio_trader._time import IST
+from aio_trader.kite.constants import EndpointGroup
 from aio_trader.sandbox._api import ApiError, now_ist, param, stamp
 from aio_trader.sandbox.market import CandleError, instruments_csv
 from aio_trader.sandbox.orders import contract_notes, margin_rows
@@ -76,7 +77,7 @@ class KiteEndpoint:
         self,
         handler: Handler,
         *,
-        group: str | None = "others",
+        group: EndpointGroup | None = EndpointGroup.OTHER,
         auth: bool = True,
         lossy: bool = False,
     ) -> None:
@@ -720,7 +721,11 @@ async def alerts_history(call: Call) -> Any:
 
 
 def _route(
-    path: str, method: str, handler: Handler, group: str | None = "others", **options: bool
+    path: str,
+    method: str,
+    handler: Handler,
+    group: EndpointGroup | None = EndpointGroup.OTHER,
+    **options: bool,
 ) -> Route:
     return Route(path, KiteEndpoint(handler, group=group, **options), methods=[method])
 
@@ -733,10 +738,10 @@ def kite_routes() -> list[BaseRoute]:
         _route("/user/margins", "GET", margins),
         _route("/user/margins/{segment}", "GET", margins),
         _route("/orders", "GET", orders),
-        _route("/orders/{variety}", "POST", place_order, group="orders", lossy=True),
+        _route("/orders/{variety}", "POST", place_order, EndpointGroup.ORDER, lossy=True),
         _route("/orders/{order_id}", "GET", order_history),
-        _route("/orders/{variety}/{order_id}", "PUT", modify_order, "orders"),
-        _route("/orders/{variety}/{order_id}", "DELETE", cancel_order, "orders"),
+        _route("/orders/{variety}/{order_id}", "PUT", modify_order, EndpointGroup.ORDER),
+        _route("/orders/{variety}/{order_id}", "DELETE", cancel_order, EndpointGroup.ORDER),
         _route("/orders/{order_id}/trades", "GET", order_trades),
         _route("/trades", "GET", trades),
         _route("/portfolio/positions", "GET", positions),
@@ -759,13 +764,16 @@ def kite_routes() -> list[BaseRoute]:
         _route("/mf/instruments", "GET", mf_instruments),
         _route("/instruments", "GET", instruments),
         _route(
-            "/instruments/historical/{instrument_token}/{interval}", "GET", historical, "historical"
+            "/instruments/historical/{instrument_token}/{interval}",
+            "GET",
+            historical,
+            EndpointGroup.HISTORICAL,
         ),
         _route("/instruments/trigger_range/{transaction_type}", "GET", trigger_range),
         _route("/instruments/{exchange}", "GET", instruments),
-        _route("/quote", "GET", _quote_endpoint("quote"), "quote"),
-        _route("/quote/ohlc", "GET", _quote_endpoint("ohlc"), "quote"),
-        _route("/quote/ltp", "GET", _quote_endpoint("ltp"), "quote"),
+        _route("/quote", "GET", _quote_endpoint("quote"), EndpointGroup.QUOTE),
+        _route("/quote/ohlc", "GET", _quote_endpoint("ohlc"), EndpointGroup.QUOTE),
+        _route("/quote/ltp", "GET", _quote_endpoint("ltp"), EndpointGroup.QUOTE),
         _route("/gtt/triggers", "GET", gtt_list),
         _route("/gtt/triggers", "POST", gtt_place),
         _route("/gtt/triggers/{trigger_id}", "GET", gtt_get),

@@ -19,27 +19,22 @@ import anyio.abc
 import attrs
 from anyio.streams.memory import MemoryObjectSendStream
 
+from aio_trader.kite.constants import EndpointGroup, rate_limits
 from aio_trader.sandbox.config import Faults, SandboxConfig
 from aio_trader.sandbox.market import Market, load_instruments
 from aio_trader.sandbox.mf import MutualFunds
 from aio_trader.sandbox.orders import OrderBook
 from aio_trader.sandbox.triggers import Alerts, Gtts
 
-__all__ = ["RATE_LIMITS", "RateLimiter", "SandboxState", "SandboxStats"]
+__all__ = ["RATE_LIMIT_TOLERANCE", "RateLimiter", "SandboxState", "SandboxStats"]
 
 log = logging.getLogger(__name__)
 
-#: Kite's published limits per endpoint group: (requests, per seconds).
-RATE_LIMITS: Final[dict[str, tuple[tuple[int, float], ...]]] = {
-    "quote": ((1, 1.0),),
-    "historical": ((3, 1.0),),
-    "orders": ((10, 1.0), (200, 60.0), (5000, 86400.0)),
-    "others": ((10, 1.0),),
-}
-#: Windows are shortened by this fraction, so that a client pacing itself exactly at the
-#: published rate is not refused because its calls reach the handler with uneven delays (a
-#: busy event loop, a slow machine). Bursts over the limit are still refused.
-_JITTER_SLACK: Final = 0.25
+#: Seconds cut from every rate-limit window: the tolerance for the delay between the moment a
+#: client's own limiter lets a call go and the moment the handler sees it (the loopback stack,
+#: one event loop shared by a busy client and the server, a loaded machine). Fixed, as that
+#: delay does not grow with the window: the minute and day windows are Kite's to within it.
+RATE_LIMIT_TOLERANCE: Final = 0.2
 #: Postbacks buffered per subscriber before the oldest unread ones are dropped.
 _UPDATES_BUFFER: Final = 1000
 
@@ -49,7 +44,7 @@ class SandboxStats:
     """Counters of one sandbox run (``GET /__sandbox__/stats`` answers them as JSON)."""
 
     requests: int = 0
-    refused_429: dict[str, int] = attrs.Factory(lambda: dict.fromkeys(RATE_LIMITS, 0))
+    refused_429: dict[EndpointGroup, int] = attrs.Factory(lambda: dict.fromkeys(EndpointGroup, 0))
     refused_403: int = 0
     http_5xx_sent: int = 0
     orders_booked: int = 0
@@ -63,26 +58,21 @@ class SandboxStats:
 
 
 class RateLimiter:
-    """Sliding windows per group: Kite's request counts times ``scale`` (at least 1) per
-    window, each window shortened by 25% for scheduling and network jitter. Refused calls
+    """Sliding windows per endpoint group: Kite's limits scaled as
+    ``aio_trader.kite.constants.rate_limits(scale)`` (so a client limited at the same scale
+    never earns a 429), each window ``RATE_LIMIT_TOLERANCE`` seconds shorter. Refused calls
     don't count.
-
-    The same scaling as ``aio_trader.kite.constants.rate_limits(scale)``, so a client
-    limited at the same scale never earns a 429.
     """
 
     def __init__(self, scale: float) -> None:
         self.scale = scale
         self.limits = {
-            group: tuple(
-                (max(1, round(count * scale)), seconds * (1 - _JITTER_SLACK))
-                for count, seconds in windows
-            )
-            for group, windows in RATE_LIMITS.items()
+            group: tuple((rate.count, rate.period - RATE_LIMIT_TOLERANCE) for rate in rates)
+            for group, rates in rate_limits(scale).items()
         }
-        self._hits: dict[tuple[str, int], collections.deque[float]] = {}
+        self._hits: dict[tuple[EndpointGroup, int], collections.deque[float]] = {}
 
-    def allow(self, group: str, now: float) -> bool:
+    def allow(self, group: EndpointGroup, now: float) -> bool:
         """Count a call of ``group`` at time ``now`` (seconds) if every window has room."""
         queues = []
         for index, (count, span) in enumerate(self.limits[group]):
