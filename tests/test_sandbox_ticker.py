@@ -37,7 +37,8 @@ from aio_trader.kite.ticks import (
 from aio_trader.sandbox import Sandbox, SandboxConfig
 from aio_trader.sandbox.ticker import EXPIRED_CLOSE_CODE, HEARTBEAT
 
-#: Generous guard against a hang (a failing test, not a speed claim).
+#: Generous guard against a hang (a failing test, not a speed claim); also the timeout of
+#: every HTTP client here, so that a loaded machine slows a test down without failing it.
 HANG_GUARD = 30.0
 #: Large enough for a full-mode frame of many tokens.
 MAX_MESSAGE = 4 << 20
@@ -95,7 +96,7 @@ def ws_url(sb: Sandbox, **params: str) -> str:
 @contextlib.asynccontextmanager
 async def connect(sb: Sandbox, **params: str) -> AsyncIterator[AsyncWebSocketSession]:
     async with (
-        httpx.AsyncClient() as client,
+        httpx.AsyncClient(timeout=HANG_GUARD) as client,
         aconnect_ws(ws_url(sb, **params), client, max_message_size_bytes=MAX_MESSAGE) as ws,
     ):
         yield ws
@@ -310,7 +311,7 @@ async def test_flat_out_ticking_keeps_the_server_responsive() -> None:
     async with (
         Sandbox(SandboxConfig(tick_interval=0.0)) as sb,
         connect(sb) as ws,
-        httpx.AsyncClient(base_url=sb.root_url) as rest,
+        httpx.AsyncClient(base_url=sb.root_url, timeout=HANG_GUARD) as rest,
     ):
         chosen = [t for t, i in sb.state.market.instruments.items() if i.segment != "INDICES"]
         await send(ws, "subscribe", chosen[:200])
@@ -416,7 +417,10 @@ async def test_order_postbacks_arrive_as_text_frames_after_a_rest_order(sb: Sand
         "order_type": "MARKET",
         "validity": "DAY",
     }
-    async with connect(sb) as ws, httpx.AsyncClient(base_url=sb.root_url) as rest:
+    async with (
+        connect(sb) as ws,
+        httpx.AsyncClient(base_url=sb.root_url, timeout=HANG_GUARD) as rest,
+    ):
         reply = await rest.post("/orders/regular", data=order, headers=headers)
         assert reply.status_code == 200, reply.text
         order_id = reply.json()["data"]["order_id"]
@@ -502,7 +506,10 @@ async def test_silence_sends_nothing_until_switched_off(sb: Sandbox) -> None:
 
 
 async def test_admin_endpoints_switch_ticker_faults_live(sb: Sandbox) -> None:
-    async with connect(sb) as ws, httpx.AsyncClient(base_url=sb.root_url) as admin:
+    async with (
+        connect(sb) as ws,
+        httpx.AsyncClient(base_url=sb.root_url, timeout=HANG_GUARD) as admin,
+    ):
         await send(ws, "subscribe", [tokens(sb)["NSE"]])
         await next_frame(ws)
         reply = await admin.post("/__sandbox__/faults", json={"ws_malformed_text": True})
@@ -514,7 +521,10 @@ async def test_admin_endpoints_switch_ticker_faults_live(sb: Sandbox) -> None:
 
 
 async def test_logout_closes_the_tickers_of_that_access_token(sb: Sandbox) -> None:
-    async with connect(sb) as ws, httpx.AsyncClient(base_url=sb.root_url) as rest:
+    async with (
+        connect(sb) as ws,
+        httpx.AsyncClient(base_url=sb.root_url, timeout=HANG_GUARD) as rest,
+    ):
         params = {"api_key": sb.api_key, "access_token": sb.access_token}
         reply = await rest.delete("/session/token", params=params, headers={"X-Kite-Version": "3"})
         assert reply.status_code == 200
@@ -543,19 +553,24 @@ async def test_stats_count_connections_frames_and_ticks(sb: Sandbox) -> None:
 
 
 async def test_sandbox_shutdown_ends_open_connections() -> None:
-    stop = anyio.Event()
+    ended: list[BaseException] = []
 
-    async def run_sandbox(*, task_status: anyio.abc.TaskStatus[Sandbox]) -> None:
-        async with Sandbox(SandboxConfig(tick_interval=0.05)) as sandbox:
-            task_status.started(sandbox)
-            await stop.wait()
-
-    async with anyio.create_task_group() as tg:
-        sandbox = await tg.start(run_sandbox)
-        async with connect(sandbox) as ws:
-            await send(ws, "subscribe", [tokens(sandbox)["NSE"]])
+    async def hold_connection(sb: Sandbox, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        # the whole connection lives in this task: opened, read, ended and closed here
+        async with connect(sb) as ws:
+            await send(ws, "subscribe", [tokens(sb)["NSE"]])
             await next_frame(ws)
-            stop.set()  # the sandbox shuts down with the connection open
-            # the client sees the end of the connection, not a hang
-            with pytest.raises((WebSocketDisconnect, WebSocketNetworkError)):
+            task_status.started()
+            try:
                 await next_message(ws, lambda d: False)
+            except (WebSocketDisconnect, WebSocketNetworkError) as end:
+                ended.append(end)
+
+    # the sandbox (inner) shuts down with the connection open; the group waits for the client
+    async with (
+        anyio.create_task_group() as tg,
+        Sandbox(SandboxConfig(tick_interval=0.05)) as sb,
+    ):
+        await tg.start(hold_connection, sb)
+    # the client saw the end of the connection, not a hang
+    assert len(ended) == 1
