@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -47,30 +48,32 @@ def param(params: Mapping[str, Any], name: str, choices: tuple[str, ...] | None 
     return text
 
 
-def optional_float(params: Mapping[str, Any], name: str, default: float = 0.0) -> float:
-    """A non-negative number parameter, ``default`` when absent, else 400."""
+def _number(params: Mapping[str, Any], name: str) -> float | None:
+    """A finite non-negative number parameter, None when absent, else 400."""
     value = params.get(name)
     if value is None or str(value).strip() == "":
-        return default
+        return None
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise ApiError.input(f"Invalid `{name}`.") from None
-    if number != number or number < 0 or number in (float("inf"),):
+    if not math.isfinite(number) or number < 0:
         raise ApiError.input(f"Invalid `{name}`.")
     return number
 
 
+def optional_float(params: Mapping[str, Any], name: str, default: float = 0.0) -> float:
+    """A finite non-negative number parameter, ``default`` when absent, else 400."""
+    number = _number(params, name)
+    return default if number is None else number
+
+
 def optional_int(params: Mapping[str, Any], name: str, default: int = 0) -> int:
     """A non-negative integer parameter, ``default`` when absent, else 400."""
-    value = params.get(name)
-    if value is None or str(value).strip() == "":
+    number = _number(params, name)
+    if number is None:
         return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ApiError.input(f"Invalid `{name}`.") from None
-    if number != number or number < 0 or number != int(number):
+    if not number.is_integer():
         raise ApiError.input(f"Invalid `{name}`.")
     return int(number)
 
