@@ -32,7 +32,7 @@ from aio_trader.kite.ticks import (
     QuoteTick,
     Tick,
 )
-from aio_trader.sandbox._api import seeded
+from aio_trader.sandbox._api import now_ist, seeded, stamp
 
 __all__ = [
     "INSTRUMENT_CSV_HEADER",
@@ -68,7 +68,6 @@ _SESSIONS: Final[Mapping[str, tuple[datetime.time, datetime.time]]] = {
 }
 _EQUITY_SESSION: Final = (datetime.time(9, 15), datetime.time(15, 30))
 _MASK64: Final = (1 << 64) - 1
-_TAU: Final = 2 * math.pi
 #: A futures/options contract trades for this many days before its expiry.
 _CONTRACT_LIFE: Final = datetime.timedelta(days=120)
 #: (period in seconds, amplitude) of the waves that shape historical prices.
@@ -220,9 +219,8 @@ class _Quote:
     def average_price(self) -> float:
         return self.turnover / self.volume if self.volume else self.last_price
 
-
-def _fmt(moment: datetime.datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    def ohlc(self) -> dict[str, float]:
+        return {"open": self.open, "high": self.high, "low": self.low, "close": self.close}
 
 
 class Market:
@@ -235,7 +233,7 @@ class Market:
         self.instruments: Mapping[int, SandboxInstrument] = instruments
         self.seed = seed
         self.steps = 0
-        self.updated_at = datetime.datetime.now(IST).replace(microsecond=0)
+        self.updated_at = now_ist()
         self._by_key = {instrument.key: instrument for instrument in instruments.values()}
         self._rngs: dict[int, random.Random] = {}
         self._quotes: dict[int, _Quote] = {}
@@ -272,12 +270,16 @@ class Market:
     def last_price(self, token: int) -> float:
         return self._quotes[token].last_price
 
+    def close_price(self, token: int) -> float:
+        """The previous session's close."""
+        return self._quotes[token].close
+
     # -- the walk ------------------------------------------------------------------
 
     def step(self) -> None:
         """Advance every instrument by one random-walk step (deterministic under the seed)."""
         self.steps += 1
-        self.updated_at = datetime.datetime.now(IST).replace(microsecond=0)
+        self.updated_at = now_ist()
         self._snapshots.clear()
         self._depths.clear()
         for token, instrument in self.instruments.items():
@@ -392,28 +394,19 @@ class Market:
     def ohlc_dict(self, token: int) -> dict[str, Any]:
         """The ``/quote/ohlc`` entry."""
         quote = self._quotes[token]
-        return {
-            "instrument_token": token,
-            "last_price": quote.last_price,
-            "ohlc": {
-                "open": quote.open,
-                "high": quote.high,
-                "low": quote.low,
-                "close": quote.close,
-            },
-        }
+        return {"instrument_token": token, "last_price": quote.last_price, "ohlc": quote.ohlc()}
 
     def quote_dict(self, token: int) -> dict[str, Any]:
         """The ``/quote`` entry: the same state as the ``full`` tick."""
         instrument = self.instruments[token]
         quote = self._quotes[token]
         depth = self._depth(instrument, quote)
-        stamp = _fmt(self.updated_at)
+        updated = stamp(self.updated_at)
         lower, upper = self.circuit_limits(token)
         return {
             "instrument_token": token,
-            "timestamp": stamp,
-            "last_trade_time": stamp,
+            "timestamp": updated,
+            "last_trade_time": updated,
             "last_price": quote.last_price,
             "last_quantity": quote.last_quantity,
             "buy_quantity": quote.buy_quantity,
@@ -426,12 +419,7 @@ class Market:
             "net_change": instrument.round_price(quote.last_price - quote.close),
             "lower_circuit_limit": lower,
             "upper_circuit_limit": upper,
-            "ohlc": {
-                "open": quote.open,
-                "high": quote.high,
-                "low": quote.low,
-                "close": quote.close,
-            },
+            "ohlc": quote.ohlc(),
             "depth": {
                 side: [
                     {"price": level.price, "quantity": level.quantity, "orders": level.orders}
@@ -488,18 +476,18 @@ class Market:
                 session_open = datetime.datetime.combine(day, opens, IST)
                 session_close = datetime.datetime.combine(day, closes, IST)
                 if minutes == 1440:
-                    stamp = datetime.datetime.combine(day, datetime.time(0), IST)
+                    moment = datetime.datetime.combine(day, datetime.time(0), IST)
                     rows.append(
-                        self._candle(instrument, minutes, stamp, session_open, session_close, oi)
+                        self._candle(instrument, minutes, moment, session_open, session_close, oi)
                     )
                 else:
                     length = datetime.timedelta(minutes=minutes)
-                    stamp = session_open
-                    while stamp < session_close:
-                        if start <= stamp <= end:
-                            stop = min(stamp + length, session_close)
-                            rows.append(self._candle(instrument, minutes, stamp, stamp, stop, oi))
-                        stamp += length
+                    moment = session_open
+                    while moment < session_close:
+                        if start <= moment <= end:
+                            stop = min(moment + length, session_close)
+                            rows.append(self._candle(instrument, minutes, moment, moment, stop, oi))
+                        moment += length
             day += one_day
         return rows
 
@@ -507,7 +495,7 @@ class Market:
         phases = self._phases.get(token)
         if phases is None:
             rng = seeded(_mix(self.seed, token, 7))
-            phases = self._phases[token] = tuple(rng.uniform(0, 2 * math.pi) for _ in _WAVES)
+            phases = self._phases[token] = tuple(rng.uniform(0, math.tau) for _ in _WAVES)
         return phases
 
     def _level(self, instrument: SandboxInstrument, t: float) -> float:
@@ -516,20 +504,20 @@ class Market:
         for (period, amplitude), phase in zip(
             _WAVES, self._phases_of(instrument.instrument_token), strict=True
         ):
-            total += amplitude * math.sin(_TAU * t / period + phase)
+            total += amplitude * math.sin(math.tau * t / period + phase)
         return instrument.base_price * math.exp(total)
 
     def _candle(
         self,
         instrument: SandboxInstrument,
         minutes: int,
-        stamp: datetime.datetime,
+        moment: datetime.datetime,
         begin: datetime.datetime,
         stop: datetime.datetime,
         with_oi: bool,
     ) -> list[Any]:
         token = instrument.instrument_token
-        at = stamp.timestamp()
+        at = moment.timestamp()
         noise = _mix(self.seed, token, minutes, int(at))
         u_high, u_low, u_volume = (((noise >> shift) & 0xFFFFF) / 0x100000 for shift in (0, 20, 40))
         first = instrument.round_price(self._level(instrument, begin.timestamp()))
@@ -538,7 +526,7 @@ class Market:
         high = instrument.round_price(max(first, last) + u_high * spread)
         low = instrument.round_price(max(min(first, last) - u_low * spread, 0.0))
         volume = 0 if instrument.is_index else int(50 + u_volume * 4950) * minutes
-        row: list[Any] = [stamp.strftime("%Y-%m-%dT%H:%M:%S%z"), first, high, low, last, volume]
+        row: list[Any] = [moment.strftime("%Y-%m-%dT%H:%M:%S%z"), first, high, low, last, volume]
         if with_oi:
             if instrument.is_derivative:
                 base = _mix(self.seed, token) % 40_000 + 1_000

@@ -227,7 +227,7 @@ class Holding:
     def to_dict(self, market: Market) -> dict[str, Any]:
         i = self.instrument
         last = market.last_price(i.instrument_token)
-        close = market.ohlc_dict(i.instrument_token)["ohlc"]["close"]
+        close = market.close_price(i.instrument_token)
         total = self.quantity + self.t1_quantity
         return {
             "tradingsymbol": i.tradingsymbol,
@@ -281,7 +281,7 @@ class _Position:
         i = self.instrument
         mult = i.multiplier
         last = market.last_price(i.instrument_token)
-        close = market.ohlc_dict(i.instrument_token)["ohlc"]["close"]
+        close = market.close_price(i.instrument_token)
         buy_price = self.buy_value / self.buy_quantity if self.buy_quantity else 0.0
         sell_price = self.sell_value / self.sell_quantity if self.sell_quantity else 0.0
         qty = self.quantity
