@@ -308,6 +308,8 @@ async def test_modify_and_cancel_an_open_order(sb: Sandbox, client: httpx.AsyncC
         f"/orders/regular/{order_id}", data={"price": str(low + 1), "quantity": "3"}
     )
     assert data(modified) == {"order_id": order_id}
+    off_tick = await client.put(f"/orders/regular/{order_id}", data={"price": str(low + 0.03)})
+    assert "tick size" in error(off_tick, 400, "InputException")
     history = data(await client.get(f"/orders/{order_id}"))
     assert [row["status"] for row in history[-4:]] == [
         "MODIFY VALIDATION PENDING",

@@ -66,6 +66,25 @@ def segment_of(instrument: SandboxInstrument) -> str:
     return "commodity" if instrument.exchange == "MCX" else "equity"
 
 
+def _instrument(market: Market, params: Mapping[str, Any]) -> SandboxInstrument:
+    """The instrument named by ``exchange`` + ``tradingsymbol``, else 400."""
+    exchange = param(params, "exchange")
+    symbol = param(params, "tradingsymbol")
+    instrument = market.by_symbol(exchange, symbol)
+    if instrument is None:
+        raise ApiError.input(f"Invalid `tradingsymbol` {exchange}:{symbol}: instrument not found.")
+    return instrument
+
+
+def _check_tick(instrument: SandboxInstrument, name: str, price: float) -> float:
+    """``price`` if it is on the instrument's tick grid (0: not given), else 400."""
+    if price and instrument.tick_size and abs(instrument.round_price(price) - price) > 1e-9:
+        raise ApiError.input(
+            f"Invalid `{name}`: not a multiple of the tick size {instrument.tick_size}."
+        )
+    return price
+
+
 def order_margin(
     instrument: SandboxInstrument, transaction_type: str, product: str, quantity: int, price: float
 ) -> dict[str, float]:
@@ -390,13 +409,7 @@ class OrderBook:
         return order
 
     def _validated(self, variety: str, params: Mapping[str, Any]) -> Order:
-        exchange = param(params, "exchange")
-        symbol = param(params, "tradingsymbol")
-        instrument = self.market.by_symbol(exchange, symbol)
-        if instrument is None:
-            raise ApiError.input(
-                f"Invalid `tradingsymbol` {exchange}:{symbol}: instrument not found."
-            )
+        instrument = _instrument(self.market, params)
         if instrument.is_index:
             raise ApiError.input("Indices are not tradable.")
         transaction_type = param(params, "transaction_type", TRANSACTION_TYPES)
@@ -420,11 +433,8 @@ class OrderBook:
             raise ApiError.input("Invalid `trigger_price`: an SL/SL-M order needs a trigger price.")
         if variety == "co" and trigger_price <= 0:
             raise ApiError.input("Invalid `trigger_price`: a cover order needs a stoploss trigger.")
-        for name, value in (("price", price), ("trigger_price", trigger_price)):
-            if value and instrument.tick_size and abs(instrument.round_price(value) - value) > 1e-9:
-                raise ApiError.input(
-                    f"Invalid `{name}`: not a multiple of the tick size {instrument.tick_size}."
-                )
+        _check_tick(instrument, "price", price)
+        _check_tick(instrument, "trigger_price", trigger_price)
         validity_ttl = optional_int(params, "validity_ttl")
         if validity == "TTL" and validity_ttl <= 0:
             raise ApiError.input("Invalid `validity_ttl`: TTL validity needs minutes.")
@@ -645,10 +655,7 @@ class OrderBook:
             changes["quantity"] = quantity
         for name in ("price", "trigger_price"):
             if params.get(name) not in (None, ""):
-                value = optional_float(params, name)
-                if order.instrument.round_price(value) != value:
-                    raise ApiError.input(f"Invalid `{name}`: not a multiple of the tick size.")
-                changes[name] = value
+                changes[name] = _check_tick(order.instrument, name, optional_float(params, name))
         if params.get("validity"):
             changes["validity"] = param(params, "validity", VALIDITIES)
         if params.get("disclosed_quantity") not in (None, ""):
@@ -898,11 +905,7 @@ def _calc_params(
 ) -> tuple[SandboxInstrument, str, str, int, float]:
     if not isinstance(entry, Mapping):
         raise ApiError.input("Each order must be a JSON object.")
-    exchange = param(entry, "exchange")
-    symbol = param(entry, "tradingsymbol")
-    instrument = market.by_symbol(exchange, symbol)
-    if instrument is None:
-        raise ApiError.input(f"Invalid `tradingsymbol` {exchange}:{symbol}: instrument not found.")
+    instrument = _instrument(market, entry)
     side = param(entry, "transaction_type", TRANSACTION_TYPES)
     product = param(entry, "product", PRODUCTS)
     quantity = optional_int(entry, "quantity")
