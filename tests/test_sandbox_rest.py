@@ -423,6 +423,9 @@ async def test_autoslice_splits_past_the_freeze_quantity(client: httpx.AsyncClie
     answer = data(await client.post("/orders/regular", data=form))
     assert len(answer["children"]) == 3
     assert answer["order_id"] == answer["children"][0]["order_id"]
+    # no slice can be booked: the error itself, not a success with an empty order_id
+    refused = await client.post("/orders/regular", data={**form, "price": "-1"})
+    assert "price" in error(refused, 400, "InputException")
 
 
 async def test_convert_position(client: httpx.AsyncClient) -> None:

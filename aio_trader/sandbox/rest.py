@@ -191,17 +191,24 @@ def _session(state: SandboxState) -> dict[str, Any]:
     }
 
 
-async def session_token(call: Call) -> Any:
-    state, config = call.state, call.state.config
+def _redeem(call: Call, name: str, live: set[str]) -> str:
+    """The token ``name`` of a session exchange, once its api_key, checksum (sha256 of
+    api_key + token + api_secret) and liveness (one of ``live``) are checked; else 403/400."""
+    config = call.state.config
     if param(call.params, "api_key") != config.api_key:
         raise ApiError(403, "TokenException", "Invalid `api_key`.")
-    request_token = param(call.params, "request_token")
-    expected = _checksum(config.api_key, request_token, config.api_secret)
+    token = param(call.params, name)
+    expected = _checksum(config.api_key, token, config.api_secret)
     if not hmac.compare_digest(param(call.params, "checksum"), expected):
         raise ApiError.input("Invalid `checksum`.")
-    if request_token not in state.request_tokens:
+    if token not in live:
         raise ApiError(403, "TokenException", "Token is invalid or has expired.")
-    state.request_tokens.discard(request_token)
+    return token
+
+
+async def session_token(call: Call) -> Any:
+    state = call.state
+    state.request_tokens.discard(_redeem(call, "request_token", state.request_tokens))
     state.start_session()
     return _session(state)
 
@@ -220,17 +227,9 @@ async def session_delete(call: Call) -> Any:
 
 
 async def session_refresh(call: Call) -> Any:
-    state, config = call.state, call.state.config
-    if param(call.params, "api_key") != config.api_key:
-        raise ApiError(403, "TokenException", "Invalid `api_key`.")
-    refresh_token = param(call.params, "refresh_token")
-    expected = _checksum(config.api_key, refresh_token, config.api_secret)
-    if not hmac.compare_digest(param(call.params, "checksum"), expected):
-        raise ApiError.input("Invalid `checksum`.")
-    if refresh_token not in state.refresh_tokens:
-        raise ApiError(403, "TokenException", "Token is invalid or has expired.")
-    state.start_session()
-    return _session(state)
+    _redeem(call, "refresh_token", call.state.refresh_tokens)
+    call.state.start_session()
+    return _session(call.state)
 
 
 async def web_login(call: Call) -> Any:
@@ -333,31 +332,33 @@ async def margins(call: Call) -> Any:
 
 
 async def place_order(call: Call) -> Any:
-    book, stats = call.state.book, call.state.stats
-    variety = call.path["variety"]
+    book = call.state.book
+
+    def book_one(params: Mapping[str, Any]) -> str:
+        order_id = book.place(call.path["variety"], params).order_id
+        call.state.stats.orders_booked += 1
+        return order_id
+
     if str(call.params.get("autoslice", "")).lower() != "true":
-        order = book.place(variety, call.params)
-        stats.orders_booked += 1
-        return {"order_id": order.order_id}
+        return {"order_id": book_one(call.params)}
     instrument = book.market.by_symbol(
         str(call.params.get("exchange")), str(call.params.get("tradingsymbol"))
     )
     quantity = call.params.get("quantity")
     freeze = max(instrument.lot_size, 1) * 24 if instrument and instrument.is_derivative else 0
     if not freeze or not str(quantity).isdigit() or int(str(quantity)) <= freeze:
-        order = book.place(variety, call.params)
-        stats.orders_booked += 1
-        return {"order_id": order.order_id, "children": [{"order_id": order.order_id}]}
+        order_id = book_one(call.params)
+        return {"order_id": order_id, "children": [{"order_id": order_id}]}
     total = int(str(quantity))
     children: list[dict[str, Any]] = []
+    refusals: list[ApiError] = []
     while total > 0:
         chunk = min(freeze, total)
         total -= chunk
         try:
-            order = book.place(variety, {**call.params, "quantity": str(chunk)})
-            stats.orders_booked += 1
-            children.append({"order_id": order.order_id})
+            children.append({"order_id": book_one({**call.params, "quantity": str(chunk)})})
         except ApiError as error:
+            refusals.append(error)
             children.append(
                 {
                     "error": {
@@ -368,8 +369,10 @@ async def place_order(call: Call) -> Any:
                     }
                 }
             )
-    first = next((child["order_id"] for child in children if "order_id" in child), "")
-    return {"order_id": first, "children": children}
+    booked = [child["order_id"] for child in children if "order_id" in child]
+    if not booked:
+        raise refusals[0]  # no slice booked: the error, not an empty order_id
+    return {"order_id": booked[0], "children": children}
 
 
 async def modify_order(call: Call) -> Any:
