@@ -595,6 +595,9 @@ async def test_trigger_range(client: httpx.AsyncClient) -> None:
         400,
         "InputException",
     )
+    too_many = {"i": ["NSE:INFY"] * 501}  # at most 500, as for /quote
+    refused = await client.get("/instruments/trigger_range/buy", params=too_many)
+    assert "at most 500" in error(refused, 400, "InputException")
 
 
 # -- GTT, alerts, mutual funds --------------------------------------------------------------------

@@ -25,9 +25,15 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from aio_trader._time import IST
-from aio_trader.kite.constants import EndpointGroup
+from aio_trader.kite.constants import (
+    LTP_MAX_INSTRUMENTS,
+    OHLC_MAX_INSTRUMENTS,
+    QUOTE_MAX_INSTRUMENTS,
+    TRIGGER_RANGE_MAX_INSTRUMENTS,
+    EndpointGroup,
+)
 from aio_trader.sandbox._api import ApiError, now_ist, param, stamp
-from aio_trader.sandbox.market import CandleError, instruments_csv
+from aio_trader.sandbox.market import CandleError, SandboxInstrument, instruments_csv
 from aio_trader.sandbox.orders import contract_notes, margin_rows
 from aio_trader.sandbox.state import SandboxState
 
@@ -35,7 +41,11 @@ __all__ = ["KiteEndpoint", "error_response", "kite_routes", "success"]
 
 log = logging.getLogger(__name__)
 
-_QUOTE_LIMITS: Final = {"quote": 500, "ohlc": 1000, "ltp": 1000}
+_QUOTE_LIMITS: Final = {
+    "quote": QUOTE_MAX_INSTRUMENTS,
+    "ohlc": OHLC_MAX_INSTRUMENTS,
+    "ltp": LTP_MAX_INSTRUMENTS,
+}
 _DATE_FORMATS: Final = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 
 
@@ -525,23 +535,26 @@ async def instruments(call: Call) -> Response:
     return Response(instruments_csv(selected), media_type="text/csv")
 
 
+def _requested(call: Call, limit: int) -> list[tuple[str, SandboxInstrument]]:
+    """The ``i`` parameters (1 to ``limit``, else 400) that name a known instrument, with it;
+    unknown ones are left out, as Kite does."""
+    keys = call.query.getlist("i")
+    if not keys:
+        raise ApiError.input("Missing `i`: at least one instrument is needed.")
+    if len(keys) > limit:
+        raise ApiError.input(f"Too many instruments: at most {limit}.")
+    found = ((key, call.state.market.by_key(key)) for key in keys)
+    return [(key, instrument) for key, instrument in found if instrument is not None]
+
+
 def _quote_endpoint(kind: str) -> Handler:
     async def handler(call: Call) -> Any:
-        keys = call.query.getlist("i")
-        if not keys:
-            raise ApiError.input("Missing `i`: at least one instrument is needed.")
-        if len(keys) > _QUOTE_LIMITS[kind]:
-            raise ApiError.input(f"Too many instruments: at most {_QUOTE_LIMITS[kind]}.")
         market = call.state.market
-        render = {"quote": market.quote_dict, "ohlc": market.ohlc_dict, "ltp": market.ltp_dict}[
-            kind
-        ]
-        out = {}
-        for key in keys:
-            instrument = market.by_key(key)
-            if instrument is not None:
-                out[key] = render(instrument.instrument_token)
-        return out
+        render = {"quote": market.quote_dict, "ohlc": market.ohlc_dict, "ltp": market.ltp_dict}
+        return {
+            key: render[kind](instrument.instrument_token)
+            for key, instrument in _requested(call, _QUOTE_LIMITS[kind])
+        }
 
     return handler
 
@@ -587,15 +600,9 @@ async def trigger_range(call: Call) -> Any:
     side = call.path["transaction_type"].lower()
     if side not in ("buy", "sell"):
         raise ApiError.input("Invalid `transaction_type`.")
-    keys = call.query.getlist("i")
-    if not keys:
-        raise ApiError.input("Missing `i`: at least one instrument is needed.")
     market = call.state.market
     out = {}
-    for key in keys:
-        instrument = market.by_key(key)
-        if instrument is None:
-            continue
+    for key, instrument in _requested(call, TRIGGER_RANGE_MAX_INSTRUMENTS):
         last = market.last_price(instrument.instrument_token)
         low, high = (0.96, 0.99) if side == "buy" else (1.01, 1.04)
         out[key] = {
