@@ -687,6 +687,11 @@ async def test_mutual_fund_orders_and_sips(client: httpx.AsyncClient) -> None:
         "instalments": "12",
     }
     sip_id = data(await client.post("/mf/sips", data=sip))["sip_id"]
+    for bad in ("twelve", "0", "-2"):
+        refused = await client.post("/mf/sips", data={**sip, "instalments": bad})
+        assert "instalments" in error(refused, 400, "InputException")
+        refused = await client.put(f"/mf/sips/{sip_id}", data={"instalments": bad})
+        assert "instalments" in error(refused, 400, "InputException")
     data(await client.put(f"/mf/sips/{sip_id}", data={"amount": "2000", "status": "paused"}))
     got = data(await client.get(f"/mf/sips/{sip_id}"))
     assert (got["instalment_amount"], got["status"]) == (2000.0, "PAUSED")

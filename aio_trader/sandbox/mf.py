@@ -8,7 +8,7 @@ import io
 import uuid
 from collections.abc import Mapping
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 
 from aio_trader.sandbox._api import (
     ApiError,
@@ -21,6 +21,19 @@ from aio_trader.sandbox._api import (
 )
 
 __all__ = ["MutualFunds"]
+
+#: SIP frequencies and the days between their instalments.
+_FREQUENCY_DAYS: Final = {"weekly": 7, "monthly": 30, "quarterly": 91}
+
+
+def _instalments(params: Mapping[str, Any]) -> int:
+    """``instalments``: a positive count, or -1 (the default) for a SIP without end; else 400."""
+    text = str(params.get("instalments") or "").strip()
+    if text in ("", "-1"):
+        return -1
+    if not text.isdigit() or int(text) == 0:
+        raise ApiError.input("Invalid `instalments`: a positive count, or -1.")
+    return int(text)
 
 
 class MutualFunds:
@@ -106,11 +119,11 @@ class MutualFunds:
         amount = optional_float(params, "amount")
         if amount <= 0:
             raise ApiError.input("Invalid `amount`.")
-        frequency = param(params, "frequency", ("weekly", "monthly", "quarterly"))
-        instalments = int(params.get("instalments") or -1)
+        frequency = param(params, "frequency", tuple(_FREQUENCY_DAYS))
+        instalments = _instalments(params)
         sip_id = str(self._rng.randrange(10**14, 10**15))
         today = now_ist()
-        step = {"weekly": 7, "monthly": 30, "quarterly": 91}[frequency]
+        step = _FREQUENCY_DAYS[frequency]
         self.sips[sip_id] = {
             "status": "ACTIVE",
             "sip_reg_num": None,
@@ -149,9 +162,9 @@ class MutualFunds:
         if params.get("amount") not in (None, ""):
             sip["instalment_amount"] = optional_float(params, "amount")
         if params.get("frequency"):
-            sip["frequency"] = param(params, "frequency", ("weekly", "monthly", "quarterly"))
+            sip["frequency"] = param(params, "frequency", tuple(_FREQUENCY_DAYS))
         if params.get("instalments") not in (None, ""):
-            sip["instalments"] = sip["pending_instalments"] = int(params["instalments"])
+            sip["instalments"] = sip["pending_instalments"] = _instalments(params)
         if params.get("instalment_day") not in (None, ""):
             sip["instalment_day"] = optional_int(params, "instalment_day")
         if params.get("status"):
