@@ -643,6 +643,9 @@ async def test_gtt_lifecycle_and_trigger(sb: Sandbox, client: httpx.AsyncClient)
     error(await client.get(f"/gtt/triggers/{trigger_id}"), 400, "InputException")
     bad = {**form, "type": "two-leg"}
     error(await client.post("/gtt/triggers", data=bad), 400, "InputException")
+    for change, needle in (({"quantity": 1.5}, "quantity"), ({"price": "abc"}, "price")):
+        bad = {**form, "orders": json.dumps([{**orders[0], **change}])}
+        assert needle in error(await client.post("/gtt/triggers", data=bad), 400, "InputException")
 
 
 async def test_alerts_crud_and_history(sb: Sandbox, client: httpx.AsyncClient) -> None:
@@ -668,6 +671,9 @@ async def test_alerts_crud_and_history(sb: Sandbox, client: httpx.AsyncClient) -
     modified = data(await client.put(f"/alerts/{uuid}", data={**form, "name": "renamed"}))
     assert modified["name"] == "renamed"
     assert [a["uuid"] for a in data(await client.get("/alerts"))] == [uuid]
+    item = {"tradingsymbol": "INFY", "exchange": "NSE", "weight": "heavy", "params": {}}
+    ato = {**form, "type": "ato", "basket": json.dumps({"items": [item]})}
+    assert "weight" in error(await client.post("/alerts", data=ato), 400, "InputException")
     await client.delete("/alerts", params={"uuid": [uuid]})
     assert data(await client.get("/alerts")) == []
     error(await client.get(f"/alerts/{uuid}"), 400, "InputException")

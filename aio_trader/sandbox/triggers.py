@@ -4,18 +4,34 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from aio_trader.sandbox._api import ApiError, now_ist, optional_float, param, seeded, stamp
+from aio_trader.sandbox._api import (
+    ApiError,
+    now_ist,
+    optional_float,
+    optional_int,
+    param,
+    seeded,
+    stamp,
+)
 from aio_trader.sandbox.market import Market
 from aio_trader.sandbox.orders import ORDER_TYPES, PRODUCTS, TRANSACTION_TYPES, OrderBook
 
 __all__ = ["Alerts", "Gtts"]
 
 _GTT_TYPES: Final = ("single", "two-leg")
-_OPERATORS: Final = ("<=", ">=", "<", ">", "==")
+#: Alert operators and what they compare.
+_COMPARE: Final[dict[str, Callable[[float, float], bool]]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
+    "==": operator.eq,
+}
 #: Defaults of an ATO basket item's order parameters.
 _BASKET_PARAMS: Final[dict[str, Any]] = {
     "validity": "DAY",
@@ -83,9 +99,9 @@ class Gtts:
             param(order, "transaction_type", TRANSACTION_TYPES)
             param(order, "order_type", ORDER_TYPES)
             param(order, "product", PRODUCTS)
-            quantity = order.get("quantity")
-            if not isinstance(quantity, int | float) or quantity <= 0:
-                raise ApiError.input("Invalid `quantity` in orders.")
+            quantity = optional_int(order, "quantity")
+            if quantity <= 0:
+                raise ApiError.input("Invalid `quantity`.")
             clean.append(
                 {
                     "exchange": instrument.exchange,
@@ -93,8 +109,8 @@ class Gtts:
                     "product": order["product"],
                     "order_type": order["order_type"],
                     "transaction_type": order["transaction_type"],
-                    "quantity": int(quantity),
-                    "price": float(order.get("price") or 0),
+                    "quantity": quantity,
+                    "price": optional_float(order, "price"),
                     "result": None,
                 }
             )
@@ -217,7 +233,7 @@ class Alerts:
         )
         if lhs is None:
             raise ApiError.input("Invalid `lhs_tradingsymbol`: instrument not found.")
-        operator = param(params, "operator", _OPERATORS)
+        compare = param(params, "operator", tuple(_COMPARE))
         rhs_type = str(params.get("rhs_type") or "constant")
         if rhs_type not in ("constant", "instrument"):
             raise ApiError.input("Invalid `rhs_type`.")
@@ -227,7 +243,7 @@ class Alerts:
             "lhs_attribute": str(params.get("lhs_attribute") or "LastTradedPrice"),
             "lhs_exchange": lhs.exchange if not lhs.is_index else "INDICES",
             "lhs_tradingsymbol": lhs.tradingsymbol,
-            "operator": operator,
+            "operator": compare,
             "rhs_type": rhs_type,
             "rhs_attribute": "",
             "rhs_exchange": "",
@@ -281,7 +297,7 @@ class Alerts:
                     "tradingsymbol": instrument.tradingsymbol,
                     "exchange": instrument.exchange,
                     "instrument_token": instrument.instrument_token,
-                    "weight": int(item.get("weight") or 0),
+                    "weight": optional_int(item, "weight"),
                     "params": _BASKET_PARAMS | given,
                 }
             )
@@ -348,13 +364,7 @@ class Alerts:
             rhs = (
                 self.market.last_price(alert["_rhs"]) if "_rhs" in alert else alert["rhs_constant"]
             )
-            met = {
-                "<=": lhs <= rhs,
-                ">=": lhs >= rhs,
-                "<": lhs < rhs,
-                ">": lhs > rhs,
-                "==": lhs == rhs,
-            }[alert["operator"]]
+            met = _COMPARE[alert["operator"]](lhs, rhs)
             if met and not self._met.get(alert_id, False):
                 alert["alert_count"] += 1
                 self._record(alert_id, alert, rhs)
