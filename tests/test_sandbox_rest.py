@@ -359,6 +359,8 @@ async def test_ioc_limit_that_does_not_match_is_cancelled(client: httpx.AsyncCli
         ({"tag": "x" * 21}, "tag"),
         ({"validity": "GTC"}, "validity"),
         ({"order_type": "LIMIT", "price": "100.03"}, "tick"),
+        ({"market_protection": "abc"}, "market_protection"),
+        ({"market_protection": "101"}, "market_protection"),
     ],
 )
 async def test_bad_orders_get_400_input_exception(

@@ -76,6 +76,16 @@ def _instrument(market: Market, params: Mapping[str, Any]) -> SandboxInstrument:
     return instrument
 
 
+def _market_protection(params: Mapping[str, Any]) -> float:
+    """``market_protection``: a percentage (0 to 100), or -1 for Kite's automatic one; else 400."""
+    if str(params.get("market_protection", "")).strip() == "-1":
+        return -1.0
+    protection = optional_float(params, "market_protection")
+    if protection > 100:
+        raise ApiError.input("Invalid `market_protection`: 0 to 100, or -1.")
+    return protection
+
+
 def _check_tick(instrument: SandboxInstrument, name: str, price: float) -> float:
     """``price`` if it is on the instrument's tick grid (0: not given), else 400."""
     if price and instrument.tick_size and abs(instrument.round_price(price) - price) > 1e-9:
@@ -469,7 +479,7 @@ class OrderBook:
             trigger_price=trigger_price,
             disclosed_quantity=disclosed,
             validity_ttl=validity_ttl,
-            market_protection=float(params.get("market_protection") or 0),
+            market_protection=_market_protection(params),
             tag=tag,
             guid=hashlib.sha1(order_id.encode(), usedforsecurity=False).hexdigest()[:12],
             auction_number=str(auction_number) if auction_number else None,
