@@ -110,6 +110,8 @@ class SandboxState:
         self.refresh_tokens = {config.refresh_token}
         self.request_tokens: set[str] = set()
         self.web_requests: set[str] = set()
+        #: Open ticker connections per api_key (per user for Kite Web), for the connection limit.
+        self.ws_open: collections.Counter[str] = collections.Counter()
         self.ws_drop_epoch = 0
         self._ws_drop_event = anyio.Event()
         self._subscribers: set[MemoryObjectSendStream[dict[str, Any]]] = set()

@@ -47,11 +47,11 @@ import anyio.abc
 import anyio.lowlevel
 import attrs
 from starlette.datastructures import QueryParams
-from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from aio_trader.kite.ticks import FeedError, OrderUpdate, encode_frame, encode_text
+from aio_trader.sandbox._api import ApiError
+from aio_trader.sandbox.rest import error_response
 
 if TYPE_CHECKING:
     from aio_trader.sandbox.market import Market
@@ -221,23 +221,6 @@ def _build_frame(market: Market, modes: Mapping[int, str]) -> tuple[bytes, int]:
 # -- connections -------------------------------------------------------------------------
 
 
-@attrs.define
-class _Registry:
-    """Open ticker connections per api_key (per user for Kite Web), for the connection limit."""
-
-    open: dict[str, int] = attrs.Factory(dict)
-
-
-def _registry(websocket: HTTPConnection) -> _Registry:
-    app_state = websocket.app.state
-    registry = getattr(app_state, "sandbox_ticker_registry", None)
-    if registry is None:
-        registry = _Registry()
-        app_state.sandbox_ticker_registry = registry
-    assert isinstance(registry, _Registry)
-    return registry
-
-
 @attrs.frozen
 class _Credentials:
     api_key: str
@@ -264,11 +247,6 @@ class _Credentials:
         return bool(state.check_token(self.api_key, self.secret))
 
 
-def _kite_error(status: int, error_type: str, message: str) -> JSONResponse:
-    body = {"status": "error", "message": message, "data": None, "error_type": error_type}
-    return JSONResponse(body, status_code=status)
-
-
 async def ticker_endpoint(websocket: WebSocket) -> None:
     """Serve one ticker connection until the client leaves or a fault closes it.
 
@@ -278,22 +256,21 @@ async def ticker_endpoint(websocket: WebSocket) -> None:
     """
     state: SandboxState = websocket.app.state.sandbox
     credentials = _Credentials.from_query(websocket.query_params)
-    registry = _registry(websocket)
     key = credentials.limit_key
     refusal = None
     if not credentials.valid(state):
         secret = "enctoken" if credentials.api_key == KITE_WEB_API_KEY else "access_token"
-        refusal = _kite_error(403, "TokenException", f"Invalid `api_key` or `{secret}`.")
-    elif registry.open.get(key, 0) >= state.config.max_ws_per_api_key:
+        refusal = ApiError(403, "TokenException", f"Invalid `api_key` or `{secret}`.")
+    elif state.ws_open[key] >= state.config.max_ws_per_api_key:
         limit = state.config.max_ws_per_api_key
         message = f"Too many connections: at most {limit} ticker connections per api_key."
-        refusal = _kite_error(429, "NetworkException", message)
+        refusal = ApiError(429, "NetworkException", message)
     if refusal is not None:
         state.stats.ws_connections_refused += 1
-        log.info("ticker handshake refused with HTTP %d", refusal.status_code)
-        await websocket.send_denial_response(refusal)
+        log.info("ticker handshake refused with HTTP %d", refusal.status)
+        await websocket.send_denial_response(error_response(refusal))
         return
-    registry.open[key] = registry.open.get(key, 0) + 1
+    state.ws_open[key] += 1
     try:
         # subscribed before the handshake completes: no postback or drop can slip past
         with state.order_updates() as updates:
@@ -302,7 +279,7 @@ async def ticker_endpoint(websocket: WebSocket) -> None:
             state.stats.ws_connections += 1
             await connection.serve()
     finally:
-        registry.open[key] -= 1
+        state.ws_open[key] -= 1
 
 
 class _Connection:
