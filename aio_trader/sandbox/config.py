@@ -7,6 +7,8 @@ from typing import Any
 
 import attrs
 
+from aio_trader.kite.constants import TICKER_MAX_CONNECTIONS, TICKER_MAX_INSTRUMENTS
+
 __all__ = ["Faults", "SandboxConfig"]
 
 
@@ -121,8 +123,8 @@ class SandboxConfig:
     tick_interval: float = attrs.field(default=0.25, validator=_non_negative)
     market_interval: float | None = attrs.field(default=0.25, validator=_positive_or_none)
     rate_limit_scale: float = attrs.field(default=1.0)
-    max_tokens_per_ws: int = 3000
-    max_ws_per_api_key: int = 3
+    max_tokens_per_ws: int = TICKER_MAX_INSTRUMENTS
+    max_ws_per_api_key: int = TICKER_MAX_CONNECTIONS
     #: opening cash per segment (equity, commodity) for margins and order checks.
     opening_cash: float = 1_000_000.0
     faults: Faults = attrs.field(factory=Faults)
