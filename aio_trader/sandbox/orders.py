@@ -16,16 +16,18 @@ from typing import Any, Final
 
 import attrs
 
+from aio_trader.kite.constants import OrderType, Product, TransactionType, Validity, Variety
 from aio_trader.sandbox._api import ApiError, now_ist, optional_float, optional_int, param, stamp
 from aio_trader.sandbox.market import Market, SandboxInstrument
 
 __all__ = ["Holding", "Order", "OrderBook", "charges", "order_margin"]
 
-VARIETIES: Final = ("regular", "amo", "co", "iceberg", "auction")
-ORDER_TYPES: Final = ("MARKET", "LIMIT", "SL", "SL-M")
-PRODUCTS: Final = ("CNC", "NRML", "MIS", "MTF", "CO", "BO")
-VALIDITIES: Final = ("DAY", "IOC", "TTL")
-TRANSACTION_TYPES: Final = ("BUY", "SELL")
+VARIETIES: Final = tuple(member.value for member in Variety)
+ORDER_TYPES: Final = tuple(member.value for member in OrderType)
+#: Kite's products, and BO (bracket orders, retired by Kite but still in the profile's list).
+PRODUCTS: Final = (*(member.value for member in Product), "BO")
+VALIDITIES: Final = tuple(member.value for member in Validity)
+TRANSACTION_TYPES: Final = tuple(member.value for member in TransactionType)
 _TAG = re.compile(r"[A-Za-z0-9]{1,20}")
 _LIVE: Final = frozenset({"OPEN", "TRIGGER PENDING", "AMO REQ RECEIVED"})
 _MIS_LEVERAGE: Final = 5.0
