@@ -143,7 +143,10 @@ class AsyncRequest:
     closes an idle connection whenever more than that exist, so many concurrent callers
     reconnect; and the pool's bookkeeping on every request grows with the square of the
     connections open. Ten in flight carry Kite's rate limits at a few hundred ms per call,
-    as Kite's official client (``requests``' 10 pooled connections) does.
+    as Kite's official client (``requests``' 10 pooled connections) does. A call that
+    waits for a connection has already taken its rate-limit slot and reaches the server
+    late: keep the calls in flight within ``max_connections`` where pacing matters
+    (``Kite.historical_bulk`` does).
 
     Use ``async with AsyncRequest(...) as http:``; leaving closes the client.
     """
