@@ -200,6 +200,20 @@ async def test_connect_login_and_session_exchange(sb: Sandbox) -> None:
     )
 
 
+async def test_kite_web_logins_get_distinct_request_ids(sb: Sandbox) -> None:
+    credentials = {"user_id": sb.user_id, "password": sb.password}
+    async with httpx.AsyncClient(base_url=sb.root_url) as c:
+
+        async def login() -> str:
+            return str(data(await c.post("/api/login", data=credentials))["request_id"])
+
+        first, second = await login(), await login()
+        totp = pyotp.TOTP(sb.config.totp_secret).now()
+        form = {"user_id": sb.user_id, "request_id": first, "twofa_value": totp}
+        data(await c.post("/api/twofa", data=form))
+        assert len({first, second, await login()}) == 3
+
+
 async def test_kite_web_login_with_totp_then_enctoken_under_oms(sb: Sandbox) -> None:
     async with httpx.AsyncClient(base_url=sb.root_url) as c:
         wrong = {"user_id": sb.user_id, "password": "nope"}

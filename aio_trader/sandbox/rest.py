@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -32,7 +33,7 @@ from aio_trader.kite.constants import (
     TRIGGER_RANGE_MAX_INSTRUMENTS,
     EndpointGroup,
 )
-from aio_trader.sandbox._api import ApiError, now_ist, param, stamp
+from aio_trader.sandbox._api import ApiError, param, stamp
 from aio_trader.sandbox.market import CandleError, SandboxInstrument, instruments_csv
 from aio_trader.sandbox.orders import contract_notes, margin_rows
 from aio_trader.sandbox.state import SandboxState
@@ -248,7 +249,7 @@ async def web_login(call: Call) -> Any:
     password = param(call.params, "password")
     if user_id != config.user_id or not hmac.compare_digest(password, config.password):
         raise ApiError.input("Invalid `user_id` or `password`.")
-    request_id = _checksum("request", str(len(state.web_requests)), now_ist().isoformat())[:32]
+    request_id = secrets.token_hex(16)  # unique: two logins in one second get two ids
     state.web_requests.add(request_id)
     return {
         "user_id": user_id,
