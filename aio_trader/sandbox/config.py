@@ -98,9 +98,9 @@ class SandboxConfig:
     market clock: prices move only through ``Sandbox.step_market``). ``rate_limit_scale``
     multiplies the request counts of Kite's limits (2.0: 2 quote calls per second, 20 order
     calls per second...; at least 1 per window), as ``kite.constants.rate_limits`` does. Each
-    window is Kite's less a fixed 0.2 s tolerance for the delay between a client's send and
-    the handler (``state.RATE_LIMIT_TOLERANCE``): 1 s windows admit up to a quarter more than
-    Kite's rate, minute and day windows are Kite's to within 0.2 s.
+    window is Kite's less a fixed 0.05 s tolerance for the delay between a client's send and
+    the handler (``state.RATE_LIMIT_TOLERANCE``): 1 s windows admit about 5 % more than
+    Kite's rate, minute and day windows are Kite's to within 0.05 s.
     """
 
     host: str = "127.0.0.1"

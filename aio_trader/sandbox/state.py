@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 #: client's own limiter lets a call go and the moment the handler sees it (the loopback stack,
 #: one event loop shared by a busy client and the server, a loaded machine). Fixed, as that
 #: delay does not grow with the window: the minute and day windows are Kite's to within it.
-RATE_LIMIT_TOLERANCE: Final = 0.2
+RATE_LIMIT_TOLERANCE: Final = 0.05
 #: Postbacks buffered per subscriber before the oldest unread ones are dropped.
 _UPDATES_BUFFER: Final = 1000
 
