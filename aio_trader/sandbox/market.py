@@ -21,6 +21,7 @@ from typing import Any, Final
 import attrs
 
 from aio_trader._time import IST
+from aio_trader.kite.models import parse_instruments
 from aio_trader.kite.ticks import (
     Depth,
     DepthLevel,
@@ -163,28 +164,25 @@ class SandboxInstrument:
 
 
 def load_instruments(text: str | None = None) -> dict[int, SandboxInstrument]:
-    """Parse an instrument CSV (Kite's dump columns); default: the list shipped with the package."""
+    """Parse an instrument CSV (Kite's dump columns); default: the list shipped with the package.
+
+    The dump is read by the library's own parser (``kite.models.parse_instruments``); its
+    ``last_price`` column is where each instrument's random walk starts.
+    """
     if text is None:
         text = resources.files("aio_trader.sandbox").joinpath("instruments.csv").read_text("utf-8")
-    out: dict[int, SandboxInstrument] = {}
-    for row in csv.DictReader(io.StringIO(text)):
-        token = int(row["instrument_token"])
-        expiry = row["expiry"]
-        out[token] = SandboxInstrument(
-            instrument_token=token,
-            exchange_token=int(row["exchange_token"]),
-            tradingsymbol=row["tradingsymbol"],
-            name=row["name"],
-            base_price=float(row["last_price"]),
-            expiry=datetime.date.fromisoformat(expiry) if expiry else None,
-            strike=float(row["strike"]),
-            tick_size=float(row["tick_size"]),
-            lot_size=int(row["lot_size"]),
-            instrument_type=row["instrument_type"],
-            segment=row["segment"],
-            exchange=row["exchange"],
+    return {
+        row.instrument_token: SandboxInstrument(
+            base_price=row.last_price, **{name: getattr(row, name) for name in _DUMP_FIELDS}
         )
-    return out
+        for row in parse_instruments(text)
+    }
+
+
+#: The fields a ``SandboxInstrument`` takes as they are from the dump's ``Instrument``.
+_DUMP_FIELDS: Final = tuple(
+    field.name for field in attrs.fields(SandboxInstrument) if field.name != "base_price"
+)
 
 
 def instruments_csv(instruments: Iterator[SandboxInstrument] | list[SandboxInstrument]) -> str:
