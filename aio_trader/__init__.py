@@ -1,12 +1,45 @@
-"""aio_trader: async (anyio) clients for Indian stockbroker APIs."""
+"""aio_trader: async (anyio) clients for Indian stockbroker APIs.
 
-from aio_trader.abc import AbstractBroker, AbstractFeeder
-from aio_trader.backoff import Backoff
-from aio_trader.errors import AioTraderError
-from aio_trader.http import AsyncRequest
-from aio_trader.ratelimit import Rate, RateLimiter
+Names are loaded on first use (PEP 562 ``__getattr__``), so importing this package
+loads no HTTP or WebSocket library until a name that needs one is touched.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names as mypy and IDEs see them
+    from aio_trader.abc import (
+        AbstractBroker,
+        AbstractFeeder,
+    )
+    from aio_trader.backoff import (
+        Backoff,
+    )
+    from aio_trader.errors import (
+        AioTraderError,
+    )
+    from aio_trader.http import (
+        AsyncRequest,
+    )
+    from aio_trader.ratelimit import (
+        Rate,
+        RateLimiter,
+    )
 
 __version__ = "0.1.0"
+
+#: public name -> the private module that defines it
+_EXPORTS: dict[str, str] = {
+    "AbstractBroker": "aio_trader.abc",
+    "AbstractFeeder": "aio_trader.abc",
+    "AioTraderError": "aio_trader.errors",
+    "AsyncRequest": "aio_trader.http",
+    "Backoff": "aio_trader.backoff",
+    "Rate": "aio_trader.ratelimit",
+    "RateLimiter": "aio_trader.ratelimit",
+}
 
 __all__ = [
     "AbstractBroker",
@@ -18,3 +51,17 @@ __all__ = [
     "RateLimiter",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the defining module on first use and cache the name in this package."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

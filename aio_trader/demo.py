@@ -34,7 +34,7 @@ from aio_trader._cli.render import LiveScreen, Screen, TickBoard
 from aio_trader._time import IST
 from aio_trader.errors import DataException
 from aio_trader.kite import Kite, KiteFeed
-from aio_trader.kite.models import Instrument, Session
+from aio_trader.kite._models import Instrument, Session
 from aio_trader.kite.ticks import OrderUpdate
 from aio_trader.sandbox import Sandbox, SandboxConfig
 from aio_trader.utils import graceful_shutdown

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from aio_trader._time import IST
-from aio_trader.kite.models import parse_instruments, parse_mf_instruments
+from aio_trader.kite._models import parse_instruments, parse_mf_instruments
 
 MOCKS = Path(__file__).resolve().parents[2] / "shared" / "kiteconnect-mocks"
 
@@ -128,7 +128,7 @@ def per_call_us(call: Callable[[], Any], number: int, repeat: int) -> float:
 
 def bench_records(official: Any, repeat: int) -> None:
     """The shared from_kite mechanism per record, and candles vs the official client."""
-    from aio_trader.kite.models import Order, Quote, parse_candles
+    from aio_trader.kite._models import Order, Quote, parse_candles
 
     order_us = per_call_us(lambda: Order.from_kite(ORDER), 20_000, repeat)
     quote_us = per_call_us(lambda: Quote.from_kite(QUOTE), 20_000, repeat)

@@ -18,7 +18,7 @@ import pandas as pd
 from _common import connect, parser
 
 from aio_trader.kite import to_pandas
-from aio_trader.kite.broker import historical_chunks
+from aio_trader.kite._broker import historical_chunks
 
 
 async def main() -> None:

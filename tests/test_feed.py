@@ -36,7 +36,7 @@ from aio_trader.kite import (
     decode_frame,
     decode_text,
 )
-from aio_trader.kite.feed import FeedItem
+from aio_trader.kite._feed import FeedItem
 from aio_trader.sandbox import Sandbox, SandboxConfig
 
 #: Hang guard for waits that must end (never an assertion on speed).
@@ -242,7 +242,7 @@ async def test_drop_mid_stream_reconnects_and_resumes_the_same_subscriptions() -
 
 
 async def test_silence_trips_the_watchdog_and_reconnects(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="aio_trader.kite.feed")
+    caplog.set_level(logging.WARNING, logger="aio_trader.kite._feed")
     async with sandbox() as sb, feed_for(sb, watchdog=0.3) as feed:
         token = tradable(sb)[0]
         await feed.subscribe([token], mode="ltp")
@@ -267,7 +267,7 @@ async def test_idle_connection_counts_heartbeats_and_stays_up() -> None:
 async def test_malformed_frames_are_counted_and_the_stream_continues(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="aio_trader.kite.feed")
+    caplog.set_level(logging.WARNING, logger="aio_trader.kite._feed")
     async with sandbox() as sb, feed_for(sb) as feed:
         nse = tradable(sb)
         await feed.subscribe(nse[:3], mode="quote")

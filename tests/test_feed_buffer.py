@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import aio_trader.kite.feed as feed_module
+import aio_trader.kite._feed as feed_module
 from aio_trader.kite import LtpTick, OrderUpdate
-from aio_trader.kite.feed import Overflow, _Buffer
+from aio_trader.kite._feed import Overflow, _Buffer
 
 #: Frames of ticks: (token, price) pairs, a few tokens so that they repeat.
 frames = st.lists(

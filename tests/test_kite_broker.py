@@ -38,7 +38,7 @@ from aio_trader.kite import (
     Trade,
     TriggerRange,
 )
-from aio_trader.kite import session as kite_session
+from aio_trader.kite import _session as kite_session
 from aio_trader.sandbox import Sandbox, SandboxConfig
 
 FAST = Backoff(base=0.01, cap=0.05, max_attempts=4)
@@ -358,7 +358,8 @@ async def test_repr_and_constructor_checks(sb: Sandbox) -> None:
 
 
 def test_public_names_are_pinned() -> None:
-    from aio_trader.kite import broker, session
+    from aio_trader.kite import _broker as broker
+    from aio_trader.kite import _session as session
 
     assert sorted(broker.__all__) == [
         "DateLike",

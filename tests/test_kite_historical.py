@@ -15,7 +15,7 @@ from aio_trader._time import IST
 from aio_trader.backoff import Backoff
 from aio_trader.errors import InputException
 from aio_trader.kite import EndpointGroup, Interval, Kite
-from aio_trader.kite.broker import historical_chunks
+from aio_trader.kite._broker import historical_chunks
 from aio_trader.sandbox import Sandbox, SandboxConfig
 
 SCALE = 10

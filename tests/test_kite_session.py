@@ -23,7 +23,7 @@ from aio_trader._time import IST
 from aio_trader.backoff import Backoff
 from aio_trader.errors import AioTraderError, InputException, TokenException
 from aio_trader.kite import Kite, Session, TokenCache
-from aio_trader.kite.session import checksum, end_of_day_ist
+from aio_trader.kite._session import checksum, end_of_day_ist
 from aio_trader.sandbox import Sandbox, SandboxConfig
 
 FAST = Backoff(base=0.01, cap=0.05, max_attempts=3)

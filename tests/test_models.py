@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 import aio_trader.kite as kite
 from aio_trader._time import IST
 from aio_trader.errors import DataException
-from aio_trader.kite import models as m
-from aio_trader.kite.frames import to_pandas, to_polars
+from aio_trader.kite import _models as m
+from aio_trader.kite._frames import to_pandas, to_polars
 
 IST_OFFSET = datetime.timedelta(hours=5, minutes=30)
 
@@ -474,7 +474,7 @@ def test_unknown_fields_are_kept_and_given_back() -> None:
 
 def test_unconvertible_value_is_kept_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
     before = m.conversion_failures()
-    with caplog.at_level(logging.WARNING, logger="aio_trader.kite.models"):
+    with caplog.at_level(logging.WARNING, logger="aio_trader.kite._models"):
         order = m.Order.from_kite(
             {"order_id": "1", "order_timestamp": "yesterday-ish", "quantity": 1.5, "price": "x"}
         )
@@ -665,7 +665,7 @@ def test_instruments_unknown_columns_blank_lines_and_bad_rows(
             "9,10,E,Echo,1.0,31/12/2024,0.0,0.05,1,EQ,NSE,NSE",  # bad expiry: kept, None
         ]
     )
-    with caplog.at_level(logging.WARNING, logger="aio_trader.kite.models"):
+    with caplog.at_level(logging.WARNING, logger="aio_trader.kite._models"):
         parsed = m.parse_instruments(bad)
     assert [i.tradingsymbol for i in parsed] == ["A", "E"]
     assert parsed[1].expiry is None

@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 
 from aio_trader.kite import Kite
-from aio_trader.kite.session import KITE_LOGIN_URL, TokenCache, login_url
+from aio_trader.kite._session import KITE_LOGIN_URL, TokenCache, login_url
 
 from .connection import (
     Connection,

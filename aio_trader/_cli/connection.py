@@ -3,7 +3,7 @@
 Credentials come, first match wins, from the flags, the environment (``KITE_API_KEY``,
 ``KITE_ACCESS_TOKEN``, ``KITE_USER_ID``, ``KITE_ENCTOKEN``), or what ``aio-trader login``
 stored: a Kite Connect access token in ``cli-login.json`` (mode 0600, in the user's config
-directory, the one :class:`~aio_trader.kite.session.TokenCache` uses), or a Kite Web
+directory, the one :class:`~aio_trader.kite._session.TokenCache` uses), or a Kite Web
 enctoken in the ``TokenCache`` itself. ``--sandbox`` starts an embedded sandbox and uses its
 credentials instead. Secrets are never printed.
 """
@@ -31,7 +31,7 @@ import httpx
 from aio_trader._time import IST
 from aio_trader.errors import AioTraderError
 from aio_trader.kite import Kite, KiteFeed
-from aio_trader.kite.session import TokenCache, end_of_day_ist, write_private_json
+from aio_trader.kite._session import TokenCache, end_of_day_ist, write_private_json
 from aio_trader.utils import _unwrapped, gather, graceful_shutdown
 
 if TYPE_CHECKING:

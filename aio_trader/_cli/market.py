@@ -24,10 +24,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from aio_trader.kite.broker import historical_chunks
+from aio_trader.kite._broker import historical_chunks
+from aio_trader.kite._feed import Overflow
+from aio_trader.kite._models import Candle, Instrument, LtpQuote, OhlcQuote
 from aio_trader.kite.constants import Interval, Mode
-from aio_trader.kite.feed import Overflow
-from aio_trader.kite.models import Candle, Instrument, LtpQuote, OhlcQuote
 
 from .account import Column, show_records
 from .connection import (

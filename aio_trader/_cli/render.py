@@ -22,7 +22,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from aio_trader.kite.feed import FeedItem
+from aio_trader.kite._feed import FeedItem
 from aio_trader.kite.ticks import (
     FeedError,
     FeedMessage,

@@ -3,7 +3,7 @@
 Every enum is a ``str`` enum (``class X(str, enum.Enum)``, so it works on Python 3.10):
 members compare equal to Kite's strings (``Product.CNC == "CNC"``) and ``str()`` /
 f-strings give the bare value, so they can be passed anywhere Kite expects a string.
-Records in :mod:`aio_trader.kite.models` keep plain ``str`` fields (a value Kite adds
+Records in :mod:`aio_trader.kite._models` keep plain ``str`` fields (a value Kite adds
 tomorrow never breaks parsing); compare them with these enums.
 
 The limits are data shared by the REST client (client-side limiter, request checks)

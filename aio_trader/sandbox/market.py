@@ -21,7 +21,7 @@ from typing import Any, Final
 import attrs
 
 from aio_trader._time import IST
-from aio_trader.kite.models import parse_instruments
+from aio_trader.kite._models import parse_instruments
 from aio_trader.kite.ticks import (
     Depth,
     DepthLevel,
@@ -166,7 +166,7 @@ class SandboxInstrument:
 def load_instruments(text: str | None = None) -> dict[int, SandboxInstrument]:
     """Parse an instrument CSV (Kite's dump columns); default: the list shipped with the package.
 
-    The dump is read by the library's own parser (``kite.models.parse_instruments``); its
+    The dump is read by the library's own parser (``kite._models.parse_instruments``); its
     ``last_price`` column is where each instrument's random walk starts.
     """
     if text is None:

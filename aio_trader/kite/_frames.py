@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 
 from aio_trader._time import IST
-from aio_trader.kite.models import Record
+from aio_trader.kite._models import Record
 
 __all__ = ["to_pandas", "to_polars"]
 

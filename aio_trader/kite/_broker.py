@@ -16,7 +16,7 @@ them go through one private path, ``Kite._request``, which
 
 Method and parameter names follow Kite's official Python client (``KiteConnect``), so code
 moves over by adding ``await``. Differences: results are typed records
-(:mod:`aio_trader.kite.models`), not dicts; place/modify/cancel calls return the id;
+(:mod:`aio_trader.kite._models`), not dicts; place/modify/cancel calls return the id;
 client-side checks raise ``ValueError`` before any request.
 
 No duplicate orders: see :meth:`Kite.place_order`.
@@ -54,17 +54,7 @@ from aio_trader.errors import (
     UserException,
 )
 from aio_trader.http import AsyncRequest, Params
-from aio_trader.kite.constants import (
-    LTP_MAX_INSTRUMENTS,
-    OHLC_MAX_INSTRUMENTS,
-    ORDER_TAG_MAX,
-    QUOTE_MAX_INSTRUMENTS,
-    TRIGGER_RANGE_MAX_INSTRUMENTS,
-    EndpointGroup,
-    Interval,
-    rate_limits,
-)
-from aio_trader.kite.models import (
+from aio_trader.kite._models import (
     GTT,
     MFSIP,
     Alert,
@@ -96,7 +86,7 @@ from aio_trader.kite.models import (
     parse_instruments,
     parse_mf_instruments,
 )
-from aio_trader.kite.session import (
+from aio_trader.kite._session import (
     KITE_CONNECT_ROOT,
     KITE_LOGIN_URL,
     KITE_WEB_ROOT,
@@ -107,6 +97,16 @@ from aio_trader.kite.session import (
     login_url,
     protect,
     web_login,
+)
+from aio_trader.kite.constants import (
+    LTP_MAX_INSTRUMENTS,
+    OHLC_MAX_INSTRUMENTS,
+    ORDER_TAG_MAX,
+    QUOTE_MAX_INSTRUMENTS,
+    TRIGGER_RANGE_MAX_INSTRUMENTS,
+    EndpointGroup,
+    Interval,
+    rate_limits,
 )
 from aio_trader.ratelimit import Rate, RateLimiter
 from aio_trader.utils import as_completed
