@@ -3,7 +3,9 @@
 ``Backoff`` is a frozen policy: wait ``base`` seconds before the first retry, multiply
 by ``factor`` for each further one, never more than ``cap``; ``max_attempts`` bounds
 the attempts (``None``: unbounded). The defaults wait 3, 6, 12, 24, 30, 30 seconds
-between 7 attempts.
+between 7 attempts. ``jitter`` (0 to 1, default 0) shortens each actual wait by a random
+fraction up to ``jitter``, so that several clients (or a feed's connections) that failed
+together do not retry in lockstep: a wait lies in ``[(1 - jitter) * delay, delay]``.
 
 Two ways to use it, one shared path:
 
@@ -19,6 +21,7 @@ Every wait is ``anyio.sleep``: an enclosing cancel scope stops a retry loop at o
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
@@ -40,7 +43,8 @@ class Backoff:
     """Exponential backoff: ``min(base * factor**n, cap)`` before retry ``n`` (from 0).
 
     ``max_attempts`` counts every attempt, the first included; ``None`` never gives up.
-    Invalid values raise ``ValueError``.
+    ``jitter`` (0 to 1) randomises the actual waits (:meth:`wait`); :meth:`delay` and
+    :meth:`delays` stay the deterministic schedule. Invalid values raise ``ValueError``.
     """
 
     base: float = attrs.field(default=3.0, validator=_ge(0))
@@ -48,6 +52,9 @@ class Backoff:
     cap: float = attrs.field(default=30.0, validator=_ge(0))
     max_attempts: int | None = attrs.field(
         default=_DEFAULT_ATTEMPTS, validator=attrs.validators.optional(_ge(1))
+    )
+    jitter: float = attrs.field(
+        default=0.0, validator=[_ge(0), attrs.validators.le(1)], kw_only=True
     )
 
     def delay(self, retry: int) -> float:
@@ -61,6 +68,13 @@ class Backoff:
                 break
             delay *= self.factor
         return min(delay, self.cap)
+
+    def wait(self, retry: int, *, rng: Callable[[], float] = random.random) -> float:
+        """The actual wait before retry ``retry``: :meth:`delay` shortened by a random
+        fraction up to ``jitter`` (``rng()`` in ``[0, 1)``); exactly ``delay`` without jitter.
+        """
+        delay = self.delay(retry)
+        return delay * (1.0 - self.jitter * rng()) if self.jitter else delay
 
     def delays(self) -> Iterator[float]:
         """The waits between attempts, in order: ``max_attempts - 1`` of them (endless if None)."""
@@ -79,7 +93,8 @@ class Attempts:
     """A mutable failure counter over a ``Backoff``, for loops that retry for a long time.
 
     ``failed()`` counts a failure and returns True while another attempt is allowed;
-    ``await sleep()`` then waits the delay for the failures counted so far.
+    ``await sleep()`` then waits ``delay``: the policy's wait for the failures counted so
+    far, drawn once per failure (with the policy's jitter).
     ``succeeded()`` marks a success: with ``stable_after=None`` the count resets at
     once; otherwise it resets on the next ``failed()`` only if at least
     ``stable_after`` seconds passed since the success (so a connection that drops
@@ -90,6 +105,7 @@ class Attempts:
     stable_after: float | None = None
     failures: int = attrs.field(default=0, init=False)
     _up_since: float | None = attrs.field(default=None, init=False, repr=False)
+    _wait: float | None = attrs.field(default=None, init=False, repr=False)
 
     @property
     def exhausted(self) -> bool:
@@ -107,6 +123,7 @@ class Attempts:
                 self.failures = 0
             self._up_since = None
         self.failures += 1
+        self._wait = self.policy.wait(self.failures - 1)
         return not self.exhausted
 
     def succeeded(self) -> None:
@@ -120,11 +137,15 @@ class Attempts:
         """Start counting from zero."""
         self.failures = 0
         self._up_since = None
+        self._wait = None
 
     @property
     def delay(self) -> float:
-        """The wait before the next attempt, given the failures counted so far."""
-        return self.policy.delay(max(self.failures - 1, 0))
+        """The wait before the next attempt, given the failures counted so far (with jitter:
+        the value drawn at the last ``failed()``, the same until the next one)."""
+        if self._wait is None or self.failures == 0:
+            return self.policy.delay(max(self.failures - 1, 0))
+        return self._wait
 
     async def sleep(self) -> None:
         """Wait ``delay`` seconds.

@@ -170,3 +170,37 @@ async def test_attempts_sleep_is_cancellable() -> None:
         await attempts.sleep()
     assert scope.cancelled_caught
     assert attempts.failures == 1
+
+
+# -- jitter -----------------------------------------------------------------------------------
+
+
+def test_jitter_keeps_waits_within_the_schedule_and_spreads_them() -> None:
+    policy = Backoff(base=1, factor=2, cap=8, max_attempts=None, jitter=0.5)
+    assert list(itertools.islice(policy.delays(), 5)) == [1, 2, 4, 8, 8]  # unchanged schedule
+    for retry_number in range(6):
+        waits = [policy.wait(retry_number) for _ in range(50)]
+        delay = policy.delay(retry_number)
+        assert all(delay * 0.5 <= w <= delay for w in waits)
+        assert len(set(waits)) > 1  # not in lockstep
+    assert policy.wait(2, rng=lambda: 0.0) == 4
+    assert policy.wait(2, rng=lambda: 0.5) == 3
+    assert Backoff(base=1, jitter=0).wait(0) == 1  # no jitter: the schedule itself
+
+
+def test_three_counters_failing_together_wait_differently() -> None:
+    policy = Backoff(base=1, factor=2, cap=30, max_attempts=None, jitter=0.5)
+    counters = [policy.attempts() for _ in range(3)]
+    for counter in counters:
+        counter.failed()
+        counter.failed()
+    delays = [counter.delay for counter in counters]
+    assert len(set(delays)) == 3
+    assert all(1 <= d <= 2 for d in delays)
+    assert [counter.delay for counter in counters] == delays  # drawn once per failure
+
+
+@pytest.mark.parametrize("jitter", [-0.1, 1.5, float("nan")])
+def test_invalid_jitter_is_a_value_error(jitter: float) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        Backoff(jitter=jitter)
