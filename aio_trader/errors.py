@@ -10,7 +10,9 @@ Reading this file tells you every way a call can fail::
     ├── OutcomeUnknownError         a non-idempotent request may or may not have taken effect
     │   └── OrderOutcomeUnknown     ... an order; reconciliation could not settle it
     ├── FeedClosedError             the WebSocket feed stopped for good
+    ├── ClientClosedError (RuntimeError)  a call on a client not opened yet, or closed
     └── KiteError (RuntimeError)    an error answer from Kite, by ``error_type``
+        ├── UnexpectedStatus        3xx, 404, 405, other 4xx: a status Kite does not heal
         ├── TokenException          403: session expired or invalid, log in again
         ├── PermissionException     403: not allowed
         ├── InputException          400: missing or bad parameters
@@ -23,10 +25,13 @@ Reading this file tells you every way a call can fail::
         ├── DataException           502: Kite's internal data error
         └── GeneralException        500 / anything else
 
-Retries: answers with HTTP 400, 403 and 429 are never retried (``retryable`` is
-false); every ``KiteError`` is a ``RuntimeError``, the documented contract
-(``except RuntimeError`` catches 400, 403 and 429 answers). Transport errors are
-retried only when the request was idempotent or surely never reached the server.
+Retries: only 5xx answers are retried (``retryable`` is true for them alone); 400,
+403, 429 and every other status (3xx, 404, 405, other 4xx) are raised at once: a 404
+never heals, so retrying it only delays the error. Every ``KiteError`` is a
+``RuntimeError``, the documented contract (``except RuntimeError`` catches 400, 403 and
+429 answers). Transport errors are retried only when the request was idempotent or
+surely never reached the server. Configuration errors (a bad URL, a wrong type, an
+unknown enum value) are ``ValueError``/``TypeError``, raised before any I/O.
 
 Messages never contain secrets (tokens, api secrets, passwords, TOTP values).
 """
@@ -40,6 +45,7 @@ __all__ = [
     "KITE_ERROR_TYPES",
     "NOT_RETRIED_STATUSES",
     "AioTraderError",
+    "ClientClosedError",
     "ConnectError",
     "ConnectionLost",
     "DataException",
@@ -58,11 +64,13 @@ __all__ = [
     "RequestTimeout",
     "TokenException",
     "TransportError",
+    "UnexpectedStatus",
     "UserException",
     "kite_error_from_response",
 ]
 
-#: HTTP statuses that are raised at once, never retried.
+#: HTTP statuses Kite uses for its own refusals: raised at once, never retried. Every other
+#: status below 500 is never retried either (``UnexpectedStatus`` unless Kite names a type).
 NOT_RETRIED_STATUSES = frozenset({400, 403, 429})
 
 
@@ -123,6 +131,14 @@ class FeedClosedError(AioTraderError):
     """The WebSocket feed stopped for good (for example: reconnect attempts exhausted)."""
 
 
+# -- lifecycle --------------------------------------------------------------------------
+
+
+class ClientClosedError(AioTraderError, RuntimeError):
+    """A call on a client that is not open yet (use ``async with`` or ``await open()``) or
+    already closed. Raised at once, before any I/O."""
+
+
 # -- Kite's error answers ---------------------------------------------------------------
 
 
@@ -144,8 +160,8 @@ class KiteError(AioTraderError, RuntimeError):
 
     @property
     def retryable(self) -> bool:
-        """False for answers that are raised at once (HTTP 400, 403, 429)."""
-        return self.status_code not in NOT_RETRIED_STATUSES
+        """True for 5xx answers only: 400, 403, 429 and every other status are raised at once."""
+        return 500 <= self.status_code <= 599
 
     def __str__(self) -> str:
         return f"{self.error_type} (HTTP {self.status_code}): {self.message}"
@@ -207,6 +223,14 @@ class GeneralException(KiteError):
     """Any other error (500)."""
 
 
+class UnexpectedStatus(KiteError):
+    """An answer with a status Kite does not use for its refusals (a 3xx, 404, 405, 409,
+    other 4xx) and without one of Kite's ``error_type``s: raised at once, never retried
+    (a wrong root URL or route never heals)."""
+
+    default_status = 404
+
+
 #: Kite's ``error_type`` names and their classes.
 KITE_ERROR_TYPES: dict[str, type[KiteError]] = {
     cls.__name__: cls
@@ -238,7 +262,8 @@ def kite_error_from_response(status_code: int, body: bytes | str | Any) -> KiteE
 
     ``body`` is the raw body (bytes/str) or the decoded JSON. Kite's ``error_type``
     picks the class (429 is always ``RateLimitError``); a body without one falls
-    back to a class by status. Never raises.
+    back to a class by status (``UnexpectedStatus`` for a 3xx or a 4xx other than 400,
+    403, 429). Never raises.
     """
     data: Any = body
     if isinstance(body, bytes | str):
@@ -258,6 +283,8 @@ def kite_error_from_response(status_code: int, body: bytes | str | Any) -> KiteE
         cls: type[KiteError] = RateLimitError
     elif error_type in KITE_ERROR_TYPES:
         cls = KITE_ERROR_TYPES[error_type]
+    elif status_code < 500 and status_code not in NOT_RETRIED_STATUSES:
+        cls = UnexpectedStatus
     else:
         cls = _BY_STATUS.get(status_code, GeneralException)
     return cls(message, status_code=status_code, error_type=error_type or cls.__name__)

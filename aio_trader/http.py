@@ -8,9 +8,14 @@ and decides what to retry:
 |---|---|---|
 | 2xx, body decodes | returned | returned |
 | 400 / 403 / 429 | ``KiteError`` at once | ``KiteError`` at once |
-| other status, bad 2xx body | retried; last ``KiteError`` | ``OutcomeUnknownError`` |
+| 3xx, 404, 405, other 4xx | ``UnexpectedStatus`` (or Kite's type) at once | same |
+| 5xx, bad 2xx body | retried; last ``KiteError`` | ``OutcomeUnknownError`` |
 | connect failed | retried; ``ConnectError`` | retried; ``ConnectError`` |
 | timeout or drop | retried; ``RequestTimeout`` or ``ConnectionLost`` | ``OutcomeUnknownError`` |
+
+Only what can heal is retried: a network error or a 5xx. A 404 (wrong root or route),
+a 405 or a redirect answers the same way every time, so it is raised at once (the seed
+retried every non-200, which turned a typo into minutes of backoff).
 
 So a non-idempotent request (placing, modifying, cancelling an order: POST, PUT,
 DELETE) is sent again only when it surely never reached the server. When it may
@@ -31,6 +36,15 @@ read / write / close errors and a server that disconnects -> ``ConnectionLost``;
 any other transport failure -> ``TransportError`` (not retried); a malformed URL ->
 ``ValueError``. Callers never see an httpx exception (it is kept as ``__cause__``).
 
+Lifecycle: an ``AsyncRequest`` owns no resource until it is opened (``async with``, or
+``await open()`` ... ``await aclose()``): the ``httpx.AsyncClient`` is created then. A
+request before ``open`` or after ``aclose`` raises ``ClientClosedError`` at once.
+
+Bodies: form bodies are encoded to bytes here and sent from a plain (non-generator)
+stream, so a request cancelled while its body is being written leaves no async
+generator unfinalised (httpx's own byte stream is one: trio then warns with a
+``ResourceWarning``).
+
 Observing errors (e.g. a 403 ``TokenException`` meaning "log in again") is left to
 the caller, which catches the raised ``KiteError`` in its own single request path.
 
@@ -40,16 +54,20 @@ never headers, query strings or bodies, so tokens never reach a log.
 
 from __future__ import annotations
 
-import json
+import json as jsonlib
 import logging
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
+from urllib.parse import urlencode
 
+import anyio
 import httpx
 
 from aio_trader.backoff import Backoff, retry
 from aio_trader.errors import (
+    ClientClosedError,
     ConnectError,
     ConnectionLost,
     DataException,
@@ -87,6 +105,14 @@ _TRANSLATION: tuple[tuple[type[Exception], type[TransportError]], ...] = (
 )
 
 
+class _Retry(Exception):
+    """Internal: an answer worth retrying (5xx, undecodable body); carries its error."""
+
+    def __init__(self, error: KiteError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class RequestOptions(TypedDict, total=False):
     """Keyword options of ``AsyncRequest.request`` and its per-method shortcuts."""
 
@@ -108,21 +134,83 @@ def _translate(exc: Exception) -> TransportError:
     return TransportError(f"{type(exc).__name__}: {exc}")
 
 
-def _form(data: Params | None) -> Mapping[str, Any] | None:
-    """Form fields as a mapping; repeated pairs become a list under one key."""
-    if data is None or isinstance(data, Mapping):
-        return data
-    fields: dict[str, list[Primitive]] = {}
-    for key, value in data:
-        fields.setdefault(key, []).append(value)
-    return fields
+def _form_value(value: Primitive) -> str:
+    """A form value as httpx encodes it (``True`` -> ``true``, ``None`` -> empty)."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _form_bytes(data: Params) -> bytes:
+    """Form fields, url-encoded; a sequence value (or repeated pairs) repeats the key."""
+    pairs: list[tuple[str, str]] = []
+    items = data.items() if isinstance(data, Mapping) else data
+    for key, value in items:
+        if isinstance(value, list | tuple):
+            pairs.extend((key, _form_value(v)) for v in value)
+        else:
+            pairs.append((key, _form_value(value)))  # type: ignore[arg-type]
+    return urlencode(pairs).encode("ascii")
+
+
+class _Chunk:
+    """An async iterator yielding one bytes chunk; a plain object, not a generator."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, body: bytes) -> None:
+        self._body: bytes | None = body
+
+    def __aiter__(self) -> _Chunk:
+        return self
+
+    async def __anext__(self) -> bytes:
+        body, self._body = self._body, None
+        if body is None:
+            raise StopAsyncIteration
+        return body
+
+
+class _Body(httpx.AsyncByteStream):
+    """A request body sent in one chunk, re-iterable (a retry sends it again), with
+    nothing to finalise when a send is cancelled half-way."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _Chunk(self._body)
+
+
+def _check_timeout(timeout: float, name: str = "timeout") -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {type(timeout).__name__}")
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise ValueError(f"{name} must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def _check_base_url(base_url: str) -> httpx.URL:
+    if not isinstance(base_url, str):
+        raise TypeError(f"base_url must be a str, got {type(base_url).__name__}")
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"invalid base_url: {exc}") from None
+    if base_url and (url.scheme not in ("http", "https") or not url.host):
+        raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+    return url
 
 
 def _decode(response: httpx.Response) -> Any:
     """The body by content type: JSON -> object, text/* -> str, else bytes."""
     content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
     if content_type == "application/json" or content_type.endswith("+json"):
-        return json.loads(response.content)
+        return jsonlib.loads(response.content)
     if content_type.startswith("text/"):
         return response.text
     return response.content
@@ -136,8 +224,9 @@ class AsyncRequest:
     connect/read/write/pool phase; ``backoff`` is the default retry policy.
     ``max_connections``: connections open at once, all kept alive between calls (more
     concurrent calls wait for a free one; a wait longer than ``timeout`` is a
-    ``ConnectError``, retried as such). A malformed ``base_url`` raises ``ValueError``,
-    so does ``max_connections < 1``.
+    ``ConnectError``, retried as such). A malformed ``base_url`` (or one without
+    ``http://``/``https://``), a non-positive ``timeout`` and ``max_connections < 1``
+    raise ``ValueError``; wrong types ``TypeError``. Nothing is opened here.
 
     Why 10 by default, kept alive: httpx's default keeps 20 of up to 100, and its pool
     closes an idle connection whenever more than that exist, so many concurrent callers
@@ -148,7 +237,9 @@ class AsyncRequest:
     late: keep the calls in flight within ``max_connections`` where pacing matters
     (``Kite.historical_bulk`` does).
 
-    Use ``async with AsyncRequest(...) as http:``; leaving closes the client.
+    Use ``async with AsyncRequest(...) as http:`` (the HTTP client is created on entry,
+    closed on exit), or ``await http.open()`` ... ``await http.aclose()``. It cannot be
+    reopened once closed.
     """
 
     def __init__(
@@ -161,46 +252,77 @@ class AsyncRequest:
         follow_redirects: bool = False,
         max_connections: int = 10,
     ) -> None:
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise TypeError(f"max_connections must be an int, got {type(max_connections).__name__}")
         if max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, got {max_connections!r}")
+        self._base_url = _check_base_url(base_url)
+        self._timeout = _check_timeout(timeout)
         self.backoff = Backoff() if backoff is None else backoff
         self.max_connections = max_connections
-        try:
-            self._client = httpx.AsyncClient(
-                base_url=base_url,
-                headers=dict(headers or {}),
-                timeout=timeout,
-                follow_redirects=follow_redirects,
-                limits=httpx.Limits(
-                    max_connections=max_connections, max_keepalive_connections=max_connections
-                ),
-            )
-        except httpx.InvalidURL as exc:
-            raise ValueError(f"invalid base_url: {exc}") from None
+        self._follow_redirects = follow_redirects
+        self._headers = httpx.Headers(dict(headers or {}))
+        self._client: httpx.AsyncClient | None = None
+        self._closed = False
 
     def __repr__(self) -> str:
-        return f"AsyncRequest({str(self._client.base_url)!r})"
+        state = "closed" if self._closed else "open" if self._client is not None else "not open"
+        return f"AsyncRequest({str(self._base_url)!r}, {state})"
 
     @property
     def client(self) -> httpx.AsyncClient:
-        """The underlying client (e.g. for httpx-ws). Errors raised by using it
-        directly are httpx's own: translating them is then the user's job."""
+        """The underlying client (e.g. for httpx-ws), once open (else ``ClientClosedError``).
+        Errors raised by using it directly are httpx's own: translating them is then the
+        user's job."""
+        if self._client is None:
+            raise self._not_open()
         return self._client
+
+    @property
+    def is_open(self) -> bool:
+        """True between ``open()`` (or entering ``async with``) and ``aclose()``."""
+        return self._client is not None
 
     @property
     def closed(self) -> bool:
         """True once ``aclose()`` ran."""
-        return self._client.is_closed
+        return self._closed
+
+    def _not_open(self) -> ClientClosedError:
+        if self._closed:
+            return ClientClosedError("AsyncRequest is closed (it cannot be reopened)")
+        return ClientClosedError("AsyncRequest is not open: use `async with` or `await open()`")
 
     def update_headers(self, headers: Mapping[str, str | None]) -> None:
-        """Set default headers for later calls; a ``None`` value removes that header."""
+        """Set default headers for later calls; a ``None`` value removes that header.
+        Works before ``open()`` too (they are used when it opens)."""
         for name, value in headers.items():
             if value is None:
-                self._client.headers.pop(name, None)
+                self._headers.pop(name, None)
             else:
-                self._client.headers[name] = value
+                self._headers[name] = value
+        if self._client is not None:
+            self._client.headers = self._headers
+
+    def open(self) -> None:
+        """Create the HTTP client (no I/O: connections open on first use). Idempotent while
+        open; ``ClientClosedError`` once closed. ``async with`` calls it."""
+        if self._closed:
+            raise self._not_open()
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self._base_url,
+                headers=self._headers,
+                timeout=self._timeout,
+                follow_redirects=self._follow_redirects,
+                limits=httpx.Limits(
+                    max_connections=self.max_connections,
+                    max_keepalive_connections=self.max_connections,
+                ),
+            )
 
     async def __aenter__(self) -> Self:
+        self.open()
         return self
 
     async def __aexit__(
@@ -212,12 +334,15 @@ class AsyncRequest:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client and its connections. Idempotent.
+        """Close the client and its connections. Idempotent; also fine if never opened.
 
-        Cancellation: the connections are closed anyway (httpcore shields that), then
-        it propagates; the client is closed either way.
+        Cancellation: the connections are closed anyway (shielded), then it propagates;
+        the client is closed either way.
         """
-        await self._client.aclose()
+        client, self._client, self._closed = self._client, None, True
+        if client is not None:
+            with anyio.CancelScope(shield=True):
+                await client.aclose()
 
     async def request(
         self,
@@ -231,7 +356,7 @@ class AsyncRequest:
         limiter: RateLimiter | None = None,
         idempotent: bool | None = None,
         backoff: Backoff | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpx's per-phase timeout, not a deadline)
     ) -> Any:
         """Send one request, with retries, and return the decoded body.
 
@@ -244,41 +369,56 @@ class AsyncRequest:
 
         Returns the body: JSON -> parsed object, ``text/*`` -> ``str``, else ``bytes``.
 
-        Raises ``KiteError`` subclasses for error answers (400/403/429 at once, never
-        retried; others after the retries), ``ConnectError`` / ``RequestTimeout`` /
+        Raises ``KiteError`` subclasses for error answers (5xx after the retries; every
+        other status at once: 400/403/429 by Kite's ``error_type``, a 3xx/404/405/other
+        4xx as ``UnexpectedStatus``), ``ConnectError`` / ``RequestTimeout`` /
         ``ConnectionLost`` / ``TransportError`` when the transport fails,
         ``OutcomeUnknownError`` when a non-idempotent request failed after it may
-        have reached the server, ``ValueError`` for a malformed URL, ``RuntimeError``
-        once closed.
+        have reached the server, ``ValueError`` for a malformed URL,
+        ``ClientClosedError`` (a ``RuntimeError``) before ``open()`` or once closed.
 
         Cancellation: propagates at once, whether during a rate-limit wait (no slot
         is taken), the exchange or a backoff wait (no further attempt is made). A
         request cancelled while in flight may or may not have reached the server.
         """
         method = method.upper()
-        if self.closed:
-            raise RuntimeError("AsyncRequest is closed")
+        client = self._client
+        if client is None:
+            raise self._not_open()
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         where = f"{method} {path.partition('?')[0]}"
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if data is not None and json is not None:
+            raise ValueError(f"{where}: give a form body (data) or a JSON body, not both")
+        body = None if data is None else _form_bytes(data)
+        if json is not None:
+            body = jsonlib.dumps(
+                json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()
         try:
-            request = self._client.build_request(
+            request = client.build_request(
                 method,
                 path,
                 params=params if params is None or isinstance(params, Mapping) else list(params),
-                data=_form(data),
-                json=json,
+                content=body,
                 headers=headers,
                 timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
         except httpx.InvalidURL as exc:
             raise ValueError(f"{where}: {exc}") from None
+        if body is not None:
+            request.headers["Content-Type"] = (
+                "application/json" if json is not None else "application/x-www-form-urlencoded"
+            )
+            request.stream = _Body(body)
 
         async def attempt() -> Any:
             if limiter is not None:
                 await limiter.acquire()
             try:
-                response = await self._client.send(request)
+                response = await client.send(request)
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
                 raise ValueError(f"{where}: {exc}") from None
             except (httpx.HTTPError, httpx.StreamError) as exc:
@@ -298,27 +438,32 @@ class AsyncRequest:
                     error: KiteError = DataException(
                         f"undecodable body: {exc}", status_code=response.status_code
                     )
+                    heals = True  # a body cut short on the way may come whole next time
             else:
                 error = kite_error_from_response(response.status_code, response.content)
-            if idempotent or not error.retryable:
+                heals = error.retryable  # 5xx only
+            if not heals:
                 raise error
+            if idempotent:
+                raise _Retry(error)
             raise OutcomeUnknownError(
                 f"{where} answered {error}; it may have acted on it; not retried"
             ) from error
 
         def retryable(exc: Exception) -> bool:
-            if isinstance(exc, ConnectError):
+            if isinstance(exc, ConnectError | _Retry):
                 return True
-            if isinstance(exc, RequestTimeout | ConnectionLost):
-                return idempotent
-            return isinstance(exc, KiteError) and exc.retryable and idempotent
+            return isinstance(exc, RequestTimeout | ConnectionLost) and idempotent
 
         def on_retry(exc: Exception, attempt: int, delay: float) -> None:
             log.info("%s failed (%s); retry %d in %.3g s", where, exc, attempt, delay)
 
-        return await retry(
-            attempt, backoff=backoff or self.backoff, retryable=retryable, on_retry=on_retry
-        )
+        try:
+            return await retry(
+                attempt, backoff=backoff or self.backoff, retryable=retryable, on_retry=on_retry
+            )
+        except _Retry as last:
+            raise last.error from None
 
     async def get(self, path: str, **options: Unpack[RequestOptions]) -> Any:
         """``request("GET", path, ...)``: idempotent unless told otherwise."""

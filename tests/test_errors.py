@@ -16,6 +16,7 @@ from aio_trader.errors import (
     KiteError,
     RateLimitError,
     TokenException,
+    UnexpectedStatus,
     kite_error_from_response,
 )
 
@@ -60,6 +61,21 @@ def test_body_without_json_falls_back_to_status() -> None:
     unknown = kite_error_from_response(500, {"error_type": "SomethingNew", "message": "x"})
     assert isinstance(unknown, GeneralException)
     assert unknown.error_type == "SomethingNew"
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308, 401, 404, 405, 409, 410, 418, 499])
+def test_statuses_that_never_heal_are_unexpected_and_not_retryable(status: int) -> None:
+    error = kite_error_from_response(status, b"<html>moved</html>")
+    assert type(error) is UnexpectedStatus
+    assert isinstance(error, RuntimeError)
+    assert not error.retryable
+    assert error.status_code == status
+    assert f"HTTP {status}" in str(error)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 599])
+def test_only_5xx_is_retryable(status: int) -> None:
+    assert kite_error_from_response(status, b"").retryable
 
 
 def test_every_public_error_derives_from_the_base() -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
+import sys
+import warnings
 from collections.abc import AsyncIterator
 
 import anyio
+import anyio.abc
+import anyio.lowlevel
 import httpx
 import pytest
 from httpserver import Drop, HTTPServer, Reply, Stall, json_reply, kite_error
@@ -14,6 +19,7 @@ from httpserver import Drop, HTTPServer, Reply, Stall, json_reply, kite_error
 from aio_trader.backoff import Backoff
 from aio_trader.errors import (
     AioTraderError,
+    ClientClosedError,
     ConnectError,
     ConnectionLost,
     DataException,
@@ -27,6 +33,7 @@ from aio_trader.errors import (
     RequestTimeout,
     TokenException,
     TransportError,
+    UnexpectedStatus,
 )
 from aio_trader.http import AsyncRequest
 from aio_trader.ratelimit import Rate, RateLimiter
@@ -415,6 +422,7 @@ def test_max_connections_below_one_is_a_value_error() -> None:
 
 async def test_aclose_under_cancellation_still_closes(server: HTTPServer) -> None:
     http = AsyncRequest(server.url)
+    http.open()
     await http.get("/x")
     with anyio.CancelScope() as scope:
         scope.cancel()
@@ -422,3 +430,134 @@ async def test_aclose_under_cancellation_still_closes(server: HTTPServer) -> Non
     assert http.closed
     with pytest.raises(RuntimeError, match="closed"):
         await http.get("/x")
+
+
+# -- what is never retried: statuses that do not heal (#10) ------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 307, 404, 405, 409, 418])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_3xx_404_405_other_4xx_raise_at_once(
+    server: HTTPServer, http: AsyncRequest, method: str, status: int
+) -> None:
+    server.default = Reply(status, b"<html>nope</html>", "text/html")
+    with pytest.raises(UnexpectedStatus) as caught:
+        await http.request(method, "/nowhere")
+    assert isinstance(caught.value, KiteError | RuntimeError)
+    assert caught.value.status_code == status
+    assert f"HTTP {status}" in str(caught.value)
+    assert not isinstance(caught.value, OutcomeUnknownError)
+    assert len(server.requests) == 1
+
+
+async def test_404_with_kites_error_type_keeps_its_class_and_is_not_retried(
+    server: HTTPServer, http: AsyncRequest
+) -> None:
+    server.default = kite_error(404, "GeneralException", "Route not found")
+    with pytest.raises(GeneralException) as caught:
+        await http.get("/nowhere")
+    assert caught.value.status_code == 404
+    assert not caught.value.retryable
+    assert len(server.requests) == 1
+
+
+# -- configuration errors: before any I/O ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"base_url": "127.0.0.1:8000"}, ValueError),
+        ({"base_url": "ws://127.0.0.1"}, ValueError),
+        ({"base_url": "http://"}, ValueError),
+        ({"base_url": 123}, TypeError),
+        ({"base_url": "http://127.0.0.1", "timeout": 0}, ValueError),
+        ({"base_url": "http://127.0.0.1", "timeout": -1}, ValueError),
+        ({"base_url": "http://127.0.0.1", "timeout": float("nan")}, ValueError),
+        ({"base_url": "http://127.0.0.1", "timeout": "7"}, TypeError),
+        ({"base_url": "http://127.0.0.1", "max_connections": 2.5}, TypeError),
+    ],
+)
+def test_bad_configuration_raises_in_the_constructor(
+    kwargs: dict[str, object], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        AsyncRequest(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_bad_per_call_timeout_is_a_value_error_before_any_request(
+    server: HTTPServer, http: AsyncRequest
+) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        await http.get("/x", timeout=0)
+    assert server.requests == []
+
+
+# -- lifecycle: nothing owned before open ---------------------------------------------------
+
+
+async def test_nothing_is_open_before_entry_and_a_call_fails_at_once(server: HTTPServer) -> None:
+    http = AsyncRequest(server.url)
+    assert not http.is_open
+    assert not http.closed
+    assert "not open" in repr(http)
+    with pytest.raises(ClientClosedError, match="not open"):
+        await http.get("/x")
+    with pytest.raises(ClientClosedError):
+        _ = http.client
+    http.update_headers({"X-Early": "1"})  # allowed before open, used once open
+    http.open()
+    http.open()  # idempotent while open
+    assert http.is_open
+    await http.get("/x")
+    await http.aclose()
+    await http.aclose()  # idempotent
+    with pytest.raises(ClientClosedError, match="closed"):
+        await http.get("/x")
+    with pytest.raises(ClientClosedError, match="reopened"):
+        http.open()
+    assert len(server.requests) == 1
+    assert server.requests[0].headers["x-early"] == "1"
+
+
+async def test_aclose_without_open_is_fine(server: HTTPServer) -> None:
+    http = AsyncRequest(server.url)
+    await http.aclose()
+    assert http.closed
+    assert server.requests == []
+
+
+# -- cancelling a POST leaves no unfinalised body generator (trio warns otherwise) ----------
+
+
+async def test_cancelled_post_leaves_no_resource_warning() -> None:
+    """A server that never reads: the 4 MB body blocks mid-write and the call is cancelled."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    accepted: list[anyio.abc.SocketStream] = []
+
+    async def hold(stream: anyio.abc.SocketStream) -> None:
+        accepted.append(stream)
+        await anyio.sleep_forever()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, hold)
+            async with AsyncRequest(f"http://127.0.0.1:{port}", backoff=FAST) as http:
+                with anyio.move_on_after(0.3) as scope:
+                    await http.post("/orders/regular", data={"x": "a" * 4_000_000})
+                assert scope.cancelled_caught
+            tg.cancel_scope.cancel()
+        for stream in accepted:
+            await stream.aclose()
+        await listener.aclose()
+        unraisable: list[object] = []
+        hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+        try:
+            gc.collect()
+            await anyio.lowlevel.checkpoint()
+            gc.collect()
+        finally:
+            sys.unraisablehook = hook
+    assert unraisable == []  # httpx's own byte stream leaves its async generator here
