@@ -8,6 +8,7 @@ without the optional extras.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import signal
 import sys
@@ -36,7 +37,13 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
-@click.option("--port", default=8765, show_default=True, type=int, help="Port (0: any free).")
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0: any free).",
+)
 @click.option("--api-key", default="sandbox_api_key", show_default=True)
 @click.option("--api-secret", default="sandbox_api_secret", show_default=True)
 @click.option("--access-token", default="sandbox_access_token", show_default=True)
@@ -91,8 +98,16 @@ def sandbox(backend: str, **options: Any) -> None:
         config = SandboxConfig(**options, faults=faults)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
-    with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(_serve_sandbox, config, backend=backend)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            anyio.run(_serve_sandbox, config, backend=backend)
+    except OSError as error:  # the address is taken, or not one of this machine's
+        address = f"{config.host}:{config.port}"
+        hint = " (another server uses it: pick another --port, or 0 for any free one)"
+        raise click.ClickException(
+            f"cannot serve on {address}: {str(error.strerror or error).split(' (while')[0]}"
+            + (hint if error.errno == errno.EADDRINUSE else "")
+        ) from None
     click.echo("sandbox stopped")
 
 

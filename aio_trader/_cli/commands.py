@@ -6,6 +6,7 @@ import click
 
 from .account import holdings, login, orders, positions
 from .market import historical, instruments, ltp, quote, stream
+from .orders import order
 
 __all__ = ["COMMANDS"]
 
@@ -19,4 +20,5 @@ COMMANDS: list[click.Command] = [
     orders,
     positions,
     holdings,
+    order,
 ]

@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -29,7 +30,7 @@ import click
 import httpx
 
 from aio_trader._time import IST
-from aio_trader.errors import AioTraderError
+from aio_trader.errors import AioTraderError, KiteError, RateLimitError
 from aio_trader.kite import Kite, KiteFeed
 from aio_trader.kite._session import TokenCache, end_of_day_ist, write_private_json
 from aio_trader.utils import _unwrapped, gather, graceful_shutdown
@@ -42,7 +43,10 @@ __all__ = [
     "Connection",
     "LoginStore",
     "backend_option",
+    "check_instruments",
+    "check_url",
     "connection_options",
+    "describe",
     "follow_login_page",
     "login_options",
     "open_client",
@@ -159,11 +163,28 @@ _CONNECTION_OPTIONS = (
 _TOKEN_OPTIONS = frozenset({"access_token", "enctoken"})
 
 
+def check_url(value: str | None, option: str, envvar: str, schemes: Sequence[str]) -> None:
+    """A usage error (exit code 2) unless ``value`` is None or a URL in one of ``schemes``
+    with a host: ``localhost:8765`` would otherwise fail deep in the transport."""
+    if value is None:
+        return
+    scheme, separator, rest = value.partition("://")
+    if separator and scheme.lower() in schemes and rest.strip("/"):
+        return
+    example = "http://127.0.0.1:8765" if "http" in schemes else "ws://127.0.0.1:8765/ws"
+    raise click.BadParameter(
+        f"{value!r} is not a {' or '.join(s + '://' for s in schemes)} URL (e.g. {example})",
+        param_hint=f"{option} (or {envvar})",
+    )
+
+
 def _add_options(function: Callable[..., Any], tokens: bool) -> Any:
     @functools.wraps(function)
     def wrapper(**kwargs: Any) -> Any:
         names = [field.name for field in attrs.fields(Connection)]
         values = {name: kwargs.pop(name) for name in names if name in kwargs}
+        check_url(values.get("root"), "--root", "KITE_ROOT", ("http", "https"))
+        check_url(values.get("ticker_url"), "--ticker-url", "KITE_TICKER_URL", ("ws", "wss"))
         return function(conn=Connection(**values), **kwargs)
 
     for name, option in reversed(_CONNECTION_OPTIONS):
@@ -332,12 +353,35 @@ async def shutdown_on_signals() -> AsyncIterator[None]:
         yield
 
 
-def run(backend: str, function: Callable[..., Awaitable[T]], *args: Any) -> T:
+#: Seconds the CLI waits after a 429 on a read-only call before its one retry (Kite's
+#: tightest limit, quotes, allows one request a second per api_key, across processes).
+RATE_LIMIT_WAIT = 1.0
+
+
+def describe(error: BaseException) -> str:
+    """One line for a library error (its message never holds secrets)."""
+    if isinstance(error, RateLimitError):
+        return (
+            f"Kite refused the request: too many requests (HTTP 429, {error.message}). Kite "
+            "allows 1 quote request a second, 3 historical and 10 others, per api_key, shared "
+            "by every program using it"
+        )
+    name, message = type(error).__name__, str(error)
+    if isinstance(error, KiteError) or message.startswith(name):
+        return message  # Kite's errors read "InputException (HTTP 400): ..."
+    return f"{name}: {message}"
+
+
+def run(
+    backend: str, function: Callable[..., Awaitable[T]], *args: Any, read_only: bool = False
+) -> T:
     """``anyio.run(function, *args)`` on ``backend``.
 
     Library errors become click errors (their messages never hold secrets); a single error
     out of task groups (the embedded sandbox's, the feed's) is raised as itself; a closed
-    pipe (``aio-trader stream --json | head``) ends the command quietly.
+    pipe (``aio-trader stream --json | head``) ends the command quietly. ``read_only``: a
+    429 answer (another program used the same api_key's quota) is waited out and the whole
+    ``function`` run once more, saying so on stderr; never for what places or changes orders.
     """
     if backend == "trio":
         try:
@@ -346,19 +390,31 @@ def run(backend: str, function: Callable[..., Awaitable[T]], *args: Any) -> T:
             raise click.ClickException(
                 "--backend trio needs trio: pip install 'aio-trader[trio]'"
             ) from None
-    try:
-        return anyio.run(_unwrapping, function, *args, backend=backend)
-    except AioTraderError as error:
-        name, message = type(error).__name__, str(error)
-        raise click.ClickException(
-            message if message.startswith(name) else f"{name}: {message}"
-        ) from None
-    except ImportError as error:  # an optional extra is missing; the message names it
-        raise click.ClickException(str(error)) from None
-    except BrokenPipeError:
-        # The reader went away: point stdout at devnull so the final flush stays quiet.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise SystemExit(0) from None
+    retries = 1 if read_only else 0
+    while True:
+        try:
+            return anyio.run(_unwrapping, function, *args, backend=backend)
+        except RateLimitError as error:
+            if not retries:
+                raise click.ClickException(describe(error)) from None
+            retries -= 1
+            click.echo(
+                f"Kite answered 429 (too many requests): waiting {RATE_LIMIT_WAIT:g} s, "
+                "then trying once more",
+                err=True,
+            )
+            time.sleep(RATE_LIMIT_WAIT)
+        except AioTraderError as error:
+            raise click.ClickException(describe(error)) from None
+        except ImportError as error:  # an optional extra is missing; the message names it
+            raise click.ClickException(str(error)) from None
+        except BrokenPipeError:
+            # The reader went away: point stdout at devnull so the final flush stays quiet.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(0) from None
+        except OSError as error:  # a file that cannot be written, an address in use, ...
+            where = f": {error.filename}" if error.filename else ""
+            raise click.ClickException(f"{error.strerror or error}{where}") from None
 
 
 async def _unwrapping(function: Callable[..., Awaitable[T]], *args: Any) -> T:
@@ -390,29 +446,46 @@ async def follow_login_page(url: str) -> str:
     return parse_request_token(location)
 
 
+def check_instruments(specs: Sequence[str]) -> None:
+    """A usage error unless every spec is ``EXCHANGE:SYMBOL`` or an instrument token."""
+    for spec in specs:
+        exchange, colon, symbol = spec.partition(":")
+        if not (colon and exchange and symbol) and not spec.isdigit():
+            raise click.BadParameter(
+                f"{spec!r}: give EXCHANGE:SYMBOL (e.g. NSE:{spec or 'INFY'}) or an instrument "
+                "token",
+                param_hint="INSTRUMENTS",
+            )
+
+
 async def resolve_instruments(kite: Kite, specs: Sequence[str]) -> dict[int, str]:
     """``{instrument_token: label}`` for ``EXCHANGE:SYMBOL`` specs (looked up in each
-    exchange's instruments dump, fetched once per exchange) and bare tokens, in order."""
+    exchange's instruments dump, fetched once per exchange) and bare tokens (checked with
+    one ``ltp`` call: a token no instrument has is a usage error, not a silent stream), in
+    order; an instrument given twice (by name and by token) keeps its first label."""
+    check_instruments(specs)
     wanted: dict[str, list[str]] = {}
     for spec in specs:
         exchange, colon, symbol = spec.partition(":")
-        if colon and exchange and symbol:
+        if colon:
             wanted.setdefault(exchange.upper(), []).append(symbol)
-        elif not spec.isdigit():
-            raise click.BadParameter(
-                f"{spec!r}: give EXCHANGE:SYMBOL (e.g. NSE:INFY) or an instrument token",
-                param_hint="INSTRUMENTS",
-            )
     dumps = await gather(*(kite.instruments(exchange) for exchange in wanted))
     found = {
         f"{exchange}:{instrument.tradingsymbol}": instrument.instrument_token
         for exchange, dump in zip(wanted, dumps, strict=True)
         for instrument in dump
     }
+    bare = [spec for spec in specs if spec.isdigit()]
+    known = await kite.ltp(bare) if bare else {}
     labels: dict[int, str] = {}
     for spec in specs:
         if spec.isdigit():
-            labels[int(spec)] = spec
+            if spec not in known:
+                raise click.BadParameter(
+                    f"no instrument has the token {spec} (see `aio-trader instruments`)",
+                    param_hint="INSTRUMENTS",
+                )
+            labels.setdefault(int(spec), spec)
             continue
         exchange, _, symbol = spec.partition(":")
         key = f"{exchange.upper()}:{symbol}"
@@ -422,5 +495,5 @@ async def resolve_instruments(kite: Kite, specs: Sequence[str]) -> dict[int, str
                 f"{spec!r} is not in the {exchange.upper()} instruments dump",
                 param_hint="INSTRUMENTS",
             )
-        labels[token] = key if key in found else key.upper()
+        labels.setdefault(token, key if key in found else key.upper())
     return labels

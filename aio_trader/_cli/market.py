@@ -6,7 +6,9 @@ import contextlib
 import csv
 import importlib
 import math
+import os
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -32,13 +34,15 @@ from aio_trader.kite.constants import Interval, Mode
 from .account import Column, show_records
 from .connection import (
     Connection,
+    check_instruments,
+    check_url,
     connection_options,
     open_client,
     resolve_instruments,
     run,
     shutdown_on_signals,
 )
-from .render import JsonScreen, LiveScreen, Screen, TickBoard
+from .render import JsonScreen, LiveScreen, Screen, TickBoard, grouped
 
 __all__ = ["historical", "instruments", "ltp", "quote", "stream", "write_parquet"]
 
@@ -82,7 +86,7 @@ QUOTE_COLUMNS: Sequence[Column] = (
     ("instrument", lambda r: r.key),
     ("last", lambda r: r.record.last_price),
     ("change", _change),
-    ("volume", lambda r: r.record.volume),
+    ("volume", lambda r: grouped(r.record.volume)),
     ("bid", _best("buy")),
     ("ask", _best("sell")),
     ("prev close", lambda r: r.record.ohlc.close if r.record.ohlc else None),
@@ -117,7 +121,8 @@ def quote(conn: Connection, instruments: tuple[str, ...], as_json: bool) -> None
 
     INSTRUMENTS: EXCHANGE:SYMBOL (NSE:INFY, "NSE:NIFTY 50") or instrument tokens.
     """
-    run(conn.backend, _quotes, conn, instruments, True, as_json)
+    check_instruments(instruments)
+    run(conn.backend, _quotes, conn, instruments, True, as_json, read_only=True)
 
 
 @click.command()
@@ -126,7 +131,8 @@ def quote(conn: Connection, instruments: tuple[str, ...], as_json: bool) -> None
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def ltp(conn: Connection, instruments: tuple[str, ...], as_json: bool) -> None:
     """Last traded prices of INSTRUMENTS (EXCHANGE:SYMBOL or tokens)."""
-    run(conn.backend, _quotes, conn, instruments, False, as_json)
+    check_instruments(instruments)
+    run(conn.backend, _quotes, conn, instruments, False, as_json, read_only=True)
 
 
 # -- instruments ----------------------------------------------------------------------------------
@@ -148,13 +154,50 @@ INSTRUMENT_COLUMNS = (
 )
 
 
+def check_output(path: str) -> None:
+    """A usage error (before anything is downloaded) unless ``path`` is ``-`` or a file
+    that can be written: not a directory, in a directory that exists and is writable."""
+    if path == "-":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise click.BadParameter(
+            f"{path} is a directory: give a file in it, e.g. {target / 'out.csv'}",
+            param_hint="--output",
+        )
+    parent = target.parent
+    if not parent.is_dir():
+        raise click.BadParameter(f"directory {parent} does not exist", param_hint="--output")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"directory {parent} is not writable", param_hint="--output")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """A temporary file beside ``path`` to write; renamed to ``path`` when the block ends
+    without an error (so a reader never sees half a file), removed otherwise."""
+    target = Path(path)
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        yield temp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
 @contextlib.contextmanager
 def _output(path: str) -> Iterator[IO[str]]:
-    """``path`` opened for writing text (``-``: standard output)."""
+    """``path`` opened for writing text, replaced atomically (``-``: standard output)."""
     if path == "-":
         yield sys.stdout
         return
-    with open(path, "w", newline="", encoding="utf-8") as file:
+    with atomic_path(path) as temp, open(temp, "w", newline="", encoding="utf-8") as file:
         yield file
 
 
@@ -184,7 +227,9 @@ async def _instruments(conn: Connection, exchange: str | None, path: str) -> Non
 )
 def instruments(conn: Connection, exchange: str | None, output: str) -> None:
     """Download the instruments dump (every exchange, or EXCHANGE's) as CSV."""
-    run(conn.backend, _instruments, conn, exchange.upper() if exchange else None, output)
+    check_output(output)
+    exchange = exchange.upper() if exchange else None
+    run(conn.backend, _instruments, conn, exchange, output, read_only=True)
 
 
 # -- stream -------------------------------------------------------------------------------------
@@ -222,7 +267,10 @@ async def _stream(
                             ticks += 1
                             if count is not None and ticks >= count:
                                 break
-        screen.note(f"stream finished: {ticks} ticks")
+        counts = ", ".join(
+            f"{board.label(token)} {board.counts.get(token, 0)}" for token in board.labels
+        )
+        screen.note(f"stream finished: {ticks} ticks ({counts})")
 
 
 @click.command()
@@ -271,6 +319,8 @@ def stream(
         view = "plain"
     else:
         view = "live"
+    check_instruments(instruments)
+    check_url(conn.ticker_url, "--ticker-url", "KITE_TICKER_URL", ("ws", "wss"))
     run(conn.backend, _stream, conn, instruments, mode, view, count, duration, overflow)
 
 
@@ -300,6 +350,11 @@ def write_parquet(columns: dict[str, list[Any]], path: str) -> str:
         "Parquet output needs pyarrow, polars or pandas (with fastparquet): "
         "pip install pyarrow (or write CSV: --format csv)"
     )
+
+
+def _write_parquet_atomically(columns: dict[str, list[Any]], path: str) -> str:
+    with atomic_path(path) as temp:
+        return write_parquet(columns, temp)
 
 
 def _candle_columns(
@@ -365,7 +420,7 @@ async def _historical(
     columns = _candle_columns(labels, candles, oi)
     rows = len(columns["date"])
     if fmt == "parquet":
-        used = await anyio.to_thread.run_sync(write_parquet, columns, path)
+        used = await anyio.to_thread.run_sync(_write_parquet_atomically, columns, path)
         where = f"{path} (Parquet, {used})"
     else:
         await anyio.to_thread.run_sync(_write_csv, columns, path)
@@ -422,6 +477,8 @@ def historical(
         fmt = "parquet" if Path(output).suffix.lower() in (".parquet", ".pq") else "csv"
     if fmt == "parquet" and output == "-":
         raise click.BadParameter("Parquet needs a file: -o candles.parquet", param_hint="--output")
+    check_instruments(instruments)
+    check_output(output)
     run(
         conn.backend,
         _historical,
@@ -434,4 +491,5 @@ def historical(
         oi,
         output,
         fmt,
+        read_only=True,
     )

@@ -6,11 +6,13 @@ One shared path: the live table (``TickBoard``) and the plain lines (``tick_line
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import enum
 import json
 import math
+import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
@@ -40,6 +42,7 @@ __all__ = [
     "LiveScreen",
     "Screen",
     "TickBoard",
+    "grouped",
     "json_line",
     "order_line",
     "plain",
@@ -48,8 +51,15 @@ __all__ = [
     "tick_line",
 ]
 
+#: Text that reads as a number (``1,234``, ``+0.12%``): right-aligned in tables.
+_NUMBER = re.compile(r"[+-]?[\d,]+(\.\d+)?%?")
 #: The columns of a tick row, in order.
 TICK_COLUMNS = ("last", "change", "volume", "bid", "ask")
+
+
+def grouped(value: int | None) -> str | None:
+    """An integer with thousands separators (``1,234,567``), as quotes and ticks show volumes."""
+    return None if value is None else f"{value:,}"
 
 
 def _price(value: float | None) -> str:
@@ -65,7 +75,9 @@ def tick_cells(tick: Tick) -> dict[str, str]:
     change = "-"
     if isinstance(tick, IndexQuoteTick | IndexFullTick | QuoteTick | FullTick):
         change = f"{tick.change:+.2f}%"
-    volume = f"{tick.volume_traded:,}" if isinstance(tick, QuoteTick | FullTick) else "-"
+    volume = "-"
+    if isinstance(tick, QuoteTick | FullTick):
+        volume = grouped(tick.volume_traded) or "-"
     bid = ask = "-"
     if isinstance(tick, FullTick):
         bid = _price(tick.depth.buy[0].price if tick.depth.buy else None)
@@ -115,9 +127,10 @@ class TickBoard:
         return self.labels.get(token, str(token))
 
     def table(self, title: str | None = None) -> Table:
+        """Instrument, ``TICK_COLUMNS`` and the number of ticks received, one row each."""
         table = Table(title=title, expand=False)
         table.add_column("instrument", no_wrap=True)
-        for name in TICK_COLUMNS:
+        for name in (*TICK_COLUMNS, "ticks"):
             table.add_column(name, justify="right")
         for token in dict.fromkeys([*self.labels, *self.ticks]):
             tick = self.ticks.get(token)
@@ -127,7 +140,7 @@ class TickBoard:
                 colour = "green" if change > 0 else "red"
                 cells["change"] = f"[{colour}]{cells['change']}[/]"
             row = [cells[name] for name in TICK_COLUMNS]
-            table.add_row(self.label(token), *row)
+            table.add_row(self.label(token), *row, f"{self.counts.get(token, 0):,}")
         return table
 
 
@@ -197,18 +210,36 @@ class JsonScreen(Screen):
 
 
 class LiveScreen(Screen):
-    """A rich ``Live`` view: recent notes, the tick table, the orders table; redrawn from
-    the event loop ten times a second (no refresh thread)."""
+    """A rich ``Live`` view: notes, the tick table, the orders table; redrawn from the event
+    loop ten times a second (no refresh thread). The notes panel shows the first ``pinned``
+    notes (e.g. the login and the profile) for the whole run, then the latest ones."""
 
-    def __init__(self, console: Console, board: TickBoard, title: str) -> None:
+    #: How many of the latest notes the panel shows (below the pinned ones).
+    RECENT = 8
+
+    def __init__(self, console: Console, board: TickBoard, title: str, pinned: int = 0) -> None:
         super().__init__(console.file, board)
         self.console = console
         self.title = title
-        self.notes: list[str] = []
+        self.pinned = pinned
+        self.first: list[str] = []
+        self.recent: collections.deque[str] = collections.deque(maxlen=self.RECENT)
+        self.dropped = 0
         self.orders: dict[str, OrderUpdate] = {}
 
+    @property
+    def notes(self) -> list[str]:
+        """The panel's lines: the pinned notes, how many were left out, the latest ones."""
+        gap = [f"… {self.dropped} more"] if self.dropped else []
+        return [*self.first, *gap, *self.recent]
+
     def note(self, text: str) -> None:
-        self.notes = [*self.notes[-7:], text]
+        if len(self.first) < self.pinned:
+            self.first.append(text)
+            return
+        if len(self.recent) == self.RECENT:
+            self.dropped += 1
+        self.recent.append(text)
 
     def tick(self, tick: Tick) -> None:
         pass  # the board holds it; the next redraw shows it
@@ -291,7 +322,9 @@ def record_table(
     for index, (header, _) in enumerate(columns):
         cells = [row[index] for row in values if row[index] is not None]
         numeric = bool(cells) and all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in cells
+            (isinstance(v, int | float) and not isinstance(v, bool))
+            or (isinstance(v, str) and _NUMBER.fullmatch(v) is not None)
+            for v in cells
         )
         table.add_column(header, justify="right" if numeric else "left")
     for row in values:

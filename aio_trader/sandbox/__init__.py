@@ -8,10 +8,26 @@ Needs the ``sandbox`` extra (starlette, hypercorn)::
         ...  # sb.root_url, sb.ticker_url, sb.api_key, sb.access_token, sb.faults ...
 """
 
-from aio_trader.sandbox.config import Faults, SandboxConfig
-from aio_trader.sandbox.market import SandboxInstrument
-from aio_trader.sandbox.server import Sandbox
-from aio_trader.sandbox.state import SandboxState, SandboxStats
+try:
+    from aio_trader.sandbox.config import Faults, SandboxConfig
+    from aio_trader.sandbox.market import SandboxInstrument
+    from aio_trader.sandbox.server import Sandbox
+    from aio_trader.sandbox.state import SandboxState, SandboxStats
+except ModuleNotFoundError as _missing:  # a core-only install: say which extra to install
+    if (_missing.name or "").partition(".")[0] not in {
+        "starlette",
+        "hypercorn",
+        "multipart",
+        "python_multipart",
+        "sniffio",
+    }:
+        raise
+    raise ModuleNotFoundError(
+        f"aio_trader.sandbox needs the `sandbox` extra "
+        f"({(_missing.name or '').partition('.')[0]} is not installed): "
+        "pip install 'aio-trader[sandbox]'",
+        name=_missing.name,
+    ) from None
 
 __all__ = [
     "Faults",
