@@ -88,7 +88,11 @@ def mock_data(mocks: Path, name: str) -> Any:
 
 @pytest.fixture
 async def sb() -> AsyncIterator[Sandbox]:
-    async with Sandbox(SandboxConfig(seed=5, market_interval=None, rate_limit_scale=1000)) as s:
+    # opening cash for one NIFTY future slice, not two: the autoslice answer gets an error child
+    config = SandboxConfig(
+        seed=5, market_interval=None, rate_limit_scale=1000, opening_cash=8_000_000
+    )
+    async with Sandbox(config) as s:
         yield s
 
 
@@ -115,6 +119,7 @@ ORDER = {
     "quantity": "1",
     "product": "CNC",
     "order_type": "MARKET",
+    "market_protection": "-1",
 }
 
 

@@ -18,6 +18,7 @@ ORDER = {
     "quantity": "1",
     "product": "CNC",
     "order_type": "MARKET",
+    "market_protection": "-1",
 }
 
 

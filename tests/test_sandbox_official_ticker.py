@@ -176,6 +176,7 @@ async def place_order(sb: Sandbox) -> None:
         "quantity": "1",
         "product": "CNC",
         "order_type": "MARKET",
+        "market_protection": "-1",
         "validity": "DAY",
     }
     async with httpx.AsyncClient(base_url=sb.root_url) as rest:

@@ -64,6 +64,7 @@ MARKET_BUY = {
     "quantity": "2",
     "product": "CNC",
     "order_type": "MARKET",
+    "market_protection": "-1",
 }
 
 
@@ -676,7 +677,12 @@ async def test_alerts_crud_and_history(sb: Sandbox, client: httpx.AsyncClient) -
         "rhs_type": "constant",
         "rhs_constant": "1",
     }
-    error(await client.post("/alerts", data=form), 400, "InputException")
+    # an index alert is labelled INDICES, and what the sandbox answers it accepts back
+    index_alert = data(await client.post("/alerts", data=form))
+    assert index_alert["lhs_exchange"] == "INDICES"
+    again = data(await client.put(f"/alerts/{index_alert['uuid']}", data=form))
+    assert (again["lhs_exchange"], again["lhs_tradingsymbol"]) == ("INDICES", "NIFTY 50")
+    await client.delete(f"/alerts/{index_alert['uuid']}")
     form["lhs_exchange"] = "NSE"
     alert = data(await client.post("/alerts", data=form))
     uuid = alert["uuid"]

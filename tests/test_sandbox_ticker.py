@@ -415,6 +415,7 @@ async def test_order_postbacks_arrive_as_text_frames_after_a_rest_order(sb: Sand
         "quantity": "1",
         "product": "CNC",
         "order_type": "MARKET",
+        "market_protection": "-1",
         "validity": "DAY",
     }
     async with (

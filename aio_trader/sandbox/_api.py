@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import random
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from aio_trader._time import IST
 
-__all__ = ["ApiError", "now_ist", "optional_float", "optional_int", "param", "seeded", "stamp"]
+__all__ = [
+    "ApiError",
+    "ascii_int",
+    "load_json",
+    "now_ist",
+    "optional_float",
+    "optional_int",
+    "param",
+    "seeded",
+    "stamp",
+]
+
+_ASCII_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 class ApiError(Exception):
@@ -53,9 +67,11 @@ def _number(params: Mapping[str, Any], name: str) -> float | None:
     value = params.get(name)
     if value is None or str(value).strip() == "":
         return None
+    if isinstance(value, bool) or (isinstance(value, str) and not value.isascii()):
+        raise ApiError.input(f"Invalid `{name}`.")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ApiError.input(f"Invalid `{name}`.") from None
     if not math.isfinite(number) or number < 0:
         raise ApiError.input(f"Invalid `{name}`.")
@@ -76,6 +92,43 @@ def optional_int(params: Mapping[str, Any], name: str, default: int = 0) -> int:
     if not number.is_integer():
         raise ApiError.input(f"Invalid `{name}`.")
     return int(number)
+
+
+def ascii_int(text: object) -> int | None:
+    """``text`` as a non-negative integer if it is 1 to 18 ASCII digits, else None.
+
+    The one parser for numeric path segments and parameters: ``str.isdigit`` also passes
+    ``"²"`` or ``"١"``, which ``int`` then refuses (or reads as another number).
+    """
+    if isinstance(text, str) and _ASCII_DIGITS.fullmatch(text):
+        return int(text)
+    return None
+
+
+#: Deepest nesting of arrays/objects accepted in a JSON body or message (Kite's bodies: 4).
+JSON_MAX_DEPTH = 32
+
+
+def load_json(data: str | bytes) -> Any:
+    """``json.loads`` that raises ValueError, never RecursionError, for what it refuses:
+    malformed JSON, ``NaN``/``Infinity``, and nesting deeper than ``JSON_MAX_DEPTH``."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not a JSON number")
+
+    try:
+        value = json.loads(data, parse_constant=refuse)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > JSON_MAX_DEPTH:
+                raise ValueError("JSON nested too deeply")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return value
 
 
 def seeded(seed: int) -> random.Random:

@@ -13,7 +13,6 @@ Admin endpoints (no auth, no faults, no rate limits):
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import attrs
@@ -23,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from aio_trader.sandbox._api import ApiError
+from aio_trader.sandbox._api import ApiError, ascii_int, load_json
 from aio_trader.sandbox.rest import error_response, kite_routes, session_routes, success
 from aio_trader.sandbox.state import SandboxState
 from aio_trader.sandbox.ticker import ticker_endpoint
@@ -44,7 +43,7 @@ async def _faults(request: Request) -> Response:
     state = _state(request)
     if request.method == "POST":
         try:
-            changes = json.loads(await request.body() or b"{}")
+            changes = load_json(await request.body() or b"{}")
             if not isinstance(changes, dict):
                 raise ValueError("send a JSON object of fault fields")
             state.faults.update(changes)
@@ -64,10 +63,10 @@ async def _expire_session(request: Request) -> Response:
 
 
 async def _step(request: Request) -> Response:
-    text = request.query_params.get("steps", "1")
-    if not text.isdigit() or not 0 < int(text) <= 100_000:
+    steps = ascii_int(request.query_params.get("steps", "1"))
+    if steps is None or not 0 < steps <= 100_000:
         return error_response(ApiError.input("Invalid `steps`: 1 to 100000."))
-    _state(request).step_market(int(text))
+    _state(request).step_market(steps)
     return success(_state(request).market.steps)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,17 +11,17 @@ import attrs
 
 from aio_trader.kite.constants import TICKER_MAX_CONNECTIONS, TICKER_MAX_INSTRUMENTS
 
-__all__ = ["Faults", "SandboxConfig"]
+__all__ = ["Faults", "OrderRules", "SandboxConfig"]
 
 
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
 def _positive_or_none(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0 or None, got {value!r}")
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        raise ValueError(f"{attribute.name} must be a finite number > 0 or None, got {value!r}")
 
 
 @attrs.define
@@ -91,6 +93,47 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 @attrs.frozen
+class OrderRules:
+    """Kite's order rules since April 2026 (the exchanges' retail-algo rules), each switchable.
+
+    All on by default; ``OrderRules.before_2026()`` switches every one off (Kite as it was).
+
+    - ``market_protection``: MARKET and SL-M orders need ``market_protection`` (-1: automatic,
+      or a percentage above 0 up to 100); without it, or with 0: 400 InputException.
+    - ``strict_order_rate``: at most 10 order requests in any 1 s window, with no tolerance
+      (off: the window is ``state.RATE_LIMIT_TOLERANCE`` shorter, as for the other groups).
+    - ``mcx_no_ioc``: MCX orders with ``validity=IOC`` are refused.
+    - ``max_slices``: ``autoslice`` creates at most this many slices (None: no cap).
+    - ``max_modifications``: an order can be modified at most this many times (None: no cap).
+    """
+
+    market_protection: bool = True
+    strict_order_rate: bool = True
+    mcx_no_ioc: bool = True
+    max_slices: int | None = attrs.field(default=10, validator=_positive_or_none)
+    max_modifications: int | None = attrs.field(default=25, validator=_positive_or_none)
+
+    @classmethod
+    def before_2026(cls) -> OrderRules:
+        """Every April-2026 rule off."""
+        return cls(
+            market_protection=False,
+            strict_order_rate=False,
+            mcx_no_ioc=False,
+            max_slices=None,
+            max_modifications=None,
+        )
+
+
+def _ip_tuple(value: Any) -> tuple[str, ...]:
+    """``order_ips`` as a tuple of checked addresses (a single string is one address)."""
+    items = (value,) if isinstance(value, str) else tuple(value)
+    for item in items:
+        ipaddress.ip_address(item)  # ValueError for anything that is not an address
+    return tuple(str(item) for item in items)
+
+
+@attrs.frozen
 class SandboxConfig:
     """How a sandbox starts. Every field has a working default; secrets are hidden from repr.
 
@@ -127,6 +170,13 @@ class SandboxConfig:
     max_ws_per_api_key: int = TICKER_MAX_CONNECTIONS
     #: opening cash per segment (equity, commodity) for margins and order checks.
     opening_cash: float = 1_000_000.0
+    #: Kite's April-2026 order rules (``OrderRules.before_2026()``: all off).
+    rules: OrderRules = attrs.field(factory=OrderRules)
+    #: order requests per minute per account (Kite publishes 200; later reports say 400).
+    orders_per_minute: int = attrs.field(default=200, validator=_positive_or_none)
+    #: static-IP whitelist for the order endpoints (place, modify, cancel, exit): requests from
+    #: other client addresses answer 403 PermissionException. Empty (the default): off.
+    order_ips: tuple[str, ...] = attrs.field(default=(), converter=_ip_tuple)
     faults: Faults = attrs.field(factory=Faults)
 
     @rate_limit_scale.validator

@@ -33,7 +33,7 @@ from aio_trader.kite.ticks import (
     QuoteTick,
     Tick,
 )
-from aio_trader.sandbox._api import now_ist, seeded, stamp
+from aio_trader.sandbox._api import ascii_int, now_ist, seeded, stamp
 
 __all__ = [
     "INSTRUMENT_CSV_HEADER",
@@ -258,8 +258,9 @@ class Market:
     def by_key(self, key: str) -> SandboxInstrument | None:
         """The instrument for ``EXCHANGE:SYMBOL`` or a numeric token string; None if unknown."""
         found = self._by_key.get(key)
-        if found is None and key.isdigit():
-            found = self.instruments.get(int(key))
+        token = ascii_int(key) if found is None else None
+        if token is not None:
+            found = self.instruments.get(token)
         return found
 
     def by_symbol(self, exchange: str, tradingsymbol: str) -> SandboxInstrument | None:

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from aio_trader.sandbox._api import (
     ApiError,
+    ascii_int,
     now_ist,
     optional_float,
     optional_int,
@@ -31,9 +32,10 @@ def _instalments(params: Mapping[str, Any]) -> int:
     text = str(params.get("instalments") or "").strip()
     if text in ("", "-1"):
         return -1
-    if not text.isdigit() or int(text) == 0:
+    count = ascii_int(text)
+    if not count:
         raise ApiError.input("Invalid `instalments`: a positive count, or -1.")
-    return int(text)
+    return count
 
 
 class MutualFunds:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
@@ -18,9 +19,30 @@ import attrs
 
 from aio_trader.kite.constants import OrderType, Product, TransactionType, Validity, Variety
 from aio_trader.sandbox._api import ApiError, now_ist, optional_float, optional_int, param, stamp
+from aio_trader.sandbox.config import OrderRules
 from aio_trader.sandbox.market import Market, SandboxInstrument
 
-__all__ = ["Holding", "Order", "OrderBook", "charges", "order_margin"]
+__all__ = [
+    "AUTO_MARKET_PROTECTION",
+    "MARKET_PROTECTION_REQUIRED",
+    "Holding",
+    "Order",
+    "OrderBook",
+    "charges",
+    "order_margin",
+]
+
+#: Kite's answer (400 InputException) to a MARKET or SL-M order without market protection.
+MARKET_PROTECTION_REQUIRED: Final = (
+    "Market orders without market protection are not allowed via API. "
+    "Please set market protection or use a Limit order."
+)
+#: The percentage the sandbox applies for ``market_protection=-1`` (Kite decides its own).
+AUTO_MARKET_PROTECTION: Final = 2.0
+_MODIFICATIONS_EXCEEDED: Final = "Maximum allowed order modifications exceeded."
+_INTRADAY: Final = ("MIS", "CO")
+#: The exchange terminal id Kite's newer order bodies carry (one fixed id for the sandbox).
+_TERMINAL_ID: Final = "111111111111100"
 
 VARIETIES: Final = tuple(member.value for member in Variety)
 ORDER_TYPES: Final = tuple(member.value for member in OrderType)
@@ -78,14 +100,45 @@ def _instrument(market: Market, params: Mapping[str, Any]) -> SandboxInstrument:
     return instrument
 
 
-def _market_protection(params: Mapping[str, Any]) -> float:
-    """``market_protection``: a percentage (0 to 100), or -1 for Kite's automatic one; else 400."""
-    if str(params.get("market_protection", "")).strip() == "-1":
-        return -1.0
-    protection = optional_float(params, "market_protection")
-    if protection > 100:
-        raise ApiError.input("Invalid `market_protection`: 0 to 100, or -1.")
+def _market_protection(
+    params: Mapping[str, Any], order_type: str, rules: OrderRules
+) -> float | None:
+    """``market_protection`` (None when absent): -1 (automatic) or 0 to 100, else 400.
+
+    With ``rules.market_protection``, a MARKET or SL-M order without it, or with 0, is refused
+    with Kite's message.
+    """
+    raw = params.get("market_protection")
+    text = "" if raw is None else str(raw).strip()
+    protection: float | None = None
+    if text:
+        try:
+            protection = float(text) if text.isascii() else math.nan
+        except ValueError:
+            protection = math.nan
+        if not math.isfinite(protection):
+            raise ApiError.input(
+                f"Invalid request (failed to decode market_protection, got: {text[:32]} "
+                "(expected decimal))"
+            )
+        if protection != -1 and not 0 <= protection <= 100:
+            raise ApiError.input(
+                "Invalid `market_protection`: -1 (automatic) or above 0 up to 100."
+            )
+    if rules.market_protection and order_type in ("MARKET", "SL-M") and not protection:
+        raise ApiError.input(MARKET_PROTECTION_REQUIRED)
     return protection
+
+
+def _protected_price(
+    market: Market, instrument: SandboxInstrument, side: str, reference: float, percent: float
+) -> float:
+    """The LIMIT price a protected market order rests at: ``percent`` beyond ``reference``
+    (against the order's side), inside the instrument's price band."""
+    factor = 1 + percent / 100 if side == "BUY" else 1 - percent / 100
+    lower, upper = market.circuit_limits(instrument.instrument_token)
+    price = min(max(reference * factor, lower), upper)
+    return max(instrument.round_price(price), instrument.tick_size or 0.05)
 
 
 def _check_tick(instrument: SandboxInstrument, name: str, price: float) -> float:
@@ -113,10 +166,10 @@ def order_margin(
         )
         out["span"] = notional * (_FNO_MARGIN - 0.03)
         out["exposure"] = notional * 0.03
-        if product == "MIS":
+        if product in _INTRADAY:
             out["span"] /= 2
             out["exposure"] /= 2
-    elif product == "MIS":
+    elif product in _INTRADAY:
         out["var"] = value / _MIS_LEVERAGE
     else:
         out["var"] = value
@@ -183,6 +236,12 @@ class Order:
     validity_ttl: int = 0
     market_protection: float = 0.0
     tag: str | None = None
+    #: tags Kite adds itself (``mktp``, ``autoslice``), after the user's ``tag``.
+    system_tags: list[str] = attrs.Factory(list)
+    algo_id: str | None = None
+    account_id: str | None = None
+    meta: dict[str, Any] = attrs.Factory(dict)
+    modifications: int = 0
     parent_order_id: str | None = None
     guid: str = ""
     auction_number: str | None = None
@@ -208,8 +267,13 @@ class Order:
     def to_dict(self) -> dict[str, Any]:
         """The ``/orders`` entry."""
         i = self.instrument
+        tags = ([self.tag] if self.tag else []) + self.system_tags
+        # Kite sends auction_number only on auction orders
+        auction = {} if self.auction_number is None else {"auction_number": self.auction_number}
         return {
+            "account_id": self.account_id,
             "placed_by": "",
+            "terminal_id": _TERMINAL_ID,
             "order_id": self.order_id,
             "exchange_order_id": self.exchange_order_id,
             "parent_order_id": self.parent_order_id,
@@ -238,10 +302,11 @@ class Order:
             "pending_quantity": self.pending_quantity,
             "cancelled_quantity": self.cancelled_quantity,
             "market_protection": self.market_protection,
-            "meta": {},
+            "meta": {key: dict(value) for key, value in self.meta.items()},
             "tag": self.tag,
-            "tags": [self.tag] if self.tag else [],
+            "tags": tags or None,
             "guid": self.guid,
+            **auction,
         }
 
 
@@ -373,8 +438,10 @@ class OrderBook:
         api_secret: str,
         opening_cash: float,
         on_update: Callable[[dict[str, Any]], None],
+        rules: OrderRules | None = None,
     ) -> None:
         self.market = market
+        self.rules = rules if rules is not None else OrderRules()
         self.user_id = user_id
         self._api_secret = api_secret
         self.opening_cash = opening_cash
@@ -394,20 +461,36 @@ class OrderBook:
 
     # -- placement -------------------------------------------------------------------
 
+    def new_id(self) -> str:
+        """A fresh Kite-style order id (also what groups autoslice children)."""
+        return self._new_id()
+
     def _new_id(self) -> str:
         return now_ist().strftime("%y%m%d") + f"{next(self._ids):09d}"
 
-    def place(self, variety: str, params: Mapping[str, Any]) -> Order:
+    def place(
+        self,
+        variety: str,
+        params: Mapping[str, Any],
+        *,
+        system_tags: Iterable[str] = (),
+        refuse_shortfall: bool = False,
+    ) -> Order:
         """Validate (400 InputException on bad input) and book an order; returns it.
 
-        Margin or holding shortfalls do not raise: the order is booked and REJECTED, as Kite does.
+        Margin or holding shortfalls do not raise: the order is booked and REJECTED, as Kite
+        does; with ``refuse_shortfall`` (an autoslice child) they raise 400 MarginException
+        and nothing is booked.
         """
         if variety not in VARIETIES:
             raise ApiError.input("Invalid `variety`.")
         order = self._validated(variety, params)
+        order.system_tags.extend(system_tags)
+        problem = self._funds_problem(order)
+        if problem is not None and refuse_shortfall:
+            raise ApiError(400, "MarginException", problem)
         self.orders[order.order_id] = order
         self._walk(order, "PUT ORDER REQ RECEIVED", "VALIDATION PENDING")
-        problem = self._funds_problem(order)
         if problem is not None:
             order.status_message = problem
             self._walk(order, "REJECTED")
@@ -427,9 +510,12 @@ class OrderBook:
         transaction_type = param(params, "transaction_type", TRANSACTION_TYPES)
         order_type = param(params, "order_type", ORDER_TYPES)
         product = param(params, "product", PRODUCTS)
+        if variety == "co":
+            product = "CO"  # Kite books cover orders (both legs) under product CO
         validity = str(params.get("validity") or "DAY")
         if validity not in VALIDITIES:
             raise ApiError.input("Invalid `validity`.")
+        self._check_validity(instrument, validity)
         quantity = optional_int(params, "quantity")
         if quantity <= 0:
             raise ApiError.input("Invalid `quantity`.")
@@ -447,16 +533,40 @@ class OrderBook:
             raise ApiError.input("Invalid `trigger_price`: a cover order needs a stoploss trigger.")
         _check_tick(instrument, "price", price)
         _check_tick(instrument, "trigger_price", trigger_price)
+        protection = _market_protection(params, order_type, self.rules)
+        system_tags: list[str] = []
+        if self.rules.market_protection and order_type in ("MARKET", "SL-M") and protection:
+            # Kite books a protected market order as a LIMIT (SL-M: an SL) at the protected
+            # price, tagged "mktp", "mktp:<percent>", and shows market_protection 0.
+            percent = AUTO_MARKET_PROTECTION if protection == -1 else protection
+            reference = (
+                trigger_price
+                if order_type == "SL-M"
+                else self.market.last_price(instrument.instrument_token)
+            )
+            price = _protected_price(self.market, instrument, transaction_type, reference, percent)
+            order_type = "LIMIT" if order_type == "MARKET" else "SL"
+            system_tags = ["mktp", f"mktp:{percent:.2f}"]
+            protection = 0.0
         validity_ttl = optional_int(params, "validity_ttl")
         if validity == "TTL" and validity_ttl <= 0:
             raise ApiError.input("Invalid `validity_ttl`: TTL validity needs minutes.")
         disclosed = optional_int(params, "disclosed_quantity")
         if disclosed > quantity:
             raise ApiError.input("Invalid `disclosed_quantity`.")
+        meta: dict[str, Any] = {}
         if variety == "iceberg":
             legs = optional_int(params, "iceberg_legs")
-            if not 2 <= legs <= 50 or optional_int(params, "iceberg_quantity") <= 0:
+            leg_quantity = optional_int(params, "iceberg_quantity")
+            if not 2 <= legs <= 50 or leg_quantity <= 0:
                 raise ApiError.input("Invalid `iceberg_legs` or `iceberg_quantity`.")
+            meta["iceberg"] = {
+                "leg": 1,
+                "legs": legs,
+                "leg_quantity": leg_quantity,
+                "total_quantity": quantity,
+                "remaining_quantity": max(quantity - leg_quantity, 0),
+            }
         auction_number = params.get("auction_number")
         if variety == "auction" and not auction_number:
             raise ApiError.input("Missing `auction_number`.")
@@ -467,6 +577,7 @@ class OrderBook:
                 raise ApiError.input("Invalid `tag`: alphanumeric, at most 20 characters.")
         else:
             tag = None
+        algo_id = params.get("algo_id")
         order_id = self._new_id()
         return Order(
             order_id=order_id,
@@ -481,12 +592,20 @@ class OrderBook:
             trigger_price=trigger_price,
             disclosed_quantity=disclosed,
             validity_ttl=validity_ttl,
-            market_protection=_market_protection(params),
+            market_protection=protection or 0.0,
             tag=tag,
+            system_tags=system_tags,
+            algo_id=str(algo_id) if algo_id not in (None, "") else None,
+            account_id=self.user_id,
+            meta=meta,
             guid=hashlib.sha1(order_id.encode(), usedforsecurity=False).hexdigest()[:12],
             auction_number=str(auction_number) if auction_number else None,
             order_timestamp=stamp(),
         )
+
+    def _check_validity(self, instrument: SandboxInstrument, validity: str) -> None:
+        if self.rules.mcx_no_ioc and validity == "IOC" and instrument.exchange == "MCX":
+            raise ApiError.input("IOC orders are not allowed on MCX for API orders.")
 
     def _funds_problem(self, order: Order) -> str | None:
         i = order.instrument
@@ -629,6 +748,7 @@ class OrderBook:
             trigger_price=parent.trigger_price,
             parent_order_id=parent.order_id,
             tag=parent.tag,
+            account_id=self.user_id,
             order_timestamp=stamp(),
         )
         self.orders[leg.order_id] = leg
@@ -656,6 +776,9 @@ class OrderBook:
         order = self.get(order_id)
         if order.status not in _LIVE:
             raise ApiError.input(f"Order cannot be modified: it is {order.status}.")
+        limit = self.rules.max_modifications
+        if limit is not None and order.modifications >= limit:
+            raise ApiError.input(_MODIFICATIONS_EXCEEDED)
         changes: dict[str, Any] = {}
         if params.get("order_type"):
             changes["order_type"] = param(params, "order_type", ORDER_TYPES)
@@ -670,6 +793,7 @@ class OrderBook:
                 changes[name] = _check_tick(order.instrument, name, optional_float(params, name))
         if params.get("validity"):
             changes["validity"] = param(params, "validity", VALIDITIES)
+            self._check_validity(order.instrument, changes["validity"])
         if params.get("disclosed_quantity") not in (None, ""):
             changes["disclosed_quantity"] = optional_int(params, "disclosed_quantity")
         order_type = changes.get("order_type", order.order_type)
@@ -677,10 +801,24 @@ class OrderBook:
             raise ApiError.input("Invalid `price`: a LIMIT/SL order needs a price.")
         if order_type in ("SL", "SL-M") and changes.get("trigger_price", order.trigger_price) <= 0:
             raise ApiError.input("Invalid `trigger_price`: an SL/SL-M order needs a trigger price.")
+        if "order_type" in changes:
+            protection = _market_protection(params, order_type, self.rules)
+            if self.rules.market_protection and order_type in ("MARKET", "SL-M") and protection:
+                percent = AUTO_MARKET_PROTECTION if protection == -1 else protection
+                token = order.instrument.instrument_token
+                trigger = changes.get("trigger_price", order.trigger_price)
+                reference = trigger if order_type == "SL-M" else self.market.last_price(token)
+                changes["price"] = _protected_price(
+                    self.market, order.instrument, order.transaction_type, reference, percent
+                )
+                changes["order_type"] = "LIMIT" if order_type == "MARKET" else "SL"
+                tags = [t for t in order.system_tags if not t.startswith("mktp")]
+                changes["system_tags"] = [*tags, "mktp", f"mktp:{percent:.2f}"]
         live = order.status
         self._walk(order, "MODIFY VALIDATION PENDING", "MODIFY PENDING")
         for name, value in changes.items():
             setattr(order, name, value)
+        order.modifications += 1
         order.modified = True
         order.order_timestamp = stamp()
         if live == "AMO REQ RECEIVED":
@@ -822,9 +960,9 @@ class OrderBook:
     def postback(self, order: Order, status: str | None = None) -> dict[str, Any]:
         """Kite's postback dict for the order's current state (with its checksum)."""
         data = order.to_dict()
-        data.pop("modified", None)
-        data.pop("validity_ttl", None)
-        data.pop("tags", None)
+        for key in ("modified", "validity_ttl", "tags", "account_id", "terminal_id"):
+            data.pop(key, None)
+        data.pop("auction_number", None)
         if status is not None:
             data["status"] = status
         checksum = hashlib.sha256(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,7 +19,8 @@ from urllib.parse import urlencode
 import anyio
 import attrs
 from starlette.datastructures import QueryParams
-from starlette.requests import Request
+from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
@@ -33,7 +33,7 @@ from aio_trader.kite.constants import (
     TRIGGER_RANGE_MAX_INSTRUMENTS,
     EndpointGroup,
 )
-from aio_trader.sandbox._api import ApiError, param, stamp
+from aio_trader.sandbox._api import ApiError, ascii_int, load_json, param, stamp
 from aio_trader.sandbox.market import CandleError, SandboxInstrument, instruments_csv
 from aio_trader.sandbox.orders import contract_notes, margin_rows
 from aio_trader.sandbox.state import SandboxState
@@ -48,6 +48,12 @@ _QUOTE_LIMITS: Final = {
     "ltp": LTP_MAX_INSTRUMENTS,
 }
 _DATE_FORMATS: Final = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+#: Kite's error for an order request from an address that is not a registered static IP
+#: (the exact wording Kite uses is not published; this is the one place to change it).
+_IP_REFUSED: Final = "Order requests are allowed only from your registered static IP(s)."
+#: Kite's content type for the instrument dumps: exactly this, no charset (Kite's Node client
+#: parses the CSV only for this value).
+_CSV: Final = "text/csv"
 
 
 def success(data: Any) -> JSONResponse:
@@ -81,7 +87,8 @@ class KiteEndpoint:
     """An ASGI endpoint running the shared pipeline around ``handler``.
 
     ``group`` is the rate-limit group (None: not limited), ``auth`` whether a valid session
-    is needed, ``lossy`` whether the ``lose_order_reply`` fault applies (order placement).
+    is needed, ``lossy`` whether the ``lose_order_reply`` fault applies (order placement),
+    ``orders`` whether the static-IP whitelist (``config.order_ips``) applies.
     """
 
     def __init__(
@@ -91,11 +98,13 @@ class KiteEndpoint:
         group: EndpointGroup | None = EndpointGroup.OTHER,
         auth: bool = True,
         lossy: bool = False,
+        orders: bool = False,
     ) -> None:
         self.handler = handler
         self.group = group
         self.auth = auth
         self.lossy = lossy
+        self.orders = orders
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -106,6 +115,10 @@ class KiteEndpoint:
             lose = self.lossy and state.faults.lose_order_reply and response.status_code == 200
         except ApiError as error:
             response = error_response(error)
+        except ClientDisconnect:
+            # The client went away mid-request: nobody to answer, nothing went wrong here.
+            state.stats.client_disconnects += 1
+            return
         except Exception:
             log.exception("sandbox: unexpected error in %s", request.url.path)
             response = error_response(ApiError(500, "GeneralException", "Internal error."))
@@ -138,6 +151,10 @@ class KiteEndpoint:
         if self.auth and not _authorised(request, state):
             state.stats.refused_403 += 1
             raise ApiError(403, "TokenException", "Incorrect `api_key` or `access_token`.")
+        allowed = state.config.order_ips
+        if self.orders and allowed and _client_ip(request) not in allowed:
+            state.stats.refused_403 += 1
+            raise ApiError(403, "PermissionException", _IP_REFUSED)
         if self.group is not None and not state.limiter.allow(self.group, anyio.current_time()):
             state.stats.refused_429[self.group] += 1
             raise ApiError(429, "NetworkException", "Too many requests")
@@ -147,15 +164,29 @@ class KiteEndpoint:
             content_type = request.headers.get("content-type", "")
             if "json" in content_type:
                 try:
-                    body = json.loads(await request.body() or b"null")
+                    body = load_json(await request.body() or b"null")
                 except ValueError:
                     raise ApiError.input("Invalid JSON body.") from None
             else:
-                form = await request.form()
-                params.update({key: value for key, value in form.items() if isinstance(value, str)})
+                params.update(await _form(request))
         call = Call(state, request, request.path_params, request.query_params, params, body)
         result = await self.handler(call)
         return result if isinstance(result, Response) else success(result)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The form fields of a POST/PUT body (files ignored); a malformed body is a 400."""
+    try:
+        form = await request.form()
+    except (KeyError, ValueError, MultiPartException):
+        # e.g. a multipart body without a boundary (KeyError), a broken multipart body
+        raise ApiError.input("Invalid form body.") from None
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def _client_ip(request: Request) -> str:
+    client = request.client
+    return client.host if client is not None else ""
 
 
 def _authorised(request: Request, state: SandboxState) -> bool:
@@ -345,8 +376,8 @@ async def margins(call: Call) -> Any:
 async def place_order(call: Call) -> Any:
     book = call.state.book
 
-    def book_one(params: Mapping[str, Any]) -> str:
-        order_id = book.place(call.path["variety"], params).order_id
+    def book_one(params: Mapping[str, Any], **options: Any) -> str:
+        order_id = book.place(call.path["variety"], params, **options).order_id
         call.state.stats.orders_booked += 1
         return order_id
 
@@ -355,19 +386,32 @@ async def place_order(call: Call) -> Any:
     instrument = book.market.by_symbol(
         str(call.params.get("exchange")), str(call.params.get("tradingsymbol"))
     )
-    quantity = call.params.get("quantity")
+    quantity = ascii_int(call.params.get("quantity"))
     freeze = max(instrument.lot_size, 1) * 24 if instrument and instrument.is_derivative else 0
-    if not freeze or not str(quantity).isdigit() or int(str(quantity)) <= freeze:
+    if not freeze or quantity is None or quantity <= freeze:
         order_id = book_one(call.params)
         return {"order_id": order_id, "children": [{"order_id": order_id}]}
-    total = int(str(quantity))
+    slices = -(-quantity // freeze)
+    most = call.state.config.rules.max_slices
+    if most is not None and slices > most:
+        raise ApiError.input(
+            f"Order quantity exceeds the autoslice limit: at most {most} slices of the freeze "
+            f"quantity {freeze} ({most * freeze}); {slices} would be needed."
+        )
+    group = f"autoslice:{book.new_id()}"
     children: list[dict[str, Any]] = []
     refusals: list[ApiError] = []
+    total = quantity
     while total > 0:
         chunk = min(freeze, total)
         total -= chunk
         try:
-            children.append({"order_id": book_one({**call.params, "quantity": str(chunk)})})
+            order_id = book_one(
+                {**call.params, "quantity": str(chunk)},
+                system_tags=("autoslice", group),
+                refuse_shortfall=True,
+            )
+            children.append({"order_id": order_id})
         except ApiError as error:
             refusals.append(error)
             children.append(
@@ -519,7 +563,7 @@ async def mf_holdings(call: Call) -> Any:
 
 
 async def mf_instruments(call: Call) -> Response:
-    return Response(call.state.mf.csv_text, media_type="text/csv")
+    return _csv_response(call.state.mf.csv_text)
 
 
 # -- market data -----------------------------------------------------------------------------
@@ -533,7 +577,14 @@ async def instruments(call: Call) -> Response:
     ]
     if exchange is not None and not selected:
         raise ApiError.input(f"Invalid exchange `{exchange}`.")
-    return Response(instruments_csv(selected), media_type="text/csv")
+    return _csv_response(instruments_csv(selected))
+
+
+def _csv_response(text: str) -> Response:
+    """A CSV dump with Kite's ``Content-Type: text/csv`` (Starlette would add a charset)."""
+    response = Response(text.encode())
+    response.headers["content-type"] = _CSV
+    return response
 
 
 def _requested(call: Call, limit: int) -> list[tuple[str, SandboxInstrument]]:
@@ -561,12 +612,25 @@ def _quote_endpoint(kind: str) -> Handler:
 
 
 def _parse_date(params: Mapping[str, Any], name: str) -> datetime.datetime:
+    """``yyyy-mm-dd hh:mm:ss`` (Kite's documented form; also without seconds or time) or
+    ISO 8601 (``2026-12-01T09:15:00``, optionally with an offset), read as IST unless an
+    offset says otherwise."""
     text = str(param(params, name)).strip()
-    for pattern in _DATE_FORMATS:
-        try:
-            return datetime.datetime.strptime(text, pattern).replace(tzinfo=IST)
-        except ValueError:
-            continue
+    if text.isascii():
+        for pattern in _DATE_FORMATS:
+            try:
+                return datetime.datetime.strptime(text, pattern).replace(tzinfo=IST)
+            except ValueError:
+                continue
+        if "T" in text:
+            try:
+                moment = datetime.datetime.fromisoformat(text)
+            except ValueError:
+                pass
+            else:
+                if moment.tzinfo is None:
+                    return moment.replace(tzinfo=IST)
+                return moment.astimezone(IST)
     raise ApiError.input(f"Invalid `{name}` date: use YYYY-MM-DD HH:MM:SS.")
 
 
@@ -578,14 +642,14 @@ def _flag(params: Mapping[str, Any], name: str) -> bool:
 
 
 async def historical(call: Call) -> Any:
-    token_text = call.path["instrument_token"]
-    if not token_text.isdigit() or int(token_text) not in call.state.market.instruments:
+    token = ascii_int(call.path["instrument_token"])
+    if token is None or token not in call.state.market.instruments:
         raise ApiError.input("Invalid `instrument_token`.")
     start = _parse_date(call.params, "from")
     end = _parse_date(call.params, "to")
     try:
         candles = call.state.market.candles(
-            int(token_text),
+            token,
             call.path["interval"],
             start,
             end,
@@ -749,10 +813,16 @@ def kite_routes() -> list[BaseRoute]:
         _route("/user/margins", "GET", margins),
         _route("/user/margins/{segment}", "GET", margins),
         _route("/orders", "GET", orders),
-        _route("/orders/{variety}", "POST", place_order, EndpointGroup.ORDER, lossy=True),
+        _route(
+            "/orders/{variety}", "POST", place_order, EndpointGroup.ORDER, lossy=True, orders=True
+        ),
         _route("/orders/{order_id}", "GET", order_history),
-        _route("/orders/{variety}/{order_id}", "PUT", modify_order, EndpointGroup.ORDER),
-        _route("/orders/{variety}/{order_id}", "DELETE", cancel_order, EndpointGroup.ORDER),
+        _route(
+            "/orders/{variety}/{order_id}", "PUT", modify_order, EndpointGroup.ORDER, orders=True
+        ),
+        _route(
+            "/orders/{variety}/{order_id}", "DELETE", cancel_order, EndpointGroup.ORDER, orders=True
+        ),
         _route("/orders/{order_id}/trades", "GET", order_trades),
         _route("/trades", "GET", trades),
         _route("/portfolio/positions", "GET", positions),

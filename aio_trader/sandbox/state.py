@@ -55,6 +55,8 @@ class SandboxStats:
     ws_connections_refused: int = 0
     ws_frames_sent: int = 0
     ws_ticks_sent: int = 0
+    #: requests whose client went away before the answer (not errors, no answer sent).
+    client_disconnects: int = 0
 
 
 class RateLimiter:
@@ -62,14 +64,28 @@ class RateLimiter:
     ``aio_trader.kite.constants.rate_limits(scale)`` (so a client limited at the same scale
     never earns a 429), each window ``RATE_LIMIT_TOLERANCE`` seconds shorter. Refused calls
     don't count.
+
+    Order requests: ``orders_per_minute`` (scaled) replaces Kite's 200 per minute, and with
+    ``strict_orders`` (Kite since April 2026) the per-second window is a full second: never
+    more than 10 (scaled) order requests in any 1 s.
     """
 
-    def __init__(self, scale: float) -> None:
+    def __init__(
+        self, scale: float, *, orders_per_minute: int = 200, strict_orders: bool = False
+    ) -> None:
         self.scale = scale
-        self.limits = {
-            group: tuple((rate.count, rate.period - RATE_LIMIT_TOLERANCE) for rate in rates)
-            for group, rates in rate_limits(scale).items()
-        }
+        limits: dict[EndpointGroup, tuple[tuple[int, float], ...]] = {}
+        for group, rates in rate_limits(scale).items():
+            windows = []
+            for rate in rates:
+                count, span = rate.count, rate.period - RATE_LIMIT_TOLERANCE
+                if group is EndpointGroup.ORDER and rate.period == 60:
+                    count = max(1, round(orders_per_minute * scale))
+                if group is EndpointGroup.ORDER and rate.period == 1 and strict_orders:
+                    span = rate.period
+                windows.append((count, span))
+            limits[group] = tuple(windows)
+        self.limits = limits
         self._hits: dict[tuple[EndpointGroup, int], collections.deque[float]] = {}
 
     def allow(self, group: EndpointGroup, now: float) -> bool:
@@ -101,11 +117,16 @@ class SandboxState:
             api_secret=config.api_secret,
             opening_cash=config.opening_cash,
             on_update=self.publish_order_update,
+            rules=config.rules,
         )
         self.gtts = Gtts(self.market, self.book, config.user_id)
         self.alerts = Alerts(self.market, config.user_id, config.seed)
         self.mf = MutualFunds(config.seed)
-        self.limiter = RateLimiter(config.rate_limit_scale)
+        self.limiter = RateLimiter(
+            config.rate_limit_scale,
+            orders_per_minute=config.orders_per_minute,
+            strict_orders=config.rules.strict_order_rate,
+        )
         self.access_tokens = {config.access_token}
         self.refresh_tokens = {config.refresh_token}
         self.request_tokens: set[str] = set()

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 import math
 import struct
@@ -50,7 +49,7 @@ from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from aio_trader.kite.ticks import FeedError, OrderUpdate, encode_frame, encode_text
-from aio_trader.sandbox._api import ApiError
+from aio_trader.sandbox._api import ApiError, load_json
 from aio_trader.sandbox.rest import error_response
 
 if TYPE_CHECKING:
@@ -119,7 +118,7 @@ class _Subscriptions:
     def handle(self, message: str) -> str | None:
         """Apply one client text message; return an error to send back, or None if all went."""
         try:
-            parsed = json.loads(message)
+            parsed = load_json(message)
         except ValueError:
             return f"invalid JSON message: {_brief(message)}"
         if not isinstance(parsed, dict):

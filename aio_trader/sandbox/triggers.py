@@ -11,6 +11,8 @@ from typing import Any, Final
 
 from aio_trader.sandbox._api import (
     ApiError,
+    ascii_int,
+    load_json,
     now_ist,
     optional_float,
     optional_int,
@@ -18,7 +20,7 @@ from aio_trader.sandbox._api import (
     seeded,
     stamp,
 )
-from aio_trader.sandbox.market import Market
+from aio_trader.sandbox.market import Market, SandboxInstrument
 from aio_trader.sandbox.orders import ORDER_TYPES, PRODUCTS, TRANSACTION_TYPES, OrderBook
 
 __all__ = ["Alerts", "Gtts"]
@@ -55,7 +57,7 @@ _BASKET_PARAMS: Final[dict[str, Any]] = {
 def _json_param(params: Mapping[str, Any], name: str) -> Any:
     raw = param(params, name)
     try:
-        return json.loads(raw)
+        return load_json(raw)
     except ValueError:
         raise ApiError.input(f"Invalid `{name}`: not JSON.") from None
 
@@ -141,12 +143,13 @@ class Gtts:
             "status": "active",
             "condition": condition,
             "orders": orders,
-            "meta": {},
+            "meta": {},  # Kite: {} while active, null once triggered
         }
         return trigger_id
 
     def get(self, trigger_id: str) -> dict[str, Any]:
-        found = self.triggers.get(int(trigger_id)) if trigger_id.isdigit() else None
+        number = ascii_int(trigger_id)
+        found = self.triggers.get(number) if number is not None else None
         if found is None:
             raise ApiError.input("Invalid trigger id.")
         return found
@@ -208,6 +211,7 @@ class Gtts:
             "order_result": outcome,
         }
         trigger["status"] = "triggered"
+        trigger["meta"] = None
         trigger["updated_at"] = stamp()
 
 
@@ -224,11 +228,21 @@ class Alerts:
         self._met: dict[str, bool] = {}
         self._rng = seeded(seed)
 
+    def _alert_instrument(self, exchange: str, tradingsymbol: str) -> SandboxInstrument | None:
+        """The instrument an alert names; ``INDICES`` (what alerts label an index with) finds
+        the index of that name on any exchange."""
+        if exchange != "INDICES":
+            return self.market.by_symbol(exchange, tradingsymbol)
+        for instrument in self.market.instruments.values():
+            if instrument.is_index and instrument.tradingsymbol == tradingsymbol:
+                return instrument
+        return None
+
     def _parse(self, params: Mapping[str, Any]) -> dict[str, Any]:
         kind = str(params.get("type") or "simple")
         if kind not in ("simple", "ato"):
             raise ApiError.input("Invalid `type`.")
-        lhs = self.market.by_symbol(
+        lhs = self._alert_instrument(
             param(params, "lhs_exchange"), param(params, "lhs_tradingsymbol")
         )
         if lhs is None:
@@ -254,7 +268,7 @@ class Alerts:
         if rhs_type == "constant":
             out["rhs_constant"] = optional_float(params, "rhs_constant")
         else:
-            rhs = self.market.by_symbol(
+            rhs = self._alert_instrument(
                 param(params, "rhs_exchange"), param(params, "rhs_tradingsymbol")
             )
             if rhs is None:
@@ -268,7 +282,7 @@ class Alerts:
         if kind == "ato":
             basket = params.get("basket")
             try:
-                out["basket"] = json.loads(basket) if isinstance(basket, str) else basket
+                out["basket"] = load_json(basket) if isinstance(basket, str) else basket
             except ValueError:
                 raise ApiError.input("Invalid `basket`: not JSON.") from None
             out["basket"] = self._basket(out["basket"])
