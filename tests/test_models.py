@@ -574,17 +574,25 @@ def test_candles(mocks: Path) -> None:
     assert slow.oi is None
 
 
-def test_parsing_restores_the_garbage_collector() -> None:
-    assert gc.isenabled()
-    m.parse_candles([["2017-12-15T09:15:00+0530", 1, 2, 0.5, 1.5, 10]])
-    m.parse_instruments(INSTRUMENT_HEADER + "\n")
-    assert gc.isenabled()
-    gc.disable()
+def test_parsing_never_switches_the_garbage_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No process-wide side effect: the collector's state stays the caller's, during and after."""
+    real_enable, real_disable = gc.enable, gc.disable
+    calls: list[str] = []
+    monkeypatch.setattr(gc, "disable", lambda: calls.append("disable"))
+    monkeypatch.setattr(gc, "enable", lambda: calls.append("enable"))
+    candles = [["2017-12-15T09:15:00+0530", 1, 2, 0.5, 1.5, 10]] * 1000
+    row = "408065,1594,INFY,INFOSYS,0.0,,0.0,0.05,1,EQ,NSE,NSE\n"
+    dump = INSTRUMENT_HEADER + "\n" + row * 1000
     try:
-        m.parse_candles([])
-        assert not gc.isenabled()
+        for enabled in (True, False):
+            real_enable() if enabled else real_disable()
+            assert len(m.parse_candles(candles)) == 1000
+            assert gc.isenabled() is enabled
+            assert len(m.parse_instruments(dump)) == 1000
+            assert gc.isenabled() is enabled
     finally:
-        gc.enable()
+        real_enable()
+    assert calls == []
 
 
 # -- instruments ------------------------------------------------------------------------
