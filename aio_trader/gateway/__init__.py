@@ -1,0 +1,59 @@
+"""The tick gateway on Redis Streams, and recordings.
+
+- :class:`Gateway`: one process owns the Kite feed and publishes every frame to Redis.
+- :class:`RedisFeed`: any number of consumers, anywhere, read it through the feeder
+  contract of :class:`~aio_trader.kite.KiteFeed` (``async for``, modes, overflow policies).
+- :class:`Recorder` / :func:`record`: a session's raw frames to Parquet, replayed by
+  :class:`aio_trader.replay.ReplayFeed`.
+
+Needs the ``gateway`` extra (``pip install 'aio-trader[gateway]'``: coredis, pyarrow).
+Names are loaded on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aio_trader.gateway._consumer import FeedGap, RedisFeed, RedisFeedItem, RedisFeedStatistics
+    from aio_trader.gateway._gateway import Gateway, GatewayStatistics
+    from aio_trader.gateway._record import Recorder, record
+    from aio_trader.gateway._wire import FrameInfo
+
+_EXPORTS: dict[str, str] = {
+    "FeedGap": "aio_trader.gateway._consumer",
+    "FrameInfo": "aio_trader.gateway._wire",
+    "Gateway": "aio_trader.gateway._gateway",
+    "GatewayStatistics": "aio_trader.gateway._gateway",
+    "Recorder": "aio_trader.gateway._record",
+    "RedisFeed": "aio_trader.gateway._consumer",
+    "RedisFeedItem": "aio_trader.gateway._consumer",
+    "RedisFeedStatistics": "aio_trader.gateway._consumer",
+    "record": "aio_trader.gateway._record",
+}
+
+__all__ = [
+    "FeedGap",
+    "FrameInfo",
+    "Gateway",
+    "GatewayStatistics",
+    "Recorder",
+    "RedisFeed",
+    "RedisFeedItem",
+    "RedisFeedStatistics",
+    "record",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,445 @@
+"""``Gateway``: one process owns the Kite feed and publishes every frame to a Redis stream.
+
+::
+
+    async with Gateway(api_key="...", access_token="...", redis="redis://localhost:6379"):
+        await anyio.sleep_forever()
+
+The gateway runs a :class:`~aio_trader.kite.RawKiteFeed` (up to 3 connections x 3000
+instruments) and appends every binary frame (bytes unchanged, with its receive time and
+connection index) and every text frame (order updates, errors, messages) to one Redis stream,
+``{prefix}:frames``, trimmed to about ``retention`` entries (``MAXLEN ~``). It subscribes on
+Kite what the live consumers (:class:`~aio_trader.gateway.RedisFeed`) ask for: the union of
+their instruments, each in the richest mode asked, and unsubscribes what nobody wants any
+more. A consumer whose heartbeat stops counts no more after its ``timeout``.
+
+**Losing nothing.** The feed runs ``lossless``: while Redis cannot take frames (it restarts,
+the network drops) the gateway retries the same batch (same sequence numbers) with backoff,
+the feed's buffer fills, and TCP flow control slows Kite down. A batch whose reply was lost
+may land twice: consumers skip a sequence number they have seen. A restarted gateway
+continues the stream's numbering, so consumers see no gap across it (Kite's frames sent
+while no gateway ran are not in Redis: nobody received them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import anyio.abc
+import attrs
+from anyio.streams.memory import MemoryObjectReceiveStream
+from coredis import PureToken
+
+from aio_trader.backoff import Backoff
+from aio_trader.gateway._redis import RETRYABLE, check_redis, open_client
+from aio_trader.gateway._wire import MODE_RANK, Keys, highest
+from aio_trader.kite import Mode, RawKiteFeed
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["Gateway", "GatewayStatistics"]
+
+log = logging.getLogger(__name__)
+
+#: Frames appended to Redis in one round trip at most.
+_BATCH: Final = 512
+#: Redis retries: 0.05 s doubling up to 2 s, without end (Redis comes back, or the user stops).
+_REDIS_BACKOFF: Final = Backoff(base=0.05, factor=2.0, cap=2.0, max_attempts=None)
+
+
+@attrs.frozen
+class GatewayStatistics:
+    """A snapshot of a gateway's counters (``gateway.statistics()``).
+
+    ``frames`` binary frames and ``text_frames`` text frames published, ``published`` entries
+    appended (retries included), ``batches`` round trips, ``redis_errors`` failed round trips
+    (retried), ``epoch``/``seq`` the numbering of the last entry, ``queued`` frames received
+    but not yet in Redis, ``consumers`` live consumers at the last refresh, ``instruments``
+    subscribed on Kite, ``connections`` Kite connections open, ``last_publish_time`` (Unix
+    seconds) of the last successful append.
+    """
+
+    frames: int
+    text_frames: int
+    published: int
+    batches: int
+    redis_errors: int
+    epoch: int
+    seq: int
+    queued: int
+    consumers: int
+    instruments: int
+    connections: int
+    last_publish_time: float | None
+
+
+@attrs.define
+class _Counters:
+    frames: int = 0
+    text_frames: int = 0
+    published: int = 0
+    batches: int = 0
+    redis_errors: int = 0
+    last_publish: float | None = None
+
+
+class Gateway(anyio.abc.AsyncResource):
+    """Kite's feed published to Redis Streams for any number of :class:`RedisFeed` consumers.
+
+    See the module documentation for what is published and how nothing is lost.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        access_token: str | None = None,
+        *,
+        user_id: str | None = None,
+        enctoken: str | None = None,
+        root: str | None = None,
+        redis: Any = "redis://127.0.0.1:6379",
+        prefix: str = "aio_trader",
+        retention: int = 1_000_000,
+        refresh: float = 1.0,
+        poll: float = 0.05,
+        feed_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Set up the gateway; nothing connects before ``async with``.
+
+        Credentials and ``root`` are :class:`~aio_trader.kite.RawKiteFeed`'s (``root``: e.g.
+        the sandbox's ``ticker_url``); ``feed_options`` more of its keyword arguments
+        (``backoff``, ``watchdog``...; the overflow policy is always ``lossless``).
+        ``redis`` is a ``redis://`` URL (the gateway opens and closes its own client) or a
+        coredis client the caller has entered (``Redis``, ``RedisCluster``, a Sentinel's
+        primary). ``prefix`` names the keys (one gateway per prefix, see the module doc of
+        ``aio_trader.gateway._wire``). ``retention`` is the stream's approximate length.
+        Consumers' wishes are read every ``refresh`` seconds, and at once (within ``poll``
+        seconds) when a consumer changes them.
+
+        Raises ``ValueError`` for bad settings or credentials, ``TypeError`` for a ``redis``
+        that is neither a URL nor a coredis client.
+        """
+        check_redis(redis)
+        if retention < 1:
+            raise ValueError(f"retention must be >= 1 entries, got {retention!r}")
+        if not (refresh > 0 and math.isfinite(refresh)) or not (poll > 0 and math.isfinite(poll)):
+            raise ValueError("refresh and poll must be finite numbers of seconds > 0")
+        if not prefix or any(c.isspace() for c in prefix):
+            raise ValueError(f"prefix must be a non-empty word, got {prefix!r}")
+        options = dict(feed_options or {})
+        options["overflow"] = "lossless"
+        self._feed = RawKiteFeed(
+            api_key,
+            access_token,
+            user_id=user_id,
+            enctoken=enctoken,
+            root=root,
+            **options,
+        )
+        self._redis_arg = redis
+        self.keys = Keys(prefix)
+        self.retention = retention
+        self.refresh = refresh
+        self.poll = poll
+        self._redis: Any = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._counters = _Counters()
+        self._epoch = 0
+        self._seq = 0
+        self._consumers: frozenset[str] = frozenset()
+        self._wishes_seen: bytes | None = None
+        self._queued = 0
+        self._closed = False
+        self._send: anyio.abc.ObjectSendStream[tuple[bytes | str, float, int]] | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open" if self._stack is not None else "not started"
+        return f"<Gateway prefix={self.keys.prefix!r} feed={self._feed!r} {state}>"
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        """Connect to Redis, continue the stream's numbering, connect the feed, start
+        publishing and following the consumers' wishes.
+
+        Raises ``RuntimeError`` when entered twice; Redis's error when it cannot be reached
+        at entry; the feed's fatal errors (``TokenException``...) as the feed raises them.
+        Cancellation: everything opened so far is closed, then the cancellation propagates.
+        """
+        if self._stack is not None or self._closed:
+            raise RuntimeError("a Gateway can be entered only once")
+        stack = contextlib.AsyncExitStack()
+        try:
+            self._redis = await open_client(self._redis_arg, stack)
+            await self._continue_numbering()
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(tg.cancel_scope.cancel)  # runs first on exit: stop the tasks
+            send, receive = anyio.create_memory_object_stream[tuple[bytes | str, float, int]](
+                10_000
+            )
+            self._send = send
+            await stack.enter_async_context(self._feed)
+            await self._refresh_once(force=True)
+            tg.start_soon(self._read_feed, send, name="gateway-feed")
+            tg.start_soon(self._publish, receive, name="gateway-publish")
+            tg.start_soon(self._follow_wishes, name="gateway-wishes")
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop publishing, close the feed and the Redis client (if the gateway opened it).
+
+        Frames received but not yet appended are lost (they were never in Redis).
+        Idempotent. Cancellation: everything is closed anyway (shielded).
+        """
+        self._closed = True
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            with anyio.CancelScope(shield=True), contextlib.suppress(*RETRYABLE):
+                await self._redis.hset(self.keys.gateway, {"state": "stopped"})
+            await stack.aclose()  # task groups end in the task that opened them: no shield
+
+    # -- what it exposes -----------------------------------------------------------------
+
+    @property
+    def feed(self) -> RawKiteFeed:
+        """The Kite feed the gateway owns (subscriptions follow the consumers: read only)."""
+        return self._feed
+
+    @property
+    def subscriptions(self) -> dict[int, Mode]:
+        """What the gateway has subscribed on Kite: token -> mode."""
+        return self._feed.subscriptions
+
+    @property
+    def consumers(self) -> frozenset[str]:
+        """The live consumers' names at the last refresh."""
+        return self._consumers
+
+    def statistics(self) -> GatewayStatistics:
+        c = self._counters
+        return GatewayStatistics(
+            frames=c.frames,
+            text_frames=c.text_frames,
+            published=c.published,
+            batches=c.batches,
+            redis_errors=c.redis_errors,
+            epoch=self._epoch,
+            seq=self._seq,
+            queued=self._queued,
+            consumers=len(self._consumers),
+            instruments=len(self._feed.subscriptions),
+            connections=self._feed.statistics().connections,
+            last_publish_time=c.last_publish,
+        )
+
+    async def refresh_now(self) -> None:
+        """Read the consumers' wishes and (un)subscribe on Kite accordingly, now.
+
+        Raises Redis's error if it cannot be reached. Cancellation: the subscriptions sent
+        so far stay; the next refresh completes the rest.
+        """
+        if self._stack is None:
+            raise RuntimeError("enter the gateway first: async with Gateway(...)")
+        await self._refresh_once(force=True)
+
+    # -- numbering ---------------------------------------------------------------------
+
+    async def _continue_numbering(self) -> None:
+        last = await self._redis.xrevrange(self.keys.frames, count=1)
+        if last:
+            fields = last[0].field_values
+            self._epoch, self._seq = int(fields[b"e"]), int(fields[b"s"])
+            log.info("continuing the stream at epoch %d, seq %d", self._epoch, self._seq)
+        else:
+            self._epoch, self._seq = time.time_ns() // 1000, 0
+
+    # -- tasks -------------------------------------------------------------------------
+
+    async def _read_feed(
+        self, send: anyio.abc.ObjectSendStream[tuple[bytes | str, float, int]]
+    ) -> None:
+        clock = time.time
+        async with send:
+            async for item in self._feed:
+                data, received, connection = _parts(item, clock)
+                if data is None:
+                    continue
+                self._queued += 1
+                await send.send((data, received, connection))
+
+    async def _publish(
+        self, receive: MemoryObjectReceiveStream[tuple[bytes | str, float, int]]
+    ) -> None:
+        async with receive:
+            while True:
+                try:
+                    first = await receive.receive()
+                except anyio.EndOfStream:
+                    return
+                batch = [first]
+                while len(batch) < _BATCH:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                await self._append(self._entries(batch))
+                self._queued -= len(batch)
+
+    def _entries(self, batch: list[tuple[bytes | str, float, int]]) -> list[dict[bytes, bytes]]:
+        epoch = str(self._epoch).encode()
+        entries = []
+        for data, received, connection in batch:
+            self._seq += 1
+            fields = {b"e": epoch, b"s": b"%d" % self._seq, b"r": repr(received).encode()}
+            fields[b"c"] = b"%d" % connection
+            if isinstance(data, str):
+                fields[b"t"] = data.encode()
+                self._counters.text_frames += 1
+            else:
+                fields[b"b"] = data
+                self._counters.frames += 1
+            entries.append(fields)
+        return entries
+
+    async def _append(self, entries: list[dict[bytes, bytes]]) -> None:
+        """Append the entries, retrying the same entries until Redis takes them."""
+        attempts = _REDIS_BACKOFF.attempts()
+        key, retention = self.keys.frames, self.retention
+        while True:
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for fields in entries:
+                        pipe.xadd(
+                            key,
+                            fields,
+                            trim_strategy=PureToken.MAXLEN,
+                            threshold=retention,
+                            trim_operator=PureToken.APPROXIMATELY,
+                        )
+            except RETRYABLE as exc:
+                self._counters.redis_errors += 1
+                attempts.failed()
+                log.warning(
+                    "Redis refused %d frames (%s); retrying in %.3g s",
+                    len(entries),
+                    type(exc).__name__,
+                    attempts.delay,
+                )
+                await attempts.sleep()
+                continue
+            c = self._counters
+            c.published += len(entries)
+            c.batches += 1
+            c.last_publish = time.time()
+            return
+
+    async def _follow_wishes(self) -> None:
+        last_full = time.monotonic()
+        while True:
+            await anyio.sleep(self.poll)
+            force = time.monotonic() - last_full >= self.refresh
+            try:
+                if await self._refresh_once(force=force):
+                    last_full = time.monotonic()
+            except RETRYABLE as exc:
+                log.info("reading the consumers' wishes failed (%s)", type(exc).__name__)
+
+    async def _refresh_once(self, *, force: bool) -> bool:
+        """Apply the consumers' wishes if they changed (or ``force``); True if it read them."""
+        keys, redis = self.keys, self._redis
+        version = await redis.get(keys.wishes)
+        if not force and version == self._wishes_seen:
+            return False
+        self._wishes_seen = version
+        names = sorted(n.decode() for n in await redis.smembers(keys.consumers))
+        wants: dict[int, str] = {}
+        alive: list[str] = []
+        if names:
+            async with redis.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.exists([keys.alive(name)])
+                    pipe.hgetall(keys.wants(name))
+            results = pipe.results or ()
+            for i, name in enumerate(names):
+                if not results[2 * i]:
+                    continue
+                alive.append(name)
+                for token, mode in results[2 * i + 1].items():
+                    mode_ = mode.decode()
+                    if mode_ in MODE_RANK:
+                        wants[int(token)] = highest(wants.get(int(token)), mode_)
+        self._consumers = frozenset(alive)
+        await self._apply(wants)
+        await redis.hset(
+            keys.gateway,
+            {
+                "state": "running",
+                "heartbeat": repr(time.time()),
+                "consumers": str(len(alive)),
+                "instruments": str(len(wants)),
+                "frames": str(self._counters.frames + self._counters.text_frames),
+                "seq": str(self._seq),
+                "queued": str(self._queued),
+            },
+        )
+        return True
+
+    async def _apply(self, wants: dict[int, str]) -> None:
+        current = {token: mode.value for token, mode in self._feed.subscriptions.items()}
+        gone = [token for token in current if token not in wants]
+        if gone:
+            log.info("unsubscribing %d instruments nobody wants", len(gone))
+            await self._feed.unsubscribe(gone)
+        by_mode: dict[str, list[int]] = {}
+        for token, mode in wants.items():
+            if current.get(token) != mode:
+                by_mode.setdefault(mode, []).append(token)
+        for mode, tokens in by_mode.items():
+            log.info("subscribing %d instruments in %s mode", len(tokens), mode)
+            await self._feed.subscribe(tokens, mode)
+
+
+def _parts(item: object, clock: Any) -> tuple[bytes | str | None, float, int]:
+    """(frame, receive time, connection) of what the raw feed yields.
+
+    A raw frame is ``bytes``/``str``, or a record carrying them with its receive time and
+    connection; anything else (an event record) is skipped.
+    """
+    if isinstance(item, bytes | str):
+        return item, clock(), 0
+    data = getattr(item, "data", None)
+    if not isinstance(data, bytes | bytearray | str):
+        return None, 0.0, 0
+    received = getattr(item, "received", None)
+    if isinstance(received, int | float):
+        when = float(received)
+    elif received is not None and hasattr(received, "timestamp"):
+        when = float(received.timestamp())
+    else:
+        when = clock()
+    connection = getattr(item, "connection", 0)
+    return (
+        bytes(data) if isinstance(data, bytearray) else data,
+        when,
+        connection if isinstance(connection, int) else 0,
+    )
