@@ -11,7 +11,8 @@ It does what a user's program does, through the public API only:
 4. subscribes with :class:`~aio_trader.kite.KiteFeed` in full mode to an equity (NSE:INFY),
    an index (NIFTY 50) and the nearest NIFTY future found in the instruments dump, and shows
    their ticks: a live table on a terminal, or plain lines (``tick NSE:INFY last=...``);
-5. places a market and a limit order (``kite.place_order``) and shows their updates as they
+5. places a market order (with ``market_protection=-1``, as Kite requires since April
+   2026) and a limit order (``kite.place_order``) and shows their updates as they
    arrive over the WebSocket, then the positions; near the end, cancels the limit order;
 6. stops after ``duration`` seconds, or at the first SIGINT/SIGTERM (Ctrl-C), cleanly: every
    connection is closed and the sandbox stopped before it returns.
@@ -143,6 +144,7 @@ async def _trade(
         quantity=1,
         product="CNC",
         order_type="MARKET",
+        market_protection=-1,  # Kite refuses market orders without it since April 2026
     )
     screen.note(f"order placed: MARKET BUY 1 {exchange}:{symbol} -> {market}")
     await orders.wait_for(market, _TERMINAL)
@@ -232,7 +234,8 @@ async def run_demo(
         live = console.is_terminal
     screen: Screen
     if live:
-        screen = LiveScreen(console, board, "aio-trader demo (Ctrl-C to stop)")
+        # The first notes (sandbox, login, session, profile, margins, subscription) stay.
+        screen = LiveScreen(console, board, "aio-trader demo (Ctrl-C to stop)", pinned=6)
     else:
         screen = Screen(out, board, tick_every=1.0)
     # The sandbox stays outside the cancelled scopes: it is stopped by leaving its block.

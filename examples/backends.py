@@ -2,11 +2,11 @@
 
 aio_trader is written against anyio only, so ``main`` below runs unchanged on either
 event loop, started here with each backend's own runner: ``asyncio.run(main())`` and
-``trio.run(main)`` (``anyio.run(main, backend=...)`` does the same). Inside, a task group
-runs two jobs at once: a tick stream and a REST poll.
+``trio.run(main)`` (``anyio.run(main, backend=...)`` does the same). Inside, a task
+group runs two jobs at once: a tick stream and a REST poll.
 
-    python examples/backends.py                    # both, one after the other
-    python examples/backends.py --backend trio
+    .venv/bin/python examples/backends.py                    # both, one after the other
+    .venv/bin/python examples/backends.py --backend trio
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ async def main(args: argparse.Namespace) -> None:
             async for item in feed:
                 if isinstance(item, Tick):
                     seen += 1
-                    print(f"[{backend}] tick  {item.instrument_token} {item.last_price:.2f}")
+                    token, price = item.instrument_token, item.last_price
+                    print(f"[{backend}] tick  {token} {price:.2f}")
                     if seen == ticks:
                         return
 
@@ -55,8 +56,12 @@ async def main(args: argparse.Namespace) -> None:
 
 def cli() -> None:
     options = parser(__doc__.splitlines()[0])
-    options.add_argument("--backend", choices=["asyncio", "trio", "both"], default="both")
-    options.add_argument("--ticks", type=int, default=5, help="ticks to read per backend")
+    options.add_argument(
+        "--backend", choices=["asyncio", "trio", "both"], default="both"
+    )
+    options.add_argument(
+        "--ticks", type=int, default=5, help="ticks to read per backend"
+    )
     args = options.parse_args()
     if args.backend in ("asyncio", "both"):
         asyncio.run(main(args))

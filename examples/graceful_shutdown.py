@@ -1,12 +1,12 @@
 """Graceful shutdown: SIGINT (Ctrl-C) or SIGTERM cancels the work cleanly.
 
-``aio_trader.utils.graceful_shutdown`` turns the first SIGINT/SIGTERM into a cancellation
-of its block: every ``finally`` and ``async with`` exit runs (the feed's sockets close,
-the sandbox stops), and the program ends normally with exit status 0, no traceback. A
-second signal during the clean-up gets the default behaviour back.
+``aio_trader.utils.graceful_shutdown`` turns the first SIGINT/SIGTERM into a
+cancellation of its block: every ``finally`` and ``async with`` exit runs (the feed's
+sockets close, the sandbox stops), and the program ends normally with exit status 0, no
+traceback. A second signal during the clean-up gets the default behaviour back.
 
-    python examples/graceful_shutdown.py                  # streams until Ctrl-C
-    python examples/graceful_shutdown.py --backend trio   # the same on trio
+    .venv/bin/python examples/graceful_shutdown.py                 # until Ctrl-C
+    .venv/bin/python examples/graceful_shutdown.py --backend trio  # the same, on trio
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ async def stream(target: Target, seconds: float | None) -> int:
                         seen += 1
                         if seen == 1:
                             print("streaming: press Ctrl-C to stop", flush=True)
-                        print(f"{item.instrument_token:>9} {item.last_price:>10.2f}", flush=True)
+                        print(
+                            f"{item.instrument_token:>9} {item.last_price:>10.2f}",
+                            flush=True,
+                        )
         finally:
             # Runs on Ctrl-C too: the cancellation unwinds through here.
             print(f"closing the feed after {seen} ticks", flush=True)

@@ -1,11 +1,12 @@
 """Bulk historical download into one pandas DataFrame.
 
 Looks the symbols up in the instrument list, then fetches every symbol's candles at once
-with ``Kite.historical_bulk``: long ranges are split into Kite's maximum per request, the
-requests run concurrently and are paced by the client's rate limiter (3 requests/s for
-historical data), so there are no 429s. Needs the ``pandas`` extra.
+with ``Kite.historical_bulk``: long ranges are split into Kite's maximum per request,
+the requests run concurrently and are paced by the client's rate limiter (3 requests/s
+for historical data), so there are no 429s. Needs the ``pandas`` extra.
 
-    python examples/historical_to_dataframe.py --symbols INFY,TCS,RELIANCE --days 400
+    .venv/bin/python examples/historical_to_dataframe.py \
+        --symbols INFY,TCS,RELIANCE --days 400
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ async def main() -> None:
             tokens.values(), from_date, to_date, args.interval, on_progress=progress
         )
         elapsed = time.perf_counter() - started
-        requests = len(historical_chunks(from_date, to_date, args.interval)) * len(tokens)
+        requests = len(historical_chunks(from_date, to_date, args.interval)) * len(
+            tokens
+        )
         print(f"\n{requests} requests in {elapsed:.2f} s ({requests / elapsed:.2f}/s)")
         if target.sandbox is not None:
             refused = target.sandbox.state.stats.refused_429["historical"]

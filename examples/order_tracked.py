@@ -1,13 +1,13 @@
-"""An order placed with ``Kite`` and tracked to completion through the feed's order updates.
+"""An order placed with ``Kite``, tracked to completion through the feed's updates.
 
 The feed is opened first, so no update is missed; the order is placed with a tag of our
-own (``Kite.new_tag()``), and the updates are matched by that tag: they may arrive before
-``place_order`` has even returned the order id. ``place_order`` never sends an order
-twice (see the concepts page), and the tag is also how you would find the order after an
-ambiguous failure.
+own (``Kite.new_tag()``), and the updates are matched by that tag: they may arrive
+before ``place_order`` has even returned the order id. ``place_order`` never sends an
+order twice (see the concepts page), and the tag is also how you would find the order
+after an ambiguous failure.
 
-    python examples/order_tracked.py --symbol INFY --quantity 1
-    python examples/order_tracked.py --order-type LIMIT --price 1500   # waits for a fill
+    .venv/bin/python examples/order_tracked.py --symbol INFY --quantity 1
+    .venv/bin/python examples/order_tracked.py --order-type LIMIT --price 1500
 
 Against a real account (``--api-key``) this places a REAL order: it refuses to run
 without ``--live``.
@@ -31,9 +31,19 @@ async def main() -> None:
     cli.add_argument("--quantity", type=int, default=1)
     cli.add_argument("--order-type", default="MARKET", choices=["MARKET", "LIMIT"])
     cli.add_argument("--price", type=float, help="for LIMIT orders")
+    cli.add_argument(
+        "--market-protection",
+        type=float,
+        default=-1,
+        help="MARKET orders need it (Kite, since April 2026): -1 automatic, or a %%",
+    )
     cli.add_argument("--product", default="CNC")
-    cli.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the end")
-    cli.add_argument("--live", action="store_true", help="allow a real order on a real account")
+    cli.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for the end"
+    )
+    cli.add_argument(
+        "--live", action="store_true", help="allow a real order on a real account"
+    )
     args = cli.parse_args()
     if args.api_key and not args.live:
         raise SystemExit("this would place a real order: add --live if you mean it")
@@ -58,6 +68,10 @@ async def main() -> None:
             product=args.product,
             order_type=args.order_type,
             price=args.price,
+            # Kite refuses a MARKET order without market protection (April 2026 rules).
+            market_protection=args.market_protection
+            if args.order_type == "MARKET"
+            else None,
             tag=tag,
         )
         print(f"placed order {order_id} (tag {tag})")

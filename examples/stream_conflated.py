@@ -5,7 +5,7 @@ newest: a consumer slower than the market skips the stale ticks and always sees 
 current state of every instrument, and the socket keeps being read (the server is never
 slowed down). Replaced ticks are counted in ``statistics().dropped``.
 
-    python examples/stream_conflated.py --seconds 5 --delay 0.05
+    .venv/bin/python examples/stream_conflated.py --seconds 5 --delay 0.05
 """
 
 from __future__ import annotations
@@ -16,20 +16,26 @@ from _common import connect, parser
 from aio_trader.kite import Tick
 
 #: INFY, RELIANCE, TCS, HDFCBANK, ICICIBANK, SBIN, ITC, AXISBANK, NIFTY 50, NIFTY BANK.
-DEFAULT_TOKENS = "408065,738561,2953217,341249,1270529,779521,424961,1510401,256265,260105"
+DEFAULT_TOKENS = (
+    "408065,738561,2953217,341249,1270529,779521,424961,1510401,256265,260105"
+)
 
 
 async def main() -> None:
     cli = parser(__doc__.splitlines()[0])
-    cli.add_argument("--tokens", default=DEFAULT_TOKENS, help="instrument tokens, comma separated")
+    cli.add_argument(
+        "--tokens", default=DEFAULT_TOKENS, help="instrument tokens, comma separated"
+    )
     cli.add_argument("--mode", default="full", choices=["ltp", "quote", "full"])
     cli.add_argument("--seconds", type=float, default=5.0, help="how long to stream")
-    cli.add_argument("--delay", type=float, default=0.05, help="the consumer's work per tick")
+    cli.add_argument(
+        "--delay", type=float, default=0.05, help="the consumer's work per tick"
+    )
     args = cli.parse_args()
     tokens = [int(token) for token in args.tokens.split(",")]
 
     consumed = 0
-    # tick_interval: the embedded sandbox sends a frame (one tick per instrument) every 20 ms.
+    # tick_interval: the embedded sandbox sends a frame (a tick each) every 20 ms
     async with (
         connect(args, tick_interval=0.02) as target,
         target.feed(overflow="conflate") as feed,
@@ -43,8 +49,9 @@ async def main() -> None:
                         print(f"{item.instrument_token:>9} {item.last_price:>10.2f}")
                     await anyio.sleep(args.delay)  # the slow work
         stats = feed.statistics()
-    # Every tick received was either consumed, replaced by a newer one, still waits, or was
-    # stale: sent in quote mode (where Kite starts a subscription) before --mode took effect.
+    # Every tick received was either consumed, replaced by a newer one, still waits,
+    # or was stale: sent in quote mode (where Kite starts a subscription) before --mode
+    # took effect.
     print(
         f"received={stats.ticks} consumed={consumed} conflated={stats.dropped} "
         f"stale={stats.stale_mode} waiting={stats.buffered} "

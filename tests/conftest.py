@@ -31,7 +31,10 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 def mocks() -> Path:
     """The folder of Kite reference responses; skips the test when it is absent."""
     if not MOCKS.is_dir():
-        pytest.skip("../shared/kiteconnect-mocks is not present")
+        pytest.skip(
+            "Kite's reference bodies are not present: git clone "
+            "https://github.com/zerodha/kiteconnect-mocks ../shared/kiteconnect-mocks"
+        )
     return MOCKS
 
 

@@ -173,7 +173,8 @@ def check_url(value: str | None, option: str, envvar: str, schemes: Sequence[str
         return
     example = "http://127.0.0.1:8765" if "http" in schemes else "ws://127.0.0.1:8765/ws"
     raise click.BadParameter(
-        f"{value!r} is not a {' or '.join(s + '://' for s in schemes)} URL (e.g. {example})",
+        f"{value!r} is not a URL starting with {' or '.join(s + '://' for s in schemes)} "
+        f"(e.g. {example})",
         param_hint=f"{option} (or {envvar})",
     )
 

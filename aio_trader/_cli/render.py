@@ -31,6 +31,7 @@ from aio_trader.kite.ticks import (
     FullTick,
     IndexFullTick,
     IndexQuoteTick,
+    LtpTick,
     OrderUpdate,
     QuoteTick,
     Tick,
@@ -53,6 +54,8 @@ __all__ = [
 
 #: Text that reads as a number (``1,234``, ``+0.12%``): right-aligned in tables.
 _NUMBER = re.compile(r"[+-]?[\d,]+(\.\d+)?%?")
+#: Every kind of tick (``Tick``'s members), for ``isinstance``.
+_TICK_TYPES = (LtpTick, IndexQuoteTick, IndexFullTick, QuoteTick, FullTick)
 #: The columns of a tick row, in order.
 TICK_COLUMNS = ("last", "change", "volume", "bid", "ask")
 
@@ -158,12 +161,13 @@ class Screen:
         self._last_shown: dict[int, float] = {}
 
     def show(self, item: FeedItem) -> bool:
-        """Show one item of a feed (a tick also goes on the board); True if it was a tick."""
+        """Show one item of a feed (a tick also goes on the board); True if it was a tick.
+        Items of kinds it does not know (newer feed records) are skipped."""
         if isinstance(item, OrderUpdate):
             self.order(item)
         elif isinstance(item, FeedError | FeedMessage):
             self.note(f"feed {type(item).__name__}: {item}")
-        else:
+        elif isinstance(item, _TICK_TYPES):
             self.board.update(item)
             self.tick(item)
             return True
