@@ -55,6 +55,12 @@ def main() -> None:
 @click.option("--tick-interval", default=0.25, show_default=True, type=float, help="Seconds.")
 @click.option("--market-interval", default=0.25, show_default=True, type=float, help="Seconds.")
 @click.option("--rate-limit-scale", default=1.0, show_default=True, type=float)
+@click.option(
+    "--order-ips",
+    multiple=True,
+    help="Static-IP whitelist for order requests (repeatable); others get 403. Default: off.",
+)
+@click.option("--orders-per-minute", default=200, show_default=True, type=int)
 @click.option("--http-5xx-burst", default=0, type=int, help="Fault: the next N calls answer 503.")
 @click.option("--latency", default=0.0, type=float, help="Fault: seconds added to REST answers.")
 @click.option("--lose-order-reply", is_flag=True, help="Fault: book orders, drop the reply.")

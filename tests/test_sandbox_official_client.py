@@ -24,7 +24,11 @@ T = TypeVar("T")
 
 @pytest.fixture
 async def sb() -> AsyncIterator[Sandbox]:
-    async with Sandbox(SandboxConfig(seed=3, market_interval=None, rate_limit_scale=1000)) as s:
+    # cash for the two slices of a NIFTY future autoslice order (short slices are refused)
+    config = SandboxConfig(
+        seed=3, market_interval=None, rate_limit_scale=1000, opening_cash=20_000_000
+    )
+    async with Sandbox(config) as s:
         yield s
 
 
@@ -82,6 +86,7 @@ async def test_official_client_login_profile_orders_and_market_data(sb: Sandbox)
             quantity=1,
             product="MIS",
             order_type="MARKET",
+            market_protection=-1,
         )
         assert (await in_thread(kite.order_trades, market_id))[0]["quantity"] == 1
         positions = await in_thread(kite.positions)
@@ -170,6 +175,7 @@ async def test_official_client_portfolio_margins_mf_and_sessions(sb: Sandbox) ->
             quantity=2,
             product="MIS",
             order_type="MARKET",
+            market_protection=-1,
         )
         assert [t["order_id"] for t in await in_thread(kite.trades)] == [order_id]
         converted = await in_thread(
@@ -192,6 +198,7 @@ async def test_official_client_portfolio_margins_mf_and_sessions(sb: Sandbox) ->
             quantity=75 * 30,
             product="NRML",
             order_type="MARKET",
+            market_protection=-1,
         )
         assert len(sliced["children"]) == 2
         basket = [
@@ -201,9 +208,9 @@ async def test_official_client_portfolio_margins_mf_and_sessions(sb: Sandbox) ->
                 "transaction_type": "BUY",
                 "variety": "regular",
                 "product": "CNC",
-                "order_type": "MARKET",
+                "order_type": "LIMIT",
                 "quantity": 1,
-                "price": 0,
+                "price": 1500,
                 "trigger_price": 0,
             }
         ]
@@ -236,5 +243,59 @@ async def test_official_client_portfolio_margins_mf_and_sessions(sb: Sandbox) ->
         assert await in_thread(kite.invalidate_access_token) is True
         with pytest.raises(kite_exceptions.TokenException):
             await in_thread(kite.profile)
+    finally:
+        kite.reqsession.close()
+
+
+async def test_official_client_meets_kites_2026_order_rules(sb: Sandbox) -> None:
+    kite = await logged_in(sb)
+    order = {
+        "variety": "regular",
+        "exchange": "NSE",
+        "tradingsymbol": "INFY",
+        "transaction_type": "BUY",
+        "quantity": 1,
+        "product": "CNC",
+        "order_type": "MARKET",
+    }
+    try:
+        for protection in (None, 0):
+            with pytest.raises(kite_exceptions.InputException) as refused:
+                await in_thread(kite.place_order, **order, market_protection=protection)
+            assert str(refused.value) == (
+                "Market orders without market protection are not allowed via API. "
+                "Please set market protection or use a Limit order."
+            )
+        assert sb.state.book.orders == {}
+        order_id = await in_thread(kite.place_order, **order, market_protection=-1, algo_id="A1")
+        (row,) = await in_thread(kite.orders)
+        assert (row["order_id"], row["order_type"], row["tags"]) == (
+            order_id,
+            "LIMIT",
+            ["mktp", "mktp:2.00"],
+        )
+        with pytest.raises(kite_exceptions.InputException, match="tag"):
+            await in_thread(kite.place_order, **order, market_protection=-1, tag="x" * 21)
+        with pytest.raises(kite_exceptions.InputException, match="10 slices"):
+            await in_thread(
+                kite.place_autoslice_order,
+                **{
+                    **order,
+                    "exchange": "NFO",
+                    "tradingsymbol": "NIFTY26DECFUT",
+                    "quantity": 75 * 24 * 11,
+                    "product": "NRML",
+                },
+                market_protection=-1,
+            )
+        limit = {**order, "order_type": "LIMIT", "price": 100}
+        open_id = await in_thread(kite.place_order, **limit)
+        for step in range(25):
+            await in_thread(kite.modify_order, "regular", open_id, price=101 + step)
+        with pytest.raises(kite_exceptions.InputException, match="modifications exceeded"):
+            await in_thread(kite.modify_order, "regular", open_id, price=200)
+        # the dumps are exactly text/csv, which the client parses into records
+        instruments = await in_thread(kite.instruments, "NSE")
+        assert any(i["tradingsymbol"] == "INFY" for i in instruments)
     finally:
         kite.reqsession.close()
