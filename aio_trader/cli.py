@@ -109,7 +109,7 @@ def sandbox(backend: str, **options: Any) -> None:
             anyio.run(_serve_sandbox, config, backend=backend)
     except OSError as error:  # the address is taken, or not one of this machine's
         address = f"{config.host}:{config.port}"
-        hint = " (another server uses it: pick another --port, or 0 for any free one)"
+        hint = " (another server uses it: pick another port, or --port 0 for any free one)"
         raise click.ClickException(
             f"cannot serve on {address}: {str(error.strerror or error).split(' (while')[0]}"
             + (hint if error.errno == errno.EADDRINUSE else "")
