@@ -3,22 +3,27 @@
 A broker package (``aio_trader.kite``, later others) subclasses these, so user code
 can rely on the same shape whatever the broker:
 
-- both are async context managers: entering opens what they own, leaving calls
-  ``close()`` and cancels whatever still runs; nothing outlives the ``async with``;
+- both are ``anyio.abc.AsyncResource``\\ s: async context managers whose exit awaits
+  ``aclose()``; entering opens what they own, leaving closes it and cancels whatever
+  still runs; nothing outlives the ``async with``. ``close()`` is kept as an alias of
+  ``aclose()`` (the seed's name);
 - ``AbstractBroker.authorise()`` logs in (or checks a given session);
+  ``authorize()`` (the seed's spelling) is the same method;
 - ``AbstractFeeder`` subscribes instruments in a mode, and yields what the feed
   sends (records, never dicts) through ``async for``.
+
+A broker implements ``aclose()`` (``close()`` is the alias). A feeder, for now,
+implements ``close()`` (the seed's shape) and gets ``aclose()`` from it; a feeder may
+override both.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterable
-from types import TracebackType
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, TypeVar
 
-if TYPE_CHECKING:
-    from typing_extensions import Self
+from anyio.abc import AsyncResource
 
 __all__ = ["AbstractBroker", "AbstractFeeder"]
 
@@ -28,32 +33,20 @@ KeyT = TypeVar("KeyT")
 ItemT = TypeVar("ItemT", covariant=True)
 
 
-class _AsyncResource(ABC):
-    """An async context manager whose exit awaits ``close()``."""
-
-    async def __aenter__(self) -> Self:
-        """Open what the object owns; the default does nothing. Returns ``self``."""
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+class AbstractBroker(AsyncResource):
+    """A broker's REST client: an async context manager that logs in and calls the API."""
 
     @abstractmethod
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Release everything the object owns and cancel what it runs. Idempotent.
 
         Cancellation: resources are released anyway (closing is shielded or
         synchronous), then the cancellation propagates.
         """
 
-
-class AbstractBroker(_AsyncResource):
-    """A broker's REST client: an async context manager that logs in and calls the API."""
+    async def close(self) -> None:
+        """Alias of :meth:`aclose` (the seed's name)."""
+        await self.aclose()
 
     @abstractmethod
     async def authorise(self) -> object:
@@ -67,8 +60,12 @@ class AbstractBroker(_AsyncResource):
         half-way (the session is stored only once complete).
         """
 
+    async def authorize(self) -> object:
+        """:meth:`authorise` under the seed's spelling."""
+        return await self.authorise()
 
-class AbstractFeeder(_AsyncResource, Generic[KeyT, ItemT]):
+
+class AbstractFeeder(AsyncResource, Generic[KeyT, ItemT]):
     """A broker's streaming feed: subscribe instruments, then ``async for item in feed``.
 
     Subscriptions (with their modes) are remembered and survive reconnects.
@@ -98,3 +95,14 @@ class AbstractFeeder(_AsyncResource, Generic[KeyT, ItemT]):
     @abstractmethod
     def statistics(self) -> object:
         """A frozen snapshot of counters (frames, items, drops, reconnects, ...)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop the feed and end the iteration; release what it owns. Idempotent.
+
+        Cancellation: resources are released anyway, then the cancellation propagates.
+        """
+
+    async def aclose(self) -> None:
+        """``AsyncResource.aclose``: :meth:`close` (a feeder may override both)."""
+        await self.close()

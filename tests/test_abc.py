@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator, Iterable
 import anyio
 import anyio.lowlevel
 import pytest
+from anyio.abc import AsyncResource
 
 from aio_trader import AbstractBroker, AbstractFeeder
 
 
 def test_abstract_methods_are_pinned() -> None:
-    assert AbstractBroker.__abstractmethods__ == {"authorise", "close"}
+    assert AbstractBroker.__abstractmethods__ == {"authorise", "aclose"}
     assert AbstractFeeder.__abstractmethods__ == {
         "subscribe",
         "unsubscribe",
@@ -40,7 +41,7 @@ class Broker(AbstractBroker):
         self.session = "session"
         return self.session
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         self.closed += 1
 
 
@@ -72,6 +73,26 @@ class Feeder(AbstractFeeder[int, tuple[int, str]]):
 
     async def close(self) -> None:
         self._send.close()
+
+
+def test_both_are_anyio_async_resources() -> None:
+    assert issubclass(AbstractBroker, AsyncResource)
+    assert issubclass(AbstractFeeder, AsyncResource)
+
+
+async def test_close_is_an_alias_of_aclose_and_authorize_of_authorise() -> None:
+    broker = Broker()
+    assert await broker.authorize() == "session"  # the seed's spelling
+    await broker.close()
+    await broker.aclose()
+    assert broker.closed == 2
+
+
+async def test_a_feeder_with_the_seeds_close_gets_aclose() -> None:
+    feed = Feeder()
+    await feed.subscribe([1])
+    await feed.aclose()
+    assert [item async for item in feed] == [(1, "quote")]
 
 
 async def test_a_broker_is_an_async_context_manager_that_closes() -> None:

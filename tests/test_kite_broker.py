@@ -46,7 +46,9 @@ FAST = Backoff(base=0.01, cap=0.05, max_attempts=4)
 
 @pytest.fixture
 async def sb() -> AsyncIterator[Sandbox]:
-    async with Sandbox(SandboxConfig(seed=1, market_interval=None, rate_limit_scale=20)) as sb:
+    async with Sandbox(SandboxConfig(
+            seed=1, market_interval=None, rate_limit_scale=20, opening_cash=100_000_000.0
+        )) as sb:
         yield sb
 
 
@@ -156,7 +158,7 @@ async def test_order_lifecycle(kite: Kite, sb: Sandbox) -> None:
         await kite.cancel_order("regular", order_id)
 
     filled = await kite.place_order(
-        "regular", "NSE", "TCS", "BUY", 3, "MIS", "MARKET", tag="mytag1"
+        "regular", "NSE", "TCS", "BUY", 3, "MIS", "MARKET", market_protection=-1, tag="mytag1"
     )
     assert (await kite.order_history(filled))[-1].status == "COMPLETE"
     trades = await kite.order_trades(filled)
@@ -189,7 +191,15 @@ async def test_order_varieties_and_autoslice(kite: Kite) -> None:
     )
     amo = await kite.place_order("amo", "NSE", "INFY", "BUY", 1, "CNC", "LIMIT", price=low)
     cover = await kite.place_order(
-        "co", "NSE", "INFY", "BUY", 1, "MIS", "MARKET", trigger_price=round(last * 0.95, 1)
+        "co",
+        "NSE",
+        "INFY",
+        "BUY",
+        1,
+        "MIS",
+        "MARKET",
+        market_protection=-1,
+        trigger_price=round(last * 0.95, 1),
     )
     book = {o.order_id: o for o in await kite.orders()}
     assert book[ttl].validity == "TTL"
@@ -202,7 +212,7 @@ async def test_order_varieties_and_autoslice(kite: Kite) -> None:
     nifty = await kite.ltp("NFO:NIFTY26DECFUT")
     assert nifty
     sliced = await kite.place_autoslice_order(
-        "regular", "NFO", "NIFTY26DECFUT", "BUY", 75 * 30, "NRML", "MARKET"
+        "regular", "NFO", "NIFTY26DECFUT", "BUY", 75 * 30, "NRML", "MARKET", market_protection=-1
     )
     assert isinstance(sliced, AutosliceResponse)
     assert sliced.children is not None
@@ -214,7 +224,9 @@ async def test_bad_tag_raises_before_any_request(kite: Kite, sb: Sandbox) -> Non
     before = sb.state.stats.requests
     for tag in ("has space", "x" * 21, "dash-dash", ""):
         with pytest.raises(ValueError, match="tag"):
-            await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET", tag=tag)
+            await kite.place_order(
+                "regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET", market_protection=-1, tag=tag
+            )
     assert sb.state.stats.requests == before
 
 
@@ -379,6 +391,7 @@ def test_public_names_are_pinned() -> None:
         "forget",
         "login_url",
         "protect",
+        "redaction",
         "web_login",
     ]
     for module in (broker, session):

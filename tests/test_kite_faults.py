@@ -32,7 +32,7 @@ SCALE = 20
 
 @pytest.fixture
 async def sb() -> AsyncIterator[Sandbox]:
-    config = SandboxConfig(seed=2, market_interval=None, rate_limit_scale=SCALE)
+    config = SandboxConfig(seed=2, market_interval=None, rate_limit_scale=SCALE, opening_cash=1e8)
     async with Sandbox(config) as sb:
         yield sb
 
@@ -77,7 +77,7 @@ async def test_400_403_429_are_not_retried(sb: Sandbox) -> None:
         stats = sb.state.stats
         before = stats.requests
         with pytest.raises(InputException) as bad:
-            await kite.historical_data(408065, "2024-01-01", "2024-01-02", "fortnight")
+            await kite.historical_data(408065, "2024-01-02", "2024-01-01", "day")
         assert bad.value.status_code == 400
         assert stats.requests - before == 1
 
@@ -130,7 +130,9 @@ async def test_async_expiry_hook_runs_before_the_error_and_can_log_in_again(
 async def test_lost_order_reply_books_exactly_one_order_and_returns_its_id(sb: Sandbox) -> None:
     async with client(sb) as kite:
         sb.faults.lose_order_reply = True
-        order_id = await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET")
+        order_id = await kite.place_order(
+            "regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET", market_protection=-1
+        )
         sb.faults.lose_order_reply = False
         assert sb.state.stats.order_replies_lost == 1
         assert sb.state.stats.orders_booked == 1
@@ -144,12 +146,22 @@ async def test_lost_reply_with_the_callers_tag(sb: Sandbox) -> None:
     async with client(sb) as kite:
         sb.faults.lose_order_reply = True
         order_id = await kite.place_order(
-            "regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET", tag="mine1"
+            "regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET", market_protection=-1, tag="mine1"
         )
         assert [o.order_id for o in await kite.orders()] == [order_id]
         # The same tag again: two orders carry it, so the client refuses to guess.
         with pytest.raises(OrderOutcomeUnknown) as unknown:
-            await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET", tag="mine1")
+            await kite.place_order(
+                "regular",
+                "NSE",
+                "INFY",
+                "BUY",
+                1,
+                "CNC",
+                "MARKET",
+                market_protection=-1,
+                tag="mine1",
+            )
         assert unknown.value.tag == "mine1"
         assert sb.state.stats.orders_booked == 2
 
@@ -158,7 +170,14 @@ async def test_lost_autoslice_reply_is_rebuilt_from_the_order_book(sb: Sandbox) 
     async with client(sb) as kite:
         sb.faults.lose_order_reply = True
         sliced = await kite.place_autoslice_order(
-            "regular", "NFO", "NIFTY26DECFUT", "BUY", 75 * 30, "NRML", "MARKET"
+            "regular",
+            "NFO",
+            "NIFTY26DECFUT",
+            "BUY",
+            75 * 30,
+            "NRML",
+            "MARKET",
+            market_protection=-1,
         )
         assert sb.state.stats.orders_booked == 2
         assert sliced.children is not None
@@ -170,7 +189,15 @@ async def test_order_5xx_is_not_resent_and_the_outcome_is_unknown(sb: Sandbox) -
         sb.faults.http_5xx_burst = 1
         with pytest.raises(OrderOutcomeUnknown) as unknown:
             await kite.place_order(
-                "regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET", tag="probe42"
+                "regular",
+                "NSE",
+                "INFY",
+                "BUY",
+                1,
+                "CNC",
+                "MARKET",
+                market_protection=-1,
+                tag="probe42",
             )
         assert unknown.value.tag == "probe42"
         assert isinstance(unknown.value.__cause__, OutcomeUnknownError)
@@ -245,7 +272,7 @@ def scripted_client(server: HTTPServer) -> Kite:
     return Kite("key", "token", root=server.url, backoff=FAST, timeout=0.5, reconcile_delay=0.01)
 
 
-ORDER = ("regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET")
+ORDER = ("regular", "NSE", "INFY", "BUY", 1, "CNC", "LIMIT", 1500.0)
 
 
 async def test_kites_explicit_refusal_with_a_5xx_is_raised_without_lookup(

@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import json
 import logging
+import sys
 import os
 import re
 import stat
@@ -195,11 +196,17 @@ def test_token_cache_ignores_expired_foreign_malformed_and_open_files(tmp_path: 
     assert not path.exists()
 
 
-def test_token_cache_default_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_token_cache_default_directory_is_the_platforms_config_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import platformdirs
+
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    assert TokenCache().directory == tmp_path / "aio_trader"
-    monkeypatch.delenv("XDG_CONFIG_HOME")
-    assert TokenCache().directory == Path.home() / ".config" / "aio_trader"
+    assert TokenCache().directory == Path(platformdirs.user_config_dir("aio-trader"))
+    if sys.platform.startswith("linux"):
+        assert TokenCache().directory == tmp_path / "aio-trader"
+        monkeypatch.delenv("XDG_CONFIG_HOME")
+        assert TokenCache().directory == Path.home() / ".config" / "aio-trader"
 
 
 # -- secrets ----------------------------------------------------------------------------------
@@ -219,9 +226,13 @@ async def test_secrets_never_reach_logs_reprs_or_errors(
         session = await kite.generate_session(token, sb.api_secret)
         reprs += [repr(kite), repr(session), str(session)]
         await kite.profile()
-        await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET")
+        await kite.place_order(
+            "regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET", market_protection=-1
+        )
         sb.faults.lose_order_reply = True
-        await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET")
+        await kite.place_order(
+            "regular", "NSE", "INFY", "BUY", 1, "CNC", "MARKET", market_protection=-1
+        )
         sb.faults.lose_order_reply = False
         sb.faults.http_5xx_burst = 1
         await kite.holdings()

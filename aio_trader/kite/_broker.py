@@ -42,6 +42,7 @@ from aio_trader.abc import AbstractBroker
 from aio_trader.backoff import Backoff
 from aio_trader.errors import (
     AioTraderError,
+    ClientClosedError,
     DataException,
     HoldingException,
     InputException,
@@ -96,6 +97,7 @@ from aio_trader.kite._session import (
     forget,
     login_url,
     protect,
+    redaction,
     web_login,
 )
 from aio_trader.kite.constants import (
@@ -105,13 +107,28 @@ from aio_trader.kite.constants import (
     QUOTE_MAX_INSTRUMENTS,
     TRIGGER_RANGE_MAX_INSTRUMENTS,
     EndpointGroup,
+    Exchange,
     Interval,
+    KiteEnum,
+    MarginSegment,
+    OrderType,
+    PositionType,
+    Product,
+    TransactionType,
+    Validity,
+    Variety,
     rate_limits,
 )
 from aio_trader.ratelimit import Rate, RateLimiter
 from aio_trader.utils import as_completed
 
-__all__ = ["DateLike", "Kite", "ProgressCallback", "SessionExpiryHook", "historical_chunks"]
+__all__ = [
+    "DateLike",
+    "Kite",
+    "ProgressCallback",
+    "SessionExpiryHook",
+    "historical_chunks",
+]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +141,15 @@ SessionExpiryHook = Callable[[], object]
 ProgressCallback = Callable[[int, int], object]
 
 _TAG = re.compile(rf"[A-Za-z0-9]{{1,{ORDER_TAG_MAX}}}")
+#: A path segment id (order, trigger, alert, SIP...): letters, digits, ``_`` and ``-``.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+#: Order types that Kite refuses without ``market_protection`` since April 2026.
+_PROTECTED_TYPES = frozenset({OrderType.MARKET.value, OrderType.SLM.value})
+_NO_PROTECTION = (
+    "{what} needs market_protection since April 2026 (Kite refuses it otherwise): pass "
+    "market_protection=-1 (automatic) or a percentage above 0 up to 100, give the client a "
+    "default with Kite(..., market_protection=-1), or use a LIMIT order"
+)
 _KITE_TIME = "%Y-%m-%d %H:%M:%S"
 _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 #: Spacing between calls, as a fraction of the even share of the first window.
@@ -174,19 +200,97 @@ def _raw(data: Any) -> Any:
     return data
 
 
+def _instrument_key(item: Any) -> str:
+    if isinstance(item, bool) or not isinstance(item, str | int):
+        raise TypeError(
+            f"an instrument is an 'EXCHANGE:SYMBOL' str or an int token, got {type(item).__name__}"
+        )
+    key = str(item)
+    if not key:
+        raise ValueError("an instrument key is empty")
+    return key
+
+
 def _instrument_keys(instruments: tuple[Any, ...], limit: int) -> list[str]:
-    """``EXCHANGE:SYMBOL`` keys (or tokens) from varargs of str/int or collections of them."""
+    """``EXCHANGE:SYMBOL`` keys (or tokens) from varargs of str/int or collections of them.
+
+    ``TypeError`` for anything else (``bytes`` included: it is not a collection of keys)."""
     keys: list[str] = []
     for item in instruments:
         if isinstance(item, str | int):
-            keys.append(str(item))
+            keys.append(_instrument_key(item))
+        elif isinstance(item, bytes | bytearray | memoryview | Mapping) or not isinstance(
+            item, Iterable
+        ):
+            raise TypeError(
+                "instruments are 'EXCHANGE:SYMBOL' strs or int tokens, or collections of them;"
+                f" got {type(item).__name__}"
+            )
         else:
-            keys.extend(str(key) for key in item)
+            keys.extend(_instrument_key(key) for key in item)
     if not keys:
         raise ValueError("at least one instrument is needed")
     if len(keys) > limit:
         raise ValueError(f"at most {limit} instruments per request, got {len(keys)}")
     return keys
+
+
+def _choice(kind: type[KiteEnum], value: Any, name: str) -> str:
+    """``value`` as one of ``kind``'s values (a member or its exact string), else
+    ``TypeError``/``ValueError`` naming the allowed values: checked before any request."""
+    if isinstance(value, kind):
+        return str(value.value)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    allowed = [str(member.value) for member in kind]
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
+def _optional_choice(kind: type[KiteEnum], value: Any, name: str) -> str | None:
+    return None if value is None else _choice(kind, value, name)
+
+
+def _segment_id(value: Any, name: str) -> str:
+    """An id put into a URL path: a non-empty str (or int) of letters, digits, ``_``, ``-``;
+    else ``TypeError``/``ValueError`` before any request (``"../orders"`` never leaves)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    text = str(value)
+    if not _ID.fullmatch(text):
+        raise ValueError(f"{name} must be a non-empty id of letters, digits, '_' or '-': {text!r}")
+    return text
+
+
+def _int_arg(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    return value
+
+
+def _str_arg(value: Any, name: str, *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+
+
+def _protection_value(value: Any) -> float:
+    """A valid ``market_protection``: -1 (automatic) or a percentage above 0 up to 100.
+
+    ``TypeError`` for a non-number (``True`` included), ``ValueError`` otherwise (``0``,
+    which Kite refuses, and anything out of range)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"market_protection must be a number (-1, or above 0 up to 100), "
+            f"got {type(value).__name__}"
+        )
+    if value == -1 or (0 < value <= 100):
+        return value
+    raise ValueError(
+        f"market_protection must be -1 (automatic) or above 0 up to 100, got {value!r}"
+    )
 
 
 def _kite_time(value: DateLike) -> str:
@@ -338,13 +442,32 @@ class Kite(AbstractBroker):
         rate_limits: Mapping[EndpointGroup, Sequence[Rate]] | None = None,
         reconcile_attempts: int = 3,
         reconcile_delay: float = 0.5,
+        market_protection: float | None = None,
     ) -> None:
+        for name, value in (
+            ("api_key", api_key),
+            ("access_token", access_token),
+            ("root", root),
+            ("enctoken", enctoken),
+            ("user_id", user_id),
+            ("password", password),
+            ("totp_secret", totp_secret),
+            ("login_root", login_root),
+        ):
+            _str_arg(value, name, optional=name != "login_root")
+        if isinstance(reconcile_delay, bool) or not isinstance(reconcile_delay, int | float):
+            raise TypeError("reconcile_delay must be a number of seconds")
+        if not reconcile_delay >= 0:
+            raise ValueError(f"reconcile_delay must be >= 0, got {reconcile_delay!r}")
+        self._market_protection = (
+            None if market_protection is None else _protection_value(market_protection)
+        )
         self.web = bool(enctoken or user_id or password)
         if not self.web and not api_key:
             raise ValueError("Kite needs an api_key (Kite Connect) or Kite Web credentials")
         if self.web and not enctoken and not (user_id and password):
             raise ValueError("Kite Web login needs an enctoken, or user_id and password")
-        if reconcile_attempts < 1:
+        if _int_arg(reconcile_attempts, "reconcile_attempts") < 1:
             raise ValueError("reconcile_attempts must be >= 1")
         self.api_key = api_key
         self.user_id = user_id
@@ -373,8 +496,11 @@ class Kite(AbstractBroker):
             backoff=backoff,
             max_connections=max_connections,
         )
-        # Registered once nothing can fail any more: close() forgets them.
-        self._secrets: list[str | None] = []
+        # Masked in the HTTP stack's logs while the client is open (open() registers them,
+        # aclose() forgets them): nothing process-wide outlives the client.
+        self._secrets: list[str] = []
+        self._opened = False
+        self._closed = False
         self._remember(access_token, enctoken, password, totp_secret)
         if isinstance(twofa, str):
             self._remember(twofa)
@@ -387,34 +513,61 @@ class Kite(AbstractBroker):
     # -- lifecycle and credentials -------------------------------------------------------
 
     async def __aenter__(self) -> Kite:
-        """Open the client; a Kite Web password login (or its cached token) happens here.
+        r""":meth:`open` the client and return it; leaving the block :meth:`aclose`\ s it."""
+        await self.open()
+        return self
 
-        Raises what :meth:`authorise` raises. On failure or cancellation the client is
-        closed again before the exception propagates.
+    async def open(self) -> None:
+        """Open the client: create its HTTP client, attach the log redaction, and run a Kite
+        Web password login (or use its cached token). ``async with`` calls it; call it
+        yourself (then :meth:`aclose`) where a block does not fit, e.g. in a notebook.
+
+        Before it, and after :meth:`aclose`, every call raises ``ClientClosedError`` (a
+        ``RuntimeError``) at once; a closed client cannot be reopened. Raises what
+        :meth:`authorise` raises. On failure or cancellation the client is closed again
+        before the exception propagates. Opening twice is a no-op.
         """
+        if self._closed:
+            raise ClientClosedError("Kite is closed (it cannot be reopened): make a new one")
+        if self._opened:
+            return
+        self._http.open()
+        redaction.attach()
+        protect(*self._secrets)
+        self._opened = True
         if self.web and not self._enctoken:
             try:
                 await self.authorise()
             except BaseException:
-                await self.close()
+                await self.aclose()
                 raise
-        return self
 
-    async def close(self) -> None:
-        """Close the HTTP client and forget the secrets. Idempotent.
+    async def aclose(self) -> None:
+        """Close the HTTP client, forget the secrets and detach the log redaction.
+        Idempotent; fine on a client never opened. ``close()`` is an alias.
 
         Cancellation: the client is closed anyway (shielded), then it propagates.
         """
+        self._closed = True
         with anyio.CancelScope(shield=True):
             await self._http.aclose()
-        forget(*self._secrets)
+        if self._opened:
+            self._opened = False
+            forget(*self._secrets)
+            redaction.detach()
         self._secrets.clear()
 
+    @property
+    def is_open(self) -> bool:
+        """True between :meth:`open` (or entering ``async with``) and :meth:`aclose`."""
+        return self._opened
+
     def _remember(self, *values: str | None) -> None:
-        """Mask these secrets in the HTTP stack's logs for this client's lifetime."""
-        values = tuple(v for v in values if v)
-        protect(*values)
-        self._secrets.extend(values)
+        """Mask these secrets in the HTTP stack's logs while this client is open."""
+        values = tuple(v for v in values if v and v not in self._secrets)
+        if self._opened:
+            protect(*values)
+        self._secrets.extend(v for v in values if v)
 
     def _set_auth(self) -> None:
         if self.web:
@@ -511,6 +664,12 @@ class Kite(AbstractBroker):
         ``api=False``: a session route, never under Kite Web's ``/oms``; ``hook=False``:
         a 403 does not call the session-expiry hook.
         """
+        if not self._opened:
+            raise ClientClosedError(
+                "Kite is closed"
+                if self._closed
+                else "Kite is not open: use `async with Kite(...) as kite` or `await kite.open()`"
+            )
         limiter = self._limiters[_group(method, path)]
         try:
             body = await self._http.request(
@@ -631,7 +790,8 @@ class Kite(AbstractBroker):
     async def margins(self, segment: str | None = None) -> Margins | SegmentMargins:
         """Funds and margins: ``Margins`` (every segment) or one ``segment``'s
         ``SegmentMargins`` (``equity``/``commodity``). Cancellation: abandoned."""
-        if segment:
+        if segment is not None:
+            segment = _choice(MarginSegment, segment, "segment")
             return await self._request("GET", f"/user/margins/{segment}", SegmentMargins.from_kite)
         return await self._request("GET", "/user/margins", Margins.from_kite)
 
@@ -682,7 +842,7 @@ class Kite(AbstractBroker):
         Cancellation: propagates at once; if the request was in flight the order may or
         may not exist: give your own ``tag`` to be able to look it up afterwards.
         """
-        fields = _form(locals(), "variety")
+        fields = self._order_fields(locals())
         found = await self._place(variety, fields)
         if isinstance(found, list):
             return str(found[0].order_id)  # _find_tagged keeps only orders with an id
@@ -717,16 +877,52 @@ class Kite(AbstractBroker):
         response is rebuilt from the orders found with the tag (errors of refused slices
         are then unknown). Cancellation: as for :meth:`place_order`.
         """
-        fields = _form(locals(), "variety", autoslice="true")
+        fields = self._order_fields(locals(), autoslice="true")
         found = await self._place(variety, fields, slices=True)
         if isinstance(found, list):
             children = tuple(AutosliceChild(order_id=order.order_id) for order in found)
             return AutosliceResponse(order_id=found[0].order_id, children=children)
         return AutosliceResponse.from_kite(found)
 
+    def _order_fields(self, arguments: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """A new order's form fields, checked before any request: Kite's enum values,
+        types, and the April-2026 market-protection rule."""
+        _choice(Variety, arguments["variety"], "variety")
+        for name, kind in (
+            ("exchange", Exchange),
+            ("transaction_type", TransactionType),
+            ("product", Product),
+            ("order_type", OrderType),
+        ):
+            arguments[name] = _choice(kind, arguments[name], name)
+        arguments["validity"] = _optional_choice(Validity, arguments["validity"], "validity")
+        _str_arg(arguments["tradingsymbol"], "tradingsymbol", optional=False)
+        if not arguments["tradingsymbol"]:
+            raise ValueError("tradingsymbol is empty")
+        _int_arg(arguments["quantity"], "quantity")
+        arguments["market_protection"] = self._protection(
+            arguments["order_type"], arguments["market_protection"], "a new order"
+        )
+        return _form(arguments, "variety", **extra)
+
+    def _protection(self, order_type: str | None, value: Any, what: str) -> float | None:
+        """The ``market_protection`` to send: the given one (checked), else the client's
+        explicit default for MARKET/SL-M; ``ValueError`` when a MARKET/SL-M order has
+        neither (Kite would refuse it: a refused order must not cost a round trip)."""
+        if value is not None:
+            return _protection_value(value)
+        if order_type in _PROTECTED_TYPES:
+            if self._market_protection is None:
+                raise ValueError(_NO_PROTECTION.format(what=f"{order_type} ({what})"))
+            return self._market_protection
+        return None
+
     async def _place(self, variety: str, fields: dict[str, Any], slices: bool = False) -> Any:
         """POST the order; after an ambiguous failure, the orders found with its tag."""
+        variety = _choice(Variety, variety, "variety")
         tag = fields.setdefault("tag", self.new_tag())
+        if not isinstance(tag, str):
+            raise TypeError(f"tag must be a str, got {type(tag).__name__}")
         if not _TAG.fullmatch(tag):
             raise ValueError(f"tag must be 1 to {ORDER_TAG_MAX} letters or digits")
         try:
@@ -785,9 +981,18 @@ class Kite(AbstractBroker):
         Never sent twice once it may have reached Kite. After an ambiguous failure the
         order's history is read: if its latest state shows every requested value, the id
         is returned; otherwise ``OutcomeUnknownError`` is raised (chained from the cause).
+        ``order_type="MARKET"``/``"SL-M"`` needs ``market_protection`` (or the client's
+        default), else ``ValueError`` before any request; so do unknown variety,
+        order_type or validity values and a malformed ``order_id``.
+
         Raises ``InputException`` when Kite refuses. Cancellation: propagates; if in
         flight, the change may or may not apply (check ``order_history``).
         """
+        variety = _choice(Variety, variety, "variety")
+        order_id = _segment_id(order_id, "order_id")
+        order_type = _optional_choice(OrderType, order_type, "order_type")
+        validity = _optional_choice(Validity, validity, "validity")
+        market_protection = self._protection(order_type, market_protection, "a modification")
         changes = _fields(
             quantity=quantity,
             price=price,
@@ -823,6 +1028,8 @@ class Kite(AbstractBroker):
         order cannot be cancelled. Cancellation: propagates; if in flight, the order may
         or may not be cancelled.
         """
+        variety = _choice(Variety, variety, "variety")
+        order_id = _segment_id(order_id, "order_id")
         try:
             return await self._request(
                 "DELETE",
@@ -863,7 +1070,9 @@ class Kite(AbstractBroker):
         return await self._request("GET", "/orders", Order.from_kite_list)
 
     async def order_history(self, order_id: str) -> list[Order]:
-        """Every state of one order, oldest first. Cancellation: abandoned."""
+        """Every state of one order, oldest first (``ValueError`` for an empty or malformed
+        id, before any request). Cancellation: abandoned."""
+        order_id = _segment_id(order_id, "order_id")
         return await self._request("GET", f"/orders/{order_id}", Order.from_kite_list)
 
     async def trades(self) -> list[Trade]:
@@ -871,7 +1080,9 @@ class Kite(AbstractBroker):
         return await self._request("GET", "/trades", Trade.from_kite_list)
 
     async def order_trades(self, order_id: str) -> list[Trade]:
-        """The trades of one order. Cancellation: abandoned."""
+        """The trades of one order (``ValueError`` for an empty or malformed id, before any
+        request). Cancellation: abandoned."""
+        order_id = _segment_id(order_id, "order_id")
         return await self._request("GET", f"/orders/{order_id}/trades", Trade.from_kite_list)
 
     # -- portfolio ---------------------------------------------------------------------------
@@ -903,6 +1114,11 @@ class Kite(AbstractBroker):
         """Move a position to another product; returns True. Not retried once it may have
         reached Kite (``OutcomeUnknownError``: check ``positions()``). Cancellation: the
         conversion may or may not apply."""
+        exchange = _choice(Exchange, exchange, "exchange")
+        transaction_type = _choice(TransactionType, transaction_type, "transaction_type")
+        position_type = _choice(PositionType, position_type, "position_type")
+        old_product = _choice(Product, old_product, "old_product")
+        new_product = _choice(Product, new_product, "new_product")
         return await self._request(
             "PUT",
             "/portfolio/positions",
@@ -928,7 +1144,8 @@ class Kite(AbstractBroker):
     async def mf_orders(self, order_id: str) -> MFOrder: ...
     async def mf_orders(self, order_id: str | None = None) -> list[MFOrder] | MFOrder:
         """Mutual fund orders, or the one ``order_id``. Cancellation: abandoned."""
-        if order_id:
+        if order_id is not None:
+            order_id = _segment_id(order_id, "order_id")
             return await self._request("GET", f"/mf/orders/{order_id}", MFOrder.from_kite)
         return await self._request("GET", "/mf/orders", MFOrder.from_kite_list)
 
@@ -952,6 +1169,7 @@ class Kite(AbstractBroker):
 
     async def cancel_mf_order(self, order_id: str) -> str:
         """Cancel a mutual fund order; returns its id. See the section note on failures."""
+        order_id = _segment_id(order_id, "order_id")
         return await self._request("DELETE", f"/mf/orders/{order_id}", _key("order_id", str))
 
     @overload
@@ -960,7 +1178,8 @@ class Kite(AbstractBroker):
     async def mf_sips(self, sip_id: str) -> MFSIP: ...
     async def mf_sips(self, sip_id: str | None = None) -> list[MFSIP] | MFSIP:
         """Mutual fund SIPs, or the one ``sip_id``. Cancellation: abandoned."""
-        if sip_id:
+        if sip_id is not None:
+            sip_id = _segment_id(sip_id, "sip_id")
             return await self._request("GET", f"/mf/sips/{sip_id}", MFSIP.from_kite)
         return await self._request("GET", "/mf/sips", MFSIP.from_kite_list)
 
@@ -1003,10 +1222,12 @@ class Kite(AbstractBroker):
             frequency=frequency,
             instalment_day=instalment_day,
         )
+        sip_id = _segment_id(sip_id, "sip_id")
         return await self._request("PUT", f"/mf/sips/{sip_id}", _key("sip_id", str), data=fields)
 
     async def cancel_mf_sip(self, sip_id: str) -> str:
         """Cancel a SIP; returns its id. See the section note on failures."""
+        sip_id = _segment_id(sip_id, "sip_id")
         return await self._request("DELETE", f"/mf/sips/{sip_id}", _key("sip_id", str))
 
     async def mf_holdings(self) -> list[MFHolding]:
@@ -1025,7 +1246,9 @@ class Kite(AbstractBroker):
         """Every instrument, or one ``exchange``'s (a CSV dump, parsed in a worker thread;
         malformed rows are skipped, counted and logged). Cancellation: propagates (once a
         parse already running has finished)."""
-        path = f"/instruments/{exchange}" if exchange else "/instruments"
+        path = "/instruments"
+        if exchange is not None:
+            path = f"/instruments/{_choice(Exchange, exchange, 'exchange')}"
         text = await self._request("GET", path, str)
         return await anyio.to_thread.run_sync(parse_instruments, text)
 
@@ -1053,10 +1276,14 @@ class Kite(AbstractBroker):
     ) -> dict[str, TriggerRange]:
         """Cover-order trigger ranges for ``transaction_type`` (BUY/SELL), keyed like the
         request (at most 500, else ``ValueError``). Cancellation: abandoned."""
+        side = transaction_type
+        if isinstance(side, str) and not isinstance(side, TransactionType):
+            side = side.upper()  # Kite's path takes it in lower case; accept either
+        side = _choice(TransactionType, side, "transaction_type")
         keys = _instrument_keys(instruments, TRIGGER_RANGE_MAX_INSTRUMENTS)
         return await self._request(
             "GET",
-            f"/instruments/trigger_range/{str(transaction_type).lower()}",
+            f"/instruments/trigger_range/{side.lower()}",
             TriggerRange.from_kite_map,
             params={"i": keys},
         )
@@ -1077,6 +1304,8 @@ class Kite(AbstractBroker):
         Returns ``Candle`` records (IST-aware ``date``; ``oi`` with ``oi=True``). Raises
         ``InputException`` for what Kite refuses. Cancellation: abandoned.
         """
+        token = _int_arg(instrument_token, "instrument_token")
+        interval = _choice(Interval, interval, "interval")
         params: dict[str, str | int] = {
             "from": _kite_time(from_date),
             "to": _kite_time(to_date),
@@ -1086,7 +1315,7 @@ class Kite(AbstractBroker):
         }
         return await self._request(
             "GET",
-            f"/instruments/historical/{int(instrument_token)}/{interval}",
+            f"/instruments/historical/{token}/{interval}",
             parse_candles,
             params=params,
         )
@@ -1150,6 +1379,7 @@ class Kite(AbstractBroker):
 
     async def get_gtt(self, trigger_id: int | str) -> GTT:
         """One GTT trigger. Cancellation: abandoned."""
+        trigger_id = _segment_id(trigger_id, "trigger_id")
         return await self._request("GET", f"/gtt/triggers/{trigger_id}", GTT.from_kite)
 
     async def place_gtt(
@@ -1179,6 +1409,7 @@ class Kite(AbstractBroker):
         orders: Sequence[Mapping[str, Any]],
     ) -> int:
         """Replace a GTT's condition and orders (as :meth:`place_gtt`); returns its id."""
+        trigger_id = _segment_id(trigger_id, "trigger_id")
         form = _gtt_form(trigger_type, tradingsymbol, exchange, trigger_values, last_price, orders)
         return await self._request(
             "PUT", f"/gtt/triggers/{trigger_id}", _key("trigger_id", int), data=form
@@ -1186,6 +1417,7 @@ class Kite(AbstractBroker):
 
     async def delete_gtt(self, trigger_id: int | str) -> int:
         """Delete a GTT; returns its id. See the section note on failures."""
+        trigger_id = _segment_id(trigger_id, "trigger_id")
         return await self._request("DELETE", f"/gtt/triggers/{trigger_id}", _key("trigger_id", int))
 
     # -- margin and charges calculators (pure computations: retried like reads) --------------
@@ -1241,6 +1473,7 @@ class Kite(AbstractBroker):
 
     async def get_alert(self, uuid: str) -> Alert:
         """One alert. Cancellation: abandoned."""
+        uuid = _segment_id(uuid, "uuid")
         return await self._request("GET", f"/alerts/{uuid}", Alert.from_kite)
 
     async def create_alert(
@@ -1283,6 +1516,7 @@ class Kite(AbstractBroker):
         """Replace an alert's definition (as :meth:`create_alert`; ``status`` enables or
         disables it); returns it. See the section note on failures."""
         form = _form(locals(), "uuid", basket=_json_or_none(basket))
+        uuid = _segment_id(uuid, "uuid")
         return await self._request("PUT", f"/alerts/{uuid}", Alert.from_kite, data=form)
 
     async def delete_alert(self, *uuids: str) -> None:
@@ -1293,6 +1527,7 @@ class Kite(AbstractBroker):
 
     async def get_alert_history(self, uuid: str) -> list[AlertHistory]:
         """When an alert fired, with the quotes then. Cancellation: abandoned."""
+        uuid = _segment_id(uuid, "uuid")
         return await self._request("GET", f"/alerts/{uuid}/history", AlertHistory.from_kite_list)
 
 
@@ -1349,6 +1584,7 @@ def _gtt_form(
     if len(trigger_values) != legs or len(orders) != legs:
         raise ValueError(f"a {trigger_type} GTT needs {legs} trigger value(s) and order(s)")
     required = ("transaction_type", "quantity", "order_type", "product", "price")
+    exchange = _choice(Exchange, exchange, "exchange")
     legs_out = []
     for order in orders:
         missing = [name for name in required if name not in order]
@@ -1358,10 +1594,12 @@ def _gtt_form(
             {
                 "exchange": exchange,
                 "tradingsymbol": tradingsymbol,
-                "transaction_type": str(order["transaction_type"]),
+                "transaction_type": _choice(
+                    TransactionType, order["transaction_type"], "transaction_type"
+                ),
                 "quantity": int(order["quantity"]),
-                "order_type": str(order["order_type"]),
-                "product": str(order["product"]),
+                "order_type": _choice(OrderType, order["order_type"], "order_type"),
+                "product": _choice(Product, order["product"], "product"),
                 "price": float(order["price"]),
             }
         )

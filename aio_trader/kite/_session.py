@@ -10,19 +10,23 @@ Two ways to be logged in to Kite:
   under ``/oms`` with ``Authorization: enctoken <enctoken>`` (:func:`web_login`).
 
 :class:`TokenCache` keeps Kite Web enctokens between runs: one JSON file per user in the
-user's config directory (``$XDG_CONFIG_HOME/aio_trader`` or ``~/.config/aio_trader``),
-mode 0600 in a 0700 directory, valid until the end of the day in IST. Never pickle.
+user's config directory (``platformdirs.user_config_dir("aio-trader")``: e.g.
+``~/.config/aio-trader`` on Linux, ``~/Library/Application Support/aio-trader`` on macOS,
+``%LOCALAPPDATA%\aio-trader`` on Windows), mode 0600 in a 0700 directory, valid until the
+end of the day in IST. Never pickle.
 
 Secrets never reach a log. aio_trader's own loggers never format them. The HTTP stack's
 do: ``httpx`` logs every request's full URL at INFO (Kite's logout, ``DELETE
 /session/token``, carries ``access_token``/``refresh_token`` in its query string), and
 ``httpcore`` logs response headers at DEBUG (Kite Web's ``Set-Cookie: enctoken=...``, a
-login redirect's ``request_token``). So importing this module adds one filter, process
-wide, to the ``httpx`` and ``httpcore.*`` loggers (those loggers only; other records are
-untouched): it masks any ``access_token=``/``enctoken=``/... value and every secret
-registered with :func:`protect` (``Kite`` registers its own for its lifetime) as ``***``.
-It runs only for records those loggers actually emit (at their default WARNING level:
-none), so it costs nothing unless their logging is switched on.
+login redirect's ``request_token``). So while at least one client is open
+(:data:`redaction`: ``Kite.open`` attaches it, ``Kite.aclose`` detaches it, counted),
+one filter sits on the ``httpx`` and ``httpcore.*`` loggers (those loggers only; other
+records are untouched): it masks any ``access_token=``/``enctoken=``/... value and every
+secret registered with :func:`protect` (``Kite`` registers its own while open) as
+``***``. Importing this module installs nothing; once the last client closes, nothing is
+left behind. The filter runs only for records those loggers actually emit (at their
+default WARNING level: none), so it costs nothing unless their logging is switched on.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from urllib.parse import urlencode
 import anyio
 import anyio.to_thread
 import attrs
+import platformdirs
 
 from aio_trader._time import IST
 from aio_trader.errors import DataException
@@ -61,6 +66,7 @@ __all__ = [
     "forget",
     "login_url",
     "protect",
+    "redaction",
     "web_login",
 ]
 
@@ -129,8 +135,37 @@ _GUARDED = (
     "httpcore.proxy",
     "httpcore.socks",
 )
-for _name in _GUARDED:
-    logging.getLogger(_name).addFilter(_REDACTOR)
+
+
+class _Redaction:
+    """The redacting filter on the HTTP stack's loggers, there while anyone uses it."""
+
+    def __init__(self) -> None:
+        self.users = 0
+
+    def attach(self) -> None:
+        """One more user: the first one adds the filter to every guarded logger."""
+        self.users += 1
+        if self.users == 1:
+            for name in _GUARDED:
+                logging.getLogger(name).addFilter(_REDACTOR)
+
+    def detach(self) -> None:
+        """One user fewer: the last one removes the filter again."""
+        if self.users <= 0:
+            return
+        self.users -= 1
+        if self.users == 0:
+            for name in _GUARDED:
+                logging.getLogger(name).removeFilter(_REDACTOR)
+
+    @property
+    def attached(self) -> bool:
+        return self.users > 0
+
+
+#: The log redaction of httpx/httpcore records (refcounted: see the module docstring).
+redaction = _Redaction()
 
 #: Secrets shorter than this are not registered (they would mask ordinary words).
 _MIN_SECRET = 6
@@ -195,6 +230,7 @@ async def web_login(
     source, ``OutcomeUnknownError`` after an ambiguous transport failure (nothing is
     sent twice). Cancellation: propagates; no session is kept from a half-done login.
     """
+    redaction.attach()
     protect(password, totp_secret)
     try:
         form = {"user_id": user_id, "password": password}
@@ -216,14 +252,29 @@ async def web_login(
             _data(await http.post("/api/twofa", data=form))
         finally:
             forget(value)
+        enctoken = _unquote_cookie(http.client.cookies.get("enctoken"))
+        http.client.cookies.clear()  # the header carries it from now on, not a cookie
+        if not enctoken:
+            raise DataException("Kite Web two-factor step set no enctoken cookie", status_code=200)
     finally:
         forget(password, totp_secret)
-    enctoken = http.client.cookies.get("enctoken")
-    http.client.cookies.clear()  # the header carries it from now on, not a cookie
-    if not enctoken:
-        raise DataException("Kite Web two-factor step set no enctoken cookie", status_code=200)
+        redaction.detach()
     log.info("Kite Web login succeeded for user %s", user_id)
     return enctoken
+
+
+_COOKIE_ESCAPE = re.compile(r"\\(?:([0-3][0-7][0-7])|(.))")
+
+
+def _unquote_cookie(value: str | None) -> str | None:
+    """A cookie value as the server meant it: a value sent quoted (``"a/b+c=="``: what
+    Python's and many servers' cookie writers do with ``/``, ``=``, ...) loses its quotes
+    and backslash escapes; the jar keeps them, and a quoted enctoken answers 403."""
+    if value is None or len(value) < 2 or not (value[0] == value[-1] == '"'):
+        return value
+    return _COOKIE_ESCAPE.sub(
+        lambda m: chr(int(m.group(1), 8)) if m.group(1) else m.group(2), value[1:-1]
+    )
 
 
 def _data(body: Any) -> Any:
@@ -257,8 +308,8 @@ def write_private_json(path: Path, record: dict[str, str]) -> Path:
 
 
 def _default_directory() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "aio_trader"
+    """The user's config directory for aio-trader, as the OS defines it (platformdirs)."""
+    return Path(platformdirs.user_config_dir("aio-trader", appauthor=False, roaming=False))
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
@@ -268,10 +319,12 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
 class TokenCache:
     """Kite Web enctokens on disk, one JSON file per user, valid until the end of the day (IST).
 
-    ``directory`` defaults to ``$XDG_CONFIG_HOME/aio_trader`` (or ``~/.config/aio_trader``);
-    it is created with mode 0700 and each file is written with mode 0600 (replaced
-    atomically). A file that is unreadable, malformed, expired, or readable by others is
-    ignored (and logged, never its content). Files hold JSON, never pickles.
+    ``directory`` defaults to the user's config directory,
+    ``platformdirs.user_config_dir("aio-trader")`` (on Linux ``$XDG_CONFIG_HOME/aio-trader``
+    or ``~/.config/aio-trader``); it is created with mode 0700 and each file is written
+    with mode 0600 (replaced atomically). A file that is unreadable, malformed, expired
+    (or whose ``expires_at`` has no UTC offset), or readable by others is ignored (and
+    logged, never its content). Files hold JSON, never pickles.
     """
 
     directory: Path = attrs.field(factory=_default_directory, converter=Path)
@@ -295,7 +348,12 @@ class TokenCache:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring token cache %s: %s", path, type(exc).__name__)
             return None
+        if expires.tzinfo is None or expires.utcoffset() is None:
+            log.warning("ignoring token cache %s: expires_at has no UTC offset", path)
+            return None
         now = datetime.datetime.now(IST) if now is None else now
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=IST)
         if record.get("user_id") != user_id or not isinstance(enctoken, str) or now >= expires:
             return None
         return enctoken
