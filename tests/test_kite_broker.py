@@ -46,9 +46,9 @@ FAST = Backoff(base=0.01, cap=0.05, max_attempts=4)
 
 @pytest.fixture
 async def sb() -> AsyncIterator[Sandbox]:
-    async with Sandbox(SandboxConfig(
-            seed=1, market_interval=None, rate_limit_scale=20, opening_cash=100_000_000.0
-        )) as sb:
+    async with Sandbox(
+        SandboxConfig(seed=1, market_interval=None, rate_limit_scale=20, opening_cash=100_000_000.0)
+    ) as sb:
         yield sb
 
 

@@ -7,10 +7,10 @@ import datetime
 import hashlib
 import json
 import logging
-import sys
 import os
 import re
 import stat
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
