@@ -29,7 +29,7 @@ class Faults:
     """Faults the sandbox injects; change the fields at any time (``sb.faults.latency = 0.2``).
 
     - ``http_5xx_burst``: the next N REST calls answer 503 (NetworkException).
-    - ``latency``: seconds added before every REST answer.
+    - ``latency``: seconds added before every REST answer (0 to 60).
     - ``lose_order_reply``: order placement books the order, then the connection is dropped
       before the body is sent (the client sees a protocol/read error, never a status).
     - ``ws_drop_every``: the ticker drops every connection each N seconds (None: never).
@@ -40,7 +40,7 @@ class Faults:
     """
 
     http_5xx_burst: int = attrs.field(default=0, validator=_non_negative)
-    latency: float = attrs.field(default=0.0, validator=_non_negative)
+    latency: float = attrs.field(default=0.0, validator=[_non_negative, attrs.validators.le(60.0)])
     lose_order_reply: bool = False
     ws_drop_every: float | None = attrs.field(default=None, validator=_positive_or_none)
     ws_malformed_binary: bool = False

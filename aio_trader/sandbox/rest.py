@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import anyio
 import attrs
 from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -178,7 +179,7 @@ async def _form(request: Request) -> dict[str, str]:
     """The form fields of a POST/PUT body (files ignored); a malformed body is a 400."""
     try:
         form = await request.form()
-    except (KeyError, ValueError, MultiPartException):
+    except (KeyError, ValueError, MultiPartException, HTTPException):
         # e.g. a multipart body without a boundary (KeyError), a broken multipart body
         raise ApiError.input("Invalid form body.") from None
     return {key: value for key, value in form.items() if isinstance(value, str)}
