@@ -12,8 +12,7 @@ import httpx_ws
 import pytest
 
 from aio_trader.kite.constants import EndpointGroup
-from aio_trader.sandbox import Sandbox, SandboxConfig
-from aio_trader.sandbox.config import OrderRules
+from aio_trader.sandbox import OrderRules, Sandbox, SandboxConfig
 from aio_trader.sandbox.orders import MARKET_PROTECTION_REQUIRED
 from aio_trader.sandbox.state import RateLimiter
 

@@ -9,7 +9,7 @@ Needs the ``sandbox`` extra (starlette, hypercorn)::
 """
 
 try:
-    from aio_trader.sandbox.config import Faults, SandboxConfig
+    from aio_trader.sandbox.config import Faults, OrderRules, SandboxConfig
     from aio_trader.sandbox.market import SandboxInstrument
     from aio_trader.sandbox.server import Sandbox
     from aio_trader.sandbox.state import SandboxState, SandboxStats
@@ -31,6 +31,7 @@ except ModuleNotFoundError as _missing:  # a core-only install: say which extra 
 
 __all__ = [
     "Faults",
+    "OrderRules",
     "Sandbox",
     "SandboxConfig",
     "SandboxInstrument",
