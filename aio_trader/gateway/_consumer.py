@@ -45,7 +45,7 @@ import datetime
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
@@ -293,6 +293,9 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         self.block = block
         self._redis: Any = None
         self._stack: contextlib.AsyncExitStack | None = None
+        #: The tasks' own cancel scopes (cancelling the task group's would cancel the body of
+        #: the ``async with`` too).
+        self._scopes: list[anyio.CancelScope] = []
         self._modes: dict[int, str] = {}
         self._counters = _Counters()
         self._buffer = _Buffer(self.overflow, buffer_size)
@@ -328,8 +331,8 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
             await self._announce()
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
-            tg.start_soon(self._read_loop, name=f"redis-feed-{self.name}-read")
-            tg.start_soon(self._heartbeat_loop, name=f"redis-feed-{self.name}-heartbeat")
+            tg.start_soon(self._scoped, self._read_loop, name=f"redis-feed-{self.name}-read")
+            tg.start_soon(self._scoped, self._heartbeat_loop, name=f"redis-feed-{self.name}-hb")
         except BaseException:
             await stack.aclose()
             raise
@@ -342,24 +345,45 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """:meth:`close`, then end the tasks and close the client (if the feed opened it)."""
         await self.close()
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
 
     async def close(self) -> None:
         """Acknowledge what was consumed, withdraw the consumer's wishes (the gateway drops
         what nobody else wants), stop reading; ``async for`` ends. Idempotent.
 
-        The consumer group stays: the same name resumes where this one stopped.
-        Cancellation: the cleanup runs anyway (shielded; Redis errors are ignored).
+        The consumer group stays: the same name resumes where this one stopped. The tasks
+        end and the connection closes when the ``async with`` block is left. Cancellation:
+        the cleanup runs anyway (shielded; Redis errors are logged and ignored).
         """
+        if self._closed:
+            return
         self._closed = True
         self._buffer.close()
-        stack, self._stack = self._stack, None
-        if stack is None:
-            return
+        for scope in self._scopes:
+            scope.cancel()
         if self._ack_next is not None:
             self._acks.append(self._ack_next)
             self._ack_next = None
-        await stack.aclose()  # the reader says goodbye (shielded) as it stops; then the client
+        if self._redis is None:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._say_goodbye()
+            except (*RETRYABLE, coredis.exceptions.RedisError) as exc:
+                log.warning("consumer %s: could not say goodbye (%s)", self.name,
+                            type(exc).__name__)  # fmt: skip
+
+    async def _scoped(self, task: Callable[[], Awaitable[None]]) -> None:
+        scope = anyio.CancelScope()
+        self._scopes.append(scope)
+        if self._closed:
+            scope.cancel()
+        with scope:
+            await task()
 
     async def _say_goodbye(self) -> None:
         keys, redis = self.keys, self._redis
@@ -378,9 +402,8 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
                 keys.frames, self.name, identifier="$" if self.start == "new" else "0",
                 mkstream=True,
             )  # fmt: skip
-        except coredis.exceptions.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        except coredis.exceptions.StreamDuplicateConsumerGroupError:
+            pass  # the name was used before: resume
         pos = await redis.hget(keys.pos, self.name)
         if pos:
             epoch, seq = pos.split(b":")
@@ -445,7 +468,7 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         await self._write_wishes()
 
     def _check_open(self) -> None:
-        if self._stack is None:
+        if self._stack is None or self._closed:
             raise RuntimeError("enter the feed first: async with RedisFeed(...) as feed")
 
     async def _write_wishes(self) -> None:
@@ -521,12 +544,6 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         except Exception as exc:  # noqa: BLE001 - handed to the reader of the feed
             log.error("consumer %s stopped: %s", self.name, type(exc).__name__)
             self._buffer.close(exc)
-        finally:
-            with (
-                anyio.CancelScope(shield=True),
-                contextlib.suppress(*RETRYABLE, coredis.exceptions.RedisError),
-            ):
-                await self._say_goodbye()
 
     async def _read_forever(self) -> None:
         lossless = self.overflow is Overflow.LOSSLESS

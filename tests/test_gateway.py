@@ -1,0 +1,328 @@
+# ruff: noqa: F811  (the fixtures are imported from _redis, then requested by name)
+"""The tick gateway end to end: the sandbox's ticker -> ``Gateway`` -> a real ``redis-server``
+-> ``RedisFeed`` consumers, on both backends.
+
+Frames are compared by the gateway's sequence numbers: what the stream holds (read back
+with XRANGE) against what each consumer yielded (``feed.last_frame.seq``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import coredis
+import pytest
+from _redis import RedisServer, persistent_redis, prefix, redis  # noqa: F401 (fixtures)
+
+from aio_trader.gateway import FeedGap, Gateway, RedisFeed
+from aio_trader.kite import Mode, Tick, decode_frame
+from aio_trader.sandbox import Sandbox, SandboxConfig
+
+#: A guard against a hang only (a test that waits this long has failed anyway).
+HANG_GUARD = 30.0
+INFY, RELIANCE, TCS, NIFTY = 408065, 738561, 2953217, 256265
+
+
+@pytest.fixture
+async def sb() -> AsyncIterator[Sandbox]:
+    async with Sandbox(SandboxConfig(tick_interval=0.02)) as sandbox:
+        yield sandbox
+
+
+def gateway(sb: Sandbox, server: RedisServer, prefix: str, **kwargs: Any) -> Gateway:
+    kwargs.setdefault("poll", 0.02)
+    kwargs.setdefault("refresh", 0.2)
+    return Gateway(sb.api_key, sb.access_token, root=sb.ticker_url, redis=server.url,
+                   prefix=prefix, **kwargs)  # fmt: skip
+
+
+def consumer(server: RedisServer, prefix: str, name: str, **kwargs: Any) -> RedisFeed:
+    kwargs.setdefault("heartbeat", 0.1)
+    kwargs.setdefault("timeout", 1.0)
+    kwargs.setdefault("block", 0.2)
+    return RedisFeed(server.url, name, prefix=prefix, **kwargs)
+
+
+async def until(check: Callable[[], bool]) -> None:
+    with anyio.fail_after(HANG_GUARD):
+        while not check():
+            await anyio.sleep(0.01)
+
+
+async def published(server: RedisServer, prefix: str) -> dict[int, set[int]]:
+    """seq -> the instrument tokens of that binary frame, for every entry the stream holds."""
+    out: dict[int, set[int]] = {}
+    async with coredis.Redis.from_url(server.url, decode_responses=False) as client:
+        for entry in await client.xrange(f"{prefix}:frames", "-", "+"):
+            fields = entry.field_values
+            if b"b" in fields:
+                ticks = decode_frame(fields[b"b"])
+                out[int(fields[b"s"])] = {t.instrument_token for t in ticks}
+    return out
+
+
+class Reader:
+    """Reads a feed in a task, keeping (seq, token, mode) of each tick it yields."""
+
+    def __init__(self, feed: RedisFeed) -> None:
+        self.feed = feed
+        self.ticks: list[tuple[int, int, str]] = []
+        self.items: list[Any] = []
+
+    async def run(self) -> None:
+        async for item in self.feed:
+            self.items.append(item)
+            if isinstance(item, Tick):
+                info = self.feed.last_frame
+                assert info is not None
+                self.ticks.append((info.seq, item.instrument_token, item.mode))
+
+    def seqs(self, token: int) -> list[int]:
+        return [seq for seq, tok, _ in self.ticks if tok == token]
+
+
+def missing(frames: dict[int, set[int]], reader: Reader, token: int, lo: int, hi: int) -> set[int]:
+    want = {seq for seq, tokens in frames.items() if lo <= seq <= hi and token in tokens}
+    return want - set(reader.seqs(token))
+
+
+async def test_fan_out_each_consumer_gets_its_instruments_in_its_modes(
+    sb: Sandbox, redis: RedisServer, prefix: str
+) -> None:
+    plan = {
+        "a": ({INFY, RELIANCE}, "full"),
+        "b": ({INFY, TCS}, "quote"),
+        "c": ({RELIANCE, NIFTY}, "ltp"),
+    }
+    async with gateway(sb, redis, prefix) as gw, contextlib.AsyncExitStack() as stack:
+        feeds = {n: await stack.enter_async_context(consumer(redis, prefix, n)) for n in plan}
+        for name, (tokens, mode) in plan.items():
+            await feeds[name].subscribe(tokens, mode)
+        union = {INFY: Mode.FULL, RELIANCE: Mode.FULL, TCS: Mode.QUOTE, NIFTY: Mode.LTP}
+        await until(lambda: gw.subscriptions == union)
+        assert gw.consumers == frozenset(plan)
+        readers = {n: Reader(f) for n, f in feeds.items()}
+        async with anyio.create_task_group() as tg:
+            for reader in readers.values():
+                tg.start_soon(reader.run)
+
+            def enough() -> bool:
+                return all(all(len(r.seqs(t)) >= 5 for t in plan[n][0]) for n, r in readers.items())
+
+            await until(enough)
+            tg.cancel_scope.cancel()
+        for name, reader in readers.items():
+            tokens, mode = plan[name]
+            assert {tok for _, tok, _ in reader.ticks} == tokens
+            assert {m for _, _, m in reader.ticks} == {mode}
+            assert all(isinstance(item, Tick) for item in reader.items)
+        # the same frame cut down to each mode: b's quote ticks of INFY are a's full ones
+        full = {
+            (s, t): i for (s, t, _), i in zip(readers["a"].ticks, readers["a"].items, strict=True)
+        }
+        same = 0
+        for (seq, tok, _), tick in zip(readers["b"].ticks, readers["b"].items, strict=True):
+            if (seq, tok) in full:
+                rich = full[seq, tok]
+                assert (tick.last_price, tick.volume_traded, tick.ohlc) == (
+                    rich.last_price, rich.volume_traded, rich.ohlc)  # fmt: skip
+                same += 1
+        assert same > 0
+        # a consumer leaving shrinks the union; the next one drops its instruments too
+        await feeds["c"].close()
+        await until(lambda: NIFTY not in gw.subscriptions)
+        assert gw.subscriptions == {INFY: Mode.FULL, RELIANCE: Mode.FULL, TCS: Mode.QUOTE}
+        await feeds["a"].close()
+        await until(lambda: RELIANCE not in gw.subscriptions)
+        assert gw.subscriptions == {INFY: Mode.QUOTE, TCS: Mode.QUOTE}
+        assert gw.consumers == frozenset({"b"})
+
+
+async def test_a_dead_consumer_stops_counting_after_its_timeout(
+    sb: Sandbox, redis: RedisServer, prefix: str
+) -> None:
+    async with gateway(sb, redis, prefix) as gw, consumer(redis, prefix, "alive") as alive:
+        await alive.subscribe([INFY], "ltp")
+        async with coredis.Redis.from_url(redis.url) as client:
+            # a consumer that crashed: wishes and a heartbeat that is never renewed
+            await client.sadd(f"{prefix}:consumers", ["ghost"])
+            await client.hset(f"{prefix}:wants:ghost", {str(TCS): "full"})
+            await client.set(f"{prefix}:alive:ghost", "1", px=300)
+            await client.incr(f"{prefix}:wishes")
+        await until(lambda: TCS in gw.subscriptions)
+        assert gw.consumers == {"alive", "ghost"}
+        await until(lambda: TCS not in gw.subscriptions)
+        assert gw.subscriptions == {INFY: Mode.LTP}
+        assert gw.consumers == {"alive"}
+
+
+async def test_a_restarted_consumer_resumes_where_it_stopped(
+    sb: Sandbox, redis: RedisServer, prefix: str
+) -> None:
+    tokens = [INFY, TCS]
+    async with (
+        gateway(sb, redis, prefix) as gw,
+        consumer(redis, prefix, "keeper", buffer_size=1) as keeper,
+    ):
+        await keeper.subscribe(tokens, "full")  # keeps the instruments subscribed meanwhile
+        first = Reader(consumer(redis, prefix, "a"))
+        async with first.feed:
+            await first.feed.subscribe(tokens, "full")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(first.run)
+                await until(lambda: len(first.ticks) >= 15)
+                tg.cancel_scope.cancel()  # killed mid-stream, maybe in the middle of a frame
+        killed_at = first.ticks[-1][0]
+        await until(lambda: gw.statistics().seq >= killed_at + 10)  # frames it is not reading
+        second = Reader(consumer(redis, prefix, "a"))
+        async with second.feed:
+            await second.feed.subscribe(tokens, "full")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(second.run)
+                target = gw.statistics().seq + 5
+                await until(lambda: bool(second.ticks) and second.ticks[-1][0] >= target)
+                tg.cancel_scope.cancel()
+        assert second.feed.statistics().gaps == 0
+    frames = await published(redis, prefix)
+    both = Reader(first.feed)
+    both.ticks = first.ticks + second.ticks
+    lo, hi = first.ticks[0][0], second.ticks[-1][0]
+    for token in tokens:
+        assert missing(frames, both, token, lo, hi) == set()
+    twice = {seq for (seq, _tok), n in Counter((s, t) for s, t, _ in both.ticks).items() if n > 1}
+    assert twice <= {killed_at}  # only the frame it was in the middle of, as documented
+    assert not any(isinstance(item, FeedGap) for item in first.items + second.items)
+
+
+async def test_a_gateway_restart_loses_nothing(
+    sb: Sandbox, redis: RedisServer, prefix: str
+) -> None:
+    async with consumer(redis, prefix, "a") as feed:
+        reader = Reader(feed)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader.run)
+            await feed.subscribe([INFY, NIFTY], "quote")
+            async with gateway(sb, redis, prefix) as gw1:
+                await until(lambda: len(reader.ticks) >= 10)
+                epoch, stopped_at = gw1.statistics().epoch, gw1.statistics().seq
+            async with gateway(sb, redis, prefix) as gw2:
+                assert gw2.statistics().epoch == epoch  # numbering continues
+                await until(lambda: bool(reader.ticks) and reader.ticks[-1][0] >= stopped_at + 10)
+            tg.cancel_scope.cancel()
+        assert feed.statistics().gaps == 0
+        assert feed.statistics().duplicates == 0
+    frames = await published(redis, prefix)
+    lo, hi = reader.ticks[0][0], reader.ticks[-1][0]
+    assert set(range(lo, hi + 1)) <= set(frames)  # the stream itself has no hole
+    for token in (INFY, NIFTY):
+        assert missing(frames, reader, token, lo, hi) == set()
+    assert len(reader.ticks) == len(set((s, t) for s, t, _ in reader.ticks))
+
+
+async def test_a_redis_restart_with_persistence_loses_nothing(
+    sb: Sandbox, persistent_redis: RedisServer, prefix: str
+) -> None:
+    server = persistent_redis
+    async with gateway(sb, server, prefix) as gw, consumer(server, prefix, "a") as feed:
+        reader = Reader(feed)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader.run)
+            await feed.subscribe([INFY, RELIANCE], "full")
+            await until(lambda: len(reader.ticks) >= 10)
+            await anyio.to_thread.run_sync(server.stop)
+            down = gw.feed.statistics().frames
+            await until(lambda: gw.feed.statistics().frames >= down + 5)  # they wait meanwhile
+            await anyio.to_thread.run_sync(server.start)
+            target = gw.statistics().seq + 5
+            await until(lambda: bool(reader.ticks) and reader.ticks[-1][0] >= target)
+            tg.cancel_scope.cancel()
+        stats = feed.statistics()
+        assert stats.gaps == 0
+        assert gw.statistics().redis_errors + stats.reconnects > 0  # it did see Redis go
+    frames = await published(server, prefix)
+    lo, hi = reader.ticks[0][0], reader.ticks[-1][0]
+    assert set(range(lo, hi + 1)) <= set(frames)
+    for token in (INFY, RELIANCE):
+        assert missing(frames, reader, token, lo, hi) == set()
+    assert len(reader.ticks) == len(set((s, t) for s, t, _ in reader.ticks))
+
+
+@pytest.mark.parametrize("overflow", ["lossless", "drop_oldest", "conflate"])
+async def test_a_slow_consumer_under_each_overflow_policy(
+    sb: Sandbox, redis: RedisServer, prefix: str, overflow: str
+) -> None:
+    tokens = {INFY, TCS}
+    async with (
+        gateway(sb, redis, prefix) as gw,
+        consumer(redis, prefix, "slow", overflow=overflow, buffer_size=3) as feed,
+    ):
+        await feed.subscribe(tokens, "ltp")
+        await until(lambda: gw.subscriptions.keys() == tokens)
+        start = gw.statistics().seq
+        await until(lambda: gw.statistics().seq >= start + 30)  # 30 frames while not reading
+        stats = feed.statistics()
+        if overflow == "lossless":
+            assert stats.buffered <= 3 + len(tokens)  # the backlog waits in Redis
+        elif overflow == "conflate":
+            assert stats.buffered <= len(tokens)
+        else:
+            assert stats.buffered <= 3
+        reader = Reader(feed)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader.run)
+            target = gw.statistics().seq
+            await until(lambda: bool(reader.ticks) and reader.ticks[-1][0] >= target)
+            tg.cancel_scope.cancel()
+        stats = feed.statistics()
+    frames = await published(redis, prefix)
+    lo, hi = reader.ticks[0][0], reader.ticks[-1][0]
+    lost = set().union(*(missing(frames, reader, t, lo, hi) for t in tokens))
+    if overflow == "lossless":
+        assert lost == set()
+        assert stats.dropped == 0
+    else:
+        assert stats.dropped > 0
+        assert reader.ticks[0][0] >= start + 20  # the oldest were dropped, the newest kept
+        # every tick decoded was yielded, dropped, or is still waiting: none vanished
+        assert stats.ticks == len(reader.ticks) + stats.dropped + stats.buffered
+
+
+async def test_a_consumer_behind_past_retention_sees_a_counted_gap(
+    sb: Sandbox, redis: RedisServer, prefix: str
+) -> None:
+    async with (
+        gateway(sb, redis, prefix, retention=10) as gw,
+        consumer(redis, prefix, "keeper", overflow="drop_oldest", buffer_size=1) as keeper,
+    ):
+        await keeper.subscribe([INFY], "ltp")
+        first = Reader(consumer(redis, prefix, "late"))
+        async with first.feed:
+            await first.feed.subscribe([INFY], "ltp")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(first.run)
+                await until(lambda: len(first.ticks) >= 3)
+                tg.cancel_scope.cancel()
+        left_at = first.feed.last_frame
+        assert left_at is not None
+        await until(lambda: gw.statistics().seq >= left_at.seq + 60)  # > retention while away
+        second = Reader(consumer(redis, prefix, "late"))
+        async with second.feed:
+            await second.feed.subscribe([INFY], "ltp")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(second.run)
+                await until(lambda: len(second.ticks) >= 1)
+                tg.cancel_scope.cancel()
+        gaps = [item for item in second.items if isinstance(item, FeedGap)]
+        assert len(gaps) == 1
+        gap = gaps[0]
+        assert second.items[0] == gap  # before anything else: never silence
+        assert gap.after_seq is not None
+        assert gap.after_seq >= left_at.seq
+        assert gap.missed == gap.next_seq - gap.after_seq - 1 > 0
+        stats = second.feed.statistics()
+        assert (stats.gaps, stats.missed_frames) == (1, gap.missed)
+        assert second.ticks[0][0] >= gap.next_seq
