@@ -397,13 +397,10 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
 
     async def _join(self) -> None:
         keys, redis = self.keys, self._redis
-        try:
-            await redis.xgroup_create(
-                keys.frames, self.name, identifier="$" if self.start == "new" else "0",
-                mkstream=True,
-            )  # fmt: skip
-        except coredis.exceptions.StreamDuplicateConsumerGroupError:
-            pass  # the name was used before: resume
+        # a name used before has its group already: it resumes
+        with contextlib.suppress(coredis.exceptions.StreamDuplicateConsumerGroupError):
+            start = "$" if self.start == "new" else "0"
+            await redis.xgroup_create(keys.frames, self.name, identifier=start, mkstream=True)
         pos = await redis.hget(keys.pos, self.name)
         if pos:
             epoch, seq = pos.split(b":")
