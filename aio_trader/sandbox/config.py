@@ -177,6 +177,9 @@ class SandboxConfig:
     #: static-IP whitelist for the order endpoints (place, modify, cancel, exit): requests from
     #: other client addresses answer 403 PermissionException. Empty (the default): off.
     order_ips: tuple[str, ...] = attrs.field(default=(), converter=_ip_tuple)
+    #: a recording (Parquet, ``aio_trader.gateway.Recorder``) the ticker serves instead of
+    #: the simulated market (``sandbox/_replay.py``); None: the market ticks.
+    replay: str | None = None
     faults: Faults = attrs.field(factory=Faults)
 
     @rate_limit_scale.validator

@@ -320,7 +320,12 @@ class _Connection:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watch)
                 tg.start_soon(receive)
-                tg.start_soon(self._send_ticks)
+                if self.state.config.replay is None:
+                    tg.start_soon(self._send_ticks)
+                else:  # a recording instead of the market
+                    from aio_trader.sandbox._replay import send_recording
+
+                    tg.start_soon(send_recording, self)
                 tg.start_soon(self._send_postbacks)
         if ending is not None:
             log.info("sandbox ticker: connection %s", ending)
