@@ -1,25 +1,35 @@
 """Tick decoding: aio_trader's ``decode_frame`` vs Kite's official ``KiteTicker._parse_binary``.
 
-Both decode the same frames (200 packets each) in the same run. Prints microseconds
-per tick for each and the ratio (theirs / ours: how many times faster we are).
+Both decode the same frames (200 packets each) in the same process, in interleaved
+rounds (ours, theirs; then theirs, ours; ...), with the garbage collector on. Prints,
+per row, the median microseconds per tick of each side with the spread over rounds
+([lowest-highest]), and the median of the per-round ratios (theirs / ours: how many
+times faster we are) with its spread. The machine's load average is printed first.
 
-    .venv/bin/python benchmarks/bench_ticks.py [--seconds 0.3]
+    .venv/bin/python benchmarks/bench_ticks.py [--rounds 11] [--seconds 0.05] [--memory]
 
-``full+read`` decodes and then reads every field of every tick, all ten depth levels
-included (dict lookups for theirs); ``mixed`` is a frame of every packet kind
-(indices included), which takes the general path instead of the one-kind fast path.
+Two frame sets: *realistic* (plausible NSE ticks: prices near a base, timestamps within
+a few seconds, so timestamp caches hit) and *adversarial* (every 32-bit field random,
+timestamps spread over eleven years: every timestamp a cache miss, every integer a
+new object). ``full+read`` decodes and then reads every field of every tick, all ten
+depth levels included (dict lookups for theirs); ``mixed`` is a frame of every packet
+kind (indices included), which takes the general path. ``--memory`` adds the bytes
+retained per full tick with its depth read (tracemalloc) and the objects the collector
+tracks per retained tick.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import random
-import sys
-import time
+import struct
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
+from _rounds import header, interleaved, ratios, summary
 from kiteconnect import KiteTicker
 
 from aio_trader._time import IST
@@ -136,18 +146,43 @@ def read_theirs(ticks: list[dict[str, Any]]) -> None:
             _ = (level["quantity"], level["price"], level["orders"])
 
 
-def per_tick_us(decode: Callable[[bytes], object], frames: list[bytes], seconds: float) -> float:
-    """Best of several rounds (each about ``seconds / 5``), in microseconds per tick."""
-    best = float("inf")
-    deadline = time.perf_counter() + seconds
-    rounds = 0
-    while rounds < 5 or time.perf_counter() < deadline:
-        start = time.perf_counter()
-        for frame in frames:
-            decode(frame)
-        best = min(best, time.perf_counter() - start)
-        rounds += 1
-    return best / (len(frames) * PACKETS) * 1e6
+def make_adversarial_frames(mode: str, seed: int = 11) -> list[bytes]:
+    """Frames whose 32-bit fields are all random and whose timestamps span eleven years.
+
+    Built as raw bytes (any uint32 is a valid field). Timestamps are never 0 (the
+    official client would give 1970 where we give None), and the NCO/BCD/CDS divisors
+    and index tokens come up as often as the random low byte makes them.
+    """
+    rng = random.Random(seed)
+    lengths = {"ltp": [8], "quote": [44], "full": [184], "mixed": [8, 44, 184, 28, 32]}[mode]
+
+    def u32() -> int:
+        return rng.getrandbits(32)
+
+    def stamp() -> int:
+        return rng.randrange(1_420_070_400, 1_767_225_600)  # 2015 to 2026
+
+    frames = []
+    for _ in range(FRAMES):
+        parts = [struct.pack(">H", PACKETS)]
+        for i in range(PACKETS):
+            length = lengths[i % len(lengths)]
+            if length == 8:
+                body = struct.pack(">II", u32(), u32())
+            elif length in (28, 32):
+                body = struct.pack(">7I", *(u32() for _ in range(7)))
+                if length == 32:
+                    body += struct.pack(">I", stamp())
+            else:
+                body = struct.pack(">11I", *(u32() for _ in range(11)))
+                if length == 184:
+                    body += struct.pack(">5I", stamp(), u32(), u32(), u32(), stamp())
+                    body += b"".join(
+                        struct.pack(">IIH2x", u32(), u32(), rng.getrandbits(16)) for _ in range(10)
+                    )
+            parts.append(struct.pack(">H", len(body)) + body)
+        frames.append(b"".join(parts))
+    return frames
 
 
 def check_same(frames: list[bytes], theirs: Callable[[bytes], list[dict[str, Any]]]) -> None:
@@ -161,27 +196,88 @@ def check_same(frames: list[bytes], theirs: Callable[[bytes], list[dict[str, Any
             assert a == b, (a, b)
 
 
+def retained(
+    decode: Callable[[bytes], list[Any]], read: Callable[[Any], None], frames: list[bytes]
+) -> tuple[float, float]:
+    """Bytes and collector-tracked objects retained per full tick, depth read, ticks kept."""
+    gc.collect()
+    tracked_before = len(gc.get_objects())
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = []
+    for frame in frames:
+        ticks = decode(frame)
+        read(ticks)
+        kept.append(ticks)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    count = len(frames) * PACKETS
+    tracked = len(gc.get_objects()) - tracked_before - len(kept) - 1  # the lists themselves
+    del kept
+    return (after - before) / count, tracked / count
+
+
+def read_depth_ours(ticks: list[Tick]) -> None:
+    for t in ticks:
+        assert isinstance(t, FullTick)
+        _ = (t.depth.buy, t.depth.sell, t.ohlc)
+
+
+def read_depth_theirs(ticks: list[dict[str, Any]]) -> None:
+    for t in ticks:
+        _ = (t["depth"]["buy"], t["depth"]["sell"], t["ohlc"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=0.3, help="time per measurement")
+    parser.add_argument("--rounds", type=int, default=11, help="interleaved rounds per row")
+    parser.add_argument("--seconds", type=float, default=0.05, help="time per side per round")
+    parser.add_argument("--memory", action="store_true", help="also retained bytes per tick")
     args = parser.parse_args()
     ticker = KiteTicker("api_key", "access_token")  # never connects: only its parser is used
     theirs = ticker._parse_binary
-    rows = []
-    for mode in ("ltp", "quote", "full", "full+read", "mixed"):
-        frames = make_frames(mode.removesuffix("+read"))
-        check_same(frames, theirs)
-        if mode == "full+read":
-            ours_us = per_tick_us(lambda f: read_ours(decode_frame(f)), frames, args.seconds)
-            theirs_us = per_tick_us(lambda f: read_theirs(theirs(f)), frames, args.seconds)
-        else:
-            ours_us = per_tick_us(decode_frame, frames, args.seconds)
-            theirs_us = per_tick_us(theirs, frames, args.seconds)
-        rows.append((mode, ours_us, theirs_us, theirs_us / ours_us))
-    print(f"Python {sys.version.split()[0]}, {PACKETS} packets a frame, best of rounds")
-    print(f"{'mode':<10} {'ours us/tick':>13} {'theirs us/tick':>15} {'ratio':>7}")
-    for mode, ours_us, theirs_us, ratio in rows:
-        print(f"{mode:<10} {ours_us:>13.3f} {theirs_us:>15.3f} {ratio:>6.1f}x")
+    print(header("bench_ticks"))
+    print(f"{PACKETS} packets a frame, {args.rounds} interleaved rounds; median [lowest-highest]")
+    print(f"{'frames':<12}{'mode':<10}{'ours us/tick':>22}{'theirs us/tick':>24}{'ratio':>20}")
+    for frames_kind in ("realistic", "adversarial"):
+        for mode in ("ltp", "quote", "full", "full+read", "mixed"):
+            base_mode = mode.removesuffix("+read")
+            if frames_kind == "realistic":
+                frames = make_frames(base_mode)
+            else:
+                frames = make_adversarial_frames(base_mode)
+            check_same(frames, theirs)
+            if mode == "full+read":
+                cases: dict[str, Callable[[], object]] = {
+                    "ours": lambda frames=frames: [read_ours(decode_frame(f)) for f in frames],
+                    "theirs": lambda frames=frames: [read_theirs(theirs(f)) for f in frames],
+                }
+            else:
+                cases = {
+                    "ours": lambda frames=frames: [decode_frame(f) for f in frames],
+                    "theirs": lambda frames=frames: [theirs(f) for f in frames],
+                }
+            times = interleaved(cases, args.rounds, args.seconds)
+            per_tick = 1e6 / (len(frames) * PACKETS)
+            ours = summary([t * per_tick for t in times["ours"]])
+            them = summary([t * per_tick for t in times["theirs"]])
+            ratio = ratios(times["theirs"], times["ours"])
+            print(
+                f"{frames_kind:<12}{mode:<10}{ours.format(3):>22}{them.format(3):>24}"
+                f"{ratio.format(1, 'x'):>20}"
+            )
+    if args.memory:
+        print("retained per full tick, depth read (tracemalloc), and collector-tracked objects:")
+        for frames_kind, frames in (
+            ("realistic", make_frames("full")),
+            ("adversarial", make_adversarial_frames("full")),
+        ):
+            ours_b, ours_n = retained(decode_frame, read_depth_ours, frames)
+            them_b, them_n = retained(theirs, read_depth_theirs, frames)
+            print(
+                f"{frames_kind:<12} ours {ours_b:,.0f} B ({ours_n:.1f} tracked), "
+                f"theirs {them_b:,.0f} B ({them_n:.1f} tracked): {them_b / ours_b:.1f}x smaller"
+            )
 
 
 if __name__ == "__main__":

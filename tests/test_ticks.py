@@ -105,30 +105,6 @@ def test_packet_table_matches_the_wire_lengths() -> None:
     }
 
 
-RECORDS = [Ohlc, DepthLevel, Depth, LtpTick, IndexQuoteTick, IndexFullTick, QuoteTick, FullTick]
-
-
-@pytest.mark.parametrize("cls", RECORDS)
-def test_records_keep_their_fields_in_their_slots_base(cls: type) -> None:
-    """The decoder's fast construction relies on it (see "Fast construction" in ticks.py)."""
-    base = codec._slots_base(cls)
-    assert {field.name for field in attrs.fields(cls)} <= set(base.__slots__)
-    assert cls.__basicsize__ == base.__basicsize__
-
-
-def test_slots_base_check_rejects_a_record_with_its_own_slots() -> None:
-    class _Base:
-        __slots__ = ("a",)
-
-    @attrs.frozen
-    class Bad(_Base):
-        a: int
-        b: int
-
-    with pytest.raises(TypeError, match="slots of its base"):
-        codec._slots_base(Bad)
-
-
 def test_segment_divisor_by_segment_or_token() -> None:
     assert segment_divisor(3) == 10_000_000
     assert segment_divisor(6) == 10_000
@@ -361,6 +337,26 @@ def test_lazy_record_equals_constructed_record() -> None:
     assert {decode_frame(frame)[0], built} == {built}
 
 
+def test_decoded_depth_builds_its_levels_when_read() -> None:
+    """A decoded depth keeps the packet's bytes: each read of a side builds equal levels,
+    which the tick does not keep alive."""
+    built = full_tick()
+    depth = decode_frame(encode_frame([built]))[0].depth  # type: ignore[union-attr]
+    assert type(depth) is Depth
+    assert depth.buy == depth.buy == built.depth.buy
+    assert depth.sell == built.depth.sell
+    assert all(type(level) is DepthLevel for level in (*depth.buy, *depth.sell))
+    assert depth.buy is not depth.buy  # built per read, not cached
+    assert depth == built.depth
+    assert hash(depth) == hash(built.depth)
+    assert pickle.loads(pickle.dumps(depth)) == built.depth
+    assert attrs.evolve(depth, sell=()) == Depth(buy=built.depth.buy, sell=())
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        depth.buy = ()  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="no_such_side"):
+        depth.no_such_side  # type: ignore[attr-defined]  # noqa: B018
+
+
 def test_lazy_record_copies_pickles_evolves() -> None:
     built = full_tick()
     frame = encode_frame([built])
@@ -488,6 +484,32 @@ def test_malformed_packets_are_logged_without_a_callback(
     [record] = caplog.records
     assert record.levelno == logging.WARNING
     assert "unknown packet length 3" in record.getMessage()
+
+
+def test_a_frame_of_malformed_packets_logs_once_with_a_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """65,535 empty packets: one WARNING for the frame, every one still to a callback."""
+    frame = struct.pack(">H", 0xFFFF) + b"\x00\x00" * 0xFFFF
+    with caplog.at_level(logging.WARNING, logger="aio_trader.kite.ticks"):
+        assert decode_frame(frame) == []
+    [record] = caplog.records
+    assert "skipped 65535 malformed part(s)" in record.getMessage()
+    assert "unknown packet length 0" in record.getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="aio_trader.kite.ticks"):
+        ticks, bad = decode_collecting(frame)
+    assert ticks == []
+    assert len(bad) == 0xFFFF
+    assert caplog.records == []
+
+
+def test_each_malformed_frame_logs_its_own_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="aio_trader.kite.ticks"):
+        for _ in range(3):
+            assert decode_frame(frame_of(LTP, b"\x00" * 3, b"\x01" * 5)) == [LTP_TICK]
+    assert len(caplog.records) == 3
+    assert all("skipped 2 malformed part(s)" in r.getMessage() for r in caplog.records)
 
 
 def test_malformed_packets_go_to_the_callback_not_the_log(

@@ -26,11 +26,16 @@ the integer divided by the segment's divisor (:func:`segment_divisor`). The ``ch
 bytes of index packets are ignored: ``change`` is derived from last and close, as the
 official client does. Timestamps are epoch seconds; 0 means "none" (``None``).
 
-Speed: decoding builds records without running the attrs ``__init__`` (see "Fast
-construction" below), and a full tick's ``depth`` is decoded from its raw bytes on first
-read, then cached. Decoded and constructed records are indistinguishable: equality,
-hashing, repr, pickling and :func:`attrs.evolve` all see the same values. Records are
-not weak-referenceable (no ``__weakref__`` slot).
+Speed, plainly: records are ordinary frozen attrs classes. The decoder fills each one
+through a mutable twin of the same layout (the codec's one interpreter trick, explained
+and tested in ``aio_trader/kite/_twins.py``), in one hand-written function per packet
+kind. A full tick's :class:`Depth` keeps the packet's 120 depth bytes and builds a
+side's five levels each time the side is read, so a decoded tick holds three objects
+the garbage collector tracks (the tick, its ``Ohlc`` and its ``Depth``) and about 800
+bytes, depth included. Timestamps go through a small cache (ticks of a frame share a few
+seconds) and ``datetime.fromtimestamp`` on a miss. Decoded and constructed records are
+indistinguishable: equality, hashing, repr, pickling and :func:`attrs.evolve` all see
+the same values. Records are not weak-referenceable (no ``__weakref__`` slot).
 """
 
 from __future__ import annotations
@@ -39,13 +44,14 @@ import datetime
 import json
 import logging
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from itertools import starmap
 from typing import Any, ClassVar, Final, Literal, TypeAlias, cast
 
 import attrs
 
 from aio_trader._time import IST
+from aio_trader.kite._twins import mutable_twin
 
 __all__ = [
     "Depth",
@@ -89,19 +95,25 @@ def segment_divisor(segment_or_token: int) -> float:
 
 # -- timestamps -----------------------------------------------------------------------
 
-_EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc).astimezone(IST)
-_TIMES: dict[int, datetime.datetime] = {}  # epoch seconds -> IST datetime; bounded below
+#: Epoch seconds -> IST datetime: ticks of one frame mostly share a few seconds. Bounded
+#: (cleared when full), so adversarial timestamps cost a miss each, never memory.
+_TIMES: Final[dict[int, datetime.datetime]] = {}
+_TIMES_MAX: Final = 4096
+_cached_time: Final = _TIMES.get
+_fromtimestamp: Final = datetime.datetime.fromtimestamp
 
 
 def _time(epoch: int) -> datetime.datetime | None:
-    """Epoch seconds on the wire to an IST datetime (0 -> None), cached: ticks repeat seconds."""
+    """A cache miss: epoch seconds on the wire to an IST datetime (0 -> None), remembered.
+
+    ``datetime.fromtimestamp`` with a fixed offset is the cheapest exact conversion
+    (no local time zone lookup); decoders try ``_cached_time(epoch)`` first.
+    """
     if not epoch:
         return None
-    value = _TIMES.get(epoch)
-    if value is None:
-        if len(_TIMES) >= 4096:
-            _TIMES.clear()
-        value = _TIMES[epoch] = _EPOCH + datetime.timedelta(seconds=epoch)
+    if len(_TIMES) >= _TIMES_MAX:
+        _TIMES.clear()
+    value = _TIMES[epoch] = _fromtimestamp(epoch, IST)
     return value
 
 
@@ -116,12 +128,8 @@ def _epoch(value: datetime.datetime | None, what: str) -> int:
 # -- records --------------------------------------------------------------------------
 
 
-class _OhlcSlots:
-    __slots__ = ("close", "high", "low", "open")
-
-
 @attrs.frozen(weakref_slot=False)
-class Ohlc(_OhlcSlots):
+class Ohlc:
     """Open, high, low and close prices of the day."""
 
     open: float
@@ -134,12 +142,8 @@ class Ohlc(_OhlcSlots):
         return {"open": self.open, "high": self.high, "low": self.low, "close": self.close}
 
 
-class _DepthLevelSlots:
-    __slots__ = ("orders", "price", "quantity")
-
-
 @attrs.frozen(weakref_slot=False)
-class DepthLevel(_DepthLevelSlots):
+class DepthLevel:
     """One level of market depth: quantity at a price, from ``orders`` orders."""
 
     quantity: int
@@ -151,16 +155,46 @@ class DepthLevel(_DepthLevelSlots):
         return {"quantity": self.quantity, "price": self.price, "orders": self.orders}
 
 
-class _DepthSlots:
-    __slots__ = ("buy", "sell")
+@attrs.frozen(
+    these={"buy": attrs.field(), "sell": attrs.field()}, slots=False, init=False, weakref_slot=False
+)
+class Depth:
+    """Market depth: five bid levels (``buy``) and five offer levels (``sell``), best first.
 
+    A decoded tick's depth keeps the packet's 120 depth bytes and builds a side's levels
+    each time that side is read (equal every time, not the same tuple): levels cost
+    nothing until read, and a tick does not keep them alive. Bind ``side = depth.buy``
+    once to read a side's levels many times.
+    """
 
-@attrs.frozen(weakref_slot=False)
-class Depth(_DepthSlots):
-    """Market depth: five bid levels (``buy``) and five offer levels (``sell``), best first."""
+    # attrs declares the fields (``these``) and makes eq, hash, repr and the frozen
+    # __setattr__; the storage is ours: a constructed depth holds its two tuples, a
+    # decoded one (made in ``_full``) its bytes and price divisor.
+    __slots__ = ("_buy", "_divisor", "_raw", "_sell")
+    _buy: tuple[DepthLevel, ...]
+    _sell: tuple[DepthLevel, ...]
+    _raw: bytes | None
+    _divisor: float
 
-    buy: tuple[DepthLevel, ...]
-    sell: tuple[DepthLevel, ...]
+    def __init__(self, buy: tuple[DepthLevel, ...], sell: tuple[DepthLevel, ...]) -> None:
+        object.__setattr__(self, "_buy", buy)  # attrs' documented way into a frozen record
+        object.__setattr__(self, "_sell", sell)
+        object.__setattr__(self, "_raw", None)
+
+    @property
+    def buy(self) -> tuple[DepthLevel, ...]:
+        """The five bid levels, best (highest price) first."""
+        raw = self._raw
+        return self._buy if raw is None else _depth_side(raw, 0, self._divisor)
+
+    @property
+    def sell(self) -> tuple[DepthLevel, ...]:
+        """The five offer levels, best (lowest price) first."""
+        raw = self._raw
+        return self._sell if raw is None else _depth_side(raw, _SIDE_BYTES, self._divisor)
+
+    def __reduce__(self) -> tuple[type[Depth], tuple[tuple[DepthLevel, ...], ...]]:
+        return Depth, (self.buy, self.sell)
 
     def to_dict(self) -> dict[str, list[dict[str, float]]]:
         """``{"buy": [level, ...], "sell": [...]}`` with each level as a dict."""
@@ -211,12 +245,8 @@ class _WithOhlc(_TickBase):
         return (self.last_price - close) * 100 / close if close else 0.0
 
 
-class _LtpTickSlots(_TickBase):
-    __slots__ = ("instrument_token", "last_price")
-
-
 @attrs.frozen(weakref_slot=False)
-class LtpTick(_LtpTickSlots):
+class LtpTick(_TickBase):
     """``ltp`` mode: the last traded price only (8-byte packet)."""
 
     mode: ClassVar[Literal["ltp"]] = "ltp"
@@ -224,12 +254,8 @@ class LtpTick(_LtpTickSlots):
     last_price: float
 
 
-class _IndexQuoteTickSlots(_WithOhlc):
-    __slots__ = ("instrument_token", "last_price", "ohlc")
-
-
 @attrs.frozen(weakref_slot=False)
-class IndexQuoteTick(_IndexQuoteTickSlots):
+class IndexQuoteTick(_WithOhlc):
     """``quote`` mode of an index (segment 9): last price and the day's OHLC (28 bytes)."""
 
     mode: ClassVar[Literal["quote"]] = "quote"
@@ -238,12 +264,8 @@ class IndexQuoteTick(_IndexQuoteTickSlots):
     ohlc: Ohlc
 
 
-class _IndexFullTickSlots(_WithOhlc):
-    __slots__ = ("exchange_timestamp", "instrument_token", "last_price", "ohlc")
-
-
 @attrs.frozen(weakref_slot=False)
-class IndexFullTick(_IndexFullTickSlots):
+class IndexFullTick(_WithOhlc):
     """``full`` mode of an index: index quote plus the exchange timestamp (32 bytes)."""
 
     mode: ClassVar[Literal["full"]] = "full"
@@ -253,21 +275,8 @@ class IndexFullTick(_IndexFullTickSlots):
     exchange_timestamp: datetime.datetime | None
 
 
-class _QuoteTickSlots(_WithOhlc):
-    __slots__ = (
-        "average_traded_price",
-        "instrument_token",
-        "last_price",
-        "last_traded_quantity",
-        "ohlc",
-        "total_buy_quantity",
-        "total_sell_quantity",
-        "volume_traded",
-    )
-
-
 @attrs.frozen(weakref_slot=False)
-class QuoteTick(_QuoteTickSlots):
+class QuoteTick(_WithOhlc):
     """``quote`` mode: prices, quantities and the day's OHLC (44 bytes)."""
 
     mode: ClassVar[Literal["quote"]] = "quote"
@@ -281,27 +290,8 @@ class QuoteTick(_QuoteTickSlots):
     ohlc: Ohlc
 
 
-class _FullTickSlots(_WithOhlc):
-    __slots__ = (
-        "average_traded_price",
-        "depth",
-        "exchange_timestamp",
-        "instrument_token",
-        "last_price",
-        "last_trade_time",
-        "last_traded_quantity",
-        "ohlc",
-        "oi",
-        "oi_day_high",
-        "oi_day_low",
-        "total_buy_quantity",
-        "total_sell_quantity",
-        "volume_traded",
-    )
-
-
 @attrs.frozen(weakref_slot=False)
-class FullTick(_FullTickSlots):
+class FullTick(_WithOhlc):
     """``full`` mode: quote plus times, open interest and five levels of depth (184 bytes)."""
 
     mode: ClassVar[Literal["full"]] = "full"
@@ -340,42 +330,181 @@ class MalformedPacket:
     raw: bytes = attrs.field(repr=lambda raw: f"<{len(raw)} bytes>")
 
 
-# -- fast construction ---------------------------------------------------------------------
+# -- decoding: one plain function per packet kind ------------------------------------------
 #
-# Each record keeps its fields in the slots of a private plain base class (``_OhlcSlots``
-# for ``Ohlc``, ...) and adds no slots of its own. The decoder makes a bare base instance
-# (calling the plain base class, quicker than ``object.__new__``), fills it with plain
-# attribute stores (CPython's fastest way to fill slots; the frozen
-# record's ``__setattr__`` would refuse them) and then sets its ``__class__`` to the
-# record, which the identical layout allows. The result is an ordinary record instance:
-# equality, hashing, repr, pickling and ``attrs.evolve`` cannot tell the difference.
+# Each takes a packet's unpacked wire values (in wire order) and fills a mutable twin of
+# the record (see aio_trader/kite/_twins.py for why, and the one rule it relies on). The
+# encoder's table below lists the same wire order; the round-trip tests hold them together.
+
+_OhlcTwin: Final = mutable_twin(Ohlc)
+_LevelTwin: Final = mutable_twin(DepthLevel)
+_DepthTwin: Final = mutable_twin(Depth)
+_LtpTwin: Final = mutable_twin(LtpTick)
+_IndexQuoteTwin: Final = mutable_twin(IndexQuoteTick)
+_IndexFullTwin: Final = mutable_twin(IndexFullTick)
+_QuoteTwin: Final = mutable_twin(QuoteTick)
+_FullTwin: Final = mutable_twin(FullTick)
+
+_SIDE_BYTES: Final = 60  # five levels of 12 bytes: uint32 qty, uint32 price, uint16 orders, pad
+_SIDE = struct.Struct(">" + "IIH2x" * 5)
 
 
-def _slots_base(cls: type) -> type:
-    """The base class holding ``cls``'s slots; checks that ``cls`` adds none of its own."""
-    base = cls.__base__
-    fields = {field.name for field in attrs.fields(cls)}
-    if (
-        base is None
-        or cls.__basicsize__ != base.__basicsize__
-        or fields - set(getattr(base, "__slots__", ()))
-    ):
-        raise TypeError(f"{cls.__name__}'s fields must all be slots of its base class")
-    return base
+def _ohlc(open_: int, high: int, low: int, close: int, d: float) -> Ohlc:
+    o = _OhlcTwin()
+    o.open = open_ / d
+    o.high = high / d
+    o.low = low / d
+    o.close = close / d
+    o.__class__ = Ohlc
+    return o  # type: ignore[no-any-return]
 
 
-# -- binary layout: one table drives decoding and encoding ------------------------------
+def _depth_side(raw: bytes, offset: int, d: float) -> tuple[DepthLevel, ...]:
+    """One side's five levels from a depth's bytes (straight-line: it runs per read)."""
+    q0, p0, o0, q1, p1, o1, q2, p2, o2, q3, p3, o3, q4, p4, o4 = _SIDE.unpack_from(raw, offset)
+    l0 = _LevelTwin()
+    l0.quantity, l0.price, l0.orders = q0, p0 / d, o0
+    l0.__class__ = DepthLevel
+    l1 = _LevelTwin()
+    l1.quantity, l1.price, l1.orders = q1, p1 / d, o1
+    l1.__class__ = DepthLevel
+    l2 = _LevelTwin()
+    l2.quantity, l2.price, l2.orders = q2, p2 / d, o2
+    l2.__class__ = DepthLevel
+    l3 = _LevelTwin()
+    l3.quantity, l3.price, l3.orders = q3, p3 / d, o3
+    l3.__class__ = DepthLevel
+    l4 = _LevelTwin()
+    l4.quantity, l4.price, l4.orders = q4, p4 / d, o4
+    l4.__class__ = DepthLevel
+    return (l0, l1, l2, l3, l4)
+
+
+def _ltp(token: int, last: int) -> LtpTick:
+    t = _LtpTwin()
+    t.instrument_token = token
+    t.last_price = last / _DIVISORS[token & 0xFF]
+    t.__class__ = LtpTick
+    return t  # type: ignore[no-any-return]
+
+
+def _index_quote(token: int, last: int, high: int, low: int, open_: int, close: int) -> Tick:
+    d = _DIVISORS[token & 0xFF]
+    t = _IndexQuoteTwin()
+    t.instrument_token = token
+    t.last_price = last / d
+    t.ohlc = _ohlc(open_, high, low, close, d)
+    t.__class__ = IndexQuoteTick
+    return t  # type: ignore[no-any-return]
+
+
+def _index_full(
+    token: int, last: int, high: int, low: int, open_: int, close: int, stamp: int
+) -> Tick:
+    d = _DIVISORS[token & 0xFF]
+    t = _IndexFullTwin()
+    t.instrument_token = token
+    t.last_price = last / d
+    t.ohlc = _ohlc(open_, high, low, close, d)
+    t.exchange_timestamp = _cached_time(stamp) or _time(stamp)
+    t.__class__ = IndexFullTick
+    return t  # type: ignore[no-any-return]
+
+
+def _quote(
+    token: int,
+    last: int,
+    last_qty: int,
+    average: int,
+    volume: int,
+    buy_qty: int,
+    sell_qty: int,
+    open_: int,
+    high: int,
+    low: int,
+    close: int,
+) -> Tick:
+    d = _DIVISORS[token & 0xFF]
+    t = _QuoteTwin()
+    t.instrument_token = token
+    t.last_price = last / d
+    t.last_traded_quantity = last_qty
+    t.average_traded_price = average / d
+    t.volume_traded = volume
+    t.total_buy_quantity = buy_qty
+    t.total_sell_quantity = sell_qty
+    ohlc = _OhlcTwin()
+    ohlc.open = open_ / d
+    ohlc.high = high / d
+    ohlc.low = low / d
+    ohlc.close = close / d
+    ohlc.__class__ = Ohlc
+    t.ohlc = ohlc
+    t.__class__ = QuoteTick
+    return t  # type: ignore[no-any-return]
+
+
+def _full(
+    token: int,
+    last: int,
+    last_qty: int,
+    average: int,
+    volume: int,
+    buy_qty: int,
+    sell_qty: int,
+    open_: int,
+    high: int,
+    low: int,
+    close: int,
+    trade_time: int,
+    oi: int,
+    oi_high: int,
+    oi_low: int,
+    stamp: int,
+    depth_bytes: bytes,
+) -> Tick:
+    d = _DIVISORS[token & 0xFF]
+    depth = _DepthTwin()
+    depth._raw = depth_bytes
+    depth._divisor = d
+    depth.__class__ = Depth
+    t = _FullTwin()
+    t.instrument_token = token
+    t.last_price = last / d
+    t.last_traded_quantity = last_qty
+    t.average_traded_price = average / d
+    t.volume_traded = volume
+    t.total_buy_quantity = buy_qty
+    t.total_sell_quantity = sell_qty
+    ohlc = _OhlcTwin()
+    ohlc.open = open_ / d
+    ohlc.high = high / d
+    ohlc.low = low / d
+    ohlc.close = close / d
+    ohlc.__class__ = Ohlc
+    t.ohlc = ohlc
+    t.last_trade_time = _cached_time(trade_time) or _time(trade_time)
+    t.oi = oi
+    t.oi_day_high = oi_high
+    t.oi_day_low = oi_low
+    t.exchange_timestamp = _cached_time(stamp) or _time(stamp)
+    t.depth = depth
+    t.__class__ = FullTick
+    return t  # type: ignore[no-any-return]
+
+
+# -- binary layout: the wire order of each packet, for the struct formats and encoding ------
 
 # How wire values become a record's: as is; / divisor; epoch -> datetime; four prices to
 # an Ohlc (wire order open, high, low, close; or high, low, open, close for indices); the
-# raw depth bytes, decoded on first read; ignored.
+# raw depth bytes; ignored.
 _INT, _PRICE, _TIME, _OHLC, _INDEX_OHLC, _DEPTH, _SKIP = range(7)
 _OHLC_ORDER: Final = {
     _OHLC: ("open", "high", "low", "close"),
     _INDEX_OHLC: ("high", "low", "open", "close"),
 }
 _U16 = struct.Struct(">H")
-_DEPTH_WIRE = struct.Struct(">" + "IIH2x" * 10)
+_DEPTH_BYTES = struct.Struct(">" + "IIH2x" * 10)
 _U32: Final = 0xFFFFFFFF
 
 
@@ -406,63 +535,29 @@ _INDEX_FIELDS = (
 )
 
 
-def _compile_builder(cls: type, fields: Sequence[_Field]) -> Callable[..., Any]:
-    """Straight-line code that makes a ``cls`` from a packet's unpacked values.
-
-    Like the ``__init__`` attrs generates, but built on the record's slots base (see
-    "Fast construction") and converting prices and times on the way: no loops, no
-    validation on the decode hot path.
-    """
-    base = _slots_base(cls)
-    wire = [f for f in fields if f.conv != _SKIP]
-    names: dict[str, Any] = {"base": base, "cls": cls}
-    names.update(DIVISORS=_DIVISORS, time=_time, cached_time=_TIMES.get)
-    names.update(Ohlc=Ohlc, ohlc_base=_slots_base(Ohlc))
-    params: list[str] = []
-    for f in wire:
-        ohlc = f.conv in _OHLC_ORDER
-        params += [f"ohlc_{name}" for name in _OHLC_ORDER[f.conv]] if ohlc else [f.name]
-    lines = [f"def build({', '.join(params)}):"]
-    if any(f.conv in (_PRICE, *_OHLC_ORDER) for f in wire):
-        lines.append("    d = DIVISORS[instrument_token & 255]")
-    if any(f.conv in _OHLC_ORDER for f in wire):
-        lines.append("    ohlc = ohlc_base()")
-        lines += [f"    ohlc.{name} = ohlc_{name} / d" for name in ("open", "high", "low", "close")]
-        lines.append("    ohlc.__class__ = Ohlc")
-    lines.append("    o = base()")
-    for f in wire:
-        conv = {_PRICE: "{0} / d", _TIME: "cached_time({0}) or time({0})"}.get(f.conv, "{0}")
-        lines.append(f"    o.{f.name} = {conv.format(f.name)}")
-    lines.append("    o.__class__ = cls")
-    lines.append("    return o")
-    exec("\n".join(lines), names)  # noqa: S102 (trusted source built above)
-    build: Callable[..., Any] = names["build"]
-    build.__qualname__ = build.__name__ = f"_build_{cls.__name__}"
-    return build
-
-
 @attrs.frozen
 class _Kind:
     """How one packet length maps to a record."""
 
     cls: type
     fields: tuple[_Field, ...]
+    build: Callable[..., Tick]  # the packet's unpacked values -> the record
     packet: struct.Struct = attrs.field(init=False)
     framed: struct.Struct = attrs.field(init=False)  # with the 2-byte length prefix skipped
-    build: Callable[..., Any] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         fmt = "".join(f.fmt for f in self.fields)
         object.__setattr__(self, "packet", struct.Struct(">" + fmt))
         object.__setattr__(self, "framed", struct.Struct(">2x" + fmt))
-        object.__setattr__(self, "build", _compile_builder(self.cls, self.fields))
 
 
 _KINDS: Final[dict[int, _Kind]] = {
-    8: _Kind(LtpTick, (_TOKEN, _LAST)),
-    28: _Kind(IndexQuoteTick, _INDEX_FIELDS),
-    32: _Kind(IndexFullTick, (*_INDEX_FIELDS, _Field("exchange_timestamp", "I", _TIME))),
-    44: _Kind(QuoteTick, _QUOTE_FIELDS),
+    8: _Kind(LtpTick, (_TOKEN, _LAST), _ltp),
+    28: _Kind(IndexQuoteTick, _INDEX_FIELDS, _index_quote),
+    32: _Kind(
+        IndexFullTick, (*_INDEX_FIELDS, _Field("exchange_timestamp", "I", _TIME)), _index_full
+    ),
+    44: _Kind(QuoteTick, _QUOTE_FIELDS, _quote),
     184: _Kind(
         FullTick,
         (
@@ -474,71 +569,25 @@ _KINDS: Final[dict[int, _Kind]] = {
             _Field("exchange_timestamp", "I", _TIME),
             _Field("depth", "120s", _DEPTH),
         ),
+        _full,
     ),
 }
 _KIND_OF: Final[dict[type, _Kind]] = {kind.cls: kind for kind in _KINDS.values()}
 
 
-def _compile_depth_builder() -> Callable[..., Depth]:
-    """Straight-line code that makes a ``Depth`` from a divisor and the 30 unpacked values
-    of the depth bytes (quantity, price, orders per level), as ``_compile_builder`` does
-    for packets: ten levels without a loop, the two sides as tuple displays.
-    """
-    names: dict[str, Any] = {"Depth": Depth, "depth_base": _slots_base(Depth)}
-    names.update(DepthLevel=DepthLevel, level_base=_slots_base(DepthLevel))
-    params = ", ".join(f"q{i}, p{i}, o{i}" for i in range(10))
-    lines = [f"def build(d, {params}):"]
-    for i in range(10):
-        lines.append(f"    l{i} = level_base()")
-        lines.append(f"    l{i}.quantity = q{i}; l{i}.price = p{i} / d; l{i}.orders = o{i}")
-        lines.append(f"    l{i}.__class__ = DepthLevel")
-    lines.append("    depth = depth_base()")
-    lines.append("    depth.buy = (l0, l1, l2, l3, l4)")
-    lines.append("    depth.sell = (l5, l6, l7, l8, l9)")
-    lines.append("    depth.__class__ = Depth")
-    lines.append("    return depth")
-    exec("\n".join(lines), names)  # noqa: S102 (trusted source built above)
-    build: Callable[..., Depth] = names["build"]
-    build.__qualname__ = build.__name__ = "_build_Depth"
-    return build
-
-
-_build_depth: Final = _compile_depth_builder()
-_depth_slot: Final = _slots_base(FullTick).depth  # type: ignore[attr-defined]
-_get_depth_slot: Final[Callable[[FullTick], Depth | bytes]] = _depth_slot.__get__
-
-
-def _lazy_depth(tick: FullTick) -> Depth:
-    """``FullTick.depth``: the slot holds the packet's raw depth bytes until the first read,
-    which decodes them and stores the ``Depth`` in their place.
-
-    A property in front of the slot, so that a decoded tick pays for its depth only when
-    it is read, and every other field stays a plain slot read.
-    """
-    value = _get_depth_slot(tick)
-    if type(value) is bytes:
-        value = _build_depth(_DIVISORS[tick.instrument_token & 255], *_DEPTH_WIRE.unpack(value))
-        _depth_slot.__set__(tick, value)
-    return cast("Depth", value)
-
-
-# In front of the slot that ``_FullTickSlots`` holds for ``depth``.
-type.__setattr__(FullTick, "depth", property(_lazy_depth, _depth_slot.__set__))
-
-
 # -- binary frames ---------------------------------------------------------------------
 
 
-def _report(on_malformed: Callable[[MalformedPacket], None] | None, bad: MalformedPacket) -> None:
-    if on_malformed is None:
-        log.warning(
-            "skipped a malformed tick packet: %s (offset %d, length %d)",
-            bad.reason,
-            bad.offset,
-            bad.length,
-        )
-    else:
-        on_malformed(bad)
+def _log_malformed(bad: list[MalformedPacket]) -> None:
+    """One WARNING per frame, however many parts of it were malformed."""
+    first = bad[0]
+    log.warning(
+        "skipped %d malformed part(s) of a tick frame; the first: %s (offset %d, length %d)",
+        len(bad),
+        first.reason,
+        first.offset,
+        first.length,
+    )
 
 
 def decode_frame(
@@ -550,9 +599,10 @@ def decode_frame(
     Frames shorter than 2 bytes are heartbeats: ``[]``. Never raises for any input:
     each malformed part (unknown packet length, a length running past the end, fewer
     packets than the count says, bytes after the last packet) is skipped and reported
-    as a :class:`MalformedPacket` to ``on_malformed``, or logged at WARNING when no
-    callback is given; every well-formed packet is still returned. (An exception
-    raised by ``on_malformed`` itself propagates.)
+    as a :class:`MalformedPacket` to ``on_malformed``, one call each; without a
+    callback, a frame with malformed parts logs ONE warning giving their count and the
+    first. Every well-formed packet is still returned. (An exception raised by
+    ``on_malformed`` itself propagates.)
     """
     if not isinstance(frame, bytes):
         frame = bytes(frame)
@@ -588,30 +638,42 @@ def _decode_mixed(
     frame: bytes, count: int, on_malformed: Callable[[MalformedPacket], None] | None
 ) -> list[Tick]:
     """The general path: packets of any lengths, malformed ones reported and skipped."""
+    if on_malformed is not None:
+        return _decode_packets(frame, count, on_malformed)
+    bad: list[MalformedPacket] = []
+    ticks = _decode_packets(frame, count, bad.append)
+    if bad:
+        _log_malformed(bad)
+    return ticks
+
+
+def _decode_packets(
+    frame: bytes, count: int, report: Callable[[MalformedPacket], None]
+) -> list[Tick]:
     ticks: list[Tick] = []
     size = len(frame)
     pos = 2
     for index in range(count):
         start = pos + 2
         if start > size:
-            _report(on_malformed, _truncated(frame, pos, index, count))
+            report(_truncated(frame, pos, index, count))
             return ticks
         length = frame[pos] << 8 | frame[pos + 1]
         end = start + length
         if end > size:
             reason = f"packet length {length} runs past the end of the frame"
-            _report(on_malformed, MalformedPacket(reason, pos, length, frame[start:]))
+            report(MalformedPacket(reason, pos, length, frame[start:]))
             return ticks
         kind = _KINDS.get(length)
         if kind is None:
             reason = f"unknown packet length {length}"
-            _report(on_malformed, MalformedPacket(reason, pos, length, frame[start:end]))
+            report(MalformedPacket(reason, pos, length, frame[start:end]))
         else:
             ticks.append(kind.build(*kind.packet.unpack_from(frame, start)))
         pos = end
     if pos < size:
         reason = f"{size - pos} bytes after the last of the {count} packets"
-        _report(on_malformed, MalformedPacket(reason, pos, size - pos, frame[pos:]))
+        report(MalformedPacket(reason, pos, size - pos, frame[pos:]))
     return ticks
 
 
@@ -660,7 +722,7 @@ def _encode_depth(depth: Depth, divisor: float) -> bytes:
         values.append(_wire_int(level.quantity, "DepthLevel.quantity"))
         values.append(_wire_price(level.price, divisor, "DepthLevel.price"))
         values.append(_wire_int(level.orders, "DepthLevel.orders", 0xFFFF))
-    return _DEPTH_WIRE.pack(*values)
+    return _DEPTH_BYTES.pack(*values)
 
 
 def encode_frame(ticks: Iterable[Tick]) -> bytes:
