@@ -70,6 +70,12 @@ def main() -> None:
 @click.option("--ws-silence", is_flag=True, help="Fault: the ticker sends nothing.")
 @click.option("--session-expired", is_flag=True, help="Fault: tokens answer 403.")
 @click.option(
+    "--replay",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Serve this recording (aio-trader record) over the ticker instead of the market.",
+)
+@click.option(
     "--backend",
     type=click.Choice(["asyncio", "trio"]),
     default="asyncio",

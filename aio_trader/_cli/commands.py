@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .account import holdings, login, orders, positions
+from .gateway import gateway, record
 from .market import historical, instruments, ltp, quote, stream
 from .orders import order
 
@@ -21,4 +22,6 @@ COMMANDS: list[click.Command] = [
     positions,
     holdings,
     order,
+    gateway,
+    record,
 ]
