@@ -1,7 +1,7 @@
 """KiteFeed end to end: sustained ticks/s and send-to-receive latency, vs Kite's KiteTicker.
 
     .venv/bin/python benchmarks/bench_feed.py [--seconds 5] [--tokens 200]
-        [--latency-interval 0.01] [--latency-seconds 5] [--repeat 1]
+        [--latency-interval 0.01] [--latency-seconds 5] [--rounds 3]
 
 Setup: the sandbox runs in its own process (asyncio), full mode, ``--tokens`` instruments,
 so every frame holds 200 packets. Each client runs in a process of its own, one after the
@@ -16,7 +16,10 @@ other, against the same server:
   ``root`` pointed at the sandbox, counting the ticks ``on_ticks`` receives (same check).
 
 Throughput: the sandbox sends as fast as it can (``tick_interval=0``; TCP flow control
-paces it to the reader). The first 2000 ticks are not timed.
+paces it to the reader). The first 2000 ticks are not timed. The clients run in
+interleaved rounds (their order reversed every other round); each figure is the median
+over rounds with the spread [lowest-highest], and "vs official" is the median of the
+per-round ratios. The garbage collector is on; the machine's load is printed first.
 
 Latency: a second sandbox sends one frame every ``--latency-interval`` seconds. The server
 notes the monotonic clock just before handing each tick frame to its WebSocket (a wrapper
@@ -29,13 +32,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import threading
 import time
 from typing import Any
+
+from _rounds import Summary, header
 
 WARMUP_TICKS = 2000
 
@@ -151,11 +155,11 @@ async def feed_client(
         "ticks": timed,
         "seconds": elapsed,
         "ticks_per_s": timed / elapsed,
-        "lost": lost + stats.dropped,
+        "lost": lost + getattr(stats, "dropped", 0),
         "arrivals": arrivals,
         # whole frames the feed dropped as sent before the mode switch took effect: they
         # were sent, never received, so the k-th arrival matches the (k + this)-th send
-        "frames_not_delivered": stats.stale_mode // per_frame,
+        "frames_not_delivered": getattr(stats, "stale_mode", 0) // per_frame,
     }
 
 
@@ -254,7 +258,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--latency-interval", type=float, default=0.01)
     parser.add_argument("--latency-seconds", type=float, default=5.0)
-    parser.add_argument("--repeat", type=int, default=1, help="throughput runs per client")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput runs per client")
     parser.add_argument("--serve", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--info", help=argparse.SUPPRESS)
@@ -268,27 +272,31 @@ def main() -> None:
         return
 
     kinds = ["asyncio", "trio", "raw", "official"]
+    print(f"# {header('bench_feed')}")
     print(f"# {args.tokens} instruments in full mode ({args.tokens} packets a frame), "
-          f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")  # fmt: skip
+          f"{args.rounds} interleaved rounds of {args.seconds:g} s per client")  # fmt: skip
     server = Server(0.0, args.tokens)
-    best: dict[str, dict[str, Any]] = {}
+    results: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     try:
-        for _ in range(args.repeat):
-            for kind in kinds:
-                result = run_client(kind, server, args.seconds, latency=False)
-                if kind not in best or result["ticks_per_s"] > best[kind]["ticks_per_s"]:
-                    best[kind] = result
+        for index in range(args.rounds):
+            for kind in kinds if index % 2 == 0 else reversed(kinds):
+                results[kind].append(run_client(kind, server, args.seconds, latency=False))
     finally:
         server.close()
 
-    official = best["official"]["ticks_per_s"]
+    official = [r["ticks_per_s"] for r in results["official"]]
     print("\n## Sustained throughput (sandbox sending as fast as it can, lossless)\n")
-    print("| client | ticks/s | vs official | ticks timed | lost |")
+    print("| client | ticks/s, median [lowest-highest] | vs official, median [range] "
+          "| ticks timed | lost |")  # fmt: skip
     print("|---|---:|---:|---:|---:|")
     for kind in kinds:
-        r = best[kind]
-        print(f"| {NAMES[kind]} | {r['ticks_per_s']:,.0f} | {r['ticks_per_s'] / official:.2f}x "
-              f"| {r['ticks']:,} | {r['lost']} |")  # fmt: skip
+        rates = [r["ticks_per_s"] for r in results[kind]]
+        rate = Summary(rates)
+        ratio = Summary([ours / theirs for ours, theirs in zip(rates, official, strict=True)])
+        timed = sum(r["ticks"] for r in results[kind])
+        lost = sum(r["lost"] for r in results[kind])
+        print(f"| {NAMES[kind]} | {rate.median:,.0f} [{rate.low:,.0f}-{rate.high:,.0f}] "
+              f"| {ratio.format(2, 'x')} | {timed:,} | {lost} |")  # fmt: skip
 
     server = Server(args.latency_interval, args.tokens)
     rows = []

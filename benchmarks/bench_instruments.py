@@ -5,12 +5,15 @@ reference dump in ``../shared/kiteconnect-mocks/instruments_all.csv`` when prese
 from a few built-in rows of the same shape, with unique tokens and symbols and a mix of
 expiring and non-expiring instruments) and parses it with both, in the same run.
 
-    .venv/bin/python benchmarks/bench_instruments.py [--rows 100000] [--repeat 5]
+    .venv/bin/python benchmarks/bench_instruments.py [--rows 100000] [--rounds 7]
 
-Prints the best of ``--repeat`` runs for each parser, in rows/s, and the ratio. The MF
-instruments dump is measured the same way (``--mf``); ``--records`` adds the cost of the
-shared ``from_kite`` mechanism per JSON record (an order, a full quote) and the candle
-parse rate against the official client's ``_format_historical``.
+The two parsers run in ``--rounds`` interleaved rounds (their order reversed every
+other round), the garbage collector on (aio_trader never switches it off); each figure is
+the median over rounds in rows/s with the spread [lowest-highest], and the ratio is the
+median of the per-round ratios. The machine's load is printed first. The MF instruments
+dump is measured the same way (``--mf``); ``--records`` adds the cost of the shared
+``from_kite`` mechanism per JSON record (an order, a full quote) and the candle parse
+rate against the official client's ``_format_historical``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _rounds import Summary, header
 
 from aio_trader._time import IST
 from aio_trader.kite._models import parse_instruments, parse_mf_instruments
@@ -115,25 +120,25 @@ QUOTE: dict[str, Any] = {
 }  # fmt: skip
 
 
-def per_call_us(call: Callable[[], Any], number: int, repeat: int) -> float:
-    """Microseconds per call, best of ``repeat`` batches of ``number`` calls."""
-    best = float("inf")
-    for _ in range(repeat):
+def per_call_us(call: Callable[[], Any], number: int, rounds: int) -> Summary:
+    """Microseconds per call over ``rounds`` batches of ``number`` calls."""
+    values = []
+    for _ in range(rounds):
         start = time.perf_counter()
         for _ in range(number):
             call()
-        best = min(best, time.perf_counter() - start)
-    return best / number * 1e6
+        values.append((time.perf_counter() - start) / number * 1e6)
+    return Summary(values)
 
 
-def bench_records(official: Any, repeat: int) -> None:
+def bench_records(official: Any, rounds: int) -> None:
     """The shared from_kite mechanism per record, and candles vs the official client."""
     from aio_trader.kite._models import Order, Quote, parse_candles
 
-    order_us = per_call_us(lambda: Order.from_kite(ORDER), 20_000, repeat)
-    quote_us = per_call_us(lambda: Quote.from_kite(QUOTE), 20_000, repeat)
-    print(f"from_kite: Order {order_us:.1f} us/record ({len(ORDER)} fields), ", end="")
-    print(f"Quote {quote_us:.1f} us/record (nested ohlc + 10 depth levels)")
+    order_us = per_call_us(lambda: Order.from_kite(ORDER), 20_000, rounds)
+    quote_us = per_call_us(lambda: Quote.from_kite(QUOTE), 20_000, rounds)
+    print(f"from_kite: Order {order_us.format(2, ' us')}/record ({len(ORDER)} fields), ", end="")
+    print(f"Quote {quote_us.format(2, ' us')}/record (nested ohlc + 10 depth levels)")
     start = datetime.datetime(2024, 1, 1, 9, 15, tzinfo=IST)
     candles = {
         "candles": [
@@ -144,32 +149,53 @@ def bench_records(official: Any, repeat: int) -> None:
             for i in range(20_000)
         ]
     }  # fmt: skip
-    ours = best_rate(parse_candles, candles, 20_000, repeat)
-    theirs = best_rate(official._format_historical, candles, 20_000, repeat)
+    report("candles", parse_candles, official._format_historical, candles, 20_000, rounds)
+
+
+def rates(
+    ours: Callable[[Any], list[Any]],
+    theirs: Callable[[Any], list[Any]],
+    text: Any,
+    rows: int,
+    rounds: int,
+) -> tuple[list[float], list[float]]:
+    """Rows per second of each parser, one value per round; the order alternates."""
+    out: dict[str, list[float]] = {"ours": [], "theirs": []}
+    parsers = [("ours", ours), ("theirs", theirs)]
+    for index in range(rounds):
+        for name, parse in parsers if index % 2 == 0 else reversed(parsers):
+            start = time.perf_counter()
+            result = parse(text)
+            elapsed = time.perf_counter() - start
+            assert len(result) == rows, (len(result), rows)
+            del result  # freeing one result is not part of the next run
+            out[name].append(rows / elapsed)
+    return out["ours"], out["theirs"]
+
+
+def report(
+    name: str,
+    ours: Callable[[Any], list[Any]],
+    theirs: Callable[[Any], list[Any]],
+    text: Any,
+    rows: int,
+    rounds: int,
+) -> None:
+    our_rates, their_rates = rates(ours, theirs, text, rows, rounds)
+    mine, official = Summary(our_rates), Summary(their_rates)
+    ratio = Summary([o / t for o, t in zip(our_rates, their_rates, strict=True)])
+    print(f"{name}: {rows:,} rows, {rounds} interleaved rounds, median [lowest-highest]")
+    print(f"  aio_trader: {mine.median:12,.0f} rows/s [{mine.low:,.0f}-{mine.high:,.0f}]")
     print(
-        f"candles: parse_candles {ours:,.0f}/s, kiteconnect _format_historical {theirs:,.0f}/s,",
-        end="",
+        f"  kiteconnect: {official.median:11,.0f} rows/s [{official.low:,.0f}-{official.high:,.0f}]"
     )
-    print(f" ratio {ours / theirs:.1f}x")
-
-
-def best_rate(parse: Callable[[Any], list[Any]], text: Any, rows: int, repeat: int) -> float:
-    """Rows per second of the fastest of ``repeat`` runs (checks the row count)."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = parse(text)
-        elapsed = time.perf_counter() - start
-        assert len(result) == rows, (len(result), rows)
-        del result  # freeing the previous result is not part of the next run
-        best = min(best, elapsed)
-    return rows / best
+    print(f"  ratio: {ratio.format(2, 'x')}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--mf", action="store_true", help="also the MF instruments dump")
     parser.add_argument("--records", action="store_true", help="also from_kite and candles")
     args = parser.parse_args()
@@ -194,15 +220,11 @@ def main() -> None:
                 official._parse_mf_instruments,
             )
         )
+    print(header("bench_instruments"))
     for name, text, ours, theirs in cases:
-        our_rate = best_rate(ours, text, args.rows, args.repeat)
-        their_rate = best_rate(theirs, text, args.rows, args.repeat)
-        print(f"{name}: {args.rows:,} rows, best of {args.repeat}")
-        print(f"  aio_trader parse_{name}: {our_rate:12,.0f} rows/s")
-        print(f"  kiteconnect _parse_{name}: {their_rate:12,.0f} rows/s")
-        print(f"  ratio: {our_rate / their_rate:.1f}x")
+        report(name, ours, theirs, text, args.rows, args.rounds)
     if args.records:
-        bench_records(official, args.repeat)
+        bench_records(official, args.rounds)
 
 
 if __name__ == "__main__":
