@@ -6,13 +6,14 @@ so that its twin no longer matches it."""
 from __future__ import annotations
 
 import copy
+import datetime
 import pickle
 
 import attrs
 import pytest
 
 from aio_trader.kite import ticks as codec
-from aio_trader.kite._twins import mutable_twin
+from aio_trader.kite._twins import build_columns, mutable_twin
 from aio_trader.kite.ticks import (
     Depth,
     DepthLevel,
@@ -132,3 +133,42 @@ def test_twin_checks_the_assignment_when_it_is_made() -> None:
         record.a = 1
         record.__class__ = Weak
         assert record == Weak(1)
+
+
+def test_build_columns_makes_ordinary_records() -> None:
+    from aio_trader.kite._models import Instrument, _twin
+
+    rows = [
+        (408065, 1594, "INFY", "INFOSYS", 0.0, 0.0, 0.05, 1, "EQ", "NSE", "NSE", None),
+        (12073986, 47164, "BANKNIFTY", "", 2528.4, 23500.0, 0.05, 40, "CE", "NFO-OPT", "NFO",
+         datetime.date(2018, 1, 25)),
+    ]  # fmt: skip
+    names = [f.name for f in attrs.fields(Instrument) if f.name != "extra"]
+    columns: dict[str, tuple[object, ...]] = dict(zip(names, zip(*rows, strict=True), strict=True))
+    columns["extra"] = (Instrument(*rows[0]).extra,) * 2
+    built = build_columns(Instrument, _twin(Instrument), columns, 2)
+    assert built == [Instrument(*row) for row in rows]
+    assert [type(record) for record in built] == [Instrument, Instrument]
+    assert copy.copy(built[1]) == built[1]
+    assert attrs.evolve(built[1], lot_size=50).lot_size == 50
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built[0].lot_size = 2  # type: ignore[misc]
+
+
+def test_build_columns_refuses_incomplete_columns() -> None:
+    from aio_trader.kite._models import Instrument, _twin
+
+    twin = _twin(Instrument)
+    names = [f.name for f in attrs.fields(Instrument)]
+    full = {name: (0,) for name in names}
+    with pytest.raises(ValueError, match="not the fields"):
+        build_columns(Instrument, twin, {k: v for k, v in full.items() if k != "expiry"}, 1)
+    with pytest.raises(ValueError, match="one value per record"):
+        build_columns(Instrument, twin, {**full, "expiry": ()}, 1)
+
+    @attrs.frozen(weakref_slot=False)
+    class Checked:
+        a: int = attrs.field(validator=attrs.validators.instance_of(int))
+
+    with pytest.raises(ValueError, match="validators"):
+        build_columns(Checked, mutable_twin(Checked), {"a": ("x",)}, 1)

@@ -86,6 +86,7 @@ import attrs
 
 from aio_trader._time import IST
 from aio_trader.errors import DataException
+from aio_trader.kite._twins import build_columns, mutable_twin
 
 __all__ = [
     "GST",
@@ -1113,6 +1114,17 @@ def _parse_csv(cls: type[R], text: str | bytes) -> list[R]:
     return out
 
 
+def _twin(cls: type[Record]) -> type:
+    """The mutable twin ``_records_from_columns`` builds ``cls``'s records with."""
+    twin = _TWINS.get(cls)
+    if twin is None:
+        twin = _TWINS[cls] = mutable_twin(cls)
+    return twin
+
+
+_TWINS: dict[type, type] = {}
+
+
 def _split_columns(text: str) -> tuple[list[str], list[Sequence[str]]] | None:
     """Header and columns of a quote-free, CR-free dump whose rows all have the header's
     width (one trailing newline allowed); None for anything else."""
@@ -1155,7 +1167,10 @@ def _records_from_columns(
         converted.append(tuple(column) if convert is None else tuple(map(convert, column)))
     unknown = [name for name in header if name not in plan.names]
     if not unknown:
-        return list(map(cls, *converted))
+        count = len(converted[0]) if converted else 0
+        values = {name: column for (name, _), column in zip(plan.loaders, converted, strict=True)}
+        values["extra"] = (_EMPTY,) * count
+        return build_columns(cls, _twin(cls), values, count)
     extras = zip(*(columns[position[name]] for name in unknown), strict=True)
     return [
         cls(*args, extra=dict(zip(unknown, extra, strict=True)))
