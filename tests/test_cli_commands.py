@@ -58,7 +58,7 @@ def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("COLUMNS", "200")
     for name in KITE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    return tmp_path / "aio_trader"
+    return tmp_path / "aio-trader"
 
 
 def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
@@ -240,7 +240,9 @@ async def test_account_tables_from_a_running_server_with_credentials_from_the_en
 ) -> None:
     async with Sandbox() as sb:
         async with Kite(sb.api_key, sb.access_token, root=sb.root_url, token_cache=False) as kite:
-            order_id = await kite.place_order("regular", "NSE", "INFY", "BUY", 3, "CNC", "MARKET")
+            order_id = await kite.place_order(
+                "regular", "NSE", "INFY", "BUY", 3, "CNC", "MARKET", market_protection=-1
+            )
         sb.step_market()  # a market step fills it (the clock would, a moment later)
         env = {"KITE_API_KEY": sb.api_key, "KITE_ACCESS_TOKEN": sb.access_token}
         common = ("--root", sb.root_url, "--backend", anyio_backend)

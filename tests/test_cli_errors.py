@@ -17,6 +17,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
+from aio_trader._cli import market
 from aio_trader._cli.connection import describe, run
 from aio_trader._cli.market import atomic_path
 from aio_trader.cli import main
@@ -231,9 +232,22 @@ def test_a_bare_symbol_gets_the_exchange_symbol_hint_before_any_request() -> Non
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_streaming_a_token_no_instrument_has_says_so(backend: str) -> None:
-    line = one_line_error(invoke("stream", "--sandbox", "--backend", backend, "99999999"), 2)
-    assert "no instrument has the token 99999999" in line
+def test_streaming_a_token_no_instrument_has_says_nothing_arrives(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(market, "SILENT_AFTER", 0.5)
+    result = invoke(
+        *("stream", "--sandbox", "--backend", backend, "--plain", "--duration", "2"),
+        *("99999999", "NSE:INFY"),
+    )
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.splitlines()
+    [silent] = [line for line in lines if line.startswith("no ticks for")]
+    assert silent.startswith("no ticks for 99999999 in 0.5 s: ")  # INFY ticked
+    assert "instrument token that does not exist" in silent
+    assert lines[-1].startswith("stream finished: ")
+    assert lines[-1].endswith("(99999999 0, NSE:INFY " + lines[-1].split()[-1])
 
 
 # -- Kite's rate limits across processes ---------------------------------------------------------

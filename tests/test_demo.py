@@ -11,7 +11,9 @@ import sys
 import anyio
 import pytest
 from anyio.streams.text import TextReceiveStream
+from rich.console import Console
 
+from aio_trader._cli.render import LiveScreen, TickBoard
 from aio_trader.demo import run_demo
 from aio_trader.sandbox import SandboxConfig
 
@@ -51,7 +53,10 @@ def test_demo_runs_headless_end_to_end(backend: str) -> None:
     [market] = order_ids(out, "MARKET")
     [limit] = order_ids(out, r"LIMIT")
     assert re.search(
-        rf"^order update {market} MARKET BUY NSE:INFY COMPLETE filled 1/1 at", out, re.M
+        # Kite books a protected market order as a LIMIT at the protected price.
+        rf"^order update {market} (MARKET|LIMIT) BUY NSE:INFY COMPLETE filled 1/1 at",
+        out,
+        re.M,
     )
     assert f"order update {limit} LIMIT BUY NSE:INFY OPEN filled 0/1" in out
     assert re.search(r"^position: NSE:INFY CNC qty 1 avg [\d,.]+ pnl [+-]", out, re.M)
@@ -72,7 +77,7 @@ async def test_demo_stops_cleanly_on_sigint(anyio_backend: str) -> None:
         with anyio.fail_after(HANG_GUARD):
             async for chunk in TextReceiveStream(process.stdout):
                 text += chunk
-                if re.search(r"^order update \d+ MARKET BUY NSE:INFY COMPLETE", text, re.M):
+                if re.search(r"^order update \d+ \w+ BUY NSE:INFY COMPLETE", text, re.M):
                     break
             process.send_signal(signal.SIGINT)
             text += "".join([chunk async for chunk in TextReceiveStream(process.stdout)])
@@ -92,6 +97,24 @@ async def test_run_demo_live_view_shows_ticks_and_orders(anyio_backend: str) -> 
     assert summary.order_updates >= 3
     assert "aio-trader demo (Ctrl-C to stop)" in text
     assert re.search(r"NSE:NIFTY 50 +│ +[\d,.]+ │ [+-][\d.]+% │", text)
+    # The tick count of each instrument, in the last column.
+    assert re.search(r"NSE:INFY +│ .* │ +\d+ │\n", text)
+    # The first events stay in the panel for the whole run.
+    final = text[text.rindex("aio-trader demo (Ctrl-C to stop)") :]
+    assert "login: http://127.0.0.1:" in final
+    assert "profile: AB1234 Sandbox User" in final
     assert "orders (updates over the WebSocket)" in text
-    assert re.search(r"MARKET +│ BUY +│ NSE:INFY +│ COMPLETE", text)
+    assert re.search(r"(MARKET|LIMIT) +│ BUY +│ NSE:INFY +│ COMPLETE", text)
     assert re.search(r"LIMIT +│ BUY +│ NSE:INFY +│ (OPEN|CANCELLED)", text)
+
+
+def test_the_live_panel_keeps_its_pinned_notes_and_the_latest_ones() -> None:
+    screen = LiveScreen(Console(file=io.StringIO()), TickBoard({}), "title", pinned=2)
+    for number in range(30):
+        screen.note(f"note {number}")
+    assert screen.notes == [
+        "note 0",
+        "note 1",
+        f"… {30 - 2 - LiveScreen.RECENT} more",
+        *(f"note {n}" for n in range(30 - LiveScreen.RECENT, 30)),
+    ]

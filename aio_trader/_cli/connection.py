@@ -461,9 +461,8 @@ def check_instruments(specs: Sequence[str]) -> None:
 
 async def resolve_instruments(kite: Kite, specs: Sequence[str]) -> dict[int, str]:
     """``{instrument_token: label}`` for ``EXCHANGE:SYMBOL`` specs (looked up in each
-    exchange's instruments dump, fetched once per exchange) and bare tokens (checked with
-    one ``ltp`` call: a token no instrument has is a usage error, not a silent stream), in
-    order; an instrument given twice (by name and by token) keeps its first label."""
+    exchange's instruments dump, fetched once per exchange) and bare tokens, in order; an
+    instrument given twice (by name and by token) keeps its first label."""
     check_instruments(specs)
     wanted: dict[str, list[str]] = {}
     for spec in specs:
@@ -476,16 +475,9 @@ async def resolve_instruments(kite: Kite, specs: Sequence[str]) -> dict[int, str
         for exchange, dump in zip(wanted, dumps, strict=True)
         for instrument in dump
     }
-    bare = [spec for spec in specs if spec.isdigit()]
-    known = await kite.ltp(bare) if bare else {}
     labels: dict[int, str] = {}
     for spec in specs:
         if spec.isdigit():
-            if spec not in known:
-                raise click.BadParameter(
-                    f"no instrument has the token {spec} (see `aio-trader instruments`)",
-                    param_hint="INSTRUMENTS",
-                )
             labels.setdefault(int(spec), spec)
             continue
         exchange, _, symbol = spec.partition(":")

@@ -47,6 +47,8 @@ from .render import JsonScreen, LiveScreen, Screen, TickBoard, grouped
 __all__ = ["historical", "instruments", "ltp", "quote", "stream", "write_parquet"]
 
 INSTRUMENTS_ARGUMENT = click.argument("instruments", nargs=-1, required=True)
+#: Seconds after which ``stream`` names the instruments no tick arrived for.
+SILENT_AFTER = 5.0
 
 
 # -- quote, ltp ---------------------------------------------------------------------------------
@@ -262,15 +264,31 @@ async def _stream(
                 async with client.feed(overflow=overflow) as feed:
                     await feed.subscribe(list(board.labels), mode=mode)
                     screen.note(f"streaming {', '.join(board.labels.values())} ({mode} mode)")
-                    async for item in feed:
-                        if screen.show(item):
-                            ticks += 1
-                            if count is not None and ticks >= count:
-                                break
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(_note_silent, screen, board)
+                        async for item in feed:
+                            if screen.show(item):
+                                ticks += 1
+                                if count is not None and ticks >= count:
+                                    break
+                        tg.cancel_scope.cancel()
         counts = ", ".join(
             f"{board.label(token)} {board.counts.get(token, 0)}" for token in board.labels
         )
         screen.note(f"stream finished: {ticks} ticks ({counts})")
+
+
+async def _note_silent(screen: Screen, board: TickBoard) -> None:
+    """After ``SILENT_AFTER`` seconds, name the instruments nothing arrived for (Kite's
+    ticker sends nothing, and no error, for a token no instrument has)."""
+    await anyio.sleep(SILENT_AFTER)
+    silent = [board.label(token) for token in board.labels if not board.counts.get(token)]
+    if silent:
+        screen.note(
+            f"no ticks for {', '.join(silent)} in {SILENT_AFTER:g} s: Kite sends none for an "
+            "instrument token that does not exist (see `aio-trader instruments`), nor while "
+            "its market is closed"
+        )
 
 
 @click.command()

@@ -130,10 +130,11 @@ class TickBoard:
         return self.labels.get(token, str(token))
 
     def table(self, title: str | None = None) -> Table:
-        """Instrument, ``TICK_COLUMNS`` and the number of ticks received, one row each."""
+        """Instrument, ``TICK_COLUMNS`` and ``#``: the number of ticks received (a short
+        header, so that the table fits 80 columns), one row each."""
         table = Table(title=title, expand=False)
         table.add_column("instrument", no_wrap=True)
-        for name in (*TICK_COLUMNS, "ticks"):
+        for name in (*TICK_COLUMNS, "#"):
             table.add_column(name, justify="right")
         for token in dict.fromkeys([*self.labels, *self.ticks]):
             tick = self.ticks.get(token)
