@@ -195,3 +195,109 @@ def test_doc_code_blocks_parse_and_import(page: str, index: int, code: str) -> N
             module = importlib.import_module(node.module or "")
             for alias in node.names:
                 assert hasattr(module, alias.name), f"{page}: {node.module}.{alias.name}"
+
+
+#: The pages whose code blocks must fit the docs page's width (the others' owners keep
+#: theirs), and that width: what fits beside the navigation without a scroll bar.
+NARROW_PAGES = ("index.md", "cli.md", "examples.md", "troubleshooting.md", "migration.md")
+DOCS_WIDTH = 88
+
+
+@pytest.mark.parametrize("page", NARROW_PAGES)
+def test_doc_code_lines_fit_the_page(page: str) -> None:
+    text = (EXAMPLES.parent / "docs" / page).read_text()
+    for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.DOTALL):
+        for line in block.splitlines():
+            assert len(line) <= DOCS_WIDTH, f"{page}: {line}"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
+def test_example_lines_fit_the_docs_page(path: Path) -> None:
+    """The examples are included whole in docs/examples.md."""
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        assert len(line) <= DOCS_WIDTH, f"{path.name}:{number}"
+
+
+def _programs() -> list[tuple[str, str]]:
+    """Every Python program a user copies: README and docs blocks, the examples."""
+    root = EXAMPLES.parent
+    found = [(f"README.md[{i}]", code) for i, code in enumerate(_python_blocks(root / "README.md"))]
+    for page in sorted((root / "docs").glob("*.md")):
+        found += [(f"{page.name}[{i}]", code) for i, code in enumerate(_python_blocks(page))]
+    found += [(path.name, path.read_text()) for path in sorted(EXAMPLES.glob("*.py"))]
+    return found
+
+
+def _python_blocks(page: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
+
+
+def test_every_market_order_shown_carries_market_protection() -> None:
+    """Since April 2026 Kite refuses MARKET and SL-M orders without market protection: no
+    program in the README, the docs or the examples places one."""
+    checked = 0
+    for where, code in _programs():
+        if code.lstrip().startswith("--8<--"):
+            continue  # an included example, checked as itself
+        tree = compile(code, where, "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "place_order"):
+                continue
+            keywords = {k.arg: k.value for k in node.keywords}
+            kind = keywords.get("order_type")
+            literal = kind.value if isinstance(kind, ast.Constant) else None
+            attribute = kind.attr if isinstance(kind, ast.Attribute) else ""
+            unprotected_kinds = ("ORDER_TYPE_MARKET", "ORDER_TYPE_SLM")
+            if literal in ("MARKET", "SL-M") or attribute in unprotected_kinds:
+                checked += 1
+                assert "market_protection" in keywords, f"{where}: line {node.lineno}"
+    assert checked >= 4  # README, index.md, migration.md (both sides), sandbox.md
+
+
+def test_readme_says_how_to_run_examples_and_the_reference_data_tests() -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    assert ".venv/bin/python examples/" in readme
+    assert "git clone https://github.com/zerodha/kiteconnect-mocks ../shared/kiteconnect-mocks" in (
+        readme
+    )
+    assert not re.search(r"(?<![/\w])python examples/", readme)
+    docs = (EXAMPLES.parent / "docs" / "examples.md").read_text()
+    assert not re.search(r"(?<![/\w])python examples/", docs)
+    assert "troubleshooting.md" in (EXAMPLES.parent / "mkdocs.yml").read_text()
+
+
+def _listed_members(page: str, target: str) -> list[str]:
+    """The ``members:`` list of the ``::: target`` block of ``docs/api/<page>``."""
+    text = (EXAMPLES.parent / "docs" / "api" / page).read_text()
+    block = text.split(f"::: {target}\n", 1)[1].split(":::", 1)[0]
+    return re.findall(r"^ +- (\w+)$", block.split("members:", 1)[1], re.MULTILINE)
+
+
+def test_the_kite_reference_lists_every_public_method() -> None:
+    """``docs/api/kite.md`` lists Kite's members explicitly: none missing, none stale."""
+    from aio_trader.kite import Kite
+
+    public = {name for name in vars(Kite) if not name.startswith("_")}
+    assert set(_listed_members("kite.md", "aio_trader.kite._broker.Kite")) == public
+
+
+def test_the_api_reference_opens_with_the_class_and_its_public_methods(tmp_path: Path) -> None:
+    pytest.importorskip("mkdocstrings")
+    site = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=EXAMPLES.parent,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for page, cls in (("kite", "Kite"), ("feed", "KiteFeed")):
+        html = (site / "api" / page / "index.html").read_text()
+        ids = re.findall(r'<h[2-4] id="([^"]+)"', html)
+        assert ids[0] == f"aio_trader.kite._{'broker' if cls == 'Kite' else 'feed'}.{cls}"
+        members = [i.rsplit(".", 1)[1] for i in ids if i.startswith(f"{ids[0]}.")]
+        assert members
+        assert not [m for m in members if m.startswith("_") and not m.startswith("__")]
