@@ -299,6 +299,18 @@ def test_timestamps_are_ist_whatever_the_local_zone(monkeypatch: pytest.MonkeyPa
     assert tick.exchange_timestamp.replace(tzinfo=None) == datetime.datetime(2021, 7, 5, 10, 41, 27)
 
 
+def test_timestamp_cache_stays_bounded_and_exact() -> None:
+    """Every timestamp distinct (a cache miss each): values exact, the cache bounded."""
+    stamps = [T0 + 7 * i for i in range(1, 3 * codec._TIMES_MAX, 3)]
+    for start in range(0, len(stamps), 500):
+        chunk = stamps[start : start + 500]
+        ticks = decode_frame(frame_of(*(packet(32, (0, "I", INDEX), (28, "I", s)) for s in chunk)))
+        for tick, stamp in zip(ticks, chunk, strict=True):
+            assert isinstance(tick, IndexFullTick)
+            assert tick.exchange_timestamp == datetime.datetime.fromtimestamp(stamp, IST)
+        assert len(codec._TIMES) <= codec._TIMES_MAX + 500  # emptied before a frame when full
+
+
 # -- lazily decoded parts behave as plain fields -------------------------------------------
 
 

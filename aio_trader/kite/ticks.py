@@ -96,10 +96,12 @@ def segment_divisor(segment_or_token: int) -> float:
 # -- timestamps -----------------------------------------------------------------------
 
 #: Epoch seconds -> IST datetime: ticks of one frame mostly share a few seconds. Bounded
-#: (cleared when full), so adversarial timestamps cost a miss each, never memory.
+#: by ``decode_frame``, which empties it before a frame when it holds more than
+#: ``_TIMES_MAX`` (so a miss costs a lookup, the conversion and one insert, no more).
 _TIMES: Final[dict[int, datetime.datetime]] = {}
 _TIMES_MAX: Final = 4096
 _cached_time: Final = _TIMES.get
+_remember_time: Final = _TIMES.setdefault
 _fromtimestamp: Final = datetime.datetime.fromtimestamp
 
 
@@ -109,12 +111,7 @@ def _time(epoch: int) -> datetime.datetime | None:
     ``datetime.fromtimestamp`` with a fixed offset is the cheapest exact conversion
     (no local time zone lookup); decoders try ``_cached_time(epoch)`` first.
     """
-    if not epoch:
-        return None
-    if len(_TIMES) >= _TIMES_MAX:
-        _TIMES.clear()
-    value = _TIMES[epoch] = _fromtimestamp(epoch, IST)
-    return value
+    return _remember_time(epoch, _fromtimestamp(epoch, IST)) if epoch else None
 
 
 def _epoch(value: datetime.datetime | None, what: str) -> int:
@@ -609,6 +606,8 @@ def decode_frame(
     size = len(frame)
     if size < 2:
         return []
+    if len(_TIMES) > _TIMES_MAX:
+        _TIMES.clear()
     count = frame[0] << 8 | frame[1]
     if size >= 4:
         # Fast path: every packet of one known length, as when all are in one mode.
