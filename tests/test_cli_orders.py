@@ -193,3 +193,24 @@ def test_order_help_uses_place_orders_parameter_names() -> None:
         "--root",
     ):
         assert option in result.output
+
+
+def test_a_rejected_order_ends_with_status_1_and_kites_reason() -> None:
+    result = invoke(
+        *("order", "place", "--sandbox", *INFY, "--quantity", "10000000", "--product", "CNC"),
+        *("--order-type", "LIMIT", "--price", "1500", "--timeout", "60"),
+    )
+    assert result.exit_code == 1
+    assert "REJECTED" in result.output
+    assert "Insufficient funds" in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: order ")
+
+
+@pytest.mark.parametrize("wait", [(), ("--no-wait",)])
+def test_values_the_client_refuses_are_usage_errors(wait: tuple[str, ...]) -> None:
+    result = invoke(
+        *("order", "place", "--sandbox", *INFY, "--quantity", "1", "--product", "CNC"),
+        *("--order-type", "LIMIT", "--price", "1500", "--tag", "x" * 21, *wait),
+    )
+    assert result.exit_code == 2
+    assert "tag must be 1 to 20 letters or digits" in result.output

@@ -35,7 +35,6 @@ from .account import Column, show_records
 from .connection import (
     Connection,
     check_instruments,
-    check_url,
     connection_options,
     open_client,
     resolve_instruments,
@@ -338,7 +337,6 @@ def stream(
     else:
         view = "live"
     check_instruments(instruments)
-    check_url(conn.ticker_url, "--ticker-url", "KITE_TICKER_URL", ("ws", "wss"))
     run(conn.backend, _stream, conn, instruments, mode, view, count, duration, overflow)
 
 

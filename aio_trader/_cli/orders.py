@@ -258,33 +258,47 @@ async def _act_and_follow(
     show the order's states until final (or the first one after a modification)."""
     async with open_client(conn) as client:
         if no_wait:
-            await act(client)
+            await _acting(act, client)
             return
         async with client.feed() as feed:
-            try:
-                order_id = await act(client)
-            except ValueError as error:  # the client refused it before any request
-                raise click.UsageError(str(error)) from None
+            order_id = await _acting(act, client)
             click.echo("following its status (Ctrl-C stops following; the order stays)")
             deadline = math.inf if follow_for is None else anyio.current_time() + follow_for
+            final: _State | None = None
             async with shutdown_on_signals():
                 with anyio.CancelScope(deadline=deadline) as scope:
-                    await _follow(client, feed, order_id, next_update_only)
+                    final = await _follow(client, feed, order_id, next_update_only)
             if scope.cancelled_caught and follow_for is not None:
                 click.echo(f"stopped following order {order_id} after {follow_for:g} s")
+    if final is not None and final.status == "REJECTED":
+        raise click.ClickException(f"order {order_id} was rejected (see its message above)")
 
 
-async def _follow(client: Client, feed: KiteFeed, order_id: str, next_update_only: bool) -> None:
+async def _acting(act: Callable[[Client], Any], client: Client) -> str:
+    """``act(client)``; a ``ValueError`` (the client refused the values before any
+    request: a tag too long, a MARKET order without protection) is a usage error."""
+    try:
+        return str(await act(client))
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+
+
+async def _follow(
+    client: Client, feed: KiteFeed, order_id: str, next_update_only: bool
+) -> _State | None:
     """Print each new state of ``order_id`` (from the feed, or from its history every
-    ``HISTORY_EVERY`` s) until it is final (or, with ``next_update_only``, the first one)."""
+    ``HISTORY_EVERY`` s) until it is final (or, with ``next_update_only``, the first one);
+    returns that last state."""
     shown: set[_State] = set()
     done = anyio.Event()
+    last: list[_State] = []
 
     def show(state: _State, line: str) -> None:
         if state not in shown:
             shown.add(state)
             click.echo(line)
         if state.status in FINAL or next_update_only:
+            last.append(state)
             done.set()
 
     async def updates() -> None:
@@ -311,3 +325,4 @@ async def _follow(client: Client, feed: KiteFeed, order_id: str, next_update_onl
         tg.start_soon(history)
         await done.wait()
         tg.cancel_scope.cancel()
+    return last[0] if last else None
