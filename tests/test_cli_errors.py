@@ -254,31 +254,25 @@ def test_streaming_a_token_no_instrument_has_says_nothing_arrives(
 
 
 async def test_two_quote_commands_at_once_wait_out_the_429_and_both_succeed(
-    anyio_backend: str,
+    anyio_backend: str, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Kite allows 1 quote request a second per api_key, across programs: of two commands
-    run at once (two processes), one is refused with a 429, says so, waits, and succeeds
-    on its one retry."""
+    run at once (two threads, each with its own client and limiter, as two processes
+    would be), one is refused with a 429, says so, waits, and succeeds on its retry."""
     async with Sandbox() as sb:
-        command = [sys.executable, "-m", "aio_trader.cli", "quote", "--root", sb.root_url]
-        command += ["--backend", anyio_backend, "--json", "NSE:INFY"]
-        env = {**os.environ, **sandbox_env(sb)}
-        results: list[subprocess.CompletedProcess[bytes]] = []
-
-        async def one() -> None:
-            results.append(await anyio.run_process(command, env=env, check=False))
-
+        for name, value in sandbox_env(sb).items():
+            monkeypatch.setenv(name, value)
+        args = ["quote", "--root", sb.root_url, "--backend", anyio_backend, "--json", "NSE:INFY"]
+        command = functools.partial(main.main, args=args, standalone_mode=False)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(one)
-            tg.start_soon(one)
+            tg.start_soon(anyio.to_thread.run_sync, command)
+            tg.start_soon(anyio.to_thread.run_sync, command)
         refused = sb.state.stats.refused_429[EndpointGroup.QUOTE]
-    assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
-    errors = [r.stderr.decode() for r in results]
-    waited = [e for e in errors if "Kite answered 429 (too many requests)" in e]
-    assert len(waited) == 1, errors
+    out, err = capfd.readouterr()
+    assert err.count("Kite answered 429 (too many requests): waiting 1 s") == 1, err
     assert refused == 1
-    assert all(b'"instrument":"NSE:INFY"' in r.stdout for r in results)
-    assert not any("Traceback" in e for e in errors)
+    assert out.count('"instrument":"NSE:INFY"') == 2
+    assert "Traceback" not in err
 
 
 def test_a_429_reads_as_one_error_not_two() -> None:
