@@ -61,7 +61,6 @@ def _gateway_extra() -> None:
 
 @click.command()
 @connection_options
-@backend_option
 @_REDIS
 @_PREFIX
 @click.option(
@@ -75,7 +74,6 @@ def _gateway_extra() -> None:
 @click.option("--plain", is_flag=True, help="A status line a second instead of the live view.")
 def gateway(
     conn: Connection,
-    backend: str,
     redis_url: str,
     prefix: str,
     retention: int,
@@ -88,7 +86,7 @@ def gateway(
     _check_redis(redis_url)
     _gateway_extra()
     live = not plain and sys.stdout.isatty()
-    run(backend, _run_gateway, conn, redis_url, prefix, retention, duration, live)
+    run(conn.backend, _run_gateway, conn, redis_url, prefix, retention, duration, live)
 
 
 async def _run_gateway(
