@@ -145,8 +145,9 @@ def _form_value(value: Primitive) -> str:
     return str(value)
 
 
-def _form_bytes(data: Params) -> bytes:
-    """Form fields, url-encoded; a sequence value (or repeated pairs) repeats the key."""
+def _encoded(data: Params) -> str:
+    """Fields url-encoded as httpx encodes them (``urlencode`` of the pairs; ``True`` ->
+    ``true``); a sequence value (or repeated pairs) repeats the key."""
     pairs: list[tuple[str, str]] = []
     items = data.items() if isinstance(data, Mapping) else data
     for key, value in items:
@@ -154,7 +155,16 @@ def _form_bytes(data: Params) -> bytes:
             pairs.extend((key, _form_value(v)) for v in value)
         else:
             pairs.append((key, _form_value(value)))  # type: ignore[arg-type]
-    return urlencode(pairs).encode("ascii")
+    return urlencode(pairs)
+
+
+def _form_bytes(data: Params) -> bytes:
+    """Form fields, url-encoded, as the bytes of a request body."""
+    return _encoded(data).encode("ascii")
+
+
+#: Routes whose joined URL is kept (paths with ids make the set open-ended: it is bounded).
+_ROUTES_KEPT = 256
 
 
 class _Chunk:
@@ -264,6 +274,9 @@ class AsyncRequest:
         self._headers = httpx.Headers(dict(headers or {}))
         self._client: httpx.AsyncClient | None = None
         self._closed = False
+        #: path -> base_url joined with it, built once per route (httpx would parse and
+        #: merge both on every request).
+        self._routes: dict[str, httpx.URL] = {}
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._client is not None else "not open"
@@ -398,10 +411,20 @@ class AsyncRequest:
                 json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
             ).encode()
         try:
+            url = self._routes.get(path)
+            if url is None:
+                url = client.build_request("GET", path).url
+                if len(self._routes) >= _ROUTES_KEPT:
+                    self._routes.clear()
+                self._routes[path] = url
+            if params:
+                query = _encoded(params)
+                if url.query:
+                    query = f"{url.query.decode('ascii')}&{query}"
+                url = url.copy_with(query=query.encode("ascii"))
             request = client.build_request(
                 method,
-                path,
-                params=params if params is None or isinstance(params, Mapping) else list(params),
+                url,
                 content=body,
                 headers=headers,
                 timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
