@@ -561,3 +561,25 @@ async def test_cancelled_post_leaves_no_resource_warning() -> None:
         finally:
             sys.unraisablehook = hook
     assert unraisable == []  # httpx's own byte stream leaves its async generator here
+
+
+# -- each route's URL is built once ---------------------------------------------------------
+
+
+async def test_route_urls_are_built_once_and_match_httpx(server: HTTPServer) -> None:
+    async with AsyncRequest(f"{server.url}/base", backoff=FAST) as http:
+        await http.get("/quote/ltp", params={"i": ["NSE:INFY", "NSE:TCS"], "flag": True})
+        await http.get("/quote/ltp", params=[("i", "BSE:SENSEX")])
+        await http.get("/x?fixed=1", params={"more": "a b"})
+        await http.get("/x?fixed=1")
+        assert set(http._routes) == {"/quote/ltp", "/x?fixed=1"}
+        for n in range(300):  # ids make routes open-ended: the cache stays bounded
+            await http.get(f"/orders/{n}")
+        assert len(http._routes) <= 256
+    targets = [r.target for r in server.requests[:4]]
+    assert targets == [
+        "/base/quote/ltp?i=NSE%3AINFY&i=NSE%3ATCS&flag=true",
+        "/base/quote/ltp?i=BSE%3ASENSEX",
+        "/base/x?fixed=1&more=a+b",
+        "/base/x?fixed=1",
+    ]
