@@ -339,3 +339,68 @@ async def test_csv_dumps_have_kites_columns(mocks: Path, client: httpx.AsyncClie
         lines = response.text.splitlines()
         assert lines[0] == reference[0], name
         assert len(lines) > 1
+
+
+async def test_2026_order_rows_and_triggered_gtts_match_the_reference_shapes(
+    mocks: Path, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    """Rows the April-2026 rules shape (protected market orders, autoslice children), an
+    iceberg with its meta, an auction order, a cover order, a triggered GTT."""
+    low = round(sb.state.market.last_price(408065) * 0.5, 1)
+    await ok(client.post("/orders/regular", data={**ORDER, "market_protection": "5"}))
+    iceberg = {**ORDER, "order_type": "LIMIT", "price": str(low), "quantity": "10"}
+    await ok(
+        client.post(
+            "/orders/iceberg", data={**iceberg, "iceberg_legs": "2", "iceberg_quantity": "5"}
+        )
+    )
+    holding = (await ok(client.get("/portfolio/holdings/auctions")))[0]
+    auction = {
+        **iceberg,
+        "quantity": "1",
+        "transaction_type": "SELL",
+        "exchange": holding["exchange"],
+        "tradingsymbol": holding["tradingsymbol"],
+        "auction_number": holding["auction_number"],
+    }
+    await ok(client.post("/orders/auction", data=auction))
+    sliced = {**ORDER, "exchange": "NFO", "tradingsymbol": "NIFTY26DECFUT", "product": "NRML"}
+    await ok(
+        client.post("/orders/regular", data={**sliced, "quantity": "150", "autoslice": "true"})
+    )
+    cover = {**ORDER, "product": "MIS", "trigger_price": str(low)}
+    await ok(client.post("/orders/co", data=cover))
+    rows = await ok(client.get("/orders"))
+    assert {row["variety"] for row in rows} >= {"regular", "iceberg", "auction", "co"}
+    check_shape(rows, [mock_data(mocks, "orders.json")], where="orders.json")
+    for row in rows:
+        history = await ok(client.get(f"/orders/{row['order_id']}"))
+        check_shape(history, [mock_data(mocks, "order_info.json")], where="order_info.json")
+    check_shape(
+        await ok(client.get("/portfolio/positions")),
+        [mock_data(mocks, "positions.json")],
+        where="positions.json",
+    )
+
+    last = sb.state.market.last_price(408065)
+    condition = {
+        "exchange": "NSE",
+        "tradingsymbol": "INFY",
+        "trigger_values": [round(last * 1.5, 1)],
+        "last_price": round(last * 2, 1),
+    }
+    legs = [
+        {"transaction_type": "BUY", "quantity": 1, "order_type": "LIMIT", "product": "CNC",
+         "price": low}
+    ]  # fmt: skip
+    form = {"type": "single", "condition": json.dumps(condition), "orders": json.dumps(legs)}
+    trigger = (await ok(client.post("/gtt/triggers", data=form)))["trigger_id"]
+    sb.step_market()
+    triggered = await ok(client.get(f"/gtt/triggers/{trigger}"))
+    assert (triggered["status"], triggered["meta"]) == ("triggered", None)
+    check_shape(triggered, [mock_data(mocks, "gtt_get_order.json")], where="gtt_get_order.json")
+    check_shape(
+        await ok(client.get("/gtt/triggers")),
+        [mock_data(mocks, "gtt_get_orders.json")],
+        where="gtt_get_orders.json",
+    )

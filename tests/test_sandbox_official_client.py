@@ -299,3 +299,36 @@ async def test_official_client_meets_kites_2026_order_rules(sb: Sandbox) -> None
         assert any(i["tradingsymbol"] == "INFY" for i in instruments)
     finally:
         kite.reqsession.close()
+
+
+async def test_official_client_meets_the_static_ip_rule() -> None:
+    from requests.adapters import HTTPAdapter
+
+    class FromRegisteredAddress(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["source_address"] = ("127.0.0.2", 0)
+            super().init_poolmanager(*args, **kwargs)
+
+    config = SandboxConfig(seed=3, market_interval=None, order_ips=("127.0.0.2",))
+    async with Sandbox(config) as sb:
+        kite = await logged_in(sb)
+        order = {
+            "variety": "regular",
+            "exchange": "NSE",
+            "tradingsymbol": "INFY",
+            "transaction_type": "BUY",
+            "quantity": 1,
+            "product": "CNC",
+            "order_type": "LIMIT",
+            "price": 100,
+        }
+        try:
+            with pytest.raises(kite_exceptions.PermissionException, match="static IP"):
+                await in_thread(kite.place_order, **order)
+            assert sb.state.book.orders == {}
+            assert (await in_thread(kite.profile))["user_id"] == sb.user_id  # reads stay open
+            kite.reqsession.mount("http://", FromRegisteredAddress())
+            order_id = await in_thread(kite.place_order, **order)
+            assert await in_thread(kite.cancel_order, "regular", order_id) == order_id
+        finally:
+            kite.reqsession.close()

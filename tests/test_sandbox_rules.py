@@ -190,7 +190,7 @@ async def test_every_rule_switches_off() -> None:
         httpx.AsyncClient(base_url=sb.root_url, headers=headers(sb)) as client,
     ):
         row = await order(client, ok(await client.post("/orders/regular", data=BUY))["order_id"])
-        assert (row["order_type"], row["status"], row["tags"]) == ("MARKET", "COMPLETE", None)
+        assert (row["order_type"], row["status"], row.get("tags")) == ("MARKET", "COMPLETE", None)
         gold = {**BUY, "exchange": "MCX", "tradingsymbol": "GOLD26DECFUT", "product": "NRML"}
         gold |= {"quantity": "100", "validity": "IOC"}
         ok(await client.post("/orders/regular", data=gold))

@@ -268,8 +268,10 @@ class Order:
         """The ``/orders`` entry."""
         i = self.instrument
         tags = ([self.tag] if self.tag else []) + self.system_tags
-        # Kite sends auction_number only on auction orders
-        auction = {} if self.auction_number is None else {"auction_number": self.auction_number}
+        # Kite sends tags only when there are some, auction_number only on auction orders
+        optional: dict[str, Any] = {"tags": tags} if tags else {}
+        if self.auction_number is not None:
+            optional["auction_number"] = self.auction_number
         return {
             "account_id": self.account_id,
             "placed_by": "",
@@ -304,9 +306,8 @@ class Order:
             "market_protection": self.market_protection,
             "meta": {key: dict(value) for key, value in self.meta.items()},
             "tag": self.tag,
-            "tags": tags or None,
             "guid": self.guid,
-            **auction,
+            **optional,
         }
 
 
