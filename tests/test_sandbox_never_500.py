@@ -388,16 +388,19 @@ async def test_malformed_ticker_messages_keep_the_connection_open(sb: Sandbox) -
         aconnect_ws(url, http, max_message_size_bytes=2**24) as ws,
     ):
 
-        async def exchange(message: str) -> None:
+        async def exchange(message: str | bytes) -> None:
             with anyio.fail_after(HANG_GUARD):
-                await ws.send_text(message)
+                if isinstance(message, bytes):
+                    await ws.send_bytes(message)
+                else:
+                    await ws.send_text(message)
                 await ws.send_text(probe)  # answered in order: its error ends this example
                 while "probe-7f3a" not in await next_text(ws):
                     pass
 
         @settings(max_examples=100, suppress_health_check=list(HealthCheck))
-        @given(ticker_messages)
-        def examples(message: str) -> None:
+        @given(ticker_messages | st.binary(max_size=64))
+        def examples(message: str | bytes) -> None:
             anyio.from_thread.run(exchange, message)
 
         await drive(examples)
