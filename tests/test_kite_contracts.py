@@ -513,3 +513,15 @@ async def test_a_burst_of_orders_at_kites_real_limits_earns_no_429() -> None:
     assert len(placed) == 25
     assert sb.state.stats.refused_429[EndpointGroup.ORDER] == 0
     assert sb.state.stats.orders_booked == 25
+
+
+def test_order_windows_keep_a_tenth_of_a_second_for_kites_strict_count() -> None:
+    from aio_trader.kite._broker import _group_limits
+    from aio_trader.ratelimit import Rate
+
+    limits = _group_limits(1.0, 0.02, None)
+    assert Rate(10, 1.1) in limits[EndpointGroup.ORDER]
+    assert Rate(200, 60.1) in limits[EndpointGroup.ORDER]
+    assert Rate(5000, 86400.1) in limits[EndpointGroup.ORDER]
+    assert Rate(10, 1.02) in limits[EndpointGroup.OTHER]  # others keep the plain margin
+    assert Rate(10, 1.5) in _group_limits(1.0, 0.5, None)[EndpointGroup.ORDER]
