@@ -343,7 +343,7 @@ def test_lazy_record_equals_constructed_record() -> None:
     assert hash(decode_frame(frame)[0]) == hash(built)
     assert repr(decode_frame(frame)[0]) == repr(built)
     lazy = decode_frame(frame)[0]
-    assert lazy.depth is lazy.depth  # decoded once, then cached # type: ignore[union-attr]
+    assert lazy.depth is lazy.depth  # one Depth per tick (its sides are built per read)  # type: ignore[union-attr]
     assert lazy == built
     assert hash(lazy) == hash(built)
     assert {decode_frame(frame)[0], built} == {built}
