@@ -407,3 +407,47 @@ async def test_malformed_ticker_messages_keep_the_connection_open(sb: Sandbox) -
         await ws.send_text(json.dumps({"a": "subscribe", "v": [INFY]}))
         assert len(await next_binary(ws)) > 2
     assert sb.state.stats.ws_connections == 1
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"price": "1e308"},
+        {"trigger_price": "1e308", "order_type": "SL"},
+        {"quantity": "1e18"},
+        {"quantity": "99999999999999999999"},
+        {"validity": "TTL", "validity_ttl": "1e18"},
+    ],
+)
+async def test_numbers_too_large_for_any_order_are_a_400(
+    sb: Sandbox, client: httpx.AsyncClient, changes: dict[str, str]
+) -> None:
+    form = {
+        "exchange": "NSE",
+        "tradingsymbol": "INFY",
+        "transaction_type": "BUY",
+        "quantity": "1",
+        "product": "CNC",
+        "order_type": "LIMIT",
+        "price": "100",
+    }
+    input_error(await client.post("/orders/regular", data={**form, **changes}))
+    for path in ("/margins/orders", "/margins/basket", "/charges/orders"):
+        big = [{**form, "quantity": 10**18, "price": 1e300}]  # inf once multiplied
+        input_error(await client.post(path, json=big))
+    assert sb.state.book.orders == {}
+
+
+@pytest.mark.parametrize(
+    "span",
+    [
+        ("9999-12-30", "9999-12-31"),
+        ("0001-01-01", "0001-01-02"),
+        ("0001-01-01T00:00:00-05:00", "0001-01-02T00:00:00"),
+    ],
+)
+async def test_dates_past_the_candle_clock_are_a_400(
+    client: httpx.AsyncClient, span: tuple[str, str]
+) -> None:
+    params = {"from": span[0], "to": span[1]}
+    input_error(await client.get(f"/instruments/historical/{INFY}/day", params=params))

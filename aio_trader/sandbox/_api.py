@@ -62,8 +62,13 @@ def param(params: Mapping[str, Any], name: str, choices: tuple[str, ...] | None 
     return text
 
 
+#: The largest number parameter accepted (prices, quantities, amounts): far above anything
+#: real, small enough that products of them stay finite (and JSON can carry them).
+MAX_NUMBER = 1e12
+
+
 def _number(params: Mapping[str, Any], name: str) -> float | None:
-    """A finite non-negative number parameter, None when absent, else 400."""
+    """A finite number parameter from 0 to ``MAX_NUMBER``, None when absent, else 400."""
     value = params.get(name)
     if value is None or str(value).strip() == "":
         return None
@@ -73,7 +78,7 @@ def _number(params: Mapping[str, Any], name: str) -> float | None:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
         raise ApiError.input(f"Invalid `{name}`.") from None
-    if not math.isfinite(number) or number < 0:
+    if not math.isfinite(number) or not 0 <= number <= MAX_NUMBER:
         raise ApiError.input(f"Invalid `{name}`.")
     return number
 

@@ -617,6 +617,13 @@ def _parse_date(params: Mapping[str, Any], name: str) -> datetime.datetime:
     ISO 8601 (``2026-12-01T09:15:00``, optionally with an offset), read as IST unless an
     offset says otherwise."""
     text = str(param(params, name)).strip()
+    moment = _read_date(text)
+    if moment is None or not 1900 <= moment.year <= 2200:  # the candle clock stays in range
+        raise ApiError.input(f"Invalid `{name}` date: use YYYY-MM-DD HH:MM:SS.")
+    return moment
+
+
+def _read_date(text: str) -> datetime.datetime | None:
     if text.isascii():
         for pattern in _DATE_FORMATS:
             try:
@@ -626,13 +633,12 @@ def _parse_date(params: Mapping[str, Any], name: str) -> datetime.datetime:
         if "T" in text:
             try:
                 moment = datetime.datetime.fromisoformat(text)
-            except ValueError:
-                pass
-            else:
                 if moment.tzinfo is None:
                     return moment.replace(tzinfo=IST)
                 return moment.astimezone(IST)
-    raise ApiError.input(f"Invalid `{name}` date: use YYYY-MM-DD HH:MM:SS.")
+            except (ValueError, OverflowError):  # e.g. year 1 moved west of IST
+                return None
+    return None
 
 
 def _flag(params: Mapping[str, Any], name: str) -> bool:
