@@ -97,21 +97,19 @@ def segment_divisor(segment_or_token: int) -> float:
 
 #: Epoch seconds -> IST datetime: ticks of one frame mostly share a few seconds. Bounded
 #: by ``decode_frame``, which empties it before a frame when it holds more than
-#: ``_TIMES_MAX`` (so a miss costs a lookup, the conversion and one insert, no more).
+#: ``_TIMES_MAX``. The builders convert a timestamp ``x`` with, inline (a function call
+#: would add a fifth to a miss)::
+#:
+#:     _cached_time(x) or (_remember_time(x, _fromtimestamp(x, IST)) if x else None)
+#:
+#: a hit is one dict lookup; a miss one ``datetime.fromtimestamp`` with the fixed IST
+#: offset (the cheapest exact conversion: no local time zone lookup) and one insert; 0
+#: (no time on the wire) is ``None``.
 _TIMES: Final[dict[int, datetime.datetime]] = {}
 _TIMES_MAX: Final = 4096
 _cached_time: Final = _TIMES.get
 _remember_time: Final = _TIMES.setdefault
 _fromtimestamp: Final = datetime.datetime.fromtimestamp
-
-
-def _time(epoch: int) -> datetime.datetime | None:
-    """A cache miss: epoch seconds on the wire to an IST datetime (0 -> None), remembered.
-
-    ``datetime.fromtimestamp`` with a fixed offset is the cheapest exact conversion
-    (no local time zone lookup); decoders try ``_cached_time(epoch)`` first.
-    """
-    return _remember_time(epoch, _fromtimestamp(epoch, IST)) if epoch else None
 
 
 def _epoch(value: datetime.datetime | None, what: str) -> int:
@@ -403,7 +401,9 @@ def _index_full(
     t.instrument_token = token
     t.last_price = last / d
     t.ohlc = _ohlc(open_, high, low, close, d)
-    t.exchange_timestamp = _cached_time(stamp) or _time(stamp)
+    t.exchange_timestamp = _cached_time(stamp) or (
+        _remember_time(stamp, _fromtimestamp(stamp, IST)) if stamp else None
+    )
     t.__class__ = IndexFullTick
     return t  # type: ignore[no-any-return]
 
@@ -480,11 +480,15 @@ def _full(
     ohlc.close = close / d
     ohlc.__class__ = Ohlc
     t.ohlc = ohlc
-    t.last_trade_time = _cached_time(trade_time) or _time(trade_time)
+    t.last_trade_time = _cached_time(trade_time) or (
+        _remember_time(trade_time, _fromtimestamp(trade_time, IST)) if trade_time else None
+    )
     t.oi = oi
     t.oi_day_high = oi_high
     t.oi_day_low = oi_low
-    t.exchange_timestamp = _cached_time(stamp) or _time(stamp)
+    t.exchange_timestamp = _cached_time(stamp) or (
+        _remember_time(stamp, _fromtimestamp(stamp, IST)) if stamp else None
+    )
     t.depth = depth
     t.__class__ = FullTick
     return t  # type: ignore[no-any-return]
