@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime
+import gc
 import json
 import logging
 import pickle
@@ -367,6 +368,29 @@ def test_decoded_depth_builds_its_levels_when_read() -> None:
         depth.buy = ()  # type: ignore[misc]
     with pytest.raises(AttributeError, match="no_such_side"):
         depth.no_such_side  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_a_decoded_full_tick_keeps_no_levels_alive() -> None:
+    """What makes a tick cheap to keep: after its depth is read, the tick still refers
+    only to its own values, its Ohlc and a Depth of bytes (no level, no list, no dict)."""
+    tick = decode_frame(encode_frame([full_tick()]))[0]
+    assert isinstance(tick, FullTick)
+    _ = (tick.depth.buy, tick.depth.sell, tick.ohlc)
+    kept = [*gc.get_referents(tick), *gc.get_referents(tick.depth)]
+    assert not [x for x in kept if isinstance(x, DepthLevel | tuple | list | dict)]
+    tracked = [x for x in gc.get_referents(tick) if gc.is_tracked(x)]
+    assert sorted(type(x).__name__ for x in tracked) == ["Depth", "Ohlc", "type"]
+
+
+def test_decoding_never_switches_the_garbage_collector() -> None:
+    frame = encode_frame([full_tick()] * 100)
+    for enabled in (True, False):
+        gc.enable() if enabled else gc.disable()
+        try:
+            assert len(decode_frame(frame)) == 100
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
 
 
 def test_lazy_record_copies_pickles_evolves() -> None:
