@@ -248,21 +248,39 @@ NAMES = [
     "rhs_type", "rhs_constant", "basket", "position_type", "old_product", "new_product",
     "mode", "consider_positions", "segment",
 ]  # fmt: skip
+CONDITION = '{"exchange": "NSE", "tradingsymbol": "INFY", "trigger_values": [1], "last_price": 2}'
+GTT_ORDERS = '[{"transaction_type": "BUY", "quantity": 1, "order_type": "LIMIT", "product": "CNC"}]'
 VALUES = [
     "", " ", "NSE", "NFO", "MCX", "INDICES", "INFY", "NIFTY 50", "NIFTY26DECFUT", "BUY", "SELL",
     "1", "0", "-1", "75", "2250", "1e999", "nan", "-inf", "²", "١٢", "1.5", "99999999999999999999",
     "CNC", "MIS", "CO", "MARKET", "LIMIT", "SL", "SL-M", "IOC", "TTL", "true", "false",
     "regular", "co", "amo", "iceberg", "auction", "single", "two-leg", "ato", ">=",
     "2026-12-01 09:15:00", "2026-12-01T09:15:00", "[]", "{}", "[1, 2]", '{"a": [', NESTED,
-    '{"exchange": "NSE", "tradingsymbol": "INFY", "trigger_values": [1], "last_price": 2}',
-    '[{"transaction_type": "BUY", "quantity": 1, "order_type": "LIMIT", "product": "CNC"}]',
+    CONDITION, GTT_ORDERS,
     "\x00", "%", "NSE:INFY", "a" * 300,
 ]  # fmt: skip
 SEGMENTS = ["regular", "co", "amo", "²", "-1", "0", "1", "99999999999999999999", "NSE",
             "minute", "day", "buy", "equity", "..", "%00", "a" * 200]  # fmt: skip
 
 texts = st.one_of(st.sampled_from(VALUES), st.text(max_size=24))
-fields = st.dictionaries(st.one_of(st.sampled_from(NAMES), st.text(max_size=8)), texts, max_size=8)
+loose_fields = st.dictionaries(
+    st.one_of(st.sampled_from(NAMES), st.text(max_size=8)), texts, max_size=8
+)
+#: A valid order (or GTT, alert...) form with a few fields changed: reaches the deep checks.
+VALID = {
+    "exchange": "NSE", "tradingsymbol": "INFY", "transaction_type": "BUY", "quantity": "1",
+    "product": "CNC", "order_type": "LIMIT", "price": "100", "market_protection": "-1",
+    "type": "single", "name": "a", "lhs_exchange": "NSE", "lhs_tradingsymbol": "INFY",
+    "operator": ">=", "rhs_type": "constant", "rhs_constant": "1", "amount": "1000",
+    "condition": CONDITION, "orders": GTT_ORDERS, "from": "2026-12-01 09:15:00",
+    "to": "2026-12-01 09:20:00", "position_type": "day", "old_product": "MIS",
+    "new_product": "CNC", "frequency": "weekly",
+}  # fmt: skip
+near_valid = st.builds(
+    lambda changes: {**VALID, **changes},
+    st.dictionaries(st.sampled_from(NAMES), texts | st.sampled_from(["1e300", "1e12"]), max_size=3),
+)
+fields = loose_fields | near_valid
 json_values = st.recursive(
     st.none() | st.booleans() | st.floats() | st.integers() | texts,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(NAMES), inner),
@@ -299,7 +317,7 @@ def malformed_requests(draw: st.DrawFn) -> dict[str, Any]:
         segment = draw(st.one_of(st.sampled_from(SEGMENTS), st.text(min_size=1, max_size=12)))
         path = path[:start] + quote(segment, safe="") + path[end + 1 :]
     kind, body = draw(bodies)
-    request: dict[str, Any] = {"method": method, "url": path, "params": draw(fields)}
+    request: dict[str, Any] = {"method": method, "url": path, "params": draw(loose_fields)}
     if method in ("POST", "PUT") or draw(st.booleans()):
         if kind == "form":
             request["data"] = body
