@@ -486,3 +486,14 @@ async def test_historical_accepts_iso_dates(client: httpx.AsyncClient) -> None:
     assert len(iso["candles"]) == 6
     bad = await client.get(path, params={"from": "2026-12-01T09:15:00x", "to": "2026-12-01"})
     refused(bad, 400, "InputException")
+
+
+def test_the_sandbox_command_takes_order_ips_and_checks_them() -> None:
+    from click.testing import CliRunner
+
+    from aio_trader.cli import main
+
+    assert "--order-ips" in CliRunner().invoke(main, ["sandbox", "--help"]).output
+    result = CliRunner().invoke(main, ["sandbox", "--port", "0", "--order-ips", "not-an-ip"])
+    assert result.exit_code == 2
+    assert "not-an-ip" in result.output

@@ -173,7 +173,9 @@ class SandboxConfig:
     #: Kite's April-2026 order rules (``OrderRules.before_2026()``: all off).
     rules: OrderRules = attrs.field(factory=OrderRules)
     #: order requests per minute per account (Kite publishes 200; later reports say 400).
-    orders_per_minute: int = attrs.field(default=200, validator=_positive_or_none)
+    orders_per_minute: int = attrs.field(
+        default=200, validator=[attrs.validators.instance_of(int), attrs.validators.gt(0)]
+    )
     #: static-IP whitelist for the order endpoints (place, modify, cancel, exit): requests from
     #: other client addresses answer 403 PermissionException. Empty (the default): off.
     order_ips: tuple[str, ...] = attrs.field(default=(), converter=_ip_tuple)
