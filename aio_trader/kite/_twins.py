@@ -1,4 +1,4 @@
-"""Fast construction of frozen attrs records: the codec's one interpreter trick, kept here.
+"""Fast construction of frozen attrs records: the one interpreter trick of the library, here.
 
 Why: a frozen attrs record refuses attribute stores, so its ``__init__`` fills each slot
 through ``object.__setattr__``, about 0.1 us a field on CPython 3.11: building a full
@@ -7,7 +7,7 @@ decoder fills a *mutable twin* (a plain class with the record's base classes and
 its ``__slots__``) with ordinary attribute stores, then sets the instance's ``__class__``
 to the record::
 
-    tick = _FullTickTwin()          # object.__new__, no __init__ to run
+    tick = mutable_twin(FullTick)()  # (made once) a plain instance, no __init__ to run
     tick.last_price = 101.25        # an ordinary slot store
     tick.__class__ = FullTick       # now a FullTick, frozen like any other
 

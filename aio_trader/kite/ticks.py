@@ -1,8 +1,9 @@
 """Kite Connect v3 tick codec: binary and text WebSocket frames to attrs records, and back.
 
 Pure: bytes in, records out, no I/O. Decoding never raises for any input: a malformed
-packet is skipped and reported as a :class:`MalformedPacket` (to ``on_malformed``, or
-logged at WARNING), while the frame's well-formed packets are still returned.
+packet is skipped and reported as a :class:`MalformedPacket` (each to ``on_malformed``;
+without it, one WARNING per frame with their count), while the frame's well-formed
+packets are still returned.
 
 Wire format (big-endian): a frame is a 2-byte packet count, then per packet a 2-byte
 length and the packet. The packet's length tells its kind:
