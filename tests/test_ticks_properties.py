@@ -78,6 +78,26 @@ def test_to_dict_equals_the_official_parser(ticks_: list[Tick]) -> None:
             assert mine[key] == kite[key], key
 
 
+@given(
+    st.lists(
+        st.sampled_from([8, 28, 32, 44, 184]).flatmap(lambda n: st.binary(min_size=n, max_size=n)),
+        max_size=8,
+    )
+)
+def test_any_packet_bytes_equal_the_official_parser(packets: list[bytes]) -> None:
+    """Adversarial input: every 32-bit field random (any segment, any timestamp, any
+    depth), decoded as the official client does; depth read twice gives equal levels."""
+    frame = struct.pack(">H", len(packets))
+    frame += b"".join(struct.pack(">H", len(p)) + p for p in packets)
+    theirs = [official(d) for d in OFFICIAL._parse_binary(frame)]
+    ticks_ = decode_frame(frame)
+    assert [tick.to_dict() for tick in ticks_] == theirs
+    for tick in ticks_:
+        depth = getattr(tick, "depth", None)
+        if depth is not None:
+            assert depth.to_dict() == depth.to_dict() == theirs[ticks_.index(tick)]["depth"]
+
+
 @given(st.binary(max_size=600))
 def test_any_bytes_decode_without_raising(frame: bytes) -> None:
     ticks_, bad = decode_collecting(frame)
