@@ -418,12 +418,21 @@ class Kite(AbstractBroker):
     ``token_cache``: where Kite Web enctokens are kept (a :class:`TokenCache`; ``True``:
     the user's config directory; ``False``/``None``: no cache).
     ``reconcile_attempts``/``reconcile_delay``: order-book lookups after an ambiguous
-    order placement, and the wait between them.
+    order placement, and the wait between them. ``market_protection``: the client's
+    explicit default for MARKET and SL-M orders that give none (-1, or above 0 up to 100;
+    without it such orders raise ``ValueError`` before any request, as Kite refuses them).
+
+    Nothing is opened here: ``async with`` (or :meth:`open`) creates the HTTP client.
+    Wrong argument types raise ``TypeError``; a ``root`` without ``http(s)://``, a
+    non-positive ``timeout`` and the other bad values ``ValueError``, before any I/O.
 
     Secrets (tokens, api secret, password, TOTP) never appear in the repr, logs or errors.
 
-    Every call may raise ``KiteError`` subclasses (Kite's answers), ``TransportError``
-    subclasses (after the retries), ``RuntimeError`` once closed. Reads are retried
+    Every call may raise ``KiteError`` subclasses (Kite's answers: 400/403/429 at once,
+    any other non-5xx status as ``UnexpectedStatus`` at once), ``TransportError``
+    subclasses (after the retries), ``ClientClosedError`` (a ``RuntimeError``) before
+    :meth:`open` or once closed, ``ValueError``/``TypeError`` for arguments checked
+    before sending. Reads are retried
     on network errors and 5xx answers; "Cancellation: abandoned" on a read means the
     cancellation propagates at once and nothing changed on the server. Writes say what
     happens in their own docstrings.
