@@ -855,6 +855,13 @@ class Kite(AbstractBroker):
         tag of yours is therefore only reliable if you never reuse it: two orders
         found with it raise ``OrderOutcomeUnknown`` rather than guess.
 
+        Checked before any request (``ValueError``/``TypeError``, nothing sent): the
+        variety, exchange, transaction_type, product, order_type and validity against
+        :mod:`aio_trader.kite.constants`, the tag, and Kite's April-2026 rule: a MARKET
+        or SL-M order needs ``market_protection`` (-1: automatic, or a percentage above
+        0 up to 100) unless the client has an explicit default
+        (``Kite(..., market_protection=-1)``); else use a LIMIT order.
+
         Raises ``InputException``/``OrderException``/``MarginException``... when Kite
         refuses the order (nothing was placed), ``RateLimitError`` on a 429.
         Cancellation: propagates at once; if the request was in flight the order may or
