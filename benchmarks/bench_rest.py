@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 import anyio
 import anyio.to_thread
 import attrs
+from _rounds import header, ratios
 
 from aio_trader.kite import Kite
 
@@ -162,18 +163,31 @@ def bench_ltp(calls: int, rounds: int, backend: str) -> None:
                     for _ in range(calls // 50):
                         await kite.ltp("NSE:INFY")
 
-                for _ in range(rounds):
+                async def our_sequential() -> Timing:
                     started = Timing.now()
                     for _ in range(calls):
                         await kite.ltp("NSE:INFY")
-                    sequential = Timing.now() - started
-                    their_seq = await anyio.to_thread.run_sync(theirs_sequential)
+                    return Timing.now() - started
+
+                async def our_concurrent() -> Timing:
                     started = Timing.now()
                     async with anyio.create_task_group() as group:
                         for _ in range(50):
                             group.start_soon(caller)
-                    concurrent_ours = Timing.now() - started
-                    their_pool = await anyio.to_thread.run_sync(theirs_pool)
+                    return Timing.now() - started
+
+                for index in range(rounds):
+                    # A B in even rounds, B A in odd ones: a change in load hits both alike.
+                    if index % 2 == 0:
+                        sequential = await our_sequential()
+                        their_seq = await anyio.to_thread.run_sync(theirs_sequential)
+                        concurrent_ours = await our_concurrent()
+                        their_pool = await anyio.to_thread.run_sync(theirs_pool)
+                    else:
+                        their_seq = await anyio.to_thread.run_sync(theirs_sequential)
+                        sequential = await our_sequential()
+                        their_pool = await anyio.to_thread.run_sync(theirs_pool)
+                        concurrent_ours = await our_concurrent()
                     results.append((sequential, their_seq, concurrent_ours, their_pool))
             return results
 
@@ -182,12 +196,14 @@ def bench_ltp(calls: int, rounds: int, backend: str) -> None:
         refused = stats(root)["refused_429"]
 
     our_seq, their_seq, our_conc, their_conc = (_median([m[i] for m in measured]) for i in range(4))
+    print(header(f"ltp, our client on {backend}"))
     print(
-        f"ltp, {calls} calls per measurement, medians of {rounds} interleaved rounds, one "
-        f"sandbox process for both, our client on {backend}"
+        f"  {calls} calls per measurement, medians of {rounds} interleaved rounds (A B, B A, ...);"
+        " one sandbox process (apart from this one) for both clients, limits x1e5"
     )
-    print("  wall: what the caller waits (mostly the server); cpu: this process's work")
-    print("  (theirs runs in a worker thread of the same process while our loop waits)")
+    print("  wall: what the caller waits (the server's time included); cpu: this process's")
+    print("  CPU (the client's work: ours on the event loop, theirs in its threads, never both")
+    print("  at once); ours includes its client-side rate limiter, theirs has none")
     rows = [
         ("sequential", "ours", our_seq, calls),
         ("sequential", "theirs", their_seq, calls),
@@ -199,13 +215,14 @@ def bench_ltp(calls: int, rounds: int, backend: str) -> None:
             f"  {mode}  {who:20} wall {timing.wall / n * 1e6:6.0f} us/call "
             f"({n / timing.wall:5.0f} calls/s)  cpu {timing.cpu / n * 1e6:5.0f} us/call"
         )
-    for mode, (_, _, ours_t, n_ours), (_, _, theirs_t, n_theirs) in (
-        ("sequential", rows[0], rows[1]),
-        ("50 callers", rows[2], rows[3]),
-    ):
-        wall = (theirs_t.wall / n_theirs) / (ours_t.wall / n_ours)
-        cpu = (theirs_t.cpu / n_theirs) / (ours_t.cpu / n_ours)
-        print(f"  {mode}: theirs/ours per call: wall {wall:.2f}x, cpu {cpu:.2f}x")
+    for mode, ours_i, theirs_i in (("sequential", 0, 1), ("50 callers", 2, 3)):
+        # Per-round ratios (the two sides of a round ran back to back), then median [spread].
+        wall = ratios([m[theirs_i].wall for m in measured], [m[ours_i].wall for m in measured])
+        cpu = ratios([m[theirs_i].cpu for m in measured], [m[ours_i].cpu for m in measured])
+        print(
+            f"  {mode}: theirs/ours per call (>1: ours is faster): "
+            f"wall {wall.format(2, 'x')}, cpu {cpu.format(2, 'x')}"
+        )
     print(f"  429s: {refused}")
 
 
