@@ -49,7 +49,7 @@ def consumer(server: RedisServer, prefix: str, name: str, **kwargs: Any) -> Redi
 
 async def until(check: Callable[[], bool]) -> None:
     with anyio.fail_after(HANG_GUARD):
-        while not check():
+        while not check():  # noqa: ASYNC110 - polling other objects' state
             await anyio.sleep(0.01)
 
 
@@ -326,3 +326,84 @@ async def test_a_consumer_behind_past_retention_sees_a_counted_gap(
         stats = second.feed.statistics()
         assert (stats.gaps, stats.missed_frames) == (1, gap.missed)
         assert second.ticks[0][0] >= gap.next_seq
+
+
+async def test_an_expired_session_stops_the_gateway_with_token_exception(
+    redis: RedisServer, prefix: str
+) -> None:
+    from aio_trader.errors import TokenException
+
+    async def run(gw: Gateway) -> None:
+        async with gw:  # the feed's first connection fails: raised here, as itself
+            await anyio.sleep_forever()
+
+    async with Sandbox(SandboxConfig(tick_interval=0.02)) as sb:
+        sb.faults.session_expired = True
+        gw = gateway(sb, redis, prefix)
+        with anyio.fail_after(HANG_GUARD), pytest.raises(TokenException):
+            await run(gw)
+        assert gw.statistics().frames == 0
+
+
+async def test_cancelling_a_wait_for_the_next_item_loses_nothing(
+    sb: Sandbox, redis: RedisServer, prefix: str
+) -> None:
+    async with gateway(sb, redis, prefix), consumer(redis, prefix, "patient") as feed:
+        with anyio.move_on_after(0.1) as scope:
+            await feed.__anext__()  # nothing subscribed yet: it waits
+        assert scope.cancelled_caught
+        await feed.subscribe([INFY], "ltp")
+        reader = Reader(feed)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader.run)
+            await until(lambda: len(reader.ticks) >= 5)
+            tg.cancel_scope.cancel()
+        seqs = reader.seqs(INFY)
+        frames = await published(redis, prefix)
+        assert missing(frames, reader, INFY, seqs[0], seqs[-1]) == set()
+
+
+async def test_close_ends_the_iteration_of_another_task(redis: RedisServer, prefix: str) -> None:
+    async with consumer(redis, prefix, "closing") as feed:
+        items: list[object] = []
+
+        async def read() -> None:
+            items.extend([item async for item in feed])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read)
+            await anyio.sleep(0.05)
+            await feed.close()  # the reader's async for ends; this block goes on
+        assert items == []
+        await feed.close()  # idempotent
+        with pytest.raises(RuntimeError, match="enter"):
+            await feed.subscribe([INFY])
+
+
+async def test_settings_and_misuse(redis: RedisServer, prefix: str) -> None:
+    with pytest.raises(ValueError, match="name"):
+        RedisFeed(redis.url, "has space")
+    with pytest.raises(ValueError, match="redis"):
+        RedisFeed("localhost:6379", "x")
+    with pytest.raises(TypeError, match="redis"):
+        RedisFeed(6379, "x")
+    with pytest.raises(ValueError, match="timeout"):
+        RedisFeed(redis.url, "x", heartbeat=2.0, timeout=1.0)
+    with pytest.raises(ValueError, match="retention"):
+        Gateway("k", "t", redis=redis.url, retention=0)
+    feed = consumer(redis, prefix, "early")
+    with pytest.raises(RuntimeError, match="enter"):
+        await feed.subscribe([INFY])
+    with pytest.raises(RuntimeError, match="enter"):
+        feed.__aiter__()
+    async with feed:
+        with pytest.raises(ValueError, match="tokens"):
+            await feed.subscribe([0])
+        with pytest.raises(ValueError, match="not subscribed"):
+            await feed.set_mode("full", [INFY])
+        await feed.subscribe([INFY], "ltp")
+        await feed.set_mode("full", [INFY])
+        assert feed.subscriptions == {INFY: Mode.FULL}
+        await feed.unsubscribe([INFY, TCS])
+        assert feed.subscriptions == {}
+    assert "secret" not in repr(Gateway("k", "secret", redis=redis.url))

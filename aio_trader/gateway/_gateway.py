@@ -38,6 +38,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from coredis import PureToken
 
 from aio_trader.backoff import Backoff
+from aio_trader.errors import AioTraderError
 from aio_trader.gateway._redis import RETRYABLE, check_redis, open_client
 from aio_trader.gateway._wire import MODE_RANK, Keys, highest
 from aio_trader.kite import Mode, RawKiteFeed
@@ -280,12 +281,17 @@ class Gateway(anyio.abc.AsyncResource):
     ) -> None:
         clock = time.time
         async with send:
-            async for item in self._feed:
-                data, received, connection = _parts(item, clock)
-                if data is None:
-                    continue
-                self._queued += 1
-                await send.send((data, received, connection))
+            try:
+                async for item in self._feed:
+                    data, received, connection = _parts(item, clock)
+                    if data is None:
+                        continue
+                    self._queued += 1
+                    await send.send((data, received, connection))
+            except AioTraderError as exc:
+                # the feed stopped for good (TokenException, FeedClosedError): it raises the
+                # error itself out of the gateway's ``async with``, as itself
+                log.error("the Kite feed stopped: %s", type(exc).__name__)
 
     async def _publish(
         self, receive: MemoryObjectReceiveStream[tuple[bytes | str, float, int]]
