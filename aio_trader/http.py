@@ -61,6 +61,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlencode
+from urllib.request import getproxies
 
 import anyio
 import httpx
@@ -226,6 +227,23 @@ def _decode(response: httpx.Response) -> Any:
     return response.content
 
 
+async def _send_direct(
+    client: httpx.AsyncClient, transport: httpx.AsyncHTTPTransport, request: httpx.Request
+) -> httpx.Response:
+    """``client.send(request)`` for a client without auth, hooks, redirects to follow or
+    proxies: straight to its transport, the body read, cookies the answer sets kept."""
+    response = await transport.handle_async_request(request)
+    response.request = request
+    try:
+        await response.aread()
+    except BaseException:
+        await response.aclose()
+        raise
+    if "set-cookie" in response.headers:
+        client.cookies.extract_cookies(response)
+    return response
+
+
 class AsyncRequest:
     """One ``httpx.AsyncClient`` with retries, rate limits and error mapping.
 
@@ -277,6 +295,13 @@ class AsyncRequest:
         #: path -> base_url joined with it, built once per route (httpx would parse and
         #: merge both on every request).
         self._routes: dict[str, httpx.URL] = {}
+        #: (path, query) -> the whole URL: a caller polling the same instruments sends the
+        #: same query again and again (bounded like ``_routes``).
+        self._queried: dict[tuple[str, str], httpx.URL] = {}
+        #: The transport, when requests may go to it directly (see ``open``), else None.
+        self._transport: httpx.AsyncHTTPTransport | None = None
+        #: The per-phase timeouts of a request sent directly (httpx's extension).
+        self._timeouts = httpx.Timeout(self._timeout).as_dict()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._client is not None else "not open"
@@ -323,15 +348,26 @@ class AsyncRequest:
         if self._closed:
             raise self._not_open()
         if self._client is None:
+            limits = httpx.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections,
+            )
+            # Direct sending: without redirects to follow or a proxy from the environment
+            # (httpx reads the same variables), ``AsyncClient.send`` adds nothing a request
+            # here needs but cookies (kept below), at ~10% of a call's CPU (auth and
+            # redirect flows, hooks, the cookie jar's urllib round trip on every answer).
+            # The client keeps this transport, so ``client`` users share its pool.
+            direct = not self._follow_redirects and not any(
+                getproxies().get(scheme) for scheme in ("http", "https", "all")
+            )
+            self._transport = httpx.AsyncHTTPTransport(limits=limits) if direct else None
             self._client = httpx.AsyncClient(
                 base_url=self._base_url,
                 headers=self._headers,
                 timeout=self._timeout,
                 follow_redirects=self._follow_redirects,
-                limits=httpx.Limits(
-                    max_connections=self.max_connections,
-                    max_keepalive_connections=self.max_connections,
-                ),
+                limits=limits,
+                transport=self._transport,
             )
 
     async def __aenter__(self) -> Self:
@@ -419,16 +455,41 @@ class AsyncRequest:
                 self._routes[path] = url
             if params:
                 query = _encoded(params)
-                if url.query:
-                    query = f"{url.query.decode('ascii')}&{query}"
-                url = url.copy_with(query=query.encode("ascii"))
-            request = client.build_request(
-                method,
-                url,
-                content=body,
-                headers=headers,
-                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
-            )
+                whole = self._queried.get((path, query))
+                if whole is None:
+                    if url.query:
+                        query = f"{url.query.decode('ascii')}&{query}"
+                    whole = url.copy_with(query=query.encode("ascii"))
+                    if len(self._queried) >= _ROUTES_KEPT:
+                        self._queried.clear()
+                    self._queried[path, _encoded(params)] = whole
+                url = whole
+            transport = self._transport
+            if transport is not None and not client.cookies:
+                # What build_request makes of it, without its merging and copying.
+                merged = client.headers.copy()
+                if headers:
+                    merged.update(headers)
+                request = httpx.Request(
+                    method,
+                    url,
+                    headers=merged,
+                    content=body,
+                    extensions={
+                        "timeout": self._timeouts
+                        if timeout is None
+                        else httpx.Timeout(timeout).as_dict()
+                    },
+                )
+            else:
+                transport = None
+                request = client.build_request(
+                    method,
+                    url,
+                    content=body,
+                    headers=headers,
+                    timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+                )
         except httpx.InvalidURL as exc:
             raise ValueError(f"{where}: {exc}") from None
         if body is not None:
@@ -441,7 +502,10 @@ class AsyncRequest:
             if limiter is not None:
                 await limiter.acquire()
             try:
-                response = await client.send(request)
+                if transport is None:
+                    response = await client.send(request)
+                else:
+                    response = await _send_direct(client, transport, request)
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
                 raise ValueError(f"{where}: {exc}") from None
             except (httpx.HTTPError, httpx.StreamError) as exc:

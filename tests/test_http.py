@@ -583,3 +583,71 @@ async def test_route_urls_are_built_once_and_match_httpx(server: HTTPServer) -> 
         "/base/x?fixed=1&more=a+b",
         "/base/x?fixed=1",
     ]
+
+
+# -- requests sent straight to the transport (no proxy, no redirects to follow) ------------
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy in the environment (where the tests run may set one)."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+@pytest.mark.usefixtures("no_proxy")
+async def test_direct_requests_are_the_ones_httpx_builds(server: HTTPServer) -> None:
+    headers = {"X-Kite-Version": "3", "Authorization": "token key:secret"}
+    async with AsyncRequest(server.url, headers=headers, backoff=FAST) as http:
+        assert http._transport is not None  # the direct path is the one measured here
+        await http.get("/quote/ltp", params={"i": "NSE:INFY"}, headers={"X-Extra": "1"})
+        await http.post("/orders/regular", data={"a": "1"})
+        client = http.client
+        built = client.build_request(
+            "GET", "/quote/ltp", params={"i": "NSE:INFY"}, headers={"X-Extra": "1"}
+        )
+        await client.send(built)
+        form = client.build_request("POST", "/orders/regular", data={"a": "1"})
+        await client.send(form)
+    direct_get, direct_post, httpx_get, httpx_post = server.requests
+    for ours, theirs in ((direct_get, httpx_get), (direct_post, httpx_post)):
+        assert (ours.method, ours.target, ours.body) == (theirs.method, theirs.target, theirs.body)
+        assert ours.headers == theirs.headers
+
+
+@pytest.mark.usefixtures("no_proxy")
+async def test_cookies_an_answer_sets_are_kept_and_sent_back(server: HTTPServer) -> None:
+    server.script(
+        Reply(headers=(("Set-Cookie", "enctoken=abc; Path=/"),)),
+        Reply(),
+    )
+    async with AsyncRequest(server.url, backoff=FAST) as http:
+        await http.post("/api/twofa", data={"twofa_value": "123456"})
+        assert http.client.cookies.get("enctoken") == "abc"
+        await http.get("/oms/user/profile")
+    assert "cookie" not in server.requests[0].headers
+    assert server.requests[1].headers["cookie"] == "enctoken=abc"
+
+
+async def test_a_proxy_from_the_environment_is_used(
+    server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with AsyncRequest("http://kite.invalid", backoff=FAST) as http:
+        assert http._transport is None  # through client.send, which mounts the proxy
+        assert await http.get("/quote/ltp", params={"i": "NSE:INFY"}) == {
+            "status": "success",
+            "data": {},
+        }
+    assert server.requests[0].target == "http://kite.invalid/quote/ltp?i=NSE%3AINFY"
+
+
+async def test_redirects_are_followed_when_asked(server: HTTPServer) -> None:
+    server.script(Reply(302, b"", "text/plain", headers=(("Location", "/elsewhere"),)), Reply())
+    async with AsyncRequest(server.url, backoff=FAST, follow_redirects=True) as http:
+        assert http._transport is None
+        assert await http.get("/here") == {"status": "success", "data": {}}
+    assert [r.target for r in server.requests] == ["/here", "/elsewhere"]
