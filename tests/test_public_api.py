@@ -22,6 +22,18 @@ PUBLIC = [
 MODULES = {
     "aio_trader.abc": ["AbstractBroker", "AbstractFeeder"],
     "aio_trader.backoff": ["Attempts", "Backoff", "retry"],
+    "aio_trader.gateway": [
+        "FeedGap",
+        "FrameInfo",
+        "Gateway",
+        "GatewayStatistics",
+        "Recorder",
+        "RedisFeed",
+        "RedisFeedItem",
+        "RedisFeedStatistics",
+        "record",
+    ],
+    "aio_trader.replay": ["ReplayFeed", "ReplayStatistics"],
     "aio_trader.http": ["AsyncRequest", "Params", "RequestOptions"],
     "aio_trader.ratelimit": ["Rate", "RateLimiter", "RateLimiterStatistics"],
     "aio_trader.utils": [
