@@ -267,6 +267,8 @@ async def test_a_slow_consumer_under_each_overflow_policy(
         stats = feed.statistics()
         if overflow == "lossless":
             assert stats.buffered <= 3 + len(tokens)  # the backlog waits in Redis
+            # and shows as lag, on the consumer and on the gateway
+            await until(lambda: feed.statistics().lag >= 20 and gw.statistics().consumer_lag >= 20)
         elif overflow == "conflate":
             assert stats.buffered <= len(tokens)
         else:

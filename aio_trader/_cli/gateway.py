@@ -127,7 +127,8 @@ def _status_row(gw: Any, rate: float) -> dict[str, str]:
         "connections": str(stats.connections),
         "frames/s": f"{rate:.1f}",
         "published": str(stats.seq),
-        "lag": str(stats.queued),
+        "lag": str(stats.consumer_lag),
+        "queued": str(stats.queued),
         "redis errors": str(stats.redis_errors),
     }
 

@@ -664,7 +664,9 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
             buffer.put_record((record, info, entry_id if lossless else None))
 
     def _done(self, entry_id: Any, lossless: bool) -> None:
+        """Nothing of this entry is for the consumer: acknowledge it with the next batch."""
         if lossless:
+            self._inflight.add(entry_id)  # a re-read after a reconnect skips it
             self._acks.append(entry_id)
 
     def _malformed(self, bad: MalformedPacket) -> None:
@@ -697,6 +699,10 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
             try:
                 await self._redis.set(keys.alive(self.name), b"1", px=ttl)
                 await self._flush()
+                last = await self._redis.xrevrange(keys.frames, count=1)
+                read = self._read
+                if last and read is not None and int(last[0].field_values[b"e"]) == read[0]:
+                    self._counters.lag = max(int(last[0].field_values[b"s"]) - read[1], 0)
             except RETRYABLE as exc:
                 log.info("consumer %s: heartbeat failed (%s)", self.name, type(exc).__name__)
 

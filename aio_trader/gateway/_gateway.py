@@ -65,7 +65,9 @@ class GatewayStatistics:
     (retried), ``epoch``/``seq`` the numbering of the last entry, ``queued`` frames received
     but not yet in Redis, ``consumers`` live consumers at the last refresh, ``instruments``
     subscribed on Kite, ``connections`` Kite connections open, ``last_publish_time`` (Unix
-    seconds) of the last successful append.
+    seconds) of the last successful append, ``consumer_lag`` frames the slowest live
+    consumer has still to read (at the last refresh; its position is saved with its
+    acknowledgements, so this lags by up to a heartbeat).
     """
 
     frames: int
@@ -80,6 +82,7 @@ class GatewayStatistics:
     instruments: int
     connections: int
     last_publish_time: float | None
+    consumer_lag: int
 
 
 @attrs.define
@@ -156,6 +159,7 @@ class Gateway(anyio.abc.AsyncResource):
         self._epoch = 0
         self._seq = 0
         self._consumers: frozenset[str] = frozenset()
+        self._consumer_lag = 0
         self._wishes_seen: bytes | None = None
         self._queued = 0
         self._closed = False
@@ -251,6 +255,7 @@ class Gateway(anyio.abc.AsyncResource):
             instruments=len(self._feed.subscriptions),
             connections=self._feed.statistics().connections,
             last_publish_time=c.last_publish,
+            consumer_lag=self._consumer_lag,
         )
 
     async def refresh_now(self) -> None:
@@ -385,7 +390,15 @@ class Gateway(anyio.abc.AsyncResource):
                 for name in names:
                     pipe.exists([keys.alive(name)])
                     pipe.hgetall(keys.wants(name))
-            results = pipe.results or ()
+                pipe.hmget(keys.pos, names)
+            results: tuple[Any, ...] = pipe.results or ()
+            lag = 0
+            for i, pos in enumerate(results[-1]):
+                if pos and results[2 * i]:  # a live consumer's saved position
+                    epoch, seq = (int(part) for part in pos.split(b":"))
+                    if epoch == self._epoch:
+                        lag = max(lag, self._seq - seq)
+            self._consumer_lag = lag
             for i, name in enumerate(names):
                 if not results[2 * i]:
                     continue
