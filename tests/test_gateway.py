@@ -409,3 +409,17 @@ async def test_settings_and_misuse(redis: RedisServer, prefix: str) -> None:
         await feed.unsubscribe([INFY, TCS])
         assert feed.subscriptions == {}
     assert "secret" not in repr(Gateway("k", "secret", redis=redis.url))
+
+
+@pytest.mark.parametrize("name", ["Gateway", "RedisFeed", "Recorder"])
+def test_a_missing_extra_says_what_to_install(name: str) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['coredis'] = sys.modules['pyarrow'] = None\n"
+        f"from aio_trader.gateway import {name}"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode != 0
+    assert "pip install 'aio-trader[gateway]'" in done.stderr

@@ -53,12 +53,18 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 import attrs
-import coredis.exceptions
 
 from aio_trader._time import IST
 from aio_trader.abc import AbstractFeeder
 from aio_trader.backoff import Backoff
-from aio_trader.gateway._redis import RETRYABLE, check_redis, open_client
+from aio_trader.gateway._redis import (
+    RETRYABLE,
+    DuplicateGroupError,
+    RedisError,
+    ResponseError,
+    check_redis,
+    open_client,
+)
 from aio_trader.gateway._wire import FrameInfo, Keys, filter_frame
 from aio_trader.kite import (
     FeedError,
@@ -373,7 +379,7 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         with anyio.CancelScope(shield=True):
             try:
                 await self._say_goodbye()
-            except (*RETRYABLE, coredis.exceptions.RedisError) as exc:
+            except (*RETRYABLE, RedisError) as exc:
                 log.warning("consumer %s: could not say goodbye (%s)", self.name,
                             type(exc).__name__)  # fmt: skip
 
@@ -398,7 +404,7 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
     async def _join(self) -> None:
         keys, redis = self.keys, self._redis
         # a name used before has its group already: it resumes
-        with contextlib.suppress(coredis.exceptions.StreamDuplicateConsumerGroupError):
+        with contextlib.suppress(DuplicateGroupError):
             start = "$" if self.start == "new" else "0"
             await redis.xgroup_create(keys.frames, self.name, identifier=start, mkstream=True)
         pos = await redis.hget(keys.pos, self.name)
@@ -567,7 +573,7 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
                     )
                 attempts.succeeded()
                 self._counters.connections = 1
-            except coredis.exceptions.ResponseError as exc:
+            except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
                 log.warning(

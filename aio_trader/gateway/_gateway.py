@@ -35,11 +35,10 @@ import anyio
 import anyio.abc
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream
-from coredis import PureToken
 
 from aio_trader.backoff import Backoff
 from aio_trader.errors import AioTraderError
-from aio_trader.gateway._redis import RETRYABLE, check_redis, open_client
+from aio_trader.gateway._redis import RETRYABLE, PureToken, check_redis, open_client
 from aio_trader.gateway._wire import MODE_RANK, Keys, highest
 from aio_trader.kite import Mode, RawKiteFeed
 

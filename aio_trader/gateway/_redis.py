@@ -13,7 +13,20 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in the t
         "the gateway needs coredis and pyarrow: pip install 'aio-trader[gateway]'"
     ) from exc
 
-__all__ = ["RETRYABLE", "open_client"]
+__all__ = [
+    "RETRYABLE",
+    "DuplicateGroupError",
+    "PureToken",
+    "RedisError",
+    "ResponseError",
+    "check_redis",
+    "open_client",
+]
+
+PureToken = coredis.PureToken
+RedisError = coredis.exceptions.RedisError
+ResponseError = coredis.exceptions.ResponseError
+DuplicateGroupError = coredis.exceptions.StreamDuplicateConsumerGroupError
 
 #: What a Redis call may fail with that heals by itself (the server restarting, a network
 #: blip): the loops log it and try again after a delay.
