@@ -423,3 +423,69 @@ def test_a_missing_extra_says_what_to_install(name: str) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode != 0
     assert "pip install 'aio-trader[gateway]'" in done.stderr
+
+
+CRASHING_CONSUMER = r"""
+import sys, anyio
+from aio_trader.gateway import RedisFeed
+from aio_trader.kite import Tick
+
+async def main(url, prefix, tokens):
+    async with RedisFeed(url, "crashing", prefix=prefix, heartbeat=0.1, timeout=1.0,
+                         block=0.2) as feed:
+        await feed.subscribe(tokens, "full")
+        async for item in feed:
+            if isinstance(item, Tick):
+                sys.stdout.write(f"{feed.last_frame.seq} {item.instrument_token}\n")
+                sys.stdout.flush()  # before the next item is asked for (that acknowledges)
+
+anyio.run(main, sys.argv[1], sys.argv[2], [int(t) for t in sys.argv[3:]], backend=BACKEND)
+"""
+
+
+async def test_a_killed_consumer_process_resumes_at_least_once(
+    sb: Sandbox, redis: RedisServer, prefix: str, anyio_backend: str
+) -> None:
+    import sys
+
+    from anyio.streams.buffered import BufferedByteReceiveStream
+
+    tokens = [INFY, TCS]
+    async with (
+        gateway(sb, redis, prefix) as gw,
+        consumer(redis, prefix, "keeper", overflow="drop_oldest", buffer_size=1) as keeper,
+    ):
+        await keeper.subscribe(tokens, "full")
+        first: list[tuple[int, int]] = []
+        process = await anyio.open_process(
+            [sys.executable, "-c", f"BACKEND = {anyio_backend!r}\n" + CRASHING_CONSUMER,
+             redis.url, prefix, *map(str, tokens)]
+        )  # fmt: skip
+        try:
+            assert process.stdout is not None
+            lines = BufferedByteReceiveStream(process.stdout)
+            with anyio.fail_after(HANG_GUARD):
+                while len(first) < 20:
+                    seq, token = (await lines.receive_until(b"\n", 100)).split()
+                    first.append((int(seq), int(token)))
+        finally:
+            process.kill()  # SIGKILL: no close, no last acknowledgement
+            await process.wait()
+        killed_at = gw.statistics().seq
+        second = Reader(consumer(redis, prefix, "crashing"))
+        async with second.feed:
+            await second.feed.subscribe(tokens, "full")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(second.run)
+                await until(lambda: bool(second.ticks) and second.ticks[-1][0] >= killed_at + 5)
+                tg.cancel_scope.cancel()
+    frames = await published(redis, prefix)
+    both = Reader(second.feed)
+    both.ticks = [(s, t, "full") for s, t in first] + second.ticks
+    lo, hi = first[0][0], second.ticks[-1][0]
+    for token in tokens:
+        assert missing(frames, both, token, lo, hi) == set()
+    counts = Counter((s, t) for s, t, _ in both.ticks)
+    again = [pair for pair in first if counts[pair] > 1]
+    # what came twice is the tail of what the killed process yielded (read, unacknowledged)
+    assert again == first[len(first) - len(again) :]
