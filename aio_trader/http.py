@@ -66,6 +66,7 @@ from urllib.request import getproxies
 import anyio
 import httpx
 
+from aio_trader._transport import Transport
 from aio_trader.backoff import Backoff, retry
 from aio_trader.errors import (
     ClientClosedError,
@@ -299,7 +300,7 @@ class AsyncRequest:
         #: same query again and again (bounded like ``_routes``).
         self._queried: dict[tuple[str, str], httpx.URL] = {}
         #: The transport, when requests may go to it directly (see ``open``), else None.
-        self._transport: httpx.AsyncHTTPTransport | None = None
+        self._transport: Transport | None = None
         #: The per-phase timeouts of a request sent directly (httpx's extension).
         self._timeouts = httpx.Timeout(self._timeout).as_dict()
 
@@ -360,7 +361,7 @@ class AsyncRequest:
             direct = not self._follow_redirects and not any(
                 getproxies().get(scheme) for scheme in ("http", "https", "all")
             )
-            self._transport = httpx.AsyncHTTPTransport(limits=limits) if direct else None
+            self._transport = Transport(limits) if direct else None
             self._client = httpx.AsyncClient(
                 base_url=self._base_url,
                 headers=self._headers,

@@ -8,6 +8,7 @@ import socket
 import sys
 import warnings
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -651,3 +652,149 @@ async def test_redirects_are_followed_when_asked(server: HTTPServer) -> None:
         assert http._transport is None
         assert await http.get("/here") == {"status": "success", "data": {}}
     assert [r.target for r in server.requests] == ["/here", "/elsewhere"]
+
+
+# -- the transport's check of idle keep-alive connections (aio_trader._transport) ---------
+
+
+class KeepAliveServer:
+    """HTTP/1.1 on loopback that keeps connections open, answering each request with
+    ``{"status": "success", "data": n}``; it closes a connection after ``close_after``
+    answers on it (a server dropping an idle keep-alive connection)."""
+
+    def __init__(self, close_after: int = 0) -> None:
+        self.close_after = close_after
+        self.connections = 0
+        self.requests: list[bytes] = []  # request lines
+        self.closed = anyio.Event()
+        self.port = 0
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        task_status.started()
+        await listener.serve(self._handle)
+
+    async def _handle(self, stream: anyio.abc.SocketStream) -> None:
+        from anyio.streams.buffered import BufferedByteReceiveStream
+
+        self.connections += 1
+        reader = BufferedByteReceiveStream(stream)
+        answered = 0
+        async with stream:
+            while True:
+                try:
+                    head = await reader.receive_until(b"\r\n\r\n", 65536)
+                except (anyio.EndOfStream, anyio.IncompleteRead):
+                    return
+                lines = head.split(b"\r\n")
+                length = 0
+                for line in lines[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                if length:
+                    await reader.receive_exactly(length)
+                self.requests.append(lines[0])
+                body = b'{"status": "success", "data": %d}' % len(self.requests)
+                await stream.send(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
+                answered += 1
+                if answered == self.close_after:
+                    break
+        self.closed.set()
+
+
+@pytest.fixture
+async def keepalive() -> AsyncIterator[KeepAliveServer]:
+    async with anyio.create_task_group() as tg:
+        srv = KeepAliveServer(close_after=1)
+        await tg.start(srv.serve)
+        yield srv
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.usefixtures("no_proxy")
+async def test_an_order_after_the_server_dropped_the_idle_connection_is_sent_once(
+    keepalive: KeepAliveServer,
+) -> None:
+    async with AsyncRequest(f"http://127.0.0.1:{keepalive.port}", backoff=FAST) as http:
+        assert await http.get("/quote/ltp") == {"status": "success", "data": 1}
+        await keepalive.closed.wait()  # the connection the pool keeps is now dead
+        # Written to the dead connection it would fail (OutcomeUnknownError: not retried);
+        # the transport sees the socket readable (EOF) and opens a new one instead.
+        answer = await http.post("/orders/regular", data={"variety": "regular"})
+    assert answer == {"status": "success", "data": 2}
+    assert keepalive.requests == [b"GET /quote/ltp HTTP/1.1", b"POST /orders/regular HTTP/1.1"]
+    assert keepalive.connections == 2
+
+
+@pytest.mark.usefixtures("no_proxy")
+async def test_a_live_idle_connection_is_reused() -> None:
+    async with anyio.create_task_group() as tg:
+        srv = KeepAliveServer()
+        await tg.start(srv.serve)
+        async with AsyncRequest(f"http://127.0.0.1:{srv.port}", backoff=FAST) as http:
+            for _ in range(5):
+                await http.get("/quote/ltp")
+                await anyio.lowlevel.checkpoint()
+        tg.cancel_scope.cancel()
+    assert (len(srv.requests), srv.connections) == (5, 1)
+
+
+@pytest.mark.usefixtures("no_proxy")
+async def test_the_pool_runs_on_the_cheap_readability_check() -> None:
+    from aio_trader._transport import _Stream
+
+    async with anyio.create_task_group() as tg:
+        srv = KeepAliveServer()
+        await tg.start(srv.serve)
+        async with AsyncRequest(f"http://127.0.0.1:{srv.port}", backoff=FAST) as http:
+            await http.get("/quote/ltp")
+            assert http._transport is not None
+            (connection,) = http._transport._pool.connections  # httpx's attribute: _transport
+            stream = connection._connection._network_stream  # type: ignore[union-attr]
+            assert isinstance(stream, _Stream)
+            assert stream.get_extra_info("is_readable") is False
+            assert not connection.has_expired()
+        tg.cancel_scope.cancel()
+
+
+async def _until_readable(stream: Any) -> None:
+    with anyio.fail_after(5):
+        while not stream.get_extra_info("is_readable"):  # noqa: ASYNC110 (the poll is the test)
+            await anyio.sleep(0.001)
+
+
+async def test_the_stream_is_readable_only_when_data_or_eof_waits() -> None:
+    from aio_trader._transport import _Backend
+
+    async with anyio.create_task_group() as tg:
+        accepted: list[anyio.abc.SocketStream] = []
+        got_one = anyio.Event()
+
+        async def handle(peer: anyio.abc.SocketStream) -> None:
+            accepted.append(peer)
+            got_one.set()
+            await anyio.sleep_forever()
+
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        tg.start_soon(listener.serve, handle)
+        stream = await _Backend().connect_tcp("127.0.0.1", port)
+        await got_one.wait()
+        assert stream.get_extra_info("is_readable") is False  # idle, open
+        assert stream.get_extra_info("socket") is not None  # the rest is the inner stream's
+        await accepted[0].send(b"x")
+        await _until_readable(stream)  # data nobody asked for
+        assert await stream.read(10) == b"x"
+        assert stream.get_extra_info("is_readable") is False
+        await accepted[0].aclose()
+        await _until_readable(stream)  # EOF
+        assert await stream.read(10) == b""
+        assert stream.get_extra_info("is_readable") is True  # EOF stays readable
+        await stream.aclose()
+        assert stream.get_extra_info("is_readable") is True  # closed: never reused
+        tg.cancel_scope.cancel()
