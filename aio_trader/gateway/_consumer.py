@@ -236,8 +236,12 @@ class _Buffer:
             await self._readable.wait()
 
     def close(self, error: BaseException | None = None) -> None:
+        """End the stream: what waits is dropped (unacknowledged: a restart yields it)."""
         if not self.closed:
             self.closed, self.error = True, error
+            self.records.clear()
+            self.ticks.clear()
+            self.latest.clear()
         self._readable.set()
         self._writable.set()
 
