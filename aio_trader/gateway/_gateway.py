@@ -39,7 +39,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from aio_trader.backoff import Backoff
 from aio_trader.errors import AioTraderError
 from aio_trader.gateway._redis import RETRYABLE, PureToken, check_redis, open_client
-from aio_trader.gateway._wire import MODE_RANK, Keys, highest
+from aio_trader.gateway._wire import MODE_RANK, Keys, frame_parts, highest
 from aio_trader.kite import Mode, RawKiteFeed
 
 if TYPE_CHECKING:
@@ -287,7 +287,7 @@ class Gateway(anyio.abc.AsyncResource):
         async with send:
             try:
                 async for item in self._feed:
-                    data, received, connection = _parts(item, clock)
+                    data, received, connection = frame_parts(item, clock)
                     if data is None:
                         continue
                     self._queued += 1
@@ -435,29 +435,3 @@ class Gateway(anyio.abc.AsyncResource):
         for mode, tokens in by_mode.items():
             log.info("subscribing %d instruments in %s mode", len(tokens), mode)
             await self._feed.subscribe(tokens, mode)
-
-
-def _parts(item: object, clock: Any) -> tuple[bytes | str | None, float, int]:
-    """(frame, receive time, connection) of what the raw feed yields.
-
-    A raw frame is ``bytes``/``str``, or a record carrying them with its receive time and
-    connection; anything else (an event record) is skipped.
-    """
-    if isinstance(item, bytes | str):
-        return item, clock(), 0
-    data = getattr(item, "data", None)
-    if not isinstance(data, bytes | bytearray | str):
-        return None, 0.0, 0
-    received = getattr(item, "received", None)
-    if isinstance(received, int | float):
-        when = float(received)
-    elif received is not None and hasattr(received, "timestamp"):
-        when = float(received.timestamp())
-    else:
-        when = clock()
-    connection = getattr(item, "connection", 0)
-    return (
-        bytes(data) if isinstance(data, bytearray) else data,
-        when,
-        connection if isinstance(connection, int) else 0,
-    )

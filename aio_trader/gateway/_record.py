@@ -30,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in the t
 
 import anyio
 
+from aio_trader.gateway._wire import frame_parts
 from aio_trader.kite import Tick, decode_frame
 
 if TYPE_CHECKING:
@@ -233,13 +234,9 @@ async def record(
     with Recorder(path, ticks=ticks) as recorder:
         if feed is not None:
             async for item in feed:
-                data = getattr(item, "data", item)
-                if not isinstance(data, bytes | bytearray | str):
-                    continue
-                received = getattr(item, "received", None)
-                when = received if isinstance(received, float) else time.time()
-                connection = getattr(item, "connection", 0)
-                recorder.write(data, when, connection if isinstance(connection, int) else 0)
+                data, when, connection = frame_parts(item, time.time)
+                if data is not None:
+                    recorder.write(data, when, connection)
                 if frames is not None and recorder.frames >= frames:
                     break
         else:
