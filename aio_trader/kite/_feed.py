@@ -2,7 +2,7 @@
 
 ::
 
-    async with KiteFeed(api_key="...", access_token="...") as feed:
+    async with KiteFeed(api_key="...", access_token="...") as feed:   # connected here
         await feed.subscribe([408065, 884737], mode="full")
         async for item in feed:
             match item:
@@ -10,12 +10,31 @@
                 case OrderUpdate(): ...   # an order postback
                 case FeedError() | FeedMessage(): ...
 
+**Entering** connects: ``async with`` returns once every connection that has work (the
+first one always) has made its handshake and sent the subscriptions known so far (given to
+the constructor's ``subscriptions`` or to :meth:`~KiteFeed.subscribe` before entering).
+The connection tasks report ready through ``task_group.start()``. So nothing Kite sends
+after entry is lost: an order placed right after ``subscribe`` reaches ``async for`` as an
+:class:`OrderUpdate`. A first connection that cannot be made raises out of ``async with``
+itself, as itself (never inside an exception group): :class:`~aio_trader.errors.TokenException`
+for a 403, :class:`~aio_trader.errors.FeedClosedError` once the connect attempts are used up
+or when the ticker refuses the handshake with a status that never heals (404, 400, ...).
+Configuration errors (a ``root`` that is not a ``ws://``/``wss://`` URL, a non-positive
+timeout, an argument of the wrong type) raise in the constructor, before any I/O.
+
 **What the stream carries** (:data:`FeedItem`, a tagged union: ``match`` on the class):
 tick records, :class:`OrderUpdate` (Kite's ``order`` text frames), :class:`FeedError`
-(``error`` frames) and :class:`FeedMessage` (``message`` frames), all on the one stream.
-Heartbeats are counted, never yielded. Malformed packets and text frames are counted
-(``statistics().malformed``) and logged, never fatal. :class:`RawKiteFeed` yields the
-frames undecoded instead (``bytes`` for binary frames, ``str`` for text frames).
+(``error`` frames) and :class:`FeedMessage` (``message`` frames), all on the one stream, in
+the order they arrived on each connection. Heartbeats are counted, never yielded.
+Malformed packets and text frames are counted (``statistics().malformed``, every one) and
+logged once per frame, never fatal. :class:`RawKiteFeed` yields the frames undecoded
+instead (``bytes`` for binary frames, ``str`` for text frames).
+
+**The connection's life** is a second stream, :meth:`~KiteFeed.connection_events`:
+:class:`FeedConnected` (handshake done, subscriptions sent or replayed: how many, and
+whether it is a reconnect) and :class:`FeedDisconnected` (why, and the wait before the
+next attempt, ``None`` when there is none). ``statistics()`` keeps the counts. The
+feed's stream itself carries Kite's data only.
 
 **Modes.** An instrument ticks in the mode it was last asked for. Kite's protocol starts
 every subscription in ``quote`` mode and switches it with a separate ``mode`` message, so
@@ -27,45 +46,43 @@ tick in the asked mode (counted in ``statistics().stale_mode``), after ``subscri
 **Connections.** Entering opens an anyio task group; each connection (Kite allows 3000
 instruments per connection and 3 connections per api_key) runs in it: connect, replay the
 subscriptions with their modes, read. More than 3000 instruments are spread over up to 3
-connections, filled in order; their ticks merge into the one stream. Leaving the block (or
+connections, filled in order; their items merge into the one stream. Leaving the block (or
 the cancellation of any scope around it) closes every socket and ends every task.
 
 **Reconnect.** Any drop (network error, server close, heartbeat watchdog) reconnects after
-the ``backoff`` delay; the failure count starts again once a connection stayed up for
-``stable_after`` seconds. Out of attempts: :class:`~aio_trader.errors.FeedClosedError`.
-A 403 at the handshake (session expired or invalid) stops the feed at once, no retry:
-:class:`~aio_trader.errors.TokenException`. Both are raised out of the ``async with``
-(and out of ``async for`` when iterating), as themselves, not inside an exception group.
+the ``backoff`` delay, shortened by the policy's jitter (the default's: up to half) so that
+several connections do not reconnect in lockstep; the failure count starts again once a
+connection stayed up for ``stable_after`` seconds. Out of attempts:
+:class:`~aio_trader.errors.FeedClosedError`. A 403 at the handshake (session expired or
+invalid) stops the feed at once, no retry: :class:`~aio_trader.errors.TokenException`.
+Both are raised out of the ``async with`` (and out of ``async for`` when iterating), as
+themselves, not inside an exception group.
 
 **Heartbeat watchdog.** Kite sends a 1-byte frame each second when it has nothing else to
 send. If nothing at all arrives for ``watchdog`` seconds, the connection is dead: it is
 dropped and a new one made.
 
-**Slow consumers** (:class:`Overflow`): ticks wait in a bounded buffer of ``buffer_size``.
+**The channel** between the connections and ``async for`` is an anyio memory object
+stream; each connection writes through its own send clone. Every receive is a checkpoint
+(trio's rule), so a busy ``async for`` body never starves the connections, and a cancel
+scope around the loop ends it on time. Slow consumers (:class:`Overflow`):
 
-- ``lossless``: when the buffer is full, the reader stops reading the socket. httpx-ws
-  then stops reading too, the kernel's receive buffer fills, and TCP flow control makes
-  Kite's (or the sandbox's) sends block: nothing is lost, the server is slowed down (Kite
-  may disconnect a client that stays behind for long; the feed then reconnects). A frame
-  goes in whole once it fits, so at most ``buffer_size`` ticks wait (or one larger frame).
-- ``drop_oldest``: the newest ticks are kept, the oldest dropped (counted in ``dropped``).
-- ``conflate``: one tick per instrument is kept, the newest; a new tick replaces the
-  waiting one in its place in line (counted in ``dropped``). Each Kite tick is a full
-  snapshot in its mode, so a slow consumer still sees the current state of every
-  instrument. The buffer holds at most one tick per subscribed instrument.
-
-Order updates, errors and messages are never dropped nor conflated; they overtake the
-ticks waiting in the buffer. (They have their own bound, ``buffer_size``; past it the
-reader waits, as in ``lossless``.)
-
-``async for`` takes buffered items without a trip through the event loop, except on
-every 64th item and when it has to wait: a checkpoint per tick would cost more than
-decoding it, and a busy consumer still lets the connections (and the rest of the program)
-run.
-
-Why not an anyio memory object stream between the reader and ``async for``: it cannot drop
-the oldest item nor replace a waiting one, so the three policies share one small buffer
-(``_Buffer``) built on anyio events instead; lossless behaves like a bounded memory stream.
+- ``lossless``: a stream bounded at ``buffer_size`` items. When it is full, the reader
+  waits to send and stops reading the socket; httpx-ws then stops reading too, the kernel's
+  receive buffer fills, and TCP flow control makes Kite's (or the sandbox's) sends block:
+  nothing is lost, the server is slowed down (Kite may disconnect a client that stays
+  behind for long; the feed then reconnects).
+- ``drop_oldest``: the stream is bounded at ``buffer_size``; when it is full the feed takes
+  the oldest item out of it through its own receive clone (a tick is dropped and counted in
+  ``dropped``). Text-frame records are never dropped: one taken out is kept aside and
+  delivered first (it is older than everything in the stream); past ``buffer_size``
+  records waiting, the reader waits, as in ``lossless``.
+- ``conflate``: a dict of the newest tick per instrument plus a stream of instrument keys:
+  a new tick replaces the waiting one in its place in line (counted in ``dropped``). Each
+  Kite tick is a full snapshot in its mode, so a slow consumer still sees the current state
+  of every instrument; at most one tick per instrument waits (whatever ``buffer_size``).
+  Text-frame records go through the key stream in their place, never dropped; past
+  ``buffer_size`` of them waiting, the reader waits.
 """
 
 from __future__ import annotations
@@ -75,19 +92,23 @@ import datetime
 import enum
 import json
 import logging
+import math
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+import urllib.parse
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeAlias, TypeVar
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import attrs
 import httpcore
 import httpx
 import wsproto.events
 import wsproto.utilities
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from httpx_ws import (
     AsyncWebSocketSession,
     HTTPXWSException,
@@ -128,6 +149,9 @@ __all__ = [
     "DEFAULT_BACKOFF",
     "KITE_CONNECT_ROOT",
     "KITE_WEB_ROOT",
+    "ConnectionEvent",
+    "FeedConnected",
+    "FeedDisconnected",
     "FeedItem",
     "FeedStatistics",
     "KiteFeed",
@@ -144,9 +168,10 @@ KITE_WEB_ROOT: Final = "wss://ws.zerodha.com"
 #: The query parameters Kite Web's own client adds (with ``user_id``, ``enctoken``, ``uid``).
 _KITE_WEB_PARAMS: Final = {"api_key": "kitefront", "user-agent": "kite3-web", "version": "3.0.0"}
 
-#: Reconnect waits 1, 2, 4 ... 30 s, at most 30 attempts in a row (a drop costs a second of
-#: ticks rather than the REST default's 3 s).
-DEFAULT_BACKOFF: Final = Backoff(base=1.0, factor=2.0, cap=30.0, max_attempts=30)
+#: Reconnect waits up to 1, 2, 4 ... 30 s (each shortened by up to half, at random, so that
+#: connections do not reconnect in lockstep), at most 30 attempts in a row (a drop costs a
+#: second of ticks rather than the REST default's 3 s).
+DEFAULT_BACKOFF: Final = Backoff(base=1.0, factor=2.0, cap=30.0, max_attempts=30, jitter=0.5)
 
 #: One item of :class:`KiteFeed`'s stream: a tick record, or a text frame's record.
 FeedItem: TypeAlias = Tick | OrderUpdate | FeedError | FeedMessage
@@ -224,138 +249,249 @@ class _Counters:
     last_message: float | None = None
 
 
-# -- the buffer between the connections and ``async for`` ---------------------------------
+# -- the connection's life ------------------------------------------------------------------
 
 
-class _Buffer(Generic[ItemT]):
-    """Bounded buffer with an overflow policy; ``records`` (text frames) are never dropped.
+@attrs.frozen
+class FeedConnected:
+    """Connection ``connection`` (0, 1, 2) is up: the handshake is done and its
+    ``subscriptions`` instruments were sent (replayed, with their modes, when ``reconnect``).
 
-    Producers are the connections' reader tasks; the consumer is ``async for``. A
-    ``conflate`` buffer keys ticks by ``instrument_token``.
+    Where the official client's ``on_connect`` (``reconnect=False``) and ``on_reconnect``
+    (``reconnect=True``) users go.
     """
 
-    #: The consumer yields to the other tasks at least every this many items.
-    _YIELD_EVERY: Final = 64
+    connection: int
+    reconnect: bool
+    subscriptions: int
 
-    def __init__(self, policy: Overflow, size: int) -> None:
-        self.policy = policy
+
+@attrs.frozen
+class FeedDisconnected:
+    """Connection ``connection`` is down (or an attempt to open it failed): ``reason`` says
+    why; the next attempt comes after ``reconnect_in`` seconds, or never (``None``: the feed
+    stops and raises its error out of ``async with`` / ``async for``).
+
+    Where the official client's ``on_close``/``on_error`` (and, with ``reconnect_in=None``,
+    ``on_noreconnect``) users go.
+    """
+
+    connection: int
+    reason: str
+    reconnect_in: float | None
+
+
+#: One item of :meth:`KiteFeed.connection_events`.
+ConnectionEvent: TypeAlias = FeedConnected | FeedDisconnected
+
+
+# -- the channel between the connections and ``async for`` ----------------------------------
+
+_Sender: TypeAlias = MemoryObjectSendStream[Any]
+
+
+class _Channel(Generic[ItemT]):
+    """``lossless``: one memory object stream bounded at ``size``; waits for room.
+
+    Producers are the connections' reader tasks, each with its own send clone (``sender``);
+    the consumer is ``async for`` (``get``: every call a checkpoint). ``close`` ends the
+    stream at once, dropping what waits; readers then get ``StopAsyncIteration`` or the
+    error it was closed with.
+    """
+
+    def __init__(
+        self, size: int, is_record: Callable[[object], bool], stream_size: float | None = None
+    ) -> None:
         self.size = size
         self.dropped = 0
-        self._records: collections.deque[ItemT] = collections.deque()
-        self._ticks: collections.deque[ItemT] | collections.OrderedDict[int, ItemT]
-        self._pop_tick: Callable[[], ItemT]
-        if policy is Overflow.CONFLATE:
-            latest: collections.OrderedDict[int, ItemT] = collections.OrderedDict()
-            self._ticks = latest
-            self._pop_tick = lambda: latest.popitem(last=False)[1]
-        else:
-            queue = collections.deque[ItemT](
-                maxlen=size if policy is Overflow.DROP_OLDEST else None
-            )
-            self._ticks = queue
-            self._pop_tick = queue.popleft
-        self._readable = anyio.Event()
-        self._writable = anyio.Event()
-        self._writers = 0
-        #: A waiting tick writer is woken once no more than this many ticks are buffered
-        #: (-1: no tick writer waits).
-        self._wake_at = -1
-        self._served = 0
+        self._is_record = is_record
+        self._send: _Sender
+        self._receive: MemoryObjectReceiveStream[Any]
+        self._send, self._receive = anyio.create_memory_object_stream[Any](
+            size if stream_size is None else stream_size
+        )
         self._closed = False
         self._error: BaseException | None = None
 
+    def sender(self) -> _Sender:
+        """A send clone for one connection (close it when the connection task ends)."""
+        return self._send.clone()
+
     def __len__(self) -> int:
-        return len(self._records) + len(self._ticks)
+        return self._receive.statistics().current_buffer_used
 
-    async def put_ticks(self, ticks: list[ItemT]) -> None:
-        """Add one frame's ticks under the policy; ``lossless`` waits for room.
+    async def put_ticks(self, send: _Sender, ticks: list[ItemT]) -> None:
+        """Add one frame's ticks; waits for room, tick by tick.
+
+        Cancellation: the ticks before the one waiting are in, the rest are not.
+        """
+        for tick in ticks:
+            try:
+                send.send_nowait(tick)
+            except anyio.WouldBlock:
+                await send.send(tick)
+
+    async def put_record(self, send: _Sender, record: ItemT) -> None:
+        """Add a text frame's record (never dropped); waits for room.
 
         Cancellation: nothing was added.
         """
-        if not ticks or self._closed:
-            return
-        ticks_ = self._ticks
-        if isinstance(ticks_, collections.OrderedDict):
-            before = len(ticks_)
-            ticks_.update((tick.instrument_token, tick) for tick in ticks)  # type: ignore[attr-defined]
-            self.dropped += before + len(ticks) - len(ticks_)
-        elif self.policy is Overflow.DROP_OLDEST:
-            self.dropped += max(len(ticks_) + len(ticks) - self.size, 0)
-            ticks_.extend(ticks)
-        else:
-            while ticks_ and len(ticks_) + len(ticks) > self.size and not self._closed:
-                self._wake_at = max(self.size - len(ticks), 0)
-                await self._wait_writable()
-            if not self._closed:
-                ticks_.extend(ticks)
-        self._readable.set()
-
-    async def put_record(self, record: ItemT) -> None:
-        """Add an item that is never dropped; waits while ``size`` of them are waiting.
-
-        Cancellation: nothing was added.
-        """
-        while len(self._records) >= self.size and not self._closed:
-            await self._wait_writable()
-        if not self._closed:
-            self._records.append(record)
-            self._readable.set()
-
-    async def _wait_writable(self) -> None:
-        if self._writable.is_set():
-            self._writable = anyio.Event()
-        self._writers += 1
         try:
-            await self._writable.wait()
-        finally:
-            self._writers -= 1
+            send.send_nowait(record)
+        except anyio.WouldBlock:
+            await send.send(record)
 
     async def get(self) -> ItemT:
-        """The next item: a waiting record first, then ticks in order.
+        """The next item, in arrival order; a checkpoint, waits when there is none.
 
         Raises ``StopAsyncIteration`` once closed, or the error it was closed with.
-        Checkpoints when it has to wait and on every ``_YIELD_EVERY``-th call; other calls
-        return a buffered item at once (a checkpoint per tick would cost more than decoding
-        it), so a busy consumer still lets the connections run. Cancellation: raises the
-        backend's cancellation, the buffer unchanged.
+        Cancellation: raises the backend's cancellation, the channel unchanged.
         """
-        self._served += 1
-        if self._served >= self._YIELD_EVERY:
-            self._served = 0
-            await anyio.lowlevel.checkpoint()
-        while True:
-            if self._records:
-                item = self._records.popleft()
-                if self._writers:
-                    self._writable.set()
-                return item
-            if self._ticks:
-                item = self._pop_tick()
-                if len(self._ticks) <= self._wake_at:  # room for the waiting frame
-                    self._wake_at = -1  # once: the woken writer sets it again if need be
-                    self._writable.set()
-                return item
-            if self._closed:
-                if self._error is not None:
-                    raise self._error
-                raise StopAsyncIteration
-            if self._readable.is_set():
-                self._readable = anyio.Event()
-            await self._readable.wait()
+        if self._closed:
+            raise self._end()
+        try:
+            item: ItemT = await self._receive.receive()
+        except anyio.EndOfStream:
+            raise self._end() from None
+        return item
 
-    def __aiter__(self) -> _Buffer[ItemT]:
+    def _end(self) -> BaseException:
+        return self._error if self._error is not None else StopAsyncIteration()
+
+    def __aiter__(self) -> _Channel[ItemT]:
         return self
 
-    __anext__ = get
+    async def __anext__(self) -> ItemT:
+        return await self.get()
 
     def close(self, error: BaseException | None = None) -> None:
-        """End the stream: readers get ``error`` (or ``StopAsyncIteration``), writers return."""
+        """End the stream: readers get ``error`` (or ``StopAsyncIteration``) at once."""
+        if self._closed:
+            return
+        self._closed, self._error = True, error
+        self._send.close()  # the connections' clones close as their tasks end
+        while True:  # free what waits (waiting senders are being cancelled)
+            try:
+                self._receive.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
+
+
+class _DropOldest(_Channel[ItemT]):
+    """``drop_oldest``: when the stream is full, its oldest item is taken out through the
+    channel's own receive clone; a tick is dropped, a record kept aside and served first.
+    At most ``size`` records wait (in the stream or aside); past that ``put_record`` waits."""
+
+    def __init__(self, size: int, is_record: Callable[[object], bool]) -> None:
+        super().__init__(size, is_record)
+        self._oldest = self._receive.clone()
+        self._aside: collections.deque[ItemT] = collections.deque()
+        self._records = 0
+        self._room = anyio.Event()
+
+    def __len__(self) -> int:
+        return super().__len__() + len(self._aside)
+
+    def _push(self, send: _Sender, item: ItemT) -> None:
+        while True:
+            try:
+                send.send_nowait(item)
+                return
+            except anyio.WouldBlock:
+                oldest = self._oldest.receive_nowait()  # full, so there is one
+                if self._is_record(oldest):
+                    self._aside.append(oldest)
+                else:
+                    self.dropped += 1
+
+    async def put_ticks(self, send: _Sender, ticks: list[ItemT]) -> None:
+        """Add one frame's ticks, dropping the oldest; never waits."""
+        for tick in ticks:
+            self._push(send, tick)
+
+    async def put_record(self, send: _Sender, record: ItemT) -> None:
+        """Add a record; waits while ``size`` records wait. Cancellation: nothing added."""
+        while self._records >= self.size and not self._closed:
+            if self._room.is_set():
+                self._room = anyio.Event()
+            await self._room.wait()
         if not self._closed:
-            self._closed, self._error = True, error
-            self._records.clear()
-            self._ticks.clear()
-        self._readable.set()
-        self._writable.set()
+            self._records += 1
+            self._push(send, record)
+
+    async def get(self) -> ItemT:
+        if self._aside and not self._closed:
+            await anyio.lowlevel.checkpoint()
+            if self._aside and not self._closed:
+                item = self._aside.popleft()
+                self._taken_record()
+                return item
+        item = await super().get()
+        if self._is_record(item):
+            self._taken_record()
+        return item
+
+    def _taken_record(self) -> None:
+        self._records -= 1
+        self._room.set()
+
+    def close(self, error: BaseException | None = None) -> None:
+        super().close(error)
+        self._aside.clear()
+        self._room.set()
+
+
+class _Conflate(_Channel[ItemT]):
+    """``conflate``: a dict of the newest tick per instrument plus a stream of instrument
+    keys (an instrument's key is sent once, when it has no tick waiting); records go
+    through the key stream in their place."""
+
+    def __init__(self, size: int, is_record: Callable[[object], bool]) -> None:
+        super().__init__(size, is_record, stream_size=math.inf)
+        self._latest: dict[int, ItemT] = {}
+        self._records = 0
+        self._room = anyio.Event()
+
+    async def put_ticks(self, send: _Sender, ticks: list[ItemT]) -> None:
+        """Add one frame's ticks, each replacing its instrument's waiting one; never waits."""
+        latest = self._latest
+        for tick in ticks:
+            token: int = tick.instrument_token  # type: ignore[attr-defined]
+            if token in latest:
+                self.dropped += 1
+                latest[token] = tick
+            else:
+                latest[token] = tick
+                send.send_nowait(token)
+
+    async def put_record(self, send: _Sender, record: ItemT) -> None:
+        while self._records >= self.size and not self._closed:
+            if self._room.is_set():
+                self._room = anyio.Event()
+            await self._room.wait()
+        if not self._closed:
+            self._records += 1
+            send.send_nowait(record)
+
+    async def get(self) -> ItemT:
+        key = await super().get()
+        if isinstance(key, int):
+            return self._latest.pop(key)
+        self._records -= 1
+        self._room.set()
+        return key
+
+    def close(self, error: BaseException | None = None) -> None:
+        super().close(error)
+        self._latest.clear()
+        self._room.set()
+
+
+_CHANNELS: Final[dict[Overflow, type[_Channel[Any]]]] = {
+    Overflow.LOSSLESS: _Channel,
+    Overflow.DROP_OLDEST: _DropOldest,
+    Overflow.CONFLATE: _Conflate,
+}
 
 
 # -- connections --------------------------------------------------------------------------
@@ -372,6 +508,12 @@ class _Shard:
     scope: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
     session: anyio.CancelScope | None = None
     started: bool = False
+    #: Set once the connection is up for the first time (or the feed stopped).
+    up: anyio.Event = attrs.Factory(anyio.Event)
+    connected_before: bool = False
+    #: ``task_group.start()``'s status while the task has not reported ready.
+    task_status: anyio.abc.TaskStatus[None] | None = None
+    send: _Sender | None = None
 
 
 class _CredentialsTransport(httpx.AsyncBaseTransport):
@@ -413,11 +555,42 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     return leaves
 
 
+def _check_root(root: object) -> str:
+    if not isinstance(root, str):
+        raise TypeError(f"root must be a str (a ws:// or wss:// URL), got {type(root).__name__}")
+    try:
+        parts = urllib.parse.urlsplit(root)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if parts.scheme not in ("ws", "wss") or not host:
+        raise ValueError(f"root must be a ws:// or wss:// URL with a host, got {root!r}")
+    return root
+
+
+def _check_seconds(name: str, value: object, *, zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if not (value > 0 or (zero and value == 0)):
+        raise ValueError(f"{name} must be {'>=' if zero else '>'} 0 seconds, got {value!r}")
+    return float(value)
+
+
+def _check_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return value
+
+
 class _KiteFeedBase(AbstractFeeder[int, ItemT]):
     """What :class:`KiteFeed` and :class:`RawKiteFeed` share: all of it but the decoding."""
 
     #: Whether items are ticks keyed by instrument (the ``conflate`` policy needs that).
     _can_conflate: ClassVar[bool] = True
+    #: The stream's items that come from text frames (never dropped nor conflated).
+    _record_types: ClassVar[tuple[type, ...]] = (OrderUpdate, FeedError, FeedMessage)
 
     def __init__(
         self,
@@ -427,6 +600,7 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         user_id: str | None = None,
         enctoken: str | None = None,
         root: str | None = None,
+        subscriptions: Mapping[int, Mode | str] | Iterable[int] | None = None,
         default_mode: Mode | str = Mode.QUOTE,
         overflow: Overflow | str = Overflow.LOSSLESS,
         buffer_size: int = 10_000,
@@ -445,16 +619,29 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         to ``wss://ws.zerodha.com``, and the web client's parameters are sent). ``root``
         points elsewhere, e.g. at the sandbox's ``ticker_url``.
 
-        ``default_mode`` is the mode of ``subscribe(tokens)`` without one. ``overflow`` and
-        ``buffer_size`` (items; frames for :class:`RawKiteFeed`) set the slow-consumer
-        policy. ``watchdog`` seconds of silence drop a connection. ``backoff`` paces
-        reconnects (its ``max_attempts`` bounds failures in a row; the count restarts once
-        a connection stayed up ``stable_after`` seconds). ``send_timeout`` bounds a
-        subscription message's write; past it the connection is deemed stuck and is
-        replaced. ``max_connections`` x ``max_instruments`` is Kite's per-api_key limit.
+        ``subscriptions`` are sent with the first connection: a mapping of instrument
+        tokens to modes (``{408065: "full", 884737: "ltp"}``), or tokens in
+        ``default_mode``. ``default_mode`` is also the mode of ``subscribe(tokens)`` without
+        one. ``overflow`` and ``buffer_size`` (items; frames for :class:`RawKiteFeed`) set
+        the slow-consumer policy. ``watchdog`` seconds of silence drop a connection.
+        ``backoff`` paces reconnects (its ``max_attempts`` bounds failures in a row; the
+        count restarts once a connection stayed up ``stable_after`` seconds).
+        ``connect_timeout`` bounds a handshake. ``send_timeout`` bounds a subscription
+        message's write; past it the connection is deemed stuck and is replaced.
+        ``max_connections`` x ``max_instruments`` is Kite's per-api_key limit.
 
-        Raises ``ValueError`` for missing/mixed credentials or bad settings.
+        Raises, before any I/O: ``ValueError`` for missing/mixed credentials, a ``root``
+        that is not a ``ws://``/``wss://`` URL, a non-positive timeout, a bad mode, policy,
+        token or size; ``TypeError`` for an argument of the wrong type.
         """
+        for name, value in (
+            ("api_key", api_key),
+            ("access_token", access_token),
+            ("user_id", user_id),
+            ("enctoken", enctoken),
+        ):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, got {type(value).__name__}")
         web = user_id is not None or enctoken is not None
         if web == (api_key is not None or access_token is not None) or (
             not web and not (api_key and access_token)
@@ -465,39 +652,53 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
             )
         if web and not (user_id and enctoken):
             raise ValueError("Kite Web needs both user_id and enctoken")
-        if buffer_size < 1:
-            raise ValueError(f"buffer_size must be >= 1, got {buffer_size!r}")
-        if not watchdog > 0:
-            raise ValueError(f"watchdog must be > 0 seconds, got {watchdog!r}")
-        if max_connections < 1 or max_instruments < 1:
-            raise ValueError("max_connections and max_instruments must be >= 1")
+        if not isinstance(backoff, Backoff):
+            raise TypeError(f"backoff must be a Backoff, got {type(backoff).__name__}")
         self._web = web
         self._api_key = api_key or ""
         self._user_id = user_id or ""
         self._secret = (enctoken if web else access_token) or ""
-        self.root = root or (KITE_WEB_ROOT if web else KITE_CONNECT_ROOT)
+        if root is None:
+            root = KITE_WEB_ROOT if web else KITE_CONNECT_ROOT
+        self.root = _check_root(root)
         self.default_mode = Mode(default_mode)
         self.overflow = Overflow(overflow)
         if self.overflow is Overflow.CONFLATE and not self._can_conflate:
             raise ValueError(f"{type(self).__name__} cannot conflate: use lossless or drop_oldest")
-        self.buffer_size = buffer_size
-        self.watchdog = watchdog
+        self.buffer_size = _check_int("buffer_size", buffer_size)
+        self.watchdog = _check_seconds("watchdog", watchdog)
         self.backoff = backoff
-        self.stable_after = stable_after
-        self.connect_timeout = connect_timeout
-        self.send_timeout = send_timeout
-        self.max_connections = max_connections
-        self.max_instruments = max_instruments
+        self.stable_after = _check_seconds("stable_after", stable_after, zero=True)
+        self.connect_timeout = _check_seconds("connect_timeout", connect_timeout)
+        self.send_timeout = _check_seconds("send_timeout", send_timeout)
+        self.max_connections = _check_int("max_connections", max_connections)
+        self.max_instruments = _check_int("max_instruments", max_instruments)
         self._shards: list[_Shard] = [_Shard(0)]
         self._shard_of: dict[int, _Shard] = {}
         #: Instruments whose asked mode is not in effect yet: their mode (see "Modes").
         self._switching: dict[int, str] = {}
         self._counters = _Counters()
-        self._buffer: _Buffer[ItemT] = _Buffer(self.overflow, buffer_size)
+        records = self._record_types
+        self._channel: _Channel[ItemT] = _CHANNELS[self.overflow](
+            buffer_size, lambda item: isinstance(item, records)
+        )
+        self._listeners: list[MemoryObjectSendStream[ConnectionEvent]] = []
         self._tg: anyio.abc.TaskGroup | None = None
         self._client: httpx.AsyncClient | None = None
         self._failure: AioTraderError | None = None
         self._closed = False
+        if subscriptions is not None:
+            self._remember_initial(subscriptions)
+
+    def _remember_initial(self, subscriptions: Mapping[int, Mode | str] | Iterable[int]) -> None:
+        if isinstance(subscriptions, Mapping):
+            by_mode: dict[Mode, list[int]] = {}
+            for token, mode in subscriptions.items():
+                by_mode.setdefault(Mode(mode), []).append(token)
+        else:
+            by_mode = {self.default_mode: list(_check_iterable(subscriptions))}
+        for mode, tokens in by_mode.items():
+            self._remember(_check_tokens(tokens), mode)
 
     def __repr__(self) -> str:
         who = f"user_id={self._user_id!r}" if self._web else f"api_key={self._api_key!r}"
@@ -507,10 +708,18 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
     # -- lifecycle ---------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        """Start the connection task(s) in a new task group; returns at once (not connected yet).
+        """Open the connections in a new task group; returns once they are connected.
 
-        Raises ``RuntimeError`` when entered twice. Cancellation: it never waits, so a
-        cancellation is seen by the block's first checkpoint (and ``__aexit__`` cleans up).
+        Returns when each connection with instruments (the first one always) has made its
+        handshake and sent its subscriptions: from then on nothing Kite sends is lost.
+        Connect failures are retried with ``backoff`` meanwhile. Raises, as itself (not in
+        an exception group), the first connection's terminal failure: ``TokenException``
+        (HTTP 403: the session is invalid), ``FeedClosedError`` (connect attempts used up,
+        or a handshake refused with a status that never heals, e.g. 404). ``RuntimeError``
+        when entered twice.
+
+        Cancellation: stops connecting; every socket opened so far is closed and every task
+        ended before the cancellation propagates (nothing is left running).
         """
         if self._tg is not None or self._closed:
             raise RuntimeError(f"{type(self).__name__} can be entered only once")
@@ -523,8 +732,27 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
-        for shard in self._shards:
-            self._start(shard)
+        try:
+            for shard in self._shards:
+                if shard.index == 0 or shard.modes:
+                    shard.started = True
+                    await tg.start(self._run, shard, name=f"kite-feed-connection-{shard.index}")
+        except BaseException as exc:
+            error = _single(exc)
+            if isinstance(error, AioTraderError) and self._failure is None:
+                self._failure = error  # what iterating the failed feed raises
+            self._tg = None
+            self._shutdown()
+            try:
+                await tg.__aexit__(type(error), error, error.__traceback__)
+            except BaseExceptionGroup as group:
+                if any(leaf is not error for leaf in _leaves(group)):
+                    raise
+            finally:
+                await self._close_client()
+            if error is exc:
+                raise
+            raise error from error.__cause__
         return self
 
     async def __aexit__(
@@ -550,12 +778,15 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
                     if exc is None or any(leaf is not exc for leaf in _leaves(group)):
                         raise
         finally:
-            if self._client is not None:
-                with anyio.CancelScope(shield=True):
-                    await self._client.aclose()
+            await self._close_client()
         cancelled = anyio.get_cancelled_exc_class()
         if self._failure is not None and (exc is None or isinstance(exc, cancelled)):
             raise self._failure
+
+    async def _close_client(self) -> None:
+        if self._client is not None:
+            with anyio.CancelScope(shield=True):
+                await self._client.aclose()
 
     async def close(self) -> None:
         """Stop the connections and end the iteration (``async for`` stops). Idempotent.
@@ -570,7 +801,11 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         self._closed = True
         for shard in self._shards:
             shard.scope.cancel()
-        self._buffer.close(self._failure)
+            shard.up.set()
+        self._channel.close(self._failure)
+        listeners, self._listeners = self._listeners, []
+        for send in listeners:
+            send.close()
 
     def _fail(self, error: AioTraderError) -> None:
         """Stop the feed for good with ``error``: raised from ``async for`` and ``async with``."""
@@ -581,12 +816,43 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
+    # -- the connection's life ---------------------------------------------------------
+
+    def connection_events(
+        self, max_buffer: int = 100
+    ) -> MemoryObjectReceiveStream[ConnectionEvent]:
+        """A new stream of :data:`ConnectionEvent` records: ``FeedConnected`` and
+        ``FeedDisconnected``, from now until the feed closes (the stream then ends).
+
+        Call it before ``async with`` to see the first connection too; read it in a task of
+        your own (``async for event in events``), it never blocks the feed: past
+        ``max_buffer`` events waiting, new ones are not added to this stream (logged at
+        DEBUG). Close it (``with events:``) to stop receiving. Several streams may be open.
+        """
+        send, receive = anyio.create_memory_object_stream[ConnectionEvent](
+            _check_int("max_buffer", max_buffer)
+        )
+        if self._closed:
+            send.close()
+        else:
+            self._listeners.append(send)
+        return receive
+
+    def _emit(self, event: ConnectionEvent) -> None:
+        for send in list(self._listeners):
+            try:
+                send.send_nowait(event)
+            except anyio.WouldBlock:
+                log.debug("a connection_events stream is full: %r not added", event)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._listeners.remove(send)  # its reader closed it
+
     # -- iteration -----------------------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[ItemT]:
         """The stream; ``RuntimeError`` before ``async with`` (it would never yield)."""
         self._check_entered()
-        return self._buffer  # its __anext__ is this feed's, one call less per item
+        return self._channel  # its __anext__ is this feed's, one call less per item
 
     def _check_entered(self) -> None:
         if self._tg is None and not self._closed:
@@ -595,14 +861,16 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
             )
 
     async def __anext__(self) -> ItemT:
-        """The next item; waits for one.
+        """The next item; a checkpoint every time (a busy loop body never starves the
+        connections), waits when none is there.
 
         Ends (``StopAsyncIteration``) once the feed is closed; raises ``TokenException`` or
         ``FeedClosedError`` when the feed stopped for good. Cancellation: raises the
-        backend's cancellation, nothing is lost (the item stays buffered).
+        backend's cancellation, nothing is lost (the item stays buffered, the next call
+        gets it).
         """
         self._check_entered()
-        return await self._buffer.get()
+        return await self._channel.get()
 
     def statistics(self) -> FeedStatistics:
         """A frozen snapshot of the counters (see :class:`FeedStatistics`)."""
@@ -616,12 +884,12 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
             text_frames=c.text_frames,
             order_updates=c.order_updates,
             malformed=c.malformed,
-            dropped=self._buffer.dropped,
+            dropped=self._channel.dropped,
             stale_mode=c.stale_mode,
             reconnects=c.reconnects,
             connections=c.connections,
             subscribed=len(self._shard_of),
-            buffered=len(self._buffer),
+            buffered=len(self._channel),
             last_message_time=None if last is None else datetime.datetime.fromtimestamp(last, IST),
         )
 
@@ -632,22 +900,41 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
 
     # -- subscriptions -----------------------------------------------------------------
 
-    async def subscribe(self, tokens: Iterable[int], mode: Mode | str | None = None) -> None:
-        """Subscribe instrument ``tokens`` in ``mode`` (default: ``default_mode``).
+    async def subscribe(
+        self, instrument_tokens: Iterable[int], mode: Mode | str | None = None
+    ) -> None:
+        """Subscribe ``instrument_tokens`` in ``mode`` (default: ``default_mode``).
 
         Already subscribed tokens switch to ``mode``. Their ticks received from the call on
-        come in ``mode`` only (see "Modes" in the module doc). Before the feed is connected the
-        subscription is only remembered; it is sent on connect and replayed, with its mode,
-        after every reconnect. Instruments beyond 3000 go to a further connection (at most
-        ``max_connections``). Raises ``ValueError`` for a bad token or mode, or when the
-        total would exceed ``max_connections * max_instruments`` (nothing changes then).
+        come in ``mode`` only (see "Modes" in the module doc). Before ``async with`` the
+        subscription is only remembered and goes out with the first connection; it is
+        replayed, with its mode, after every reconnect. Instruments beyond 3000 go to a
+        further connection (at most ``max_connections``): the call then returns once that
+        connection is up (or raises the feed's error if it cannot be made). Raises
+        ``ValueError`` for a bad token or mode, or when the total would exceed
+        ``max_connections * max_instruments``; ``TypeError`` for tokens that are not an
+        iterable of ints (nothing changes then).
 
-        Cancellation: the subscription is remembered either way (and replayed on
-        reconnect); a message already being written is finished first (shielded, at most
-        ``send_timeout``), so the socket is never left half-written.
+        Cancellation: the subscription is remembered and sent either way (the write is
+        shielded, at most ``send_timeout``, so the socket is never left half-written and
+        Kite is told what the feed remembers), then the cancellation is raised; it is
+        replayed on reconnect; a new connection goes on connecting.
         """
         mode_ = self.default_mode if mode is None else Mode(mode)
-        wanted = _check_tokens(tokens)
+        wanted = _check_tokens(instrument_tokens)
+        new = self._remember(wanted, mode_)
+        for shard in new:
+            self._start(shard)
+        for shard, group in self._by_shard(wanted).items():
+            await self._send(shard, _subscribe_messages({mode_.value: group}))
+        for shard in new:
+            if shard.started:
+                await shard.up.wait()
+        if self._failure is not None:
+            raise self._failure
+
+    def _remember(self, wanted: list[int], mode_: Mode) -> list[_Shard]:
+        """Record ``wanted`` in ``mode_`` (raises before any change); the new shards."""
         new = [t for t in wanted if t not in self._shard_of]
         limit = self.max_connections * self.max_instruments
         if len(self._shard_of) + len(new) > limit:
@@ -656,27 +943,27 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
                 f"Kite allows {self.max_instruments} per connection and {self.max_connections} "
                 f"connections per api_key ({limit})"
             )
+        shards: list[_Shard] = []
         for token in new:
             shard = next((s for s in self._shards if len(s.modes) < self.max_instruments), None)
             if shard is None:
                 shard = _Shard(len(self._shards))
                 self._shards.append(shard)
-                self._start(shard)
+                shards.append(shard)
             shard.modes[token] = mode_.value
             self._shard_of[token] = shard
         for token in wanted:
             self._shard_of[token].modes[token] = mode_.value
             self._switching[token] = mode_.value
-        for shard, group in self._by_shard(wanted).items():
-            await self._send(shard, _subscribe_messages({mode_.value: group}))
+        return shards
 
-    async def unsubscribe(self, tokens: Iterable[int]) -> None:
-        """Stop receiving ``tokens``; tokens not subscribed are ignored.
+    async def unsubscribe(self, instrument_tokens: Iterable[int]) -> None:
+        """Stop receiving ``instrument_tokens``; tokens not subscribed are ignored.
 
-        Connections stay open when they have nothing left. Raises ``ValueError`` for a
-        bad token. Cancellation: as for :meth:`subscribe`.
+        Connections stay open when they have nothing left. Raises ``ValueError`` /
+        ``TypeError`` for bad tokens. Cancellation: as for :meth:`subscribe`.
         """
-        wanted = [t for t in _check_tokens(tokens) if t in self._shard_of]
+        wanted = [t for t in _check_tokens(instrument_tokens) if t in self._shard_of]
         groups = self._by_shard(wanted)
         for token in wanted:
             del self._shard_of.pop(token).modes[token]
@@ -684,15 +971,16 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         for shard, group in groups.items():
             await self._send(shard, [{"a": "unsubscribe", "v": group}])
 
-    async def set_mode(self, mode: Mode | str, tokens: Iterable[int]) -> None:
-        """Switch subscribed ``tokens`` to ``mode``: their ticks received from the call on come
-        in ``mode`` only (ticks already waiting in the buffer are still delivered).
+    async def set_mode(self, mode: Mode | str, instrument_tokens: Iterable[int]) -> None:
+        """Switch subscribed ``instrument_tokens`` to ``mode``: their ticks received from the
+        call on come in ``mode`` only (ticks already waiting in the channel are still
+        delivered).
 
         Raises ``ValueError`` for a bad mode or a token that is not subscribed (nothing
         changes then). Cancellation: as for :meth:`subscribe`.
         """
         mode_ = Mode(mode)
-        wanted = _check_tokens(tokens)
+        wanted = _check_tokens(instrument_tokens)
         missing = [t for t in wanted if t not in self._shard_of]
         if missing:
             raise ValueError(
@@ -712,10 +1000,17 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         return groups
 
     async def _send(self, shard: _Shard, messages: list[dict[str, Any]]) -> None:
-        """Send ``messages`` on the shard's connection if it is up (else replay covers them)."""
-        async with shard.lock:
-            if shard.ws is not None:
-                await self._write(shard, shard.ws, messages)
+        """Send ``messages`` on the shard's connection if it is up (else replay covers them).
+
+        Shielded: a cancelled caller's messages still go out (each write bounded by
+        ``send_timeout``), so what is remembered is also what Kite was told; the
+        cancellation is raised right after.
+        """
+        with anyio.CancelScope(shield=True):
+            async with shard.lock:
+                if shard.ws is not None:
+                    await self._write(shard, shard.ws, messages)
+        await anyio.lowlevel.checkpoint_if_cancelled()
 
     async def _write(
         self, shard: _Shard, ws: AsyncWebSocketSession, messages: list[dict[str, Any]]
@@ -742,17 +1037,31 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
     # -- the connection loop -----------------------------------------------------------
 
     def _start(self, shard: _Shard) -> None:
+        """Start a connection added after entry (it reports ready through ``shard.up``)."""
         if self._tg is not None and not shard.started and not self._closed:
             shard.started = True
             self._tg.start_soon(self._run, shard, name=f"kite-feed-connection-{shard.index}")
 
-    async def _run(self, shard: _Shard) -> None:
-        """Connect, read, reconnect until cancelled; a fatal error stops the whole feed."""
-        with shard.scope:
+    async def _run(
+        self, shard: _Shard, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Connect, read, reconnect until cancelled; a fatal error stops the whole feed.
+
+        Started by ``task_group.start()`` (``__aenter__``), it reports ready once connected
+        and subscribed; a fatal error before that is raised to the starter instead.
+        """
+        shard.task_status = task_status
+        with shard.scope, self._channel.sender() as shard.send:
             try:
                 await self._connect_loop(shard)
             except (TokenException, FeedClosedError) as exc:
+                self._emit(FeedDisconnected(shard.index, str(exc), None))
+                if shard.task_status is not None and task_status is not anyio.TASK_STATUS_IGNORED:
+                    log.error("feed could not connect: %s", exc)
+                    raise  # not ready yet: __aenter__ raises it
                 self._fail(exc)
+            finally:
+                shard.up.set()
 
     async def _connect_loop(self, shard: _Shard) -> None:
         attempts = self.backoff.attempts(stable_after=self.stable_after)
@@ -764,6 +1073,7 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
                     f"attempts in a row; last: {error}"
                 ) from error
             self._counters.reconnects += 1
+            self._emit(FeedDisconnected(shard.index, str(error), attempts.delay))
             log.warning(
                 "connection %d lost (%s); reconnecting in %.3g s (attempt %d)",
                 shard.index,
@@ -791,7 +1101,8 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
     async def _connect_once(self, shard: _Shard, attempts: Attempts) -> AioTraderError:
         """One connection, from handshake to drop; returns why it ended (our error).
 
-        Raises ``TokenException`` when the handshake is refused with 403.
+        Raises ``TokenException`` when the handshake is refused with 403, and
+        ``FeedClosedError`` for another 4xx than 429 (a wrong URL never heals).
         """
         assert self._client is not None
         try:
@@ -813,6 +1124,11 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
                     "expired; log in again",
                     status_code=403,
                 ) from None
+            if 400 <= status < 500 and status != 429:
+                raise FeedClosedError(
+                    f"the ticker refused the connection with HTTP {status} (not retried: "
+                    f"check root={self.root!r})"
+                ) from None
             return ConnectError(f"the ticker refused the connection with HTTP {status}")
         except httpx.TimeoutException as exc:
             return ConnectError(f"timed out connecting ({self._describe(exc)})")
@@ -826,24 +1142,32 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
             raise
 
     async def _session(self, shard: _Shard, ws: AsyncWebSocketSession) -> AioTraderError:
-        """Replay the subscriptions, then read until the connection ends."""
+        """Replay the subscriptions, report the connection up, then read until it ends."""
         with anyio.CancelScope() as shard.session:
             async with shard.lock:
                 self._switching.update(shard.modes)  # Kite starts them in quote mode again
                 if shard.modes and not await self._write(shard, ws, _replay_messages(shard)):
                     return ConnectionLost("connection lost while subscribing")
                 shard.ws = ws
+                replayed = len(shard.modes)
             self._counters.connections += 1
-            log.info("connection %d up, %d instruments", shard.index, len(shard.modes))
+            reconnect, shard.connected_before = shard.connected_before, True
+            log.info("connection %d up, %d instruments", shard.index, replayed)
+            self._emit(FeedConnected(shard.index, reconnect, replayed))
+            shard.up.set()
+            status, shard.task_status = shard.task_status, None
+            if status is not None:
+                status.started()
             try:
-                return await self._read(ws)
+                assert shard.send is not None
+                return await self._read(ws, shard.send)
             finally:
                 shard.ws = None
                 self._counters.connections -= 1
         return ConnectionLost(f"a send took over {self.send_timeout} s")
 
-    async def _read(self, ws: AsyncWebSocketSession) -> AioTraderError:
-        """Receive frames into the buffer until the connection ends; returns why it ended."""
+    async def _read(self, ws: AsyncWebSocketSession, send: _Sender) -> AioTraderError:
+        """Receive frames into the channel until the connection ends; returns why it ended."""
         receive, watchdog, counters = ws.receive, self.watchdog, self._counters
         binary, text = self._on_binary, self._on_text
         Bytes, Text = wsproto.events.BytesMessage, wsproto.events.TextMessage
@@ -865,30 +1189,53 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
                     counters.heartbeats += 1
                 else:
                     counters.frames += 1
-                    await binary(data)
+                    await binary(data, send)
             elif isinstance(event, Text):
                 counters.text_frames += 1
                 counters.bytes += len(event.data)
-                await text(event.data)
+                await text(event.data, send)
 
-    def _malformed(self, bad: MalformedPacket) -> None:
-        self._counters.malformed += 1
-        log.warning("skipped a malformed frame: %s (offset %d)", bad.reason, bad.offset)
+    def _malformed(self, bad: list[MalformedPacket]) -> None:
+        """Count every malformed packet of one frame; log the frame once."""
+        self._counters.malformed += len(bad)
+        first = bad[0]
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        log.warning(
+            "skipped %d malformed packet(s) in a frame: %s (offset %d)%s",
+            len(bad),
+            first.reason,
+            first.offset,
+            more,
+        )
 
-    async def _on_binary(self, data: bytes | bytearray) -> None:
+    async def _on_binary(self, data: bytes | bytearray, send: _Sender) -> None:
         raise NotImplementedError
 
-    async def _on_text(self, data: str) -> None:
+    async def _on_text(self, data: str, send: _Sender) -> None:
         raise NotImplementedError
+
+
+def _single(exc: BaseException) -> BaseException:
+    """A group holding one error (at any depth) as that error; anything else as it is."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _check_iterable(tokens: object) -> Iterable[Any]:
+    if isinstance(tokens, int | str | bytes) or not isinstance(tokens, Iterable):
+        raise TypeError(f"tokens must be an iterable of ints, got {type(tokens).__name__}")
+    return tokens
 
 
 def _check_tokens(tokens: Iterable[int]) -> list[int]:
-    """The tokens as a list without duplicates; ``ValueError`` for anything but uint32 ints."""
-    if isinstance(tokens, int | str | bytes):
-        raise ValueError(f"tokens must be an iterable of ints, got {type(tokens).__name__}")
-    out = list(dict.fromkeys(tokens))
+    """The tokens as a list without duplicates; ``TypeError`` for anything but ints,
+    ``ValueError`` for ints out of uint32's range."""
+    out = list(dict.fromkeys(_check_iterable(tokens)))
     for token in out:
-        if not isinstance(token, int) or isinstance(token, bool) or not 0 < token <= 0xFFFFFFFF:
+        if not isinstance(token, int) or isinstance(token, bool):
+            raise TypeError(f"instrument tokens are ints, got {token!r}")
+        if not 0 < token <= 0xFFFFFFFF:
             raise ValueError(f"instrument tokens are positive 32-bit ints, got {token!r}")
     return out
 
@@ -913,15 +1260,19 @@ class KiteFeed(_KiteFeedBase[FeedItem]):
 
     Yields :data:`FeedItem`: tick records in packet order, and :class:`OrderUpdate`,
     :class:`FeedError`, :class:`FeedMessage` for text frames. See the module documentation
-    for connections, reconnects, the watchdog and the overflow policies.
+    for the lifecycle, connections, reconnects, the watchdog and the overflow policies.
     """
 
-    async def _on_binary(self, data: bytes | bytearray) -> None:
-        ticks = decode_frame(data, self._malformed)
+    async def _on_binary(self, data: bytes | bytearray, send: _Sender) -> None:
+        bad: list[MalformedPacket] = []
+        ticks = decode_frame(data, bad.append)
+        if bad:
+            self._malformed(bad)
         self._counters.ticks += len(ticks)
         if self._switching:
             ticks = self._in_asked_mode(ticks)
-        await self._buffer.put_ticks(ticks)  # type: ignore[arg-type]
+        if ticks:
+            await self._channel.put_ticks(send, ticks)  # type: ignore[arg-type]
 
     def _in_asked_mode(self, ticks: list[Tick]) -> list[Tick]:
         """The ticks without those in another mode than asked, of instruments whose mode
@@ -940,16 +1291,16 @@ class KiteFeed(_KiteFeedBase[FeedItem]):
             log.debug("dropped %d ticks in a mode not asked yet", len(ticks) - len(kept))
         return kept
 
-    async def _on_text(self, data: str) -> None:
+    async def _on_text(self, data: str, send: _Sender) -> None:
         record = decode_text(data)
         if isinstance(record, MalformedPacket):
-            self._malformed(record)
+            self._malformed([record])
             return
         if isinstance(record, OrderUpdate):
             self._counters.order_updates += 1
         elif isinstance(record, FeedError):
             log.warning("the ticker sent an error: %s", record.message)
-        await self._buffer.put_record(record)
+        await self._channel.put_record(send, record)
 
 
 class RawKiteFeed(_KiteFeedBase[RawFrame]):
@@ -958,14 +1309,16 @@ class RawKiteFeed(_KiteFeedBase[RawFrame]):
     For recording a session (decode later with :func:`decode_frame` / :func:`decode_text`).
     Heartbeats are counted, not yielded; ``ticks`` counts the packets frames announce;
     ``malformed`` stays 0 (nothing is decoded). ``buffer_size`` counts frames. The
-    ``conflate`` policy needs decoded ticks: ``ValueError``.
+    ``conflate`` policy needs decoded ticks: ``ValueError``. Same lifecycle as
+    :class:`KiteFeed` (``async with`` returns once connected).
     """
 
     _can_conflate = False
+    _record_types = (str,)
 
-    async def _on_binary(self, data: bytes | bytearray) -> None:
+    async def _on_binary(self, data: bytes | bytearray, send: _Sender) -> None:
         self._counters.ticks += data[0] << 8 | data[1]
-        await self._buffer.put_ticks([bytes(data)])
+        await self._channel.put_ticks(send, [bytes(data)])
 
-    async def _on_text(self, data: str) -> None:
-        await self._buffer.put_record(data)
+    async def _on_text(self, data: str, send: _Sender) -> None:
+        await self._channel.put_record(send, data)
