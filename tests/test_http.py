@@ -745,7 +745,7 @@ async def test_a_live_idle_connection_is_reused() -> None:
 
 
 @pytest.mark.usefixtures("no_proxy")
-async def test_the_pool_runs_on_the_cheap_readability_check() -> None:
+async def test_the_pool_runs_on_the_cheap_readability_check(anyio_backend: str) -> None:
     from aio_trader._transport import _Stream
 
     async with anyio.create_task_group() as tg:
@@ -757,6 +757,10 @@ async def test_the_pool_runs_on_the_cheap_readability_check() -> None:
             (connection,) = http._transport._pool.connections  # httpx's attribute: _transport
             stream = connection._connection._network_stream  # type: ignore[union-attr]
             assert isinstance(stream, _Stream)
+            # inside it, httpcore's own stream for the running loop (trio's under trio)
+            assert type(stream._inner).__module__ == f"httpcore._backends.{anyio_backend}".replace(
+                "asyncio", "anyio"
+            )
             assert stream.get_extra_info("is_readable") is False
             assert not connection.has_expired()
         tg.cancel_scope.cancel()
