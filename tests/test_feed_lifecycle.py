@@ -310,3 +310,12 @@ async def test_a_frame_of_many_malformed_packets_logs_one_warning_with_the_count
     ]
     assert len(warnings) == 1
     assert "5000" in warnings[0].getMessage()
+
+
+async def test_constructor_subscriptions_past_3000_enter_with_every_connection_up() -> None:
+    async with sandbox(tick_interval=0.05) as sb:
+        fake = range(10_000_000, 10_004_500)  # unknown tokens: subscribed, never tick
+        async with feed_for(sb, subscriptions=fake) as feed:
+            assert feed.statistics().connections == 2  # both up on entry
+            assert sb.state.stats.ws_connections == 2
+            assert feed.statistics().subscribed == 4500
