@@ -45,6 +45,12 @@ stream, so a request cancelled while its body is being written leaves no async
 generator unfinalised (httpx's own byte stream is one: trio then warns with a
 ``ResourceWarning``).
 
+Sending: when no proxy comes from the environment and redirects are not followed, a
+request goes straight to the client's transport (``aio_trader._transport``: httpx's, on a
+network backend with a cheap idle-connection check), skipping ``AsyncClient.send``'s
+auth/redirect/hook machinery; cookies an answer sets are still kept, and a client holding
+cookies sends through ``AsyncClient.send``. The bytes on the wire are the same.
+
 Observing errors (e.g. a 403 ``TokenException`` meaning "log in again") is left to
 the caller, which catches the raised ``KiteError`` in its own single request path.
 
