@@ -30,7 +30,9 @@ RECORDS = (OrderUpdate, FeedMessage)
 
 
 def channel(policy: Overflow, size: int) -> _Channel[Any]:
-    return _CHANNELS[policy](size, lambda item: isinstance(item, RECORDS))
+    ch = _CHANNELS[policy](size, lambda item: isinstance(item, RECORDS))
+    ch.open()
+    return ch
 
 
 def test_feed_module_all_is_pinned() -> None:

@@ -305,19 +305,30 @@ class _Channel(Generic[ItemT]):
         self.size = size
         self.dropped = 0
         self._is_record = is_record
-        self._send: _Sender
-        self._receive: MemoryObjectReceiveStream[Any]
-        self._send, self._receive = anyio.create_memory_object_stream[Any](
-            size if stream_size is None else stream_size
-        )
+        self._stream_size = size if stream_size is None else stream_size
+        self._send: _Sender | None = None
+        self._receive: MemoryObjectReceiveStream[Any] | None = None
         self._closed = False
         self._error: BaseException | None = None
 
+    def open(self) -> None:
+        """Create the stream (on the feed's entry: nothing is open before)."""
+        self._send, self._receive = anyio.create_memory_object_stream[Any](self._stream_size)
+
+    def dispose(self) -> None:
+        """Close the receive side too, once no connection task is left (the feed's exit)."""
+        self.close()
+        if self._receive is not None:
+            self._receive.close()
+
     def sender(self) -> _Sender:
         """A send clone for one connection (close it when the connection task ends)."""
+        assert self._send is not None, "opened on entry"
         return self._send.clone()
 
     def __len__(self) -> int:
+        if self._receive is None:
+            return 0
         return self._receive.statistics().current_buffer_used
 
     async def put_ticks(self, send: _Sender, ticks: list[ItemT]) -> None:
@@ -347,11 +358,11 @@ class _Channel(Generic[ItemT]):
         Raises ``StopAsyncIteration`` once closed, or the error it was closed with.
         Cancellation: raises the backend's cancellation, the channel unchanged.
         """
-        if self._closed:
+        if self._closed or self._receive is None:
             raise self._end()
         try:
             item: ItemT = await self._receive.receive()
-        except anyio.EndOfStream:
+        except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
             raise self._end() from None
         return item
 
@@ -369,6 +380,8 @@ class _Channel(Generic[ItemT]):
         if self._closed:
             return
         self._closed, self._error = True, error
+        if self._send is None or self._receive is None:
+            return  # never opened
         self._send.close()  # the connections' clones close as their tasks end
         while True:  # free what waits (waiting senders are being cancelled)
             try:
@@ -384,10 +397,20 @@ class _DropOldest(_Channel[ItemT]):
 
     def __init__(self, size: int, is_record: Callable[[object], bool]) -> None:
         super().__init__(size, is_record)
-        self._oldest = self._receive.clone()
+        self._oldest: MemoryObjectReceiveStream[Any] | None = None
         self._aside: collections.deque[ItemT] = collections.deque()
         self._records = 0
         self._room = anyio.Event()
+
+    def open(self) -> None:
+        super().open()
+        assert self._receive is not None
+        self._oldest = self._receive.clone()
+
+    def dispose(self) -> None:
+        super().dispose()
+        if self._oldest is not None:
+            self._oldest.close()
 
     def __len__(self) -> int:
         return super().__len__() + len(self._aside)
@@ -398,6 +421,7 @@ class _DropOldest(_Channel[ItemT]):
                 send.send_nowait(item)
                 return
             except anyio.WouldBlock:
+                assert self._oldest is not None, "opened on entry"
                 oldest = self._oldest.receive_nowait()  # full, so there is one
                 if self._is_record(oldest):
                     self._aside.append(oldest)
@@ -729,6 +753,7 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
             timeout=self.connect_timeout,
             transport=_CredentialsTransport(httpx.AsyncHTTPTransport(), self._credentials),
         )
+        self._channel.open()
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
@@ -749,6 +774,7 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
                 if any(leaf is not error for leaf in _leaves(group)):
                     raise
             finally:
+                self._channel.dispose()
                 await self._close_client()
             if error is exc:
                 raise
@@ -778,6 +804,7 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
                     if exc is None or any(leaf is not exc for leaf in _leaves(group)):
                         raise
         finally:
+            self._channel.dispose()
             await self._close_client()
         cancelled = anyio.get_cancelled_exc_class()
         if self._failure is not None and (exc is None or isinstance(exc, cancelled)):
