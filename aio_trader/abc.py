@@ -12,9 +12,7 @@ can rely on the same shape whatever the broker:
 - ``AbstractFeeder`` subscribes instruments in a mode, and yields what the feed
   sends (records, never dicts) through ``async for``.
 
-A broker implements ``aclose()`` (``close()`` is the alias). A feeder, for now,
-implements ``close()`` (the seed's shape) and gets ``aclose()`` from it; a feeder may
-override both.
+Both implement ``aclose()``; ``close()`` is the alias the seed's callers use.
 """
 
 from __future__ import annotations
@@ -97,12 +95,12 @@ class AbstractFeeder(AsyncResource, Generic[KeyT, ItemT]):
         """A frozen snapshot of counters (frames, items, drops, reconnects, ...)."""
 
     @abstractmethod
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Stop the feed and end the iteration; release what it owns. Idempotent.
 
         Cancellation: resources are released anyway, then the cancellation propagates.
         """
 
-    async def aclose(self) -> None:
-        """``AsyncResource.aclose``: :meth:`close` (a feeder may override both)."""
-        await self.close()
+    async def close(self) -> None:
+        """Alias of :meth:`aclose` (the seed's name)."""
+        await self.aclose()

@@ -123,7 +123,7 @@ class ReplayFeed(AbstractFeeder[int, FeedItem]):
     ) -> None:
         await self.close()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Stop the replay (``async for`` ends) and close the file. Idempotent.
         Cancellation: nothing to wait for."""
         self._closed = True

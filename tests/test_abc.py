@@ -20,7 +20,7 @@ def test_abstract_methods_are_pinned() -> None:
         "set_mode",
         "__aiter__",
         "statistics",
-        "close",
+        "aclose",
     }
 
 
@@ -71,7 +71,7 @@ class Feeder(AbstractFeeder[int, tuple[int, str]]):
     def statistics(self) -> object:
         return self._receive.statistics()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         self._send.close()
 
 
@@ -88,10 +88,10 @@ async def test_close_is_an_alias_of_aclose_and_authorize_of_authorise() -> None:
     assert broker.closed == 2
 
 
-async def test_a_feeder_with_the_seeds_close_gets_aclose() -> None:
+async def test_a_feeders_close_is_an_alias_of_aclose() -> None:
     feed = Feeder()
     await feed.subscribe([1])
-    await feed.aclose()
+    await feed.close()  # the seed's name
     assert [item async for item in feed] == [(1, "quote")]
 
 

@@ -361,7 +361,7 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         if stack is not None:
             await stack.aclose()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Acknowledge what was consumed, withdraw the consumer's wishes (the gateway drops
         what nobody else wants), stop reading; ``async for`` ends. Idempotent.
 

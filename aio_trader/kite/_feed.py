@@ -815,7 +815,7 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
             with anyio.CancelScope(shield=True):
                 await self._client.aclose()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Stop the connections and end the iteration (``async for`` stops). Idempotent.
 
         The task group itself ends when the ``async with`` block is left. Cancellation:
