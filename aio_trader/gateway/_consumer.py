@@ -69,6 +69,7 @@ from aio_trader.gateway._wire import FrameInfo, Keys, filter_frame
 from aio_trader.kite import (
     FeedError,
     FeedItem,
+    FeedStatistics,
     MalformedPacket,
     Mode,
     OrderUpdate,
@@ -110,7 +111,7 @@ RedisFeedItem: TypeAlias = FeedItem | FeedGap
 
 
 @attrs.frozen
-class RedisFeedStatistics:
+class RedisFeedStatistics(FeedStatistics):
     """A snapshot of a consumer's counters (``feed.statistics()``).
 
     The fields of :class:`~aio_trader.kite.FeedStatistics`, counted on the frames read from
@@ -122,20 +123,6 @@ class RedisFeedStatistics:
     after the last one read (at the last heartbeat; -1 unknown).
     """
 
-    frames: int
-    ticks: int
-    bytes: int
-    heartbeats: int
-    text_frames: int
-    order_updates: int
-    malformed: int
-    dropped: int
-    stale_mode: int
-    reconnects: int
-    connections: int
-    subscribed: int
-    buffered: int
-    last_message_time: datetime.datetime | None
     duplicates: int
     gaps: int
     missed_frames: int
