@@ -654,3 +654,14 @@ def test_order_update_accepts_iso_timestamps() -> None:
 def test_encode_text_rejects_other_records() -> None:
     with pytest.raises(TypeError):
         encode_text(LTP_TICK)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("frame", [5, None, "abc", [0, 0], 2.0])
+def test_decode_frame_refuses_what_is_not_bytes(frame: object) -> None:
+    with pytest.raises(TypeError, match="decode_frame takes bytes"):
+        decode_frame(frame)  # type: ignore[arg-type]
+
+
+def test_decode_frame_takes_every_bytes_like() -> None:
+    frame = encode_frame([LtpTick(instrument_token=408065, last_price=1.25)])
+    assert decode_frame(bytearray(frame)) == decode_frame(memoryview(frame)) == decode_frame(frame)

@@ -604,9 +604,12 @@ def decode_frame(
     as a :class:`MalformedPacket` to ``on_malformed``, one call each; without a
     callback, a frame with malformed parts logs ONE warning giving their count and the
     first. Every well-formed packet is still returned. (An exception raised by
-    ``on_malformed`` itself propagates.)
+    ``on_malformed`` itself propagates.) ``TypeError`` when ``frame`` is not bytes-like
+    (``decode_frame(5)`` would otherwise read five zero bytes).
     """
     if not isinstance(frame, bytes):
+        if not isinstance(frame, (bytearray, memoryview)):
+            raise TypeError(f"decode_frame takes bytes, not {type(frame).__name__}")
         frame = bytes(frame)
     size = len(frame)
     if size < 2:
