@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,6 +32,7 @@ from aio_trader.kite import (
     OrderUpdate,
     Overflow,
     QuoteTick,
+    RawFrame,
     RawKiteFeed,
     Tick,
     decode_frame,
@@ -202,15 +204,18 @@ async def test_raw_mode_yields_undecoded_frames() -> None:
         await raw.subscribe([token], mode="full")
         with anyio.fail_after(HANG):
             async for frame in raw:
-                assert isinstance(frame, bytes)
-                ticks = decode_frame(frame)
+                assert isinstance(frame, RawFrame)
+                assert isinstance(frame.data, bytes)
+                assert frame.connection == 0
+                assert abs(frame.received - time.time()) < 60  # time.time()'s clock
+                ticks = decode_frame(frame.data)
                 if ticks and isinstance(ticks[0], FullTick):
                     break
         order_id = await place_order(sb)
         with anyio.fail_after(HANG):
             async for frame in raw:
-                if isinstance(frame, str):
-                    update = decode_text(frame)
+                if isinstance(frame.data, str):
+                    update = decode_text(frame.data)
                     assert isinstance(update, OrderUpdate)
                     assert update.order_id == order_id
                     break

@@ -29,7 +29,9 @@ from aio_trader.kite import (
     KiteFeed,
     LtpTick,
     OrderUpdate,
+    RawFrame,
     RawKiteFeed,
+    decode_frame,
 )
 from aio_trader.sandbox import Sandbox, SandboxConfig
 
@@ -137,7 +139,33 @@ async def test_raw_feed_enters_connected_too() -> None:
         assert raw.statistics().connections == 1
         with anyio.fail_after(HANG):
             frame = await raw.__anext__()
-        assert isinstance(frame, bytes)
+        assert isinstance(frame.data, bytes)
+        assert frame.connection == 0
+
+
+async def test_raw_frames_carry_their_connection_and_receive_time() -> None:
+    async with sandbox() as sb:
+        tokens = tradable(sb)[:2]
+        started = time.time()
+        async with RawKiteFeed(
+            sb.api_key,
+            sb.access_token,
+            root=sb.ticker_url,
+            subscriptions={tokens[0]: "ltp", tokens[1]: "ltp"},
+            max_instruments=1,  # one instrument per connection: two connections
+        ) as raw:
+            assert raw.statistics().connections == 2
+            seen: dict[int, set[int]] = {}
+            with anyio.fail_after(HANG):
+                async for frame in raw:
+                    assert isinstance(frame, RawFrame)
+                    assert started <= frame.received <= time.time()
+                    if isinstance(frame.data, bytes):
+                        got = {tick.instrument_token for tick in decode_frame(frame.data)}
+                        seen.setdefault(frame.connection, set()).update(got)
+                    if len(seen) == 2:
+                        break
+    assert seen == {0: {tokens[0]}, 1: {tokens[1]}}  # filled in order
 
 
 async def _answer_404(stream: anyio.abc.SocketStream) -> None:
@@ -303,7 +331,7 @@ async def test_a_frame_of_many_malformed_packets_logs_one_warning_with_the_count
         frame = struct.pack(">H", 5000) + b"\x00\x00" * 5000  # 5000 empty packets
         send = feed._channel.sender()
         with send:
-            await feed._on_binary(frame, send)
+            await feed._on_binary(frame, send, time.time(), 0)
         assert feed.statistics().malformed == 5000
     warnings = [
         r for r in caplog.records if r.levelno == logging.WARNING and "malformed" in r.message

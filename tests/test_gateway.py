@@ -9,6 +9,7 @@ with XRANGE) against what each consumer yielded (``feed.last_frame.seq``).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -140,6 +141,40 @@ async def test_fan_out_each_consumer_gets_its_instruments_in_its_modes(
         await until(lambda: RELIANCE not in gw.subscriptions)
         assert gw.subscriptions == {INFY: Mode.QUOTE, TCS: Mode.QUOTE}
         assert gw.consumers == frozenset({"b"})
+
+
+async def test_each_entry_carries_the_kite_connection_and_receive_time_of_its_frame(
+    sb: Sandbox, redis: RedisServer, prefix: str
+) -> None:
+    # one instrument per connection: INFY and TCS come on two Kite connections
+    options = {"max_instruments": 1}
+    async with (
+        gateway(sb, redis, prefix, feed_options=options) as gw,
+        consumer(redis, prefix, "a") as feed,
+    ):
+        await feed.subscribe([INFY, TCS], "ltp")
+        await until(lambda: gw.subscriptions == {INFY: Mode.LTP, TCS: Mode.LTP})
+        reader = Reader(feed)
+        connections: dict[int, set[int]] = {}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader.run)
+            await until(lambda: all(len(reader.seqs(t)) >= 3 for t in (INFY, TCS)))
+            tg.cancel_scope.cancel()
+        assert gw.feed.statistics().connections == 2
+        async with coredis.Redis.from_url(redis.url, decode_responses=False) as client:
+            entries = await client.xrange(f"{prefix}:frames", "-", "+")
+        before = time.time()
+        for entry in entries:
+            fields = entry.field_values
+            if b"b" in fields:
+                tokens = {t.instrument_token for t in decode_frame(fields[b"b"])}
+                connections.setdefault(int(fields[b"c"]), set()).update(tokens)
+                assert 0 < before - float(fields[b"r"]) < HANG_GUARD  # the feed's time.time()
+    assert set(connections) == {0, 1}
+    assert connections[0] | connections[1] == {INFY, TCS}
+    assert not connections[0] & connections[1]  # each instrument on its own connection
+    assert reader.feed.last_frame is not None
+    assert reader.feed.last_frame.connection in (0, 1)
 
 
 async def test_a_dead_consumer_stops_counting_after_its_timeout(

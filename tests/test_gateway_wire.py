@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import datetime
 import struct
 
-from aio_trader.gateway._wire import filter_frame, frame_parts
+from aio_trader.gateway._wire import filter_frame
 from aio_trader.kite import FullTick, IndexQuoteTick, LtpTick, QuoteTick, decode_frame
 
 INFY, TCS, NIFTY = 408065, 2953217, 256265
@@ -62,16 +61,3 @@ def test_a_malformed_frame_goes_whole_to_the_decoder() -> None:
     assert filter_frame(broken, {INFY: "quote"}) == (broken, -1, 0)
     trailing = frame(packet(INFY, 8)) + b"xx"
     assert filter_frame(trailing, {INFY: "ltp"}) == (trailing, -1, 0)
-
-
-def test_frame_parts_of_raw_frames_and_records() -> None:
-    assert frame_parts(b"\x00\x01", lambda: 5.0) == (b"\x00\x01", 5.0, 0)
-    assert frame_parts("{}", lambda: 5.0) == ("{}", 5.0, 0)
-
-    class Frame:
-        data = bytearray(b"ab")
-        received = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
-        connection = 2
-
-    assert frame_parts(Frame(), lambda: 5.0) == (b"ab", Frame.received.timestamp(), 2)
-    assert frame_parts(object(), lambda: 5.0) == (None, 0.0, 0)

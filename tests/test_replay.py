@@ -76,8 +76,9 @@ async def test_a_direct_recording_replays_every_frame_decoded(sb: Sandbox, tmp_p
             anyio.fail_after(HANG_GUARD),
         ):
             async for frame in feed:
-                recorder.write(frame, connection=0)
-                live.extend(decode_frame(frame) if isinstance(frame, bytes) else [frame])
+                recorder.write(frame.data, frame.received, frame.connection)
+                data = frame.data
+                live.extend(decode_frame(data) if isinstance(data, bytes) else [data])
                 if recorder.frames >= 30:
                     break
             message = FeedMessage("recorded text frame")

@@ -35,8 +35,8 @@ async def make_recording(path: Path, frames: int = 20) -> None:
         with Recorder(path) as recorder, anyio.fail_after(HANG_GUARD):
             texts = 0
             async for frame in feed:
-                recorder.write(frame)
-                texts += isinstance(frame, str)
+                recorder.write(frame.data, frame.received, frame.connection)
+                texts += isinstance(frame.data, str)
                 if recorder.frames == 5:
                     await place_order(sb)
                 if recorder.frames >= frames and texts:

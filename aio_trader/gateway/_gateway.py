@@ -39,8 +39,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from aio_trader.backoff import Backoff
 from aio_trader.errors import AioTraderError
 from aio_trader.gateway._redis import RETRYABLE, PureToken, check_redis, open_client
-from aio_trader.gateway._wire import MODE_RANK, Keys, frame_parts, highest
-from aio_trader.kite import Mode, RawKiteFeed
+from aio_trader.gateway._wire import MODE_RANK, Keys, highest
+from aio_trader.kite import Mode, RawFrame, RawKiteFeed
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -162,7 +162,7 @@ class Gateway(anyio.abc.AsyncResource):
         self._wishes_seen: bytes | None = None
         self._queued = 0
         self._closed = False
-        self._send: anyio.abc.ObjectSendStream[tuple[bytes | str, float, int]] | None = None
+        self._send: anyio.abc.ObjectSendStream[RawFrame] | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._stack is not None else "not started"
@@ -186,9 +186,7 @@ class Gateway(anyio.abc.AsyncResource):
             await self._continue_numbering()
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)  # runs first on exit: stop the tasks
-            send, receive = anyio.create_memory_object_stream[tuple[bytes | str, float, int]](
-                10_000
-            )
+            send, receive = anyio.create_memory_object_stream[RawFrame](10_000)
             self._send = send
             await stack.enter_async_context(self._feed)
             await self._refresh_once(force=True)
@@ -280,26 +278,18 @@ class Gateway(anyio.abc.AsyncResource):
 
     # -- tasks -------------------------------------------------------------------------
 
-    async def _read_feed(
-        self, send: anyio.abc.ObjectSendStream[tuple[bytes | str, float, int]]
-    ) -> None:
-        clock = time.time
+    async def _read_feed(self, send: anyio.abc.ObjectSendStream[RawFrame]) -> None:
         async with send:
             try:
-                async for item in self._feed:
-                    data, received, connection = frame_parts(item, clock)
-                    if data is None:
-                        continue
+                async for frame in self._feed:
                     self._queued += 1
-                    await send.send((data, received, connection))
+                    await send.send(frame)
             except AioTraderError as exc:
                 # the feed stopped for good (TokenException, FeedClosedError): it raises the
                 # error itself out of the gateway's ``async with``, as itself
                 log.error("the Kite feed stopped: %s", type(exc).__name__)
 
-    async def _publish(
-        self, receive: MemoryObjectReceiveStream[tuple[bytes | str, float, int]]
-    ) -> None:
+    async def _publish(self, receive: MemoryObjectReceiveStream[RawFrame]) -> None:
         async with receive:
             while True:
                 try:
@@ -315,13 +305,14 @@ class Gateway(anyio.abc.AsyncResource):
                 await self._append(self._entries(batch))
                 self._queued -= len(batch)
 
-    def _entries(self, batch: list[tuple[bytes | str, float, int]]) -> list[dict[bytes, bytes]]:
+    def _entries(self, batch: list[RawFrame]) -> list[dict[bytes, bytes]]:
         epoch = str(self._epoch).encode()
         entries = []
-        for data, received, connection in batch:
+        for frame in batch:
             self._seq += 1
-            fields = {b"e": epoch, b"s": b"%d" % self._seq, b"r": repr(received).encode()}
-            fields[b"c"] = b"%d" % connection
+            data = frame.data
+            fields = {b"e": epoch, b"s": b"%d" % self._seq, b"r": repr(frame.received).encode()}
+            fields[b"c"] = b"%d" % frame.connection
             if isinstance(data, str):
                 fields[b"t"] = data.encode()
                 self._counters.text_frames += 1

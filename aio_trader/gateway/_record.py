@@ -30,7 +30,6 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in the t
 
 import anyio
 
-from aio_trader.gateway._wire import frame_parts
 from aio_trader.kite import Tick, decode_frame
 
 if TYPE_CHECKING:
@@ -219,7 +218,7 @@ async def record(
     feed ends); returns how many were written.
 
     The source is either ``feed``, an entered :class:`~aio_trader.kite.RawKiteFeed` (its
-    frames, stamped with the time they were read), or ``redis`` (a URL or an entered
+    frames, with their receive times and connections), or ``redis`` (a URL or an entered
     coredis client) with a gateway's ``prefix``: the gateway's stream, from the next frame
     published (``start="new"``) or the oldest Redis keeps (``"oldest"``), with the
     gateway's receive times, connections and sequence numbers. Reading Redis does not
@@ -233,10 +232,8 @@ async def record(
         raise ValueError("give feed= (a RawKiteFeed) or redis= (a gateway's Redis), not both")
     with Recorder(path, ticks=ticks) as recorder:
         if feed is not None:
-            async for item in feed:
-                data, when, connection = frame_parts(item, time.time)
-                if data is not None:
-                    recorder.write(data, when, connection)
+            async for frame in feed:
+                recorder.write(frame.data, frame.received, frame.connection)
                 if frames is not None and recorder.frames >= frames:
                     break
         else:

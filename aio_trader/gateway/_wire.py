@@ -21,7 +21,7 @@ UTF-8). Consumers count gaps and skip duplicates with ``e`` and ``s``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Final
 
 import attrs
@@ -33,7 +33,6 @@ __all__ = [
     "FrameInfo",
     "Keys",
     "filter_frame",
-    "frame_parts",
     "highest",
 ]
 
@@ -152,29 +151,3 @@ def filter_frame(frame: bytes, modes: Mapping[int, str] | None) -> tuple[bytes |
 def highest(a: str | None, b: str) -> str:
     """The richer of two modes."""
     return b if a is None or MODE_RANK[b] > MODE_RANK[a] else a
-
-
-def frame_parts(item: object, clock: Callable[[], float]) -> tuple[bytes | str | None, float, int]:
-    """(frame, receive time, connection) of what the raw feed yields.
-
-    A raw frame is ``bytes``/``str``, or a record carrying them with its receive time and
-    connection; anything else (an event record) is skipped.
-    """
-    if isinstance(item, bytes | str):
-        return item, clock(), 0
-    data = getattr(item, "data", None)
-    if not isinstance(data, bytes | bytearray | str):
-        return None, 0.0, 0
-    received = getattr(item, "received", None)
-    if isinstance(received, int | float):
-        when = float(received)
-    elif received is not None and hasattr(received, "timestamp"):
-        when = float(received.timestamp())
-    else:
-        when = clock()
-    connection = getattr(item, "connection", 0)
-    return (
-        bytes(data) if isinstance(data, bytearray) else data,
-        when,
-        connection if isinstance(connection, int) else 0,
-    )

@@ -28,7 +28,8 @@ tick records, :class:`OrderUpdate` (Kite's ``order`` text frames), :class:`FeedE
 the order they arrived on each connection. Heartbeats are counted, never yielded.
 Malformed packets and text frames are counted (``statistics().malformed``, every one) and
 logged once per frame, never fatal. :class:`RawKiteFeed` yields the frames undecoded
-instead (``bytes`` for binary frames, ``str`` for text frames).
+instead, as :class:`RawFrame` records (the frame's ``bytes`` or ``str``, its receive time
+and its connection).
 
 **The connection's life** is a second stream, :meth:`~KiteFeed.connection_events`:
 :class:`FeedConnected` (handshake done, subscriptions sent or replayed: how many, and
@@ -175,8 +176,21 @@ DEFAULT_BACKOFF: Final = Backoff(base=1.0, factor=2.0, cap=30.0, max_attempts=30
 
 #: One item of :class:`KiteFeed`'s stream: a tick record, or a text frame's record.
 FeedItem: TypeAlias = Tick | OrderUpdate | FeedError | FeedMessage
-#: One item of :class:`RawKiteFeed`'s stream: a binary frame (bytes) or a text frame (str).
-RawFrame: TypeAlias = bytes | str
+
+
+@attrs.frozen
+class RawFrame:
+    """One item of :class:`RawKiteFeed`'s stream: a frame as Kite sent it.
+
+    ``data`` the frame unchanged (``bytes`` for a binary frame, ``str`` for a text frame),
+    ``received`` when it was read off the socket (``time.time()``: seconds since the Unix
+    epoch), ``connection`` the index (0, 1, 2) of the Kite connection it came on.
+    """
+
+    data: bytes | str
+    received: float
+    connection: int
+
 
 ItemT = TypeVar("ItemT")
 _NETWORK_ERRORS: Final = (
@@ -613,8 +627,11 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
 
     #: Whether items are ticks keyed by instrument (the ``conflate`` policy needs that).
     _can_conflate: ClassVar[bool] = True
-    #: The stream's items that come from text frames (never dropped nor conflated).
-    _record_types: ClassVar[tuple[type, ...]] = (OrderUpdate, FeedError, FeedMessage)
+
+    @staticmethod
+    def _is_record(item: object) -> bool:
+        """Whether a stream item comes from a text frame (never dropped nor conflated)."""
+        return isinstance(item, OrderUpdate | FeedError | FeedMessage)
 
     def __init__(
         self,
@@ -702,10 +719,7 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         #: Instruments whose asked mode is not in effect yet: their mode (see "Modes").
         self._switching: dict[int, str] = {}
         self._counters = _Counters()
-        records = self._record_types
-        self._channel: _Channel[ItemT] = _CHANNELS[self.overflow](
-            buffer_size, lambda item: isinstance(item, records)
-        )
+        self._channel: _Channel[ItemT] = _CHANNELS[self.overflow](buffer_size, self._is_record)
         self._listeners: list[MemoryObjectSendStream[ConnectionEvent]] = []
         self._tg: anyio.abc.TaskGroup | None = None
         self._client: httpx.AsyncClient | None = None
@@ -1187,13 +1201,15 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
                 status.started()
             try:
                 assert shard.send is not None
-                return await self._read(ws, shard.send)
+                return await self._read(ws, shard.send, shard.index)
             finally:
                 shard.ws = None
                 self._counters.connections -= 1
         return ConnectionLost(f"a send took over {self.send_timeout} s")
 
-    async def _read(self, ws: AsyncWebSocketSession, send: _Sender) -> AioTraderError:
+    async def _read(
+        self, ws: AsyncWebSocketSession, send: _Sender, connection: int
+    ) -> AioTraderError:
         """Receive frames into the channel until the connection ends; returns why it ended."""
         receive, watchdog, counters = ws.receive, self.watchdog, self._counters
         binary, text = self._on_binary, self._on_text
@@ -1208,7 +1224,7 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
                 return ConnectionLost(f"closed by the server (code {exc.code}{reason})")
             except WebSocketNetworkError:
                 return ConnectionLost("network error")
-            counters.last_message = time.time()
+            counters.last_message = received = time.time()
             if isinstance(event, Bytes):
                 data = event.data
                 counters.bytes += len(data)
@@ -1216,11 +1232,11 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
                     counters.heartbeats += 1
                 else:
                     counters.frames += 1
-                    await binary(data, send)
+                    await binary(data, send, received, connection)
             elif isinstance(event, Text):
                 counters.text_frames += 1
                 counters.bytes += len(event.data)
-                await text(event.data, send)
+                await text(event.data, send, received, connection)
 
     def _malformed(self, bad: list[MalformedPacket]) -> None:
         """Count every malformed packet of one frame; log the frame once."""
@@ -1235,10 +1251,14 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
             more,
         )
 
-    async def _on_binary(self, data: bytes | bytearray, send: _Sender) -> None:
+    async def _on_binary(
+        self, data: bytes | bytearray, send: _Sender, received: float, connection: int
+    ) -> None:
+        """Handle one binary frame (2 bytes or more) read at ``received`` on ``connection``."""
         raise NotImplementedError
 
-    async def _on_text(self, data: str, send: _Sender) -> None:
+    async def _on_text(self, data: str, send: _Sender, received: float, connection: int) -> None:
+        """Handle one text frame read at ``received`` on ``connection``."""
         raise NotImplementedError
 
 
@@ -1290,7 +1310,9 @@ class KiteFeed(_KiteFeedBase[FeedItem]):
     for the lifecycle, connections, reconnects, the watchdog and the overflow policies.
     """
 
-    async def _on_binary(self, data: bytes | bytearray, send: _Sender) -> None:
+    async def _on_binary(
+        self, data: bytes | bytearray, send: _Sender, received: float, connection: int
+    ) -> None:
         bad: list[MalformedPacket] = []
         ticks = decode_frame(data, bad.append)
         if bad:
@@ -1318,7 +1340,7 @@ class KiteFeed(_KiteFeedBase[FeedItem]):
             log.debug("dropped %d ticks in a mode not asked yet", len(ticks) - len(kept))
         return kept
 
-    async def _on_text(self, data: str, send: _Sender) -> None:
+    async def _on_text(self, data: str, send: _Sender, received: float, connection: int) -> None:
         record = decode_text(data)
         if isinstance(record, MalformedPacket):
             self._malformed([record])
@@ -1331,21 +1353,28 @@ class KiteFeed(_KiteFeedBase[FeedItem]):
 
 
 class RawKiteFeed(_KiteFeedBase[RawFrame]):
-    """The feed's frames undecoded: ``bytes`` per binary frame, ``str`` per text frame.
+    """The feed's frames undecoded: one :class:`RawFrame` per binary or text frame, with
+    its receive time and connection.
 
-    For recording a session (decode later with :func:`decode_frame` / :func:`decode_text`).
-    Heartbeats are counted, not yielded; ``ticks`` counts the packets frames announce;
-    ``malformed`` stays 0 (nothing is decoded). ``buffer_size`` counts frames. The
-    ``conflate`` policy needs decoded ticks: ``ValueError``. Same lifecycle as
-    :class:`KiteFeed` (``async with`` returns once connected).
+    For recording a session (decode ``frame.data`` later with :func:`decode_frame` /
+    :func:`decode_text`) and for the gateway. Heartbeats are counted, not yielded; ``ticks``
+    counts the packets frames announce; ``malformed`` stays 0 (nothing is decoded).
+    ``buffer_size`` counts frames. The ``conflate`` policy needs decoded ticks:
+    ``ValueError``. Same lifecycle as :class:`KiteFeed` (``async with`` returns once
+    connected).
     """
 
     _can_conflate = False
-    _record_types = (str,)
 
-    async def _on_binary(self, data: bytes | bytearray, send: _Sender) -> None:
+    @staticmethod
+    def _is_record(item: object) -> bool:
+        return isinstance(item, RawFrame) and isinstance(item.data, str)
+
+    async def _on_binary(
+        self, data: bytes | bytearray, send: _Sender, received: float, connection: int
+    ) -> None:
         self._counters.ticks += data[0] << 8 | data[1]
-        await self._channel.put_ticks(send, [bytes(data)])
+        await self._channel.put_ticks(send, [RawFrame(bytes(data), received, connection)])
 
-    async def _on_text(self, data: str, send: _Sender) -> None:
-        await self._channel.put_record(send, data)
+    async def _on_text(self, data: str, send: _Sender, received: float, connection: int) -> None:
+        await self._channel.put_record(send, RawFrame(data, received, connection))
