@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -174,12 +175,17 @@ def test_quick_start_program_in_the_docs(tmp_path: Path) -> None:
     assert "Positions(net=(Position(tradingsymbol='INFY'" in text
 
 
+def _python_blocks(page: Path) -> list[str]:
+    """The page's ```python blocks, dedented (a block inside a list item is indented)."""
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
+    return [textwrap.dedent(block) for block in blocks]
+
+
 def _doc_blocks() -> list[tuple[str, int, str]]:
     """Every ```python block of ``docs/*.md``: (page, index, code)."""
     found = []
     for page in sorted((EXAMPLES.parent / "docs").glob("*.md")):
-        blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
-        found.extend((page.name, index, code) for index, code in enumerate(blocks))
+        found.extend((page.name, index, code) for index, code in enumerate(_python_blocks(page)))
     return found
 
 
@@ -226,10 +232,6 @@ def _programs() -> list[tuple[str, str]]:
         found += [(f"{page.name}[{i}]", code) for i, code in enumerate(_python_blocks(page))]
     found += [(path.name, path.read_text()) for path in sorted(EXAMPLES.glob("*.py"))]
     return found
-
-
-def _python_blocks(page: Path) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
 
 
 def test_every_market_order_shown_carries_market_protection() -> None:
