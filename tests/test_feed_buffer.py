@@ -238,3 +238,151 @@ async def test_a_busy_consumer_lets_other_tasks_run() -> None:
             await ch.get()  # no await in the body: only the receives yield
         assert runs >= 50  # the other task ran between receives
         tg.cancel_scope.cancel()
+
+
+# -- batches: one checkpoint per list of the items already waiting --------------------------
+
+#: A plan for one channel: frames of ticks, some preceded by a record (an order update).
+plans = st.lists(st.tuples(st.booleans(), frames.map(lambda f: f[0] if f else [])), max_size=20)
+
+
+def unread(policy: Overflow, size: int) -> _Channel[Any]:
+    """A channel to fill before reading: ``lossless`` would wait for room, so it gets all."""
+    return channel(policy, 1000 if policy is Overflow.LOSSLESS else size)
+
+
+async def fill(ch: _Channel[Any], plan: list[tuple[bool, list[LtpTick]]]) -> None:
+    """Put the plan's records and frames into ``ch`` (records: at most ``ch.size``)."""
+    with ch.sender() as send:
+        records = 0
+        for n, (record, ticks) in enumerate(plan):
+            if record and records < ch.size:
+                records += 1
+                await ch.put_record(send, OrderUpdate(order_id=str(n)))
+            if ticks:
+                await ch.put_ticks(send, list(ticks))
+
+
+async def batches_of(ch: _Channel[Any], max_items: int) -> list[list[object]]:
+    out = []
+    while len(ch):
+        out.append(await ch.get_batch(max_items))
+    return out
+
+
+@pytest.mark.anyio
+@given(plans, st.sampled_from(list(Overflow)), sizes, st.integers(1, 12))
+async def test_batches_hold_what_per_item_reads_get_in_the_same_order(
+    plan: list[tuple[bool, list[LtpTick]]], policy: Overflow, size: int, max_items: int
+) -> None:
+    per_item, batched = unread(policy, size), unread(policy, size)
+    await fill(per_item, plan)
+    await fill(batched, plan)
+    expected = await read_all(per_item)
+    got = await batches_of(batched, max_items)
+    assert [item for batch in got for item in batch] == expected  # same items, same order
+    assert all(1 <= len(batch) <= max_items for batch in got)
+    assert all(len(batch) == max_items for batch in got[:-1])  # takes all that waits
+    assert batched.dropped == per_item.dropped  # the same policy, the same drops
+    assert len(batched) == 0
+
+
+@pytest.mark.anyio
+@given(plans, st.sampled_from(list(Overflow)), st.integers(1, 5))
+async def test_per_item_and_batched_reads_mixed_keep_the_order(
+    plan: list[tuple[bool, list[LtpTick]]], policy: Overflow, max_items: int
+) -> None:
+    reference, mixed = unread(policy, 8), unread(policy, 8)
+    await fill(reference, plan)
+    await fill(mixed, plan)
+    expected = await read_all(reference)
+    got: list[object] = []
+    turn = 0
+    while len(mixed):
+        turn += 1
+        if turn % 2:
+            got.append(await mixed.get())
+        else:
+            got.extend(await mixed.get_batch(max_items))
+    assert got == expected
+
+
+async def test_records_taken_in_a_batch_make_room_for_the_writer() -> None:
+    for policy in (Overflow.DROP_OLDEST, Overflow.CONFLATE):
+        ch = channel(policy, 2)
+        records = [OrderUpdate(order_id=str(n)) for n in range(4)]
+        with ch.sender() as send, anyio.fail_after(10):
+            await ch.put_record(send, records[0])
+            await ch.put_ticks(send, [LtpTick(1, 1.0)])
+            await ch.put_record(send, records[1])
+            assert await ch.get_batch(10) == [records[0], LtpTick(1, 1.0), records[1]], policy
+            await ch.put_record(send, records[2])  # room again: never waits
+            await ch.put_record(send, records[3])
+            assert await ch.get_batch(10) == records[2:], policy
+
+
+@pytest.mark.parametrize("policy", list(Overflow))
+async def test_a_cancelled_batch_loses_nothing(policy: Overflow) -> None:
+    ch = channel(policy, 10)
+    with ch.sender() as send:
+        with anyio.move_on_after(0.05) as scope:
+            await ch.get_batch(5)  # waits: nothing there
+        assert scope.cancelled_caught
+        await ch.put_ticks(send, [LtpTick(1, 1.0), LtpTick(2, 1.0)])
+        await ch.put_record(send, OrderUpdate(order_id="1"))
+        with anyio.CancelScope() as cancelled:
+            cancelled.cancel()
+            await ch.get_batch(5)  # a checkpoint: cancelled before taking anything
+        assert cancelled.cancelled_caught
+        assert len(ch) == 3
+        assert await ch.get_batch(5) == [LtpTick(1, 1.0), LtpTick(2, 1.0), OrderUpdate("1")]
+
+
+@pytest.mark.parametrize("policy", list(Overflow))
+async def test_batches_of_a_closed_channel_stop_or_raise_its_error(policy: Overflow) -> None:
+    ch = channel(policy, 10)
+    with ch.sender() as send:
+        await ch.put_ticks(send, [LtpTick(1, 1.0)])
+        ch.close()
+        with pytest.raises(StopAsyncIteration):
+            await ch.get_batch(10)
+    failed = channel(policy, 10)
+    failed.close(KeyError("boom"))
+    with pytest.raises(KeyError, match="boom"):
+        await failed.get_batch(10)
+
+
+@pytest.mark.parametrize("policy", list(Overflow))
+async def test_every_batch_is_a_checkpoint_a_busy_loop_ends_on_cancel(policy: Overflow) -> None:
+    total = 20_000
+    ch = channel(policy, total)
+    with ch.sender() as send:
+        await ch.put_ticks(send, [LtpTick(token, 1.0) for token in range(1, total + 1)])
+    taken = 0
+    with anyio.move_on_after(0.2) as scope:
+        async for batch in feed_module._Batches(ch, 10):
+            taken += len(batch)
+            time.sleep(0.001)  # noqa: ASYNC251 (a busy body that never awaits: 2 s in all)
+    assert scope.cancelled_caught  # the loop ended by the cancellation...
+    assert 0 < taken < total  # ...with items still waiting
+    assert len(ch) == total - taken  # nothing lost by the cancel
+
+
+async def test_a_busy_batch_consumer_lets_other_tasks_run() -> None:
+    ch = channel(Overflow.LOSSLESS, 1000)
+    with ch.sender() as send:
+        await ch.put_ticks(send, [LtpTick(1, 1.0)] * 1000)
+    runs = 0
+
+    async def other() -> None:
+        nonlocal runs
+        while True:
+            runs += 1
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other)
+        for _ in range(100):
+            assert len(await ch.get_batch(5)) == 5  # only the waits for a batch yield
+        assert runs >= 50  # the other task ran between batches
+        tg.cancel_scope.cancel()

@@ -127,6 +127,8 @@ async def test_a_403_on_the_first_connection_is_raised_by_async_with_itself() ->
         assert sb.state.stats.ws_connections_refused == 1  # no retry
         with pytest.raises(TokenException):
             await feed.__anext__()  # the failed feed says why
+        with pytest.raises(TokenException):
+            await feed.batches().__anext__()  # read in batches too
 
 
 async def test_raw_feed_enters_connected_too() -> None:
@@ -301,6 +303,65 @@ async def test_a_busy_loop_over_the_feed_ends_on_cancel_and_the_feed_stays_usabl
         assert taken > 0
         with anyio.fail_after(HANG):
             assert isinstance(await feed.__anext__(), LtpTick)  # next receive works
+        assert feed.statistics().dropped == 0
+
+
+async def test_batches_are_the_stream_in_lists_lossless_in_order_mixed_with_async_for() -> None:
+    async with sandbox(tick_interval=0.0) as sb, feed_for(sb, buffer_size=500) as feed:
+        tokens = tradable(sb)[:20]
+        await feed.subscribe(tokens, mode="quote")  # every frame: the 20, in one order
+        batches = feed.batches(max_items=7)
+        items: list[Any] = []
+        sizes: list[int] = []
+        with anyio.fail_after(HANG):
+            while len(items) < 3000:
+                if len(items) % 3 == 0:
+                    items.append(await feed.__anext__())  # per item and batched, mixed
+                    continue
+                batch = await batches.__anext__()
+                sizes.append(len(batch))
+                items.extend(batch)
+                if len(sizes) == 50:
+                    with anyio.CancelScope() as scope:
+                        scope.cancel()
+                        await batches.__anext__()  # cancelled: takes nothing
+                    assert scope.cancelled_caught
+        stats = feed.statistics()
+    cycle = [item.instrument_token for item in items[: len(tokens)]]  # the first frame's
+    assert sorted(cycle) == sorted(tokens)
+    for n, item in enumerate(items):  # nothing lost, nothing out of order, nothing twice
+        assert item.instrument_token == cycle[n % len(cycle)], n
+    assert stats.dropped == 0
+    assert max(sizes) == 7  # what waits is taken at once, up to max_items
+    assert min(sizes) >= 1
+    with pytest.raises(ValueError, match="max_items"):
+        feed.batches(0)
+
+
+async def test_a_busy_loop_over_batches_ends_on_cancel_and_close_ends_them() -> None:
+    async with sandbox(tick_interval=0.0) as sb, feed_for(sb, buffer_size=200) as feed:
+        await feed.subscribe(tradable(sb)[:20], mode="ltp")
+        taken = 0
+        with anyio.move_on_after(0.2) as scope:
+            async for batch in feed.batches(max_items=5):
+                taken += len(batch)
+                time.sleep(0.002)  # noqa: ASYNC251 (a busy body that never awaits)
+        assert scope.cancelled_caught
+        assert taken > 0
+        ended = False
+
+        async def read() -> None:
+            nonlocal ended
+            async for _ in feed.batches():
+                pass
+            ended = True
+
+        with anyio.fail_after(HANG):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read)
+                await anyio.sleep(0.05)
+                await feed.aclose()  # the other task's iteration ends
+        assert ended
         assert feed.statistics().dropped == 0
 
 
