@@ -10,6 +10,9 @@ other, against the same server:
 - ``aio_trader asyncio`` / ``aio_trader trio``: ``KiteFeed`` (lossless policy) read with
   ``async for``; the loop checks every tick's instrument token against the expected order,
   so a lost or reordered tick would show (``lost``);
+- ``aio_trader asyncio, batches`` / ``trio, batches``: the same ``KiteFeed`` read with
+  ``async for batch in feed.batches()`` (one checkpoint per list of the ticks already
+  waiting, instead of one per tick), the same per-tick check inside;
 - ``aio_trader raw``: ``RawKiteFeed`` on asyncio (frames, no decoding): the transport's
   ceiling;
 - ``KiteTicker (official)``: Kite's official Python client (twisted + autobahn) with its
@@ -117,6 +120,40 @@ class Server:
 # -- our clients ---------------------------------------------------------------------------
 
 
+async def batched_client(info: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """``feed.batches()``: ticks/s over the same check as ``feed_client``'s."""
+    from aio_trader.kite import KiteFeed
+
+    tokens: list[int] = info["tokens"]
+    per_frame = len(tokens)
+    feed = KiteFeed(info["api_key"], info["access_token"], root=info["url"], overflow="lossless")
+    count = lost = first = 0
+    start = 0.0
+    perf_counter = time.perf_counter
+    async with feed:
+        await feed.subscribe(tokens, mode="full")
+        async for batch in feed.batches():
+            for item in batch:
+                if item.instrument_token != tokens[count % per_frame]:  # type: ignore[union-attr]
+                    lost += 1
+                count += 1
+            if not first:
+                if count >= WARMUP_TICKS:
+                    first, start = count, perf_counter()
+            elif perf_counter() - start >= seconds:
+                break
+        elapsed = perf_counter() - start
+        stats = feed.statistics()
+    timed = count - first
+    return {
+        "ticks": timed,
+        "seconds": elapsed,
+        "ticks_per_s": timed / elapsed,
+        "lost": lost + stats.dropped,
+        "arrivals": [],
+    }
+
+
 async def feed_client(
     info: dict[str, Any], seconds: float, raw: bool, latency: bool
 ) -> dict[str, Any]:
@@ -215,8 +252,12 @@ def client(kind: str, info: dict[str, Any], seconds: float, latency: bool) -> di
         return official_client(info, seconds, latency)
     import anyio
 
+    result: dict[str, Any]
+    if kind.endswith("-batches"):
+        result = anyio.run(batched_client, info, seconds, backend=kind.split("-")[0])
+        return result
     backend, raw = ("asyncio", True) if kind == "raw" else (kind, False)
-    result: dict[str, Any] = anyio.run(feed_client, info, seconds, raw, latency, backend=backend)
+    result = anyio.run(feed_client, info, seconds, raw, latency, backend=backend)
     return result
 
 
@@ -237,6 +278,8 @@ def run_client(kind: str, server: Server, seconds: float, latency: bool) -> dict
 NAMES = {
     "asyncio": "aio_trader KiteFeed, asyncio",
     "trio": "aio_trader KiteFeed, trio",
+    "asyncio-batches": "aio_trader KiteFeed.batches(), asyncio",
+    "trio-batches": "aio_trader KiteFeed.batches(), trio",
     "raw": "aio_trader RawKiteFeed (no decoding), asyncio",
     "official": "KiteTicker (official, twisted)",
 }
@@ -271,7 +314,7 @@ def main() -> None:
         print(json.dumps(client(args.client, json.loads(args.info), args.seconds, args.latency)))
         return
 
-    kinds = ["asyncio", "trio", "raw", "official"]
+    kinds = ["asyncio", "trio", "asyncio-batches", "trio-batches", "raw", "official"]
     print(f"# {header('bench_feed')}")
     print(f"# {args.tokens} instruments in full mode ({args.tokens} packets a frame), "
           f"{args.rounds} interleaved rounds of {args.seconds:g} s per client")  # fmt: skip
