@@ -17,6 +17,8 @@ the sandbox and the ``Gateway`` in this process (asyncio).
    checking that none is lost. Reported: ticks/s per consumer (the slowest consumer's and
    the median consumer's), median over ``--rounds`` rounds (1 and 10 interleaved) with the
    spread. This is how fast a consumer catches up with a backlog, i.e. its capacity.
+   Beside it, in each round, a ``KiteFeed`` read directly from a sandbox ticking flat out
+   (same instruments, full mode, ``async for``): what one consumer gets with no gateway.
 3. **Latency**: the sandbox sends a frame every 100 ms (Kite's rate) with
    ``--latency-tokens`` full ticks; the gateway stamps each frame with its receive time
    (``time.time()``); 1 and then 10 consumers (processes) note ``time.time()`` when the
@@ -156,6 +158,23 @@ def main() -> None:
     anyio.run(driver, args)
 
 
+async def direct_rate(sb: Any, tokens: list[int], wanted: int) -> float:
+    """Ticks/s a ``KiteFeed`` reads straight from the sandbox ticking flat out (``async
+    for``, full mode, the same instruments): what a consumer gets without the gateway."""
+    from aio_trader.kite import KiteFeed, Tick
+
+    subscriptions = dict.fromkeys(tokens, "full")
+    feed = KiteFeed(sb.api_key, sb.access_token, root=sb.ticker_url, subscriptions=subscriptions)
+    count, start = 0, time.perf_counter()
+    async with feed:
+        async for item in feed:
+            if isinstance(item, Tick):
+                count += 1
+                if count >= wanted:
+                    break
+    return count / (time.perf_counter() - start)
+
+
 async def driver(args: argparse.Namespace) -> None:
     import anyio
     import coredis
@@ -195,10 +214,13 @@ async def driver(args: argparse.Namespace) -> None:
             f"({len(tokens)} full ticks a frame; sandbox, gateway and Redis on the same cores)"
         )
         expect = length * len(tokens)  # about: the first frames may be in quote mode
-        # -- delivery, 1 and 10 consumers, interleaved rounds --------------------------------
+        # -- delivery, 1 and 10 consumers, and a KiteFeed read directly, interleaved rounds ----
         per: dict[int, list[float]] = {1: [], 10: []}
         slowest: dict[int, list[float]] = {1: [], 10: []}
+        direct: list[float] = []
         for round_ in range(args.rounds):
+            async with Sandbox(SandboxConfig(tick_interval=0.0, market_interval=0.05)) as sb:
+                direct.append(await direct_rate(sb, tokens, int(expect * 0.95)))
             for n in (1, 10) if round_ % 2 == 0 else (10, 1):
                 procs = start_consumers(
                     n, server.url, tokens, "throughput", start="oldest",
@@ -210,6 +232,9 @@ async def driver(args: argparse.Namespace) -> None:
                 rates = [r["ticks"] / r["seconds"] for r in got]
                 per[n].append(statistics.median(rates))
                 slowest[n].append(min(rates))
+        print(
+            f"direct, one KiteFeed on the sandbox (no gateway): {summary(direct).format(0)} ticks/s"
+        )
         for n in (1, 10):
             print(
                 f"delivery, {n:2d} consumer(s) at once: {summary(per[n]).format(0)} ticks/s "
