@@ -184,9 +184,11 @@ class Gateway(anyio.abc.AsyncResource):
         try:
             self._redis = await open_client(self._redis_arg, stack)
             await self._continue_numbering()
+            send, receive = anyio.create_memory_object_stream[RawFrame](10_000)
+            stack.callback(receive.close)  # last on exit, after the tasks ended (or never ran)
+            stack.callback(send.close)
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)  # runs first on exit: stop the tasks
-            send, receive = anyio.create_memory_object_stream[RawFrame](10_000)
             self._send = send
             await stack.enter_async_context(self._feed)
             await self._refresh_once(force=True)
