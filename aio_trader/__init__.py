@@ -6,8 +6,9 @@ loads no HTTP or WebSocket library until a name that needs one is touched.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aio_trader import _lazy
 
 if TYPE_CHECKING:  # the names as mypy and IDEs see them
     from aio_trader.abc import (
@@ -52,16 +53,4 @@ __all__ = [
     "__version__",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """Import the defining module on first use and cache the name in this package."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS, __all__)

@@ -68,3 +68,14 @@ def test_top_level_names_are_the_module_objects() -> None:
     assert aio_trader.Backoff is backoff.Backoff
     assert aio_trader.RateLimiter is ratelimit.RateLimiter
     assert aio_trader.AioTraderError is errors.AioTraderError
+
+
+@pytest.mark.parametrize("package", ["aio_trader", "aio_trader.kite", "aio_trader.gateway"])
+def test_lazy_packages_load_names_on_first_use_and_list_them(package: str) -> None:
+    mod = importlib.import_module(package)
+    assert set(mod.__all__) <= set(dir(mod))
+    name = next(n for n in mod.__all__ if n != "__version__")
+    value = getattr(mod, name)
+    assert vars(mod)[name] is value  # cached in the package after the first read
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        mod.no_such_name  # noqa: B018

@@ -12,8 +12,9 @@ Names are loaded on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aio_trader import _lazy
 
 if TYPE_CHECKING:
     from aio_trader.gateway._consumer import FeedGap, RedisFeed, RedisFeedItem, RedisFeedStatistics
@@ -45,15 +46,4 @@ __all__ = [
     "record",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS, __all__)
