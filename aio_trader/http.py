@@ -64,12 +64,12 @@ import json as jsonlib
 import logging
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlencode
 from urllib.request import getproxies
 
 import anyio
+import anyio.abc
 import httpx
 
 from aio_trader._transport import Transport
@@ -251,7 +251,7 @@ async def _send_direct(
     return response
 
 
-class AsyncRequest:
+class AsyncRequest(anyio.abc.AsyncResource):
     """One ``httpx.AsyncClient`` with retries, rate limits and error mapping.
 
     ``base_url`` is joined with each call's path; ``headers`` are sent with every call
@@ -380,14 +380,6 @@ class AsyncRequest:
     async def __aenter__(self) -> Self:
         self.open()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the client and its connections. Idempotent; also fine if never opened.

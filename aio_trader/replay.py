@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -114,14 +113,6 @@ class ReplayFeed(AbstractFeeder[int, FeedItem]):
         self._total = self._file.metadata.num_rows
         self._rows = self._iter_rows()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def aclose(self) -> None:
         """Stop the replay (``async for`` ends) and close the file. Idempotent.

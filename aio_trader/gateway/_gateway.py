@@ -28,7 +28,6 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -200,14 +199,6 @@ class Gateway(anyio.abc.AsyncResource):
             raise
         self._stack = stack
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop publishing, close the feed and the Redis client (if the gateway opened it).
