@@ -429,7 +429,40 @@ class _Channel(Generic[ItemT]):
                 break
 
 
-class _DropOldest(_Channel[ItemT]):
+class _RecordsBounded(_Channel[ItemT]):
+    """A channel that never drops records (order updates, errors, messages) but holds at
+    most ``size`` of them waiting: past that, ``put_record`` waits for one to be read."""
+
+    def __init__(
+        self, size: int, is_record: Callable[[object], bool], stream_size: float | None = None
+    ) -> None:
+        super().__init__(size, is_record, stream_size)
+        self._records = 0
+        self._room = anyio.Event()
+
+    async def _reserve_record(self) -> bool:
+        """Wait for room for one more record and count it; ``False`` once closed.
+
+        Cancellation: nothing counted."""
+        while self._records >= self.size and not self._closed:
+            if self._room.is_set():
+                self._room = anyio.Event()
+            await self._room.wait()
+        if self._closed:
+            return False
+        self._records += 1
+        return True
+
+    def _taken_record(self) -> None:
+        self._records -= 1
+        self._room.set()
+
+    def close(self, error: BaseException | None = None) -> None:
+        super().close(error)
+        self._room.set()
+
+
+class _DropOldest(_RecordsBounded[ItemT]):
     """``drop_oldest``: when the stream is full, its oldest item is taken out through the
     channel's own receive clone; a tick is dropped, a record kept aside and served first.
     At most ``size`` records wait (in the stream or aside); past that ``put_record`` waits."""
@@ -438,8 +471,6 @@ class _DropOldest(_Channel[ItemT]):
         super().__init__(size, is_record)
         self._oldest: MemoryObjectReceiveStream[Any] | None = None
         self._aside: collections.deque[ItemT] = collections.deque()
-        self._records = 0
-        self._room = anyio.Event()
 
     def open(self) -> None:
         super().open()
@@ -474,12 +505,7 @@ class _DropOldest(_Channel[ItemT]):
 
     async def put_record(self, send: _Sender, record: ItemT) -> None:
         """Add a record; waits while ``size`` records wait. Cancellation: nothing added."""
-        while self._records >= self.size and not self._closed:
-            if self._room.is_set():
-                self._room = anyio.Event()
-            await self._room.wait()
-        if not self._closed:
-            self._records += 1
+        if await self._reserve_record():
             self._push(send, record)
 
     async def get(self) -> ItemT:
@@ -506,17 +532,12 @@ class _DropOldest(_Channel[ItemT]):
             if is_record(batch[n]):
                 self._taken_record()
 
-    def _taken_record(self) -> None:
-        self._records -= 1
-        self._room.set()
-
     def close(self, error: BaseException | None = None) -> None:
         super().close(error)
         self._aside.clear()
-        self._room.set()
 
 
-class _Conflate(_Channel[ItemT]):
+class _Conflate(_RecordsBounded[ItemT]):
     """``conflate``: a dict of the newest tick per instrument plus a stream of instrument
     keys (an instrument's key is sent once, when it has no tick waiting); records go
     through the key stream in their place."""
@@ -524,8 +545,6 @@ class _Conflate(_Channel[ItemT]):
     def __init__(self, size: int, is_record: Callable[[object], bool]) -> None:
         super().__init__(size, is_record, stream_size=math.inf)
         self._latest: dict[int, ItemT] = {}
-        self._records = 0
-        self._room = anyio.Event()
 
     async def put_ticks(self, send: _Sender, ticks: list[ItemT]) -> None:
         """Add one frame's ticks, each replacing its instrument's waiting one; never waits."""
@@ -540,20 +559,16 @@ class _Conflate(_Channel[ItemT]):
                 send.send_nowait(token)
 
     async def put_record(self, send: _Sender, record: ItemT) -> None:
-        while self._records >= self.size and not self._closed:
-            if self._room.is_set():
-                self._room = anyio.Event()
-            await self._room.wait()
-        if not self._closed:
-            self._records += 1
+        """Add a record in its place; waits while ``size`` records wait. Cancellation:
+        nothing added."""
+        if await self._reserve_record():
             send.send_nowait(record)
 
     async def get(self) -> ItemT:
         key = await super().get()
         if isinstance(key, int):
             return self._latest.pop(key)
-        self._records -= 1
-        self._room.set()
+        self._taken_record()
         return key
 
     def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
@@ -565,8 +580,7 @@ class _Conflate(_Channel[ItemT]):
                 if isinstance(key, int):
                     batch.append(latest.pop(key))
                 else:
-                    self._records -= 1
-                    self._room.set()
+                    self._taken_record()
                     batch.append(key)
         except (anyio.WouldBlock, anyio.EndOfStream):
             pass
@@ -574,7 +588,6 @@ class _Conflate(_Channel[ItemT]):
     def close(self, error: BaseException | None = None) -> None:
         super().close(error)
         self._latest.clear()
-        self._room.set()
 
 
 class _Batches(Generic[ItemT]):
