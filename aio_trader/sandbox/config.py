@@ -6,6 +6,7 @@ Broker-neutral: ``SandboxConfig(broker="kite")`` names the dialect; what a broke
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import pkgutil
@@ -161,6 +162,7 @@ def _rules(value: OrderRules | str) -> OrderRules:
 _DIALECT_NAME: Final = re.compile(r"[a-z][a-z0-9]*")
 
 
+@functools.cache
 def brokers() -> tuple[str, ...]:
     """The brokers the sandbox speaks: one dialect package ``aio_trader/sandbox/_<name>/``
     each (found without importing them), sorted."""
