@@ -8,18 +8,29 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 import anyio
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from aio_trader.errors import TokenException
 from aio_trader.kite import Kite, KiteFeed
-from aio_trader.sandbox import OrderRules, Sandbox, SandboxConfig
+from aio_trader.ratelimit import Rate
+from aio_trader.sandbox import OrderRules, Sandbox, SandboxConfig, SandboxInstrument
+from aio_trader.sandbox._api import ApiError
 from aio_trader.sandbox._dialect import Dialect, load_dialect
 from aio_trader.sandbox._kite import DIALECT, KiteDialect
+from aio_trader.sandbox._pipeline import Call, Endpoint
 from aio_trader.sandbox.config import RULE_NAMES, brokers
+from aio_trader.sandbox.orders import Order, OrderTables
+from aio_trader.sandbox.state import SandboxState
 
 #: The sandbox core: every module of ``aio_trader.sandbox`` that is not a dialect.
 CORE = (
@@ -248,3 +259,133 @@ def test_an_error_in_a_test_using_the_fixture_comes_out_as_itself(tmp_path: Path
         ), out
         assert f"FAILED test_user.py::test_mine[{backend}] - LookupError: mine" in out, out
     assert "ExceptionGroup" not in out, out
+
+
+# -- another dialect on the same core -----------------------------------------------------------
+
+
+class ToyState:
+    """A broker's own state: counts market steps."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def on_market_step(self) -> None:
+        self.steps += 1
+
+
+class ToyDialect:
+    """A made-up broker, to show the core runs any dialect: JSON routes under ``/v2``,
+    ``{"errorCode": ...}`` bodies, one rate-limited group, an ``access-token`` header."""
+
+    name = "toy"
+    rate_limits: Mapping[str, tuple[Rate, ...]] = MappingProxyType(
+        {"data": (Rate(2, 60),), "orders": (Rate(5, 1), Rate(100, 60))}
+    )
+    order_group = "orders"
+    orders_per_minute = 100
+    max_ws_connections = 5
+    max_ws_instruments = 100
+    order_tables = OrderTables(
+        varieties=("regular",),
+        order_types=("MARKET", "LIMIT"),
+        products=("CNC", "MIS"),
+        validities=("DAY",),
+    )
+
+    def load_instruments(self) -> Mapping[int, SandboxInstrument]:
+        stock = SandboxInstrument(
+            instrument_token=1333,
+            exchange_token=1333,
+            tradingsymbol="HDFCBANK",
+            name="HDFC BANK",
+            base_price=1600.0,
+            expiry=None,
+            strike=0.0,
+            tick_size=0.05,
+            lot_size=1,
+            instrument_type="EQ",
+            segment="NSE",
+            exchange="NSE",
+        )
+        return {stock.instrument_token: stock}
+
+    def create_state(self, state: SandboxState) -> ToyState:
+        return ToyState()
+
+    def routes(self) -> list[BaseRoute]:
+        async def ltp(call: Call) -> Any:
+            return {"HDFCBANK": call.state.market.last_price(1333)}
+
+        async def place(call: Call) -> Any:
+            params = {**call.body, "exchange": "NSE"}  # the engine's vocabulary
+            return {"orderId": call.state.book.place("regular", params).order_id}
+
+        return [
+            Route("/v2/ltp", Endpoint(ltp, group="data"), methods=["GET"]),
+            Route("/v2/orders", Endpoint(place, group="orders", orders=True), methods=["POST"]),
+        ]
+
+    def success(self, data: Any) -> Response:
+        return JSONResponse(data)
+
+    def error_response(self, error: ApiError) -> Response:
+        code = {"input": "DH-905", "session": "DH-901", "rate_limit": "DH-904"}.get(error.kind)
+        body = {"errorCode": code or "DH-908", "errorMessage": error.message}
+        return JSONResponse(body, status_code=error.status)
+
+    def auth_error(self, request: Request, state: SandboxState) -> ApiError | None:
+        token = request.headers.get("access-token", "")
+        return None if state.check_token(state.config.api_key, token) else _toy_refusal()
+
+    def order_update(self, state: SandboxState, order: Order, status: str | None) -> Any:
+        return {"orderId": order.order_id, "status": status or order.status}
+
+
+def _toy_refusal() -> ApiError:
+    return ApiError(401, "session", "Invalid access token")
+
+
+async def test_the_core_serves_another_dialect(monkeypatch: pytest.MonkeyPatch) -> None:
+    toy: Dialect = ToyDialect()
+    # a dialect package would be found by name; this one is handed to the core directly
+    monkeypatch.setattr("aio_trader.sandbox.state.load_dialect", lambda broker: toy)
+    async with (
+        Sandbox(market_interval=None, rules="before-2026") as sb,
+        httpx.AsyncClient(base_url=sb.root_url) as anonymous,
+        httpx.AsyncClient(
+            base_url=sb.root_url, headers={"access-token": sb.access_token}
+        ) as client,
+    ):
+        assert sb.state.dialect is toy
+        assert (await anonymous.get("/__sandbox__/ping")).json() == "pong"
+        refused = await anonymous.get("/v2/ltp")
+        assert (refused.status_code, refused.json()["errorCode"]) == (401, "DH-901")
+        unknown = await client.get("/orders")  # a Kite path: not this broker's
+        assert (unknown.status_code, unknown.json()["errorCode"]) == (404, "DH-908")
+        assert (await client.get("/v2/ltp")).json() == {
+            "HDFCBANK": sb.state.market.last_price(1333)
+        }
+        await client.get("/v2/ltp")  # the second of 2 a minute
+        limited = await client.get("/v2/ltp")
+        assert (limited.status_code, limited.json()["errorCode"]) == (429, "DH-904")
+        assert sb.state.stats.refused_429 == {"data": 1, "orders": 0}
+        with sb.state.order_updates() as updates:
+            order = {
+                "tradingsymbol": "HDFCBANK",
+                "transaction_type": "BUY",
+                "order_type": "MARKET",
+                "product": "CNC",
+                "quantity": 1,
+            }
+            placed = (await client.post("/v2/orders", json=order)).json()
+            assert sb.state.book.orders[placed["orderId"]].status == "COMPLETE"
+            first = updates.receive_nowait()
+            assert first["orderId"] == placed["orderId"]
+        bad = await client.post("/v2/orders", json={**order, "product": "NRML"})
+        assert (bad.status_code, bad.json()["errorCode"]) == (400, "DH-905")
+        sb.step_market(3)
+        broker = sb.state.broker
+        assert isinstance(broker, ToyState)
+        assert broker.steps == 3
+        assert sb.state.config.max_ws_per_api_key == 5
