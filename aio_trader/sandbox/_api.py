@@ -70,7 +70,7 @@ def now_ist() -> datetime.datetime:
 
 
 def stamp(moment: datetime.datetime | None = None) -> str:
-    """Kite's ``YYYY-MM-DD HH:MM:SS`` (IST)."""
+    """``YYYY-MM-DD HH:MM:SS`` (IST), the timestamps of the order engine's views."""
     return (moment or now_ist()).strftime("%Y-%m-%d %H:%M:%S")
 
 

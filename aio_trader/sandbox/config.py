@@ -41,8 +41,9 @@ class Faults:
     - ``ws_drop_every``: the ticker drops every connection each N seconds (None: never).
     - ``ws_malformed_binary`` / ``ws_malformed_text``: the ticker sends broken frames.
     - ``ws_silence``: the ticker sends nothing at all, not even heartbeats.
-    - ``session_expired``: every access token and enctoken answers 403 TokenException (REST and
-      WebSocket handshake) until a new login (``POST /session/token``) or this is reset.
+    - ``session_expired``: every access token and enctoken answers 403 (Kite:
+      TokenException; REST and WebSocket handshake) until a new login (``POST
+      /session/token``) or this is reset.
     """
 
     http_5xx_burst: int = attrs.field(default=0, validator=_non_negative)
@@ -108,7 +109,7 @@ class OrderRules:
     default) and ``"before-2026"`` (``OrderRules.named``).
 
     - ``market_protection``: MARKET and SL-M orders need ``market_protection`` (-1: automatic,
-      or a percentage above 0 up to 100); without it, or with 0: 400 InputException.
+      or a percentage above 0 up to 100); without it, or with 0: 400 (Kite: InputException).
     - ``strict_order_rate``: at most 10 order requests in any 1 s window, with no tolerance
       (off: the window is ``state.RATE_LIMIT_TOLERANCE`` shorter, as for the other groups).
     - ``mcx_no_ioc``: MCX orders with ``validity=IOC`` are refused.

@@ -495,10 +495,10 @@ class OrderBook:
         system_tags: Iterable[str] = (),
         refuse_shortfall: bool = False,
     ) -> Order:
-        """Validate (400 InputException on bad input) and book an order; returns it.
+        """Validate (400, kind "input", on bad input) and book an order; returns it.
 
         Margin or holding shortfalls do not raise: the order is booked and REJECTED, as Kite
-        does; with ``refuse_shortfall`` (an autoslice child) they raise 400 MarginException
+        does; with ``refuse_shortfall`` (an autoslice child) they raise 400 (kind "margin")
         and nothing is booked.
         """
         if variety not in self.tables.varieties:
