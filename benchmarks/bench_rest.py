@@ -62,7 +62,7 @@ def sandbox(scale: float) -> Iterator[str]:
     command = [
         sys.executable,
         "-c",
-        "from aio_trader.cli import main; main()",
+        "from aio_trader._cli.group import main; main()",
         "sandbox",
         "--port",
         "0",

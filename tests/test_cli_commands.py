@@ -21,8 +21,8 @@ import pyotp
 import pytest
 from click.testing import CliRunner, Result
 
+from aio_trader._cli.group import main
 from aio_trader._cli.market import INSTRUMENT_COLUMNS
-from aio_trader.cli import main
 from aio_trader.kite import Kite
 from aio_trader.sandbox import Sandbox, SandboxConfig
 
@@ -449,7 +449,7 @@ def test_historical_refuses_bad_ranges_before_connecting() -> None:
 # -- stream as a real process: Ctrl-C and pipes ---------------------------------------------------
 
 
-STREAM = [sys.executable, "-m", "aio_trader.cli", "stream", "--sandbox", "--json", "NSE:INFY"]
+STREAM = [sys.executable, "-m", "aio_trader._cli", "stream", "--sandbox", "--json", "NSE:INFY"]
 
 
 async def test_stream_stops_cleanly_on_sigint(anyio_backend: str) -> None:

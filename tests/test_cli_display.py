@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
+from aio_trader._cli.group import main
 from aio_trader._cli.market import QUOTE_COLUMNS, _Keyed
 from aio_trader._cli.render import TickBoard, record_table, tick_cells
-from aio_trader.cli import main
 from aio_trader.kite._models import Quote
 from aio_trader.kite.ticks import Ohlc, QuoteTick
 

@@ -19,8 +19,8 @@ from click.testing import CliRunner, Result
 
 from aio_trader._cli import market
 from aio_trader._cli.connection import describe, run
+from aio_trader._cli.group import main
 from aio_trader._cli.market import atomic_path
-from aio_trader.cli import main
 from aio_trader.errors import RateLimitError
 from aio_trader.kite.constants import EndpointGroup
 from aio_trader.sandbox import Sandbox

@@ -12,7 +12,7 @@ import anyio.to_thread
 import pytest
 from click.testing import CliRunner, Result
 
-from aio_trader.cli import main
+from aio_trader._cli.group import main
 from aio_trader.kite import Kite
 from aio_trader.sandbox import Sandbox
 

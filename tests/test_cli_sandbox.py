@@ -1,9 +1,13 @@
-"""``aio-trader sandbox``: a real subprocess that prints its URLs and credentials, serves, stops."""
+"""``aio-trader sandbox``: a real subprocess that prints its URLs and credentials, serves, stops;
+``--broker`` picks the dialect, ``--rules`` the order rules."""
 
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 import httpx
@@ -11,7 +15,9 @@ import pytest
 from anyio.streams.text import TextReceiveStream
 from click.testing import CliRunner
 
-from aio_trader.cli import main
+from aio_trader._cli.group import main
+
+COMMAND = [sys.executable, "-m", "aio_trader._cli", "sandbox"]
 
 
 async def read_banner(stream: TextReceiveStream) -> list[str]:
@@ -29,10 +35,7 @@ async def test_sandbox_command_prints_urls_first_and_serves_until_terminated(
     server_backend: str,
 ) -> None:
     command = [
-        sys.executable,
-        "-m",
-        "aio_trader.cli",
-        "sandbox",
+        *COMMAND,
         "--port",
         "0",
         "--api-key",
@@ -85,3 +88,86 @@ def test_bad_fault_values_are_refused_before_starting() -> None:
     result = CliRunner().invoke(main, ["sandbox", "--port", "0", "--latency", "-1"])
     assert result.exit_code == 2
     assert "latency" in result.output
+
+
+@asynccontextmanager
+async def serving(*options: str) -> AsyncIterator[str]:
+    """``aio-trader sandbox --port 0 *options`` in a subprocess; yields its REST root, then
+    stops it with SIGTERM and checks that it stopped cleanly."""
+    async with await anyio.open_process([*COMMAND, "--port", "0", *options]) as process:
+        assert process.stdout is not None
+        stdout = TextReceiveStream(process.stdout)
+        try:
+            lines = await read_banner(stdout)
+            assert lines[0].startswith("REST root:    http://127.0.0.1:"), lines
+            yield lines[0].split()[-1]
+        finally:
+            process.send_signal(signal.SIGTERM)
+        rest = "".join([chunk async for chunk in stdout])
+        assert await process.wait() == 0
+    assert "sandbox stopped" in rest
+
+
+#: A MARKET order as Kite's own integration tests and pre-2026 programs place it: no
+#: ``market_protection``.
+UNPROTECTED_MARKET_ORDER = {
+    "exchange": "NSE",
+    "tradingsymbol": "INFY",
+    "transaction_type": "BUY",
+    "quantity": "1",
+    "product": "CNC",
+    "order_type": "MARKET",
+}
+
+
+async def place_unprotected_market_order(root: str) -> httpx.Response:
+    headers = {
+        "X-Kite-Version": "3",
+        "Authorization": "token sandbox_api_key:sandbox_access_token",
+    }
+    async with httpx.AsyncClient(base_url=root, headers=headers) as client:
+        return await client.post("/orders/regular", data=UNPROTECTED_MARKET_ORDER)
+
+
+async def test_by_default_the_2026_rules_refuse_a_market_order_without_protection() -> None:
+    async with serving() as root:
+        response = await place_unprotected_market_order(root)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert (body["status"], body["error_type"]) == ("error", "InputException")
+    assert "without market protection" in body["message"]
+
+
+async def test_rules_before_2026_accept_a_market_order_without_protection() -> None:
+    async with serving("--broker", "kite", "--rules", "before-2026") as root:
+        response = await place_unprotected_market_order(root)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["order_id"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "choices"),
+    [("--broker", "nosuch", "'kite'"), ("--rules", "2025", "'2026', 'before-2026'")],
+)
+def test_an_unknown_broker_or_rules_is_one_line_and_exit_status_2(
+    option: str, value: str, choices: str
+) -> None:
+    done = subprocess.run(
+        [*COMMAND, "--port", "0", option, value],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    [error] = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert f"Invalid value for '{option}': '{value}' is not" in error
+    assert choices in error
+    assert done.stdout == ""
+
+
+def test_help_names_the_brokers_and_the_rules() -> None:
+    options = CliRunner().invoke(main, ["sandbox", "--help"]).output
+    assert "--broker [kite]" in options
+    assert "--rules [2026|before-2026]" in options

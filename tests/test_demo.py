@@ -13,11 +13,11 @@ import pytest
 from anyio.streams.text import TextReceiveStream
 from rich.console import Console
 
+from aio_trader._cli.demo import run_demo
 from aio_trader._cli.render import LiveScreen, TickBoard
-from aio_trader.demo import run_demo
 from aio_trader.sandbox import SandboxConfig
 
-DEMO = [sys.executable, "-m", "aio_trader.cli", "demo"]
+DEMO = [sys.executable, "-m", "aio_trader._cli", "demo"]
 #: A hang guard only (the demo stops itself after --duration); never a speed assertion.
 HANG_GUARD = 120
 

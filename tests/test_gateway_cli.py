@@ -13,7 +13,7 @@ from _redis import RedisServer, prefix, redis  # noqa: F401 (fixtures)
 from click.testing import CliRunner, Result
 from test_gateway import HANG_GUARD, INFY, Reader, consumer, until
 
-from aio_trader.cli import main
+from aio_trader._cli.group import main
 from aio_trader.replay import ReplayFeed
 
 

@@ -489,7 +489,7 @@ async def test_historical_accepts_iso_dates(client: httpx.AsyncClient) -> None:
 def test_the_sandbox_command_takes_order_ips_and_checks_them() -> None:
     from click.testing import CliRunner
 
-    from aio_trader.cli import main
+    from aio_trader._cli.group import main
 
     assert "--order-ips" in CliRunner().invoke(main, ["sandbox", "--help"]).output
     result = CliRunner().invoke(main, ["sandbox", "--port", "0", "--order-ips", "not-an-ip"])

@@ -16,9 +16,9 @@ _CLI_MODULES = frozenset({"click", "rich"})
 
 
 def main() -> None:
-    """Run ``aio_trader.cli.main``; without click or rich, say which extra to install."""
+    """Run the ``aio-trader`` command; without click or rich, say which extra to install."""
     try:
-        from aio_trader.cli import main as command
+        from aio_trader._cli.group import main as command
     except ModuleNotFoundError as error:
         missing = (error.name or "").partition(".")[0]
         if missing not in _CLI_MODULES:
@@ -29,4 +29,4 @@ def main() -> None:
             file=sys.stderr,
         )
         raise SystemExit(1) from None
-    command()
+    command(prog_name="aio-trader")

@@ -1,41 +1,78 @@
-"""The ``aio-trader`` command line tool (needs the ``cli`` extra: click).
+"""``aio-trader sandbox``: a local broker-compatible server until Ctrl-C.
 
-``main`` is a click group: each feature adds its subcommand with ``@main.command()``.
-Subcommands import what they need lazily, so ``aio-trader --help`` stays fast and works
-without the optional extras.
+``--broker`` picks the dialect the server speaks (one entry of ``BROKERS`` per broker);
+``--rules`` picks the order rules (``RULES``). The sandbox is imported when the command
+runs, so ``aio-trader --help`` does not load its server stack.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import signal
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from aio_trader import __version__
-from aio_trader._cli.commands import COMMANDS
-from aio_trader._cli.connection import backend_option, run
-
 if TYPE_CHECKING:
-    from aio_trader.sandbox import Sandbox, SandboxConfig
+    from aio_trader.sandbox import OrderRules, Sandbox, SandboxConfig
 
-__all__ = ["main"]
-
-
-@click.group()
-@click.version_option(__version__, prog_name="aio-trader")
-def main() -> None:
-    """aio_trader: async clients for Indian stockbroker APIs, and a local Kite sandbox."""
+__all__ = ["BROKERS", "RULES", "sandbox"]
 
 
-# -- aio-trader sandbox ------------------------------------------------------------------------
+#: ``--rules`` choices: the order rules Kite applies since April 2026 (the default), or the
+#: rules before them (MARKET orders without ``market_protection``, as Kite's own integration
+#: tests and older programs place them).
+RULES = ("2026", "before-2026")
 
 
-@main.command()
+def order_rules(name: str) -> OrderRules:
+    """The sandbox's ``OrderRules`` for a ``--rules`` choice."""
+    from aio_trader.sandbox import OrderRules
+
+    return OrderRules.before_2026() if name == "before-2026" else OrderRules()
+
+
+def _kite_banner(sb: Sandbox) -> str:
+    config = sb.config
+    return "\n".join(
+        [
+            f"REST root:    {sb.root_url}",
+            f"Ticker:       {sb.ticker_url}?api_key={sb.api_key}&access_token={sb.access_token}",
+            f"api_key:      {sb.api_key}",
+            f"api_secret:   {sb.api_secret}",
+            f"access_token: {sb.access_token}",
+            f"Kite Web:     user_id={sb.user_id} password={sb.password} "
+            f"totp_secret={config.totp_secret} enctoken={sb.enctoken}",
+            f"Login:        {sb.root_url}/connect/login?api_key={sb.api_key}&v=3",
+        ]
+    )
+
+
+#: ``--broker`` choices: each broker whose dialect the sandbox speaks, with the lines it
+#: prints once serving (URLs and credentials). A new broker's dialect is one entry here.
+BROKERS: dict[str, Callable[[Sandbox], str]] = {
+    "kite": _kite_banner,
+}
+
+
+@click.command()
+@click.option(
+    "--broker",
+    type=click.Choice(sorted(BROKERS)),
+    default="kite",
+    show_default=True,
+    help="The broker whose API the sandbox speaks.",
+)
+@click.option(
+    "--rules",
+    type=click.Choice(RULES),
+    default="2026",
+    show_default=True,
+    help="Order rules: since April 2026 (market protection, 10 orders/s...), or before.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option(
     "--port",
@@ -82,8 +119,8 @@ def main() -> None:
     show_default=True,
     help="Event loop to serve on.",
 )
-def sandbox(backend: str, **options: Any) -> None:
-    """Run a local Kite Connect v3 compatible server until Ctrl-C.
+def sandbox(backend: str, broker: str, rules: str, **options: Any) -> None:
+    """Run a local broker-compatible server (Kite Connect v3 by default) until Ctrl-C.
 
     Prints the REST root URL, the ticker URL and the credentials first.
     """
@@ -107,12 +144,14 @@ def sandbox(backend: str, **options: Any) -> None:
     )
     try:
         faults = Faults(**{name: options.pop(name) for name in fault_names})
-        config = SandboxConfig(**options, faults=faults)
+        # integrator: pass broker=broker once SandboxConfig has the field; until then the
+        # choice is only validated (kite is the one dialect).
+        config = SandboxConfig(**options, faults=faults, rules=order_rules(rules))
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            anyio.run(_serve_sandbox, config, backend=backend)
+            anyio.run(_serve_sandbox, config, BROKERS[broker], backend=backend)
     except OSError as error:  # the address is taken, or not one of this machine's
         address = f"{config.host}:{config.port}"
         hint = " (another server uses it: pick another port, or --port 0 for any free one)"
@@ -123,30 +162,13 @@ def sandbox(backend: str, **options: Any) -> None:
     click.echo("sandbox stopped")
 
 
-def _banner(sb: Sandbox) -> str:
-    config = sb.config
-    return "\n".join(
-        [
-            f"REST root:    {sb.root_url}",
-            f"Ticker:       {sb.ticker_url}?api_key={sb.api_key}&access_token={sb.access_token}",
-            f"api_key:      {sb.api_key}",
-            f"api_secret:   {sb.api_secret}",
-            f"access_token: {sb.access_token}",
-            f"Kite Web:     user_id={sb.user_id} password={sb.password} "
-            f"totp_secret={config.totp_secret} enctoken={sb.enctoken}",
-            f"Login:        {sb.root_url}/connect/login?api_key={sb.api_key}&v=3",
-            "Serving until Ctrl-C.",
-        ]
-    )
-
-
-async def _serve_sandbox(config: SandboxConfig) -> None:
+async def _serve_sandbox(config: SandboxConfig, banner: Callable[[Sandbox], str]) -> None:
     import anyio
 
     from aio_trader.sandbox import Sandbox
 
     async with Sandbox(config) as sb:
-        click.echo(_banner(sb))
+        click.echo(banner(sb) + "\nServing until Ctrl-C.")
         sys.stdout.flush()
         try:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -154,45 +176,3 @@ async def _serve_sandbox(config: SandboxConfig) -> None:
                     return
         except NotImplementedError:  # pragma: no cover - platforms without signal support
             await anyio.sleep_forever()
-
-
-# -- aio-trader demo ---------------------------------------------------------------------------
-
-
-@main.command()
-@backend_option
-@click.option(
-    "--duration",
-    type=click.FloatRange(min=0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="Seconds to run (Ctrl-C stops it sooner).",
-)
-@click.option(
-    "--plain",
-    "--headless",
-    "plain",
-    is_flag=True,
-    help="Plain progressive lines instead of the live table (the default when not a terminal).",
-)
-def demo(backend: str, duration: float, plain: bool) -> None:
-    """Run the library end to end on an embedded sandbox: no Kite account needed.
-
-    Logs in through the sandbox's Kite Connect login flow, reads the profile and margins,
-    streams ticks of an equity, an index and a future in full mode, places a market and a
-    limit order and shows their updates arriving over the WebSocket, then the positions.
-    """
-    from aio_trader.demo import run_demo
-
-    run(
-        backend,
-        functools.partial(run_demo, duration, backend=backend, live=False if plain else None),
-    )
-
-
-for _command in COMMANDS:
-    main.add_command(_command)
-
-
-if __name__ == "__main__":  # pragma: no cover - `python -m aio_trader.cli`
-    main()

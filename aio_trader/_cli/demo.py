@@ -1,5 +1,7 @@
 """``aio-trader demo``: the library end to end on an embedded sandbox; no Kite account needed.
 
+The command, and ``run_demo`` that it runs (the tests call it directly).
+
 It does what a user's program does, through the public API only:
 
 1. starts a :class:`~aio_trader.sandbox.Sandbox` in-process (a Kite-compatible server on
@@ -21,26 +23,31 @@ It does what a user's program does, through the public API only:
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 import sys
 from collections.abc import Iterable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import anyio
 import attrs
+import click
 from rich.console import Console
 
-from aio_trader._cli.connection import follow_login_page
-from aio_trader._cli.render import LiveScreen, Screen, TickBoard
 from aio_trader._time import IST
 from aio_trader.errors import DataException
 from aio_trader.kite import Kite, KiteFeed
 from aio_trader.kite._models import Instrument, Session
 from aio_trader.kite.ticks import OrderUpdate
-from aio_trader.sandbox import Sandbox, SandboxConfig
 from aio_trader.utils import graceful_shutdown
 
-__all__ = ["DemoSummary", "run_demo"]
+from .connection import backend_option, follow_login_page, run
+from .render import LiveScreen, Screen, TickBoard
+
+if TYPE_CHECKING:
+    from aio_trader.sandbox import Sandbox
+
+__all__ = ["DemoSummary", "demo", "run_demo"]
 
 #: The equity and the index the demo streams (the F&O contract is looked up).
 EQUITY = (408065, "NSE", "INFY")
@@ -59,6 +66,38 @@ class DemoSummary:
     ticks: dict[str, int]
     order_updates: int
     signal: str | None
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+@click.command()
+@backend_option
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds to run (Ctrl-C stops it sooner).",
+)
+@click.option(
+    "--plain",
+    "--headless",
+    "plain",
+    is_flag=True,
+    help="Plain progressive lines instead of the live table (the default when not a terminal).",
+)
+def demo(backend: str, duration: float, plain: bool) -> None:
+    """Run the library end to end on an embedded sandbox: no Kite account needed.
+
+    Logs in through the sandbox's Kite Connect login flow, reads the profile and margins,
+    streams ticks of an equity, an index and a future in full mode, places a market and a
+    limit order and shows their updates arriving over the WebSocket, then the positions.
+    """
+    run(
+        backend,
+        functools.partial(run_demo, duration, backend=backend, live=False if plain else None),
+    )
 
 
 # -- what the demo does ------------------------------------------------------------------------
@@ -226,6 +265,8 @@ async def run_demo(
     Cancellation: everything stops cleanly (connections closed, sandbox stopped) and the
     cancellation propagates.
     """
+    from aio_trader.sandbox import Sandbox, SandboxConfig  # not loaded by `aio-trader --help`
+
     out = sys.stdout if out is None else out
     board = TickBoard({EQUITY[0]: f"{EQUITY[1]}:{EQUITY[2]}", INDEX[0]: f"{INDEX[1]}:{INDEX[2]}"})
     orders = _Orders()
