@@ -389,3 +389,11 @@ async def test_the_core_serves_another_dialect(monkeypatch: pytest.MonkeyPatch) 
         assert isinstance(broker, ToyState)
         assert broker.steps == 3
         assert sb.state.config.max_ws_per_api_key == 5
+
+
+def test_the_cli_offers_the_configs_brokers_and_rules() -> None:
+    from aio_trader._cli.sandbox import BROKERS, RULES
+    from aio_trader.sandbox.config import brokers
+
+    assert RULES == RULE_NAMES
+    assert set(BROKERS) == set(brokers())

@@ -17,22 +17,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from aio_trader.sandbox import OrderRules, Sandbox, SandboxConfig
+    from aio_trader.sandbox import Sandbox, SandboxConfig
 
 __all__ = ["BROKERS", "RULES", "sandbox"]
 
 
 #: ``--rules`` choices: the order rules Kite applies since April 2026 (the default), or the
 #: rules before them (MARKET orders without ``market_protection``, as Kite's own integration
-#: tests and older programs place them).
+#: tests and older programs place them). ``SandboxConfig(rules=...)`` takes the same names
+#: (``aio_trader.sandbox.config.RULE_NAMES``: a test keeps the two equal).
 RULES = ("2026", "before-2026")
-
-
-def order_rules(name: str) -> OrderRules:
-    """The sandbox's ``OrderRules`` for a ``--rules`` choice."""
-    from aio_trader.sandbox import OrderRules
-
-    return OrderRules.before_2026() if name == "before-2026" else OrderRules()
 
 
 def _kite_banner(sb: Sandbox) -> str:
@@ -144,9 +138,7 @@ def sandbox(backend: str, broker: str, rules: str, **options: Any) -> None:
     )
     try:
         faults = Faults(**{name: options.pop(name) for name in fault_names})
-        # integrator: pass broker=broker once SandboxConfig has the field; until then the
-        # choice is only validated (kite is the one dialect).
-        config = SandboxConfig(**options, faults=faults, rules=order_rules(rules))
+        config = SandboxConfig(**options, faults=faults, broker=broker, rules=rules)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
     try:
