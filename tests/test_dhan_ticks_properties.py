@@ -199,7 +199,8 @@ def test_packets_reencode_to_their_bytes_up_to_price_rounding(packets: list[byte
     for packet in packets:
         (record,) = decode_message(packet)
         again = encode_packet(record)
-        assert len(again) == len(packet) and again[:8] == packet[:8]
+        assert len(again) == len(packet)
+        assert again[:8] == packet[:8]
         (twice,) = decode_message(again)
         assert repr(twice) == repr(record)
 
@@ -225,10 +226,8 @@ def test_any_bytes_decode_to_records_or_counted_skips(data: bytes) -> None:
     assert all(isinstance(r, FeedRecord.__args__) for r in records_)  # type: ignore[attr-defined]
     assert decode_counted(data)[1] == len(bad)
     for part in bad:
-        assert (
-            0 <= part.offset < len(data)
-            and part.raw == data[part.offset : part.offset + len(part.raw)]
-        )
+        assert 0 <= part.offset < len(data)
+        assert part.raw == data[part.offset : part.offset + len(part.raw)]
     depth = decode_depth_message(data, bad.append)
     assert all(isinstance(r, TwentyDepth | Disconnect) for r in depth)
     assert isinstance(decode_text(data), OrderUpdate | FeedMessage | MalformedPacket)
@@ -244,7 +243,8 @@ def test_corrupted_messages_keep_their_good_packets(
     broken[0] = data.draw(st.sampled_from([0, 1, 3, 9, 41, 255]))
     message = b"".join(packets[:index]) + bytes(broken) + b"".join(packets[index + 1 :])
     records_, bad = decode_counted(message)
-    assert bad == 1 and len(records_) == len(packets) - 1
+    assert bad == 1
+    assert len(records_) == len(packets) - 1
     whole = b"".join(packets)
     cut = data.draw(st.integers(1, len(whole) - 1))
     records_, bad = decode_counted(whole[:cut])
@@ -399,7 +399,8 @@ def test_depth_packets_agree_with_the_official_sdk(packet: bytes) -> None:
     assert theirs["type"] == {"buy": "Bid", "sell": "Ask"}[ours.side]
     assert len(theirs["depth"]) == len(ours.levels) == 20
     for row, level in zip(theirs["depth"], ours.levels, strict=True):
-        assert row["quantity"] == level.quantity and row["orders"] == level.orders
+        assert row["quantity"] == level.quantity
+        assert row["orders"] == level.orders
         assert row["price"] == level.price or (math.isnan(row["price"]) and math.isnan(level.price))
 
 
@@ -411,7 +412,8 @@ def test_the_sdk_swaps_two_disconnect_labels_we_do_not(capsys: pytest.CaptureFix
         SDK_FEED.process_data(packet)
         assert theirs in capsys.readouterr().out
         (ours,) = decode_message(packet)
-        assert isinstance(ours, Disconnect) and ours.is_session_error
+        assert isinstance(ours, Disconnect)
+        assert ours.is_session_error
     assert decode_message(encode_packet(Disconnect("NSE_EQ", 0, 808)))[0].label.startswith(  # type: ignore[union-attr]
         "Authentication Failed"
     )
