@@ -693,6 +693,13 @@ _KIND_OF: Final[dict[type, tuple[int, _Kind]]] = {
 }
 #: Response code -> its kind (None: a code without a layout).
 _BY_CODE: Final[tuple[_Kind | None, ...]] = tuple(_KINDS.get(code) for code in range(256))
+#: Response code -> the packet's length when its layout is fixed (0: unknown or variable).
+_FIXED_SIZES: Final[tuple[int, ...]] = tuple(
+    0 if kind is None or kind.variable else kind.size for kind in _BY_CODE
+)
+_BUILDERS: Final[tuple[Callable[[bytes, int, int, _Rounding], Any] | None, ...]] = tuple(
+    None if kind is None else kind.build for kind in _BY_CODE
+)
 _TICKER: Final = _KINDS[2].layout
 _PREV_CLOSE: Final = _KINDS[6].layout
 _QUOTE: Final = _KINDS[4].layout
@@ -752,9 +759,9 @@ def decode_message(
     size = len(data)
     if size >= _HEADER and tick_sizes is None:
         # Fast path: one packet of a known fixed layout, as Dhan's feed mostly sends.
-        kind = _BY_CODE[data[0]]
-        if kind is not None and size == kind.size and data[1] | data[2] << 8 == size:
-            return [kind.build(data, 0, size, _SEGMENT_ROUNDING[data[3]])]
+        code = data[0]
+        if size == _FIXED_SIZES[code] and data[1] | data[2] << 8 == size:
+            return [_BUILDERS[code](data, 0, size, _SEGMENT_ROUNDING[data[3]])]
     if on_malformed is not None:
         return _walk(data, on_malformed, tick_sizes)
     bad: list[MalformedPacket] = []
