@@ -79,8 +79,7 @@ import json
 import logging
 import struct
 from collections.abc import Callable, Iterable, Mapping
-from functools import partial
-from typing import Any, ClassVar, Final, Literal, NamedTuple, TypeAlias
+from typing import Any, ClassVar, Final, Literal, NamedTuple, TypeAlias, cast
 
 import attrs
 
@@ -297,23 +296,38 @@ class Depth:
     def buy(self) -> tuple[DepthLevel, ...]:
         """The five bid levels, best (highest price) first."""
         raw = self._raw
-        return self._buy if raw is None else _depth_side(raw, 0, self._rounding)
+        return self._buy if raw is None else _depth_side(raw, _BID_SIDE, self._rounding)
 
     @property
     def sell(self) -> tuple[DepthLevel, ...]:
         """The five ask levels, best (lowest price) first."""
         raw = self._raw
-        return self._sell if raw is None else _depth_side(raw, 1, self._rounding)
+        return self._sell if raw is None else _depth_side(raw, _ASK_SIDE, self._rounding)
 
     def __reduce__(self) -> tuple[type[Depth], tuple[tuple[DepthLevel, ...], ...]]:
         return Depth, (self.buy, self.sell)
 
 
-def _depth_side(raw: bytes, first: int, rounding: _Rounding) -> tuple[DepthLevel, ...]:
-    """One side's five levels from a full packet's depth bytes (``first``: 0 bids, 1 asks)."""
-    v = _DEPTH_VALUES.unpack(raw)
-    prices = map(rounding.__getitem__, v[first + 4 :: 6])
-    return tuple(map(_level, zip(v[first::6], prices, v[first + 2 :: 6], strict=True)))
+def _depth_side(raw: bytes, side: struct.Struct, r: _Rounding) -> tuple[DepthLevel, ...]:
+    """One side's five levels from a full packet's depth bytes (straight-line: it runs
+    per read). ``side`` reads that side's (quantity, orders, price) of each level."""
+    q0, o0, p0, q1, o1, p1, q2, o2, p2, q3, o3, p3, q4, o4, p4 = side.unpack(raw)
+    return (
+        _new(DepthLevel, (q0, r[p0], o0)),
+        _new(DepthLevel, (q1, r[p1], o1)),
+        _new(DepthLevel, (q2, r[p2], o2)),
+        _new(DepthLevel, (q3, r[p3], o3)),
+        _new(DepthLevel, (q4, r[p4], o4)),
+    )
+
+
+#: A full packet's 100 depth bytes are five levels of: u32 bid qty, u32 ask qty, u16 bid
+#: orders, u16 ask orders, f32 bid price, f32 ask price. Each side's reader skips the
+#: other side's bytes.
+_DEPTH_VALUES: Final = struct.Struct("<" + "IIHHff" * 5)
+_BID_SIDE: Final = struct.Struct("<" + "I4xH2xf4x" * 5)
+_ASK_SIDE: Final = struct.Struct("<" + "4xI2xH4xf" * 5)
+_new: Final = tuple.__new__
 
 
 class _Keyed:
@@ -500,7 +514,6 @@ _OhlcTwin: Final = mutable_twin(Ohlc)
 _DepthTwin: Final = mutable_twin(Depth)
 _StatusTwin: Final = mutable_twin(MarketStatus)
 _DisconnectTwin: Final = mutable_twin(Disconnect)
-_level: Final = partial(tuple.__new__, DepthLevel)  # (qty, price, orders) -> a level, in C
 
 
 def _ticker(data: bytes, pos: int, end: int, r: _Rounding) -> TickerTick:
@@ -642,9 +655,6 @@ _OHLC_FIELDS = (
     _Field("ohlc.high", "f", _PRICE),
     _Field("ohlc.low", "f", _PRICE),
 )
-#: A full packet's 100 depth bytes: five levels of bid qty, ask qty, bid orders, ask
-#: orders, bid price, ask price.
-_DEPTH_VALUES: Final = struct.Struct("<" + "IIHHff" * 5)
 
 
 @attrs.frozen
@@ -697,8 +707,11 @@ _BY_CODE: Final[tuple[_Kind | None, ...]] = tuple(_KINDS.get(code) for code in r
 _FIXED_SIZES: Final[tuple[int, ...]] = tuple(
     0 if kind is None or kind.variable else kind.size for kind in _BY_CODE
 )
-_BUILDERS: Final[tuple[Callable[[bytes, int, int, _Rounding], Any] | None, ...]] = tuple(
-    None if kind is None else kind.build for kind in _BY_CODE
+#: Response code -> its builder (None, typed away, only where the fixed size is 0, which
+#: no message of 8 bytes or more matches).
+_BUILDERS: Final = cast(
+    "tuple[Callable[[bytes, int, int, _Rounding], Any], ...]",
+    tuple(None if kind is None else kind.build for kind in _BY_CODE),
 )
 _TICKER: Final = _KINDS[2].layout
 _PREV_CLOSE: Final = _KINDS[6].layout
