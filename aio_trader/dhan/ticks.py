@@ -245,10 +245,11 @@ def _wire_price(value: object, what: str) -> float:
 # -- records --------------------------------------------------------------------------
 
 
-@attrs.frozen(weakref_slot=False)
-class Ohlc:
+class Ohlc(NamedTuple):
     """Open, high, low and close prices of the day. Dhan sends ``close`` only after the
-    market closes (0 before): the previous day's close is :class:`PrevClose`."""
+    market closes (0 before): the previous day's close is :class:`PrevClose`.
+
+    A named tuple, as :class:`DepthLevel` is: small values of plain numbers, built in C."""
 
     open: float
     high: float
@@ -260,7 +261,8 @@ class DepthLevel(NamedTuple):
     """One level of market depth: ``quantity`` at ``price`` from ``orders`` orders.
 
     A named tuple rather than an attrs record: a full packet has ten of them, and a
-    tuple subclass is built in C (``(quantity, price, orders)`` also unpacks it)."""
+    tuple subclass is built in C (``quantity, price, orders = level`` unpacks it; it
+    also compares equal to a plain tuple of the same values)."""
 
     quantity: int
     price: float
@@ -273,18 +275,21 @@ class DepthLevel(NamedTuple):
 class Depth:
     """Market depth: five bid levels (``buy``) and five ask levels (``sell``), best first.
 
-    A decoded tick's depth keeps the packet's 100 depth bytes and builds a side's levels
+    A decoded tick's depth keeps the packet's bytes and builds a side's levels
     each time that side is read (equal every time, not the same tuple): levels cost
     nothing until read. Bind ``side = depth.buy`` once to read a side many times.
     """
 
     # attrs declares the fields (``these``) and makes eq, hash, repr and the frozen
     # __setattr__; the storage is ours: a constructed depth holds its two tuples, a
-    # decoded one (made in ``_full``) the packet's 100 depth bytes and the price rounding.
-    __slots__ = ("_buy", "_raw", "_rounding", "_sell")
+    # decoded one (made in ``_full``) bytes holding the depth (the message itself when it
+    # is that one packet, else a copy of the 100 depth bytes), where the depth starts in
+    # them, and the price rounding.
+    __slots__ = ("_at", "_buy", "_raw", "_rounding", "_sell")
     _buy: tuple[DepthLevel, ...]
     _sell: tuple[DepthLevel, ...]
     _raw: bytes | None
+    _at: int
     _rounding: _Rounding
 
     def __init__(self, buy: Iterable[DepthLevel], sell: Iterable[DepthLevel]) -> None:
@@ -296,22 +301,23 @@ class Depth:
     def buy(self) -> tuple[DepthLevel, ...]:
         """The five bid levels, best (highest price) first."""
         raw = self._raw
-        return self._buy if raw is None else _depth_side(raw, _BID_SIDE, self._rounding)
+        return self._buy if raw is None else _depth_side(raw, self._at, _BID, self._rounding)
 
     @property
     def sell(self) -> tuple[DepthLevel, ...]:
         """The five ask levels, best (lowest price) first."""
         raw = self._raw
-        return self._sell if raw is None else _depth_side(raw, _ASK_SIDE, self._rounding)
+        return self._sell if raw is None else _depth_side(raw, self._at, _ASK, self._rounding)
 
     def __reduce__(self) -> tuple[type[Depth], tuple[tuple[DepthLevel, ...], ...]]:
         return Depth, (self.buy, self.sell)
 
 
-def _depth_side(raw: bytes, side: struct.Struct, r: _Rounding) -> tuple[DepthLevel, ...]:
-    """One side's five levels from a full packet's depth bytes (straight-line: it runs
-    per read). ``side`` reads that side's (quantity, orders, price) of each level."""
-    q0, o0, p0, q1, o1, p1, q2, o2, p2, q3, o3, p3, q4, o4, p4 = side.unpack(raw)
+def _depth_side(raw: bytes, at: int, side: struct.Struct, r: _Rounding) -> tuple[DepthLevel, ...]:
+    """One side's five levels from a full packet's depth bytes at ``raw[at:]``
+    (straight-line: it runs per read). ``side`` reads that side's (quantity, orders,
+    price) of each level."""
+    q0, o0, p0, q1, o1, p1, q2, o2, p2, q3, o3, p3, q4, o4, p4 = side.unpack_from(raw, at)
     return (
         _new(DepthLevel, (q0, r[p0], o0)),
         _new(DepthLevel, (q1, r[p1], o1)),
@@ -325,8 +331,9 @@ def _depth_side(raw: bytes, side: struct.Struct, r: _Rounding) -> tuple[DepthLev
 #: orders, u16 ask orders, f32 bid price, f32 ask price. Each side's reader skips the
 #: other side's bytes.
 _DEPTH_VALUES: Final = struct.Struct("<" + "IIHHff" * 5)
-_BID_SIDE: Final = struct.Struct("<" + "I4xH2xf4x" * 5)
-_ASK_SIDE: Final = struct.Struct("<" + "4xI2xH4xf" * 5)
+_BID: Final = struct.Struct("<" + "I4xH2xf4x" * 5)
+_ASK: Final = struct.Struct("<" + "4xI2xH4xf" * 5)
+_DEPTH_AT: Final = 62  # where a full packet's depth starts
 _new: Final = tuple.__new__
 
 
@@ -510,7 +517,6 @@ _PrevCloseTwin: Final = mutable_twin(PrevClose)
 _QuoteTwin: Final = mutable_twin(QuoteTick)
 _OiTwin: Final = mutable_twin(OpenInterest)
 _FullTwin: Final = mutable_twin(FullTick)
-_OhlcTwin: Final = mutable_twin(Ohlc)
 _DepthTwin: Final = mutable_twin(Depth)
 _StatusTwin: Final = mutable_twin(MarketStatus)
 _DisconnectTwin: Final = mutable_twin(Disconnect)
@@ -540,12 +546,7 @@ def _prev_close(data: bytes, pos: int, end: int, r: _Rounding) -> PrevClose:
 
 def _quote(data: bytes, pos: int, end: int, r: _Rounding) -> QuoteTick:
     seg, sid, last, qty, ltt, avg, vol, sell, buy, o, c, h, low = _QUOTE.unpack_from(data, pos)
-    ohlc = _OhlcTwin()
-    ohlc.open = r[o]
-    ohlc.high = r[h]
-    ohlc.low = r[low]
-    ohlc.close = r[c]
-    ohlc.__class__ = Ohlc
+    ohlc = _new(Ohlc, (r[o], r[h], r[low], r[c]))
     t = _QuoteTwin()
     t.exchange_segment = _SEGMENT_NAMES[seg]
     t.security_id = sid
@@ -572,19 +573,19 @@ def _open_interest(data: bytes, pos: int, end: int, r: _Rounding) -> OpenInteres
 
 
 def _full(data: bytes, pos: int, end: int, r: _Rounding) -> FullTick:
-    (seg, sid, last, qty, ltt, avg, vol, sell, buy, oi, oi_high, oi_low, o, c, h, low, raw) = (
-        _FULL.unpack_from(data, pos)
+    (seg, sid, last, qty, ltt, avg, vol, sell, buy, oi, oi_high, oi_low, o, c, h, low) = (
+        _FULL_HEAD.unpack_from(data, pos)
     )
     depth = _DepthTwin()
-    depth._raw = raw
+    if end - pos == len(data):  # the message is this packet: keep it, no copy
+        depth._raw = data
+        depth._at = pos + _DEPTH_AT
+    else:  # keep only the depth bytes, not the message's other packets
+        depth._raw = data[pos + _DEPTH_AT : pos + _DEPTH_AT + _BID.size]
+        depth._at = 0
     depth._rounding = r
     depth.__class__ = Depth
-    ohlc = _OhlcTwin()
-    ohlc.open = r[o]
-    ohlc.high = r[h]
-    ohlc.low = r[low]
-    ohlc.close = r[c]
-    ohlc.__class__ = Ohlc
+    ohlc = _new(Ohlc, (r[o], r[h], r[low], r[c]))
     t = _FullTwin()
     t.exchange_segment = _SEGMENT_NAMES[seg]
     t.security_id = sid
@@ -717,7 +718,8 @@ _TICKER: Final = _KINDS[2].layout
 _PREV_CLOSE: Final = _KINDS[6].layout
 _QUOTE: Final = _KINDS[4].layout
 _OI: Final = _KINDS[5].layout
-_FULL: Final = _KINDS[8].layout
+#: A full packet up to its depth (the depth is read on demand, see Depth).
+_FULL_HEAD: Final = struct.Struct(_KINDS[8].layout.format.removesuffix("100s"))
 _STATUS: Final = _KINDS[7].layout
 _DISCONNECT: Final = _KINDS[50].layout
 _SEGMENT_AND_ID: Final = struct.Struct("<3xBI")
