@@ -494,3 +494,13 @@ def test_the_package_exports_what_it_lists() -> None:
     assert set(dhan.__all__) <= set(dir(dhan))
     with pytest.raises(AttributeError):
         dhan.Dhan  # noqa: B018 (no REST client in this package yet)
+
+
+def test_each_record_names_the_code_of_its_table_entry() -> None:
+    """The layout table (which drives the structs and encoding) and the records agree."""
+    from aio_trader.dhan import ticks
+
+    for code, kind in ticks._KINDS.items():
+        assert kind.cls.code == code
+        assert kind.size == 8 + sum(struct.calcsize("<" + f.fmt) for f in kind.fields)
+    assert [ticks._KINDS[c].size for c in (2, 6, 4, 5, 8, 50)] == [16, 16, 50, 12, 162, 10]

@@ -65,10 +65,14 @@ Order updates (:func:`decode_text`): ``{"Type": "order_alert", "Data": {...}}``,
 Dhan's PascalCase keys (``OrderNo``) or the camelCase ones live messages use
 (``orderNo``).
 
-Speed: records are frozen attrs classes filled through a mutable twin (the one
-interpreter trick of the library, explained and tested in ``aio_trader/kite/_twins.py``);
-a :class:`DepthLevel` is a named tuple, built in C ten times a full packet; timestamps go
-through a bounded cache (ticks of a message share a few seconds).
+Speed, plainly: packet records are frozen attrs classes filled through a mutable twin
+(the one interpreter trick of the library, explained and tested in
+``aio_trader/kite/_twins.py``), in one hand-written function per packet kind;
+:class:`Ohlc` and :class:`DepthLevel` are named tuples, built in C. A full tick's
+:class:`Depth` keeps the packet's bytes (the message itself when it is that one packet,
+else a copy of the 100 depth bytes) and builds a side's five levels each time the side is
+read. Timestamps and prices go through bounded caches (ticks of a message share a few
+seconds and prices). Figures: ``benchmarks/bench_dhan_ticks.py``.
 """
 
 from __future__ import annotations
@@ -341,7 +345,6 @@ class _Keyed:
     """What every market feed record shares: its instrument's ``key``."""
 
     __slots__ = ()
-    code: ClassVar[int]
     exchange_segment: str
     security_id: int
 
@@ -474,7 +477,6 @@ class TwentyDepth(_Keyed):
     """One side of the 20-level depth feed (codes 41 bids, 51 asks): ``levels`` best
     first, as sent; ``sequence`` is the header's message sequence (Dhan: to be ignored)."""
 
-    code: ClassVar[int] = 41  # of the buy side; the sell side is 51
     exchange_segment: str
     security_id: int
     side: Literal["buy", "sell"]
