@@ -376,6 +376,10 @@ def test_a_documented_order_update() -> None:
     assert update.quantity == 1
     assert update.leg_no == 1
     assert update.order_time == datetime.datetime(2024, 9, 11, 14, 39, 29, tzinfo=IST)
+    assert update.exchange_segment is ExchangeSegment.NSE_EQ
+    assert OrderUpdate(exchange="NSE", segment="D").exchange_segment is ExchangeSegment.NSE_FNO
+    assert OrderUpdate(segment="MCX_COMM").exchange_segment is ExchangeSegment.MCX_COMM
+    assert OrderUpdate(exchange="NYSE", segment="E").exchange_segment is None
     assert update.raw["refLtp"] == 13.21
     assert update.raw["ExpiryDate"].startswith("0001")
     assert decode_text(encode_text(update, camel_case=False)) == update

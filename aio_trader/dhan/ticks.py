@@ -1090,6 +1090,16 @@ def _time(value: object) -> datetime.datetime | None:
     return parsed.replace(tzinfo=IST) if parsed.tzinfo is None else parsed.astimezone(IST)
 
 
+#: (Exchange, one-letter Segment) of an order update -> its exchange segment.
+_ORDER_SEGMENTS: Final[dict[tuple[str, str], ExchangeSegment]] = {
+    ("NSE", "E"): ExchangeSegment.NSE_EQ,
+    ("NSE", "D"): ExchangeSegment.NSE_FNO,
+    ("NSE", "C"): ExchangeSegment.NSE_CURRENCY,
+    ("BSE", "E"): ExchangeSegment.BSE_EQ,
+    ("BSE", "D"): ExchangeSegment.BSE_FNO,
+    ("BSE", "C"): ExchangeSegment.BSE_CURRENCY,
+    ("MCX", "M"): ExchangeSegment.MCX_COMM,
+}
 _TXN_TYPES: Final = {"B": "BUY", "S": "SELL"}
 _PRODUCTS: Final = {"C": "CNC", "I": "INTRADAY", "M": "MARGIN", "F": "MTF", "V": "CO", "B": "BO"}
 _ORDER_TYPES: Final = {
@@ -1143,6 +1153,16 @@ class OrderUpdate:
     remarks: str = ""
     leg_no: int = 0
     raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+    @property
+    def exchange_segment(self) -> ExchangeSegment | None:
+        """The :class:`ExchangeSegment` of ``exchange`` and ``segment`` (``"NSE"`` and
+        ``"D"`` are ``NSE_FNO``; a segment already spelt ``"NSE_FNO"`` is itself);
+        ``None`` when they name none."""
+        segment = _ORDER_SEGMENTS.get((self.exchange.upper(), self.segment.upper()))
+        if segment is None and self.segment in ExchangeSegment._value2member_map_:
+            return ExchangeSegment(self.segment)
+        return segment
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OrderUpdate:
