@@ -1,4 +1,4 @@
-"""The codec's one interpreter trick (aio_trader/kite/_twins.py): a record built from a
+"""The codec's one interpreter trick (aio_trader/_twins.py): a record built from a
 mutable twin is an ordinary record. These tests fail if an interpreter stops allowing the
 ``__class__`` assignment between same-layout classes, or if a record's layout changes
 so that its twin no longer matches it."""
@@ -12,8 +12,8 @@ import pickle
 import attrs
 import pytest
 
+from aio_trader._twins import build_columns, mutable_twin
 from aio_trader.kite import ticks as codec
-from aio_trader.kite._twins import build_columns, mutable_twin
 from aio_trader.kite.ticks import (
     Depth,
     DepthLevel,

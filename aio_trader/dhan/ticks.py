@@ -67,7 +67,7 @@ Dhan's PascalCase keys (``OrderNo``) or the camelCase ones live messages use
 
 Speed, plainly: packet records are frozen attrs classes filled through a mutable twin
 (the one interpreter trick of the library, explained and tested in
-``aio_trader/kite/_twins.py``), in one hand-written function per packet kind;
+``aio_trader/_twins.py``), in one hand-written function per packet kind;
 :class:`Ohlc` and :class:`DepthLevel` are named tuples, built in C. A full tick's
 :class:`Depth` keeps the packet's bytes (the message itself when it is that one packet,
 else a copy of the 100 depth bytes) and builds a side's five levels each time the side is
@@ -88,8 +88,8 @@ from typing import Any, ClassVar, Final, Literal, NamedTuple, TypeAlias, cast
 import attrs
 
 from aio_trader._time import IST
+from aio_trader._twins import mutable_twin
 from aio_trader.dhan.constants import DisconnectReason, ExchangeSegment
-from aio_trader.kite._twins import mutable_twin
 
 __all__ = [
     "Depth",
@@ -510,7 +510,7 @@ class MalformedPacket:
 # -- decoding: one plain function per packet kind --------------------------------------------
 #
 # Each takes the message, the packet's start and end and the price rounding, and fills a
-# mutable twin of its record (aio_trader/kite/_twins.py says why). The struct each reads
+# mutable twin of its record (aio_trader/_twins.py says why). The struct each reads
 # comes from the table below, which also drives encoding; round-trip tests hold them
 # together.
 

@@ -85,8 +85,8 @@ from typing import Any, ClassVar, TypeVar
 import attrs
 
 from aio_trader._time import IST
+from aio_trader._twins import build_columns, mutable_twin
 from aio_trader.errors import DataException
-from aio_trader.kite._twins import build_columns, mutable_twin
 
 __all__ = [
     "GST",

@@ -29,7 +29,7 @@ official client does. Timestamps are epoch seconds; 0 means "none" (``None``).
 
 Speed, plainly: records are ordinary frozen attrs classes. The decoder fills each one
 through a mutable twin of the same layout (the codec's one interpreter trick, explained
-and tested in ``aio_trader/kite/_twins.py``), in one hand-written function per packet
+and tested in ``aio_trader/_twins.py``), in one hand-written function per packet
 kind. A full tick's :class:`Depth` keeps the packet's 120 depth bytes and builds a
 side's five levels each time the side is read, so a decoded tick holds three objects
 the garbage collector tracks (the tick, its ``Ohlc`` and its ``Depth``) and about 800
@@ -52,7 +52,7 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias, cast
 import attrs
 
 from aio_trader._time import IST
-from aio_trader.kite._twins import mutable_twin
+from aio_trader._twins import mutable_twin
 
 __all__ = [
     "Depth",
@@ -329,7 +329,7 @@ class MalformedPacket:
 # -- decoding: one plain function per packet kind ------------------------------------------
 #
 # Each takes a packet's unpacked wire values (in wire order) and fills a mutable twin of
-# the record (see aio_trader/kite/_twins.py for why, and the one rule it relies on). The
+# the record (see aio_trader/_twins.py for why, and the one rule it relies on). The
 # encoder's table below lists the same wire order; the round-trip tests hold them together.
 
 _OhlcTwin: Final = mutable_twin(Ohlc)
