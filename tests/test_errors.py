@@ -66,7 +66,9 @@ def test_body_without_json_falls_back_to_status() -> None:
 @pytest.mark.parametrize("status", [301, 302, 307, 308, 401, 404, 405, 409, 410, 418, 499])
 def test_statuses_that_never_heal_are_unexpected_and_not_retryable(status: int) -> None:
     error = kite_error_from_response(status, b"<html>moved</html>")
-    assert type(error) is UnexpectedStatus
+    assert type(error) is errors.KiteUnexpectedStatus  # Kite's: a KiteError too
+    assert isinstance(error, UnexpectedStatus)
+    assert error.error_type == "UnexpectedStatus"
     assert isinstance(error, RuntimeError)
     assert not error.retryable
     assert error.status_code == status

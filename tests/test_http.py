@@ -37,10 +37,13 @@ from aio_trader.errors import (
     UnexpectedStatus,
 )
 from aio_trader.http import AsyncRequest
+from aio_trader.kite._errors import kite_error_from_response
 from aio_trader.ratelimit import Rate, RateLimiter
 
 ATTEMPTS = 3
 FAST = Backoff(base=0.001, factor=2, cap=0.005, max_attempts=ATTEMPTS)
+#: These tests pin Kite's answers through AsyncRequest: it gets Kite's mapper.
+KITE = kite_error_from_response
 
 
 @pytest.fixture
@@ -54,7 +57,7 @@ async def server() -> AsyncIterator[HTTPServer]:
 
 @pytest.fixture
 async def http(server: HTTPServer) -> AsyncIterator[AsyncRequest]:
-    async with AsyncRequest(server.url, backoff=FAST, timeout=5) as client:
+    async with AsyncRequest(server.url, error_mapper=KITE, backoff=FAST, timeout=5) as client:
         yield client
 
 
@@ -201,7 +204,7 @@ async def test_post_5xx_is_not_retried_and_outcome_unknown(
 
 async def test_post_timeout_is_not_retried_and_outcome_unknown(server: HTTPServer) -> None:
     server.default = Stall()
-    async with AsyncRequest(server.url, backoff=FAST, timeout=0.2) as http:
+    async with AsyncRequest(server.url, error_mapper=KITE, backoff=FAST, timeout=0.2) as http:
         with pytest.raises(OutcomeUnknownError) as caught:
             await http.post("/orders/regular", data={"quantity": 1})
     assert isinstance(caught.value.__cause__, RequestTimeout)
@@ -280,7 +283,7 @@ async def test_undecodable_answer_to_post_is_outcome_unknown(
 
 async def test_query_form_json_and_headers_are_sent(server: HTTPServer) -> None:
     headers = {"X-Kite-Version": "3", "Authorization": "token key:secret"}
-    async with AsyncRequest(server.url, headers=headers, backoff=FAST) as http:
+    async with AsyncRequest(server.url, headers=headers, error_mapper=KITE, backoff=FAST) as http:
         await http.get("/quote", params={"i": ["NSE:INFY", "NSE:TCS"]})
         await http.get("/quote", params=[("i", "NSE:INFY"), ("i", "BSE:SENSEX")])
         await http.post("/orders/regular", data=[("a", "1"), ("a", "2"), ("b", "x y")])
@@ -307,7 +310,7 @@ async def test_logs_carry_method_path_status_but_no_secrets(
     caplog.set_level(logging.DEBUG, logger="aio_trader")
     server.script(kite_error(503, "NetworkException", "busy"))
     headers = {"Authorization": "token key:SECRETTOKEN"}
-    async with AsyncRequest(server.url, headers=headers, backoff=FAST) as http:
+    async with AsyncRequest(server.url, headers=headers, error_mapper=KITE, backoff=FAST) as http:
         await http.get("/quote", params={"access_token": "SECRETQUERY"})
     assert "GET /quote -> 503" in caplog.text
     assert "GET /quote -> 200" in caplog.text
@@ -323,7 +326,7 @@ async def test_no_httpx_exception_escapes(server: HTTPServer) -> None:
         if action is not None:
             server.default = action
         try:
-            async with AsyncRequest(url, backoff=FAST, timeout=0.2) as http:
+            async with AsyncRequest(url, error_mapper=KITE, backoff=FAST, timeout=0.2) as http:
                 await http.request(method, "/x")
         except Exception as exc:
             return exc
@@ -372,7 +375,7 @@ async def test_cancel_during_a_retry_wait_stops_the_loop(server: HTTPServer) -> 
         finished = True
 
     async with (
-        AsyncRequest(server.url, backoff=Backoff(base=30, max_attempts=5)) as http,
+        AsyncRequest(server.url, error_mapper=KITE, backoff=Backoff(base=30, max_attempts=5)) as http,
         anyio.create_task_group() as tg,
     ):
         tg.start_soon(get, http)
@@ -405,7 +408,7 @@ async def test_every_attempt_takes_a_rate_limit_slot(
 async def test_max_connections_caps_the_requests_in_flight(server: HTTPServer) -> None:
     server.default = Stall()
     async with (
-        AsyncRequest(server.url, backoff=FAST, timeout=5, max_connections=2) as http,
+        AsyncRequest(server.url, error_mapper=KITE, backoff=FAST, timeout=5, max_connections=2) as http,
         anyio.create_task_group() as tg,
     ):
         for _ in range(5):
@@ -423,7 +426,7 @@ def test_max_connections_below_one_is_a_value_error() -> None:
 
 async def test_aclose_under_cancellation_still_closes(server: HTTPServer) -> None:
     http = AsyncRequest(server.url)
-    http.open()
+    await http.open()
     await http.get("/x")
     with anyio.CancelScope() as scope:
         scope.cancel()
@@ -507,8 +510,8 @@ async def test_nothing_is_open_before_entry_and_a_call_fails_at_once(server: HTT
     with pytest.raises(ClientClosedError):
         _ = http.client
     http.update_headers({"X-Early": "1"})  # allowed before open, used once open
-    http.open()
-    http.open()  # idempotent while open
+    await http.open()
+    await http.open()  # idempotent while open
     assert http.is_open
     await http.get("/x")
     await http.aclose()
@@ -516,7 +519,7 @@ async def test_nothing_is_open_before_entry_and_a_call_fails_at_once(server: HTT
     with pytest.raises(ClientClosedError, match="closed"):
         await http.get("/x")
     with pytest.raises(ClientClosedError, match="reopened"):
-        http.open()
+        await http.open()
     assert len(server.requests) == 1
     assert server.requests[0].headers["x-early"] == "1"
 
@@ -550,7 +553,7 @@ async def test_cancelled_post_leaves_no_resource_warning() -> None:
         warnings.simplefilter("error")
         async with anyio.create_task_group() as tg:
             tg.start_soon(listener.serve, hold)
-            async with AsyncRequest(f"http://127.0.0.1:{port}", backoff=FAST) as http:
+            async with AsyncRequest(f"http://127.0.0.1:{port}", error_mapper=KITE, backoff=FAST) as http:
                 with anyio.move_on_after(0.3) as scope:
                     await http.post("/orders/regular", data={"x": "a" * 4_000_000})
                 assert scope.cancelled_caught
@@ -573,7 +576,7 @@ async def test_cancelled_post_leaves_no_resource_warning() -> None:
 
 
 async def test_route_urls_are_built_once_and_match_httpx(server: HTTPServer) -> None:
-    async with AsyncRequest(f"{server.url}/base", backoff=FAST) as http:
+    async with AsyncRequest(f"{server.url}/base", error_mapper=KITE, backoff=FAST) as http:
         await http.get("/quote/ltp", params={"i": ["NSE:INFY", "NSE:TCS"], "flag": True})
         await http.get("/quote/ltp", params=[("i", "BSE:SENSEX")])
         await http.get("/x?fixed=1", params={"more": "a b"})
@@ -605,7 +608,7 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("no_proxy")
 async def test_direct_requests_are_the_ones_httpx_builds(server: HTTPServer) -> None:
     headers = {"X-Kite-Version": "3", "Authorization": "token key:secret"}
-    async with AsyncRequest(server.url, headers=headers, backoff=FAST) as http:
+    async with AsyncRequest(server.url, headers=headers, error_mapper=KITE, backoff=FAST) as http:
         assert http._transport is not None  # the direct path is the one measured here
         await http.get("/quote/ltp", params={"i": "NSE:INFY"}, headers={"X-Extra": "1"})
         await http.post("/orders/regular", data={"a": "1"})
@@ -628,7 +631,7 @@ async def test_cookies_an_answer_sets_are_kept_and_sent_back(server: HTTPServer)
         Reply(headers=(("Set-Cookie", "enctoken=abc; Path=/"),)),
         Reply(),
     )
-    async with AsyncRequest(server.url, backoff=FAST) as http:
+    async with AsyncRequest(server.url, error_mapper=KITE, backoff=FAST) as http:
         await http.post("/api/twofa", data={"twofa_value": "123456"})
         assert http.client.cookies.get("enctoken") == "abc"
         await http.get("/oms/user/profile")
@@ -642,7 +645,7 @@ async def test_a_proxy_from_the_environment_is_used(
     monkeypatch.setenv("HTTP_PROXY", server.url)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    async with AsyncRequest("http://kite.invalid", backoff=FAST) as http:
+    async with AsyncRequest("http://kite.invalid", error_mapper=KITE, backoff=FAST) as http:
         assert http._transport is None  # through client.send, which mounts the proxy
         assert await http.get("/quote/ltp", params={"i": "NSE:INFY"}) == {
             "status": "success",
@@ -653,7 +656,7 @@ async def test_a_proxy_from_the_environment_is_used(
 
 async def test_redirects_are_followed_when_asked(server: HTTPServer) -> None:
     server.script(Reply(302, b"", "text/plain", headers=(("Location", "/elsewhere"),)), Reply())
-    async with AsyncRequest(server.url, backoff=FAST, follow_redirects=True) as http:
+    async with AsyncRequest(server.url, error_mapper=KITE, backoff=FAST, follow_redirects=True) as http:
         assert http._transport is None
         assert await http.get("/here") == {"status": "success", "data": {}}
     assert [r.target for r in server.requests] == ["/here", "/elsewhere"]
@@ -725,7 +728,7 @@ async def keepalive() -> AsyncIterator[KeepAliveServer]:
 async def test_an_order_after_the_server_dropped_the_idle_connection_is_sent_once(
     keepalive: KeepAliveServer,
 ) -> None:
-    async with AsyncRequest(f"http://127.0.0.1:{keepalive.port}", backoff=FAST) as http:
+    async with AsyncRequest(f"http://127.0.0.1:{keepalive.port}", error_mapper=KITE, backoff=FAST) as http:
         assert await http.get("/quote/ltp") == {"status": "success", "data": 1}
         await keepalive.closed.wait()  # the connection the pool keeps is now dead
         # Written to the dead connection it would fail (OutcomeUnknownError: not retried);
@@ -741,7 +744,7 @@ async def test_a_live_idle_connection_is_reused() -> None:
     async with anyio.create_task_group() as tg:
         srv = KeepAliveServer()
         await tg.start(srv.serve)
-        async with AsyncRequest(f"http://127.0.0.1:{srv.port}", backoff=FAST) as http:
+        async with AsyncRequest(f"http://127.0.0.1:{srv.port}", error_mapper=KITE, backoff=FAST) as http:
             for _ in range(5):
                 await http.get("/quote/ltp")
                 await anyio.lowlevel.checkpoint()
@@ -756,7 +759,7 @@ async def test_the_pool_runs_on_the_cheap_readability_check(anyio_backend: str) 
     async with anyio.create_task_group() as tg:
         srv = KeepAliveServer()
         await tg.start(srv.serve)
-        async with AsyncRequest(f"http://127.0.0.1:{srv.port}", backoff=FAST) as http:
+        async with AsyncRequest(f"http://127.0.0.1:{srv.port}", error_mapper=KITE, backoff=FAST) as http:
             await http.get("/quote/ltp")
             assert http._transport is not None
             (connection,) = http._transport._pool.connections  # httpx's attribute: _transport

@@ -55,6 +55,7 @@ from aio_trader.errors import (
     UserException,
 )
 from aio_trader.http import AsyncRequest, Params
+from aio_trader.kite._errors import kite_error_from_response
 from aio_trader.kite._models import (
     GTT,
     MFSIP,
@@ -513,6 +514,7 @@ class Kite(AbstractBroker):
             timeout=timeout,
             backoff=backoff,
             max_connections=max_connections,
+            error_mapper=kite_error_from_response,
         )
         # Masked in the HTTP stack's logs while the client is open (open() registers them,
         # aclose() forgets them): nothing process-wide outlives the client.
@@ -549,7 +551,7 @@ class Kite(AbstractBroker):
             raise ClientClosedError("Kite is closed (it cannot be reopened): make a new one")
         if self._opened:
             return
-        self._http.open()
+        await self._http.open()
         redaction.attach()
         protect(*self._secrets)
         self._opened = True
