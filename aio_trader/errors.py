@@ -286,6 +286,7 @@ def broker_error_from_response(status_code: int, body: bytes | str | Any) -> Bro
     ``BrokerUnavailable``, any other ``UnexpectedStatus``. The message is the body's JSON
     ``message`` when it has one. Never raises."""
     _, message = _message_of(body)
+    cls: type[BrokerError]
     if status_code >= 500 or 200 <= status_code < 300:
         cls = BrokerUnavailable
     else:
@@ -418,6 +419,6 @@ KITE_ERROR_TYPES: dict[str, type[KiteError]] = {
 def kite_error_from_response(status_code: int, body: bytes | str | Any) -> KiteError:
     """Kite's mapping (see :func:`aio_trader.kite._errors.kite_error_from_response`), kept
     importable here."""
-    from aio_trader.kite._errors import kite_error_from_response as mapping  # noqa: PLC0415
+    from aio_trader.kite._errors import kite_error_from_response as mapping
 
     return mapping(status_code, body)

@@ -446,8 +446,9 @@ class AsyncRequest(anyio.abc.AsyncResource):
         ``ClientClosedError`` (a ``RuntimeError``) before ``open()`` or once closed.
 
         Cancellation: propagates at once, whether during a rate-limit wait or before
-        the request is written (no slot is taken), the exchange or a backoff wait (no further attempt is made). A
-        request cancelled while in flight may or may not have reached the server.
+        the request is written (no slot is taken), the exchange or a backoff wait (no
+        further attempt is made). A request cancelled while in flight may or may not
+        have reached the server.
         """
         method = method.upper()
         client = self._client

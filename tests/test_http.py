@@ -375,7 +375,9 @@ async def test_cancel_during_a_retry_wait_stops_the_loop(server: HTTPServer) -> 
         finished = True
 
     async with (
-        AsyncRequest(server.url, error_mapper=KITE, backoff=Backoff(base=30, max_attempts=5)) as http,
+        AsyncRequest(
+            server.url, error_mapper=KITE, backoff=Backoff(base=30, max_attempts=5)
+        ) as http,
         anyio.create_task_group() as tg,
     ):
         tg.start_soon(get, http)
@@ -408,7 +410,9 @@ async def test_every_attempt_takes_a_rate_limit_slot(
 async def test_max_connections_caps_the_requests_in_flight(server: HTTPServer) -> None:
     server.default = Stall()
     async with (
-        AsyncRequest(server.url, error_mapper=KITE, backoff=FAST, timeout=5, max_connections=2) as http,
+        AsyncRequest(
+            server.url, error_mapper=KITE, backoff=FAST, timeout=5, max_connections=2
+        ) as http,
         anyio.create_task_group() as tg,
     ):
         for _ in range(5):
@@ -553,7 +557,9 @@ async def test_cancelled_post_leaves_no_resource_warning() -> None:
         warnings.simplefilter("error")
         async with anyio.create_task_group() as tg:
             tg.start_soon(listener.serve, hold)
-            async with AsyncRequest(f"http://127.0.0.1:{port}", error_mapper=KITE, backoff=FAST) as http:
+            async with AsyncRequest(
+                f"http://127.0.0.1:{port}", error_mapper=KITE, backoff=FAST
+            ) as http:
                 with anyio.move_on_after(0.3) as scope:
                     await http.post("/orders/regular", data={"x": "a" * 4_000_000})
                 assert scope.cancelled_caught
@@ -656,7 +662,9 @@ async def test_a_proxy_from_the_environment_is_used(
 
 async def test_redirects_are_followed_when_asked(server: HTTPServer) -> None:
     server.script(Reply(302, b"", "text/plain", headers=(("Location", "/elsewhere"),)), Reply())
-    async with AsyncRequest(server.url, error_mapper=KITE, backoff=FAST, follow_redirects=True) as http:
+    async with AsyncRequest(
+        server.url, error_mapper=KITE, backoff=FAST, follow_redirects=True
+    ) as http:
         assert http._transport is None
         assert await http.get("/here") == {"status": "success", "data": {}}
     assert [r.target for r in server.requests] == ["/here", "/elsewhere"]
@@ -728,7 +736,9 @@ async def keepalive() -> AsyncIterator[KeepAliveServer]:
 async def test_an_order_after_the_server_dropped_the_idle_connection_is_sent_once(
     keepalive: KeepAliveServer,
 ) -> None:
-    async with AsyncRequest(f"http://127.0.0.1:{keepalive.port}", error_mapper=KITE, backoff=FAST) as http:
+    async with AsyncRequest(
+        f"http://127.0.0.1:{keepalive.port}", error_mapper=KITE, backoff=FAST
+    ) as http:
         assert await http.get("/quote/ltp") == {"status": "success", "data": 1}
         await keepalive.closed.wait()  # the connection the pool keeps is now dead
         # Written to the dead connection it would fail (OutcomeUnknownError: not retried);
@@ -744,7 +754,9 @@ async def test_a_live_idle_connection_is_reused() -> None:
     async with anyio.create_task_group() as tg:
         srv = KeepAliveServer()
         await tg.start(srv.serve)
-        async with AsyncRequest(f"http://127.0.0.1:{srv.port}", error_mapper=KITE, backoff=FAST) as http:
+        async with AsyncRequest(
+            f"http://127.0.0.1:{srv.port}", error_mapper=KITE, backoff=FAST
+        ) as http:
             for _ in range(5):
                 await http.get("/quote/ltp")
                 await anyio.lowlevel.checkpoint()
@@ -759,7 +771,9 @@ async def test_the_pool_runs_on_the_cheap_readability_check(anyio_backend: str) 
     async with anyio.create_task_group() as tg:
         srv = KeepAliveServer()
         await tg.start(srv.serve)
-        async with AsyncRequest(f"http://127.0.0.1:{srv.port}", error_mapper=KITE, backoff=FAST) as http:
+        async with AsyncRequest(
+            f"http://127.0.0.1:{srv.port}", error_mapper=KITE, backoff=FAST
+        ) as http:
             await http.get("/quote/ltp")
             assert http._transport is not None
             (connection,) = http._transport._pool.connections  # httpx's attribute: _transport
