@@ -97,8 +97,15 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 def fields(**values: Any) -> dict[str, Any]:
-    """Form or query fields without the ``None`` ones; ``str`` enums become their value."""
-    return {k: str(v) if isinstance(v, str) else v for k, v in values.items() if v is not None}
+    """Form or query fields, explicitly named, without the ``None`` ones; enum members
+    become their value."""
+    return {k: _plain(v) for k, v in values.items() if v is not None}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    return str(value) if isinstance(value, str) else value
 
 
 def choice(kind: type[enum.Enum], value: Any, name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import socket
 import sys
@@ -20,18 +21,24 @@ from httpserver import Drop, HTTPServer, Reply, Stall, json_reply, kite_error
 from aio_trader.backoff import Backoff
 from aio_trader.errors import (
     AioTraderError,
+    BrokerError,
+    BrokerUnavailable,
     ClientClosedError,
     ConnectError,
     ConnectionLost,
     DataException,
     GeneralException,
     InputException,
+    InvalidInput,
     KiteError,
     NetworkException,
     OutcomeUnknownError,
+    PermissionDenied,
     PermissionException,
+    RateLimited,
     RateLimitError,
     RequestTimeout,
+    SessionExpired,
     TokenException,
     TransportError,
     UnexpectedStatus,
@@ -824,3 +831,140 @@ async def test_the_stream_is_readable_only_when_data_or_eof_waits() -> None:
         await stream.aclose()
         assert stream.get_extra_info("is_readable") is True  # closed: never reused
         tg.cancel_scope.cancel()
+
+
+# -- pacing: a rate-limit slot is stamped when the request is written ----------------------
+
+
+async def test_the_slot_is_stamped_when_written_and_a_request_never_written_takes_none(
+    server: HTTPServer,
+) -> None:
+    limiter = RateLimiter(Rate(100, 60))
+    server.script(Stall())  # the first request holds the only connection
+    async with (
+        AsyncRequest(server.url, backoff=FAST, timeout=5, max_connections=1) as http,
+        anyio.create_task_group() as tg,
+    ):
+        first, second = anyio.CancelScope(), anyio.CancelScope()
+
+        async def call(scope: anyio.CancelScope) -> None:
+            with scope:
+                await http.get("/quote", limiter=limiter)
+
+        tg.start_soon(call, first)
+        await server.wait_for_requests(1)
+        tg.start_soon(call, second)  # its turn comes at once; then it waits for a connection
+        await anyio.wait_all_tasks_blocked()
+        assert limiter.statistics().acquired == 1  # turn taken, nothing written, no slot
+        second.cancel()  # cancelled before it was written: it gives the turn back
+        await anyio.wait_all_tasks_blocked()
+        assert limiter.statistics().acquired == 1
+        third = anyio.CancelScope()
+        tg.start_soon(call, third)  # not blocked by the cancelled one's turn
+        await anyio.wait_all_tasks_blocked()
+        assert limiter.statistics().acquired == 1  # waiting for the connection, not written
+        first.cancel()  # frees the connection: the third request is written now
+        await server.wait_for_requests(2)
+    assert limiter.statistics().acquired == 2
+    assert len(server.requests) == 2
+
+
+async def test_a_request_that_cannot_connect_takes_no_slot() -> None:
+    limiter = RateLimiter(Rate(100, 60))
+    async with AsyncRequest(f"http://127.0.0.1:{closed_port()}", backoff=FAST) as http:
+        with pytest.raises(ConnectError):
+            await http.get("/x", limiter=limiter)
+    assert limiter.statistics().acquired == 0
+
+
+# -- the broker's mapper: AsyncRequest knows no broker --------------------------------------
+
+
+def toy_mapper(status: int, body: bytes) -> BrokerError:
+    """A broker that is not Kite: ``{"errorCode": "T-1", "errorMessage": ...}``."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = {}
+    code, message = data.get("errorCode", "T-0"), data.get("errorMessage", "?")
+    cls: type[BrokerError] = {
+        "T-401": SessionExpired,
+        "T-429": RateLimited,
+        "T-400": InvalidInput,
+    }.get(code, BrokerUnavailable)
+    return cls(message, status_code=status, code=code, broker="toy")
+
+
+def toy_error(status: int, code: str, message: str) -> Reply:
+    return Reply(status, json.dumps({"errorCode": code, "errorMessage": message}).encode())
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "category"),
+    [(401, "T-401", SessionExpired), (429, "T-429", RateLimited), (400, "T-400", InvalidInput)],
+)
+async def test_a_non_kite_mapper_decides_the_error(
+    server: HTTPServer, status: int, code: str, category: type[BrokerError]
+) -> None:
+    server.default = toy_error(status, code, "refused by toy")
+    async with AsyncRequest(server.url, error_mapper=toy_mapper, backoff=FAST) as http:
+        with pytest.raises(category) as caught:
+            await http.post("/orders")
+    error = caught.value
+    assert type(error) is category  # the mapper's class, no Kite class involved
+    assert not isinstance(error, KiteError)
+    assert isinstance(error, RuntimeError)
+    assert (error.status_code, error.code, error.message, error.broker) == (
+        status,
+        code,
+        "refused by toy",
+        "toy",
+    )
+    assert str(error) == f"{code} (HTTP {status}): refused by toy"
+    assert len(server.requests) == 1
+
+
+async def test_a_non_kite_mappers_5xx_is_retried_then_raised(server: HTTPServer) -> None:
+    server.default = toy_error(503, "T-503", "busy")
+    async with AsyncRequest(server.url, error_mapper=toy_mapper, backoff=FAST) as http:
+        with pytest.raises(BrokerUnavailable) as caught:
+            await http.get("/quote")
+    assert caught.value.retryable
+    assert len(server.requests) == ATTEMPTS
+
+
+@pytest.mark.parametrize(
+    ("status", "category"),
+    [
+        (400, InvalidInput),
+        (401, SessionExpired),
+        (403, PermissionDenied),
+        (404, UnexpectedStatus),
+        (429, RateLimited),
+        (502, BrokerUnavailable),
+    ],
+)
+async def test_without_a_mapper_the_status_picks_a_neutral_category(
+    server: HTTPServer, status: int, category: type[BrokerError]
+) -> None:
+    server.default = Reply(status, b'{"message": "nope"}')
+    async with AsyncRequest(server.url, backoff=FAST) as http:
+        with pytest.raises(category) as caught:
+            await http.get("/x")
+    assert type(caught.value) is category
+    assert caught.value.message == "nope"
+    assert caught.value.status_code == status
+
+
+async def test_an_undecodable_success_goes_through_the_mapper(server: HTTPServer) -> None:
+    server.default = Reply(200, b"{cut sh")
+    async with AsyncRequest(server.url, error_mapper=toy_mapper, backoff=FAST) as http:
+        with pytest.raises(BrokerUnavailable) as caught:
+            await http.get("/x")
+    assert caught.value.status_code == 200
+    assert len(server.requests) == ATTEMPTS
+
+
+def test_the_mapper_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="error_mapper"):
+        AsyncRequest("http://127.0.0.1", error_mapper="kite")  # type: ignore[arg-type]
