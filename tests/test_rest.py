@@ -13,13 +13,15 @@ import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
+import attrs
 import pytest
 from httpserver import Drop, HTTPServer, Reply
 
 from aio_trader import _redact
+from aio_trader._records import Record, conversion_failures
 from aio_trader._rest import RestBroker, choice, fields, int_arg, segment_id, str_arg
 from aio_trader.backoff import Backoff
 from aio_trader.errors import (
@@ -261,6 +263,51 @@ async def test_a_refusal_behind_a_5xx_is_raised_as_itself_without_a_lookup(
     assert [r.method for r in server.requests] == ["POST"]  # no lookup, no second POST
 
 
+# -- the record engine, for a broker that is not Kite --------------------------------------------
+
+
+@attrs.frozen
+class Leg(Record):
+    price: float | None = None
+
+
+@attrs.frozen
+class ToyOrder(Record):
+    _wire: ClassVar[str] = "Toy"
+
+    orderId: str
+    quantity: int | None = None
+    legs: tuple[Leg, ...] | None = None
+    amo: bool | None = None
+
+
+def test_the_record_engine_serves_any_broker(caplog: pytest.LogCaptureFixture) -> None:
+    before = conversion_failures()
+    order = ToyOrder.from_data(
+        {"orderId": 7, "quantity": "2", "legs": [{"price": 1}], "amo": "true", "new": 1}
+    )
+    assert (order.orderId, order.quantity, order.legs, order.amo) == ("7", 2, (Leg(1.0),), True)
+    assert order.extra == {"new": 1}
+    assert order.to_dict() == {
+        "orderId": "7",
+        "quantity": 2,
+        "legs": [{"price": 1.0}],
+        "amo": True,
+        "new": 1,
+    }
+    odd = ToyOrder.from_data({"orderId": "8", "quantity": "many"})
+    assert odd.quantity is None
+    assert odd.extra == {"quantity": "many"}
+    assert conversion_failures() == before + 1
+    assert "Toy field ToyOrder.quantity" in caplog.text
+    assert "many" not in caplog.text  # the value never reaches the log
+    with pytest.raises(BrokerUnavailable, match="required field 'orderId'"):
+        ToyOrder.from_data({"quantity": 1})
+    with pytest.raises(BrokerUnavailable, match="JSON array"):
+        ToyOrder.from_list({"orderId": "1"})  # type: ignore[arg-type]
+    assert ToyOrder.from_map({"a": {"orderId": "1"}}) == {"a": ToyOrder(orderId="1")}
+
+
 # -- validators: a clear error before any I/O --------------------------------------------------
 
 
@@ -298,6 +345,7 @@ CORE = [
     "aio_trader._transport",
     "aio_trader._redact",
     "aio_trader._rest",
+    "aio_trader._records",
 ]
 
 
