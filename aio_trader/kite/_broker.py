@@ -9,8 +9,8 @@ sends and which record it returns; all of them go through one private path,
 - prefixes the path (Kite Web serves REST under ``/oms``),
 - picks the rate-limit group from the path (``/quote*`` -> quote, ``/instruments/historical``
   -> historical, placing/modifying/cancelling ``/orders/...`` -> order, the rest -> other)
-  and takes a
-  slot from that group's limiter before every attempt,
+  and paces every attempt with that group's limiter (the slot is stamped when the
+  request is written),
 - sends it through :class:`aio_trader.http.AsyncRequest` (retries with backoff for what is
   safe to repeat; 400/403/429 raised at once; non-idempotent requests never sent twice),
 - calls the session-expiry hook on a 403 ``TokenException`` before raising it,
@@ -1233,8 +1233,8 @@ class Kite(RestBroker[EndpointGroup]):
         Ranges longer than Kite's maximum for ``interval`` are split into chunks
         (:func:`historical_chunks`); every (instrument, chunk) request runs concurrently
         (at most ``concurrency`` in flight; default: twice the per-second limit, at
-        least 4, at most ``max_connections``: a request waiting for a connection after
-        its rate-limit slot would reach Kite late, in a burst), paced by the client's
+        least 4, at most ``max_connections``: a request waiting for a connection holds
+        its group's turn and only slows the others down), paced by the client's
         historical limiter, so no 429s. Each
         instrument's candles come back in time order, a candle repeated at a chunk
         boundary only once. ``on_progress(done, total)`` (sync
