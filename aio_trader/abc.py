@@ -51,8 +51,8 @@ class AbstractBroker(AsyncResource):
         """Log in with the credentials the client was built with; return the session.
 
         What the session is, and which extra keyword arguments are accepted, is
-        broker specific. Raises the broker's error (a ``KiteError`` subclass for Kite,
-        e.g. ``TokenException``) when the credentials are refused.
+        broker specific. Raises the broker's refusal (a ``BrokerError``: for refused
+        credentials a ``SessionExpired``, e.g. Kite's ``TokenException``).
 
         Cancellation: propagates; the client is left logged out or logged in, never
         half-way (the session is stored only once complete).

@@ -1,15 +1,19 @@
 """``AsyncRequest``: one ``httpx.AsyncClient`` with retries, rate limits and error mapping.
 
-The single REST request path of the library. Per call it takes a slot from the
-given ``RateLimiter`` (before every attempt), sends the request, decodes the answer
-and decides what to retry:
+The single REST request path of the library, broker-neutral: it imports no broker
+package. Per call it takes a slot from the given ``RateLimiter`` (before every
+attempt, stamped when the request is written: see below), sends the request, decodes
+the answer and decides what to retry; an error answer becomes an exception through the
+broker's mapper (``error_mapper``: ``(status_code, body) -> BrokerError``; Kite's is
+``aio_trader.kite._errors.kite_error_from_response``; the default,
+``errors.broker_error_from_response``, picks a neutral category by status):
 
 | outcome | idempotent (GET by default) | not idempotent (the rest) |
 |---|---|---|
 | 2xx, body decodes | returned | returned |
-| 400 / 403 / 429 | ``KiteError`` at once | ``KiteError`` at once |
-| 3xx, 404, 405, other 4xx | ``UnexpectedStatus`` (or Kite's type) at once | same |
-| 5xx, bad 2xx body | retried; last ``KiteError`` | ``OutcomeUnknownError`` |
+| 400 / 403 / 429 | the mapper's ``BrokerError`` at once | the same at once |
+| 3xx, 404, 405, other 4xx | ``UnexpectedStatus`` (or the broker's class) at once | same |
+| 5xx, bad 2xx body | retried; last ``BrokerError`` | ``OutcomeUnknownError`` |
 | connect failed | retried; ``ConnectError`` | retried; ``ConnectError`` |
 | timeout or drop | retried; ``RequestTimeout`` or ``ConnectionLost`` | ``OutcomeUnknownError`` |
 
@@ -27,8 +31,15 @@ caller (the broker) settles it, e.g. by looking up the order's tag.
 Bodies are decoded by content type: JSON -> the parsed object, as is (Kite's
 ``{"status": "success", "data": ...}`` envelope is unwrapped by the broker, which
 knows its API; this layer stays broker-neutral); ``text/*`` (CSV) -> ``str``;
-anything else -> ``bytes``. Error answers become ``KiteError``s through
-``errors.kite_error_from_response``.
+anything else -> ``bytes``. Error answers (and a 2xx body that cannot be decoded)
+become ``BrokerError``s through the mapper.
+
+Pacing: with a ``limiter``, each attempt waits for its turn (``RateLimiter.reserve``)
+before it asks for a connection, and its slot is stamped when the request's first
+bytes are written (httpcore's ``send_request_headers`` trace event), not when the turn
+came: waiting for a pooled connection, connecting, or a busy event loop between the
+two cannot bring two requests closer on the wire than the limiter allows. An attempt
+that never writes (cancelled, the connection could not be opened) takes no slot.
 
 httpx's exceptions are translated here, and only here: connect / connect-timeout /
 pool-timeout / proxy -> ``ConnectError``; read / write timeout -> ``RequestTimeout``;
@@ -51,8 +62,8 @@ network backend with a cheap idle-connection check), skipping ``AsyncClient.send
 auth/redirect/hook machinery; cookies an answer sets are still kept, and a client holding
 cookies sends through ``AsyncClient.send``. The bytes on the wire are the same.
 
-Observing errors (e.g. a 403 ``TokenException`` meaning "log in again") is left to
-the caller, which catches the raised ``KiteError`` in its own single request path.
+Observing errors (e.g. a 403 ``SessionExpired`` meaning "log in again") is left to
+the caller, which catches the raised ``BrokerError`` in its own single request path.
 
 Logging (``aio_trader.http``): method, path and status at DEBUG, retries at INFO;
 never headers, query strings or bodies, so tokens never reach a log.
@@ -75,17 +86,17 @@ import httpx
 from aio_trader._transport import Transport
 from aio_trader.backoff import Backoff, retry
 from aio_trader.errors import (
+    BrokerError,
     ClientClosedError,
     ConnectError,
     ConnectionLost,
-    DataException,
-    KiteError,
+    ErrorMapper,
     OutcomeUnknownError,
     RequestTimeout,
     TransportError,
-    kite_error_from_response,
+    broker_error_from_response,
 )
-from aio_trader.ratelimit import RateLimiter
+from aio_trader.ratelimit import RateLimiter, Reservation
 
 if TYPE_CHECKING:
     from typing_extensions import Self, Unpack
@@ -116,7 +127,7 @@ _TRANSLATION: tuple[tuple[type[Exception], type[TransportError]], ...] = (
 class _Retry(Exception):
     """Internal: an answer worth retrying (5xx, undecodable body); carries its error."""
 
-    def __init__(self, error: KiteError) -> None:
+    def __init__(self, error: BrokerError) -> None:
         super().__init__(str(error))
         self.error = error
 
@@ -257,6 +268,8 @@ class AsyncRequest(anyio.abc.AsyncResource):
     ``base_url`` is joined with each call's path; ``headers`` are sent with every call
     (change them later with ``update_headers``); ``timeout`` (seconds) applies to each
     connect/read/write/pool phase; ``backoff`` is the default retry policy.
+    ``error_mapper``: the broker's ``(status_code, body) -> BrokerError`` for an answer
+    that is not a usable success (default: a neutral category by status).
     ``max_connections``: connections open at once, all kept alive between calls (more
     concurrent calls wait for a free one; a wait longer than ``timeout`` is a
     ``ConnectError``, retried as such). A malformed ``base_url`` (or one without
@@ -268,8 +281,9 @@ class AsyncRequest(anyio.abc.AsyncResource):
     reconnect; and the pool's bookkeeping on every request grows with the square of the
     connections open. Ten in flight carry Kite's rate limits at a few hundred ms per call,
     as Kite's official client (``requests``' 10 pooled connections) does. A call that
-    waits for a connection has already taken its rate-limit slot and reaches the server
-    late: keep the calls in flight within ``max_connections`` where pacing matters
+    waits for a connection holds its limiter's turn (its slot is stamped only when it
+    is written), so pacing stays right, but the other calls of its group wait behind it:
+    keep the calls in flight within ``max_connections`` where throughput matters
     (``Kite.historical_bulk`` does).
 
     Use ``async with AsyncRequest(...) as http:`` (the HTTP client is created on entry,
@@ -286,7 +300,11 @@ class AsyncRequest(anyio.abc.AsyncResource):
         backoff: Backoff | None = None,
         follow_redirects: bool = False,
         max_connections: int = 10,
+        error_mapper: ErrorMapper | None = None,
     ) -> None:
+        if error_mapper is not None and not callable(error_mapper):
+            raise TypeError("error_mapper must be callable: (status_code, body) -> BrokerError")
+        self._error_mapper: ErrorMapper = error_mapper or broker_error_from_response
         if isinstance(max_connections, bool) or not isinstance(max_connections, int):
             raise TypeError(f"max_connections must be an int, got {type(max_connections).__name__}")
         if max_connections < 1:
@@ -349,9 +367,10 @@ class AsyncRequest(anyio.abc.AsyncResource):
         if self._client is not None:
             self._client.headers = self._headers
 
-    def open(self) -> None:
+    async def open(self) -> None:
         """Create the HTTP client (no I/O: connections open on first use). Idempotent while
-        open; ``ClientClosedError`` once closed. ``async with`` calls it."""
+        open; ``ClientClosedError`` once closed. ``async with`` calls it; pair it with
+        ``await aclose()``. Cancellation: not a checkpoint; the client is open on return."""
         if self._closed:
             raise self._not_open()
         if self._client is None:
@@ -378,7 +397,7 @@ class AsyncRequest(anyio.abc.AsyncResource):
             )
 
     async def __aenter__(self) -> Self:
-        self.open()
+        await self.open()
         return self
 
     async def aclose(self) -> None:
@@ -410,24 +429,26 @@ class AsyncRequest(anyio.abc.AsyncResource):
 
         ``params``: query string; ``data``: form body; ``json``: JSON body; list values
         or repeated pairs repeat a key. ``headers`` add to the defaults for this call.
-        ``limiter``: a slot is taken before every attempt. ``idempotent``: whether the
+        ``limiter``: every attempt waits for its turn, and takes its slot when it is
+        written (none if it never is). ``idempotent``: whether the
         request may be sent again after it may have reached the server; ``None``
         means True for GET/HEAD/OPTIONS only (say ``idempotent=True`` for a PUT or
         DELETE that is safe to repeat). ``backoff``/``timeout`` override the defaults.
 
         Returns the body: JSON -> parsed object, ``text/*`` -> ``str``, else ``bytes``.
 
-        Raises ``KiteError`` subclasses for error answers (5xx after the retries; every
-        other status at once: 400/403/429 by Kite's ``error_type``, a 3xx/404/405/other
+        Raises the mapper's ``BrokerError`` for error answers (5xx after the retries;
+        every other status at once: 400/403/429 by the broker's code, a 3xx/404/405/other
         4xx as ``UnexpectedStatus``), ``ConnectError`` / ``RequestTimeout`` /
         ``ConnectionLost`` / ``TransportError`` when the transport fails,
         ``OutcomeUnknownError`` when a non-idempotent request failed after it may
         have reached the server, ``ValueError`` for a malformed URL,
         ``ClientClosedError`` (a ``RuntimeError``) before ``open()`` or once closed.
 
-        Cancellation: propagates at once, whether during a rate-limit wait (no slot
-        is taken), the exchange or a backoff wait (no further attempt is made). A
-        request cancelled while in flight may or may not have reached the server.
+        Cancellation: propagates at once, whether during a rate-limit wait or before
+        the request is written (no slot is taken), the exchange or a backoff wait (no
+        further attempt is made). A request cancelled while in flight may or may not
+        have reached the server.
         """
         method = method.upper()
         client = self._client
@@ -496,11 +517,19 @@ class AsyncRequest(anyio.abc.AsyncResource):
                 "application/json" if json is not None else "application/x-www-form-urlencoded"
             )
             request.stream = _Body(body)
+        turn: list[Reservation] = []
+        if limiter is not None:
+
+            async def trace(event: str, info: Mapping[str, Any]) -> None:
+                if turn and event.endswith(".send_request_headers.started"):
+                    turn[0].take()  # the request is being written: the slot is stamped now
+
+            request.extensions["trace"] = trace
 
         async def attempt() -> Any:
-            if limiter is not None:
-                await limiter.acquire()
             try:
+                if limiter is not None:
+                    turn[:] = [await limiter.reserve()]
                 if transport is None:
                     response = await client.send(request)
                 else:
@@ -516,17 +545,18 @@ class AsyncRequest(anyio.abc.AsyncResource):
                 raise OutcomeUnknownError(
                     f"{where} may have reached the server ({failure}); not retried"
                 ) from failure
+            finally:
+                if turn:
+                    turn.pop().release()  # never written: no slot taken (no-op once taken)
             log.debug("%s -> %d", where, response.status_code)
             if response.is_success:
                 try:
                     return _decode(response)
-                except ValueError as exc:
-                    error: KiteError = DataException(
-                        f"undecodable body: {exc}", status_code=response.status_code
-                    )
+                except ValueError:
+                    error = self._error_mapper(response.status_code, response.content)
                     heals = True  # a body cut short on the way may come whole next time
             else:
-                error = kite_error_from_response(response.status_code, response.content)
+                error = self._error_mapper(response.status_code, response.content)
                 heals = error.retryable  # 5xx only
             if not heals:
                 raise error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import socket
 import sys
@@ -20,27 +21,36 @@ from httpserver import Drop, HTTPServer, Reply, Stall, json_reply, kite_error
 from aio_trader.backoff import Backoff
 from aio_trader.errors import (
     AioTraderError,
+    BrokerError,
+    BrokerUnavailable,
     ClientClosedError,
     ConnectError,
     ConnectionLost,
     DataException,
     GeneralException,
     InputException,
+    InvalidInput,
     KiteError,
     NetworkException,
     OutcomeUnknownError,
+    PermissionDenied,
     PermissionException,
+    RateLimited,
     RateLimitError,
     RequestTimeout,
+    SessionExpired,
     TokenException,
     TransportError,
     UnexpectedStatus,
 )
 from aio_trader.http import AsyncRequest
+from aio_trader.kite._errors import kite_error_from_response
 from aio_trader.ratelimit import Rate, RateLimiter
 
 ATTEMPTS = 3
 FAST = Backoff(base=0.001, factor=2, cap=0.005, max_attempts=ATTEMPTS)
+#: These tests pin Kite's answers through AsyncRequest: it gets Kite's mapper.
+KITE = kite_error_from_response
 
 
 @pytest.fixture
@@ -54,7 +64,7 @@ async def server() -> AsyncIterator[HTTPServer]:
 
 @pytest.fixture
 async def http(server: HTTPServer) -> AsyncIterator[AsyncRequest]:
-    async with AsyncRequest(server.url, backoff=FAST, timeout=5) as client:
+    async with AsyncRequest(server.url, error_mapper=KITE, backoff=FAST, timeout=5) as client:
         yield client
 
 
@@ -201,7 +211,7 @@ async def test_post_5xx_is_not_retried_and_outcome_unknown(
 
 async def test_post_timeout_is_not_retried_and_outcome_unknown(server: HTTPServer) -> None:
     server.default = Stall()
-    async with AsyncRequest(server.url, backoff=FAST, timeout=0.2) as http:
+    async with AsyncRequest(server.url, error_mapper=KITE, backoff=FAST, timeout=0.2) as http:
         with pytest.raises(OutcomeUnknownError) as caught:
             await http.post("/orders/regular", data={"quantity": 1})
     assert isinstance(caught.value.__cause__, RequestTimeout)
@@ -280,7 +290,7 @@ async def test_undecodable_answer_to_post_is_outcome_unknown(
 
 async def test_query_form_json_and_headers_are_sent(server: HTTPServer) -> None:
     headers = {"X-Kite-Version": "3", "Authorization": "token key:secret"}
-    async with AsyncRequest(server.url, headers=headers, backoff=FAST) as http:
+    async with AsyncRequest(server.url, headers=headers, error_mapper=KITE, backoff=FAST) as http:
         await http.get("/quote", params={"i": ["NSE:INFY", "NSE:TCS"]})
         await http.get("/quote", params=[("i", "NSE:INFY"), ("i", "BSE:SENSEX")])
         await http.post("/orders/regular", data=[("a", "1"), ("a", "2"), ("b", "x y")])
@@ -307,7 +317,7 @@ async def test_logs_carry_method_path_status_but_no_secrets(
     caplog.set_level(logging.DEBUG, logger="aio_trader")
     server.script(kite_error(503, "NetworkException", "busy"))
     headers = {"Authorization": "token key:SECRETTOKEN"}
-    async with AsyncRequest(server.url, headers=headers, backoff=FAST) as http:
+    async with AsyncRequest(server.url, headers=headers, error_mapper=KITE, backoff=FAST) as http:
         await http.get("/quote", params={"access_token": "SECRETQUERY"})
     assert "GET /quote -> 503" in caplog.text
     assert "GET /quote -> 200" in caplog.text
@@ -323,7 +333,7 @@ async def test_no_httpx_exception_escapes(server: HTTPServer) -> None:
         if action is not None:
             server.default = action
         try:
-            async with AsyncRequest(url, backoff=FAST, timeout=0.2) as http:
+            async with AsyncRequest(url, error_mapper=KITE, backoff=FAST, timeout=0.2) as http:
                 await http.request(method, "/x")
         except Exception as exc:
             return exc
@@ -372,7 +382,9 @@ async def test_cancel_during_a_retry_wait_stops_the_loop(server: HTTPServer) -> 
         finished = True
 
     async with (
-        AsyncRequest(server.url, backoff=Backoff(base=30, max_attempts=5)) as http,
+        AsyncRequest(
+            server.url, error_mapper=KITE, backoff=Backoff(base=30, max_attempts=5)
+        ) as http,
         anyio.create_task_group() as tg,
     ):
         tg.start_soon(get, http)
@@ -405,7 +417,9 @@ async def test_every_attempt_takes_a_rate_limit_slot(
 async def test_max_connections_caps_the_requests_in_flight(server: HTTPServer) -> None:
     server.default = Stall()
     async with (
-        AsyncRequest(server.url, backoff=FAST, timeout=5, max_connections=2) as http,
+        AsyncRequest(
+            server.url, error_mapper=KITE, backoff=FAST, timeout=5, max_connections=2
+        ) as http,
         anyio.create_task_group() as tg,
     ):
         for _ in range(5):
@@ -423,7 +437,7 @@ def test_max_connections_below_one_is_a_value_error() -> None:
 
 async def test_aclose_under_cancellation_still_closes(server: HTTPServer) -> None:
     http = AsyncRequest(server.url)
-    http.open()
+    await http.open()
     await http.get("/x")
     with anyio.CancelScope() as scope:
         scope.cancel()
@@ -507,8 +521,8 @@ async def test_nothing_is_open_before_entry_and_a_call_fails_at_once(server: HTT
     with pytest.raises(ClientClosedError):
         _ = http.client
     http.update_headers({"X-Early": "1"})  # allowed before open, used once open
-    http.open()
-    http.open()  # idempotent while open
+    await http.open()
+    await http.open()  # idempotent while open
     assert http.is_open
     await http.get("/x")
     await http.aclose()
@@ -516,7 +530,7 @@ async def test_nothing_is_open_before_entry_and_a_call_fails_at_once(server: HTT
     with pytest.raises(ClientClosedError, match="closed"):
         await http.get("/x")
     with pytest.raises(ClientClosedError, match="reopened"):
-        http.open()
+        await http.open()
     assert len(server.requests) == 1
     assert server.requests[0].headers["x-early"] == "1"
 
@@ -550,7 +564,9 @@ async def test_cancelled_post_leaves_no_resource_warning() -> None:
         warnings.simplefilter("error")
         async with anyio.create_task_group() as tg:
             tg.start_soon(listener.serve, hold)
-            async with AsyncRequest(f"http://127.0.0.1:{port}", backoff=FAST) as http:
+            async with AsyncRequest(
+                f"http://127.0.0.1:{port}", error_mapper=KITE, backoff=FAST
+            ) as http:
                 with anyio.move_on_after(0.3) as scope:
                     await http.post("/orders/regular", data={"x": "a" * 4_000_000})
                 assert scope.cancelled_caught
@@ -573,7 +589,7 @@ async def test_cancelled_post_leaves_no_resource_warning() -> None:
 
 
 async def test_route_urls_are_built_once_and_match_httpx(server: HTTPServer) -> None:
-    async with AsyncRequest(f"{server.url}/base", backoff=FAST) as http:
+    async with AsyncRequest(f"{server.url}/base", error_mapper=KITE, backoff=FAST) as http:
         await http.get("/quote/ltp", params={"i": ["NSE:INFY", "NSE:TCS"], "flag": True})
         await http.get("/quote/ltp", params=[("i", "BSE:SENSEX")])
         await http.get("/x?fixed=1", params={"more": "a b"})
@@ -605,7 +621,7 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("no_proxy")
 async def test_direct_requests_are_the_ones_httpx_builds(server: HTTPServer) -> None:
     headers = {"X-Kite-Version": "3", "Authorization": "token key:secret"}
-    async with AsyncRequest(server.url, headers=headers, backoff=FAST) as http:
+    async with AsyncRequest(server.url, headers=headers, error_mapper=KITE, backoff=FAST) as http:
         assert http._transport is not None  # the direct path is the one measured here
         await http.get("/quote/ltp", params={"i": "NSE:INFY"}, headers={"X-Extra": "1"})
         await http.post("/orders/regular", data={"a": "1"})
@@ -628,7 +644,7 @@ async def test_cookies_an_answer_sets_are_kept_and_sent_back(server: HTTPServer)
         Reply(headers=(("Set-Cookie", "enctoken=abc; Path=/"),)),
         Reply(),
     )
-    async with AsyncRequest(server.url, backoff=FAST) as http:
+    async with AsyncRequest(server.url, error_mapper=KITE, backoff=FAST) as http:
         await http.post("/api/twofa", data={"twofa_value": "123456"})
         assert http.client.cookies.get("enctoken") == "abc"
         await http.get("/oms/user/profile")
@@ -642,7 +658,7 @@ async def test_a_proxy_from_the_environment_is_used(
     monkeypatch.setenv("HTTP_PROXY", server.url)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    async with AsyncRequest("http://kite.invalid", backoff=FAST) as http:
+    async with AsyncRequest("http://kite.invalid", error_mapper=KITE, backoff=FAST) as http:
         assert http._transport is None  # through client.send, which mounts the proxy
         assert await http.get("/quote/ltp", params={"i": "NSE:INFY"}) == {
             "status": "success",
@@ -653,7 +669,9 @@ async def test_a_proxy_from_the_environment_is_used(
 
 async def test_redirects_are_followed_when_asked(server: HTTPServer) -> None:
     server.script(Reply(302, b"", "text/plain", headers=(("Location", "/elsewhere"),)), Reply())
-    async with AsyncRequest(server.url, backoff=FAST, follow_redirects=True) as http:
+    async with AsyncRequest(
+        server.url, error_mapper=KITE, backoff=FAST, follow_redirects=True
+    ) as http:
         assert http._transport is None
         assert await http.get("/here") == {"status": "success", "data": {}}
     assert [r.target for r in server.requests] == ["/here", "/elsewhere"]
@@ -725,7 +743,9 @@ async def keepalive() -> AsyncIterator[KeepAliveServer]:
 async def test_an_order_after_the_server_dropped_the_idle_connection_is_sent_once(
     keepalive: KeepAliveServer,
 ) -> None:
-    async with AsyncRequest(f"http://127.0.0.1:{keepalive.port}", backoff=FAST) as http:
+    async with AsyncRequest(
+        f"http://127.0.0.1:{keepalive.port}", error_mapper=KITE, backoff=FAST
+    ) as http:
         assert await http.get("/quote/ltp") == {"status": "success", "data": 1}
         await keepalive.closed.wait()  # the connection the pool keeps is now dead
         # Written to the dead connection it would fail (OutcomeUnknownError: not retried);
@@ -741,7 +761,9 @@ async def test_a_live_idle_connection_is_reused() -> None:
     async with anyio.create_task_group() as tg:
         srv = KeepAliveServer()
         await tg.start(srv.serve)
-        async with AsyncRequest(f"http://127.0.0.1:{srv.port}", backoff=FAST) as http:
+        async with AsyncRequest(
+            f"http://127.0.0.1:{srv.port}", error_mapper=KITE, backoff=FAST
+        ) as http:
             for _ in range(5):
                 await http.get("/quote/ltp")
                 await anyio.lowlevel.checkpoint()
@@ -756,7 +778,9 @@ async def test_the_pool_runs_on_the_cheap_readability_check(anyio_backend: str) 
     async with anyio.create_task_group() as tg:
         srv = KeepAliveServer()
         await tg.start(srv.serve)
-        async with AsyncRequest(f"http://127.0.0.1:{srv.port}", backoff=FAST) as http:
+        async with AsyncRequest(
+            f"http://127.0.0.1:{srv.port}", error_mapper=KITE, backoff=FAST
+        ) as http:
             await http.get("/quote/ltp")
             assert http._transport is not None
             (connection,) = http._transport._pool.connections  # httpx's attribute: _transport
@@ -807,3 +831,140 @@ async def test_the_stream_is_readable_only_when_data_or_eof_waits() -> None:
         await stream.aclose()
         assert stream.get_extra_info("is_readable") is True  # closed: never reused
         tg.cancel_scope.cancel()
+
+
+# -- pacing: a rate-limit slot is stamped when the request is written ----------------------
+
+
+async def test_the_slot_is_stamped_when_written_and_a_request_never_written_takes_none(
+    server: HTTPServer,
+) -> None:
+    limiter = RateLimiter(Rate(100, 60))
+    server.script(Stall())  # the first request holds the only connection
+    async with (
+        AsyncRequest(server.url, backoff=FAST, timeout=5, max_connections=1) as http,
+        anyio.create_task_group() as tg,
+    ):
+        first, second = anyio.CancelScope(), anyio.CancelScope()
+
+        async def call(scope: anyio.CancelScope) -> None:
+            with scope:
+                await http.get("/quote", limiter=limiter)
+
+        tg.start_soon(call, first)
+        await server.wait_for_requests(1)
+        tg.start_soon(call, second)  # its turn comes at once; then it waits for a connection
+        await anyio.wait_all_tasks_blocked()
+        assert limiter.statistics().acquired == 1  # turn taken, nothing written, no slot
+        second.cancel()  # cancelled before it was written: it gives the turn back
+        await anyio.wait_all_tasks_blocked()
+        assert limiter.statistics().acquired == 1
+        third = anyio.CancelScope()
+        tg.start_soon(call, third)  # not blocked by the cancelled one's turn
+        await anyio.wait_all_tasks_blocked()
+        assert limiter.statistics().acquired == 1  # waiting for the connection, not written
+        first.cancel()  # frees the connection: the third request is written now
+        await server.wait_for_requests(2)
+    assert limiter.statistics().acquired == 2
+    assert len(server.requests) == 2
+
+
+async def test_a_request_that_cannot_connect_takes_no_slot() -> None:
+    limiter = RateLimiter(Rate(100, 60))
+    async with AsyncRequest(f"http://127.0.0.1:{closed_port()}", backoff=FAST) as http:
+        with pytest.raises(ConnectError):
+            await http.get("/x", limiter=limiter)
+    assert limiter.statistics().acquired == 0
+
+
+# -- the broker's mapper: AsyncRequest knows no broker --------------------------------------
+
+
+def toy_mapper(status: int, body: bytes) -> BrokerError:
+    """A broker that is not Kite: ``{"errorCode": "T-1", "errorMessage": ...}``."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = {}
+    code, message = data.get("errorCode", "T-0"), data.get("errorMessage", "?")
+    cls: type[BrokerError] = {
+        "T-401": SessionExpired,
+        "T-429": RateLimited,
+        "T-400": InvalidInput,
+    }.get(code, BrokerUnavailable)
+    return cls(message, status_code=status, code=code, broker="toy")
+
+
+def toy_error(status: int, code: str, message: str) -> Reply:
+    return Reply(status, json.dumps({"errorCode": code, "errorMessage": message}).encode())
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "category"),
+    [(401, "T-401", SessionExpired), (429, "T-429", RateLimited), (400, "T-400", InvalidInput)],
+)
+async def test_a_non_kite_mapper_decides_the_error(
+    server: HTTPServer, status: int, code: str, category: type[BrokerError]
+) -> None:
+    server.default = toy_error(status, code, "refused by toy")
+    async with AsyncRequest(server.url, error_mapper=toy_mapper, backoff=FAST) as http:
+        with pytest.raises(category) as caught:
+            await http.post("/orders")
+    error = caught.value
+    assert type(error) is category  # the mapper's class, no Kite class involved
+    assert not isinstance(error, KiteError)
+    assert isinstance(error, RuntimeError)
+    assert (error.status_code, error.code, error.message, error.broker) == (
+        status,
+        code,
+        "refused by toy",
+        "toy",
+    )
+    assert str(error) == f"{code} (HTTP {status}): refused by toy"
+    assert len(server.requests) == 1
+
+
+async def test_a_non_kite_mappers_5xx_is_retried_then_raised(server: HTTPServer) -> None:
+    server.default = toy_error(503, "T-503", "busy")
+    async with AsyncRequest(server.url, error_mapper=toy_mapper, backoff=FAST) as http:
+        with pytest.raises(BrokerUnavailable) as caught:
+            await http.get("/quote")
+    assert caught.value.retryable
+    assert len(server.requests) == ATTEMPTS
+
+
+@pytest.mark.parametrize(
+    ("status", "category"),
+    [
+        (400, InvalidInput),
+        (401, SessionExpired),
+        (403, PermissionDenied),
+        (404, UnexpectedStatus),
+        (429, RateLimited),
+        (502, BrokerUnavailable),
+    ],
+)
+async def test_without_a_mapper_the_status_picks_a_neutral_category(
+    server: HTTPServer, status: int, category: type[BrokerError]
+) -> None:
+    server.default = Reply(status, b'{"message": "nope"}')
+    async with AsyncRequest(server.url, backoff=FAST) as http:
+        with pytest.raises(category) as caught:
+            await http.get("/x")
+    assert type(caught.value) is category
+    assert caught.value.message == "nope"
+    assert caught.value.status_code == status
+
+
+async def test_an_undecodable_success_goes_through_the_mapper(server: HTTPServer) -> None:
+    server.default = Reply(200, b"{cut sh")
+    async with AsyncRequest(server.url, error_mapper=toy_mapper, backoff=FAST) as http:
+        with pytest.raises(BrokerUnavailable) as caught:
+            await http.get("/x")
+    assert caught.value.status_code == 200
+    assert len(server.requests) == ATTEMPTS
+
+
+def test_the_mapper_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="error_mapper"):
+        AsyncRequest("http://127.0.0.1", error_mapper="kite")  # type: ignore[arg-type]

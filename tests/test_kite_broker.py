@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
+from aio_trader import _redact
 from aio_trader._time import IST
 from aio_trader.backoff import Backoff
 from aio_trader.errors import InputException
@@ -38,7 +39,6 @@ from aio_trader.kite import (
     Trade,
     TriggerRange,
 )
-from aio_trader.kite import _session as kite_session
 from aio_trader.sandbox import Sandbox, SandboxConfig
 
 FAST = Backoff(base=0.01, cap=0.05, max_attempts=4)
@@ -363,7 +363,7 @@ async def test_repr_and_constructor_checks(sb: Sandbox) -> None:
         Kite(user_id="AB1234")
     with pytest.raises(ValueError, match="max_connections"):
         Kite(sb.api_key, "never-registered-token", root=sb.root_url, max_connections=0)
-    assert "never-registered-token" not in kite_session._REDACTOR.secrets  # nothing left masked
+    assert "never-registered-token" not in _redact._REDACTOR.secrets  # nothing left masked
     assert Kite(sb.api_key).login_url() == (
         f"https://kite.zerodha.com/connect/login?api_key={sb.api_key}&v=3"
     )

@@ -21,6 +21,7 @@ import pyotp
 import pytest
 from httpserver import HTTPServer, Reply
 
+from aio_trader import _redact
 from aio_trader.backoff import Backoff
 from aio_trader.errors import ClientClosedError, KiteError, UnexpectedStatus
 from aio_trader.kite import Kite, TokenCache
@@ -303,8 +304,8 @@ async def test_authorize_is_the_seeds_spelling_of_authorise(sb: Sandbox, kite: K
 def _redactors() -> list[str]:
     return [
         name
-        for name in kite_session._GUARDED
-        if any(isinstance(f, kite_session._Redactor) for f in logging.getLogger(name).filters)
+        for name in _redact._GUARDED
+        if any(isinstance(f, _redact._Redactor) for f in logging.getLogger(name).filters)
     ]
 
 
@@ -327,13 +328,13 @@ async def test_redaction_is_attached_while_a_client_is_open_and_removed_after(
 ) -> None:
     assert _redactors() == []
     async with client(sb) as first:
-        assert _redactors() == list(kite_session._GUARDED)
+        assert _redactors() == list(_redact._GUARDED)
         async with client(sb) as second:
             await second.profile()
-        assert _redactors() == list(kite_session._GUARDED)  # counted: one still open
+        assert _redactors() == list(_redact._GUARDED)  # counted: one still open
         await first.profile()
     assert _redactors() == []
-    assert kite_session._REDACTOR.secrets == {}  # every secret forgotten
+    assert _redact._REDACTOR.secrets == {}  # every secret forgotten
 
 
 async def test_no_secret_in_debug_logs_of_calls_and_a_web_login(

@@ -35,7 +35,7 @@ MODULES = {
     ],
     "aio_trader.replay": ["ReplayFeed", "ReplayStatistics"],
     "aio_trader.http": ["AsyncRequest", "Params", "RequestOptions"],
-    "aio_trader.ratelimit": ["Rate", "RateLimiter", "RateLimiterStatistics"],
+    "aio_trader.ratelimit": ["Rate", "RateLimiter", "RateLimiterStatistics", "Reservation"],
     "aio_trader.utils": [
         "Shutdown",
         "as_completed",

@@ -126,3 +126,67 @@ async def test_async_with_takes_a_slot() -> None:
     assert stats == RateLimiterStatistics(
         rates=(Rate(3, 60),), acquired=2, waiting=0, in_window=(2,)
     )
+
+
+# -- reserve / take / release: the slot is stamped when the guarded action happens --------
+
+
+async def test_a_reservation_holds_the_turn_and_take_stamps_the_slot() -> None:
+    limiter = RateLimiter(Rate(5, 60))
+    taken: list[float] = []
+
+    async def later() -> None:
+        taken.append(await limiter.acquire())
+
+    async with anyio.create_task_group() as tg:
+        reservation = await limiter.reserve()
+        tg.start_soon(later)
+        await wait_all_tasks_blocked()
+        # The turn is held: the next caller queues, and nothing is taken yet.
+        assert (limiter.statistics().acquired, limiter.statistics().waiting) == (0, 1)
+        stamped = reservation.take()
+        assert reservation.taken_at == stamped
+        assert reservation.take() == stamped  # taking again changes nothing
+    assert limiter.statistics().acquired == 2
+    assert taken[0] >= stamped
+
+
+async def test_a_reservation_given_up_takes_nothing_and_lets_the_next_waiter_in() -> None:
+    limiter = RateLimiter(Rate(1, 60))
+    async with await limiter.reserve():
+        pass  # left without take(): released
+    reservation = await limiter.reserve()
+    reservation.release()
+    reservation.release()  # idempotent
+    with pytest.raises(RuntimeError, match="released"):
+        reservation.take()
+    assert limiter.statistics().acquired == 0
+    # The one slot of the minute is still free: this does not wait (else 60 s).
+    with anyio.fail_after(30):
+        await limiter.acquire()
+    assert limiter.statistics().acquired == 1
+
+
+async def test_a_reservation_left_by_an_error_is_released() -> None:
+    limiter = RateLimiter(Rate(1, 60))
+    with pytest.raises(LookupError):
+        async with await limiter.reserve():
+            raise LookupError
+    with anyio.fail_after(30):
+        await limiter.acquire()
+
+
+async def test_a_cancelled_reserve_holds_nothing() -> None:
+    limiter = RateLimiter(Rate(1, 60))
+    await limiter.acquire()  # the minute's slot is gone: the next reserve waits 60 s
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await limiter.reserve()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(limiter.reserve)  # holds the turn while it sleeps for the slot
+        await wait_all_tasks_blocked()
+        assert limiter.statistics().waiting == 1
+        tg.cancel_scope.cancel()
+    stats = limiter.statistics()
+    assert (stats.acquired, stats.waiting) == (1, 0)
+    assert not limiter._lock.locked()  # the turn was given back

@@ -1,13 +1,16 @@
 """``Kite``: the Kite Connect v3 REST client (every endpoint, both logins), on anyio.
 
-Every endpoint is a few lines saying *what* it sends and which record it returns; all of
-them go through one private path, ``Kite._request``, which
+``Kite`` stands on the broker-neutral REST pipeline (:class:`aio_trader._rest.RestBroker`:
+lifecycle, limiters, secrets, the session-expiry hook, never sending an order twice) and
+keeps only Kite's endpoints and tables. Every endpoint is a few lines saying *what* it
+sends and which record it returns; all of them go through one private path,
+``RestBroker._request``, which
 
 - prefixes the path (Kite Web serves REST under ``/oms``),
 - picks the rate-limit group from the path (``/quote*`` -> quote, ``/instruments/historical``
   -> historical, placing/modifying/cancelling ``/orders/...`` -> order, the rest -> other)
-  and takes a
-  slot from that group's limiter before every attempt,
+  and paces every attempt with that group's limiter (the slot is stamped when the
+  request is written),
 - sends it through :class:`aio_trader.http.AsyncRequest` (retries with backoff for what is
   safe to repeat; 400/403/429 raised at once; non-idempotent requests never sent twice),
 - calls the session-expiry hook on a 403 ``TokenException`` before raising it,
@@ -25,7 +28,6 @@ No duplicate orders: see :meth:`Kite.place_order`.
 from __future__ import annotations
 
 import datetime
-import inspect
 import json as jsonlib
 import logging
 import math
@@ -37,24 +39,23 @@ from typing import Any, TypeVar, overload
 import anyio
 import anyio.to_thread
 
+from aio_trader._rest import RestBroker, SessionExpiryHook, maybe_await, paced, raise_refusal
+from aio_trader._rest import choice as _choice
+from aio_trader._rest import fields as _fields
+from aio_trader._rest import int_arg as _int_arg
+from aio_trader._rest import optional_choice as _optional_choice
+from aio_trader._rest import segment_id as _segment_id
+from aio_trader._rest import str_arg as _str_arg
 from aio_trader._time import IST
-from aio_trader.abc import AbstractBroker
 from aio_trader.backoff import Backoff
 from aio_trader.errors import (
     AioTraderError,
-    ClientClosedError,
     DataException,
-    HoldingException,
-    InputException,
-    MarginException,
-    OrderException,
-    OrderOutcomeUnknown,
     OutcomeUnknownError,
-    PermissionException,
     TokenException,
-    UserException,
 )
-from aio_trader.http import AsyncRequest, Params
+from aio_trader.http import AsyncRequest
+from aio_trader.kite._errors import kite_error_from_response
 from aio_trader.kite._models import (
     GTT,
     MFSIP,
@@ -94,10 +95,7 @@ from aio_trader.kite._session import (
     TokenCache,
     TwoFactor,
     checksum,
-    forget,
     login_url,
-    protect,
-    redaction,
     web_login,
 )
 from aio_trader.kite.constants import (
@@ -109,7 +107,6 @@ from aio_trader.kite.constants import (
     EndpointGroup,
     Exchange,
     Interval,
-    KiteEnum,
     MarginSegment,
     OrderType,
     PositionType,
@@ -119,7 +116,7 @@ from aio_trader.kite.constants import (
     Variety,
     rate_limits,
 )
-from aio_trader.ratelimit import Rate, RateLimiter
+from aio_trader.ratelimit import Rate
 from aio_trader.utils import as_completed
 
 __all__ = [
@@ -135,14 +132,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: A date argument: a datetime (naive = IST wall clock), a date, or Kite's string form.
 DateLike = datetime.datetime | datetime.date | str
-#: Called (no arguments; sync or async) on a 403 ``TokenException``, before it is raised.
-SessionExpiryHook = Callable[[], object]
 #: Called after each finished chunk of ``historical_bulk`` with ``(done, total)``.
 ProgressCallback = Callable[[int, int], object]
 
 _TAG = re.compile(rf"[A-Za-z0-9]{{1,{ORDER_TAG_MAX}}}")
-#: A path segment id (order, trigger, alert, SIP...): letters, digits, ``_`` and ``-``.
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 #: Order types that Kite refuses without ``market_protection`` since April 2026.
 _PROTECTED_TYPES = frozenset({OrderType.MARKET.value, OrderType.SLM.value})
 _NO_PROTECTION = (
@@ -152,8 +145,6 @@ _NO_PROTECTION = (
 )
 _KITE_TIME = "%Y-%m-%d %H:%M:%S"
 _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
-#: Spacing between calls, as a fraction of the even share of the first window.
-_SPACING = 0.9
 #: The least margin on order windows: Kite counts orders strictly since April 2026 (no
 #: tolerance) and a refused order is costly, so orders keep 0.1 s of slack for the delay
 #: between our limiter and Kite's clock (10 orders per 1.1 s: 9.1/s sustained).
@@ -163,17 +154,6 @@ _CANCELLED = frozenset({"CANCELLED", "CANCEL PENDING"})
 
 
 # -- small pure helpers -----------------------------------------------------------------
-
-
-def _fields(**values: Any) -> dict[str, Any]:
-    """Form or query fields without the ``None`` ones; enums become their string value."""
-    return {k: str(v) if isinstance(v, str) else v for k, v in values.items() if v is not None}
-
-
-def _form(arguments: dict[str, Any], *skip: str, **override: Any) -> dict[str, Any]:
-    """A method's ``locals()`` as request fields: without ``self``, ``skip`` and ``None``s."""
-    values = {k: v for k, v in arguments.items() if k != "self" and k not in skip}
-    return _fields(**{**values, **override})
 
 
 def _json_or_none(value: Any) -> str | None:
@@ -239,47 +219,6 @@ def _instrument_keys(instruments: tuple[Any, ...], limit: int) -> list[str]:
     return keys
 
 
-def _choice(kind: type[KiteEnum], value: Any, name: str) -> str:
-    """``value`` as one of ``kind``'s values (a member or its exact string), else
-    ``TypeError``/``ValueError`` naming the allowed values: checked before any request."""
-    if isinstance(value, kind):
-        return str(value.value)
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
-    allowed = [str(member.value) for member in kind]
-    if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(allowed)}")
-    return value
-
-
-def _optional_choice(kind: type[KiteEnum], value: Any, name: str) -> str | None:
-    return None if value is None else _choice(kind, value, name)
-
-
-def _segment_id(value: Any, name: str) -> str:
-    """An id put into a URL path: a non-empty str (or int) of letters, digits, ``_``, ``-``;
-    else ``TypeError``/``ValueError`` before any request (``"../orders"`` never leaves)."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
-    text = str(value)
-    if not _ID.fullmatch(text):
-        raise ValueError(f"{name} must be a non-empty id of letters, digits, '_' or '-': {text!r}")
-    return text
-
-
-def _int_arg(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    return value
-
-
-def _str_arg(value: Any, name: str, *, optional: bool = True) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
-
-
 def _protection_value(value: Any) -> float:
     """A valid ``market_protection``: -1 (automatic) or a percentage above 0 up to 100.
 
@@ -342,18 +281,6 @@ def historical_chunks(
         start = stop + datetime.timedelta(seconds=1)
 
 
-def _paced(rates: Sequence[Rate], margin: float) -> tuple[Rate, ...]:
-    """``rates`` with every window ``margin`` seconds longer (for the jitter between our
-    clock and the server's), plus a spacing between calls (90 % of the first window over
-    its count: the windows still cap the rate, the spacing only stops bursts, and its
-    slack absorbs late wake-ups), so calls go out one by one at the limit."""
-    longer = tuple(Rate(rate.count, rate.period + margin) for rate in rates)
-    first = longer[0]
-    if first.count == 1:
-        return longer
-    return (Rate(1, _SPACING * first.period / first.count), *longer)
-
-
 def _group_limits(
     scale: float, margin: float, explicit: Mapping[EndpointGroup, Sequence[Rate]] | None
 ) -> dict[EndpointGroup, tuple[Rate, ...]]:
@@ -364,7 +291,7 @@ def _group_limits(
     chosen = {**rate_limits(scale), **(explicit or {})}
     order_margin = max(margin, _ORDER_MARGIN)
     return {
-        group: _paced(chosen[group], order_margin if group is EndpointGroup.ORDER else margin)
+        group: paced(chosen[group], order_margin if group is EndpointGroup.ORDER else margin)
         for group in EndpointGroup
     }
 
@@ -380,15 +307,10 @@ def _group(method: str, path: str) -> EndpointGroup:
     return EndpointGroup.OTHER
 
 
-async def _maybe_await(value: object) -> None:
-    if inspect.isawaitable(value):
-        await value
-
-
 # -- the client -------------------------------------------------------------------------
 
 
-class Kite(AbstractBroker):
+class Kite(RestBroker[EndpointGroup]):
     """Kite Connect v3 REST client; ``async with Kite(...) as kite: await kite.ltp(...)``.
 
     Logins (pick one):
@@ -473,10 +395,6 @@ class Kite(AbstractBroker):
             ("login_root", login_root),
         ):
             _str_arg(value, name, optional=name != "login_root")
-        if isinstance(reconcile_delay, bool) or not isinstance(reconcile_delay, int | float):
-            raise TypeError("reconcile_delay must be a number of seconds")
-        if not reconcile_delay >= 0:
-            raise ValueError(f"reconcile_delay must be >= 0, got {reconcile_delay!r}")
         self._market_protection = (
             None if market_protection is None else _protection_value(market_protection)
         )
@@ -485,40 +403,34 @@ class Kite(AbstractBroker):
             raise ValueError("Kite needs an api_key (Kite Connect) or Kite Web credentials")
         if self.web and not enctoken and not (user_id and password):
             raise ValueError("Kite Web login needs an enctoken, or user_id and password")
-        if _int_arg(reconcile_attempts, "reconcile_attempts") < 1:
-            raise ValueError("reconcile_attempts must be >= 1")
+        root = (root or (KITE_WEB_ROOT if self.web else KITE_CONNECT_ROOT)).rstrip("/")
+        super().__init__(
+            AsyncRequest(
+                root,
+                headers={"X-Kite-Version": "3"},
+                timeout=timeout,
+                backoff=backoff,
+                max_connections=max_connections,
+                error_mapper=kite_error_from_response,
+            ),
+            _group_limits(rate_limit_scale, rate_limit_margin, rate_limits),
+            session_expiry_hook=session_expiry_hook,
+            reconcile_attempts=reconcile_attempts,
+            reconcile_delay=reconcile_delay,
+        )
         self.api_key = api_key
         self.user_id = user_id
-        self.root = (root or (KITE_WEB_ROOT if self.web else KITE_CONNECT_ROOT)).rstrip("/")
+        self.root = root
         self._login_root = login_root
         self._access_token = access_token
         self._enctoken = enctoken
         self._password = password
         self._twofa = twofa
         self._totp_secret = totp_secret
-        self._prefix = "/oms" if self.web else ""
+        self._path_prefix = "/oms" if self.web else ""
         if token_cache is True:
             token_cache = TokenCache()
         self._cache: TokenCache | None = token_cache or None
-        self._hook = session_expiry_hook
-        self._reconcile_attempts = reconcile_attempts
-        self._reconcile_delay = reconcile_delay
-        limits = _group_limits(rate_limit_scale, rate_limit_margin, rate_limits)
-        self._limiters = {
-            group: RateLimiter(*rates, name=str(group)) for group, rates in limits.items()
-        }
-        self._http = AsyncRequest(
-            self.root,
-            headers={"X-Kite-Version": "3"},
-            timeout=timeout,
-            backoff=backoff,
-            max_connections=max_connections,
-        )
-        # Masked in the HTTP stack's logs while the client is open (open() registers them,
-        # aclose() forgets them): nothing process-wide outlives the client.
-        self._secrets: list[str] = []
-        self._opened = False
-        self._closed = False
         self._remember(access_token, enctoken, password, totp_secret)
         if isinstance(twofa, str):
             self._remember(twofa)
@@ -530,62 +442,15 @@ class Kite(AbstractBroker):
 
     # -- lifecycle and credentials -------------------------------------------------------
 
-    async def __aenter__(self) -> Kite:
-        r""":meth:`open` the client and return it; leaving the block :meth:`aclose`\ s it."""
-        await self.open()
-        return self
+    async def _on_open(self) -> None:
+        """On entry: a Kite Web password login (or its cached token); see :meth:`authorise`.
 
-    async def open(self) -> None:
-        """Open the client: create its HTTP client, attach the log redaction, and run a Kite
-        Web password login (or use its cached token). ``async with`` calls it; call it
-        yourself (then :meth:`aclose`) where a block does not fit, e.g. in a notebook.
-
-        Before it, and after :meth:`aclose`, every call raises ``ClientClosedError`` (a
-        ``RuntimeError``) at once; a closed client cannot be reopened. Raises what
-        :meth:`authorise` raises. On failure or cancellation the client is closed again
-        before the exception propagates. Opening twice is a no-op.
+        ``open()`` (from :class:`aio_trader._rest.RestBroker`) creates the HTTP client and
+        attaches the log redaction first; it raises what :meth:`authorise` raises, and
+        closes the client again on failure or cancellation.
         """
-        if self._closed:
-            raise ClientClosedError("Kite is closed (it cannot be reopened): make a new one")
-        if self._opened:
-            return
-        self._http.open()
-        redaction.attach()
-        protect(*self._secrets)
-        self._opened = True
         if self.web and not self._enctoken:
-            try:
-                await self.authorise()
-            except BaseException:
-                await self.aclose()
-                raise
-
-    async def aclose(self) -> None:
-        """Close the HTTP client, forget the secrets and detach the log redaction.
-        Idempotent; fine on a client never opened. ``close()`` is an alias.
-
-        Cancellation: the client is closed anyway (shielded), then it propagates.
-        """
-        self._closed = True
-        with anyio.CancelScope(shield=True):
-            await self._http.aclose()
-        if self._opened:
-            self._opened = False
-            forget(*self._secrets)
-            redaction.detach()
-        self._secrets.clear()
-
-    @property
-    def is_open(self) -> bool:
-        """True between :meth:`open` (or entering ``async with``) and :meth:`aclose`."""
-        return self._opened
-
-    def _remember(self, *values: str | None) -> None:
-        """Mask these secrets in the HTTP stack's logs while this client is open."""
-        values = tuple(v for v in values if v and v not in self._secrets)
-        if self._opened:
-            protect(*values)
-        self._secrets.extend(v for v in values if v)
+            await self.authorise()
 
     def _set_auth(self) -> None:
         if self.web:
@@ -606,13 +471,6 @@ class Kite(AbstractBroker):
         self._remember(access_token)
         self._access_token = access_token
         self._set_auth()
-
-    def set_session_expiry_hook(self, method: SessionExpiryHook) -> None:
-        """Call ``method()`` (sync, or async: awaited) on every 403 ``TokenException``,
-        before the exception is raised; an exception from the hook propagates instead."""
-        if not callable(method):
-            raise TypeError("the session expiry hook must be callable")
-        self._hook = method
 
     async def authorise(self) -> Profile | Session:
         """Log in with the constructor's credentials, or check the session they give.
@@ -662,48 +520,13 @@ class Kite(AbstractBroker):
         self._enctoken = enctoken
         self._set_auth()
 
-    # -- the one request path ---------------------------------------------------------
+    # -- Kite's tables and envelope, for the one request path (RestBroker._request) ------
 
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        parse: Callable[[Any], T],
-        *,
-        params: Params | None = None,
-        data: Params | None = None,
-        json: Any = None,
-        idempotent: bool | None = None,
-        api: bool = True,
-        hook: bool = True,
-    ) -> T:
-        """Send one Kite call and return ``parse(data)`` (see the module docstring).
+    def _group(self, method: str, path: str) -> EndpointGroup:
+        return _group(method, path)
 
-        ``api=False``: a session route, never under Kite Web's ``/oms``; ``hook=False``:
-        a 403 does not call the session-expiry hook.
-        """
-        if not self._opened:
-            raise ClientClosedError(
-                "Kite is closed"
-                if self._closed
-                else "Kite is not open: use `async with Kite(...) as kite` or `await kite.open()`"
-            )
-        limiter = self._limiters[_group(method, path)]
-        try:
-            body = await self._http.request(
-                method,
-                (self._prefix if api else "") + path,
-                params=params,
-                data=data,
-                json=json,
-                limiter=limiter,
-                idempotent=idempotent,
-            )
-        except TokenException as error:
-            if hook and self._hook is not None and error.status_code == 403:
-                await _maybe_await(self._hook())
-            raise
-        return parse(_unwrap(body))
+    def _unwrap(self, body: Any) -> Any:
+        return _unwrap(body)
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -732,7 +555,7 @@ class Kite(AbstractBroker):
                 request_token=request_token,
                 checksum=checksum(str(self.api_key), request_token, api_secret),
             ),
-            api=False,
+            prefixed=False,
         )
         self._adopt(session)
         return session
@@ -753,7 +576,7 @@ class Kite(AbstractBroker):
                 refresh_token=refresh_token,
                 checksum=checksum(str(self.api_key), refresh_token, api_secret),
             ),
-            api=False,
+            prefixed=False,
         )
         self._adopt(session)
         return session
@@ -777,7 +600,7 @@ class Kite(AbstractBroker):
             bool,
             params=_fields(api_key=self.api_key, access_token=token),
             idempotent=True,
-            api=False,
+            prefixed=False,
         )
 
     async def invalidate_refresh_token(self, refresh_token: str) -> bool:
@@ -790,7 +613,7 @@ class Kite(AbstractBroker):
             bool,
             params=_fields(api_key=self.api_key, refresh_token=refresh_token),
             idempotent=True,
-            api=False,
+            prefixed=False,
         )
 
     # -- user ----------------------------------------------------------------------------
@@ -867,7 +690,26 @@ class Kite(AbstractBroker):
         Cancellation: propagates at once; if the request was in flight the order may or
         may not exist: give your own ``tag`` to be able to look it up afterwards.
         """
-        fields = self._order_fields(locals())
+        fields = self._order_fields(
+            variety,
+            exchange=exchange,
+            tradingsymbol=tradingsymbol,
+            transaction_type=transaction_type,
+            quantity=quantity,
+            product=product,
+            order_type=order_type,
+            price=price,
+            validity=validity,
+            validity_ttl=validity_ttl,
+            disclosed_quantity=disclosed_quantity,
+            trigger_price=trigger_price,
+            iceberg_legs=iceberg_legs,
+            iceberg_quantity=iceberg_quantity,
+            auction_number=auction_number,
+            algo_id=algo_id,
+            tag=tag,
+            market_protection=market_protection,
+        )
         found = await self._place(variety, fields)
         if isinstance(found, list):
             return str(found[0].order_id)  # _find_tagged keeps only orders with an id
@@ -902,33 +744,83 @@ class Kite(AbstractBroker):
         response is rebuilt from the orders found with the tag (errors of refused slices
         are then unknown). Cancellation: as for :meth:`place_order`.
         """
-        fields = self._order_fields(locals(), autoslice="true")
+        fields = self._order_fields(
+            variety,
+            exchange=exchange,
+            tradingsymbol=tradingsymbol,
+            transaction_type=transaction_type,
+            quantity=quantity,
+            product=product,
+            order_type=order_type,
+            price=price,
+            validity=validity,
+            validity_ttl=validity_ttl,
+            disclosed_quantity=disclosed_quantity,
+            trigger_price=trigger_price,
+            iceberg_legs=iceberg_legs,
+            iceberg_quantity=iceberg_quantity,
+            auction_number=auction_number,
+            algo_id=algo_id,
+            tag=tag,
+            market_protection=market_protection,
+            autoslice="true",
+        )
         found = await self._place(variety, fields, slices=True)
         if isinstance(found, list):
             children = tuple(AutosliceChild(order_id=order.order_id) for order in found)
             return AutosliceResponse(order_id=found[0].order_id, children=children)
         return AutosliceResponse.from_kite(found)
 
-    def _order_fields(self, arguments: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        """A new order's form fields, checked before any request: Kite's enum values,
-        types, and the April-2026 market-protection rule."""
-        _choice(Variety, arguments["variety"], "variety")
-        for name, kind in (
-            ("exchange", Exchange),
-            ("transaction_type", TransactionType),
-            ("product", Product),
-            ("order_type", OrderType),
-        ):
-            arguments[name] = _choice(kind, arguments[name], name)
-        arguments["validity"] = _optional_choice(Validity, arguments["validity"], "validity")
-        _str_arg(arguments["tradingsymbol"], "tradingsymbol", optional=False)
-        if not arguments["tradingsymbol"]:
+    def _order_fields(
+        self,
+        variety: str,
+        *,
+        exchange: str,
+        tradingsymbol: str,
+        transaction_type: str,
+        quantity: int,
+        product: str,
+        order_type: str,
+        price: float | None,
+        validity: str | None,
+        validity_ttl: int | None,
+        disclosed_quantity: int | None,
+        trigger_price: float | None,
+        iceberg_legs: int | None,
+        iceberg_quantity: int | None,
+        auction_number: str | None,
+        algo_id: str | None,
+        tag: str | None,
+        market_protection: float | None,
+        autoslice: str | None = None,
+    ) -> dict[str, Any]:
+        """A new order's form fields (``variety`` goes in the path), checked before any
+        request: Kite's enum values, types, and the April-2026 market-protection rule."""
+        _choice(Variety, variety, "variety")
+        order_type = _choice(OrderType, order_type, "order_type")
+        _str_arg(tradingsymbol, "tradingsymbol", optional=False)
+        if not tradingsymbol:
             raise ValueError("tradingsymbol is empty")
-        _int_arg(arguments["quantity"], "quantity")
-        arguments["market_protection"] = self._protection(
-            arguments["order_type"], arguments["market_protection"], "a new order"
+        return _fields(
+            exchange=_choice(Exchange, exchange, "exchange"),
+            tradingsymbol=tradingsymbol,
+            transaction_type=_choice(TransactionType, transaction_type, "transaction_type"),
+            quantity=_int_arg(quantity, "quantity"),
+            product=_choice(Product, product, "product"),
+            order_type=order_type,
+            price=price,
+            validity=_optional_choice(Validity, validity, "validity"),
+            validity_ttl=validity_ttl,
+            disclosed_quantity=disclosed_quantity,
+            trigger_price=trigger_price,
+            iceberg_legs=iceberg_legs,
+            iceberg_quantity=iceberg_quantity,
+            auction_number=auction_number,
+            algo_id=algo_id,
+            tag=tag,
+            market_protection=self._protection(order_type, market_protection, "a new order"),
+            autoslice=autoslice,
         )
-        return _form(arguments, "variety", **extra)
 
     def _protection(self, order_type: str | None, value: Any, what: str) -> float | None:
         """The ``market_protection`` to send: the given one (checked), else the client's
@@ -943,50 +835,29 @@ class Kite(AbstractBroker):
         return None
 
     async def _place(self, variety: str, fields: dict[str, Any], slices: bool = False) -> Any:
-        """POST the order; after an ambiguous failure, the orders found with its tag."""
+        """POST the order once (the core's never-twice algorithm, by Kite's ``tag``): its
+        answer, or after an ambiguous failure the orders found with its tag."""
         variety = _choice(Variety, variety, "variety")
         tag = fields.setdefault("tag", self.new_tag())
         if not isinstance(tag, str):
             raise TypeError(f"tag must be a str, got {type(tag).__name__}")
         if not _TAG.fullmatch(tag):
             raise ValueError(f"tag must be 1 to {ORDER_TAG_MAX} letters or digits")
-        try:
+
+        async def send() -> Any:
             return await self._request("POST", f"/orders/{variety}", _raw, data=fields)
-        except OutcomeUnknownError as error:
-            _raise_refusal(error)
-            log.warning("order placement may have failed (%s); looking up tag %s", error, tag)
-            try:
-                found = await self._find_tagged(tag)
-            except AioTraderError as lookup:
-                raise OrderOutcomeUnknown(
-                    f"order with tag {tag} may or may not be placed; the order book lookup "
-                    f"failed ({type(lookup).__name__})",
-                    tag=tag,
-                ) from error
-            if len(found) == 1 or (slices and found):
-                log.info("order with tag %s was placed: %s", tag, found[0].order_id)
-                return found
-            what = "no order" if not found else f"{len(found)} orders"
-            raise OrderOutcomeUnknown(
-                f"order with tag {tag} may or may not be placed: {what} found with the tag",
-                tag=tag,
-            ) from error
+
+        return await self._place_once(send, tag, self._find_tagged, several=slices)
 
     async def _find_tagged(self, tag: str) -> list[Order]:
-        """Top-level orders (with an id) carrying ``tag``, asking the order book up to N times."""
-        for attempt in range(self._reconcile_attempts):
-            if attempt:
-                await anyio.sleep(self._reconcile_delay)
-            found = [
-                order
-                for order in await self.orders()
-                if (order.tag == tag or tag in (order.tags or ()))
-                and order.order_id
-                and not order.parent_order_id
-            ]
-            if found:
-                return found
-        return []
+        """Top-level orders (with an id) carrying ``tag`` in the order book, now."""
+        return [
+            order
+            for order in await self.orders()
+            if (order.tag == tag or tag in (order.tags or ()))
+            and order.order_id
+            and not order.parent_order_id
+        ]
 
     async def modify_order(
         self,
@@ -1034,7 +905,7 @@ class Kite(AbstractBroker):
                 "PUT", f"/orders/{variety}/{order_id}", _key("order_id", str), data=fields
             )
         except OutcomeUnknownError as error:
-            _raise_refusal(error)
+            raise_refusal(error)
             latest = await self._settle(order_id, error)
             if all(_same(getattr(latest, name), value) for name, value in changes.items()):
                 return order_id
@@ -1063,7 +934,7 @@ class Kite(AbstractBroker):
                 params=_fields(parent_order_id=parent_order_id),
             )
         except OutcomeUnknownError as error:
-            _raise_refusal(error)
+            raise_refusal(error)
             latest = await self._settle(order_id, error)
             if latest.status in _CANCELLED:
                 return order_id
@@ -1362,8 +1233,8 @@ class Kite(AbstractBroker):
         Ranges longer than Kite's maximum for ``interval`` are split into chunks
         (:func:`historical_chunks`); every (instrument, chunk) request runs concurrently
         (at most ``concurrency`` in flight; default: twice the per-second limit, at
-        least 4, at most ``max_connections``: a request waiting for a connection after
-        its rate-limit slot would reach Kite late, in a burst), paced by the client's
+        least 4, at most ``max_connections``: a request waiting for a connection holds
+        its group's turn and only slows the others down), paced by the client's
         historical limiter, so no 429s. Each
         instrument's candles come back in time order, a candle repeated at a chunk
         boundary only once. ``on_progress(done, total)`` (sync
@@ -1391,7 +1262,7 @@ class Kite(AbstractBroker):
             async for key, candles in finished:
                 parts[key] = candles
                 if on_progress is not None:
-                    await _maybe_await(on_progress(len(parts), total))
+                    await maybe_await(on_progress(len(parts), total))
         return {token: _joined(parts[token, i] for i in range(len(chunks))) for token in tokens}
 
     # -- GTT ------------------------------------------------------------------------------------
@@ -1518,7 +1389,20 @@ class Kite(AbstractBroker):
     ) -> Alert:
         """Create an alert (``simple``, or ``ato`` placing ``basket`` when it fires); returns
         it. See the section note on failures."""
-        form = _form(locals(), basket=_json_or_none(basket))
+        form = _fields(
+            name=name,
+            type=type,
+            lhs_exchange=lhs_exchange,
+            lhs_tradingsymbol=lhs_tradingsymbol,
+            lhs_attribute=lhs_attribute,
+            operator=operator,
+            rhs_type=rhs_type,
+            rhs_constant=rhs_constant,
+            rhs_exchange=rhs_exchange,
+            rhs_tradingsymbol=rhs_tradingsymbol,
+            rhs_attribute=rhs_attribute,
+            basket=_json_or_none(basket),
+        )
         return await self._request("POST", "/alerts", Alert.from_kite, data=form)
 
     async def modify_alert(
@@ -1540,8 +1424,22 @@ class Kite(AbstractBroker):
     ) -> Alert:
         """Replace an alert's definition (as :meth:`create_alert`; ``status`` enables or
         disables it); returns it. See the section note on failures."""
-        form = _form(locals(), "uuid", basket=_json_or_none(basket))
         uuid = _segment_id(uuid, "uuid")
+        form = _fields(
+            name=name,
+            type=type,
+            lhs_exchange=lhs_exchange,
+            lhs_tradingsymbol=lhs_tradingsymbol,
+            lhs_attribute=lhs_attribute,
+            operator=operator,
+            rhs_type=rhs_type,
+            rhs_constant=rhs_constant,
+            rhs_exchange=rhs_exchange,
+            rhs_tradingsymbol=rhs_tradingsymbol,
+            rhs_attribute=rhs_attribute,
+            basket=_json_or_none(basket),
+            status=status,
+        )
         return await self._request("PUT", f"/alerts/{uuid}", Alert.from_kite, data=form)
 
     async def delete_alert(self, *uuids: str) -> None:
@@ -1554,25 +1452,6 @@ class Kite(AbstractBroker):
         """When an alert fired, with the quotes then. Cancellation: abandoned."""
         uuid = _segment_id(uuid, "uuid")
         return await self._request("GET", f"/alerts/{uuid}/history", AlertHistory.from_kite_list)
-
-
-#: Kite error types that mean "refused, nothing done", even when sent with a 5xx status
-#: (Kite answers OrderException with HTTP 500 by default).
-_REFUSALS = (
-    OrderException,
-    MarginException,
-    HoldingException,
-    InputException,
-    UserException,
-    PermissionException,
-    TokenException,
-)
-
-
-def _raise_refusal(error: OutcomeUnknownError) -> None:
-    """Raise the cause of ``error`` when it is Kite's explicit refusal, not an ambiguity."""
-    if isinstance(error.__cause__, _REFUSALS):
-        raise error.__cause__ from None
 
 
 def _joined(parts: Iterable[list[Candle]]) -> list[Candle]:

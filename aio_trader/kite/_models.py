@@ -1,8 +1,9 @@
 """Typed records for Kite Connect v3 REST responses.
 
 Every record is a frozen, slotted attrs class built from Kite's JSON by one shared
-mechanism, ``Record.from_kite(data)``, and turned back into Kite's shape by
-``record.to_dict()``. The mechanism reads each class's field annotations once and
+mechanism, ``Record.from_kite(data)`` (the library's record engine,
+:mod:`aio_trader._records`, with Kite's date formats), and turned back into Kite's shape
+by ``record.to_dict()``. The mechanism reads each class's field annotations once and
 compiles a converter per field (see :class:`Record`), so no record has parsing code
 of its own.
 
@@ -77,16 +78,31 @@ import datetime
 import io
 import itertools
 import logging
-import types
-import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import attrs
 
+from aio_trader import _records
+from aio_trader._records import BOOL_WORDS as _BOOL_WORDS
+from aio_trader._records import (
+    DUMP,
+    EMPTY,
+    FIELD_ERRORS,
+    SCALARS,
+    Dumper,
+    Loader,
+    conversion_failures,
+    load_with,
+)
+from aio_trader._records import load_bool as _load_bool
+from aio_trader._records import load_float as _load_float
+from aio_trader._records import load_int as _load_int
+from aio_trader._records import load_str as _load_str
+from aio_trader._records import plan as _plan
 from aio_trader._time import IST
 from aio_trader._twins import build_columns, mutable_twin
-from aio_trader.errors import DataException
+from aio_trader.errors import BrokerError, DataException
 
 __all__ = [
     "GST",
@@ -154,14 +170,8 @@ _log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound="Record")
 
-_EMPTY: Mapping[str, Any] = types.MappingProxyType({})
+_EMPTY = EMPTY
 _ZERO_TIME = "0001-01-01 00:00:00"
-_failures = 0
-
-
-def conversion_failures() -> int:
-    """How many field values could not be converted (and were kept in ``extra``) so far."""
-    return _failures
 
 
 # -- Kite's date strings ----------------------------------------------------------------
@@ -209,74 +219,7 @@ def parse_kite_time(value: str) -> datetime.time | None:
     return None if parsed is None else parsed.timetz()
 
 
-# -- scalar converters (wire -> Python) -------------------------------------------------
-
-Loader = Callable[[Any], Any]
-Dumper = Callable[[Any], Any]
-
-
-def _load_str(value: Any) -> str:
-    if type(value) is str:
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    raise TypeError(type(value).__name__)
-
-
-def _load_int(value: Any) -> int | None:
-    if type(value) is int:
-        return value
-    if isinstance(value, bool):
-        raise TypeError("bool")
-    if isinstance(value, float):
-        if value.is_integer():
-            return int(value)
-        raise ValueError("fractional")
-    if isinstance(value, str):
-        if not value:
-            return None
-        try:
-            return int(value)
-        except ValueError:
-            number = float(value)
-            if number.is_integer():
-                return int(number)
-            raise
-    raise TypeError(type(value).__name__)
-
-
-def _load_float(value: Any) -> float | None:
-    if type(value) is float:
-        return value
-    if isinstance(value, bool):
-        raise TypeError("bool")
-    if isinstance(value, int):
-        return float(value)
-    if isinstance(value, str):
-        return float(value) if value else None
-    raise TypeError(type(value).__name__)
-
-
-_BOOL_WORDS = {"1": True, "0": False, "true": True, "false": False, "True": True, "False": False}
-
-
-def _load_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        return _BOOL_WORDS[value]  # KeyError: not a boolean word
-    raise TypeError(type(value).__name__)
-
-
-def _load_with(parse: Callable[[str], Any]) -> Loader:
-    def load(value: Any) -> Any:
-        if isinstance(value, str):
-            return parse(value)
-        raise TypeError(type(value).__name__)
-
-    return load
+# -- Kite's scalar converters (wire -> Python, and back) -----------------------------------
 
 
 def _dump_datetime(value: datetime.datetime) -> str:
@@ -297,149 +240,38 @@ def _dump_time(value: datetime.time) -> str:
     return value.strftime("%H:%M:%S")
 
 
-_SCALARS: dict[Any, tuple[Loader, Dumper | None]] = {
-    str: (_load_str, None),
-    int: (_load_int, None),
-    float: (_load_float, None),
-    bool: (_load_bool, None),
-    datetime.datetime: (_load_with(parse_kite_datetime), _dump_datetime),
-    datetime.date: (_load_with(parse_kite_date), _dump_date),
-    datetime.time: (_load_with(parse_kite_time), _dump_time),
+#: Kite's wire formats: the shared scalars, and its date strings (IST wall clock).
+_SCALARS: Mapping[Any, tuple[Loader, Dumper | None]] = {
+    **SCALARS,
+    datetime.datetime: (load_with(parse_kite_datetime), _dump_datetime),
+    datetime.date: (load_with(parse_kite_date), _dump_date),
+    datetime.time: (load_with(parse_kite_time), _dump_time),
 }
 
-#: Field metadata key: dump this datetime as ISO 8601 with offset (candles) instead.
-_ISO = "aio_trader.iso"
-
 # The exceptions a field converter may raise for a bad value (the field is then skipped).
-_FIELD_ERRORS = (TypeError, ValueError, KeyError, OverflowError, DataException)
+_FIELD_ERRORS = FIELD_ERRORS
 
 
-# -- the shared mechanism ---------------------------------------------------------------
-
-
-def _converters(tp: Any, iso: bool = False) -> tuple[Loader | None, Dumper | None]:
-    """The (load, dump) pair for an annotation; None means 'as is'."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        rest = [a for a in args if a is not type(None)]
-        if len(rest) != 1:
-            raise TypeError(f"unsupported union {tp!r}")
-        return _converters(rest[0], iso)
-    if tp is Any:
-        return None, None
-    if tp in _SCALARS:
-        load, dump = _SCALARS[tp]
-        return load, (_dump_iso_datetime if iso else dump)
-    if isinstance(tp, type) and issubclass(tp, Record):
-        return tp._load_nested, _dump_record
-    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        item_load, item_dump = _converters(args[0])
-        return _tuple_loader(item_load), _list_dumper(item_dump)
-    if origin in (dict, Mapping) and args and args[0] is str:
-        value_load, value_dump = _converters(args[1])
-        return _mapping_loader(value_load), _dict_dumper(value_dump)
-    raise TypeError(f"unsupported field type {tp!r}")
-
-
-def _dump_record(value: Record) -> dict[str, Any]:
-    return value.to_dict()
-
-
-def _tuple_loader(item: Loader | None) -> Loader:
-    def load(value: Any) -> tuple[Any, ...]:
-        if not isinstance(value, list | tuple):
-            raise TypeError(type(value).__name__)
-        return tuple(value) if item is None else tuple(map(item, value))
-
-    return load
-
-
-def _list_dumper(item: Dumper | None) -> Dumper:
-    def dump(value: Iterable[Any]) -> list[Any]:
-        return list(value) if item is None else [None if v is None else item(v) for v in value]
-
-    return dump
-
-
-def _mapping_loader(item: Loader | None) -> Loader:
-    def load(value: Any) -> dict[str, Any]:
-        if not isinstance(value, Mapping):
-            raise TypeError(type(value).__name__)
-        if item is None:
-            return dict(value)
-        return {k: None if v is None else item(v) for k, v in value.items()}
-
-    return load
-
-
-def _dict_dumper(item: Dumper | None) -> Dumper:
-    def dump(value: Mapping[str, Any]) -> dict[str, Any]:
-        if item is None:
-            return dict(value)
-        return {k: None if v is None else item(v) for k, v in value.items()}
-
-    return dump
+# -- Kite's base: the shared engine with Kite's formats and names ---------------------------
 
 
 @attrs.frozen
-class _Plan:
-    """A record class's compiled converters: built once per class from its annotations."""
-
-    loaders: tuple[tuple[str, Loader | None], ...]
-    dumpers: tuple[tuple[str, Dumper | None], ...]
-    names: frozenset[str]
-    required: frozenset[str]
-
-
-def _build_plan(cls: type[Record]) -> _Plan:
-    hints = typing.get_type_hints(cls)
-    loaders: list[tuple[str, Loader | None]] = []
-    dumpers: list[tuple[str, Dumper | None]] = []
-    required: set[str] = set()
-    for field in attrs.fields(cls):
-        if field.name == "extra":
-            continue
-        load, dump = _converters(hints[field.name], bool(field.metadata.get(_ISO)))
-        loaders.append((field.name, load))
-        dumpers.append((field.name, dump))
-        if field.default is attrs.NOTHING:
-            required.add(field.name)
-    names = frozenset(name for name, _ in loaders)
-    return _Plan(tuple(loaders), tuple(dumpers), names, frozenset(required))
-
-
-def _plan(cls: type[Record]) -> _Plan:
-    plan = cls.__dict__.get("_plan_cache")
-    if plan is None:
-        plan = _build_plan(cls)
-        type.__setattr__(cls, "_plan_cache", plan)
-    return plan
-
-
-def _field_failed(cls: type[Record], name: str, value: Any) -> None:
-    global _failures
-    _failures += 1
-    _log.warning(
-        "Kite field %s.%s: could not convert a %s value; kept it in .extra",
-        cls.__name__,
-        name,
-        type(value).__name__,
-    )
-
-
-@attrs.frozen
-class Record:
+class Record(_records.Record):
     """Base of every Kite record: ``from_kite`` (wire -> record) and ``to_dict`` (back).
+
+    The engine is :class:`aio_trader._records.Record` (one per library, every broker's
+    records stand on it); this base gives it Kite's date formats, raises
+    :class:`~aio_trader.errors.DataException` for a malformed answer, and keeps the
+    names Kite users know (``from_kite``, ``from_kite_list``, ``from_kite_map``).
 
     ``extra`` holds the fields Kite sent that the record does not declare (and the raw
     value of any field that could not be converted). It is keyword-only, never in the
     repr, and not part of the hash.
     """
 
-    _plan_cache: ClassVar[_Plan | None] = None
-
-    extra: Mapping[str, Any] = attrs.field(default=_EMPTY, kw_only=True, repr=False, hash=False)
+    _scalars: ClassVar[Mapping[Any, tuple[Loader, Dumper | None]]] = _SCALARS
+    _malformed: ClassVar[type[BrokerError]] = DataException
+    _wire: ClassVar[str] = "Kite"
 
     @classmethod
     def from_kite(cls: type[R], data: Mapping[str, Any]) -> R:
@@ -448,76 +280,17 @@ class Record:
         Raises :class:`~aio_trader.errors.DataException` when ``data`` is not an object
         or a required field is missing; never for an unknown or unconvertible field.
         """
-        if not isinstance(data, Mapping):
-            raise DataException(
-                f"expected a JSON object for {cls.__name__}, got {type(data).__name__}",
-                status_code=200,
-            )
-        plan = _plan(cls)
-        kwargs: dict[str, Any] = {}
-        failed: dict[str, Any] | None = None
-        get = data.get
-        for name, load in plan.loaders:
-            value = get(name)
-            if value is not None and load is not None:
-                try:
-                    value = load(value)
-                except _FIELD_ERRORS:
-                    _field_failed(cls, name, value)
-                    failed = failed or {}
-                    failed[name] = value
-                    value = None
-            kwargs[name] = value
-        for name in plan.required:
-            if kwargs[name] is None:
-                raise DataException(
-                    f"{cls.__name__}: required field {name!r} is missing or invalid",
-                    status_code=200,
-                )
-        if failed or not plan.names.issuperset(data.keys()):
-            extra = {k: v for k, v in data.items() if k not in plan.names}
-            if failed:
-                extra.update(failed)
-            kwargs["extra"] = extra
-        return cls(**kwargs)
-
-    @classmethod
-    def _load_nested(cls: type[R], data: Any) -> R:
-        if not isinstance(data, Mapping):
-            raise TypeError(type(data).__name__)
-        return cls.from_kite(data)
+        return cls.from_data(data)
 
     @classmethod
     def from_kite_list(cls: type[R], data: Sequence[Mapping[str, Any]]) -> list[R]:
         """Records for a JSON array of objects (``/orders``, ``/holdings`` ...)."""
-        if not isinstance(data, list | tuple):
-            raise DataException(
-                f"expected a JSON array of {cls.__name__}, got {type(data).__name__}",
-                status_code=200,
-            )
-        return [cls.from_kite(item) for item in data]
+        return cls.from_list(data)
 
     @classmethod
     def from_kite_map(cls: type[R], data: Mapping[str, Mapping[str, Any]]) -> dict[str, R]:
         """Records keyed like Kite's answer (``{"NSE:INFY": {...}}`` of quote/ltp/ohlc)."""
-        if not isinstance(data, Mapping):
-            raise DataException(
-                f"expected a JSON object of {cls.__name__}, got {type(data).__name__}",
-                status_code=200,
-            )
-        return {key: cls.from_kite(item) for key, item in data.items()}
-
-    def to_dict(self) -> dict[str, Any]:
-        """This record in Kite's JSON shape (dates as Kite's strings, ``extra`` merged back).
-
-        Every declared field is present: one that was absent comes back as ``None``.
-        """
-        out: dict[str, Any] = {}
-        for name, dump in _plan(type(self)).dumpers:
-            value = getattr(self, name)
-            out[name] = value if value is None or dump is None else dump(value)
-        out.update(self.extra)
-        return out
+        return cls.from_map(data)
 
 
 # -- user -------------------------------------------------------------------------------
@@ -922,7 +695,7 @@ class Candle(Record):
     :meth:`to_list` gives it back.
     """
 
-    date: datetime.datetime = attrs.field(metadata={_ISO: True})
+    date: datetime.datetime = attrs.field(metadata={DUMP: _dump_iso_datetime})
     open: float
     high: float
     low: float
@@ -931,7 +704,7 @@ class Candle(Record):
     oi: int | None = None
 
     @classmethod
-    def from_kite(cls, data: Any) -> Candle:
+    def from_data(cls, data: Any) -> Candle:
         """A candle from Kite's array (or a mapping with ``date``, ``open`` ... keys)."""
         if isinstance(data, list | tuple) and len(data) in (6, 7):
             try:
@@ -940,7 +713,7 @@ class Candle(Record):
                 data = dict(zip(_CANDLE_KEYS, data, strict=False))
         elif isinstance(data, list | tuple):
             raise DataException(f"a candle has 6 or 7 values, got {len(data)}", status_code=200)
-        return super().from_kite(data)
+        return super().from_data(data)
 
     def to_list(self) -> list[Any]:
         """Kite's wire array: ``[timestamp, open, high, low, close, volume(, oi)]``."""
