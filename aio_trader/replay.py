@@ -6,15 +6,16 @@
         async for item in feed:          # the records the live feed yielded
             ...
 
-A recording is a Parquet file of raw frames with their receive times (written by
-:class:`aio_trader.gateway.Recorder` or :func:`aio_trader.gateway.record`). Each frame is
-decoded with the live feed's codec, so the replay yields the same records, in the same
-order: tick records and the text frames' records (order updates, errors, messages).
+A recording is a Parquet file of raw frames with their receive times and codec (written by
+:class:`aio_trader.gateway.Recorder` or :func:`aio_trader.gateway.record`; the format is
+:mod:`aio_trader._recording`'s). Each frame is decoded with the codec it was recorded with,
+the live feed's, so the replay yields the same records, in the same order: tick records
+and the text frames' records (order updates, errors, messages).
 
 Without a subscription every recorded instrument is yielded as recorded. After
-``subscribe`` only the subscribed instruments are, each cut down to its mode (the packet
-of a poorer mode is a prefix of a richer one's); ticks recorded in a poorer mode than
-asked are skipped (``stale_mode``), as :class:`aio_trader.gateway.RedisFeed` does.
+``subscribe`` only the subscribed instruments are, each cut down to its mode by the codec;
+a tick recorded in a poorer mode than asked is yielded as recorded and counted
+(``stale_mode``), as :class:`aio_trader.gateway.RedisFeed` does.
 
 ``speed=1.0`` replays in real time (the gaps between receive times), ``2.0`` twice as fast,
 ``None`` as fast as possible. Needs pyarrow (``pip install 'aio-trader[gateway]'``).
@@ -31,18 +32,15 @@ import anyio
 import anyio.lowlevel
 import attrs
 
+from aio_trader._codec import Codec, get_codec
 from aio_trader.abc import AbstractFeeder
-from aio_trader.gateway._wire import FrameInfo, filter_frame
-from aio_trader.kite import (
-    FeedItem,
-    MalformedPacket,
-    Mode,
-    decode_frame,
-    decode_text,
-)
+from aio_trader.gateway._wire import FrameInfo
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+    from aio_trader._recording import RecordedFrame, RecordingReader
+    from aio_trader.kite import FeedItem
 
 __all__ = ["ReplayFeed", "ReplayStatistics"]
 
@@ -53,7 +51,7 @@ _YIELD_EVERY: Final = 64
 class ReplayStatistics:
     """A snapshot of a replay's counters: ``frames`` frames read of ``total`` in the file,
     ``ticks`` tick records yielded or waiting, ``text_frames``, ``malformed`` packets or text
-    frames skipped, ``stale_mode`` ticks skipped as recorded in a poorer mode than asked,
+    frames skipped, ``stale_mode`` ticks yielded as recorded in a poorer mode than asked,
     ``subscribed`` instruments (0: everything)."""
 
     frames: int
@@ -65,7 +63,7 @@ class ReplayStatistics:
     subscribed: int
 
 
-class ReplayFeed(AbstractFeeder[int, FeedItem]):
+class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
     """A recording as a feed (see the module doc)."""
 
     def __init__(
@@ -73,20 +71,28 @@ class ReplayFeed(AbstractFeeder[int, FeedItem]):
         path: str | os.PathLike[str],
         *,
         speed: float | None = 1.0,
-        default_mode: Mode | str = Mode.QUOTE,
+        default_mode: str | None = None,
+        codec: Codec | str | None = None,
     ) -> None:
         """Set up the replay; the file is opened by ``async with``.
 
-        Raises ``ValueError`` for a ``speed`` that is not a finite number > 0 or None.
+        ``codec`` (a name or a codec) checks the keys and modes subscribed; None: the
+        recording's (known once entered). ``default_mode`` None is the codec's default
+        (Kite: ``quote``). Each frame is decoded with the codec it was recorded with.
+
+        Raises ``ValueError`` for a ``speed`` that is not a finite number > 0 or None, or
+        an unknown codec.
         """
         if speed is not None and not (speed > 0 and math.isfinite(speed)):
             raise ValueError(f"speed must be a finite number > 0 or None, got {speed!r}")
         self.path = os.fspath(path)
         self.speed = speed
-        self.default_mode = Mode(default_mode)
-        self._modes: dict[int, str] | None = None
-        self._file: Any = None
-        self._rows: Iterator[tuple[int, int, int, str, bytes]] | None = None
+        self._default_mode = default_mode
+        self.codec: Codec | None = None if codec is None else get_codec(codec)
+        self._codecs: dict[str, Codec | None] = {}
+        self._modes: dict[Any, str] | None = None
+        self._file: RecordingReader | None = None
+        self._rows: Iterator[RecordedFrame] | None = None
         self._pending: list[FeedItem] = []
         self._info: FrameInfo | None = None
         self._last: FrameInfo | None = None
@@ -105,14 +111,30 @@ class ReplayFeed(AbstractFeeder[int, FeedItem]):
         open when it propagates."""
         if self._file is not None or self._closed:
             raise RuntimeError("a ReplayFeed can be entered only once")
-        try:
-            import pyarrow.parquet as pq
-        except ImportError as exc:  # pragma: no cover
-            raise ImportError("replays need pyarrow: pip install 'aio-trader[gateway]'") from exc
-        self._file = await anyio.to_thread.run_sync(pq.ParquetFile, self.path)
-        self._total = self._file.metadata.num_rows
-        self._rows = self._iter_rows()
+        from aio_trader._recording import RecordingReader  # needs pyarrow: says so
+
+        reader = await anyio.to_thread.run_sync(RecordingReader(self.path).open)
+        if self.codec is None:
+            try:
+                self.codec = get_codec(reader.codec)
+            except ValueError:
+                reader.close()
+                raise
+        self._file = reader
+        self._total = reader.total
+        self._rows = iter(reader)
         return self
+
+    @property
+    def default_mode(self) -> str:
+        """The mode of a subscription that names none (the codec's, unless given)."""
+        codec = self._codec()
+        return codec.mode(codec.default_mode if self._default_mode is None else self._default_mode)
+
+    def _codec(self) -> Codec:
+        if self.codec is None:
+            raise RuntimeError("enter the replay first: async with ReplayFeed(...) as feed")
+        return self.codec
 
     async def aclose(self) -> None:
         """Stop the replay (``async for`` ends) and close the file. Idempotent.
@@ -123,49 +145,44 @@ class ReplayFeed(AbstractFeeder[int, FeedItem]):
             self._file.close()
         await anyio.lowlevel.checkpoint()
 
-    def _iter_rows(self) -> Iterator[tuple[int, int, int, str, bytes]]:
-        columns = ["received", "connection", "seq", "kind", "data"]
-        for batch in self._file.iter_batches(batch_size=4096, columns=columns):
-            received = batch.column(0).cast("int64").to_pylist()
-            yield from zip(
-                received,
-                batch.column(1).to_pylist(),
-                batch.column(2).to_pylist(),
-                batch.column(3).to_pylist(),
-                batch.column(4).to_pylist(),
-                strict=True,
-            )
-
     # -- subscriptions ---------------------------------------------------------------------
 
     @property
-    def subscriptions(self) -> dict[int, Mode] | None:
+    def subscriptions(self) -> dict[Any, Any] | None:
         """The subscribed instruments with their modes; None: everything recorded."""
-        return None if self._modes is None else {t: Mode(m) for t, m in self._modes.items()}
+        if self._modes is None:
+            return None
+        mode = self._codec().mode
+        return {key: mode(value) for key, value in self._modes.items()}
 
-    async def subscribe(self, tokens: Iterable[int], mode: Mode | str | None = None) -> None:
+    async def subscribe(self, tokens: Iterable[Any], mode: str | None = None) -> None:
         """Yield only subscribed instruments from now on, ``tokens`` in ``mode``.
+        ``RuntimeError`` before ``async with`` (the codec is the recording's).
         Cancellation: the subscription is made (nothing to wait for)."""
-        mode_ = (self.default_mode if mode is None else Mode(mode)).value
+        codec = self._codec()
+        mode_ = str(self.default_mode if mode is None else codec.mode(mode))
+        wanted = codec.check_keys(tokens)
         if self._modes is None:
             self._modes = {}
-        for token in _tokens(tokens):
+        for token in wanted:
             self._modes[token] = mode_
         await anyio.lowlevel.checkpoint()
 
-    async def unsubscribe(self, tokens: Iterable[int]) -> None:
+    async def unsubscribe(self, tokens: Iterable[Any]) -> None:
         """Stop yielding ``tokens``. Cancellation: as for :meth:`subscribe`."""
+        wanted = self._codec().check_keys(tokens)
         if self._modes is None:
             self._modes = {}
-        for token in _tokens(tokens):
+        for token in wanted:
             self._modes.pop(token, None)
         await anyio.lowlevel.checkpoint()
 
-    async def set_mode(self, mode: Mode | str, tokens: Iterable[int]) -> None:
+    async def set_mode(self, mode: str, tokens: Iterable[Any]) -> None:
         """Switch subscribed ``tokens`` to ``mode``; ``ValueError`` for one not subscribed.
         Cancellation: as for :meth:`subscribe`."""
-        mode_ = Mode(mode).value
-        wanted = _tokens(tokens)
+        codec = self._codec()
+        mode_ = str(codec.mode(mode))
+        wanted = codec.check_keys(tokens)
         if self._modes is None or any(t not in self._modes for t in wanted):
             raise ValueError("set_mode: subscribe the tokens first")
         for token in wanted:
@@ -196,7 +213,7 @@ class ReplayFeed(AbstractFeeder[int, FeedItem]):
             row = next(self._rows, None)
             if row is None:
                 raise StopAsyncIteration
-            await self._pace(row[0])
+            await self._pace(row.received_us)
             self._decode(row)
         self._last = self._info
         return self._pending.pop()
@@ -217,28 +234,42 @@ class ReplayFeed(AbstractFeeder[int, FeedItem]):
         if due > now:
             await anyio.sleep(due - now)
 
-    def _decode(self, row: tuple[int, int, int, str, bytes]) -> None:
-        received, connection, seq, kind, data = row
+    def _decode(self, row: RecordedFrame) -> None:
         self._frames += 1
-        self._info = FrameInfo("", 0, seq, received / 1e6, connection)
-        if kind == "text":
+        self._info = FrameInfo("", 0, row.seq, row.received, row.connection)
+        codec = self._codec_of(row.codec)
+        if codec is None:
+            self._malformed += 1
+            return
+        if row.text:
             self._text += 1
-            record = decode_text(data)
-            if isinstance(record, MalformedPacket):
-                self._malformed += 1
-            else:
+            record = codec.decode_text(row.data, self._on_malformed)
+            if record is not None:
                 self._pending.append(record)
             return
-        frame, _, stale = filter_frame(data, self._modes)
-        self._stale += stale
-        if frame is None:
+        cut = codec.cut(row.data, self._modes)
+        self._stale += cut.poorer
+        self._malformed += cut.malformed
+        if cut.frame is None:
             return
-        ticks = decode_frame(frame, self._on_malformed)
+        ticks = codec.decode_binary(cut.frame, self._on_malformed)
         self._ticks += len(ticks)
         ticks.reverse()  # popped from the end: in packet order
         self._pending.extend(ticks)
 
-    def _on_malformed(self, _: MalformedPacket) -> None:
+    def _codec_of(self, name: str) -> Codec | None:
+        """The codec a frame was recorded with; None for one not registered here."""
+        codec = self.codec
+        if codec is not None and name == codec.name:
+            return codec
+        if name not in self._codecs:
+            try:
+                self._codecs[name] = get_codec(name)
+            except ValueError:
+                self._codecs[name] = None
+        return self._codecs[name]
+
+    def _on_malformed(self, _: object) -> None:
         self._malformed += 1
 
     def statistics(self) -> ReplayStatistics:
@@ -252,13 +283,3 @@ class ReplayFeed(AbstractFeeder[int, FeedItem]):
             stale_mode=self._stale,
             subscribed=0 if self._modes is None else len(self._modes),
         )
-
-
-def _tokens(tokens: Iterable[int]) -> list[int]:
-    if isinstance(tokens, int | str | bytes):
-        raise ValueError(f"tokens must be an iterable of ints, got {type(tokens).__name__}")
-    out = list(dict.fromkeys(tokens))
-    for token in out:
-        if not isinstance(token, int) or isinstance(token, bool) or not 0 < token <= 0xFFFFFFFF:
-            raise ValueError(f"instrument tokens are positive 32-bit ints, got {token!r}")
-    return out

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 from aio_trader import _lazy
 
 if TYPE_CHECKING:
+    from aio_trader._recording import Recorder
     from aio_trader.gateway._consumer import FeedGap, RedisFeed, RedisFeedItem, RedisFeedStatistics
     from aio_trader.gateway._gateway import Gateway, GatewayStatistics
-    from aio_trader.gateway._record import Recorder, record
+    from aio_trader.gateway._record import record
     from aio_trader.gateway._wire import FrameInfo
 
 _EXPORTS: dict[str, str] = {
@@ -27,7 +28,7 @@ _EXPORTS: dict[str, str] = {
     "FrameInfo": "aio_trader.gateway._wire",
     "Gateway": "aio_trader.gateway._gateway",
     "GatewayStatistics": "aio_trader.gateway._gateway",
-    "Recorder": "aio_trader.gateway._record",
+    "Recorder": "aio_trader._recording",
     "RedisFeed": "aio_trader.gateway._consumer",
     "RedisFeedItem": "aio_trader.gateway._consumer",
     "RedisFeedStatistics": "aio_trader.gateway._consumer",

@@ -9,10 +9,13 @@
 
 A consumer asks for instruments through Redis (its wishes, with a heartbeat); the gateway
 subscribes the union of all live consumers' wishes, in the richest mode asked. Each consumer
-sees only its own instruments, each in its own mode (a richer packet is cut down: Kite's
-packet layouts are prefixes of one another), and every text frame (order updates, errors,
-messages), as :class:`~aio_trader.kite.KiteFeed` would. Ticks of a poorer mode than asked
-(while the gateway's mode switch is under way) are dropped and counted (``stale_mode``).
+sees only its own instruments, each in its own mode (a richer packet is cut down by the
+codec each stream entry names: :meth:`aio_trader._codec.Codec.cut`), and every text frame
+(order updates, errors, messages), decoded by the entry's codec, as the broker's own feed
+(:class:`~aio_trader.kite.KiteFeed`) would yield them. A tick that comes in a poorer mode
+than asked (while the gateway's mode switch is under way) is delivered as the poorer record
+and counted (``stale_mode``): for an illiquid instrument it may be the only price for
+minutes.
 
 **Delivery guarantee** (``overflow="lossless"``, the default): at least once, in order, per
 named consumer. Each name is a Redis consumer group; a frame's entry is acknowledged once
@@ -54,6 +57,7 @@ import anyio.abc
 import anyio.lowlevel
 import attrs
 
+from aio_trader._codec import DEFAULT_CODEC, Codec, Malformed, get_codec
 from aio_trader._time import IST
 from aio_trader.abc import AbstractFeeder
 from aio_trader.backoff import Backoff
@@ -65,18 +69,8 @@ from aio_trader.gateway._redis import (
     check_redis,
     open_client,
 )
-from aio_trader.gateway._wire import FrameInfo, Keys, filter_frame
-from aio_trader.kite import (
-    FeedError,
-    FeedItem,
-    FeedStatistics,
-    MalformedPacket,
-    Mode,
-    OrderUpdate,
-    Overflow,
-    decode_frame,
-    decode_text,
-)
+from aio_trader.gateway._wire import FrameInfo, Keys, entry_codec
+from aio_trader.kite import FeedStatistics, Overflow
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -106,8 +100,24 @@ class FeedGap:
     epoch: int
 
 
-#: What :class:`RedisFeed` yields: :data:`~aio_trader.kite.FeedItem`, or a :class:`FeedGap`.
-RedisFeedItem: TypeAlias = FeedItem | FeedGap
+if TYPE_CHECKING:
+    from aio_trader.kite import FeedItem
+
+    #: What :class:`RedisFeed` yields: the codec's records (Kite:
+    #: :data:`~aio_trader.kite.FeedItem`), or a :class:`FeedGap`.
+    RedisFeedItem: TypeAlias = FeedItem | FeedGap
+
+
+def __getattr__(name: str) -> Any:
+    # ``RedisFeedItem`` names Kite's records: built on first use, so that importing this
+    # module imports no broker
+    if name == "RedisFeedItem":
+        from aio_trader.kite import FeedItem
+
+        alias = FeedItem | FeedGap
+        globals()[name] = alias
+        return alias
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @attrs.frozen
@@ -233,7 +243,7 @@ class _Buffer:
         self._writable.set()
 
 
-class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
+class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
     """A named consumer of a :class:`~aio_trader.gateway.Gateway`'s stream (see the module doc)."""
 
     def __init__(
@@ -242,7 +252,7 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         name: str = "default",
         *,
         prefix: str = "aio_trader",
-        default_mode: Mode | str = Mode.QUOTE,
+        default_mode: str | None = None,
         overflow: Overflow | str = Overflow.LOSSLESS,
         buffer_size: int = 10_000,
         heartbeat: float = 1.0,
@@ -250,6 +260,7 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         start: Literal["new", "oldest"] = "new",
         batch: int = 256,
         block: float = 1.0,
+        codec: Codec | str = DEFAULT_CODEC,
     ) -> None:
         """Set up the consumer; nothing connects before ``async with``.
 
@@ -261,7 +272,9 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         counting its wishes ``timeout`` seconds after the last one. A name never seen
         before starts with the frames published from now on (``start="new"``) or with the
         oldest one Redis keeps (``"oldest"``). ``batch`` entries are read per round trip,
-        waiting at most ``block`` seconds for new ones.
+        waiting at most ``block`` seconds for new ones. ``codec`` (a name or a codec: the
+        gateway's) checks the keys and modes subscribed; ``default_mode`` None is its
+        default (Kite: ``quote``). Each entry is decoded with the codec it names.
 
         Raises ``ValueError`` for bad settings.
         """
@@ -280,7 +293,10 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         self._redis_arg = redis
         self.name = name
         self.keys = Keys(prefix)
-        self.default_mode = Mode(default_mode)
+        self.codec = get_codec(codec)
+        self.default_mode = self.codec.mode(
+            self.codec.default_mode if default_mode is None else default_mode
+        )
         self.overflow = Overflow(overflow)
         self.buffer_size = buffer_size
         self.heartbeat = heartbeat
@@ -293,7 +309,9 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         #: The tasks' own cancel scopes (cancelling the task group's would cancel the body of
         #: the ``async with`` too).
         self._scopes: list[anyio.CancelScope] = []
-        self._modes: dict[int, str] = {}
+        self._modes: dict[Any, str] = {}
+        #: codec name (bytes, as in the entries) -> codec
+        self._codecs: dict[bytes, Codec | None] = {self.codec.name.encode(): self.codec}
         self._counters = _Counters()
         self._buffer = _Buffer(self.overflow, buffer_size)
         self._acks: list[Any] = []
@@ -415,11 +433,12 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
     # -- subscriptions -----------------------------------------------------------------
 
     @property
-    def subscriptions(self) -> dict[int, Mode]:
+    def subscriptions(self) -> dict[Any, Any]:
         """A copy of this consumer's instruments with their modes."""
-        return {token: Mode(mode) for token, mode in self._modes.items()}
+        mode = self.codec.mode
+        return {key: mode(value) for key, value in self._modes.items()}
 
-    async def subscribe(self, tokens: Iterable[int], mode: Mode | str | None = None) -> None:
+    async def subscribe(self, tokens: Iterable[Any], mode: str | None = None) -> None:
         """Ask for ``tokens`` in ``mode`` (default: ``default_mode``); already subscribed
         tokens switch to ``mode``.
 
@@ -429,27 +448,27 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         Redis's error if it cannot be reached. Cancellation: the wishes are kept locally and
         may or may not have reached Redis (the next subscribe call writes them all again).
         """
-        mode_ = self.default_mode if mode is None else Mode(mode)
-        wanted = _check_tokens(tokens)
+        mode_ = str(self.default_mode if mode is None else self.codec.mode(mode))
+        wanted = self.codec.check_keys(tokens)
         self._check_open()
         for token in wanted:
-            self._modes[token] = mode_.value
+            self._modes[token] = mode_
         await self._write_wishes()
 
-    async def unsubscribe(self, tokens: Iterable[int]) -> None:
+    async def unsubscribe(self, tokens: Iterable[Any]) -> None:
         """Stop receiving ``tokens`` (tokens not subscribed are ignored). Cancellation: as
         for :meth:`subscribe`."""
-        wanted = _check_tokens(tokens)
+        wanted = self.codec.check_keys(tokens)
         self._check_open()
         for token in wanted:
             self._modes.pop(token, None)
         await self._write_wishes()
 
-    async def set_mode(self, mode: Mode | str, tokens: Iterable[int]) -> None:
+    async def set_mode(self, mode: str, tokens: Iterable[Any]) -> None:
         """Switch subscribed ``tokens`` to ``mode``; ``ValueError`` for a token not subscribed
         (nothing changes then). Cancellation: as for :meth:`subscribe`."""
-        mode_ = Mode(mode)
-        wanted = _check_tokens(tokens)
+        mode_ = str(self.codec.mode(mode))
+        wanted = self.codec.check_keys(tokens)
         missing = [t for t in wanted if t not in self._modes]
         if missing:
             raise ValueError(
@@ -458,7 +477,7 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
             )
         self._check_open()
         for token in wanted:
-            self._modes[token] = mode_.value
+            self._modes[token] = mode_
         await self._write_wishes()
 
     def _check_open(self) -> None:
@@ -471,7 +490,8 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete([keys.wants(self.name)])
             if modes:
-                pipe.hset(keys.wants(self.name), {str(t): m for t, m in modes.items()})
+                text = self.codec.key_text
+                pipe.hset(keys.wants(self.name), {text(k): m for k, m in modes.items()})
             pipe.set(keys.alive(self.name), b"1", px=int(self.timeout * 1000))
             pipe.incr(keys.wishes)
 
@@ -626,13 +646,22 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
                 self._read = (epoch, seq)
             c.last_message = time.time()
             info = FrameInfo(entry_id.decode(), epoch, seq, float(fields[b"r"]), int(fields[b"c"]))
+            codec = self._codec_of(fields)
+            if codec is None:
+                c.malformed += 1
+                self._done(entry_id, lossless)
+                continue
             data = fields.get(b"b")
             if data is not None:
                 c.frames += 1
                 c.bytes += len(data)
-                sub, _, stale = filter_frame(data, modes)
-                c.stale_mode += stale
-                ticks = decode_frame(sub, self._malformed) if sub is not None else []
+                cut = codec.cut(data, modes)
+                c.stale_mode += cut.poorer
+                if cut.malformed:
+                    c.malformed += cut.malformed
+                    log.warning("skipped %d malformed part(s) of a frame", cut.malformed)
+                sub = cut.frame
+                ticks = codec.decode_binary(sub, self._malformed) if sub is not None else []
                 if not ticks:
                     self._done(entry_id, lossless)
                     continue
@@ -647,15 +676,12 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
             text = fields.get(b"t", b"")
             c.text_frames += 1
             c.bytes += len(text)
-            record = decode_text(text)
-            if isinstance(record, MalformedPacket):
-                self._malformed(record)
+            record = codec.decode_text(text, self._malformed)
+            if record is None:
                 self._done(entry_id, lossless)
                 continue
-            if isinstance(record, OrderUpdate):
+            if codec.is_order_update(record):
                 c.order_updates += 1
-            elif isinstance(record, FeedError):
-                log.warning("the ticker sent an error: %s", record.message)
             if lossless:
                 self._inflight.add(entry_id)
             buffer.put_record((record, info, entry_id if lossless else None))
@@ -666,9 +692,25 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
             self._inflight.add(entry_id)  # a re-read after a reconnect skips it
             self._acks.append(entry_id)
 
-    def _malformed(self, bad: MalformedPacket) -> None:
+    def _codec_of(self, fields: dict[bytes, bytes]) -> Codec | None:
+        """The codec an entry names (found in the registry the first time); None for a
+        name nobody registered in this process (logged once, its entries skipped)."""
+        name = fields.get(b"k", b"")
+        try:
+            return self._codecs[name]
+        except KeyError:
+            pass
+        try:
+            codec: Codec | None = get_codec(entry_codec(fields))
+        except ValueError as exc:
+            log.error("consumer %s: %s; its frames are skipped", self.name, exc)
+            codec = None
+        self._codecs[name] = codec
+        return codec
+
+    def _malformed(self, bad: Malformed) -> None:
         self._counters.malformed += 1
-        log.warning("skipped a malformed frame: %s (offset %d)", bad.reason, bad.offset)
+        log.warning("skipped a malformed part of a frame: %s", bad.reason)
 
     async def _flush(self) -> None:
         """Send the acknowledgements and the position (one round trip; nothing if none)."""
@@ -702,13 +744,3 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
                     self._counters.lag = max(int(last[0].field_values[b"s"]) - read[1], 0)
             except RETRYABLE as exc:
                 log.info("consumer %s: heartbeat failed (%s)", self.name, type(exc).__name__)
-
-
-def _check_tokens(tokens: Iterable[int]) -> list[int]:
-    if isinstance(tokens, int | str | bytes):
-        raise ValueError(f"tokens must be an iterable of ints, got {type(tokens).__name__}")
-    out = list(dict.fromkeys(tokens))
-    for token in out:
-        if not isinstance(token, int) or isinstance(token, bool) or not 0 < token <= 0xFFFFFFFF:
-            raise ValueError(f"instrument tokens are positive 32-bit ints, got {token!r}")
-    return out
