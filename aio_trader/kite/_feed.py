@@ -91,18 +91,14 @@ batch in feed.batches()``: the same items, order and policies). Slow consumers
 
 from __future__ import annotations
 
-import collections
-import datetime
-import enum
 import json
 import logging
-import math
 import sys
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias, TypeVar
 
 import anyio
 import anyio.abc
@@ -122,7 +118,6 @@ from httpx_ws import (
     aconnect_ws,
 )
 
-from aio_trader._time import IST
 from aio_trader.abc import AbstractFeeder
 from aio_trader.backoff import Attempts, Backoff
 from aio_trader.errors import (
@@ -131,6 +126,15 @@ from aio_trader.errors import (
     ConnectionLost,
     FeedClosedError,
     TokenException,
+)
+from aio_trader.feed._channel import (
+    Batches,
+    Channel,
+    FeedCounters,
+    FeedStatistics,
+    Overflow,
+    Sender,
+    make_channel,
 )
 from aio_trader.kite.constants import TICKER_MAX_CONNECTIONS, TICKER_MAX_INSTRUMENTS, Mode
 from aio_trader.kite.ticks import (
@@ -209,63 +213,6 @@ _NETWORK_ERRORS: Final = (
 )
 
 
-class Overflow(str, enum.Enum):
-    """What the feed does when the consumer is slower than the ticks (see the module doc)."""
-
-    LOSSLESS = "lossless"
-    DROP_OLDEST = "drop_oldest"
-    CONFLATE = "conflate"
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-@attrs.frozen
-class FeedStatistics:
-    """A snapshot of a feed's counters (``feed.statistics()``), totals over all connections.
-
-    ``frames`` binary frames with ticks, ``ticks`` tick packets decoded, ``bytes`` bytes of
-    every frame received (text included), ``heartbeats`` 1-byte frames, ``text_frames``
-    text frames (``order_updates`` of them order postbacks), ``malformed`` packets or text
-    frames skipped, ``dropped`` ticks dropped or conflated by the overflow policy,
-    ``stale_mode`` ticks dropped because they came in another mode than the one asked
-    (before a mode switch took effect), ``reconnects`` reconnection attempts after a drop,
-    ``connections`` connections open now, ``subscribed`` instruments subscribed,
-    ``buffered`` items waiting to be read, ``last_message_time`` when the last frame of any
-    kind arrived (aware, IST).
-    """
-
-    frames: int
-    ticks: int
-    bytes: int
-    heartbeats: int
-    text_frames: int
-    order_updates: int
-    malformed: int
-    dropped: int
-    stale_mode: int
-    reconnects: int
-    connections: int
-    subscribed: int
-    buffered: int
-    last_message_time: datetime.datetime | None
-
-
-@attrs.define
-class _Counters:
-    frames: int = 0
-    ticks: int = 0
-    bytes: int = 0
-    heartbeats: int = 0
-    text_frames: int = 0
-    order_updates: int = 0
-    malformed: int = 0
-    stale_mode: int = 0
-    reconnects: int = 0
-    connections: int = 0
-    last_message: float | None = None
-
-
 # -- the connection's life ------------------------------------------------------------------
 
 
@@ -302,317 +249,6 @@ class FeedDisconnected:
 ConnectionEvent: TypeAlias = FeedConnected | FeedDisconnected
 
 
-# -- the channel between the connections and ``async for`` ----------------------------------
-
-_Sender: TypeAlias = MemoryObjectSendStream[Any]
-
-
-class _Channel(Generic[ItemT]):
-    """``lossless``: one memory object stream bounded at ``size``; waits for room.
-
-    Producers are the connections' reader tasks, each with its own send clone (``sender``);
-    the consumer is ``async for`` (``get``: every call a checkpoint). ``close`` ends the
-    stream at once, dropping what waits; readers then get ``StopAsyncIteration`` or the
-    error it was closed with.
-    """
-
-    def __init__(
-        self, size: int, is_record: Callable[[object], bool], stream_size: float | None = None
-    ) -> None:
-        self.size = size
-        self.dropped = 0
-        self._is_record = is_record
-        self._stream_size = size if stream_size is None else stream_size
-        self._send: _Sender | None = None
-        self._receive: MemoryObjectReceiveStream[Any] | None = None
-        self._closed = False
-        self._error: BaseException | None = None
-
-    def open(self) -> None:
-        """Create the stream (on the feed's entry: nothing is open before)."""
-        self._send, self._receive = anyio.create_memory_object_stream[Any](self._stream_size)
-
-    def dispose(self) -> None:
-        """Close the receive side too, once no connection task is left (the feed's exit)."""
-        self.close()
-        if self._receive is not None:
-            self._receive.close()
-
-    def sender(self) -> _Sender:
-        """A send clone for one connection (close it when the connection task ends)."""
-        assert self._send is not None, "opened on entry"
-        return self._send.clone()
-
-    def __len__(self) -> int:
-        if self._receive is None:
-            return 0
-        return self._receive.statistics().current_buffer_used
-
-    async def put_ticks(self, send: _Sender, ticks: list[ItemT]) -> None:
-        """Add one frame's ticks; waits for room, tick by tick.
-
-        Cancellation: the ticks before the one waiting are in, the rest are not.
-        """
-        for tick in ticks:
-            try:
-                send.send_nowait(tick)
-            except anyio.WouldBlock:
-                await send.send(tick)
-
-    async def put_record(self, send: _Sender, record: ItemT) -> None:
-        """Add a text frame's record (never dropped); waits for room.
-
-        Cancellation: nothing was added.
-        """
-        try:
-            send.send_nowait(record)
-        except anyio.WouldBlock:
-            await send.send(record)
-
-    async def get(self) -> ItemT:
-        """The next item, in arrival order; a checkpoint, waits when there is none.
-
-        Raises ``StopAsyncIteration`` once closed, or the error it was closed with.
-        Cancellation: raises the backend's cancellation, the channel unchanged.
-        """
-        if self._closed or self._receive is None:
-            raise self._end()
-        try:
-            item: ItemT = await self._receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
-            raise self._end() from None
-        return item
-
-    async def get_batch(self, max_items: int) -> list[ItemT]:
-        """The next items in arrival order: waits for one (a checkpoint, as :meth:`get`),
-        then takes those already waiting, up to ``max_items`` in all, without waiting again.
-
-        Ends and raises as :meth:`get`. Cancellation: raises the backend's cancellation,
-        the channel unchanged (only the wait for the first item can be cancelled).
-        """
-        batch = [await self.get()]
-        if max_items > 1:
-            self._take_waiting(batch, max_items)
-        return batch
-
-    def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
-        """Append the items already waiting to ``batch``, until it holds ``max_items``."""
-        assert self._receive is not None, "get() returned an item: opened"
-        receive, append = self._receive.receive_nowait, batch.append
-        try:
-            for _ in range(max_items - len(batch)):
-                append(receive())
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            pass
-
-    def _end(self) -> BaseException:
-        return self._error if self._error is not None else StopAsyncIteration()
-
-    def __aiter__(self) -> _Channel[ItemT]:
-        return self
-
-    async def __anext__(self) -> ItemT:
-        return await self.get()
-
-    def close(self, error: BaseException | None = None) -> None:
-        """End the stream: readers get ``error`` (or ``StopAsyncIteration``) at once."""
-        if self._closed:
-            return
-        self._closed, self._error = True, error
-        if self._send is None or self._receive is None:
-            return  # never opened
-        self._send.close()  # the connections' clones close as their tasks end
-        while True:  # free what waits (waiting senders are being cancelled)
-            try:
-                self._receive.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream):
-                break
-
-
-class _RecordsBounded(_Channel[ItemT]):
-    """A channel that never drops records (order updates, errors, messages) but holds at
-    most ``size`` of them waiting: past that, ``put_record`` waits for one to be read."""
-
-    def __init__(
-        self, size: int, is_record: Callable[[object], bool], stream_size: float | None = None
-    ) -> None:
-        super().__init__(size, is_record, stream_size)
-        self._records = 0
-        self._room = anyio.Event()
-
-    async def _reserve_record(self) -> bool:
-        """Wait for room for one more record and count it; ``False`` once closed.
-
-        Cancellation: nothing counted."""
-        while self._records >= self.size and not self._closed:
-            if self._room.is_set():
-                self._room = anyio.Event()
-            await self._room.wait()
-        if self._closed:
-            return False
-        self._records += 1
-        return True
-
-    def _taken_record(self) -> None:
-        self._records -= 1
-        self._room.set()
-
-    def close(self, error: BaseException | None = None) -> None:
-        super().close(error)
-        self._room.set()
-
-
-class _DropOldest(_RecordsBounded[ItemT]):
-    """``drop_oldest``: when the stream is full, its oldest item is taken out through the
-    channel's own receive clone; a tick is dropped, a record kept aside and served first.
-    At most ``size`` records wait (in the stream or aside); past that ``put_record`` waits."""
-
-    def __init__(self, size: int, is_record: Callable[[object], bool]) -> None:
-        super().__init__(size, is_record)
-        self._oldest: MemoryObjectReceiveStream[Any] | None = None
-        self._aside: collections.deque[ItemT] = collections.deque()
-
-    def open(self) -> None:
-        super().open()
-        assert self._receive is not None
-        self._oldest = self._receive.clone()
-
-    def dispose(self) -> None:
-        super().dispose()
-        if self._oldest is not None:
-            self._oldest.close()
-
-    def __len__(self) -> int:
-        return super().__len__() + len(self._aside)
-
-    def _push(self, send: _Sender, item: ItemT) -> None:
-        while True:
-            try:
-                send.send_nowait(item)
-                return
-            except anyio.WouldBlock:
-                assert self._oldest is not None, "opened on entry"
-                oldest = self._oldest.receive_nowait()  # full, so there is one
-                if self._is_record(oldest):
-                    self._aside.append(oldest)
-                else:
-                    self.dropped += 1
-
-    async def put_ticks(self, send: _Sender, ticks: list[ItemT]) -> None:
-        """Add one frame's ticks, dropping the oldest; never waits."""
-        for tick in ticks:
-            self._push(send, tick)
-
-    async def put_record(self, send: _Sender, record: ItemT) -> None:
-        """Add a record; waits while ``size`` records wait. Cancellation: nothing added."""
-        if await self._reserve_record():
-            self._push(send, record)
-
-    async def get(self) -> ItemT:
-        if self._aside and not self._closed:
-            await anyio.lowlevel.checkpoint()
-            if self._aside and not self._closed:
-                item = self._aside.popleft()
-                self._taken_record()
-                return item
-        item = await super().get()
-        if self._is_record(item):
-            self._taken_record()
-        return item
-
-    def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
-        aside = self._aside
-        while aside and len(batch) < max_items:  # older than everything in the stream
-            batch.append(aside.popleft())
-            self._taken_record()
-        start = len(batch)
-        super()._take_waiting(batch, max_items)
-        is_record = self._is_record
-        for n in range(start, len(batch)):
-            if is_record(batch[n]):
-                self._taken_record()
-
-    def close(self, error: BaseException | None = None) -> None:
-        super().close(error)
-        self._aside.clear()
-
-
-class _Conflate(_RecordsBounded[ItemT]):
-    """``conflate``: a dict of the newest tick per instrument plus a stream of instrument
-    keys (an instrument's key is sent once, when it has no tick waiting); records go
-    through the key stream in their place."""
-
-    def __init__(self, size: int, is_record: Callable[[object], bool]) -> None:
-        super().__init__(size, is_record, stream_size=math.inf)
-        self._latest: dict[int, ItemT] = {}
-
-    async def put_ticks(self, send: _Sender, ticks: list[ItemT]) -> None:
-        """Add one frame's ticks, each replacing its instrument's waiting one; never waits."""
-        latest = self._latest
-        for tick in ticks:
-            token: int = tick.instrument_token  # type: ignore[attr-defined]
-            if token in latest:
-                self.dropped += 1
-                latest[token] = tick
-            else:
-                latest[token] = tick
-                send.send_nowait(token)
-
-    async def put_record(self, send: _Sender, record: ItemT) -> None:
-        """Add a record in its place; waits while ``size`` records wait. Cancellation:
-        nothing added."""
-        if await self._reserve_record():
-            send.send_nowait(record)
-
-    async def get(self) -> ItemT:
-        key = await super().get()
-        if isinstance(key, int):
-            return self._latest.pop(key)
-        self._taken_record()
-        return key
-
-    def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
-        assert self._receive is not None, "get() returned an item: opened"
-        receive, latest = self._receive.receive_nowait, self._latest
-        try:
-            for _ in range(max_items - len(batch)):
-                key = receive()
-                if isinstance(key, int):
-                    batch.append(latest.pop(key))
-                else:
-                    self._taken_record()
-                    batch.append(key)
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            pass
-
-    def close(self, error: BaseException | None = None) -> None:
-        super().close(error)
-        self._latest.clear()
-
-
-class _Batches(Generic[ItemT]):
-    """:meth:`KiteFeed.batches`' iterator: one :meth:`_Channel.get_batch` per step."""
-
-    __slots__ = ("_channel", "_max_items")
-
-    def __init__(self, channel: _Channel[ItemT], max_items: int) -> None:
-        self._channel = channel
-        self._max_items = max_items
-
-    def __aiter__(self) -> _Batches[ItemT]:
-        return self
-
-    async def __anext__(self) -> list[ItemT]:
-        return await self._channel.get_batch(self._max_items)
-
-
-_CHANNELS: Final[dict[Overflow, type[_Channel[Any]]]] = {
-    Overflow.LOSSLESS: _Channel,
-    Overflow.DROP_OLDEST: _DropOldest,
-    Overflow.CONFLATE: _Conflate,
-}
-
-
 # -- connections --------------------------------------------------------------------------
 
 
@@ -632,7 +268,7 @@ class _Shard:
     connected_before: bool = False
     #: ``task_group.start()``'s status while the task has not reported ready.
     task_status: anyio.abc.TaskStatus[None] | None = None
-    send: _Sender | None = None
+    send: Sender | None = None
 
 
 class _CredentialsTransport(httpx.AsyncBaseTransport):
@@ -799,8 +435,10 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         self._shard_of: dict[int, _Shard] = {}
         #: Instruments whose asked mode is not in effect yet: their mode (see "Modes").
         self._switching: dict[int, str] = {}
-        self._counters = _Counters()
-        self._channel: _Channel[ItemT] = _CHANNELS[self.overflow](buffer_size, self._is_record)
+        self._counters = FeedCounters()
+        self._channel: Channel[ItemT] = make_channel(
+            self.overflow, buffer_size, is_record=self._is_record, key=_instrument_token
+        )
         self._listeners: list[MemoryObjectSendStream[ConnectionEvent]] = []
         self._tg: anyio.abc.TaskGroup | None = None
         self._client: httpx.AsyncClient | None = None
@@ -1014,28 +652,11 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         """
         max_items = _check_int("max_items", max_items)
         self._check_entered()
-        return _Batches(self._channel, max_items)
+        return Batches(self._channel, max_items)
 
     def statistics(self) -> FeedStatistics:
         """A frozen snapshot of the counters (see :class:`FeedStatistics`)."""
-        c = self._counters
-        last = c.last_message
-        return FeedStatistics(
-            frames=c.frames,
-            ticks=c.ticks,
-            bytes=c.bytes,
-            heartbeats=c.heartbeats,
-            text_frames=c.text_frames,
-            order_updates=c.order_updates,
-            malformed=c.malformed,
-            dropped=self._channel.dropped,
-            stale_mode=c.stale_mode,
-            reconnects=c.reconnects,
-            connections=c.connections,
-            subscribed=len(self._shard_of),
-            buffered=len(self._channel),
-            last_message_time=None if last is None else datetime.datetime.fromtimestamp(last, IST),
-        )
+        return self._counters.snapshot(self._channel, len(self._shard_of))
 
     @property
     def subscriptions(self) -> dict[int, Mode]:
@@ -1311,7 +932,7 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         return ConnectionLost(f"a send took over {self.send_timeout} s")
 
     async def _read(
-        self, ws: AsyncWebSocketSession, send: _Sender, connection: int
+        self, ws: AsyncWebSocketSession, send: Sender, connection: int
     ) -> AioTraderError:
         """Receive frames into the channel until the connection ends; returns why it ended."""
         receive, watchdog, counters = ws.receive, self.watchdog, self._counters
@@ -1355,12 +976,12 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         )
 
     async def _on_binary(
-        self, data: bytes | bytearray, send: _Sender, received: float, connection: int
+        self, data: bytes | bytearray, send: Sender, received: float, connection: int
     ) -> None:
         """Handle one binary frame (2 bytes or more) read at ``received`` on ``connection``."""
         raise NotImplementedError
 
-    async def _on_text(self, data: str, send: _Sender, received: float, connection: int) -> None:
+    async def _on_text(self, data: str, send: Sender, received: float, connection: int) -> None:
         """Handle one text frame read at ``received`` on ``connection``."""
         raise NotImplementedError
 
@@ -1370,6 +991,11 @@ def _single(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
+
+
+def _instrument_token(tick: Tick) -> int:
+    """A tick's conflation key."""
+    return tick.instrument_token
 
 
 def _check_iterable(tokens: object) -> Iterable[Any]:
@@ -1414,7 +1040,7 @@ class KiteFeed(_KiteFeedBase[FeedItem]):
     """
 
     async def _on_binary(
-        self, data: bytes | bytearray, send: _Sender, received: float, connection: int
+        self, data: bytes | bytearray, send: Sender, received: float, connection: int
     ) -> None:
         bad: list[MalformedPacket] = []
         ticks = decode_frame(data, bad.append)
@@ -1424,7 +1050,7 @@ class KiteFeed(_KiteFeedBase[FeedItem]):
         if self._switching:
             ticks = self._in_asked_mode(ticks)
         if ticks:
-            await self._channel.put_ticks(send, ticks)  # type: ignore[arg-type]
+            await self._channel.put_items(send, ticks)  # type: ignore[arg-type]
 
     def _in_asked_mode(self, ticks: list[Tick]) -> list[Tick]:
         """The ticks without those in another mode than asked, of instruments whose mode
@@ -1443,7 +1069,7 @@ class KiteFeed(_KiteFeedBase[FeedItem]):
             log.debug("dropped %d ticks in a mode not asked yet", len(ticks) - len(kept))
         return kept
 
-    async def _on_text(self, data: str, send: _Sender, received: float, connection: int) -> None:
+    async def _on_text(self, data: str, send: Sender, received: float, connection: int) -> None:
         record = decode_text(data)
         if isinstance(record, MalformedPacket):
             self._malformed([record])
@@ -1474,10 +1100,10 @@ class RawKiteFeed(_KiteFeedBase[RawFrame]):
         return isinstance(item, RawFrame) and isinstance(item.data, str)
 
     async def _on_binary(
-        self, data: bytes | bytearray, send: _Sender, received: float, connection: int
+        self, data: bytes | bytearray, send: Sender, received: float, connection: int
     ) -> None:
         self._counters.ticks += data[0] << 8 | data[1]
-        await self._channel.put_ticks(send, [RawFrame(bytes(data), received, connection)])
+        await self._channel.put_items(send, [RawFrame(bytes(data), received, connection)])
 
-    async def _on_text(self, data: str, send: _Sender, received: float, connection: int) -> None:
+    async def _on_text(self, data: str, send: Sender, received: float, connection: int) -> None:
         await self._channel.put_record(send, RawFrame(data, received, connection))
