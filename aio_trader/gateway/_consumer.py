@@ -42,9 +42,7 @@ Text records and gaps are never dropped.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import datetime
 import logging
 import math
 import time
@@ -58,9 +56,9 @@ import anyio.lowlevel
 import attrs
 
 from aio_trader._codec import DEFAULT_CODEC, Codec, Malformed, get_codec
-from aio_trader._time import IST
 from aio_trader.abc import AbstractFeeder
 from aio_trader.backoff import Backoff
+from aio_trader.feed import Batches, FeedCounters, FeedStatistics, Overflow, make_channel
 from aio_trader.gateway._redis import (
     RETRYABLE,
     DuplicateGroupError,
@@ -70,7 +68,6 @@ from aio_trader.gateway._redis import (
     open_client,
 )
 from aio_trader.gateway._wire import FrameInfo, Keys, entry_codec
-from aio_trader.kite import FeedStatistics, Overflow
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -82,7 +79,6 @@ log = logging.getLogger(__name__)
 #: The consumer's name inside its group (one reader per group: the group is the name).
 _CONSUMER: Final = "feed"
 _REDIS_BACKOFF: Final = Backoff(base=0.05, factor=2.0, cap=2.0, max_attempts=None)
-_YIELD_EVERY: Final = 64
 
 
 @attrs.frozen
@@ -120,127 +116,19 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@attrs.frozen
-class RedisFeedStatistics(FeedStatistics):
-    """A snapshot of a consumer's counters (``feed.statistics()``).
+#: The statistics record of a :class:`RedisFeed`: the one record of every feeder,
+#: :class:`~aio_trader.feed.FeedStatistics`, counted on the frames read from Redis
+#: (``frames`` binary frames read, ``ticks`` ticks decoded for this consumer, ``heartbeats``
+#: always 0: the gateway does not publish them, ``reconnects`` Redis errors retried,
+#: ``connections`` 1 while the last Redis call succeeded, ``stale_mode`` ticks delivered in
+#: a poorer mode than asked), with ``duplicates`` frames skipped as published twice,
+#: ``gaps`` :class:`FeedGap` records, ``missed_frames`` frames they reported missed,
+#: ``acked`` entries acknowledged, ``lag`` entries in the stream after the last one read
+#: (at the last heartbeat; -1 unknown).
+RedisFeedStatistics: TypeAlias = FeedStatistics
 
-    The fields of :class:`~aio_trader.kite.FeedStatistics`, counted on the frames read from
-    Redis (``frames`` binary frames read, ``ticks`` ticks decoded for this consumer,
-    ``heartbeats`` always 0: the gateway does not publish them, ``reconnects`` Redis errors
-    retried, ``connections`` 1 while the last Redis call succeeded), and: ``duplicates``
-    frames skipped as published twice, ``gaps`` :class:`FeedGap` records, ``missed_frames``
-    frames they reported missed, ``acked`` entries acknowledged, ``lag`` entries in the stream
-    after the last one read (at the last heartbeat; -1 unknown).
-    """
-
-    duplicates: int
-    gaps: int
-    missed_frames: int
-    acked: int
-    lag: int
-
-
-@attrs.define
-class _Counters:
-    frames: int = 0
-    ticks: int = 0
-    bytes: int = 0
-    text_frames: int = 0
-    order_updates: int = 0
-    malformed: int = 0
-    stale_mode: int = 0
-    reconnects: int = 0
-    connections: int = 0
-    duplicates: int = 0
-    gaps: int = 0
-    missed_frames: int = 0
-    acked: int = 0
-    lag: int = -1
-    last_message: float | None = None
-
-
-#: One buffered item: the record, the frame it came from, the entry to acknowledge once it
-#: was consumed (the last item of a frame, lossless only).
-_Slot: TypeAlias = tuple[Any, FrameInfo, Any]
-
-
-class _Buffer:
-    """Ticks under an overflow policy, plus records that are never dropped (they go first)."""
-
-    def __init__(self, policy: Overflow, size: int) -> None:
-        self.policy, self.size, self.dropped = policy, size, 0
-        self.records: collections.deque[_Slot] = collections.deque()
-        self.ticks: collections.deque[_Slot] = collections.deque(
-            maxlen=size if policy is Overflow.DROP_OLDEST else None
-        )
-        self.latest: collections.OrderedDict[int, _Slot] = collections.OrderedDict()
-        self._readable = anyio.Event()
-        self._writable = anyio.Event()
-        self._served = 0
-        self.closed = False
-        self.error: BaseException | None = None
-
-    def __len__(self) -> int:
-        return len(self.records) + len(self.ticks) + len(self.latest)
-
-    async def put_ticks(self, slots: list[_Slot]) -> None:
-        """Add one frame's ticks; ``lossless`` waits for room (a frame goes in whole once
-        the buffer is empty). Cancellation: nothing was added."""
-        if self.policy is Overflow.CONFLATE:
-            before = len(self.latest)
-            for slot in slots:
-                token = slot[0].instrument_token
-                self.latest.pop(token, None)
-                self.latest[token] = slot
-            self.dropped += before + len(slots) - len(self.latest)
-        elif self.policy is Overflow.DROP_OLDEST:
-            self.dropped += max(len(self.ticks) + len(slots) - self.size, 0)
-            self.ticks.extend(slots)
-        else:
-            while self.ticks and len(self.ticks) + len(slots) > self.size and not self.closed:
-                if self._writable.is_set():
-                    self._writable = anyio.Event()
-                await self._writable.wait()
-            self.ticks.extend(slots)
-        self._readable.set()
-
-    def put_record(self, slot: _Slot) -> None:
-        self.records.append(slot)
-        self._readable.set()
-
-    async def get(self) -> _Slot:
-        self._served += 1
-        if self._served >= _YIELD_EVERY:
-            self._served = 0
-            await anyio.lowlevel.checkpoint()
-        while True:
-            if self.records:
-                return self.records.popleft()
-            if self.ticks:
-                slot = self.ticks.popleft()
-                if not self.ticks or len(self.ticks) <= self.size // 2:
-                    self._writable.set()
-                return slot
-            if self.latest:
-                return self.latest.popitem(last=False)[1]
-            if self.closed:
-                if self.error is not None:
-                    raise self.error
-                raise StopAsyncIteration
-            self._writable.set()
-            if self._readable.is_set():
-                self._readable = anyio.Event()
-            await self._readable.wait()
-
-    def close(self, error: BaseException | None = None) -> None:
-        """End the stream: what waits is dropped (unacknowledged: a restart yields it)."""
-        if not self.closed:
-            self.closed, self.error = True, error
-            self.records.clear()
-            self.ticks.clear()
-            self.latest.clear()
-        self._readable.set()
-        self._writable.set()
+#: One item in the channel: the record and the frame it came from.
+_Slot: TypeAlias = tuple[Any, FrameInfo]
 
 
 class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
@@ -312,10 +200,16 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         self._modes: dict[Any, str] = {}
         #: codec name (bytes, as in the entries) -> codec
         self._codecs: dict[bytes, Codec | None] = {self.codec.name.encode(): self.codec}
-        self._counters = _Counters()
-        self._buffer = _Buffer(self.overflow, buffer_size)
+        self._counters = FeedCounters(lag=-1)
+        key_of = self.codec.key_of
+        self._channel = make_channel(
+            self.overflow,
+            buffer_size,
+            is_record=lambda slot: key_of(slot[0]) is None,  # type: ignore[index]
+            key=lambda slot: key_of(slot[0]),
+            ack=self._acks_append if self.overflow is Overflow.LOSSLESS else None,
+        )
         self._acks: list[Any] = []
-        self._ack_next: Any = None
         self._inflight: set[Any] = set()
         self._last: FrameInfo | None = None
         #: (epoch, seq) of the newest frame read by this process, and as last persisted.
@@ -344,6 +238,8 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
             self._redis = await open_client(self._redis_arg, stack)
             await self._join()
             await self._announce()
+            self._channel.open()
+            stack.callback(self._channel.dispose)  # after the tasks ended
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
             tg.start_soon(self._scoped, self._read_loop, name=f"redis-feed-{self.name}-read")
@@ -377,12 +273,9 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         if self._closed:
             return
         self._closed = True
-        self._buffer.close()
+        self._channel.close()  # acknowledges the entries whose items were read
         for scope in self._scopes:
             scope.cancel()
-        if self._ack_next is not None:
-            self._acks.append(self._ack_next)
-            self._ack_next = None
         if self._redis is None:
             return
         with anyio.CancelScope(shield=True):
@@ -504,19 +397,26 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         return self
 
     async def __anext__(self) -> RedisFeedItem:
-        """The next item; waits for one.
+        """The next item, in arrival order; waits for one. Every call is a checkpoint.
 
         Asking for it acknowledges the frame of the previous item if that was its last.
         Ends (``StopAsyncIteration``) once the feed is closed. Cancellation: raises the
         backend's cancellation, nothing is lost (the item stays buffered).
         """
-        if self._ack_next is not None:
-            self._acks.append(self._ack_next)
-            self._ack_next = None
-        item, info, ack = await self._buffer.get()
-        self._last = info
-        self._ack_next = ack
+        item, self._last = await self._channel.get()
         return item  # type: ignore[no-any-return]
+
+    def batches(self, max_items: int = 1000) -> AsyncIterator[list[RedisFeedItem]]:
+        """The items in lists: waits for one, then takes those already waiting (up to
+        ``max_items``), one checkpoint per list. ``last_frame`` is the last item's frame.
+
+        ``ValueError`` for ``max_items`` below 1, ``RuntimeError`` before ``async with``.
+        Cancellation: as for ``async for``.
+        """
+        if max_items < 1:
+            raise ValueError(f"max_items must be >= 1, got {max_items!r}")
+        self.__aiter__()
+        return _Unwrapped(self, Batches(self._channel, max_items))
 
     @property
     def last_frame(self) -> FrameInfo | None:
@@ -524,31 +424,9 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         receive time and connection), ``None`` before the first."""
         return self._last
 
-    def statistics(self) -> RedisFeedStatistics:
-        """A frozen snapshot of the counters (see :class:`RedisFeedStatistics`)."""
-        c = self._counters
-        last = c.last_message
-        return RedisFeedStatistics(
-            frames=c.frames,
-            ticks=c.ticks,
-            bytes=c.bytes,
-            heartbeats=0,
-            text_frames=c.text_frames,
-            order_updates=c.order_updates,
-            malformed=c.malformed,
-            dropped=self._buffer.dropped,
-            stale_mode=c.stale_mode,
-            reconnects=c.reconnects,
-            connections=c.connections,
-            subscribed=len(self._modes),
-            buffered=len(self._buffer),
-            last_message_time=None if last is None else datetime.datetime.fromtimestamp(last, IST),
-            duplicates=c.duplicates,
-            gaps=c.gaps,
-            missed_frames=c.missed_frames,
-            acked=c.acked,
-            lag=c.lag,
-        )
+    def statistics(self) -> FeedStatistics:
+        """A frozen snapshot of the counters (see :data:`RedisFeedStatistics`)."""
+        return self._counters.snapshot(self._channel, len(self._modes))
 
     # -- reading -------------------------------------------------------------------------
 
@@ -557,7 +435,7 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
             await self._read_forever()
         except Exception as exc:  # noqa: BLE001 - handed to the reader of the feed
             log.error("consumer %s stopped: %s", self.name, type(exc).__name__)
-            self._buffer.close(exc)
+            self._channel.close(exc)
 
     async def _read_forever(self) -> None:
         lossless = self.overflow is Overflow.LOSSLESS
@@ -615,7 +493,13 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
             await self._take(entries, pending=pending, lossless=lossless)
 
     async def _take(self, entries: Any, *, pending: bool, lossless: bool) -> None:
-        c, buffer, modes = self._counters, self._buffer, self._modes
+        with self._channel.sender() as send:
+            await self._take_entries(send, entries, pending=pending, lossless=lossless)
+
+    async def _take_entries(
+        self, send: Any, entries: Any, *, pending: bool, lossless: bool
+    ) -> None:
+        c, channel, modes = self._counters, self._channel, self._modes
         for entry in entries:
             entry_id = entry.identifier
             if lossless and entry_id in self._inflight:
@@ -640,8 +524,8 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
                     log.warning("consumer %s: %s frames missed before seq %d", self.name,
                                 "unknown" if missed is None else missed, seq)  # fmt: skip
                     gap = FeedGap(missed, ref[1] if ref[0] == epoch else None, seq, epoch)
-                    info0 = FrameInfo(str(entry_id), epoch, seq, float(fields[b"r"]), 0)
-                    buffer.put_record((gap, info0, None))
+                    info0 = FrameInfo(entry_id.decode(), epoch, seq, float(fields[b"r"]), 0)
+                    await channel.put_record(send, (gap, info0))
             if read is None or read[0] != epoch or seq > read[1]:
                 self._read = (epoch, seq)
             c.last_message = time.time()
@@ -666,12 +550,11 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
                     self._done(entry_id, lossless)
                     continue
                 c.ticks += len(ticks)
-                ack = entry_id if lossless else None
                 if lossless:
                     self._inflight.add(entry_id)
-                slots: list[_Slot] = [(tick, info, None) for tick in ticks]
-                slots[-1] = (ticks[-1], info, ack)
-                await buffer.put_ticks(slots)
+                await channel.put_items(send, [(tick, info) for tick in ticks])
+                if lossless:
+                    await channel.put_ack(send, entry_id)
                 continue
             text = fields.get(b"t", b"")
             c.text_frames += 1
@@ -684,7 +567,13 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
                 c.order_updates += 1
             if lossless:
                 self._inflight.add(entry_id)
-            buffer.put_record((record, info, entry_id if lossless else None))
+            await channel.put_record(send, (record, info))
+            if lossless:
+                await channel.put_ack(send, entry_id)
+
+    def _acks_append(self, entry_id: Any) -> None:
+        """The channel's acknowledgement hook: every item of the entry was read."""
+        self._acks.append(entry_id)
 
     def _done(self, entry_id: Any, lossless: bool) -> None:
         """Nothing of this entry is for the consumer: acknowledge it with the next batch."""
@@ -744,3 +633,20 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
                     self._counters.lag = max(int(last[0].field_values[b"s"]) - read[1], 0)
             except RETRYABLE as exc:
                 log.info("consumer %s: heartbeat failed (%s)", self.name, type(exc).__name__)
+
+
+class _Unwrapped:
+    """:meth:`RedisFeed.batches`' iterator: the channel's lists without the frame infos."""
+
+    __slots__ = ("_batches", "_feed")
+
+    def __init__(self, feed: RedisFeed, batches: Batches[_Slot]) -> None:
+        self._feed, self._batches = feed, batches
+
+    def __aiter__(self) -> _Unwrapped:
+        return self
+
+    async def __anext__(self) -> list[Any]:
+        batch = await self._batches.__anext__()
+        self._feed._last = batch[-1][1]
+        return [item for item, _ in batch]
