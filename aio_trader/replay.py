@@ -18,22 +18,31 @@ a tick recorded in a poorer mode than asked is yielded as recorded and counted
 (``stale_mode``), as :class:`aio_trader.gateway.RedisFeed` does.
 
 ``speed=1.0`` replays in real time (the gaps between receive times), ``2.0`` twice as fast,
-``None`` as fast as possible. Needs pyarrow (``pip install 'aio-trader[gateway]'``).
+``None`` as fast as possible. The replay starts when it is first read (``async for``,
+:meth:`ReplayFeed.batches`): subscriptions made before apply from the first frame. Items
+reach ``async for`` through the one channel of every feeder
+(:mod:`aio_trader.feed`): every receive a checkpoint, the overflow policies of a live feed
+(``lossless``, the default, reads the file only as fast as the consumer takes items).
+Needs pyarrow (``pip install 'aio-trader[gateway]'``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Final
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
-import attrs
 
 from aio_trader._codec import Codec, get_codec
 from aio_trader.abc import AbstractFeeder
+from aio_trader.errors import ClientClosedError
+from aio_trader.feed import Batches, FeedCounters, FeedStatistics, Overflow, make_channel
 from aio_trader.gateway._wire import FrameInfo
 
 if TYPE_CHECKING:
@@ -44,23 +53,27 @@ if TYPE_CHECKING:
 
 __all__ = ["ReplayFeed", "ReplayStatistics"]
 
-_YIELD_EVERY: Final = 64
+#: The statistics record of a :class:`ReplayFeed`: the one record of every feeder,
+#: :class:`~aio_trader.feed.FeedStatistics`: ``frames`` frames read, ``ticks`` tick records
+#: decoded, ``text_frames``, ``malformed`` packets or text frames skipped, ``stale_mode``
+#: ticks yielded as recorded in a poorer mode than asked, ``subscribed`` instruments (0:
+#: everything), ``lag`` frames of the file not read yet.
+ReplayStatistics: TypeAlias = FeedStatistics
+
+#: One item in the channel: the record and the frame it came from.
+_Slot: TypeAlias = tuple[Any, FrameInfo]
 
 
-@attrs.frozen
-class ReplayStatistics:
-    """A snapshot of a replay's counters: ``frames`` frames read of ``total`` in the file,
-    ``ticks`` tick records yielded or waiting, ``text_frames``, ``malformed`` packets or text
-    frames skipped, ``stale_mode`` ticks yielded as recorded in a poorer mode than asked,
-    ``subscribed`` instruments (0: everything)."""
+class _End:
+    """The last item of a replay: the recording ended (``error``: reading it failed)."""
 
-    frames: int
-    total: int
-    ticks: int
-    text_frames: int
-    malformed: int
-    stale_mode: int
-    subscribed: int
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+    def stop(self) -> BaseException:
+        return StopAsyncIteration() if self.error is None else self.error
 
 
 class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
@@ -73,57 +86,107 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         speed: float | None = 1.0,
         default_mode: str | None = None,
         codec: Codec | str | None = None,
+        overflow: Overflow | str = Overflow.LOSSLESS,
+        buffer_size: int = 10_000,
     ) -> None:
         """Set up the replay; the file is opened by ``async with``.
 
         ``codec`` (a name or a codec) checks the keys and modes subscribed; None: the
         recording's (known once entered). ``default_mode`` None is the codec's default
         (Kite: ``quote``). Each frame is decoded with the codec it was recorded with.
+        ``overflow`` and ``buffer_size`` are a live feed's (at most ``buffer_size`` items
+        wait).
 
-        Raises ``ValueError`` for a ``speed`` that is not a finite number > 0 or None, or
-        an unknown codec.
+        Raises ``ValueError`` for a ``speed`` that is not a finite number > 0 or None, a
+        ``buffer_size`` below 1, an unknown overflow policy or codec.
         """
         if speed is not None and not (speed > 0 and math.isfinite(speed)):
             raise ValueError(f"speed must be a finite number > 0 or None, got {speed!r}")
+        if buffer_size < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {buffer_size!r}")
         self.path = os.fspath(path)
         self.speed = speed
+        self.overflow = Overflow(overflow)
+        self.buffer_size = buffer_size
         self._default_mode = default_mode
         self.codec: Codec | None = None if codec is None else get_codec(codec)
         self._codecs: dict[str, Codec | None] = {}
         self._modes: dict[Any, str] | None = None
         self._file: RecordingReader | None = None
-        self._rows: Iterator[RecordedFrame] | None = None
-        self._pending: list[FeedItem] = []
-        self._info: FrameInfo | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._started = anyio.Event()
+        #: The producer's own scope (cancelling the task group's would cancel the body of
+        #: the ``async with`` too).
+        self._scope = anyio.CancelScope()
+        self._channel = make_channel(
+            self.overflow, buffer_size, is_record=self._is_record, key=self._key
+        )
+        self._counters = FeedCounters(lag=-1)
         self._last: FrameInfo | None = None
-        self._start: tuple[float, int] | None = None  # (monotonic, first receive time in us)
-        self._served = 0
-        self._frames = self._ticks = self._text = self._malformed = self._stale = 0
         self._total = 0
         self._closed = False
 
     def __repr__(self) -> str:
         return f"<ReplayFeed {self.path!r} speed={self.speed!r}>"
 
+    def _is_record(self, slot: Any) -> bool:
+        return self._key(slot) is None
+
+    def _key(self, slot: Any) -> Any:
+        codec = self.codec
+        return None if codec is None else codec.key_of(slot[0])
+
+    # -- lifecycle -------------------------------------------------------------------------
+
     async def __aenter__(self) -> Self:
-        """Open the recording. Raises ``OSError`` (or pyarrow's error) for a missing or
-        unreadable file, ``RuntimeError`` when entered twice. Cancellation: nothing is
-        open when it propagates."""
-        if self._file is not None or self._closed:
+        """Open the recording; the replay starts when it is first read.
+
+        Raises ``OSError`` (or pyarrow's error) for a missing or unreadable file,
+        ``ValueError`` for a file that is no recording or of an unknown codec,
+        ``RuntimeError`` when entered twice. Cancellation: nothing is open when it
+        propagates."""
+        if self._stack is not None or self._closed:
             raise RuntimeError("a ReplayFeed can be entered only once")
         from aio_trader._recording import RecordingReader  # needs pyarrow: says so
 
         reader = await anyio.to_thread.run_sync(RecordingReader(self.path).open)
-        if self.codec is None:
-            try:
+        stack = contextlib.AsyncExitStack()
+        try:
+            stack.callback(reader.close)
+            if self.codec is None:
                 self.codec = get_codec(reader.codec)
-            except ValueError:
-                reader.close()
-                raise
-        self._file = reader
-        self._total = reader.total
-        self._rows = iter(reader)
+            self._file = reader
+            self._total = self._counters.lag = reader.total
+            self._channel.open()
+            stack.callback(self._channel.dispose)  # after the producer ended
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(tg.cancel_scope.cancel)
+            tg.start_soon(self._produce, iter(reader), name=f"replay {self.path}")
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
         return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """:meth:`aclose`, then end the replay's task and close the file."""
+        await self.aclose()
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the replay (``async for`` ends). Idempotent. The file is closed when the
+        ``async with`` block is left. Cancellation: nothing to wait for."""
+        self._closed = True
+        self._channel.close()
+        self._scope.cancel()
+        await anyio.lowlevel.checkpoint()
 
     @property
     def default_mode(self) -> str:
@@ -132,33 +195,24 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         return codec.mode(codec.default_mode if self._default_mode is None else self._default_mode)
 
     def _codec(self) -> Codec:
-        if self.codec is None:
-            raise RuntimeError("enter the replay first: async with ReplayFeed(...) as feed")
+        if self.codec is None or self._closed or self._stack is None:
+            raise ClientClosedError("enter the replay first: async with ReplayFeed(...) as feed")
         return self.codec
-
-    async def aclose(self) -> None:
-        """Stop the replay (``async for`` ends) and close the file. Idempotent.
-        Cancellation: nothing to wait for."""
-        self._closed = True
-        self._pending.clear()
-        if self._file is not None:
-            self._file.close()
-        await anyio.lowlevel.checkpoint()
 
     # -- subscriptions ---------------------------------------------------------------------
 
     @property
     def subscriptions(self) -> dict[Any, Any] | None:
         """The subscribed instruments with their modes; None: everything recorded."""
-        if self._modes is None:
+        if self._modes is None or self.codec is None:
             return None
-        mode = self._codec().mode
+        mode = self.codec.mode
         return {key: mode(value) for key, value in self._modes.items()}
 
     async def subscribe(self, tokens: Iterable[Any], mode: str | None = None) -> None:
-        """Yield only subscribed instruments from now on, ``tokens`` in ``mode``.
-        ``RuntimeError`` before ``async with`` (the codec is the recording's).
-        Cancellation: the subscription is made (nothing to wait for)."""
+        """Yield only subscribed instruments from the next frame read on, ``tokens`` in
+        ``mode``. ``ClientClosedError`` (a ``RuntimeError``) before ``async with`` and after
+        it (the codec is the recording's). Cancellation: the subscription is made."""
         codec = self._codec()
         mode_ = str(self.default_mode if mode is None else codec.mode(mode))
         wanted = codec.check_keys(tokens)
@@ -169,7 +223,7 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         await anyio.lowlevel.checkpoint()
 
     async def unsubscribe(self, tokens: Iterable[Any]) -> None:
-        """Stop yielding ``tokens``. Cancellation: as for :meth:`subscribe`."""
+        """Stop yielding ``tokens``. Raises and cancels as :meth:`subscribe`."""
         wanted = self._codec().check_keys(tokens)
         if self._modes is None:
             self._modes = {}
@@ -179,7 +233,7 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
 
     async def set_mode(self, mode: str, tokens: Iterable[Any]) -> None:
         """Switch subscribed ``tokens`` to ``mode``; ``ValueError`` for one not subscribed.
-        Cancellation: as for :meth:`subscribe`."""
+        Raises and cancels as :meth:`subscribe`."""
         codec = self._codec()
         mode_ = str(codec.mode(mode))
         wanted = codec.check_keys(tokens)
@@ -192,70 +246,102 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
     # -- iteration ---------------------------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[FeedItem]:
-        if self._rows is None and not self._closed:
-            raise RuntimeError("enter the replay first: async with ReplayFeed(...) as feed")
+        """The replay's items; ``ClientClosedError`` before ``async with``."""
+        if self._stack is None and not self._closed:
+            raise ClientClosedError("enter the replay first: async with ReplayFeed(...) as feed")
         return self
 
     async def __anext__(self) -> FeedItem:
-        """The next recorded item; waits for its time when ``speed`` is set.
+        """The next recorded item, in order; waits for its time when ``speed`` is set.
+        Every call is a checkpoint.
 
         Ends (``StopAsyncIteration``) at the end of the recording or once closed.
         Cancellation: raises the backend's cancellation; nothing is lost (the item is
         yielded by the next call).
         """
-        self._served += 1
-        if self._served >= _YIELD_EVERY:
-            self._served = 0
-            await anyio.lowlevel.checkpoint()
-        while not self._pending:
-            if self._closed or self._rows is None:
-                raise StopAsyncIteration
-            row = next(self._rows, None)
-            if row is None:
-                raise StopAsyncIteration
-            await self._pace(row.received_us)
-            self._decode(row)
-        self._last = self._info
-        return self._pending.pop()
+        self._started.set()
+        item, info = await self._channel.get()
+        if type(item) is _End:
+            self._channel.close(item.error)
+            raise item.stop()
+        self._last = info
+        return item  # type: ignore[no-any-return]
+
+    def batches(self, max_items: int = 1000) -> AsyncIterator[list[FeedItem]]:
+        """The items in lists: waits for one, then takes those already waiting (up to
+        ``max_items``), one checkpoint per list. ``last_frame`` is the last item's frame.
+
+        ``ValueError`` for ``max_items`` below 1, ``ClientClosedError`` before
+        ``async with``. Cancellation: as for ``async for``.
+        """
+        if max_items < 1:
+            raise ValueError(f"max_items must be >= 1, got {max_items!r}")
+        self.__aiter__()
+        self._started.set()
+        return _Unwrapped(self, Batches(self._channel, max_items))
 
     @property
     def last_frame(self) -> FrameInfo | None:
         """The recorded frame the last item yielded came from (``entry_id`` is empty)."""
         return self._last
 
-    async def _pace(self, received_us: int) -> None:
-        if self.speed is None:
-            return
-        now = anyio.current_time()
-        if self._start is None:
-            self._start = (now, received_us)
-            return
-        due = self._start[0] + (received_us - self._start[1]) / 1e6 / self.speed
-        if due > now:
-            await anyio.sleep(due - now)
+    def statistics(self) -> FeedStatistics:
+        """A frozen snapshot of the counters (see :data:`ReplayStatistics`)."""
+        return self._counters.snapshot(self._channel, len(self._modes or ()))
 
-    def _decode(self, row: RecordedFrame) -> None:
-        self._frames += 1
-        self._info = FrameInfo("", 0, row.seq, row.received, row.connection)
+    # -- the producer ------------------------------------------------------------------------
+
+    async def _produce(self, rows: Iterator[RecordedFrame]) -> None:
+        with self._scope:
+            await self._started.wait()
+            await self._produce_rows(rows)
+
+    async def _produce_rows(self, rows: Iterator[RecordedFrame]) -> None:
+        channel = self._channel
+        start: tuple[float, int] | None = None  # (clock, first receive time in us)
+        error: BaseException | None = None
+        try:
+            with channel.sender() as send:
+                for row in rows:
+                    if self.speed is not None:
+                        now = anyio.current_time()
+                        if start is None:
+                            start = (now, row.received_us)
+                        due = start[0] + (row.received_us - start[1]) / 1e6 / self.speed
+                        if due > now:
+                            await anyio.sleep(due - now)
+                    await self._frame(send, row)
+        except Exception as exc:  # noqa: BLE001 - an unreadable file: handed to the reader
+            error = exc
+        with channel.sender() as send:  # after every item: ends ``async for`` when read
+            await channel.put_record(send, (_End(error), None))
+
+    async def _frame(self, send: Any, row: RecordedFrame) -> None:
+        c = self._counters
+        c.frames += 1
+        c.lag = self._total - c.frames
+        c.bytes += len(row.data)
+        c.last_message = row.received
+        info = FrameInfo("", 0, row.seq, row.received, row.connection)
         codec = self._codec_of(row.codec)
         if codec is None:
-            self._malformed += 1
+            c.malformed += 1
             return
         if row.text:
-            self._text += 1
+            c.text_frames += 1
             record = codec.decode_text(row.data, self._on_malformed)
             if record is not None:
-                self._pending.append(record)
+                c.order_updates += codec.is_order_update(record)
+                await self._channel.put_record(send, (record, info))
             return
         cut = codec.cut(row.data, self._modes)
-        self._stale += cut.poorer
-        self._malformed += cut.malformed
+        c.stale_mode += cut.poorer
+        c.malformed += cut.malformed
         if cut.frame is None:
             return
         ticks = codec.decode_binary(cut.frame, self._on_malformed)
-        self._ticks += len(ticks)
-        ticks.reverse()  # popped from the end: in packet order
-        self._pending.extend(ticks)
+        c.ticks += len(ticks)
+        await self._channel.put_items(send, [(tick, info) for tick in ticks])
 
     def _codec_of(self, name: str) -> Codec | None:
         """The codec a frame was recorded with; None for one not registered here."""
@@ -270,16 +356,28 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         return self._codecs[name]
 
     def _on_malformed(self, _: object) -> None:
-        self._malformed += 1
+        self._counters.malformed += 1
 
-    def statistics(self) -> ReplayStatistics:
-        """A frozen snapshot of the counters (see :class:`ReplayStatistics`)."""
-        return ReplayStatistics(
-            frames=self._frames,
-            total=self._total,
-            ticks=self._ticks,
-            text_frames=self._text,
-            malformed=self._malformed,
-            stale_mode=self._stale,
-            subscribed=0 if self._modes is None else len(self._modes),
-        )
+
+class _Unwrapped:
+    """:meth:`ReplayFeed.batches`' iterator: the channel's lists without the frame infos."""
+
+    __slots__ = ("_batches", "_feed")
+
+    def __init__(self, feed: ReplayFeed, batches: Batches[_Slot]) -> None:
+        self._feed, self._batches = feed, batches
+
+    def __aiter__(self) -> _Unwrapped:
+        return self
+
+    async def __anext__(self) -> list[Any]:
+        batch = await self._batches.__anext__()
+        end = batch[-1][0]
+        if type(end) is _End:  # the last item: nothing comes after it
+            del batch[-1]
+            if not batch:
+                self._feed._channel.close(end.error)
+                raise end.stop()
+            self._feed._channel.close(end.error)  # the next call ends
+        self._feed._last = batch[-1][1]
+        return [item for item, _ in batch]
