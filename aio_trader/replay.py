@@ -53,12 +53,12 @@ if TYPE_CHECKING:
 
 __all__ = ["ReplayFeed", "ReplayStatistics"]
 
-#: The statistics record of a :class:`ReplayFeed`: the one record of every feeder,
-#: :class:`~aio_trader.feed.FeedStatistics`: ``frames`` frames read, ``ticks`` tick records
-#: decoded, ``text_frames``, ``malformed`` packets or text frames skipped, ``stale_mode``
-#: ticks yielded as recorded in a poorer mode than asked, ``subscribed`` instruments (0:
-#: everything), ``lag`` frames of the file not read yet.
 ReplayStatistics: TypeAlias = FeedStatistics
+"""The statistics record of a :class:`ReplayFeed`: the one record of every feeder,
+:class:`~aio_trader.feed.FeedStatistics`: ``frames`` frames read, ``ticks`` tick records
+decoded, ``text_frames``, ``malformed`` packets or text frames skipped, ``stale_mode``
+ticks yielded as recorded in a poorer mode than asked, ``subscribed`` instruments (0:
+everything), ``lag`` frames of the file not read yet."""
 
 #: One item in the channel: the record and the frame it came from.
 _Slot: TypeAlias = tuple[Any, FrameInfo]

@@ -21,6 +21,7 @@ from _redis import RedisServer, persistent_redis, prefix, redis  # noqa: F401 (f
 
 from aio_trader.gateway import FeedGap, Gateway, RedisFeed
 from aio_trader.kite import Mode, Tick, decode_frame
+from aio_trader.kite._codec import CODEC as KITE_CODEC
 from aio_trader.sandbox import Sandbox, SandboxConfig
 
 #: A guard against a hang only (a test that waits this long has failed anyway).
@@ -536,3 +537,62 @@ async def test_a_killed_consumer_process_resumes_at_least_once(
     again = [pair for pair in first if counts[pair] > 1]
     # what came twice is the tail of what the killed process yielded (read, unacknowledged)
     assert again == first[len(first) - len(again) :]
+
+
+class CountingCodec:
+    """Kite's codec under another name, counting what it decodes: a second broker's codec
+    as far as the gateway and its consumers can tell."""
+
+    name = "counting-kite"
+
+    def __init__(self) -> None:
+        self.binary = 0
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(KITE_CODEC, attribute)
+
+    def decode_binary(self, frame: bytes, on_malformed: Any = None) -> list[Any]:
+        self.binary += 1
+        return KITE_CODEC.decode_binary(frame, on_malformed)
+
+
+async def test_any_feed_and_codec_each_entry_naming_its_codec(
+    sb: Sandbox, redis: RedisServer, prefix: str
+) -> None:
+    from aio_trader._codec import register_codec
+    from aio_trader.kite import RawKiteFeed
+
+    codec = CountingCodec()
+    register_codec(codec.name, codec)  # type: ignore[arg-type]
+    raw = RawKiteFeed(sb.api_key, sb.access_token, root=sb.ticker_url)
+    with pytest.raises(ValueError, match="not both"):
+        Gateway(sb.api_key, feed=raw, codec=codec.name, redis=redis.url)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="codec"):
+        Gateway(feed=raw, redis=redis.url)
+    gw = Gateway(feed=raw, codec=codec.name, redis=redis.url, prefix=prefix, poll=0.02)
+    assert gw.codec is codec
+    async with gw, consumer(redis, prefix, "a") as feed:  # the consumer's codec: Kite's
+        reader = Reader(feed)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader.run)
+            await feed.subscribe([INFY], "quote")
+            await until(lambda: len(reader.ticks) >= 3)
+            tg.cancel_scope.cancel()
+    assert codec.binary >= 3  # each entry decoded with the codec it names
+    assert {tok for _, tok, _ in reader.ticks} == {INFY}
+    async with coredis.Redis.from_url(redis.url, decode_responses=False) as client:
+        entries = await client.xrange(f"{prefix}:frames", "-", "+")
+    assert entries
+    assert {entry.field_values[b"k"] for entry in entries} == {b"counting-kite"}
+
+
+async def test_a_default_gateway_names_kite_in_every_entry(
+    sb: Sandbox, redis: RedisServer, prefix: str
+) -> None:
+    async with gateway(sb, redis, prefix) as gw, consumer(redis, prefix, "a") as feed:
+        assert gw.codec is KITE_CODEC
+        await feed.subscribe([INFY], "ltp")
+        await until(lambda: gw.statistics().frames >= 2)
+    async with coredis.Redis.from_url(redis.url, decode_responses=False) as client:
+        entries = await client.xrange(f"{prefix}:frames", "-", "+")
+    assert {entry.field_values[b"k"] for entry in entries} == {b"kite"}

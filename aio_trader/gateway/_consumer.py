@@ -116,16 +116,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-#: The statistics record of a :class:`RedisFeed`: the one record of every feeder,
-#: :class:`~aio_trader.feed.FeedStatistics`, counted on the frames read from Redis
-#: (``frames`` binary frames read, ``ticks`` ticks decoded for this consumer, ``heartbeats``
-#: always 0: the gateway does not publish them, ``reconnects`` Redis errors retried,
-#: ``connections`` 1 while the last Redis call succeeded, ``stale_mode`` ticks delivered in
-#: a poorer mode than asked), with ``duplicates`` frames skipped as published twice,
-#: ``gaps`` :class:`FeedGap` records, ``missed_frames`` frames they reported missed,
-#: ``acked`` entries acknowledged, ``lag`` entries in the stream after the last one read
-#: (at the last heartbeat; -1 unknown).
 RedisFeedStatistics: TypeAlias = FeedStatistics
+"""The statistics record of a :class:`RedisFeed`: the one record of every feeder,
+:class:`~aio_trader.feed.FeedStatistics`, counted on the frames read from Redis
+(``frames`` binary frames read, ``ticks`` ticks decoded for this consumer, ``heartbeats``
+always 0: the gateway does not publish them, ``reconnects`` Redis errors retried,
+``connections`` 1 while the last Redis call succeeded, ``stale_mode`` ticks delivered in
+a poorer mode than asked), with ``duplicates`` frames skipped as published twice,
+``gaps`` :class:`FeedGap` records, ``missed_frames`` frames they reported missed,
+``acked`` entries acknowledged, ``lag`` entries in the stream after the last one read
+(at the last heartbeat; -1 unknown)."""
 
 #: One item in the channel: the record and the frame it came from.
 _Slot: TypeAlias = tuple[Any, FrameInfo]
