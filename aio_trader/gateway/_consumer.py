@@ -58,6 +58,7 @@ import attrs
 from aio_trader._codec import DEFAULT_CODEC, Codec, Malformed, get_codec
 from aio_trader.abc import AbstractFeeder
 from aio_trader.backoff import Backoff
+from aio_trader.errors import ClientClosedError
 from aio_trader.feed import Batches, FeedCounters, FeedStatistics, Overflow, make_channel
 from aio_trader.gateway._redis import (
     RETRYABLE,
@@ -337,7 +338,8 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
 
         Frames read from the call on are filtered with the new wishes; ticks arrive once
         the gateway has subscribed them (at its next refresh, within its ``poll`` seconds).
-        Raises ``ValueError`` for a bad token or mode, ``RuntimeError`` before ``async with``,
+        Raises ``ValueError`` for a bad token or mode, ``ClientClosedError`` (a
+        ``RuntimeError``) before ``async with`` and after it,
         Redis's error if it cannot be reached. Cancellation: the wishes are kept locally and
         may or may not have reached Redis (the next subscribe call writes them all again).
         """
@@ -375,7 +377,7 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
 
     def _check_open(self) -> None:
         if self._stack is None or self._closed:
-            raise RuntimeError("enter the feed first: async with RedisFeed(...) as feed")
+            raise ClientClosedError("enter the feed first: async with RedisFeed(...) as feed")
 
     async def _write_wishes(self) -> None:
         keys = self.keys
@@ -391,9 +393,9 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
     # -- iteration -----------------------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[RedisFeedItem]:
-        """The stream; ``RuntimeError`` before ``async with``."""
+        """The stream; ``ClientClosedError`` before ``async with`` (after it: ends at once)."""
         if self._stack is None and not self._closed:
-            raise RuntimeError("enter the feed before reading it: async with RedisFeed(...)")
+            raise ClientClosedError("enter the feed before reading it: async with RedisFeed(...)")
         return self
 
     async def __anext__(self) -> RedisFeedItem:
@@ -410,7 +412,7 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         """The items in lists: waits for one, then takes those already waiting (up to
         ``max_items``), one checkpoint per list. ``last_frame`` is the last item's frame.
 
-        ``ValueError`` for ``max_items`` below 1, ``RuntimeError`` before ``async with``.
+        ``ValueError`` for ``max_items`` below 1, ``ClientClosedError`` before ``async with``.
         Cancellation: as for ``async for``.
         """
         if max_items < 1:
