@@ -596,3 +596,66 @@ async def test_a_default_gateway_names_kite_in_every_entry(
     async with coredis.Redis.from_url(redis.url, decode_responses=False) as client:
         entries = await client.xrange(f"{prefix}:frames", "-", "+")
     assert {entry.field_values[b"k"] for entry in entries} == {b"kite"}
+
+
+async def publish(server: RedisServer, prefix: str, frames: list[bytes | str]) -> None:
+    """Append entries as a gateway does (epoch 1, seq 1, 2, 3 ...), without a gateway."""
+    from aio_trader.gateway._wire import entry_fields
+
+    async with coredis.Redis.from_url(server.url, decode_responses=False) as client:
+        for seq, data in enumerate(frames, 1):
+            fields = entry_fields(b"1", seq, time.time(), 0, b"kite", data)
+            await client.xadd(f"{prefix}:frames", fields)  # type: ignore[arg-type]
+
+
+def two_ticks_then_an_order() -> tuple[list[bytes | str], list[Any]]:
+    from aio_trader.kite import LtpTick, OrderUpdate, encode_frame, encode_text
+
+    first, second = LtpTick(INFY, 1.0), LtpTick(TCS, 2.0)
+    update, third = OrderUpdate(order_id="1"), LtpTick(INFY, 3.0)
+    frames: list[bytes | str] = [
+        encode_frame([first, second]),
+        encode_text(update),
+        encode_frame([third]),
+    ]
+    return frames, [first, second, update, third]
+
+
+@pytest.mark.parametrize("overflow", ["lossless", "drop_oldest", "conflate"])
+async def test_items_come_in_arrival_order_and_every_receive_is_a_checkpoint(
+    redis: RedisServer, prefix: str, overflow: str
+) -> None:
+    frames, expected = two_ticks_then_an_order()
+    async with consumer(redis, prefix, "order", start="oldest", overflow=overflow) as feed:
+        await feed.subscribe([INFY, TCS], "ltp")
+        await publish(redis, prefix, frames)
+        await until(lambda: feed.statistics().frames + feed.statistics().text_frames == 3)
+        for _ in range(3):  # items wait, yet a cancelled wait for one raises at once
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await feed.__anext__()
+            assert scope.cancelled_caught
+        got = [await feed.__anext__() for _ in range(len(expected) - (overflow == "conflate"))]
+    if overflow == "conflate":  # INFY's newest tick took its place in line; none later
+        assert got == [expected[3], expected[1], expected[2]]
+    else:
+        assert got == expected  # the order update after the two ticks before it
+
+
+async def test_an_entry_is_acknowledged_once_its_items_were_read(
+    redis: RedisServer, prefix: str
+) -> None:
+    frames, expected = two_ticks_then_an_order()
+    async with consumer(redis, prefix, "acks", start="oldest") as feed:
+        await feed.subscribe([INFY, TCS], "ltp")
+        await publish(redis, prefix, frames)
+        await until(lambda: feed.statistics().frames + feed.statistics().text_frames == 3)
+        assert await feed.__anext__() == expected[0]
+        assert await feed.__anext__() == expected[1]  # the first entry's last item
+        assert feed.statistics().acked == 0
+        assert await feed.__anext__() == expected[2]  # asking for more acknowledges it
+        await until(lambda: feed.statistics().acked == 1)  # sent with the next heartbeat
+    async with coredis.Redis.from_url(redis.url, decode_responses=False) as client:
+        pending = await client.xpending(f"{prefix}:frames", "acks")
+    # on close, the order update's entry was acknowledged too (read); the last was not
+    assert pending.pending == 1

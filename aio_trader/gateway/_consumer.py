@@ -440,6 +440,10 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
             self._channel.close(exc)
 
     async def _read_forever(self) -> None:
+        with self._channel.sender() as send:
+            await self._read_entries(send)
+
+    async def _read_entries(self, send: Any) -> None:
         lossless = self.overflow is Overflow.LOSSLESS
         attempts = _REDIS_BACKOFF.attempts()
         key = self.keys.frames
@@ -492,15 +496,9 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
                     pending = False
                     continue
                 cursor = entries[-1].identifier
-            await self._take(entries, pending=pending, lossless=lossless)
+            await self._take(send, entries, pending=pending, lossless=lossless)
 
-    async def _take(self, entries: Any, *, pending: bool, lossless: bool) -> None:
-        with self._channel.sender() as send:
-            await self._take_entries(send, entries, pending=pending, lossless=lossless)
-
-    async def _take_entries(
-        self, send: Any, entries: Any, *, pending: bool, lossless: bool
-    ) -> None:
+    async def _take(self, send: Any, entries: Any, *, pending: bool, lossless: bool) -> None:
         c, channel, modes = self._counters, self._channel, self._modes
         for entry in entries:
             entry_id = entry.identifier
