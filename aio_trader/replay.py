@@ -18,10 +18,11 @@ a tick recorded in a poorer mode than asked is yielded as recorded and counted
 (``stale_mode``), as :class:`aio_trader.gateway.RedisFeed` does.
 
 ``speed=1.0`` replays in real time (the gaps between receive times), ``2.0`` twice as fast,
-``None`` as fast as possible. The replay starts when it is first read (``async for``,
-:meth:`ReplayFeed.batches`): subscriptions made before apply from the first frame. Items
-reach ``async for`` through the one channel of every feeder
-(:mod:`aio_trader.feed`): every receive a checkpoint, the overflow policies of a live feed
+``None`` as fast as possible; ``feed.speed`` can be changed while it plays (``None``: the
+rest at once). The replay starts once entered, like a live feed: ``subscriptions=`` given
+to the constructor apply from the first frame, ``subscribe`` from the next frame read.
+Items reach ``async for`` through the one channel of every feeder (:mod:`aio_trader.feed`):
+in order, every receive a checkpoint, under the overflow policies of a live feed
 (``lossless``, the default, reads the file only as fast as the consumer takes items).
 Needs pyarrow (``pip install 'aio-trader[gateway]'``).
 """
@@ -31,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -43,7 +44,7 @@ from aio_trader._codec import Codec, get_codec
 from aio_trader.abc import AbstractFeeder
 from aio_trader.errors import ClientClosedError
 from aio_trader.feed import Batches, FeedCounters, FeedStatistics, Overflow, make_channel
-from aio_trader.gateway._wire import FrameInfo
+from aio_trader.gateway._wire import MISSING, FrameInfo, keys_argument
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -88,6 +89,7 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         codec: Codec | str | None = None,
         overflow: Overflow | str = Overflow.LOSSLESS,
         buffer_size: int = 10_000,
+        subscriptions: Mapping[Any, str] | None = None,
     ) -> None:
         """Set up the replay; the file is opened by ``async with``.
 
@@ -95,17 +97,20 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         recording's (known once entered). ``default_mode`` None is the codec's default
         (Kite: ``quote``). Each frame is decoded with the codec it was recorded with.
         ``overflow`` and ``buffer_size`` are a live feed's (at most ``buffer_size`` items
-        wait).
+        wait). ``subscriptions`` (key -> mode; ``{}``: nothing until subscribed) apply from
+        the first frame; None: every recorded instrument, as recorded, until ``subscribe``.
 
         Raises ``ValueError`` for a ``speed`` that is not a finite number > 0 or None, a
         ``buffer_size`` below 1, an unknown overflow policy or codec.
         """
-        if speed is not None and not (speed > 0 and math.isfinite(speed)):
-            raise ValueError(f"speed must be a finite number > 0 or None, got {speed!r}")
+        _check_speed(speed)
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size!r}")
         self.path = os.fspath(path)
-        self.speed = speed
+        self._speed = speed
+        self._anchor: tuple[float, int] | None = None  # (clock, receive time in us) at speed
+        self._speed_changed: anyio.Event | None = None
+        self._initial = None if subscriptions is None else dict(subscriptions)
         self.overflow = Overflow(overflow)
         self.buffer_size = buffer_size
         self._default_mode = default_mode
@@ -114,7 +119,6 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         self._modes: dict[Any, str] | None = None
         self._file: RecordingReader | None = None
         self._stack: contextlib.AsyncExitStack | None = None
-        self._started = anyio.Event()
         #: The producer's own scope (cancelling the task group's would cancel the body of
         #: the ``async with`` too).
         self._scope = anyio.CancelScope()
@@ -128,6 +132,22 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
 
     def __repr__(self) -> str:
         return f"<ReplayFeed {self.path!r} speed={self.speed!r}>"
+
+    @property
+    def speed(self) -> float | None:
+        """The replay's speed (1.0: real time; None: as fast as possible). Setting it while
+        the replay waits for a frame's time takes effect at once (timing restarts from the
+        next frame). ``ValueError`` for one that is not a finite number > 0 or None."""
+        return self._speed
+
+    @speed.setter
+    def speed(self, speed: float | None) -> None:
+        _check_speed(speed)
+        self._speed, self._anchor = speed, None
+        changed = self._speed_changed
+        if changed is not None:
+            self._speed_changed = anyio.Event()
+            changed.set()
 
     def _is_record(self, slot: Any) -> bool:
         return self._key(slot) is None
@@ -155,6 +175,11 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
             stack.callback(reader.close)
             if self.codec is None:
                 self.codec = get_codec(reader.codec)
+            if self._initial is not None:
+                codec = self.codec
+                keys = codec.check_keys(self._initial)
+                self._modes = {key: str(codec.mode(self._initial[key])) for key in keys}
+            self._speed_changed = anyio.Event()
             self._file = reader
             self._total = self._counters.lag = reader.total
             self._channel.open()
@@ -209,34 +234,40 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         mode = self.codec.mode
         return {key: mode(value) for key, value in self._modes.items()}
 
-    async def subscribe(self, tokens: Iterable[Any], mode: str | None = None) -> None:
-        """Yield only subscribed instruments from the next frame read on, ``tokens`` in
-        ``mode``. ``ClientClosedError`` (a ``RuntimeError``) before ``async with`` and after
-        it (the codec is the recording's). Cancellation: the subscription is made."""
+    async def subscribe(
+        self, keys: Iterable[Any] = MISSING, mode: str | None = None, *, tokens: Any = MISSING
+    ) -> None:
+        """Yield only subscribed instruments from the next frame read on, ``keys``
+        (``tokens=``: the former name) in ``mode``. ``ClientClosedError`` (a
+        ``RuntimeError``) before ``async with`` and after it (the codec is the
+        recording's). Cancellation: the subscription is made."""
         codec = self._codec()
         mode_ = str(self.default_mode if mode is None else codec.mode(mode))
-        wanted = codec.check_keys(tokens)
+        wanted = codec.check_keys(keys_argument(keys, tokens, "subscribe"))
         if self._modes is None:
             self._modes = {}
         for token in wanted:
             self._modes[token] = mode_
         await anyio.lowlevel.checkpoint()
 
-    async def unsubscribe(self, tokens: Iterable[Any]) -> None:
-        """Stop yielding ``tokens``. Raises and cancels as :meth:`subscribe`."""
-        wanted = self._codec().check_keys(tokens)
+    async def unsubscribe(self, keys: Iterable[Any] = MISSING, *, tokens: Any = MISSING) -> None:
+        """Stop yielding ``keys`` (``tokens=``: the former name). Raises and cancels as
+        :meth:`subscribe`."""
+        wanted = self._codec().check_keys(keys_argument(keys, tokens, "unsubscribe"))
         if self._modes is None:
             self._modes = {}
         for token in wanted:
             self._modes.pop(token, None)
         await anyio.lowlevel.checkpoint()
 
-    async def set_mode(self, mode: str, tokens: Iterable[Any]) -> None:
-        """Switch subscribed ``tokens`` to ``mode``; ``ValueError`` for one not subscribed.
-        Raises and cancels as :meth:`subscribe`."""
+    async def set_mode(
+        self, mode: str, keys: Iterable[Any] = MISSING, *, tokens: Any = MISSING
+    ) -> None:
+        """Switch subscribed ``keys`` (``tokens=``: the former name) to ``mode``;
+        ``ValueError`` for one not subscribed. Raises and cancels as :meth:`subscribe`."""
         codec = self._codec()
         mode_ = str(codec.mode(mode))
-        wanted = codec.check_keys(tokens)
+        wanted = codec.check_keys(keys_argument(keys, tokens, "set_mode"))
         if self._modes is None or any(t not in self._modes for t in wanted):
             raise ValueError("set_mode: subscribe the tokens first")
         for token in wanted:
@@ -246,8 +277,9 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
     # -- iteration ---------------------------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[FeedItem]:
-        """The replay's items; ``ClientClosedError`` before ``async with``."""
-        if self._stack is None and not self._closed:
+        """The replay's items; ``ClientClosedError`` before ``async with`` and after it
+        (once closed inside it, the iteration ends)."""
+        if self._stack is None:
             raise ClientClosedError("enter the replay first: async with ReplayFeed(...) as feed")
         return self
 
@@ -259,7 +291,6 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         Cancellation: raises the backend's cancellation; nothing is lost (the item is
         yielded by the next call).
         """
-        self._started.set()
         item, info = await self._channel.get()
         if type(item) is _End:
             self._channel.close(item.error)
@@ -277,7 +308,6 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         if max_items < 1:
             raise ValueError(f"max_items must be >= 1, got {max_items!r}")
         self.__aiter__()
-        self._started.set()
         return _Unwrapped(self, Batches(self._channel, max_items))
 
     @property
@@ -293,28 +323,41 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
 
     async def _produce(self, rows: Iterator[RecordedFrame]) -> None:
         with self._scope:
-            await self._started.wait()
             await self._produce_rows(rows)
 
     async def _produce_rows(self, rows: Iterator[RecordedFrame]) -> None:
         channel = self._channel
-        start: tuple[float, int] | None = None  # (clock, first receive time in us)
+        if channel.closed:
+            return
+        closed = (anyio.ClosedResourceError, anyio.BrokenResourceError)
         error: BaseException | None = None
-        try:
-            with channel.sender() as send:
+        with channel.sender() as send:
+            try:
                 for row in rows:
-                    if self.speed is not None:
-                        now = anyio.current_time()
-                        if start is None:
-                            start = (now, row.received_us)
-                        due = start[0] + (row.received_us - start[1]) / 1e6 / self.speed
-                        if due > now:
-                            await anyio.sleep(due - now)
+                    await self._wait_for(row.received_us)
                     await self._frame(send, row)
-        except Exception as exc:  # noqa: BLE001 - an unreadable file: handed to the reader
-            error = exc
-        with channel.sender() as send:  # after every item: ends ``async for`` when read
-            await channel.put_record(send, (_End(error), None))
+            except closed:
+                return  # the replay was closed: nobody reads any more
+            except Exception as exc:  # noqa: BLE001 - an unreadable file: handed to the reader
+                error = exc
+            with contextlib.suppress(*closed):  # after every item: ends ``async for`` when read
+                await channel.put_record(send, (_End(error), None))
+
+    async def _wait_for(self, received_us: int) -> None:
+        """Wait for the time of a frame received at ``received_us``, at the current speed;
+        a change of speed wakes the wait."""
+        while (speed := self._speed) is not None:
+            now = anyio.current_time()
+            if self._anchor is None:
+                self._anchor = (now, received_us)
+                return
+            due = self._anchor[0] + (received_us - self._anchor[1]) / 1e6 / speed
+            if due <= now:
+                return
+            changed = self._speed_changed
+            assert changed is not None, "entered"
+            with anyio.move_on_after(due - now):
+                await changed.wait()
 
     async def _frame(self, send: Any, row: RecordedFrame) -> None:
         c = self._counters
@@ -381,3 +424,8 @@ class _Unwrapped:
             self._feed._channel.close(end.error)  # the next call ends
         self._feed._last = batch[-1][1]
         return [item for item, _ in batch]
+
+
+def _check_speed(speed: float | None) -> None:
+    if speed is not None and not (speed > 0 and math.isfinite(speed)):
+        raise ValueError(f"speed must be a finite number > 0 or None, got {speed!r}")

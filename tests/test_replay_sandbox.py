@@ -44,9 +44,8 @@ async def make_recording(path: Path, frames: int = 20) -> None:
 
 
 async def expected_ticks(path: Path, modes: dict[str, list[int]]) -> list[Tick]:
-    async with ReplayFeed(path, speed=None) as replay:
-        for mode, tokens in modes.items():
-            await replay.subscribe(tokens, mode)
+    wanted = {token: mode for mode, tokens in modes.items() for token in tokens}
+    async with ReplayFeed(path, speed=None, subscriptions=wanted) as replay:
         return [item async for item in replay if isinstance(item, Tick)]
 
 

@@ -94,11 +94,13 @@ class FeedStatistics:
     bytes of every frame received (text included), ``heartbeats`` heartbeat frames,
     ``text_frames`` text frames (``order_updates`` of them order updates), ``malformed``
     packets or text frames skipped, ``dropped`` items dropped or conflated by the overflow
-    policy, ``stale_mode`` ticks that came in a poorer mode than asked (before a mode switch
-    took effect): delivered as they came, counted; ``reconnects`` reconnection attempts after
-    a drop (a gateway consumer: Redis errors retried), ``connections`` connections open now,
-    ``subscribed`` instruments subscribed, ``buffered`` items waiting to be read,
-    ``last_message_time`` when the last frame of any kind arrived (aware, IST).
+    policy, ``stale_mode`` ticks dropped because they came in a richer mode than asked
+    (before a switch to a poorer mode took effect), ``poorer_mode`` ticks delivered although
+    they came in a poorer mode than asked (before a switch to a richer mode took effect:
+    for an illiquid instrument the only price for a while), ``reconnects`` reconnection
+    attempts after a drop (a gateway consumer: Redis errors retried), ``connections``
+    connections open now, ``subscribed`` instruments subscribed, ``buffered`` items
+    waiting to be read, ``last_message_time`` when the last frame of any kind arrived (aware, IST).
 
     Sources with a position also report: ``duplicates`` frames skipped as delivered twice
     by the source, ``gaps`` gap records yielded (``missed_frames`` frames they reported
@@ -125,11 +127,7 @@ class FeedStatistics:
     missed_frames: int = 0
     acked: int = 0
     lag: int = -1
-
-    @property
-    def poorer_mode(self) -> int:
-        """``stale_mode`` under the name that says what it counts (delivered ticks)."""
-        return self.stale_mode
+    poorer_mode: int = 0
 
 
 @attrs.define
@@ -155,6 +153,7 @@ class FeedCounters:
     missed_frames: int = 0
     acked: int = 0
     lag: int = -1
+    poorer_mode: int = 0
     last_message: float | None = None
 
     def snapshot(self, channel: Channel[Any], subscribed: int) -> FeedStatistics:
@@ -180,6 +179,7 @@ class FeedCounters:
             missed_frames=self.missed_frames,
             acked=self.acked,
             lag=self.lag,
+            poorer_mode=self.poorer_mode,
         )
 
 

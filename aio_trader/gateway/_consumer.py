@@ -68,7 +68,7 @@ from aio_trader.gateway._redis import (
     check_redis,
     open_client,
 )
-from aio_trader.gateway._wire import FrameInfo, Keys, entry_codec
+from aio_trader.gateway._wire import MISSING, FrameInfo, Keys, entry_codec, keys_argument
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -332,9 +332,11 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         mode = self.codec.mode
         return {key: mode(value) for key, value in self._modes.items()}
 
-    async def subscribe(self, tokens: Iterable[Any], mode: str | None = None) -> None:
-        """Ask for ``tokens`` in ``mode`` (default: ``default_mode``); already subscribed
-        tokens switch to ``mode``.
+    async def subscribe(
+        self, keys: Iterable[Any] = MISSING, mode: str | None = None, *, tokens: Any = MISSING
+    ) -> None:
+        """Ask for ``keys`` (instrument tokens; ``tokens=``: the former name) in ``mode``
+        (default: ``default_mode``); already subscribed ones switch to ``mode``.
 
         Frames read from the call on are filtered with the new wishes; ticks arrive once
         the gateway has subscribed them (at its next refresh, within its ``poll`` seconds).
@@ -344,33 +346,36 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         may or may not have reached Redis (the next subscribe call writes them all again).
         """
         mode_ = str(self.default_mode if mode is None else self.codec.mode(mode))
-        wanted = self.codec.check_keys(tokens)
+        wanted = self.codec.check_keys(keys_argument(keys, tokens, "subscribe"))
         self._check_open()
         for token in wanted:
             self._modes[token] = mode_
         await self._write_wishes()
 
-    async def unsubscribe(self, tokens: Iterable[Any]) -> None:
-        """Stop receiving ``tokens`` (tokens not subscribed are ignored). Cancellation: as
-        for :meth:`subscribe`."""
-        wanted = self.codec.check_keys(tokens)
+    async def unsubscribe(self, keys: Iterable[Any] = MISSING, *, tokens: Any = MISSING) -> None:
+        """Stop receiving ``keys`` (``tokens=``: the former name; keys not subscribed are
+        ignored). Cancellation: as for :meth:`subscribe`."""
+        wanted = self.codec.check_keys(keys_argument(keys, tokens, "unsubscribe"))
         self._check_open()
         for token in wanted:
             self._modes.pop(token, None)
         await self._write_wishes()
 
-    async def set_mode(self, mode: str, tokens: Iterable[Any]) -> None:
-        """Switch subscribed ``tokens`` to ``mode``; ``ValueError`` for a token not subscribed
-        (nothing changes then). Cancellation: as for :meth:`subscribe`."""
+    async def set_mode(
+        self, mode: str, keys: Iterable[Any] = MISSING, *, tokens: Any = MISSING
+    ) -> None:
+        """Switch subscribed ``keys`` (``tokens=``: the former name) to ``mode``;
+        ``ValueError`` for a key not subscribed (nothing changes then). Cancellation: as
+        for :meth:`subscribe`."""
         mode_ = str(self.codec.mode(mode))
-        wanted = self.codec.check_keys(tokens)
+        wanted = self.codec.check_keys(keys_argument(keys, tokens, "set_mode"))
+        self._check_open()
         missing = [t for t in wanted if t not in self._modes]
         if missing:
             raise ValueError(
                 f"set_mode: {len(missing)} token(s) not subscribed (first: {missing[0]}); "
                 "subscribe them first"
             )
-        self._check_open()
         for token in wanted:
             self._modes[token] = mode_
         await self._write_wishes()
@@ -393,8 +398,9 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
     # -- iteration -----------------------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[RedisFeedItem]:
-        """The stream; ``ClientClosedError`` before ``async with`` (after it: ends at once)."""
-        if self._stack is None and not self._closed:
+        """The stream; ``ClientClosedError`` before ``async with`` and after it (once
+        closed inside it, the iteration ends)."""
+        if self._stack is None:
             raise ClientClosedError("enter the feed before reading it: async with RedisFeed(...)")
         return self
 
