@@ -136,14 +136,22 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
     @property
     def speed(self) -> float | None:
         """The replay's speed (1.0: real time; None: as fast as possible). Setting it while
-        the replay waits for a frame's time takes effect at once (timing restarts from the
-        next frame). ``ValueError`` for one that is not a finite number > 0 or None."""
+        the replay waits for a frame's time takes effect at once, from where the replay is
+        (after ``None``: from the next frame). ``ValueError`` for one that is not a finite
+        number > 0 or None."""
         return self._speed
 
     @speed.setter
     def speed(self, speed: float | None) -> None:
         _check_speed(speed)
-        self._speed, self._anchor = speed, None
+        old, anchor = self._speed, self._anchor
+        if anchor is not None and old is not None and speed is not None:
+            # go on from where the replay is now: the same speed changes nothing
+            now = anyio.current_time()
+            self._anchor = (now, round(anchor[1] + (now - anchor[0]) * old * 1e6))
+        else:
+            self._anchor = None  # timing restarts from the next frame
+        self._speed = speed
         changed = self._speed_changed
         if changed is not None:
             self._speed_changed = anyio.Event()

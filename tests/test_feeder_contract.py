@@ -16,19 +16,42 @@ asserts an upper bound on wall time; ``HANG`` only guards against a hang.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import datetime
+import shutil
+import tempfile
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
+import anyio.lowlevel
 import attrs
 import pytest
 
+from aio_trader._recording import Recorder
+from aio_trader._time import IST
 from aio_trader.abc import AbstractFeeder
 from aio_trader.backoff import Backoff
 from aio_trader.errors import ClientClosedError
 from aio_trader.feed import FeedStatistics, Overflow
-from aio_trader.kite import Kite, KiteFeed, OrderUpdate, RawFrame, RawKiteFeed, decode_text
+from aio_trader.kite import (
+    Depth,
+    DepthLevel,
+    FullTick,
+    Kite,
+    KiteFeed,
+    Ohlc,
+    OrderUpdate,
+    RawFrame,
+    RawKiteFeed,
+    decode_text,
+    encode_frame,
+    encode_text,
+)
+from aio_trader.kite._codec import CODEC as KITE_CODEC
 from aio_trader.sandbox import Sandbox, SandboxConfig
 
 HANG = 30.0
@@ -151,8 +174,123 @@ async def raw_kite_feed(
         )
 
 
+@contextlib.asynccontextmanager
+async def redis_feed(
+    *, overflow: str = "lossless", buffer_size: int = 10_000, flat_out: bool = False
+) -> AsyncIterator[Harness]:
+    """A gateway's consumer: the sandbox's ticker -> ``Gateway`` -> a real ``redis-server``
+    (started for the test) -> ``RedisFeed``."""
+    from _redis import RedisServer
+
+    from aio_trader.gateway import Gateway, RedisFeed
+
+    server = RedisServer()
+    await anyio.to_thread.run_sync(server.start)
+    try:
+        async with _sandbox(flat_out) as sb:
+            prefix = f"contract-{uuid.uuid4().hex[:12]}"
+            gateway = Gateway(
+                sb.api_key,
+                sb.access_token,
+                root=sb.ticker_url,
+                redis=server.url,
+                prefix=prefix,
+                poll=0.02,
+                refresh=0.2,
+            )
+            feed = RedisFeed(
+                server.url,
+                "contract",
+                prefix=prefix,
+                overflow=overflow,
+                buffer_size=buffer_size,
+                heartbeat=0.1,
+                timeout=1.0,
+                block=0.2,
+            )
+            async with gateway:
+                yield Harness(
+                    feed,
+                    _tradable(sb),
+                    "full",
+                    _placer(sb),
+                    lambda item: isinstance(item, OrderUpdate),
+                    KITE_CODEC.key_of,  # a FeedGap is a record too
+                )
+    finally:
+        await anyio.to_thread.run_sync(server.close)
+
+
+#: The replay's recording: ``_TICK_FRAMES`` frames of full ticks of ``_REPLAY_KEYS`` 20 ms
+#: apart, then two order updates ``_GAP`` seconds apart, then a last frame that no test
+#: reaches. Written once per process.
+_TICK_FRAMES = 3000
+_GAP = 1000.0
+_REPLAY_KEYS: list[Hashable] = [n << 8 | 1 for n in range(1000, 1005)]  # NSE tokens
+_RECORDING: list[Path] = []
+
+
+def _recording() -> Path:
+    if _RECORDING:
+        return _RECORDING[0]
+    folder = Path(tempfile.mkdtemp(prefix="aio-trader-contract-"))
+    atexit.register(shutil.rmtree, folder, True)
+    path = folder / "session.parquet"
+    now = datetime.datetime.now(IST).replace(microsecond=0)
+    level = DepthLevel(10, 100.0, 2)
+    ticks = [
+        FullTick(
+            key, 100.0 + n, 5, 100.5, 1000, 40, 60, Ohlc(99.0, 105.0, 98.0, 100.0),
+            now, 0, 0, 0, now, Depth((level,) * 5, (level,) * 5),
+        )
+        for n, key in enumerate(_REPLAY_KEYS)  # type: ignore[arg-type]
+    ]  # fmt: skip
+    frame, t0 = encode_frame(ticks), now.timestamp()
+    with Recorder(path) as recorder:
+        for n in range(_TICK_FRAMES):
+            recorder.write(frame, t0 + n * 0.02)
+        end = t0 + _TICK_FRAMES * 0.02
+        recorder.write(encode_text(OrderUpdate(order_id="1", status="COMPLETE")), end + _GAP)
+        recorder.write(encode_text(OrderUpdate(order_id="2", status="COMPLETE")), end + 2 * _GAP)
+        recorder.write(frame, end + 1e9)
+    _RECORDING.append(path)
+    return path
+
+
+@contextlib.asynccontextmanager
+async def replay_feed(
+    *, overflow: str = "lossless", buffer_size: int = 10_000, flat_out: bool = False
+) -> AsyncIterator[Harness]:
+    """A recording played back: in real time, or 100 times as fast (``flat_out``). The
+    source "sends an order update now" by playing the recording a million times as fast:
+    the next update is due within a few milliseconds (after the ticks before it)."""
+    from aio_trader.replay import ReplayFeed
+
+    path = await anyio.to_thread.run_sync(_recording)
+    feed = ReplayFeed(
+        path,
+        speed=100.0 if flat_out else 1.0,
+        overflow=overflow,
+        buffer_size=buffer_size,
+        subscriptions={},  # nothing until subscribed, as a live feed
+    )
+
+    async def order_update() -> None:
+        feed.speed = 1e6
+        await anyio.lowlevel.checkpoint()
+
+    yield Harness(
+        feed,
+        _REPLAY_KEYS,
+        "full",
+        order_update,
+        lambda item: isinstance(item, OrderUpdate),
+        KITE_CODEC.key_of,
+    )
+
+
 #: Every feeder the contract runs over: append a factory to add one.
-FACTORIES: list[Factory] = [kite_feed, raw_kite_feed]
+FACTORIES: list[Factory] = [kite_feed, raw_kite_feed, redis_feed, replay_feed]
 
 
 @pytest.fixture(params=FACTORIES, ids=lambda factory: getattr(factory, "__name__", "?"))

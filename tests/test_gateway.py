@@ -88,6 +88,12 @@ class Reader:
 
 
 def missing(frames: dict[int, set[int]], reader: Reader, token: int, lo: int, hi: int) -> set[int]:
+    """The frames in ``lo..hi`` with ``token`` whose tick the reader did not yield.
+
+    The reader's last frame may be cut short where the test stopped it (every receive is a
+    checkpoint, so a test can stop a reader between two items of a frame): it counts up to
+    the frame before (the earlier ones are whole: items come in arrival order)."""
+    hi = min(hi, reader.ticks[-1][0] - 1)
     want = {seq for seq, tokens in frames.items() if lo <= seq <= hi and token in tokens}
     return want - set(reader.seqs(token))
 
