@@ -1,10 +1,12 @@
 """The tick gateway on Redis Streams, and recordings.
 
-- :class:`Gateway`: one process owns the Kite feed and publishes every frame to Redis.
+- :class:`Gateway`: one process owns a broker's feed (Kite's by default) and publishes
+  every frame to Redis, each entry naming the frame's codec.
 - :class:`RedisFeed`: any number of consumers, anywhere, read it through the feeder
-  contract of :class:`~aio_trader.kite.KiteFeed` (``async for``, modes, overflow policies).
-- :class:`Recorder` / :func:`record`: a session's raw frames to Parquet, replayed by
-  :class:`aio_trader.replay.ReplayFeed`.
+  contract of :class:`~aio_trader.kite.KiteFeed` (``async for``, modes, overflow policies),
+  decoding each entry with its codec.
+- :class:`Recorder` / :func:`record`: a session's raw frames to Parquet (the format of
+  ``aio_trader._recording``), replayed by :class:`aio_trader.replay.ReplayFeed`.
 
 Needs the ``gateway`` extra (``pip install 'aio-trader[gateway]'``: coredis, pyarrow).
 Names are loaded on first use.
