@@ -388,9 +388,9 @@ async def test_a_server_that_stops_answering_pings_is_dropped_and_reconnected() 
                 async for event in events:
                     if isinstance(event, FeedDisconnected) and event.connection == 0:
                         srv.pong = True
-                    if isinstance(event, FeedConnected) and event.reconnect and srv.pong:
-                        if event.connection == 0:
-                            break
+                    up = isinstance(event, FeedConnected) and event.reconnect
+                    if up and srv.pong and event.connection == 0:  # the feed socket
+                        break
             assert feed.statistics().reconnects >= 1
             await until(lambda: srv.connects >= 3)
             await srv.tick()
