@@ -44,7 +44,7 @@ import collections
 import datetime
 import enum
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Final, Generic, TypeAlias, TypeVar
 
 import anyio
@@ -265,7 +265,7 @@ class Channel(Generic[ItemT]):
             return 0
         return self._receive.statistics().current_buffer_used
 
-    async def put_items(self, send: Sender, items: list[ItemT]) -> None:
+    async def put_items(self, send: Sender, items: Sequence[ItemT]) -> None:
         """Add one frame's items (ticks: droppable under the policy); waits for room, item
         by item.
 
@@ -512,7 +512,7 @@ class _DropOldest(_RecordsBounded[ItemT]):
                 else:
                     self.dropped += 1
 
-    async def put_items(self, send: Sender, items: list[ItemT]) -> None:
+    async def put_items(self, send: Sender, items: Sequence[ItemT]) -> None:
         """Add one frame's items, dropping the oldest; never waits."""
         for item in items:
             self._push(send, item)
@@ -572,7 +572,7 @@ class _Conflate(_RecordsBounded[ItemT]):
     def __len__(self) -> int:
         return super().__len__()
 
-    async def put_items(self, send: Sender, items: list[ItemT]) -> None:
+    async def put_items(self, send: Sender, items: Sequence[ItemT]) -> None:
         """Add one frame's items, each replacing its key's waiting one; never waits."""
         latest, key_of = self._latest, self._key_of
         for item in items:
