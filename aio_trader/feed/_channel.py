@@ -44,7 +44,7 @@ import collections
 import datetime
 import enum
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Final, Generic, TypeAlias, TypeVar
 
 import anyio
@@ -265,7 +265,7 @@ class Channel(Generic[ItemT]):
             return 0
         return self._receive.statistics().current_buffer_used
 
-    async def put_items(self, send: Sender, items: list[ItemT]) -> None:
+    async def put_items(self, send: Sender, items: Sequence[ItemT]) -> None:
         """Add one frame's items (ticks: droppable under the policy); waits for room, item
         by item.
 
@@ -288,25 +288,17 @@ class Channel(Generic[ItemT]):
             await send.send(record)
 
     async def put_ack(self, send: Sender, token: object) -> None:
-        """Have ``ack(token)`` called once the items put before it were read and the reader
-        asked for more (see the module doc); waits for room.
+        """Have ``ack(token)`` called once the items put before it were read (see the module
+        doc). Without an ``ack`` callback this does nothing; the policies that may drop
+        items call it at once.
 
         Cancellation: nothing was added (the token is never acknowledged).
         """
-        marker = _Ack(token)
-        try:
-            send.send_nowait(marker)
-        except anyio.WouldBlock:
-            await send.send(marker)
+        self._acknowledge(token)
 
     def _acknowledge(self, token: object) -> None:
         if self._ack is not None:
             self._ack(token)
-
-    def _flush_acks(self) -> None:
-        acks, self._acks = self._acks, []
-        for token in acks:
-            self._acknowledge(token)
 
     async def get(self) -> ItemT:
         """The next item, in arrival order; a checkpoint, waits when there is none.
@@ -316,16 +308,11 @@ class Channel(Generic[ItemT]):
         """
         if self._closed or self._receive is None:
             raise self._end()
-        if self._acks:
-            self._flush_acks()
         try:
-            item: Any = await self._receive.receive()
-            while type(item) is _Ack:
-                self._acknowledge(item.token)
-                item = await self._receive.receive()
+            item: ItemT = await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
             raise self._end() from None
-        return item  # type: ignore[no-any-return]
+        return item
 
     async def get_batch(self, max_items: int) -> list[ItemT]:
         """The next items in arrival order: waits for one (a checkpoint, as :meth:`get`),
@@ -344,12 +331,8 @@ class Channel(Generic[ItemT]):
         assert self._receive is not None, "get() returned an item: opened"
         receive, append = self._receive.receive_nowait, batch.append
         try:
-            while len(batch) < max_items:
-                item = receive()
-                if type(item) is _Ack:
-                    self._acks.append(item.token)  # its items are in this batch: next time
-                else:
-                    append(item)
+            for _ in range(max_items - len(batch)):
+                append(receive())
         except (anyio.WouldBlock, anyio.EndOfStream):
             pass
 
@@ -363,28 +346,89 @@ class Channel(Generic[ItemT]):
         return await self.get()
 
     def close(self, error: BaseException | None = None) -> None:
-        """End the stream: readers get ``error`` (or ``StopAsyncIteration``) at once.
-
-        Acknowledges what was read (the tokens due and those at the head of the stream);
-        what still waits is dropped, unacknowledged.
-        """
+        """End the stream: readers get ``error`` (or ``StopAsyncIteration``) at once; what
+        still waits is dropped."""
         if self._closed:
             return
         self._closed, self._error = True, error
-        self._flush_acks()
         if self._send is None or self._receive is None:
             return  # never opened
         self._send.close()  # the producers' clones close as their tasks end
-        head = True
+        self._drain()
+
+    def _drain(self) -> None:
+        assert self._receive is not None
         while True:  # free what waits (waiting senders are being cancelled)
             try:
-                item = self._receive.receive_nowait()
+                self._receive.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream):
                 break
-            if head and type(item) is _Ack:
+
+
+class _AckingLossless(Channel[ItemT]):
+    """``lossless`` with acknowledgements: a token put after items waits in the stream
+    behind them; reaching it means they were handed out (see the module doc)."""
+
+    async def put_ack(self, send: Sender, token: object) -> None:
+        """Have ``ack(token)`` called once the items put before it were read and the reader
+        asked for more; waits for room.
+
+        Cancellation: nothing was added (the token is never acknowledged).
+        """
+        marker = _Ack(token)
+        try:
+            send.send_nowait(marker)
+        except anyio.WouldBlock:
+            await send.send(marker)
+
+    def _flush_acks(self) -> None:
+        acks, self._acks = self._acks, []
+        for token in acks:
+            self._acknowledge(token)
+
+    async def get(self) -> ItemT:
+        if self._closed or self._receive is None:
+            raise self._end()
+        if self._acks:
+            self._flush_acks()
+        try:
+            item: Any = await self._receive.receive()
+            while type(item) is _Ack:
                 self._acknowledge(item.token)
-            else:
-                head = False
+                item = await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
+            raise self._end() from None
+        return item  # type: ignore[no-any-return]
+
+    def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
+        assert self._receive is not None, "get() returned an item: opened"
+        receive, append = self._receive.receive_nowait, batch.append
+        try:
+            while len(batch) < max_items:
+                item = receive()
+                if type(item) is _Ack:
+                    self._acks.append(item.token)  # its items are in this batch: next time
+                else:
+                    append(item)
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            pass
+
+    def close(self, error: BaseException | None = None) -> None:
+        """End the stream as :meth:`Channel.close`, after acknowledging what was read (the
+        tokens due and those at the head of the stream); what waits stays unacknowledged."""
+        if self._closed:
+            return
+        self._flush_acks()
+        if self._receive is not None:
+            while True:
+                try:
+                    item = self._receive.receive_nowait()
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
+                if type(item) is not _Ack:
+                    break  # an item never read: what follows stays unacknowledged
+                self._acknowledge(item.token)
+        super().close(error)
 
 
 class _RecordsBounded(Channel[ItemT]):
@@ -403,10 +447,6 @@ class _RecordsBounded(Channel[ItemT]):
         super().__init__(size, is_record, key, ack, stream_size=stream_size)
         self._records = 0
         self._room = anyio.Event()
-
-    async def put_ack(self, send: Sender, token: object) -> None:
-        """Acknowledge ``token`` at once (items may be dropped under this policy anyway)."""
-        self._acknowledge(token)
 
     async def _reserve_record(self) -> bool:
         """Wait for room for one more record and count it; ``False`` once closed.
@@ -472,7 +512,7 @@ class _DropOldest(_RecordsBounded[ItemT]):
                 else:
                     self.dropped += 1
 
-    async def put_items(self, send: Sender, items: list[ItemT]) -> None:
+    async def put_items(self, send: Sender, items: Sequence[ItemT]) -> None:
         """Add one frame's items, dropping the oldest; never waits."""
         for item in items:
             self._push(send, item)
@@ -532,7 +572,7 @@ class _Conflate(_RecordsBounded[ItemT]):
     def __len__(self) -> int:
         return super().__len__()
 
-    async def put_items(self, send: Sender, items: list[ItemT]) -> None:
+    async def put_items(self, send: Sender, items: Sequence[ItemT]) -> None:
         """Add one frame's items, each replacing its key's waiting one; never waits."""
         latest, key_of = self._latest, self._key_of
         for item in items:
@@ -614,4 +654,7 @@ def make_channel(
     ``conflate``: ``ValueError`` without it); ``ack(token)`` is called for the tokens of
     :meth:`Channel.put_ack`. Call ``open()`` on the feed's entry, ``dispose()`` on its exit.
     """
-    return _CHANNELS[Overflow(overflow)](size, is_record, key, ack)
+    policy = Overflow(overflow)
+    if policy is Overflow.LOSSLESS and ack is not None:
+        return _AckingLossless(size, is_record, key, ack)
+    return _CHANNELS[policy](size, is_record, key, ack)

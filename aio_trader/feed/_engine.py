@@ -715,13 +715,18 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
         protocol = self._protocol
         wanted = [k for k in protocol.check_keys(keys) if k in self._shard_of]
         self._check_not_exited("unsubscribe")
-        groups = self._by_shard(wanted)
+        groups = self._by_shard_and_mode(wanted)
         for key in wanted:
             del self._shard_of.pop(key).modes[key]
             self._switching.pop(key, None)
         size = protocol.max_per_message
-        for shard, group in groups.items():
-            messages = [m for c in _chunks(group, size) for m in protocol.unsubscribe(c)]
+        for shard, by_mode in groups.items():
+            messages = [
+                m
+                for mode, group in by_mode.items()
+                for c in _chunks(group, size)
+                for m in protocol.unsubscribe(mode, c)
+            ]
             await self._send(shard, messages)
 
     async def set_mode(self, mode: str, keys: Iterable[KeyT]) -> None:
@@ -743,18 +748,32 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
                 "subscribe them first"
             )
         self._check_not_exited("set_mode")
+        groups = self._by_shard_and_mode(wanted)
         for key in wanted:
             self._shard_of[key].modes[key] = mode_
             self._switching[key] = mode_
         size = protocol.max_per_message
-        for shard, group in self._by_shard(wanted).items():
-            messages = [m for c in _chunks(group, size) for m in protocol.set_mode(mode_, c)]
+        for shard, by_previous in groups.items():
+            messages = [
+                m
+                for previous, group in by_previous.items()
+                for c in _chunks(group, size)
+                for m in protocol.set_mode(mode_, c, previous)
+            ]
             await self._send(shard, messages)
 
     def _by_shard(self, keys: list[KeyT]) -> dict[_Shard[KeyT], list[KeyT]]:
         groups: dict[_Shard[KeyT], list[KeyT]] = {}
         for key in keys:
             groups.setdefault(self._shard_of[key], []).append(key)
+        return groups
+
+    def _by_shard_and_mode(self, keys: list[KeyT]) -> dict[_Shard[KeyT], dict[str, list[KeyT]]]:
+        """Subscribed ``keys`` by connection, then by their mode now."""
+        groups: dict[_Shard[KeyT], dict[str, list[KeyT]]] = {}
+        for key in keys:
+            shard = self._shard_of[key]
+            groups.setdefault(shard, {}).setdefault(shard.modes[key], []).append(key)
         return groups
 
     def _replay_messages(self, shard: _Shard[KeyT]) -> list[Message]:
@@ -946,8 +965,16 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
         self, ws: AsyncWebSocketSession, send: Sender, connection: int
     ) -> AioTraderError:
         """Receive frames into the channel until the connection ends; returns why it ended."""
-        receive, counters = ws.receive, self._counters
         watchdog = None if self._protocol.heartbeat == "ping" else self.watchdog
+        try:
+            return await self._read_frames(ws.receive, send, connection, watchdog)
+        except ConnectionLost as exc:  # a handler's in-stream refusal that heals
+            return exc
+
+    async def _read_frames(
+        self, receive: Any, send: Sender, connection: int, watchdog: float | None
+    ) -> AioTraderError:
+        counters = self._counters
         heartbeat_size = self._protocol.heartbeat_size
         binary, text = self._on_binary, self._on_text
         Bytes, Text = wsproto.events.BytesMessage, wsproto.events.TextMessage

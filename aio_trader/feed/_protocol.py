@@ -24,14 +24,17 @@ looks by subclassing :class:`FeedProtocol`:
   pong does not come within ``watchdog`` seconds);
 - **fatal refusals**: :meth:`~FeedProtocol.refusal` maps a handshake status to the error
   that stops the feed (Kite: 403 means the session expired), ``None`` to retry. A refusal
-  inside the stream (Dhan's disconnect packet with its reason code) is raised as an
-  :class:`~aio_trader.errors.AioTraderError` by the feed's frame handler: the engine stops
-  the feed with it, as it does for a fatal handshake;
+  inside the stream (Dhan's disconnect packet with its reason code) is raised by the
+  feed's frame handler: an :class:`~aio_trader.errors.AioTraderError` stops the feed with
+  it, as a fatal handshake does; a :class:`~aio_trader.errors.ConnectionLost` (a reason
+  that heals, e.g. Dhan's 805 "too many connections") ends only that connection, which
+  reconnects with backoff;
 - **sharding**: ``max_instruments`` per connection, ``max_connections`` per key;
 - **more sockets**: ``side_sockets`` names further connections merged into the one stream
   that carry no instruments (Dhan's order updates come on a second WebSocket with a login
   message); :meth:`~FeedProtocol.handshake` and :meth:`~FeedProtocol.login` receive the
-  socket's name (``None`` for the instrument connections).
+  socket's name (``None`` for the instrument connections). Side sockets are numbered from
+  1000 in ``FeedConnected``/``FeedDisconnected`` and in raw frames.
 
 Decoding is the feed's (``KiteFeed`` decodes, ``RawKiteFeed`` passes frames on): see
 :class:`~aio_trader.feed.FeedEngine`'s ``_on_binary`` / ``_on_text``.
@@ -118,13 +121,16 @@ class FeedProtocol(Generic[KeyT]):
         """Messages that subscribe ``keys`` (at most ``max_per_message``) in ``mode``."""
         raise NotImplementedError
 
-    def unsubscribe(self, keys: list[KeyT]) -> list[Message]:
-        """Messages that unsubscribe ``keys`` (at most ``max_per_message``)."""
+    def unsubscribe(self, mode: str, keys: list[KeyT]) -> list[Message]:
+        """Messages that unsubscribe ``keys`` (at most ``max_per_message``), subscribed in
+        ``mode`` (Dhan's unsubscribe request code depends on it; Kite's does not)."""
         raise NotImplementedError
 
-    def set_mode(self, mode: str, keys: list[KeyT]) -> list[Message]:
-        """Messages that switch subscribed ``keys`` (at most ``max_per_message``) to ``mode``."""
-        raise NotImplementedError
+    def set_mode(self, mode: str, keys: list[KeyT], previous: str) -> list[Message]:
+        """Messages that switch ``keys`` (at most ``max_per_message``) from ``previous`` to
+        ``mode``. The default subscribes them in ``mode`` (for a protocol without a mode
+        message; Kite sends one)."""
+        return self.subscribe(mode, keys)
 
     def refusal(self, status: int) -> AioTraderError | None:
         """The error that stops the feed when the handshake is answered ``status``, or

@@ -110,7 +110,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 
 from aio_trader.backoff import Backoff
 from aio_trader.feed._channel import FeedStatistics, Overflow, Sender
@@ -164,6 +164,7 @@ DEFAULT_BACKOFF: Final = Backoff(base=1.0, factor=2.0, cap=30.0, max_attempts=30
 FeedItem: TypeAlias = Tick | OrderUpdate | FeedError | FeedMessage
 
 _MISSING: Any = object()
+ItemT = TypeVar("ItemT")
 
 
 def _keys(keys: Any, instrument_tokens: Any, method: str) -> Any:
@@ -182,7 +183,7 @@ def _check_str(name: str, value: object) -> None:
         raise TypeError(f"{name} must be a str, got {type(value).__name__}")
 
 
-class _KiteFeedBase(FeedEngine[int, Any]):
+class _KiteFeedBase(FeedEngine[int, ItemT]):
     """What :class:`KiteFeed` and :class:`RawKiteFeed` share: all of it but the decoding."""
 
     _protocol: KiteProtocol
@@ -373,7 +374,7 @@ class _KiteFeedBase(FeedEngine[int, Any]):
         )
 
 
-class KiteFeed(_KiteFeedBase):
+class KiteFeed(_KiteFeedBase[FeedItem]):
     """Kite's live ticks and order updates as records: ``async for item in feed``.
 
     Yields :data:`FeedItem`: tick records in packet order, and :class:`OrderUpdate`,
@@ -406,7 +407,7 @@ class KiteFeed(_KiteFeedBase):
         await self._channel.put_record(send, record)
 
 
-class RawKiteFeed(_KiteFeedBase):
+class RawKiteFeed(_KiteFeedBase[RawFrame]):
     """The feed's frames undecoded: one :class:`RawFrame` per binary or text frame, with
     its receive time and connection.
 

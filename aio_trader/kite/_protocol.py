@@ -121,10 +121,10 @@ class KiteProtocol(FeedProtocol[int]):
     def subscribe(self, mode: str, keys: list[int]) -> list[Message]:
         return [_message("subscribe", keys), _message("mode", [str(mode), keys])]
 
-    def unsubscribe(self, keys: list[int]) -> list[Message]:
+    def unsubscribe(self, mode: str, keys: list[int]) -> list[Message]:
         return [_message("unsubscribe", keys)]
 
-    def set_mode(self, mode: str, keys: list[int]) -> list[Message]:
+    def set_mode(self, mode: str, keys: list[int], previous: str) -> list[Message]:
         return [_message("mode", [str(mode), keys])]
 
     def refusal(self, status: int) -> AioTraderError | None:
