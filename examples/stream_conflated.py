@@ -50,8 +50,9 @@ async def main() -> None:
                     await anyio.sleep(args.delay)  # the slow work
         stats = feed.statistics()
     # Every tick received was either consumed, replaced by a newer one, still waits,
-    # or was stale: sent in quote mode (where Kite starts a subscription) before --mode
-    # took effect.
+    # or was stale: sent in a richer mode than asked before a switch down took effect
+    # (the quote ticks Kite sends before a full subscription takes effect are delivered,
+    # counted in statistics().poorer_mode).
     print(
         f"received={stats.ticks} consumed={consumed} conflated={stats.dropped} "
         f"stale={stats.stale_mode} waiting={stats.buffered} "

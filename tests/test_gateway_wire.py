@@ -1,63 +1,41 @@
-"""The gateway's frame filter (pure): packets cut down to each consumer's mode."""
+"""What the gateway writes to Redis (pure): keys, and entries that name their codec.
+
+Cutting frames down to a consumer's modes is the codec's job now (``tests/test_codec.py``:
+the examples that were here moved there, with poorer packets kept rather than dropped).
+"""
 
 from __future__ import annotations
 
-import struct
-
-from aio_trader.gateway._wire import filter_frame
-from aio_trader.kite import FullTick, IndexQuoteTick, LtpTick, QuoteTick, decode_frame
-
-INFY, TCS, NIFTY = 408065, 2953217, 256265
+from aio_trader.gateway._wire import Keys, entry_codec, entry_fields
+from aio_trader.kite import encode_frame
+from aio_trader.kite.ticks import LtpTick
 
 
-def packet(token: int, length: int) -> bytes:
-    body = struct.pack(">II", token, 150_000) + bytes(length - 8)
-    return struct.pack(">H", length) + body
+def test_an_entry_names_its_codec_and_carries_the_frame_unchanged() -> None:
+    data = encode_frame([LtpTick(408065, 1500.0)])
+    fields = entry_fields(b"17", 3, 1700000000.25, 1, b"kite", data)
+    assert fields == {
+        b"e": b"17",
+        b"s": b"3",
+        b"r": b"1700000000.25",
+        b"c": b"1",
+        b"k": b"kite",
+        b"b": data,
+    }
+    assert entry_codec(fields) == "kite"
+    text = entry_fields(b"17", 4, 1.5, 0, b"dhan", '{"type": "order"}')
+    assert text[b"t"] == b'{"type": "order"}'
+    assert b"b" not in text
+    assert entry_codec(text) == "dhan"
 
 
-def frame(*packets: bytes) -> bytes:
-    return struct.pack(">H", len(packets)) + b"".join(packets)
+def test_an_entry_without_a_codec_is_kites() -> None:
+    # streams written by gateways from before codecs were named
+    assert entry_codec({b"e": b"1", b"s": b"1", b"r": b"1.0", b"c": b"0", b"b": b"\x00"}) == "kite"
 
 
-def lengths(data: bytes) -> list[tuple[int, int]]:
-    out, at = [], 2
-    for _ in range(int.from_bytes(data[:2], "big")):
-        length = int.from_bytes(data[at : at + 2], "big")
-        out.append((int.from_bytes(data[at + 2 : at + 6], "big"), length))
-        at += 2 + length
-    assert at == len(data)
-    return out
-
-
-def test_packets_are_cut_down_to_the_asked_mode_and_others_left_out() -> None:
-    data = frame(packet(INFY, 184), packet(TCS, 184), packet(NIFTY, 32))
-    cut, kept, stale = filter_frame(data, {INFY: "quote", NIFTY: "quote"})
-    assert cut is not None
-    assert (kept, stale) == (2, 0)
-    assert lengths(cut) == [(INFY, 44), (NIFTY, 28)]
-    assert [type(t) for t in decode_frame(cut)] == [QuoteTick, IndexQuoteTick]
-    ltp, _, _ = filter_frame(data, {TCS: "ltp", NIFTY: "ltp"})
-    assert ltp is not None
-    assert [type(t) for t in decode_frame(ltp)] == [LtpTick, LtpTick]
-    assert all(t.last_price == 1500.0 for t in decode_frame(ltp))
-
-
-def test_a_frame_wanted_whole_is_passed_as_it_is() -> None:
-    data = frame(packet(INFY, 184), packet(TCS, 184))
-    assert filter_frame(data, {INFY: "full", TCS: "full"}) == (data, 2, 0)
-    assert filter_frame(data, None) == (data, -1, 0)
-    assert [type(t) for t in decode_frame(data)] == [FullTick, FullTick]
-
-
-def test_poorer_packets_are_stale_and_nothing_left_is_none() -> None:
-    data = frame(packet(INFY, 44), packet(TCS, 8))
-    assert filter_frame(data, {INFY: "full", TCS: "quote"}) == (None, 0, 2)
-    assert filter_frame(data, {}) == (None, 0, 0)
-    assert filter_frame(b"\x00", {INFY: "full"}) == (None, 0, 0)  # a heartbeat
-
-
-def test_a_malformed_frame_goes_whole_to_the_decoder() -> None:
-    broken = frame(packet(INFY, 184))[:-10]
-    assert filter_frame(broken, {INFY: "quote"}) == (broken, -1, 0)
-    trailing = frame(packet(INFY, 8)) + b"xx"
-    assert filter_frame(trailing, {INFY: "ltp"}) == (trailing, -1, 0)
+def test_keys_of_a_prefix() -> None:
+    keys = Keys("p")
+    assert (keys.frames, keys.consumers, keys.wishes, keys.pos, keys.gateway) == (
+        "p:frames", "p:consumers", "p:wishes", "p:pos", "p:gateway")  # fmt: skip
+    assert (keys.alive("a"), keys.wants("a")) == ("p:alive:a", "p:wants:a")

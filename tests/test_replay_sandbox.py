@@ -44,9 +44,8 @@ async def make_recording(path: Path, frames: int = 20) -> None:
 
 
 async def expected_ticks(path: Path, modes: dict[str, list[int]]) -> list[Tick]:
-    async with ReplayFeed(path, speed=None) as replay:
-        for mode, tokens in modes.items():
-            await replay.subscribe(tokens, mode)
+    wanted = {token: mode for mode, tokens in modes.items() for token in tokens}
+    async with ReplayFeed(path, speed=None, subscriptions=wanted) as replay:
         return [item async for item in replay if isinstance(item, Tick)]
 
 
@@ -59,7 +58,12 @@ async def test_our_feed_gets_the_recorded_ticks_from_a_replaying_sandbox(tmp_pat
     await make_recording(path)
     expected = {key(t) for t in await expected_ticks(path, MODES)}
     assert expected
+    # issue 17: a tick in a poorer mode than asked (Kite starts a subscription in quote
+    # mode) is delivered until the asked mode takes effect: INFY asked in full may come
+    # first as a quote tick
+    poorer = {key(t) for t in await expected_ticks(path, {"quote": MODES["full"]})}
     got: set[str] = set()
+    in_mode: set[int] = set()
     orders = 0
     async with (
         Sandbox(SandboxConfig(replay=str(path))) as sb,
@@ -70,8 +74,12 @@ async def test_our_feed_gets_the_recorded_ticks_from_a_replaying_sandbox(tmp_pat
         with anyio.fail_after(HANG_GUARD):
             async for item in feed:
                 if isinstance(item, Tick):
+                    token = item.instrument_token
+                    if key(item) in poorer and token not in in_mode:
+                        continue  # before the asked mode took effect for it
                     assert key(item) in expected  # a recorded tick, in the mode asked
                     got.add(key(item))
+                    in_mode.add(token)
                 elif isinstance(item, OrderUpdate):
                     orders += 1
                 if got == expected and orders:

@@ -9,10 +9,13 @@
 
 A consumer asks for instruments through Redis (its wishes, with a heartbeat); the gateway
 subscribes the union of all live consumers' wishes, in the richest mode asked. Each consumer
-sees only its own instruments, each in its own mode (a richer packet is cut down: Kite's
-packet layouts are prefixes of one another), and every text frame (order updates, errors,
-messages), as :class:`~aio_trader.kite.KiteFeed` would. Ticks of a poorer mode than asked
-(while the gateway's mode switch is under way) are dropped and counted (``stale_mode``).
+sees only its own instruments, each in its own mode (a richer packet is cut down by the
+codec each stream entry names: :meth:`aio_trader._codec.Codec.cut`), and every text frame
+(order updates, errors, messages), decoded by the entry's codec, as the broker's own feed
+(:class:`~aio_trader.kite.KiteFeed`) would yield them. A tick that comes in a poorer mode
+than asked (while the gateway's mode switch is under way) is delivered as the poorer record
+and counted (``stale_mode``): for an illiquid instrument it may be the only price for
+minutes.
 
 **Delivery guarantee** (``overflow="lossless"``, the default): at least once, in order, per
 named consumer. Each name is a Redis consumer group; a frame's entry is acknowledged once
@@ -39,9 +42,7 @@ Text records and gaps are never dropped.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import datetime
 import logging
 import math
 import time
@@ -54,9 +55,11 @@ import anyio.abc
 import anyio.lowlevel
 import attrs
 
-from aio_trader._time import IST
+from aio_trader._codec import DEFAULT_CODEC, Codec, Malformed, get_codec
 from aio_trader.abc import AbstractFeeder
 from aio_trader.backoff import Backoff
+from aio_trader.errors import ClientClosedError
+from aio_trader.feed import Batches, FeedCounters, FeedStatistics, Overflow, make_channel
 from aio_trader.gateway._redis import (
     RETRYABLE,
     DuplicateGroupError,
@@ -65,18 +68,7 @@ from aio_trader.gateway._redis import (
     check_redis,
     open_client,
 )
-from aio_trader.gateway._wire import FrameInfo, Keys, filter_frame
-from aio_trader.kite import (
-    FeedError,
-    FeedItem,
-    FeedStatistics,
-    MalformedPacket,
-    Mode,
-    OrderUpdate,
-    Overflow,
-    decode_frame,
-    decode_text,
-)
+from aio_trader.gateway._wire import MISSING, FrameInfo, Keys, entry_codec, keys_argument
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -88,7 +80,6 @@ log = logging.getLogger(__name__)
 #: The consumer's name inside its group (one reader per group: the group is the name).
 _CONSUMER: Final = "feed"
 _REDIS_BACKOFF: Final = Backoff(base=0.05, factor=2.0, cap=2.0, max_attempts=None)
-_YIELD_EVERY: Final = 64
 
 
 @attrs.frozen
@@ -106,134 +97,44 @@ class FeedGap:
     epoch: int
 
 
-#: What :class:`RedisFeed` yields: :data:`~aio_trader.kite.FeedItem`, or a :class:`FeedGap`.
-RedisFeedItem: TypeAlias = FeedItem | FeedGap
+if TYPE_CHECKING:
+    from aio_trader.kite import FeedItem
+
+    #: What :class:`RedisFeed` yields: the codec's records (Kite:
+    #: :data:`~aio_trader.kite.FeedItem`), or a :class:`FeedGap`.
+    RedisFeedItem: TypeAlias = FeedItem | FeedGap
 
 
-@attrs.frozen
-class RedisFeedStatistics(FeedStatistics):
-    """A snapshot of a consumer's counters (``feed.statistics()``).
+def __getattr__(name: str) -> Any:
+    # ``RedisFeedItem`` names Kite's records: built on first use, so that importing this
+    # module imports no broker
+    if name == "RedisFeedItem":
+        from aio_trader.kite import FeedItem
 
-    The fields of :class:`~aio_trader.kite.FeedStatistics`, counted on the frames read from
-    Redis (``frames`` binary frames read, ``ticks`` ticks decoded for this consumer,
-    ``heartbeats`` always 0: the gateway does not publish them, ``reconnects`` Redis errors
-    retried, ``connections`` 1 while the last Redis call succeeded), and: ``duplicates``
-    frames skipped as published twice, ``gaps`` :class:`FeedGap` records, ``missed_frames``
-    frames they reported missed, ``acked`` entries acknowledged, ``lag`` entries in the stream
-    after the last one read (at the last heartbeat; -1 unknown).
-    """
-
-    duplicates: int
-    gaps: int
-    missed_frames: int
-    acked: int
-    lag: int
+        alias = FeedItem | FeedGap
+        globals()[name] = alias
+        return alias
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@attrs.define
-class _Counters:
-    frames: int = 0
-    ticks: int = 0
-    bytes: int = 0
-    text_frames: int = 0
-    order_updates: int = 0
-    malformed: int = 0
-    stale_mode: int = 0
-    reconnects: int = 0
-    connections: int = 0
-    duplicates: int = 0
-    gaps: int = 0
-    missed_frames: int = 0
-    acked: int = 0
-    lag: int = -1
-    last_message: float | None = None
+RedisFeedStatistics: TypeAlias = FeedStatistics
+"""The statistics record of a :class:`RedisFeed`: the one record of every feeder,
+:class:`~aio_trader.feed.FeedStatistics`, counted on the frames read from Redis
+(``frames`` binary frames read, ``ticks`` ticks decoded for this consumer, ``heartbeats``
+always 0: the gateway does not publish them, ``reconnects`` Redis errors retried,
+``connections`` 1 while the last Redis call succeeded, ``stale_mode`` ticks delivered in
+a poorer mode than asked), with ``duplicates`` frames skipped as published twice,
+``gaps`` :class:`FeedGap` records, ``missed_frames`` frames they reported missed,
+``acked`` entries acknowledged, ``lag`` entries in the stream after the last one read
+(at the last heartbeat; -1 unknown)."""
 
-
-#: One buffered item: the record, the frame it came from, the entry to acknowledge once it
-#: was consumed (the last item of a frame, lossless only).
+#: One item in the channel: the record and the frame it came from.
+#: One item in the channel: the record, the frame it came from, and the entry to
+#: acknowledge once it was consumed (on the last item of an entry, lossless only).
 _Slot: TypeAlias = tuple[Any, FrameInfo, Any]
 
 
-class _Buffer:
-    """Ticks under an overflow policy, plus records that are never dropped (they go first)."""
-
-    def __init__(self, policy: Overflow, size: int) -> None:
-        self.policy, self.size, self.dropped = policy, size, 0
-        self.records: collections.deque[_Slot] = collections.deque()
-        self.ticks: collections.deque[_Slot] = collections.deque(
-            maxlen=size if policy is Overflow.DROP_OLDEST else None
-        )
-        self.latest: collections.OrderedDict[int, _Slot] = collections.OrderedDict()
-        self._readable = anyio.Event()
-        self._writable = anyio.Event()
-        self._served = 0
-        self.closed = False
-        self.error: BaseException | None = None
-
-    def __len__(self) -> int:
-        return len(self.records) + len(self.ticks) + len(self.latest)
-
-    async def put_ticks(self, slots: list[_Slot]) -> None:
-        """Add one frame's ticks; ``lossless`` waits for room (a frame goes in whole once
-        the buffer is empty). Cancellation: nothing was added."""
-        if self.policy is Overflow.CONFLATE:
-            before = len(self.latest)
-            for slot in slots:
-                token = slot[0].instrument_token
-                self.latest.pop(token, None)
-                self.latest[token] = slot
-            self.dropped += before + len(slots) - len(self.latest)
-        elif self.policy is Overflow.DROP_OLDEST:
-            self.dropped += max(len(self.ticks) + len(slots) - self.size, 0)
-            self.ticks.extend(slots)
-        else:
-            while self.ticks and len(self.ticks) + len(slots) > self.size and not self.closed:
-                if self._writable.is_set():
-                    self._writable = anyio.Event()
-                await self._writable.wait()
-            self.ticks.extend(slots)
-        self._readable.set()
-
-    def put_record(self, slot: _Slot) -> None:
-        self.records.append(slot)
-        self._readable.set()
-
-    async def get(self) -> _Slot:
-        self._served += 1
-        if self._served >= _YIELD_EVERY:
-            self._served = 0
-            await anyio.lowlevel.checkpoint()
-        while True:
-            if self.records:
-                return self.records.popleft()
-            if self.ticks:
-                slot = self.ticks.popleft()
-                if not self.ticks or len(self.ticks) <= self.size // 2:
-                    self._writable.set()
-                return slot
-            if self.latest:
-                return self.latest.popitem(last=False)[1]
-            if self.closed:
-                if self.error is not None:
-                    raise self.error
-                raise StopAsyncIteration
-            self._writable.set()
-            if self._readable.is_set():
-                self._readable = anyio.Event()
-            await self._readable.wait()
-
-    def close(self, error: BaseException | None = None) -> None:
-        """End the stream: what waits is dropped (unacknowledged: a restart yields it)."""
-        if not self.closed:
-            self.closed, self.error = True, error
-            self.records.clear()
-            self.ticks.clear()
-            self.latest.clear()
-        self._readable.set()
-        self._writable.set()
-
-
-class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
+class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
     """A named consumer of a :class:`~aio_trader.gateway.Gateway`'s stream (see the module doc)."""
 
     def __init__(
@@ -242,7 +143,7 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         name: str = "default",
         *,
         prefix: str = "aio_trader",
-        default_mode: Mode | str = Mode.QUOTE,
+        default_mode: str | None = None,
         overflow: Overflow | str = Overflow.LOSSLESS,
         buffer_size: int = 10_000,
         heartbeat: float = 1.0,
@@ -250,6 +151,7 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         start: Literal["new", "oldest"] = "new",
         batch: int = 256,
         block: float = 1.0,
+        codec: Codec | str = DEFAULT_CODEC,
     ) -> None:
         """Set up the consumer; nothing connects before ``async with``.
 
@@ -261,7 +163,9 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         counting its wishes ``timeout`` seconds after the last one. A name never seen
         before starts with the frames published from now on (``start="new"``) or with the
         oldest one Redis keeps (``"oldest"``). ``batch`` entries are read per round trip,
-        waiting at most ``block`` seconds for new ones.
+        waiting at most ``block`` seconds for new ones. ``codec`` (a name or a codec: the
+        gateway's) checks the keys and modes subscribed; ``default_mode`` None is its
+        default (Kite: ``quote``). Each entry is decoded with the codec it names.
 
         Raises ``ValueError`` for bad settings.
         """
@@ -280,7 +184,10 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         self._redis_arg = redis
         self.name = name
         self.keys = Keys(prefix)
-        self.default_mode = Mode(default_mode)
+        self.codec = get_codec(codec)
+        self.default_mode = self.codec.mode(
+            self.codec.default_mode if default_mode is None else default_mode
+        )
         self.overflow = Overflow(overflow)
         self.buffer_size = buffer_size
         self.heartbeat = heartbeat
@@ -293,11 +200,22 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         #: The tasks' own cancel scopes (cancelling the task group's would cancel the body of
         #: the ``async with`` too).
         self._scopes: list[anyio.CancelScope] = []
-        self._modes: dict[int, str] = {}
-        self._counters = _Counters()
-        self._buffer = _Buffer(self.overflow, buffer_size)
+        self._modes: dict[Any, str] = {}
+        #: codec name (bytes, as in the entries) -> codec
+        self._codecs: dict[bytes, Codec | None] = {self.codec.name.encode(): self.codec}
+        self._counters = FeedCounters(lag=-1)
+        key_of = self.codec.key_of
+        self._channel = make_channel(
+            self.overflow,
+            buffer_size,
+            is_record=lambda slot: key_of(slot[0]) is None,  # type: ignore[index]
+            key=lambda slot: key_of(slot[0]),
+        )
         self._acks: list[Any] = []
-        self._ack_next: Any = None
+        #: Entries whose last item was handed out: acknowledged when the next is asked for.
+        #: (They ride on their last item rather than the channel's ``put_ack`` markers, which
+        #: would take room in the bounded stream and count in ``buffered``.)
+        self._due: list[Any] = []
         self._inflight: set[Any] = set()
         self._last: FrameInfo | None = None
         #: (epoch, seq) of the newest frame read by this process, and as last persisted.
@@ -326,6 +244,8 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
             self._redis = await open_client(self._redis_arg, stack)
             await self._join()
             await self._announce()
+            self._channel.open()
+            stack.callback(self._channel.dispose)  # after the tasks ended
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
             tg.start_soon(self._scoped, self._read_loop, name=f"redis-feed-{self.name}-read")
@@ -359,12 +279,11 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         if self._closed:
             return
         self._closed = True
-        self._buffer.close()
+        self._channel.close()
+        self._acks.extend(self._due)  # the last items handed out were consumed
+        self._due = []
         for scope in self._scopes:
             scope.cancel()
-        if self._ack_next is not None:
-            self._acks.append(self._ack_next)
-            self._ack_next = None
         if self._redis is None:
             return
         with anyio.CancelScope(shield=True):
@@ -415,55 +334,62 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
     # -- subscriptions -----------------------------------------------------------------
 
     @property
-    def subscriptions(self) -> dict[int, Mode]:
+    def subscriptions(self) -> dict[Any, Any]:
         """A copy of this consumer's instruments with their modes."""
-        return {token: Mode(mode) for token, mode in self._modes.items()}
+        mode = self.codec.mode
+        return {key: mode(value) for key, value in self._modes.items()}
 
-    async def subscribe(self, tokens: Iterable[int], mode: Mode | str | None = None) -> None:
-        """Ask for ``tokens`` in ``mode`` (default: ``default_mode``); already subscribed
-        tokens switch to ``mode``.
+    async def subscribe(
+        self, keys: Iterable[Any] = MISSING, mode: str | None = None, *, tokens: Any = MISSING
+    ) -> None:
+        """Ask for ``keys`` (instrument tokens; ``tokens=``: the former name) in ``mode``
+        (default: ``default_mode``); already subscribed ones switch to ``mode``.
 
         Frames read from the call on are filtered with the new wishes; ticks arrive once
         the gateway has subscribed them (at its next refresh, within its ``poll`` seconds).
-        Raises ``ValueError`` for a bad token or mode, ``RuntimeError`` before ``async with``,
+        Raises ``ValueError`` for a bad token or mode, ``ClientClosedError`` (a
+        ``RuntimeError``) before ``async with`` and after it,
         Redis's error if it cannot be reached. Cancellation: the wishes are kept locally and
         may or may not have reached Redis (the next subscribe call writes them all again).
         """
-        mode_ = self.default_mode if mode is None else Mode(mode)
-        wanted = _check_tokens(tokens)
+        mode_ = str(self.default_mode if mode is None else self.codec.mode(mode))
+        wanted = self.codec.check_keys(keys_argument(keys, tokens, "subscribe"))
         self._check_open()
         for token in wanted:
-            self._modes[token] = mode_.value
+            self._modes[token] = mode_
         await self._write_wishes()
 
-    async def unsubscribe(self, tokens: Iterable[int]) -> None:
-        """Stop receiving ``tokens`` (tokens not subscribed are ignored). Cancellation: as
-        for :meth:`subscribe`."""
-        wanted = _check_tokens(tokens)
+    async def unsubscribe(self, keys: Iterable[Any] = MISSING, *, tokens: Any = MISSING) -> None:
+        """Stop receiving ``keys`` (``tokens=``: the former name; keys not subscribed are
+        ignored). Cancellation: as for :meth:`subscribe`."""
+        wanted = self.codec.check_keys(keys_argument(keys, tokens, "unsubscribe"))
         self._check_open()
         for token in wanted:
             self._modes.pop(token, None)
         await self._write_wishes()
 
-    async def set_mode(self, mode: Mode | str, tokens: Iterable[int]) -> None:
-        """Switch subscribed ``tokens`` to ``mode``; ``ValueError`` for a token not subscribed
-        (nothing changes then). Cancellation: as for :meth:`subscribe`."""
-        mode_ = Mode(mode)
-        wanted = _check_tokens(tokens)
+    async def set_mode(
+        self, mode: str, keys: Iterable[Any] = MISSING, *, tokens: Any = MISSING
+    ) -> None:
+        """Switch subscribed ``keys`` (``tokens=``: the former name) to ``mode``;
+        ``ValueError`` for a key not subscribed (nothing changes then). Cancellation: as
+        for :meth:`subscribe`."""
+        mode_ = str(self.codec.mode(mode))
+        wanted = self.codec.check_keys(keys_argument(keys, tokens, "set_mode"))
+        self._check_open()
         missing = [t for t in wanted if t not in self._modes]
         if missing:
             raise ValueError(
                 f"set_mode: {len(missing)} token(s) not subscribed (first: {missing[0]}); "
                 "subscribe them first"
             )
-        self._check_open()
         for token in wanted:
-            self._modes[token] = mode_.value
+            self._modes[token] = mode_
         await self._write_wishes()
 
     def _check_open(self) -> None:
         if self._stack is None or self._closed:
-            raise RuntimeError("enter the feed first: async with RedisFeed(...) as feed")
+            raise ClientClosedError("enter the feed first: async with RedisFeed(...) as feed")
 
     async def _write_wishes(self) -> None:
         keys = self.keys
@@ -471,32 +397,46 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete([keys.wants(self.name)])
             if modes:
-                pipe.hset(keys.wants(self.name), {str(t): m for t, m in modes.items()})
+                text = self.codec.key_text
+                pipe.hset(keys.wants(self.name), {text(k): m for k, m in modes.items()})
             pipe.set(keys.alive(self.name), b"1", px=int(self.timeout * 1000))
             pipe.incr(keys.wishes)
 
     # -- iteration -----------------------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[RedisFeedItem]:
-        """The stream; ``RuntimeError`` before ``async with``."""
-        if self._stack is None and not self._closed:
-            raise RuntimeError("enter the feed before reading it: async with RedisFeed(...)")
+        """The stream; ``ClientClosedError`` before ``async with`` and after it (once
+        closed inside it, the iteration ends)."""
+        if self._stack is None:
+            raise ClientClosedError("enter the feed before reading it: async with RedisFeed(...)")
         return self
 
     async def __anext__(self) -> RedisFeedItem:
-        """The next item; waits for one.
+        """The next item, in arrival order; waits for one. Every call is a checkpoint.
 
         Asking for it acknowledges the frame of the previous item if that was its last.
         Ends (``StopAsyncIteration``) once the feed is closed. Cancellation: raises the
         backend's cancellation, nothing is lost (the item stays buffered).
         """
-        if self._ack_next is not None:
-            self._acks.append(self._ack_next)
-            self._ack_next = None
-        item, info, ack = await self._buffer.get()
-        self._last = info
-        self._ack_next = ack
+        if self._due:
+            self._acks.extend(self._due)
+            self._due = []
+        item, self._last, ack = await self._channel.get()
+        if ack is not None:
+            self._due.append(ack)
         return item  # type: ignore[no-any-return]
+
+    def batches(self, max_items: int = 1000) -> AsyncIterator[list[RedisFeedItem]]:
+        """The items in lists: waits for one, then takes those already waiting (up to
+        ``max_items``), one checkpoint per list. ``last_frame`` is the last item's frame.
+
+        ``ValueError`` for ``max_items`` below 1, ``ClientClosedError`` before ``async with``.
+        Cancellation: as for ``async for``.
+        """
+        if max_items < 1:
+            raise ValueError(f"max_items must be >= 1, got {max_items!r}")
+        self.__aiter__()
+        return _Unwrapped(self, Batches(self._channel, max_items))
 
     @property
     def last_frame(self) -> FrameInfo | None:
@@ -504,31 +444,9 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
         receive time and connection), ``None`` before the first."""
         return self._last
 
-    def statistics(self) -> RedisFeedStatistics:
-        """A frozen snapshot of the counters (see :class:`RedisFeedStatistics`)."""
-        c = self._counters
-        last = c.last_message
-        return RedisFeedStatistics(
-            frames=c.frames,
-            ticks=c.ticks,
-            bytes=c.bytes,
-            heartbeats=0,
-            text_frames=c.text_frames,
-            order_updates=c.order_updates,
-            malformed=c.malformed,
-            dropped=self._buffer.dropped,
-            stale_mode=c.stale_mode,
-            reconnects=c.reconnects,
-            connections=c.connections,
-            subscribed=len(self._modes),
-            buffered=len(self._buffer),
-            last_message_time=None if last is None else datetime.datetime.fromtimestamp(last, IST),
-            duplicates=c.duplicates,
-            gaps=c.gaps,
-            missed_frames=c.missed_frames,
-            acked=c.acked,
-            lag=c.lag,
-        )
+    def statistics(self) -> FeedStatistics:
+        """A frozen snapshot of the counters (see :data:`RedisFeedStatistics`)."""
+        return self._counters.snapshot(self._channel, len(self._modes))
 
     # -- reading -------------------------------------------------------------------------
 
@@ -537,9 +455,13 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
             await self._read_forever()
         except Exception as exc:  # noqa: BLE001 - handed to the reader of the feed
             log.error("consumer %s stopped: %s", self.name, type(exc).__name__)
-            self._buffer.close(exc)
+            self._channel.close(exc)
 
     async def _read_forever(self) -> None:
+        with self._channel.sender() as send:
+            await self._read_entries(send)
+
+    async def _read_entries(self, send: Any) -> None:
         lossless = self.overflow is Overflow.LOSSLESS
         attempts = _REDIS_BACKOFF.attempts()
         key = self.keys.frames
@@ -592,10 +514,10 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
                     pending = False
                     continue
                 cursor = entries[-1].identifier
-            await self._take(entries, pending=pending, lossless=lossless)
+            await self._take(send, entries, pending=pending, lossless=lossless)
 
-    async def _take(self, entries: Any, *, pending: bool, lossless: bool) -> None:
-        c, buffer, modes = self._counters, self._buffer, self._modes
+    async def _take(self, send: Any, entries: Any, *, pending: bool, lossless: bool) -> None:
+        c, channel, modes = self._counters, self._channel, self._modes
         for entry in entries:
             entry_id = entry.identifier
             if lossless and entry_id in self._inflight:
@@ -620,45 +542,51 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
                     log.warning("consumer %s: %s frames missed before seq %d", self.name,
                                 "unknown" if missed is None else missed, seq)  # fmt: skip
                     gap = FeedGap(missed, ref[1] if ref[0] == epoch else None, seq, epoch)
-                    info0 = FrameInfo(str(entry_id), epoch, seq, float(fields[b"r"]), 0)
-                    buffer.put_record((gap, info0, None))
+                    info0 = FrameInfo(entry_id.decode(), epoch, seq, float(fields[b"r"]), 0)
+                    await channel.put_record(send, (gap, info0, None))
             if read is None or read[0] != epoch or seq > read[1]:
                 self._read = (epoch, seq)
             c.last_message = time.time()
             info = FrameInfo(entry_id.decode(), epoch, seq, float(fields[b"r"]), int(fields[b"c"]))
+            codec = self._codec_of(fields)
+            if codec is None:
+                c.malformed += 1
+                self._done(entry_id, lossless)
+                continue
             data = fields.get(b"b")
             if data is not None:
                 c.frames += 1
                 c.bytes += len(data)
-                sub, _, stale = filter_frame(data, modes)
-                c.stale_mode += stale
-                ticks = decode_frame(sub, self._malformed) if sub is not None else []
+                cut = codec.cut(data, modes)
+                c.stale_mode += cut.poorer
+                if cut.malformed:
+                    c.malformed += cut.malformed
+                    log.warning("skipped %d malformed part(s) of a frame", cut.malformed)
+                sub = cut.frame
+                ticks = codec.decode_binary(sub, self._malformed) if sub is not None else []
                 if not ticks:
                     self._done(entry_id, lossless)
                     continue
                 c.ticks += len(ticks)
-                ack = entry_id if lossless else None
                 if lossless:
                     self._inflight.add(entry_id)
                 slots: list[_Slot] = [(tick, info, None) for tick in ticks]
-                slots[-1] = (ticks[-1], info, ack)
-                await buffer.put_ticks(slots)
+                if lossless:
+                    slots[-1] = (ticks[-1], info, entry_id)
+                await channel.put_items(send, slots)
                 continue
             text = fields.get(b"t", b"")
             c.text_frames += 1
             c.bytes += len(text)
-            record = decode_text(text)
-            if isinstance(record, MalformedPacket):
-                self._malformed(record)
+            record = codec.decode_text(text, self._malformed)
+            if record is None:
                 self._done(entry_id, lossless)
                 continue
-            if isinstance(record, OrderUpdate):
+            if codec.is_order_update(record):
                 c.order_updates += 1
-            elif isinstance(record, FeedError):
-                log.warning("the ticker sent an error: %s", record.message)
             if lossless:
                 self._inflight.add(entry_id)
-            buffer.put_record((record, info, entry_id if lossless else None))
+            await channel.put_record(send, (record, info, entry_id if lossless else None))
 
     def _done(self, entry_id: Any, lossless: bool) -> None:
         """Nothing of this entry is for the consumer: acknowledge it with the next batch."""
@@ -666,9 +594,25 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
             self._inflight.add(entry_id)  # a re-read after a reconnect skips it
             self._acks.append(entry_id)
 
-    def _malformed(self, bad: MalformedPacket) -> None:
+    def _codec_of(self, fields: dict[bytes, bytes]) -> Codec | None:
+        """The codec an entry names (found in the registry the first time); None for a
+        name nobody registered in this process (logged once, its entries skipped)."""
+        name = fields.get(b"k", b"")
+        try:
+            return self._codecs[name]
+        except KeyError:
+            pass
+        try:
+            codec: Codec | None = get_codec(entry_codec(fields))
+        except ValueError as exc:
+            log.error("consumer %s: %s; its frames are skipped", self.name, exc)
+            codec = None
+        self._codecs[name] = codec
+        return codec
+
+    def _malformed(self, bad: Malformed) -> None:
         self._counters.malformed += 1
-        log.warning("skipped a malformed frame: %s (offset %d)", bad.reason, bad.offset)
+        log.warning("skipped a malformed part of a frame: %s", bad.reason)
 
     async def _flush(self) -> None:
         """Send the acknowledgements and the position (one round trip; nothing if none)."""
@@ -704,11 +648,23 @@ class RedisFeed(AbstractFeeder[int, RedisFeedItem]):
                 log.info("consumer %s: heartbeat failed (%s)", self.name, type(exc).__name__)
 
 
-def _check_tokens(tokens: Iterable[int]) -> list[int]:
-    if isinstance(tokens, int | str | bytes):
-        raise ValueError(f"tokens must be an iterable of ints, got {type(tokens).__name__}")
-    out = list(dict.fromkeys(tokens))
-    for token in out:
-        if not isinstance(token, int) or isinstance(token, bool) or not 0 < token <= 0xFFFFFFFF:
-            raise ValueError(f"instrument tokens are positive 32-bit ints, got {token!r}")
-    return out
+class _Unwrapped:
+    """:meth:`RedisFeed.batches`' iterator: the channel's lists without the frame infos."""
+
+    __slots__ = ("_batches", "_feed")
+
+    def __init__(self, feed: RedisFeed, batches: Batches[_Slot]) -> None:
+        self._feed, self._batches = feed, batches
+
+    def __aiter__(self) -> _Unwrapped:
+        return self
+
+    async def __anext__(self) -> list[Any]:
+        feed = self._feed
+        if feed._due:
+            feed._acks.extend(feed._due)
+            feed._due = []
+        batch = await self._batches.__anext__()
+        feed._last = batch[-1][1]
+        feed._due = [ack for _, _, ack in batch if ack is not None]
+        return [item for item, _, _ in batch]

@@ -1,17 +1,19 @@
-"""``Gateway``: one process owns the Kite feed and publishes every frame to a Redis stream.
+"""``Gateway``: one process owns a broker's feed and publishes every frame to a Redis stream.
 
 ::
 
     async with Gateway(api_key="...", access_token="...", redis="redis://localhost:6379"):
         await anyio.sleep_forever()
 
-The gateway runs a :class:`~aio_trader.kite.RawKiteFeed` (up to 3 connections x 3000
-instruments) and appends every binary frame (bytes unchanged, with its receive time and
-connection index) and every text frame (order updates, errors, messages) to one Redis stream,
-``{prefix}:frames``, trimmed to about ``retention`` entries (``MAXLEN ~``). It subscribes on
-Kite what the live consumers (:class:`~aio_trader.gateway.RedisFeed`) ask for: the union of
-their instruments, each in the richest mode asked, and unsubscribes what nobody wants any
-more. A consumer whose heartbeat stops counts no more after its ``timeout``.
+By default the gateway runs Kite's :class:`~aio_trader.kite.RawKiteFeed` (up to 3
+connections x 3000 instruments); any broker's raw feed runs the same way (``feed=``, with
+its ``codec=``). It appends every binary frame (bytes unchanged, with its receive time,
+connection index and codec name) and every text frame (order updates, errors, messages) to
+one Redis stream, ``{prefix}:frames``, trimmed to about ``retention`` entries
+(``MAXLEN ~``). It subscribes on the broker what the live consumers
+(:class:`~aio_trader.gateway.RedisFeed`) ask for: the union of their instruments, each in
+the richest mode asked, and unsubscribes what nobody wants any more. A consumer whose
+heartbeat stops counts no more after its ``timeout``.
 
 **Losing nothing.** The feed runs ``lossless``: while Redis cannot take frames (it restarts,
 the network drops) the gateway retries the same batch (same sequence numbers) with backoff,
@@ -35,11 +37,11 @@ import anyio.abc
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from aio_trader._codec import DEFAULT_CODEC, Codec, get_codec, richest
 from aio_trader.backoff import Backoff
 from aio_trader.errors import AioTraderError
 from aio_trader.gateway._redis import RETRYABLE, PureToken, check_redis, open_client
-from aio_trader.gateway._wire import MODE_RANK, Keys, highest
-from aio_trader.kite import Mode, RawFrame, RawKiteFeed
+from aio_trader.gateway._wire import Keys, entry_fields
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -62,7 +64,7 @@ class GatewayStatistics:
     appended (retries included), ``batches`` round trips, ``redis_errors`` failed round trips
     (retried), ``epoch``/``seq`` the numbering of the last entry, ``queued`` frames received
     but not yet in Redis, ``consumers`` live consumers at the last refresh, ``instruments``
-    subscribed on Kite, ``connections`` Kite connections open, ``last_publish_time`` (Unix
+    subscribed on the broker, ``connections`` feed connections open, ``last_publish_time`` (Unix
     seconds) of the last successful append, ``consumer_lag`` frames the slowest live
     consumer has still to read (at the last refresh; its position is saved with its
     acknowledgements, so this lags by up to a heartbeat).
@@ -94,7 +96,8 @@ class _Counters:
 
 
 class Gateway(anyio.abc.AsyncResource):
-    """Kite's feed published to Redis Streams for any number of :class:`RedisFeed` consumers.
+    """A broker's feed published to Redis Streams for any number of :class:`RedisFeed`
+    consumers.
 
     See the module documentation for what is published and how nothing is lost.
     """
@@ -113,12 +116,21 @@ class Gateway(anyio.abc.AsyncResource):
         refresh: float = 1.0,
         poll: float = 0.05,
         feed_options: Mapping[str, Any] | None = None,
+        feed: Any = None,
+        codec: Codec | str | None = None,
     ) -> None:
         """Set up the gateway; nothing connects before ``async with``.
 
-        Credentials and ``root`` are :class:`~aio_trader.kite.RawKiteFeed`'s (``root``: e.g.
-        the sandbox's ``ticker_url``); ``feed_options`` more of its keyword arguments
-        (``backoff``, ``watchdog``...; the overflow policy is always ``lossless``).
+        Without ``feed``, the gateway runs Kite's :class:`~aio_trader.kite.RawKiteFeed`:
+        credentials and ``root`` are its own (``root``: e.g. the sandbox's ``ticker_url``);
+        ``feed_options`` more of its keyword arguments (``backoff``, ``watchdog``...; the
+        overflow policy is always ``lossless``). ``feed`` is any broker's raw feed instead,
+        not entered yet (the gateway enters and closes it): it yields frames with ``data``
+        (``bytes`` or ``str``), ``received`` and ``connection``, subscribes with
+        ``subscribe(keys, mode)`` / ``unsubscribe(keys)``, tells its ``subscriptions``, and
+        should run ``lossless``. ``codec`` (a name or a codec; default the feed's ``codec``
+        attribute, or ``"kite"`` for Kite's feed) names the frames' format in every entry
+        and reads the consumers' wishes.
         ``redis`` is a ``redis://`` URL (the gateway opens and closes its own client) or a
         coredis client the caller has entered (``Redis``, ``RedisCluster``, a Sentinel's
         primary). ``prefix`` names the keys (one gateway per prefix, see the module doc of
@@ -126,8 +138,9 @@ class Gateway(anyio.abc.AsyncResource):
         Consumers' wishes are read every ``refresh`` seconds, and at once (within ``poll``
         seconds) when a consumer changes them.
 
-        Raises ``ValueError`` for bad settings or credentials, ``TypeError`` for a ``redis``
-        that is neither a URL nor a coredis client.
+        Raises ``ValueError`` for bad settings or credentials (credentials together with
+        ``feed``, a ``feed`` without a codec, an unknown codec), ``TypeError`` for a
+        ``redis`` that is neither a URL nor a coredis client.
         """
         check_redis(redis)
         if retention < 1:
@@ -136,16 +149,30 @@ class Gateway(anyio.abc.AsyncResource):
             raise ValueError("refresh and poll must be finite numbers of seconds > 0")
         if not prefix or any(c.isspace() for c in prefix):
             raise ValueError(f"prefix must be a non-empty word, got {prefix!r}")
-        options = dict(feed_options or {})
-        options["overflow"] = "lossless"
-        self._feed = RawKiteFeed(
-            api_key,
-            access_token,
-            user_id=user_id,
-            enctoken=enctoken,
-            root=root,
-            **options,
-        )
+        if feed is None:
+            from aio_trader.kite import RawKiteFeed  # the default broker, loaded only here
+
+            options = dict(feed_options or {})
+            options["overflow"] = "lossless"
+            feed = RawKiteFeed(
+                api_key,
+                access_token,
+                user_id=user_id,
+                enctoken=enctoken,
+                root=root,
+                **options,
+            )
+            codec = DEFAULT_CODEC if codec is None else codec
+        else:
+            given = (api_key, access_token, user_id, enctoken, root, feed_options)
+            if any(value is not None for value in given):
+                raise ValueError("give feed= or the Kite feed's credentials and options, not both")
+            codec = getattr(feed, "codec", None) if codec is None else codec
+            if codec is None:
+                raise ValueError("name the frames' codec: Gateway(feed=..., codec='...')")
+        self.codec = get_codec(codec)
+        self._codec_name = self.codec.name.encode()
+        self._feed: Any = feed
         self._redis_arg = redis
         self.keys = Keys(prefix)
         self.retention = retention
@@ -161,7 +188,7 @@ class Gateway(anyio.abc.AsyncResource):
         self._wishes_seen: bytes | None = None
         self._queued = 0
         self._closed = False
-        self._send: anyio.abc.ObjectSendStream[RawFrame] | None = None
+        self._send: anyio.abc.ObjectSendStream[Any] | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._stack is not None else "not started"
@@ -183,13 +210,15 @@ class Gateway(anyio.abc.AsyncResource):
         try:
             self._redis = await open_client(self._redis_arg, stack)
             await self._continue_numbering()
-            send, receive = anyio.create_memory_object_stream[RawFrame](10_000)
+            send, receive = anyio.create_memory_object_stream[Any](10_000)
             stack.callback(receive.close)  # last on exit, after the tasks ended (or never ran)
             stack.callback(send.close)
-            tg = await stack.enter_async_context(anyio.create_task_group())
-            stack.callback(tg.cancel_scope.cancel)  # runs first on exit: stop the tasks
             self._send = send
             await stack.enter_async_context(self._feed)
+            # the tasks' group inside the feed's: on exit the tasks are stopped and have
+            # ended before the feed closes (a closed feed refuses subscribe/unsubscribe)
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(tg.cancel_scope.cancel)  # runs first on exit
             await self._refresh_once(force=True)
             tg.start_soon(self._read_feed, send, name="gateway-feed")
             tg.start_soon(self._publish, receive, name="gateway-publish")
@@ -216,14 +245,14 @@ class Gateway(anyio.abc.AsyncResource):
     # -- what it exposes -----------------------------------------------------------------
 
     @property
-    def feed(self) -> RawKiteFeed:
-        """The Kite feed the gateway owns (subscriptions follow the consumers: read only)."""
+    def feed(self) -> Any:
+        """The feed the gateway owns (subscriptions follow the consumers: read only)."""
         return self._feed
 
     @property
-    def subscriptions(self) -> dict[int, Mode]:
-        """What the gateway has subscribed on Kite: token -> mode."""
-        return self._feed.subscriptions
+    def subscriptions(self) -> dict[Any, Any]:
+        """What the gateway has subscribed on the broker: key -> mode."""
+        return dict(self._feed.subscriptions)
 
     @property
     def consumers(self) -> frozenset[str]:
@@ -249,7 +278,7 @@ class Gateway(anyio.abc.AsyncResource):
         )
 
     async def refresh_now(self) -> None:
-        """Read the consumers' wishes and (un)subscribe on Kite accordingly, now.
+        """Read the consumers' wishes and (un)subscribe on the broker accordingly, now.
 
         Raises Redis's error if it cannot be reached. Cancellation: the subscriptions sent
         so far stay; the next refresh completes the rest.
@@ -271,7 +300,7 @@ class Gateway(anyio.abc.AsyncResource):
 
     # -- tasks -------------------------------------------------------------------------
 
-    async def _read_feed(self, send: anyio.abc.ObjectSendStream[RawFrame]) -> None:
+    async def _read_feed(self, send: anyio.abc.ObjectSendStream[Any]) -> None:
         async with send:
             try:
                 async for frame in self._feed:
@@ -280,9 +309,9 @@ class Gateway(anyio.abc.AsyncResource):
             except AioTraderError as exc:
                 # the feed stopped for good (TokenException, FeedClosedError): it raises the
                 # error itself out of the gateway's ``async with``, as itself
-                log.error("the Kite feed stopped: %s", type(exc).__name__)
+                log.error("the feed stopped: %s", type(exc).__name__)
 
-    async def _publish(self, receive: MemoryObjectReceiveStream[RawFrame]) -> None:
+    async def _publish(self, receive: MemoryObjectReceiveStream[Any]) -> None:
         async with receive:
             while True:
                 try:
@@ -298,21 +327,19 @@ class Gateway(anyio.abc.AsyncResource):
                 await self._append(self._entries(batch))
                 self._queued -= len(batch)
 
-    def _entries(self, batch: list[RawFrame]) -> list[dict[bytes, bytes]]:
-        epoch = str(self._epoch).encode()
+    def _entries(self, batch: list[Any]) -> list[dict[bytes, bytes]]:
+        epoch, codec, c = str(self._epoch).encode(), self._codec_name, self._counters
         entries = []
         for frame in batch:
             self._seq += 1
             data = frame.data
-            fields = {b"e": epoch, b"s": b"%d" % self._seq, b"r": repr(frame.received).encode()}
-            fields[b"c"] = b"%d" % frame.connection
             if isinstance(data, str):
-                fields[b"t"] = data.encode()
-                self._counters.text_frames += 1
+                c.text_frames += 1
             else:
-                fields[b"b"] = data
-                self._counters.frames += 1
-            entries.append(fields)
+                c.frames += 1
+            entries.append(
+                entry_fields(epoch, self._seq, frame.received, frame.connection, codec, data)
+            )
         return entries
 
     async def _append(self, entries: list[dict[bytes, bytes]]) -> None:
@@ -366,7 +393,8 @@ class Gateway(anyio.abc.AsyncResource):
             return False
         self._wishes_seen = version
         names = sorted(n.decode() for n in await redis.smembers(keys.consumers))
-        wants: dict[int, str] = {}
+        wants: dict[Any, str] = {}
+        codec = self.codec
         alive: list[str] = []
         if names:
             async with redis.pipeline(transaction=False) as pipe:
@@ -386,10 +414,14 @@ class Gateway(anyio.abc.AsyncResource):
                 if not results[2 * i]:
                     continue
                 alive.append(name)
-                for token, mode in results[2 * i + 1].items():
-                    mode_ = mode.decode()
-                    if mode_ in MODE_RANK:
-                        wants[int(token)] = highest(wants.get(int(token)), mode_)
+                for field, value in results[2 * i + 1].items():
+                    mode = value.decode()
+                    try:
+                        key = codec.parse_key(field.decode())
+                    except ValueError:
+                        continue  # not a key of this codec: nobody can have asked for it
+                    if mode in codec.modes:
+                        wants[key] = richest(codec, wants.get(key), mode)
         self._consumers = frozenset(alive)
         await self._apply(wants)
         await redis.hset(
@@ -406,13 +438,13 @@ class Gateway(anyio.abc.AsyncResource):
         )
         return True
 
-    async def _apply(self, wants: dict[int, str]) -> None:
-        current = {token: mode.value for token, mode in self._feed.subscriptions.items()}
+    async def _apply(self, wants: dict[Any, str]) -> None:
+        current = {key: str(mode) for key, mode in self._feed.subscriptions.items()}
         gone = [token for token in current if token not in wants]
         if gone:
             log.info("unsubscribing %d instruments nobody wants", len(gone))
             await self._feed.unsubscribe(gone)
-        by_mode: dict[str, list[int]] = {}
+        by_mode: dict[str, list[Any]] = {}
         for token, mode in wants.items():
             if current.get(token) != mode:
                 by_mode.setdefault(mode, []).append(token)

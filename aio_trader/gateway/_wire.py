@@ -15,42 +15,36 @@ Keys, for a gateway ``prefix`` (default ``aio_trader``):
 A stream entry has the fields ``e`` (the gateway epoch: its first start on this stream),
 ``s`` (the frame's sequence number in the epoch, 1, 2, 3 ...: a gateway restart continues
 it), ``r`` (receive time, seconds since the epoch, as the gateway's clock saw it), ``c`` (the
-connection index) and either ``b`` (a binary frame, bytes unchanged) or ``t`` (a text frame,
-UTF-8). Consumers count gaps and skip duplicates with ``e`` and ``s``.
+connection index), ``k`` (the name of the frame's codec, :func:`aio_trader._codec.get_codec`;
+an entry without it is ``kite``'s, as gateways wrote them before codecs were named) and
+either ``b`` (a binary frame, bytes unchanged) or ``t`` (a text frame, UTF-8). Consumers
+count gaps and skip duplicates with ``e`` and ``s``, and decode with the entry's codec.
+This module knows no broker's packet layout: cutting a frame is the codec's job.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
-from aio_trader.kite.constants import Mode
+from aio_trader._codec import DEFAULT_CODEC
 
 __all__ = [
-    "MODE_RANK",
+    "MISSING",
     "FrameInfo",
     "Keys",
-    "filter_frame",
-    "highest",
+    "entry_codec",
+    "entry_fields",
+    "keys_argument",
 ]
 
-#: Modes from the least to the most data.
-MODE_RANK: Final[dict[str, int]] = {Mode.LTP.value: 0, Mode.QUOTE.value: 1, Mode.FULL.value: 2}
+#: An argument not given (``subscribe(keys)`` or its former keyword ``tokens=``).
+MISSING: Any = object()
 
-_INDEX_LENGTHS: Final = frozenset((28, 32))
-_KNOWN: Final = frozenset((8, 28, 32, 44, 184))
-#: (mode, index?) -> packet length in that mode. A packet of a richer mode starts with the
-#: packet of a poorer one (Kite's layout), so a downgrade is a truncation.
-_LENGTH: Final[dict[tuple[str, bool], int]] = {
-    ("ltp", False): 8,
-    ("ltp", True): 8,
-    ("quote", False): 44,
-    ("quote", True): 28,
-    ("full", False): 184,
-    ("full", True): 32,
-}
+#: The codec field of an entry that names none.
+_DEFAULT_CODEC: Final = DEFAULT_CODEC.encode()
 
 
 @attrs.frozen
@@ -92,7 +86,7 @@ class FrameInfo:
 
     ``entry_id`` Redis's id of the entry, ``epoch`` and ``seq`` the gateway's numbering,
     ``received`` when the gateway received the frame (seconds since the Unix epoch),
-    ``connection`` the index of the Kite connection it came on.
+    ``connection`` the index of the feed connection it came on.
     """
 
     entry_id: str
@@ -102,52 +96,36 @@ class FrameInfo:
     connection: int
 
 
-def filter_frame(frame: bytes, modes: Mapping[int, str] | None) -> tuple[bytes | None, int, int]:
-    """The packets of ``frame`` whose token is in ``modes``, cut down to its mode.
-
-    Returns ``(frame or None when nothing is left, packets kept, packets dropped because
-    they came in a poorer mode than asked)``. ``modes`` None keeps every packet as it is. A
-    malformed frame is returned whole for the decoder to report.
-    """
-    if modes is None:
-        return frame, -1, 0
-    size = len(frame)
-    if size < 2:
-        return None, 0, 0
-    count = frame[0] << 8 | frame[1]
-    pos = 2
-    kept: list[bytes] = []
-    stale = 0
-    cut = False
-    get = modes.get
-    for _ in range(count):
-        if pos + 6 > size:
-            return frame, -1, 0
-        length = frame[pos] << 8 | frame[pos + 1]
-        start = pos + 2
-        end = start + length
-        if end > size:
-            return frame, -1, 0
-        mode = get(int.from_bytes(frame[start : start + 4], "big"))
-        if mode is not None:
-            want = _LENGTH[mode, length in _INDEX_LENGTHS] if length in _KNOWN else length
-            if length < want:
-                stale += 1
-            elif length == want:
-                kept.append(frame[pos:end])
-            else:
-                kept.append(want.to_bytes(2, "big") + frame[start : start + want])
-                cut = True
-        pos = end
-    if pos != size:
-        return frame, -1, 0
-    if not kept:
-        return None, 0, stale
-    if len(kept) == count and not cut:
-        return frame, count, stale
-    return len(kept).to_bytes(2, "big") + b"".join(kept), len(kept), stale
+def entry_fields(
+    epoch: bytes, seq: int, received: float, connection: int, codec: bytes, data: bytes | str
+) -> dict[bytes, bytes]:
+    """The fields of the stream entry of one frame (see the module doc)."""
+    fields = {
+        b"e": epoch,
+        b"s": b"%d" % seq,
+        b"r": repr(received).encode(),
+        b"c": b"%d" % connection,
+        b"k": codec,
+    }
+    if isinstance(data, str):
+        fields[b"t"] = data.encode()
+    else:
+        fields[b"b"] = data
+    return fields
 
 
-def highest(a: str | None, b: str) -> str:
-    """The richer of two modes."""
-    return b if a is None or MODE_RANK[b] > MODE_RANK[a] else a
+def entry_codec(fields: Mapping[bytes, bytes]) -> str:
+    """The name of the codec of an entry's frame."""
+    return fields.get(b"k", _DEFAULT_CODEC).decode()
+
+
+def keys_argument(keys: Any, tokens: Any, method: str) -> Any:
+    """``keys``, or the former keyword ``tokens`` of the gateway's consumer and the replay
+    (not both: ``TypeError``, as for a missing argument)."""
+    if tokens is MISSING:
+        if keys is MISSING:
+            raise TypeError(f"{method}() missing the keys (instrument tokens)")
+        return keys
+    if keys is not MISSING:
+        raise TypeError(f"{method}() got both keys and tokens")
+    return tokens

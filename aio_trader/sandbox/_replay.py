@@ -4,12 +4,15 @@
 Each connection plays the recording from its start, in real time (the gaps between the
 recorded receive times), and then again from the start, so a client that connects late
 still gets every frame.
-Binary frames are cut down to the connection's subscriptions, each instrument in the mode
-it asked for (a recorded packet of a richer mode is truncated; a poorer one is skipped, as
-Kite would not send it); frames left empty are not sent. Text frames (order postbacks,
-errors, messages) are sent as recorded. Heartbeats are sent while nothing else is.
+Binary frames are cut down to the connection's subscriptions by Kite's codec
+(:meth:`aio_trader.kite._codec.KiteCodec.cut`), each instrument in the mode it asked for (a
+recorded packet of a richer mode is truncated; a poorer one is sent as recorded, as Kite
+sends it before a mode switch took effect); frames left empty are not sent. Text frames
+(order postbacks, errors, messages) are sent as recorded. Heartbeats are sent while
+nothing else is. Frames recorded with another codec than Kite's are not sent.
 
-Needs pyarrow (the ``gateway`` extra). The recording is read once per path and kept.
+Needs pyarrow (the ``gateway`` extra). The recording is read once per path (through
+:class:`aio_trader._recording.RecordingReader`) and kept.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
-from aio_trader.gateway._wire import filter_frame
+from aio_trader.kite._codec import CODEC
 
 if TYPE_CHECKING:
     from aio_trader.sandbox._kite._ticker import _Connection
@@ -35,19 +38,13 @@ _HEARTBEAT_INTERVAL: Final = 1.0
 
 @functools.lru_cache(maxsize=4)
 def load_recording(path: str) -> tuple[tuple[float, bool, bytes], ...]:
-    """The recording's frames: (seconds since its first frame, is text, bytes)."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:  # pragma: no cover
-        raise ImportError("replaying needs pyarrow: pip install 'aio-trader[gateway]'") from exc
-    table = pq.read_table(path, columns=["received", "kind", "data"])
-    received = table.column("received").cast("int64").to_pylist()
-    first = received[0] if received else 0
-    kinds = table.column("kind").to_pylist()
-    data = table.column("data").to_pylist()
-    return tuple(
-        ((r - first) / 1e6, k == "text", d) for r, k, d in zip(received, kinds, data, strict=True)
-    )
+    """The recording's Kite frames: (seconds since its first frame, is text, bytes)."""
+    from aio_trader._recording import RecordingReader  # needs pyarrow: says so
+
+    with RecordingReader(path) as reader:
+        frames = [frame for frame in reader if frame.codec == CODEC.name]
+    first = frames[0].received_us if frames else 0
+    return tuple(((f.received_us - first) / 1e6, f.text, f.data) for f in frames)
 
 
 async def send_recording(connection: _Connection) -> None:
@@ -74,12 +71,12 @@ async def send_recording(connection: _Connection) -> None:
             if is_text:
                 sent = await connection._send_text(data.decode())
             else:
-                frame, count, _ = filter_frame(data, connection.subscriptions.modes)
-                if frame is None:
+                cut = CODEC.cut(data, connection.subscriptions.modes)
+                if cut.frame is None:
                     continue
-                sent = await connection._send_bytes(frame)
+                sent = await connection._send_bytes(cut.frame)
                 stats.ws_frames_sent += 1
-                stats.ws_ticks_sent += max(count, 0)
+                stats.ws_ticks_sent += cut.kept
             if not sent:
                 return
             last_sent = anyio.current_time()
