@@ -3,10 +3,7 @@ and the registry that keeps the modules carrying frames free of any broker impor
 
 from __future__ import annotations
 
-import json
 import struct
-import subprocess
-import sys
 from typing import Any
 
 import attrs
@@ -249,24 +246,3 @@ def test_a_tick_row_has_the_codec_columns(tick: Tick) -> None:
 
 
 # -- layering -------------------------------------------------------------------------------
-
-
-CORE_MODULES = [
-    "aio_trader._codec",
-    "aio_trader._recording",
-    "aio_trader.gateway",
-    "aio_trader.gateway._wire",
-    "aio_trader.gateway._gateway",
-    "aio_trader.gateway._consumer",
-    "aio_trader.gateway._record",
-    "aio_trader.replay",
-]
-
-
-@pytest.mark.parametrize("module", CORE_MODULES)
-def test_the_modules_carrying_frames_import_no_broker(module: str) -> None:
-    code = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    loaded = set(json.loads(done.stdout))
-    assert module in loaded
-    assert not {name for name in loaded if name.startswith("aio_trader.kite")}

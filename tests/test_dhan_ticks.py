@@ -8,8 +8,6 @@ import json
 import logging
 import pickle
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import attrs
@@ -466,28 +464,6 @@ def test_the_sdk_reference_ticker_decodes_to_the_same_values() -> None:
     assert tick.last_price == sdk["last_price"]
     assert tick.last_trade_time is not None
     assert tick.last_trade_time.strftime("%H:%M:%S") == sdk["last_trade_time"]
-
-
-NETWORK_STACK = {"httpx", "httpcore", "httpx_ws", "wsproto", "h11", "h2", "trio", "anyio"}
-
-
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "import aio_trader.dhan.ticks",
-        "from aio_trader.dhan import decode_message, FullTick, ExchangeSegment",
-        "import aio_trader.dhan.constants",
-    ],
-)
-def test_the_codec_imports_no_network_stack(statement: str) -> None:
-    code = f"import json, sys; {statement}; print(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True
-    ).stdout
-    loaded = set(json.loads(out))
-    assert {name.partition(".")[0] for name in loaded} & NETWORK_STACK == set()
-    assert "dhanhq" not in loaded
-    assert "aio_trader.http" not in loaded
 
 
 def test_the_package_exports_what_it_lists() -> None:

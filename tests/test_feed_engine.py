@@ -7,8 +7,6 @@ and the engine's independence from any broker package.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -284,16 +282,3 @@ async def test_messages_are_split_at_the_protocols_per_message_limit() -> None:
 
 
 # -- broker-neutral --------------------------------------------------------------------------
-
-
-def test_the_feed_engine_imports_nothing_from_a_broker_package() -> None:
-    code = (
-        "import json, sys; import aio_trader.feed; from aio_trader.feed import FeedEngine, "
-        "FeedProtocol, make_channel; print(json.dumps(sorted(sys.modules)))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True
-    ).stdout
-    loaded = set(json.loads(out))
-    assert "aio_trader.feed._engine" in loaded
-    assert not [name for name in loaded if name.startswith("aio_trader.kite")]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import enum
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -347,17 +345,3 @@ CORE = [
     "aio_trader._rest",
     "aio_trader._records",
 ]
-
-
-def test_the_core_imports_nothing_from_a_broker_package() -> None:
-    code = (
-        "import importlib, sys\n"
-        f"for name in {CORE!r}:\n"
-        "    importlib.import_module(name)\n"
-        "from aio_trader import AsyncRequest, AbstractBroker, AioTraderError\n"
-        "print(sorted(m for m in sys.modules if m.startswith('aio_trader.kite')))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"

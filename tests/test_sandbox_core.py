@@ -3,11 +3,9 @@ errors leave ``async with Sandbox(...)`` and the pytest fixture."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -52,23 +50,6 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
     )
-
-
-def test_the_core_imports_nothing_from_kite() -> None:
-    code = textwrap.dedent(
-        f"""
-        import importlib, json, sys
-        for name in {CORE!r}:
-            importlib.import_module(name)
-        print(json.dumps(sorted(m for m in sys.modules if m.startswith("aio_trader"))))
-        """
-    )
-    done = run_python(code)
-    assert done.returncode == 0, done.stderr
-    loaded = json.loads(done.stdout)
-    assert set(CORE) <= set(loaded)
-    assert not [name for name in loaded if name.startswith("aio_trader.kite")]
-    assert not [name for name in loaded if name.startswith("aio_trader.sandbox._kite")]
 
 
 def test_the_kite_dialect_is_found_without_being_imported() -> None:

@@ -252,7 +252,8 @@ class SandboxConfig:
     #: other client addresses answer 403 (Kite: PermissionException). Empty (the default): off.
     order_ips: tuple[str, ...] = attrs.field(default=(), converter=_ip_tuple)
     #: a recording (Parquet, ``aio_trader.gateway.Recorder``) the feed serves instead of
-    #: the simulated market (``sandbox/_replay.py``); None: the market ticks.
+    #: the simulated market, through the dialect's own feed socket (Kite's:
+    #: ``sandbox/_kite/_replay.py``); None: the market ticks.
     replay: str | None = None
     faults: Faults = attrs.field(factory=Faults)
 

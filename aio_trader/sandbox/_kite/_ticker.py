@@ -331,7 +331,7 @@ class _Connection:
                 if self.state.config.replay is None:
                     tg.start_soon(self._send_ticks)
                 else:  # a recording instead of the market
-                    from aio_trader.sandbox._replay import send_recording
+                    from aio_trader.sandbox._kite._replay import send_recording
 
                     tg.start_soon(send_recording, self)
                 tg.start_soon(self._send_postbacks)
