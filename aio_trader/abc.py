@@ -9,8 +9,11 @@ can rely on the same shape whatever the broker:
   ``aclose()`` (the seed's name);
 - ``AbstractBroker.authorise()`` logs in (or checks a given session);
   ``authorize()`` (the seed's spelling) is the same method;
-- ``AbstractFeeder`` subscribes instruments in a mode, and yields what the feed
-  sends (records, never dicts) through ``async for``.
+- ``AbstractFeeder`` subscribes instruments (``keys``: any hashable, the broker's
+  instrument identity) in a mode, and yields what the feed sends (records, never dicts)
+  through ``async for``, or in lists through ``batches()``; ``statistics()`` returns the one
+  :class:`~aio_trader.feed.FeedStatistics` record. ``tests/test_feeder_contract.py`` runs
+  one contract suite over every feeder.
 
 Both implement ``aclose()``; ``close()`` is the alias the seed's callers use.
 """
@@ -22,6 +25,8 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Generic, TypeVar
 
 from anyio.abc import AsyncResource
+
+from aio_trader.feed._channel import FeedStatistics
 
 __all__ = ["AbstractBroker", "AbstractFeeder"]
 
@@ -66,8 +71,17 @@ class AbstractBroker(AsyncResource):
 class AbstractFeeder(AsyncResource, Generic[KeyT, ItemT]):
     """A broker's streaming feed: subscribe instruments, then ``async for item in feed``.
 
+    The contract every feeder keeps (checked by ``tests/test_feeder_contract.py``): items
+    come in arrival order (an order update after two ticks comes after them); every receive
+    is a checkpoint (a busy ``async for`` body never starves the feed, a cancel scope around
+    it ends it on time); a cancelled wait loses nothing; the overflow policies of
+    :class:`~aio_trader.feed.Overflow`; reading before ``async with`` and reading or
+    subscribing after it raise :class:`~aio_trader.errors.ClientClosedError`; an error in
+    the ``async with`` body comes out as itself.
+
     Subscriptions (with their modes) are remembered and survive reconnects.
-    ``mode=None`` means the feeder's default mode.
+    ``mode=None`` means the feeder's default mode. ``keys`` identify instruments (Kite: the
+    integer instrument token; any hashable).
     """
 
     @abstractmethod
@@ -90,8 +104,18 @@ class AbstractFeeder(AsyncResource, Generic[KeyT, ItemT]):
         Cancellation of a wait for the next item loses nothing: the item stays queued.
         """
 
+    def batches(self, max_items: int = 1000) -> AsyncIterator[list[ItemT]]:
+        """The same stream in lists: each step waits for one item (a checkpoint), then
+        takes those already waiting, up to ``max_items``. Same order, policies and
+        cancellation as ``async for``.
+
+        This default yields lists of one item (correct, not faster); a feeder built on
+        :func:`~aio_trader.feed.make_channel` returns the channel's batches.
+        """
+        return _one_by_one(self.__aiter__())
+
     @abstractmethod
-    def statistics(self) -> object:
+    def statistics(self) -> FeedStatistics:
         """A frozen snapshot of counters (frames, items, drops, reconnects, ...)."""
 
     @abstractmethod
@@ -104,3 +128,8 @@ class AbstractFeeder(AsyncResource, Generic[KeyT, ItemT]):
     async def close(self) -> None:
         """Alias of :meth:`aclose` (the seed's name)."""
         await self.aclose()
+
+
+async def _one_by_one(items: AsyncIterator[ItemT]) -> AsyncIterator[list[ItemT]]:
+    async for item in items:
+        yield [item]

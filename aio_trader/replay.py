@@ -241,7 +241,7 @@ class ReplayFeed(AbstractFeeder[int, FeedItem]):
     def _on_malformed(self, _: MalformedPacket) -> None:
         self._malformed += 1
 
-    def statistics(self) -> ReplayStatistics:
+    def statistics(self) -> ReplayStatistics:  # type: ignore[override]  # (feed-engine: until moved)
         """A frozen snapshot of the counters (see :class:`ReplayStatistics`)."""
         return ReplayStatistics(
             frames=self._frames,

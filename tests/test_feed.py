@@ -20,7 +20,7 @@ import attrs
 import pytest
 
 from aio_trader.backoff import Backoff
-from aio_trader.errors import FeedClosedError, TokenException
+from aio_trader.errors import ClientClosedError, FeedClosedError, TokenException
 from aio_trader.kite import (
     FeedError,
     FeedStatistics,
@@ -159,11 +159,21 @@ async def test_ticks_in_all_three_modes_and_set_mode() -> None:
 async def test_ticks_received_after_subscribe_or_set_mode_come_in_the_asked_mode() -> None:
     async with sandbox(tick_interval=0.0) as sb, feed_for(sb, buffer_size=50) as feed:
         tokens = tradable(sb)[:5]
-        # Kite starts a subscription in quote mode: none of those ticks gets through
+        # Kite starts a subscription in quote mode: those ticks are delivered as quote
+        # (poorer than asked, counted) until the instrument's first full tick; none after
         await feed.subscribe(tokens, mode="full")
         items = await until(feed, lambda _: False, limit=200)
-        assert all(isinstance(item, FullTick) for item in items)
-        # the socket is full of quote frames (flat out, lossless): they are dropped
+        poorer = 0
+        for token in tokens:
+            kinds = [type(i) for i in items if i.instrument_token == token]  # type: ignore[union-attr]
+            full = kinds.index(FullTick) if FullTick in kinds else len(kinds)
+            assert all(kind is QuoteTick for kind in kinds[:full])
+            assert all(kind is FullTick for kind in kinds[full:])
+            poorer += full
+        assert any(isinstance(item, FullTick) for item in items)
+        assert feed.statistics().poorer_mode >= poorer
+        # changed in issue 17: before, the quote ticks were dropped (stale_mode)
+        # a switch down: the socket is full of richer frames (flat out, lossless): dropped
         await feed.set_mode("quote", tokens)
         await feed.set_mode("ltp", tokens)
         waiting = feed.statistics().buffered + len(tokens)  # + one frame waiting for room
@@ -189,7 +199,8 @@ async def test_kite_web_variant_connects_with_enctoken() -> None:
     async with sandbox() as sb:
         feed = KiteFeed(user_id=sb.user_id, enctoken=sb.enctoken, root=sb.ticker_url)
         assert sb.enctoken not in repr(feed)
-        params = feed._credentials()  # the web client's handshake parameters
+        handshake = await feed._protocol.handshake(None)  # the web client's parameters
+        params = handshake.params
         assert params["api_key"] == "kitefront"
         assert {"user_id", "enctoken", "uid", "user-agent", "version"} <= set(params)
         async with feed:
@@ -401,7 +412,7 @@ async def test_outside_cancellation_leaves_no_task_or_socket(stage: str) -> None
         # at once: none of the feed's tasks is left, its sockets are closed
         assert not [t for t in anyio.get_running_tasks() if "kite-feed" in (t.name or "")]
         assert feed.statistics().connections == 0
-        with pytest.raises(StopAsyncIteration):
+        with pytest.raises(ClientClosedError):  # issue 17: was StopAsyncIteration
             await feed.__anext__()
         # and the server, seeing the close, ends its half: back to where we started
         await wait_for(lambda: len(anyio.get_running_tasks()) <= tasks_before)

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import aio_trader.kite._feed as feed_module
+from aio_trader.feed._channel import Batches, Channel, Overflow, make_channel
 from aio_trader.kite import FeedMessage, LtpTick, OrderUpdate
-from aio_trader.kite._feed import _CHANNELS, Overflow, _Channel
 
 #: Frames of ticks: (token, price) pairs, a few tokens so that they repeat.
 frames = st.lists(
@@ -29,8 +29,13 @@ sizes = st.integers(1, 30)
 RECORDS = (OrderUpdate, FeedMessage)
 
 
-def channel(policy: Overflow, size: int) -> _Channel[Any]:
-    ch = _CHANNELS[policy](size, lambda item: isinstance(item, RECORDS))
+def channel(policy: Overflow, size: int) -> Channel[Any]:
+    ch = make_channel(
+        policy,
+        size,
+        is_record=lambda item: isinstance(item, RECORDS),
+        key=lambda tick: tick.instrument_token,
+    )
     ch.open()
     return ch
 
@@ -61,7 +66,7 @@ def test_each_policy_is_built_on_a_memory_object_stream() -> None:
     assert channel(Overflow.LOSSLESS, 10)._receive.statistics().max_buffer_size == 10
 
 
-async def read_all(ch: _Channel[Any]) -> list[object]:
+async def read_all(ch: Channel[Any]) -> list[object]:
     items = []
     while len(ch):
         items.append(await ch.get())
@@ -87,7 +92,7 @@ async def test_lossless_delivers_everything_in_order(
             tg.start_soon(consume)
             with ch.sender() as send:
                 for batch in batches:
-                    await ch.put_ticks(send, list(batch))
+                    await ch.put_items(send, list(batch))
     assert got == expected
     assert ch.dropped == 0
 
@@ -98,7 +103,7 @@ async def test_drop_oldest_keeps_the_newest(batches: list[list[LtpTick]], size: 
     ch = channel(Overflow.DROP_OLDEST, size)
     with ch.sender() as send:
         for batch in batches:
-            await ch.put_ticks(send, list(batch))
+            await ch.put_items(send, list(batch))
     everything = [tick for batch in batches for tick in batch]
     assert await read_all(ch) == everything[-size:]
     assert ch.dropped == max(len(everything) - size, 0)
@@ -112,7 +117,7 @@ async def test_conflate_keeps_the_newest_tick_per_instrument(
     ch = channel(Overflow.CONFLATE, size)
     with ch.sender() as send:
         for batch in batches:
-            await ch.put_ticks(send, list(batch))
+            await ch.put_items(send, list(batch))
     newest: dict[int, LtpTick] = {}
     for tick in (tick for batch in batches for tick in batch):
         newest[tick.instrument_token] = tick  # first arrival sets the place in line
@@ -132,7 +137,7 @@ async def test_records_are_never_dropped_and_keep_their_order(
             if n < len(updates):
                 await ch.put_record(send, updates[n])  # at most size of them: never waits
             for tick in batch:
-                await ch.put_ticks(send, [tick])
+                await ch.put_items(send, [tick])
     items = await read_all(ch)
     assert [i for i in items if isinstance(i, OrderUpdate)] == updates
 
@@ -145,7 +150,7 @@ async def test_records_past_the_bound_make_the_writer_wait() -> None:
             await ch.put_record(send, records[0])
             await ch.put_record(send, records[1])
             with anyio.move_on_after(0.05) as scope:
-                await ch.put_ticks(send, [LtpTick(1, 1.0), LtpTick(2, 1.0), LtpTick(3, 1.0)])
+                await ch.put_items(send, [LtpTick(1, 1.0), LtpTick(2, 1.0), LtpTick(3, 1.0)])
                 await ch.put_record(send, records[2])
             assert scope.cancelled_caught, policy  # the reader would wait (TCP backpressure)
             assert [await ch.get(), await ch.get()] == records[:2], policy
@@ -156,7 +161,7 @@ async def test_get_on_a_closed_channel_stops_or_raises_its_error() -> None:
     for policy in Overflow:
         ch = channel(policy, 10)
         with ch.sender() as send:
-            await ch.put_ticks(send, [LtpTick(1, 1.0)])
+            await ch.put_items(send, [LtpTick(1, 1.0)])
             ch.close()
             assert len(ch) == 0
             with pytest.raises(StopAsyncIteration):
@@ -194,7 +199,7 @@ async def test_cancelled_get_loses_nothing(policy: Overflow) -> None:
         with anyio.move_on_after(0.05) as scope:
             await ch.get()  # waits: nothing there
         assert scope.cancelled_caught
-        await ch.put_ticks(send, [LtpTick(1, 1.0)])
+        await ch.put_items(send, [LtpTick(1, 1.0)])
         await ch.put_record(send, OrderUpdate(order_id="1"))
         with anyio.CancelScope() as cancelled:
             cancelled.cancel()
@@ -209,7 +214,7 @@ async def test_every_receive_is_a_checkpoint_a_busy_loop_ends_on_cancel(policy: 
     ch = channel(policy, total)
     with ch.sender() as send:
         # distinct instruments, so that conflate keeps them all: always an item waiting
-        await ch.put_ticks(send, [LtpTick(token, 1.0) for token in range(1, total + 1)])
+        await ch.put_items(send, [LtpTick(token, 1.0) for token in range(1, total + 1)])
     taken = 0
     with anyio.move_on_after(0.2) as scope:
         async for _ in ch:
@@ -223,7 +228,7 @@ async def test_every_receive_is_a_checkpoint_a_busy_loop_ends_on_cancel(policy: 
 async def test_a_busy_consumer_lets_other_tasks_run() -> None:
     ch = channel(Overflow.LOSSLESS, 1000)
     with ch.sender() as send:
-        await ch.put_ticks(send, [LtpTick(1, 1.0)] * 1000)
+        await ch.put_items(send, [LtpTick(1, 1.0)] * 1000)
     runs = 0
 
     async def other() -> None:
@@ -246,12 +251,12 @@ async def test_a_busy_consumer_lets_other_tasks_run() -> None:
 plans = st.lists(st.tuples(st.booleans(), frames.map(lambda f: f[0] if f else [])), max_size=20)
 
 
-def unread(policy: Overflow, size: int) -> _Channel[Any]:
+def unread(policy: Overflow, size: int) -> Channel[Any]:
     """A channel to fill before reading: ``lossless`` would wait for room, so it gets all."""
     return channel(policy, 1000 if policy is Overflow.LOSSLESS else size)
 
 
-async def fill(ch: _Channel[Any], plan: list[tuple[bool, list[LtpTick]]]) -> None:
+async def fill(ch: Channel[Any], plan: list[tuple[bool, list[LtpTick]]]) -> None:
     """Put the plan's records and frames into ``ch`` (records: at most ``ch.size``)."""
     with ch.sender() as send:
         records = 0
@@ -260,10 +265,10 @@ async def fill(ch: _Channel[Any], plan: list[tuple[bool, list[LtpTick]]]) -> Non
                 records += 1
                 await ch.put_record(send, OrderUpdate(order_id=str(n)))
             if ticks:
-                await ch.put_ticks(send, list(ticks))
+                await ch.put_items(send, list(ticks))
 
 
-async def batches_of(ch: _Channel[Any], max_items: int) -> list[list[object]]:
+async def batches_of(ch: Channel[Any], max_items: int) -> list[list[object]]:
     out = []
     while len(ch):
         out.append(await ch.get_batch(max_items))
@@ -313,7 +318,7 @@ async def test_records_taken_in_a_batch_make_room_for_the_writer() -> None:
         records = [OrderUpdate(order_id=str(n)) for n in range(4)]
         with ch.sender() as send, anyio.fail_after(10):
             await ch.put_record(send, records[0])
-            await ch.put_ticks(send, [LtpTick(1, 1.0)])
+            await ch.put_items(send, [LtpTick(1, 1.0)])
             await ch.put_record(send, records[1])
             assert await ch.get_batch(10) == [records[0], LtpTick(1, 1.0), records[1]], policy
             await ch.put_record(send, records[2])  # room again: never waits
@@ -328,7 +333,7 @@ async def test_a_cancelled_batch_loses_nothing(policy: Overflow) -> None:
         with anyio.move_on_after(0.05) as scope:
             await ch.get_batch(5)  # waits: nothing there
         assert scope.cancelled_caught
-        await ch.put_ticks(send, [LtpTick(1, 1.0), LtpTick(2, 1.0)])
+        await ch.put_items(send, [LtpTick(1, 1.0), LtpTick(2, 1.0)])
         await ch.put_record(send, OrderUpdate(order_id="1"))
         with anyio.CancelScope() as cancelled:
             cancelled.cancel()
@@ -342,7 +347,7 @@ async def test_a_cancelled_batch_loses_nothing(policy: Overflow) -> None:
 async def test_batches_of_a_closed_channel_stop_or_raise_its_error(policy: Overflow) -> None:
     ch = channel(policy, 10)
     with ch.sender() as send:
-        await ch.put_ticks(send, [LtpTick(1, 1.0)])
+        await ch.put_items(send, [LtpTick(1, 1.0)])
         ch.close()
         with pytest.raises(StopAsyncIteration):
             await ch.get_batch(10)
@@ -357,10 +362,10 @@ async def test_every_batch_is_a_checkpoint_a_busy_loop_ends_on_cancel(policy: Ov
     total = 20_000
     ch = channel(policy, total)
     with ch.sender() as send:
-        await ch.put_ticks(send, [LtpTick(token, 1.0) for token in range(1, total + 1)])
+        await ch.put_items(send, [LtpTick(token, 1.0) for token in range(1, total + 1)])
     taken = 0
     with anyio.move_on_after(0.2) as scope:
-        async for batch in feed_module._Batches(ch, 10):
+        async for batch in Batches(ch, 10):
             taken += len(batch)
             time.sleep(0.001)  # noqa: ASYNC251 (a busy body that never awaits: 2 s in all)
     assert scope.cancelled_caught  # the loop ended by the cancellation...
@@ -371,7 +376,7 @@ async def test_every_batch_is_a_checkpoint_a_busy_loop_ends_on_cancel(policy: Ov
 async def test_a_busy_batch_consumer_lets_other_tasks_run() -> None:
     ch = channel(Overflow.LOSSLESS, 1000)
     with ch.sender() as send:
-        await ch.put_ticks(send, [LtpTick(1, 1.0)] * 1000)
+        await ch.put_items(send, [LtpTick(1, 1.0)] * 1000)
     runs = 0
 
     async def other() -> None:
@@ -386,3 +391,71 @@ async def test_a_busy_batch_consumer_lets_other_tasks_run() -> None:
             assert len(await ch.get_batch(5)) == 5  # only the waits for a batch yield
         assert runs >= 50  # the other task ran between batches
         tg.cancel_scope.cancel()
+
+
+# -- broker-neutral: any hashable key, acknowledgements ------------------------------------
+
+
+async def test_conflate_keys_may_be_any_hashable_and_records_pass_in_their_place() -> None:
+    ch = make_channel(
+        Overflow.CONFLATE, 10, is_record=lambda item: isinstance(item, str), key=lambda t: t[0]
+    )
+    ch.open()
+    with ch.sender() as send:
+        await ch.put_items(send, [(("NSE", 1), 1.0), (("NSE", 2), 1.0)])
+        await ch.put_record(send, "order")
+        await ch.put_items(send, [(("NSE", 1), 2.0)])
+    assert await ch.get_batch(10) == [(("NSE", 1), 2.0), (("NSE", 2), 1.0), "order"]
+    assert ch.dropped == 1
+
+
+def test_conflate_without_a_key_function_is_refused() -> None:
+    with pytest.raises(ValueError, match="key function"):
+        make_channel(Overflow.CONFLATE, 10)
+
+
+async def test_lossless_acknowledges_once_the_items_were_read_and_more_was_asked() -> None:
+    acked: list[object] = []
+    ch = make_channel(Overflow.LOSSLESS, 10, ack=acked.append)
+    ch.open()
+    with ch.sender() as send:
+        await ch.put_items(send, [1, 2])
+        await ch.put_ack(send, "entry-1")
+        await ch.put_items(send, [3])
+        await ch.put_ack(send, "entry-2")
+        await ch.put_items(send, [4])
+    assert [await ch.get(), await ch.get()] == [1, 2]
+    assert acked == []  # the reader holds item 2: not done with it yet
+    assert await ch.get() == 3
+    assert acked == ["entry-1"]
+    assert await ch.get_batch(10) == [4]  # asking again acknowledges entry-2 first
+    assert acked == ["entry-1", "entry-2"]
+
+
+async def test_lossless_acknowledges_a_batch_at_the_next_ask_and_on_close() -> None:
+    acked: list[object] = []
+    ch = make_channel(Overflow.LOSSLESS, 10, ack=acked.append)
+    ch.open()
+    with ch.sender() as send:
+        await ch.put_items(send, [1, 2])
+        await ch.put_ack(send, "a")
+        await ch.put_items(send, [3])
+        await ch.put_ack(send, "b")
+        await ch.put_items(send, [4])
+        await ch.put_ack(send, "c")
+    assert await ch.get_batch(3) == [1, 2, 3]
+    assert acked == []
+    ch.close()  # items 1-3 were read: "a" (in the batch) and "b" (at the head) are done
+    assert acked == ["a", "b"]
+
+
+@pytest.mark.parametrize("policy", [Overflow.DROP_OLDEST, Overflow.CONFLATE])
+async def test_dropping_policies_acknowledge_at_once(policy: Overflow) -> None:
+    acked: list[object] = []
+    ch = make_channel(policy, 10, key=lambda tick: tick.instrument_token, ack=acked.append)
+    ch.open()
+    with ch.sender() as send:
+        await ch.put_items(send, [LtpTick(1, 1.0)])
+        await ch.put_ack(send, "entry")
+    assert acked == ["entry"]
+    assert await ch.get() == LtpTick(1, 1.0)

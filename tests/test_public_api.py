@@ -33,6 +33,24 @@ MODULES = {
         "RedisFeedStatistics",
         "record",
     ],
+    "aio_trader.feed": [
+        "Batches",
+        "Channel",
+        "ConnectionEvent",
+        "FeedConnected",
+        "FeedCounters",
+        "FeedDisconnected",
+        "FeedEngine",
+        "FeedProtocol",
+        "FeedStatistics",
+        "Handshake",
+        "Message",
+        "Overflow",
+        "RawFrame",
+        "Sender",
+        "make_channel",
+        "never_a_record",
+    ],
     "aio_trader.replay": ["ReplayFeed", "ReplayStatistics"],
     "aio_trader.http": ["AsyncRequest", "Params", "RequestOptions"],
     "aio_trader.ratelimit": ["Rate", "RateLimiter", "RateLimiterStatistics", "Reservation"],
@@ -70,7 +88,9 @@ def test_top_level_names_are_the_module_objects() -> None:
     assert aio_trader.AioTraderError is errors.AioTraderError
 
 
-@pytest.mark.parametrize("package", ["aio_trader", "aio_trader.kite", "aio_trader.gateway"])
+@pytest.mark.parametrize(
+    "package", ["aio_trader", "aio_trader.kite", "aio_trader.gateway", "aio_trader.feed"]
+)
 def test_lazy_packages_load_names_on_first_use_and_list_them(package: str) -> None:
     mod = importlib.import_module(package)
     assert set(mod.__all__) <= set(dir(mod))

@@ -120,14 +120,9 @@ class RedisFeedStatistics(FeedStatistics):
     retried, ``connections`` 1 while the last Redis call succeeded), and: ``duplicates``
     frames skipped as published twice, ``gaps`` :class:`FeedGap` records, ``missed_frames``
     frames they reported missed, ``acked`` entries acknowledged, ``lag`` entries in the stream
-    after the last one read (at the last heartbeat; -1 unknown).
+    after the last one read (at the last heartbeat; -1 unknown). (The fields are
+    :class:`~aio_trader.feed.FeedStatistics`' own now: the one statistics record.)
     """
-
-    duplicates: int
-    gaps: int
-    missed_frames: int
-    acked: int
-    lag: int
 
 
 @attrs.define

@@ -187,9 +187,11 @@ class Gateway(anyio.abc.AsyncResource):
             stack.callback(receive.close)  # last on exit, after the tasks ended (or never ran)
             stack.callback(send.close)
             tg = await stack.enter_async_context(anyio.create_task_group())
-            stack.callback(tg.cancel_scope.cancel)  # runs first on exit: stop the tasks
             self._send = send
             await stack.enter_async_context(self._feed)
+            # runs first on exit: stop the tasks before the feed closes (a closed feed
+            # refuses subscribe/unsubscribe with ClientClosedError)
+            stack.callback(tg.cancel_scope.cancel)
             await self._refresh_once(force=True)
             tg.start_soon(self._read_feed, send, name="gateway-feed")
             tg.start_soon(self._publish, receive, name="gateway-publish")

@@ -10,6 +10,10 @@
                 case OrderUpdate(): ...   # an order postback
                 case FeedError() | FeedMessage(): ...
 
+**Lifecycle errors.** Reading the feed before ``async with`` or after it, and subscribing
+after it, raise :class:`~aio_trader.errors.ClientClosedError` (a ``RuntimeError``) at once;
+subscriptions made before entering are remembered and sent on connect.
+
 **Entering** connects: ``async with`` returns once every connection that has work (the
 first one always) has made its handshake and sent the subscriptions known so far (given to
 the constructor's ``subscriptions`` or to :meth:`~KiteFeed.subscribe` before entering).
@@ -40,15 +44,24 @@ feed's stream itself carries Kite's data only.
 **Modes.** An instrument ticks in the mode it was last asked for. Kite's protocol starts
 every subscription in ``quote`` mode and switches it with a separate ``mode`` message, so
 ticks in the old mode may arrive before the switch takes effect (the sandbox, like Kite,
-answers a subscription at once); :class:`KiteFeed` drops them until the instrument's first
-tick in the asked mode (counted in ``statistics().stale_mode``), after ``subscribe``,
-``set_mode`` and every reconnect alike. :class:`RawKiteFeed` passes every frame on.
+answers a subscription at once), after ``subscribe``, ``set_mode`` and every reconnect
+alike. A tick in a poorer mode than asked (a ``QuoteTick`` of an instrument asked in
+``full``) is delivered as it came and counted (``statistics().poorer_mode``): for an
+illiquid instrument it may be the only price for minutes. A tick in a richer mode than
+asked (a switch down not in effect yet) is dropped and counted (``stale_mode``). The
+instrument's first tick in its asked mode ends the switch. :class:`RawKiteFeed` passes
+every frame on.
 
 **Connections.** Entering opens an anyio task group; each connection (Kite allows 3000
 instruments per connection and 3 connections per api_key) runs in it: connect, replay the
 subscriptions with their modes, read. More than 3000 instruments are spread over up to 3
 connections, filled in order; their items merge into the one stream. Leaving the block (or
 the cancellation of any scope around it) closes every socket and ends every task.
+
+**Credentials** are read on every (re)connect: ``access_token`` (or ``enctoken``) may be
+a provider, a callable returning the token (sync or async), and
+:meth:`KiteFeed.set_access_token` (``set_enctoken`` for Kite Web) hands a renewed token to a
+running feed: the next reconnect uses it, no restart needed.
 
 **Reconnect.** Any drop (network error, server close, heartbeat watchdog) reconnects after
 the ``backoff`` delay, shortened by the policy's jitter (the default's: up to half) so that
@@ -57,14 +70,18 @@ connection stayed up for ``stable_after`` seconds. Out of attempts:
 :class:`~aio_trader.errors.FeedClosedError`. A 403 at the handshake (session expired or
 invalid) stops the feed at once, no retry: :class:`~aio_trader.errors.TokenException`.
 Both are raised out of the ``async with`` (and out of ``async for`` when iterating), as
-themselves, not inside an exception group.
+themselves, not inside an exception group. :class:`FeedDisconnected` carries the attempt
+number and the server's close code.
 
 **Heartbeat watchdog.** Kite sends a 1-byte frame each second when it has nothing else to
 send. If nothing at all arrives for ``watchdog`` seconds, the connection is dead: it is
 dropped and a new one made.
 
-**The channel** between the connections and ``async for`` is an anyio memory object
-stream; each connection writes through its own send clone. Every receive is a checkpoint
+**The engine and the channel.** The connection's life is the broker-neutral
+:class:`aio_trader.feed.FeedEngine`'s, run with Kite's protocol
+(:class:`~aio_trader.kite._protocol.KiteProtocol`); the channel between the connections and
+``async for`` is :func:`aio_trader.feed.make_channel`'s, an anyio memory object stream;
+each connection writes through its own send clone. Every receive is a checkpoint
 (trio's rule), so a busy ``async for`` body never starves the connections, and a cancel
 scope around the loop ends it on time. That costs a scheduler pass per item;
 :meth:`~KiteFeed.batches` pays it once per list of the items already waiting (``async for
@@ -91,46 +108,24 @@ batch in feed.batches()``: the same items, order and policies). Slow consumers
 
 from __future__ import annotations
 
-import collections
-import datetime
-import enum
-import json
 import logging
-import math
-import sys
-import time
-import urllib.parse
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeAlias, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, TypeAlias
 
-import anyio
-import anyio.abc
-import anyio.lowlevel
-import attrs
-import httpcore
-import httpx
-import wsproto.events
-import wsproto.utilities
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from httpx_ws import (
-    AsyncWebSocketSession,
-    HTTPXWSException,
-    WebSocketDisconnect,
-    WebSocketNetworkError,
-    WebSocketUpgradeError,
-    aconnect_ws,
+from aio_trader.backoff import Backoff
+from aio_trader.feed._channel import FeedStatistics, Overflow, Sender
+from aio_trader.feed._engine import (
+    ConnectionEvent,
+    FeedConnected,
+    FeedDisconnected,
+    FeedEngine,
+    RawFrame,
 )
-
-from aio_trader._time import IST
-from aio_trader.abc import AbstractFeeder
-from aio_trader.backoff import Attempts, Backoff
-from aio_trader.errors import (
-    AioTraderError,
-    ConnectError,
-    ConnectionLost,
-    FeedClosedError,
-    TokenException,
+from aio_trader.kite._protocol import (
+    KITE_CONNECT_ROOT,
+    KITE_WEB_ROOT,
+    Credential,
+    KiteProtocol,
 )
 from aio_trader.kite.constants import TICKER_MAX_CONNECTIONS, TICKER_MAX_INSTRUMENTS, Mode
 from aio_trader.kite.ticks import (
@@ -142,12 +137,6 @@ from aio_trader.kite.ticks import (
     decode_frame,
     decode_text,
 )
-
-if sys.version_info < (3, 11):  # anyio depends on the backport there
-    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
-
-if TYPE_CHECKING:
-    from typing_extensions import Self
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -166,12 +155,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Kite Connect's ticker, and Kite Web's (the browser client's).
-KITE_CONNECT_ROOT: Final = "wss://ws.kite.trade"
-KITE_WEB_ROOT: Final = "wss://ws.zerodha.com"
-#: The query parameters Kite Web's own client adds (with ``user_id``, ``enctoken``, ``uid``).
-_KITE_WEB_PARAMS: Final = {"api_key": "kitefront", "user-agent": "kite3-web", "version": "3.0.0"}
-
 #: Reconnect waits up to 1, 2, 4 ... 30 s (each shortened by up to half, at random, so that
 #: connections do not reconnect in lockstep), at most 30 attempts in a row (a drop costs a
 #: second of ticks rather than the REST default's 3 s).
@@ -180,547 +163,47 @@ DEFAULT_BACKOFF: Final = Backoff(base=1.0, factor=2.0, cap=30.0, max_attempts=30
 #: One item of :class:`KiteFeed`'s stream: a tick record, or a text frame's record.
 FeedItem: TypeAlias = Tick | OrderUpdate | FeedError | FeedMessage
 
+_MISSING: Any = object()
 
-@attrs.frozen
-class RawFrame:
-    """One item of :class:`RawKiteFeed`'s stream: a frame as Kite sent it.
 
-    ``data`` the frame unchanged (``bytes`` for a binary frame, ``str`` for a text frame),
-    ``received`` when it was read off the socket (``time.time()``: seconds since the Unix
-    epoch), ``connection`` the index (0, 1, 2) of the Kite connection it came on.
-    """
+def _keys(keys: Any, instrument_tokens: Any, method: str) -> Any:
+    """``keys``, or the old keyword ``instrument_tokens`` (not both)."""
+    if instrument_tokens is _MISSING:
+        if keys is _MISSING:
+            raise TypeError(f"{method}() missing the keys (instrument tokens)")
+        return keys
+    if keys is not _MISSING:
+        raise TypeError(f"{method}() got both keys and instrument_tokens")
+    return instrument_tokens
 
-    data: bytes | str
-    received: float
-    connection: int
 
+def _check_str(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str) and not callable(value):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
 
-ItemT = TypeVar("ItemT")
-_NETWORK_ERRORS: Final = (
-    HTTPXWSException,
-    wsproto.utilities.LocalProtocolError,
-    wsproto.utilities.RemoteProtocolError,  # a broken WebSocket frame from the server
-    httpcore.NetworkError,
-    httpcore.ProtocolError,
-    httpx.TransportError,
-    OSError,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-)
 
-
-class Overflow(str, enum.Enum):
-    """What the feed does when the consumer is slower than the ticks (see the module doc)."""
-
-    LOSSLESS = "lossless"
-    DROP_OLDEST = "drop_oldest"
-    CONFLATE = "conflate"
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-@attrs.frozen
-class FeedStatistics:
-    """A snapshot of a feed's counters (``feed.statistics()``), totals over all connections.
-
-    ``frames`` binary frames with ticks, ``ticks`` tick packets decoded, ``bytes`` bytes of
-    every frame received (text included), ``heartbeats`` 1-byte frames, ``text_frames``
-    text frames (``order_updates`` of them order postbacks), ``malformed`` packets or text
-    frames skipped, ``dropped`` ticks dropped or conflated by the overflow policy,
-    ``stale_mode`` ticks dropped because they came in another mode than the one asked
-    (before a mode switch took effect), ``reconnects`` reconnection attempts after a drop,
-    ``connections`` connections open now, ``subscribed`` instruments subscribed,
-    ``buffered`` items waiting to be read, ``last_message_time`` when the last frame of any
-    kind arrived (aware, IST).
-    """
-
-    frames: int
-    ticks: int
-    bytes: int
-    heartbeats: int
-    text_frames: int
-    order_updates: int
-    malformed: int
-    dropped: int
-    stale_mode: int
-    reconnects: int
-    connections: int
-    subscribed: int
-    buffered: int
-    last_message_time: datetime.datetime | None
-
-
-@attrs.define
-class _Counters:
-    frames: int = 0
-    ticks: int = 0
-    bytes: int = 0
-    heartbeats: int = 0
-    text_frames: int = 0
-    order_updates: int = 0
-    malformed: int = 0
-    stale_mode: int = 0
-    reconnects: int = 0
-    connections: int = 0
-    last_message: float | None = None
-
-
-# -- the connection's life ------------------------------------------------------------------
-
-
-@attrs.frozen
-class FeedConnected:
-    """Connection ``connection`` (0, 1, 2) is up: the handshake is done and its
-    ``subscriptions`` instruments were sent (replayed, with their modes, when ``reconnect``).
-
-    Where the official client's ``on_connect`` (``reconnect=False``) and ``on_reconnect``
-    (``reconnect=True``) users go.
-    """
-
-    connection: int
-    reconnect: bool
-    subscriptions: int
-
-
-@attrs.frozen
-class FeedDisconnected:
-    """Connection ``connection`` is down (or an attempt to open it failed): ``reason`` says
-    why; the next attempt comes after ``reconnect_in`` seconds, or never (``None``: the feed
-    stops and raises its error out of ``async with`` / ``async for``).
-
-    Where the official client's ``on_close``/``on_error`` (and, with ``reconnect_in=None``,
-    ``on_noreconnect``) users go.
-    """
-
-    connection: int
-    reason: str
-    reconnect_in: float | None
-
-
-#: One item of :meth:`KiteFeed.connection_events`.
-ConnectionEvent: TypeAlias = FeedConnected | FeedDisconnected
-
-
-# -- the channel between the connections and ``async for`` ----------------------------------
-
-_Sender: TypeAlias = MemoryObjectSendStream[Any]
-
-
-class _Channel(Generic[ItemT]):
-    """``lossless``: one memory object stream bounded at ``size``; waits for room.
-
-    Producers are the connections' reader tasks, each with its own send clone (``sender``);
-    the consumer is ``async for`` (``get``: every call a checkpoint). ``close`` ends the
-    stream at once, dropping what waits; readers then get ``StopAsyncIteration`` or the
-    error it was closed with.
-    """
-
-    def __init__(
-        self, size: int, is_record: Callable[[object], bool], stream_size: float | None = None
-    ) -> None:
-        self.size = size
-        self.dropped = 0
-        self._is_record = is_record
-        self._stream_size = size if stream_size is None else stream_size
-        self._send: _Sender | None = None
-        self._receive: MemoryObjectReceiveStream[Any] | None = None
-        self._closed = False
-        self._error: BaseException | None = None
-
-    def open(self) -> None:
-        """Create the stream (on the feed's entry: nothing is open before)."""
-        self._send, self._receive = anyio.create_memory_object_stream[Any](self._stream_size)
-
-    def dispose(self) -> None:
-        """Close the receive side too, once no connection task is left (the feed's exit)."""
-        self.close()
-        if self._receive is not None:
-            self._receive.close()
-
-    def sender(self) -> _Sender:
-        """A send clone for one connection (close it when the connection task ends)."""
-        assert self._send is not None, "opened on entry"
-        return self._send.clone()
-
-    def __len__(self) -> int:
-        if self._receive is None:
-            return 0
-        return self._receive.statistics().current_buffer_used
-
-    async def put_ticks(self, send: _Sender, ticks: list[ItemT]) -> None:
-        """Add one frame's ticks; waits for room, tick by tick.
-
-        Cancellation: the ticks before the one waiting are in, the rest are not.
-        """
-        for tick in ticks:
-            try:
-                send.send_nowait(tick)
-            except anyio.WouldBlock:
-                await send.send(tick)
-
-    async def put_record(self, send: _Sender, record: ItemT) -> None:
-        """Add a text frame's record (never dropped); waits for room.
-
-        Cancellation: nothing was added.
-        """
-        try:
-            send.send_nowait(record)
-        except anyio.WouldBlock:
-            await send.send(record)
-
-    async def get(self) -> ItemT:
-        """The next item, in arrival order; a checkpoint, waits when there is none.
-
-        Raises ``StopAsyncIteration`` once closed, or the error it was closed with.
-        Cancellation: raises the backend's cancellation, the channel unchanged.
-        """
-        if self._closed or self._receive is None:
-            raise self._end()
-        try:
-            item: ItemT = await self._receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
-            raise self._end() from None
-        return item
-
-    async def get_batch(self, max_items: int) -> list[ItemT]:
-        """The next items in arrival order: waits for one (a checkpoint, as :meth:`get`),
-        then takes those already waiting, up to ``max_items`` in all, without waiting again.
-
-        Ends and raises as :meth:`get`. Cancellation: raises the backend's cancellation,
-        the channel unchanged (only the wait for the first item can be cancelled).
-        """
-        batch = [await self.get()]
-        if max_items > 1:
-            self._take_waiting(batch, max_items)
-        return batch
-
-    def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
-        """Append the items already waiting to ``batch``, until it holds ``max_items``."""
-        assert self._receive is not None, "get() returned an item: opened"
-        receive, append = self._receive.receive_nowait, batch.append
-        try:
-            for _ in range(max_items - len(batch)):
-                append(receive())
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            pass
-
-    def _end(self) -> BaseException:
-        return self._error if self._error is not None else StopAsyncIteration()
-
-    def __aiter__(self) -> _Channel[ItemT]:
-        return self
-
-    async def __anext__(self) -> ItemT:
-        return await self.get()
-
-    def close(self, error: BaseException | None = None) -> None:
-        """End the stream: readers get ``error`` (or ``StopAsyncIteration``) at once."""
-        if self._closed:
-            return
-        self._closed, self._error = True, error
-        if self._send is None or self._receive is None:
-            return  # never opened
-        self._send.close()  # the connections' clones close as their tasks end
-        while True:  # free what waits (waiting senders are being cancelled)
-            try:
-                self._receive.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream):
-                break
-
-
-class _RecordsBounded(_Channel[ItemT]):
-    """A channel that never drops records (order updates, errors, messages) but holds at
-    most ``size`` of them waiting: past that, ``put_record`` waits for one to be read."""
-
-    def __init__(
-        self, size: int, is_record: Callable[[object], bool], stream_size: float | None = None
-    ) -> None:
-        super().__init__(size, is_record, stream_size)
-        self._records = 0
-        self._room = anyio.Event()
-
-    async def _reserve_record(self) -> bool:
-        """Wait for room for one more record and count it; ``False`` once closed.
-
-        Cancellation: nothing counted."""
-        while self._records >= self.size and not self._closed:
-            if self._room.is_set():
-                self._room = anyio.Event()
-            await self._room.wait()
-        if self._closed:
-            return False
-        self._records += 1
-        return True
-
-    def _taken_record(self) -> None:
-        self._records -= 1
-        self._room.set()
-
-    def close(self, error: BaseException | None = None) -> None:
-        super().close(error)
-        self._room.set()
-
-
-class _DropOldest(_RecordsBounded[ItemT]):
-    """``drop_oldest``: when the stream is full, its oldest item is taken out through the
-    channel's own receive clone; a tick is dropped, a record kept aside and served first.
-    At most ``size`` records wait (in the stream or aside); past that ``put_record`` waits."""
-
-    def __init__(self, size: int, is_record: Callable[[object], bool]) -> None:
-        super().__init__(size, is_record)
-        self._oldest: MemoryObjectReceiveStream[Any] | None = None
-        self._aside: collections.deque[ItemT] = collections.deque()
-
-    def open(self) -> None:
-        super().open()
-        assert self._receive is not None
-        self._oldest = self._receive.clone()
-
-    def dispose(self) -> None:
-        super().dispose()
-        if self._oldest is not None:
-            self._oldest.close()
-
-    def __len__(self) -> int:
-        return super().__len__() + len(self._aside)
-
-    def _push(self, send: _Sender, item: ItemT) -> None:
-        while True:
-            try:
-                send.send_nowait(item)
-                return
-            except anyio.WouldBlock:
-                assert self._oldest is not None, "opened on entry"
-                oldest = self._oldest.receive_nowait()  # full, so there is one
-                if self._is_record(oldest):
-                    self._aside.append(oldest)
-                else:
-                    self.dropped += 1
-
-    async def put_ticks(self, send: _Sender, ticks: list[ItemT]) -> None:
-        """Add one frame's ticks, dropping the oldest; never waits."""
-        for tick in ticks:
-            self._push(send, tick)
-
-    async def put_record(self, send: _Sender, record: ItemT) -> None:
-        """Add a record; waits while ``size`` records wait. Cancellation: nothing added."""
-        if await self._reserve_record():
-            self._push(send, record)
-
-    async def get(self) -> ItemT:
-        if self._aside and not self._closed:
-            await anyio.lowlevel.checkpoint()
-            if self._aside and not self._closed:
-                item = self._aside.popleft()
-                self._taken_record()
-                return item
-        item = await super().get()
-        if self._is_record(item):
-            self._taken_record()
-        return item
-
-    def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
-        aside = self._aside
-        while aside and len(batch) < max_items:  # older than everything in the stream
-            batch.append(aside.popleft())
-            self._taken_record()
-        start = len(batch)
-        super()._take_waiting(batch, max_items)
-        is_record = self._is_record
-        for n in range(start, len(batch)):
-            if is_record(batch[n]):
-                self._taken_record()
-
-    def close(self, error: BaseException | None = None) -> None:
-        super().close(error)
-        self._aside.clear()
-
-
-class _Conflate(_RecordsBounded[ItemT]):
-    """``conflate``: a dict of the newest tick per instrument plus a stream of instrument
-    keys (an instrument's key is sent once, when it has no tick waiting); records go
-    through the key stream in their place."""
-
-    def __init__(self, size: int, is_record: Callable[[object], bool]) -> None:
-        super().__init__(size, is_record, stream_size=math.inf)
-        self._latest: dict[int, ItemT] = {}
-
-    async def put_ticks(self, send: _Sender, ticks: list[ItemT]) -> None:
-        """Add one frame's ticks, each replacing its instrument's waiting one; never waits."""
-        latest = self._latest
-        for tick in ticks:
-            token: int = tick.instrument_token  # type: ignore[attr-defined]
-            if token in latest:
-                self.dropped += 1
-                latest[token] = tick
-            else:
-                latest[token] = tick
-                send.send_nowait(token)
-
-    async def put_record(self, send: _Sender, record: ItemT) -> None:
-        """Add a record in its place; waits while ``size`` records wait. Cancellation:
-        nothing added."""
-        if await self._reserve_record():
-            send.send_nowait(record)
-
-    async def get(self) -> ItemT:
-        key = await super().get()
-        if isinstance(key, int):
-            return self._latest.pop(key)
-        self._taken_record()
-        return key
-
-    def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
-        assert self._receive is not None, "get() returned an item: opened"
-        receive, latest = self._receive.receive_nowait, self._latest
-        try:
-            for _ in range(max_items - len(batch)):
-                key = receive()
-                if isinstance(key, int):
-                    batch.append(latest.pop(key))
-                else:
-                    self._taken_record()
-                    batch.append(key)
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            pass
-
-    def close(self, error: BaseException | None = None) -> None:
-        super().close(error)
-        self._latest.clear()
-
-
-class _Batches(Generic[ItemT]):
-    """:meth:`KiteFeed.batches`' iterator: one :meth:`_Channel.get_batch` per step."""
-
-    __slots__ = ("_channel", "_max_items")
-
-    def __init__(self, channel: _Channel[ItemT], max_items: int) -> None:
-        self._channel = channel
-        self._max_items = max_items
-
-    def __aiter__(self) -> _Batches[ItemT]:
-        return self
-
-    async def __anext__(self) -> list[ItemT]:
-        return await self._channel.get_batch(self._max_items)
-
-
-_CHANNELS: Final[dict[Overflow, type[_Channel[Any]]]] = {
-    Overflow.LOSSLESS: _Channel,
-    Overflow.DROP_OLDEST: _DropOldest,
-    Overflow.CONFLATE: _Conflate,
-}
-
-
-# -- connections --------------------------------------------------------------------------
-
-
-@attrs.define(eq=False)
-class _Shard:
-    """One connection: its instruments with their modes, and its live socket (if any)."""
-
-    index: int
-    modes: dict[int, str] = attrs.Factory(dict)
-    ws: AsyncWebSocketSession | None = None  # while connected and replayed
-    lock: anyio.Lock = attrs.Factory(anyio.Lock)
-    scope: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
-    session: anyio.CancelScope | None = None
-    started: bool = False
-    #: Set once the connection is up for the first time (or the feed stopped).
-    up: anyio.Event = attrs.Factory(anyio.Event)
-    connected_before: bool = False
-    #: ``task_group.start()``'s status while the task has not reported ready.
-    task_status: anyio.abc.TaskStatus[None] | None = None
-    send: _Sender | None = None
-
-
-class _CredentialsTransport(httpx.AsyncBaseTransport):
-    """Adds the credentials to the URL below httpx's client, so that its request log
-    (``HTTP Request: GET ...`` at INFO) and its errors never show them."""
-
-    def __init__(
-        self, transport: httpx.AsyncBaseTransport, credentials: Callable[[], dict[str, str]]
-    ) -> None:
-        self._transport = transport
-        self._credentials = credentials
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url.copy_merge_params(self._credentials())
-        inner = httpx.Request(
-            request.method,
-            url,
-            headers=request.headers,
-            stream=request.stream,
-            extensions=request.extensions,
-        )
-        return await self._transport.handle_async_request(inner)
-
-    async def aclose(self) -> None:
-        await self._transport.aclose()
-
-
-def _redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    leaves: list[BaseException] = []
-    for exc in group.exceptions:
-        leaves.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return leaves
-
-
-def _check_root(root: object) -> str:
-    if not isinstance(root, str):
-        raise TypeError(f"root must be a str (a ws:// or wss:// URL), got {type(root).__name__}")
-    try:
-        parts = urllib.parse.urlsplit(root)
-        host = parts.hostname
-    except ValueError:
-        host = None
-    if parts.scheme not in ("ws", "wss") or not host:
-        raise ValueError(f"root must be a ws:// or wss:// URL with a host, got {root!r}")
-    return root
-
-
-def _check_seconds(name: str, value: object, *, zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if not (value > 0 or (zero and value == 0)):
-        raise ValueError(f"{name} must be {'>=' if zero else '>'} 0 seconds, got {value!r}")
-    return float(value)
-
-
-def _check_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value!r}")
-    return value
-
-
-class _KiteFeedBase(AbstractFeeder[int, ItemT]):
+class _KiteFeedBase(FeedEngine[int, Any]):
     """What :class:`KiteFeed` and :class:`RawKiteFeed` share: all of it but the decoding."""
 
-    #: Whether items are ticks keyed by instrument (the ``conflate`` policy needs that).
-    _can_conflate: ClassVar[bool] = True
+    _protocol: KiteProtocol
 
     @staticmethod
     def _is_record(item: object) -> bool:
         """Whether a stream item comes from a text frame (never dropped nor conflated)."""
         return isinstance(item, OrderUpdate | FeedError | FeedMessage)
 
+    @staticmethod
+    def _key_of(item: Any) -> int:
+        """A tick's instrument token (the ``conflate`` key)."""
+        return item.instrument_token  # type: ignore[no-any-return]
+
     def __init__(
         self,
         api_key: str | None = None,
-        access_token: str | None = None,
+        access_token: Credential | None = None,
         *,
         user_id: str | None = None,
-        enctoken: str | None = None,
+        enctoken: Credential | None = None,
         root: str | None = None,
         subscriptions: Mapping[int, Mode | str] | Iterable[int] | None = None,
         default_mode: Mode | str = Mode.QUOTE,
@@ -739,7 +222,9 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         Kite Connect: ``api_key`` and ``access_token`` (``root`` defaults to
         ``wss://ws.kite.trade``). Kite Web: ``user_id`` and ``enctoken`` (``root`` defaults
         to ``wss://ws.zerodha.com``, and the web client's parameters are sent). ``root``
-        points elsewhere, e.g. at the sandbox's ``ticker_url``.
+        points elsewhere, e.g. at the sandbox's ``ticker_url``. The token may be a provider
+        instead of a string: a callable (sync or async) returning it, called before every
+        (re)connect (see also :meth:`set_access_token`).
 
         ``subscriptions`` are sent with the first connection: a mapping of instrument
         tokens to modes (``{408065: "full", 884737: "ltp"}``), or tokens in
@@ -756,14 +241,11 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
         that is not a ``ws://``/``wss://`` URL, a non-positive timeout, a bad mode, policy,
         token or size; ``TypeError`` for an argument of the wrong type.
         """
-        for name, value in (
-            ("api_key", api_key),
-            ("access_token", access_token),
-            ("user_id", user_id),
-            ("enctoken", enctoken),
-        ):
+        for name, value in (("api_key", api_key), ("user_id", user_id)):
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+        _check_str("access_token", access_token)
+        _check_str("enctoken", enctoken)
         web = user_id is not None or enctoken is not None
         if web == (api_key is not None or access_token is not None) or (
             not web and not (api_key and access_token)
@@ -774,572 +256,108 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
             )
         if web and not (user_id and enctoken):
             raise ValueError("Kite Web needs both user_id and enctoken")
-        if not isinstance(backoff, Backoff):
-            raise TypeError(f"backoff must be a Backoff, got {type(backoff).__name__}")
-        self._web = web
-        self._api_key = api_key or ""
-        self._user_id = user_id or ""
-        self._secret = (enctoken if web else access_token) or ""
+        secret = enctoken if web else access_token
+        assert secret is not None
         if root is None:
             root = KITE_WEB_ROOT if web else KITE_CONNECT_ROOT
-        self.root = _check_root(root)
-        self.default_mode = Mode(default_mode)
-        self.overflow = Overflow(overflow)
-        if self.overflow is Overflow.CONFLATE and not self._can_conflate:
-            raise ValueError(f"{type(self).__name__} cannot conflate: use lossless or drop_oldest")
-        self.buffer_size = _check_int("buffer_size", buffer_size)
-        self.watchdog = _check_seconds("watchdog", watchdog)
-        self.backoff = backoff
-        self.stable_after = _check_seconds("stable_after", stable_after, zero=True)
-        self.connect_timeout = _check_seconds("connect_timeout", connect_timeout)
-        self.send_timeout = _check_seconds("send_timeout", send_timeout)
-        self.max_connections = _check_int("max_connections", max_connections)
-        self.max_instruments = _check_int("max_instruments", max_instruments)
-        self._shards: list[_Shard] = [_Shard(0)]
-        self._shard_of: dict[int, _Shard] = {}
-        #: Instruments whose asked mode is not in effect yet: their mode (see "Modes").
-        self._switching: dict[int, str] = {}
-        self._counters = _Counters()
-        self._channel: _Channel[ItemT] = _CHANNELS[self.overflow](buffer_size, self._is_record)
-        self._listeners: list[MemoryObjectSendStream[ConnectionEvent]] = []
-        self._tg: anyio.abc.TaskGroup | None = None
-        self._client: httpx.AsyncClient | None = None
-        self._failure: AioTraderError | None = None
-        self._closed = False
-        if subscriptions is not None:
-            self._remember_initial(subscriptions)
-
-    def _remember_initial(self, subscriptions: Mapping[int, Mode | str] | Iterable[int]) -> None:
-        if isinstance(subscriptions, Mapping):
-            by_mode: dict[Mode, list[int]] = {}
-            for token, mode in subscriptions.items():
-                by_mode.setdefault(Mode(mode), []).append(token)
-        else:
-            by_mode = {self.default_mode: list(_check_iterable(subscriptions))}
-        for mode, tokens in by_mode.items():
-            self._remember(_check_tokens(tokens), mode)
-
-    def __repr__(self) -> str:
-        who = f"user_id={self._user_id!r}" if self._web else f"api_key={self._api_key!r}"
-        state = "closed" if self._closed else "open" if self._tg is not None else "not started"
-        return f"<{type(self).__name__} {who} root={self.root!r} {state}>"
-
-    # -- lifecycle ---------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        """Open the connections in a new task group; returns once they are connected.
-
-        Returns when each connection with instruments (the first one always) has made its
-        handshake and sent its subscriptions: from then on nothing Kite sends is lost.
-        Connect failures are retried with ``backoff`` meanwhile. Raises, as itself (not in
-        an exception group), the first connection's terminal failure: ``TokenException``
-        (HTTP 403: the session is invalid), ``FeedClosedError`` (connect attempts used up,
-        or a handshake refused with a status that never heals, e.g. 404). ``RuntimeError``
-        when entered twice.
-
-        Cancellation: stops connecting; every socket opened so far is closed and every task
-        ended before the cancellation propagates (nothing is left running).
-        """
-        if self._tg is not None or self._closed:
-            raise RuntimeError(f"{type(self).__name__} can be entered only once")
-        headers = {} if self._web else {"X-Kite-Version": "3"}
-        self._client = httpx.AsyncClient(
-            headers=headers,
-            timeout=self.connect_timeout,
-            transport=_CredentialsTransport(httpx.AsyncHTTPTransport(), self._credentials),
+        protocol = KiteProtocol(
+            api_key=api_key or "", secret=secret, user_id=user_id if web else None, root=root
         )
-        self._channel.open()
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._tg = tg
-        try:
-            for shard in self._shards:
-                if shard.index == 0 or shard.modes:
-                    shard.started = True
-                    await tg.start(self._run, shard, name=f"kite-feed-connection-{shard.index}")
-        except BaseException as exc:
-            error = _single(exc)
-            if isinstance(error, AioTraderError) and self._failure is None:
-                self._failure = error  # what iterating the failed feed raises
-            self._tg = None
-            self._shutdown()
-            try:
-                await tg.__aexit__(type(error), error, error.__traceback__)
-            except BaseExceptionGroup as group:
-                if any(leaf is not error for leaf in _leaves(group)):
-                    raise
-            finally:
-                self._channel.dispose()
-                await self._close_client()
-            if error is exc:
-                raise
-            raise error from error.__cause__
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close every connection and end every task, then let the block's exception through.
-
-        A fatal feed error (``TokenException``, ``FeedClosedError``) that ended the feed is
-        raised here, unless the block raised an exception of its own (other than the
-        cancellation the error caused). Cancellation: the sockets are closed anyway.
-        """
-        tg, self._tg = self._tg, None
-        self._shutdown()
-        try:
-            if tg is not None:
-                try:
-                    await tg.__aexit__(exc_type, exc, tb)
-                except BaseExceptionGroup as group:
-                    # the connection tasks never raise: the group wraps the block's exception
-                    if exc is None or any(leaf is not exc for leaf in _leaves(group)):
-                        raise
-        finally:
-            self._channel.dispose()
-            await self._close_client()
-        cancelled = anyio.get_cancelled_exc_class()
-        if self._failure is not None and (exc is None or isinstance(exc, cancelled)):
-            raise self._failure
-
-    async def _close_client(self) -> None:
-        if self._client is not None:
-            with anyio.CancelScope(shield=True):
-                await self._client.aclose()
-
-    async def aclose(self) -> None:
-        """Stop the connections and end the iteration (``async for`` stops). Idempotent.
-
-        The task group itself ends when the ``async with`` block is left. Cancellation:
-        nothing to wait for, the feed is closed either way.
-        """
-        self._shutdown()
-        await anyio.lowlevel.checkpoint()
-
-    def _shutdown(self) -> None:
-        self._closed = True
-        for shard in self._shards:
-            shard.scope.cancel()
-            shard.up.set()
-        self._channel.close(self._failure)
-        listeners, self._listeners = self._listeners, []
-        for send in listeners:
-            send.close()
-
-    def _fail(self, error: AioTraderError) -> None:
-        """Stop the feed for good with ``error``: raised from ``async for`` and ``async with``."""
-        if self._failure is None:
-            self._failure = error
-            log.error("feed stopped: %s", error)
-        self._shutdown()
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
-
-    # -- the connection's life ---------------------------------------------------------
-
-    def connection_events(
-        self, max_buffer: int = 100
-    ) -> MemoryObjectReceiveStream[ConnectionEvent]:
-        """A new stream of :data:`ConnectionEvent` records: ``FeedConnected`` and
-        ``FeedDisconnected``, from now until the feed closes (the stream then ends).
-
-        Call it before ``async with`` to see the first connection too; read it in a task of
-        your own (``async for event in events``), it never blocks the feed: past
-        ``max_buffer`` events waiting, new ones are not added to this stream (logged at
-        DEBUG). Close it (``with events:``) to stop receiving. Several streams may be open.
-        """
-        send, receive = anyio.create_memory_object_stream[ConnectionEvent](
-            _check_int("max_buffer", max_buffer)
+        self.root = protocol.root
+        super().__init__(
+            protocol,
+            subscriptions=subscriptions,
+            default_mode=default_mode,
+            overflow=overflow,
+            buffer_size=buffer_size,
+            watchdog=watchdog,
+            backoff=backoff,
+            stable_after=stable_after,
+            connect_timeout=connect_timeout,
+            send_timeout=send_timeout,
+            max_connections=max_connections,
+            max_instruments=max_instruments,
         )
-        if self._closed:
-            send.close()
-        else:
-            self._listeners.append(send)
-        return receive
 
-    def _emit(self, event: ConnectionEvent) -> None:
-        for send in list(self._listeners):
-            try:
-                send.send_nowait(event)
-            except anyio.WouldBlock:
-                log.debug("a connection_events stream is full: %r not added", event)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self._listeners.remove(send)  # its reader closed it
+    def set_access_token(self, access_token: Credential) -> None:
+        """Use ``access_token`` (a string, or a provider) from the next (re)connect on.
 
-    # -- iteration -----------------------------------------------------------------------
-
-    def __aiter__(self) -> AsyncIterator[ItemT]:
-        """The stream; ``RuntimeError`` before ``async with`` (it would never yield)."""
-        self._check_entered()
-        return self._channel  # its __anext__ is this feed's, one call less per item
-
-    def _check_entered(self) -> None:
-        if self._tg is None and not self._closed:
-            raise RuntimeError(
-                f"enter the feed before reading it: async with {type(self).__name__}(...) as feed"
-            )
-
-    async def __anext__(self) -> ItemT:
-        """The next item; a checkpoint every time (a busy loop body never starves the
-        connections), waits when none is there.
-
-        Ends (``StopAsyncIteration``) once the feed is closed; raises ``TokenException`` or
-        ``FeedClosedError`` when the feed stopped for good. Cancellation: raises the
-        backend's cancellation, nothing is lost (the item stays buffered, the next call
-        gets it).
+        A running feed keeps its connections; the renewed token is sent when one is made
+        again (after a drop, or for a new connection). Renew it before the old one expires
+        (Kite's expire around 06:00 IST) and nothing is lost. ``ValueError`` for an empty
+        string, ``TypeError`` for anything but a str or a callable. Kite Web feeds: see
+        :meth:`set_enctoken`.
         """
-        self._check_entered()
-        return await self._channel.get()
+        if self._protocol.web:
+            raise ValueError("a Kite Web feed uses an enctoken: call set_enctoken")
+        self._protocol.set_secret(access_token)
 
-    def batches(self, max_items: int = 1000) -> AsyncIterator[list[ItemT]]:
-        """The same stream in lists: ``async for batch in feed.batches(): for item in batch``.
-
-        Each step waits for at least one item (a checkpoint, as every receive of
-        ``async for item in feed``), then takes the items already waiting, up to
-        ``max_items`` in all, without waiting or scheduling again: one checkpoint per
-        batch instead of one per item, for consumers that keep up with a busy feed (the
-        official client's ``on_ticks`` gets a frame's list the same way). The items, their
-        order and the overflow policy are those of ``async for item in feed`` (both may read
-        one feed, in turn or from one loop, and the order holds); a batch is never empty
-        and may span frames and connections.
-
-        Ends (``StopAsyncIteration``) once the feed is closed; raises ``TokenException`` or
-        ``FeedClosedError`` when the feed stopped for good. Cancellation: raises the
-        backend's cancellation while waiting for the first item, nothing is lost (the items
-        stay buffered; the next step gets them). ``ValueError`` / ``TypeError`` for a
-        ``max_items`` that is not an int >= 1; ``RuntimeError`` before ``async with``.
-        """
-        max_items = _check_int("max_items", max_items)
-        self._check_entered()
-        return _Batches(self._channel, max_items)
-
-    def statistics(self) -> FeedStatistics:
-        """A frozen snapshot of the counters (see :class:`FeedStatistics`)."""
-        c = self._counters
-        last = c.last_message
-        return FeedStatistics(
-            frames=c.frames,
-            ticks=c.ticks,
-            bytes=c.bytes,
-            heartbeats=c.heartbeats,
-            text_frames=c.text_frames,
-            order_updates=c.order_updates,
-            malformed=c.malformed,
-            dropped=self._channel.dropped,
-            stale_mode=c.stale_mode,
-            reconnects=c.reconnects,
-            connections=c.connections,
-            subscribed=len(self._shard_of),
-            buffered=len(self._channel),
-            last_message_time=None if last is None else datetime.datetime.fromtimestamp(last, IST),
-        )
+    def set_enctoken(self, enctoken: Credential) -> None:
+        """:meth:`set_access_token` for a Kite Web feed (``user_id`` and ``enctoken``)."""
+        if not self._protocol.web:
+            raise ValueError("a Kite Connect feed uses an access token: call set_access_token")
+        self._protocol.set_secret(enctoken)
 
     @property
-    def subscriptions(self) -> dict[int, Mode]:
+    def subscriptions(self) -> dict[int, Mode]:  # type: ignore[override]
         """A copy of the subscribed instrument tokens with their modes."""
-        return {token: Mode(shard.modes[token]) for token, shard in self._shard_of.items()}
-
-    # -- subscriptions -----------------------------------------------------------------
+        return {token: Mode(mode) for token, mode in super().subscriptions.items()}
 
     async def subscribe(
-        self, instrument_tokens: Iterable[int], mode: Mode | str | None = None
+        self,
+        keys: Iterable[int] = _MISSING,
+        mode: Mode | str | None = None,
+        *,
+        instrument_tokens: Iterable[int] = _MISSING,
     ) -> None:
-        """Subscribe ``instrument_tokens`` in ``mode`` (default: ``default_mode``).
+        """Subscribe ``keys`` (instrument tokens) in ``mode`` (default: ``default_mode``).
 
-        Already subscribed tokens switch to ``mode``. Their ticks received from the call on
-        come in ``mode`` only (see "Modes" in the module doc). Before ``async with`` the
-        subscription is only remembered and goes out with the first connection; it is
-        replayed, with its mode, after every reconnect. Instruments beyond 3000 go to a
-        further connection (at most ``max_connections``): the call then returns once that
-        connection is up (or raises the feed's error if it cannot be made). Raises
-        ``ValueError`` for a bad token or mode, or when the total would exceed
-        ``max_connections * max_instruments``; ``TypeError`` for tokens that are not an
-        iterable of ints (nothing changes then).
+        ``instrument_tokens=`` is the same argument under its former name. Already
+        subscribed tokens switch to ``mode``. Their ticks received from the call on come in
+        ``mode`` (see "Modes" in the module doc). Before ``async with`` the subscription is
+        only remembered and goes out with the first connection; it is replayed, with its
+        mode, after every reconnect. Instruments beyond 3000 go to a further connection (at
+        most ``max_connections``): the call then returns once that connection is up (or
+        raises the feed's error if it cannot be made). Raises ``ValueError`` for a bad
+        token or mode, or when the total would exceed ``max_connections *
+        max_instruments``; ``TypeError`` for tokens that are not an iterable of ints
+        (nothing changes then); ``ClientClosedError`` after the feed's ``async with``.
 
         Cancellation: the subscription is remembered and sent either way (the write is
         shielded, at most ``send_timeout``, so the socket is never left half-written and
         Kite is told what the feed remembers), then the cancellation is raised; it is
         replayed on reconnect; a new connection goes on connecting.
         """
-        mode_ = self.default_mode if mode is None else Mode(mode)
-        wanted = _check_tokens(instrument_tokens)
-        new = self._remember(wanted, mode_)
-        for shard in new:
-            self._start(shard)
-        for shard, group in self._by_shard(wanted).items():
-            await self._send(shard, _subscribe_messages({mode_.value: group}))
-        for shard in new:
-            if shard.started:
-                await shard.up.wait()
-        if self._failure is not None:
-            raise self._failure
+        await super().subscribe(_keys(keys, instrument_tokens, "subscribe"), mode)
 
-    def _remember(self, wanted: list[int], mode_: Mode) -> list[_Shard]:
-        """Record ``wanted`` in ``mode_`` (raises before any change); the new shards."""
-        new = [t for t in wanted if t not in self._shard_of]
-        limit = self.max_connections * self.max_instruments
-        if len(self._shard_of) + len(new) > limit:
-            raise ValueError(
-                f"too many instruments: {len(self._shard_of) + len(new)} would be subscribed, "
-                f"Kite allows {self.max_instruments} per connection and {self.max_connections} "
-                f"connections per api_key ({limit})"
-            )
-        shards: list[_Shard] = []
-        for token in new:
-            shard = next((s for s in self._shards if len(s.modes) < self.max_instruments), None)
-            if shard is None:
-                shard = _Shard(len(self._shards))
-                self._shards.append(shard)
-                shards.append(shard)
-            shard.modes[token] = mode_.value
-            self._shard_of[token] = shard
-        for token in wanted:
-            self._shard_of[token].modes[token] = mode_.value
-            self._switching[token] = mode_.value
-        return shards
-
-    async def unsubscribe(self, instrument_tokens: Iterable[int]) -> None:
-        """Stop receiving ``instrument_tokens``; tokens not subscribed are ignored.
+    async def unsubscribe(
+        self, keys: Iterable[int] = _MISSING, *, instrument_tokens: Iterable[int] = _MISSING
+    ) -> None:
+        """Stop receiving ``keys`` (``instrument_tokens=``: the former name); tokens not
+        subscribed are ignored.
 
         Connections stay open when they have nothing left. Raises ``ValueError`` /
-        ``TypeError`` for bad tokens. Cancellation: as for :meth:`subscribe`.
+        ``TypeError`` for bad tokens, ``ClientClosedError`` after the feed's ``async with``.
+        Cancellation: as for :meth:`subscribe`.
         """
-        wanted = [t for t in _check_tokens(instrument_tokens) if t in self._shard_of]
-        groups = self._by_shard(wanted)
-        for token in wanted:
-            del self._shard_of.pop(token).modes[token]
-            self._switching.pop(token, None)
-        for shard, group in groups.items():
-            await self._send(shard, [{"a": "unsubscribe", "v": group}])
+        await super().unsubscribe(_keys(keys, instrument_tokens, "unsubscribe"))
 
-    async def set_mode(self, mode: Mode | str, instrument_tokens: Iterable[int]) -> None:
-        """Switch subscribed ``instrument_tokens`` to ``mode``: their ticks received from the
-        call on come in ``mode`` only (ticks already waiting in the channel are still
-        delivered).
+    async def set_mode(
+        self,
+        mode: Mode | str,
+        keys: Iterable[int] = _MISSING,
+        *,
+        instrument_tokens: Iterable[int] = _MISSING,
+    ) -> None:
+        """Switch subscribed ``keys`` (``instrument_tokens=``: the former name) to
+        ``mode``: their ticks received from the call on come in ``mode`` (see "Modes";
+        ticks already waiting in the channel are still delivered).
 
         Raises ``ValueError`` for a bad mode or a token that is not subscribed (nothing
-        changes then). Cancellation: as for :meth:`subscribe`.
+        changes then), ``ClientClosedError`` after the feed's ``async with``.
+        Cancellation: as for :meth:`subscribe`.
         """
-        mode_ = Mode(mode)
-        wanted = _check_tokens(instrument_tokens)
-        missing = [t for t in wanted if t not in self._shard_of]
-        if missing:
-            raise ValueError(
-                f"set_mode: {len(missing)} token(s) not subscribed (first: {missing[0]}); "
-                "subscribe them first"
-            )
-        for token in wanted:
-            self._shard_of[token].modes[token] = mode_.value
-            self._switching[token] = mode_.value
-        for shard, group in self._by_shard(wanted).items():
-            await self._send(shard, [{"a": "mode", "v": [mode_.value, group]}])
-
-    def _by_shard(self, tokens: list[int]) -> dict[_Shard, list[int]]:
-        groups: dict[_Shard, list[int]] = {}
-        for token in tokens:
-            groups.setdefault(self._shard_of[token], []).append(token)
-        return groups
-
-    async def _send(self, shard: _Shard, messages: list[dict[str, Any]]) -> None:
-        """Send ``messages`` on the shard's connection if it is up (else replay covers them).
-
-        Shielded: a cancelled caller's messages still go out (each write bounded by
-        ``send_timeout``), so what is remembered is also what Kite was told; the
-        cancellation is raised right after.
-        """
-        with anyio.CancelScope(shield=True):
-            async with shard.lock:
-                if shard.ws is not None:
-                    await self._write(shard, shard.ws, messages)
-        await anyio.lowlevel.checkpoint_if_cancelled()
-
-    async def _write(
-        self, shard: _Shard, ws: AsyncWebSocketSession, messages: list[dict[str, Any]]
-    ) -> bool:
-        """Write the messages, shielded up to ``send_timeout``; False if the socket failed.
-
-        Past the timeout the connection is stuck: its session is cancelled (reconnect).
-        """
-        with anyio.move_on_after(self.send_timeout, shield=True) as scope:
-            try:
-                for message in messages:
-                    await ws.send_text(json.dumps(message))
-            except _NETWORK_ERRORS as exc:
-                log.info("connection %d: sending failed (%s)", shard.index, type(exc).__name__)
-                return False
-        if scope.cancelled_caught:
-            log.warning("connection %d: a send took over %s s; reconnecting", shard.index,
-                        self.send_timeout)  # fmt: skip
-            if shard.session is not None:
-                shard.session.cancel()
-            return False
-        return True
-
-    # -- the connection loop -----------------------------------------------------------
-
-    def _start(self, shard: _Shard) -> None:
-        """Start a connection added after entry (it reports ready through ``shard.up``)."""
-        if self._tg is not None and not shard.started and not self._closed:
-            shard.started = True
-            self._tg.start_soon(self._run, shard, name=f"kite-feed-connection-{shard.index}")
-
-    async def _run(
-        self, shard: _Shard, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Connect, read, reconnect until cancelled; a fatal error stops the whole feed.
-
-        Started by ``task_group.start()`` (``__aenter__``), it reports ready once connected
-        and subscribed; a fatal error before that is raised to the starter instead.
-        """
-        shard.task_status = task_status
-        with shard.scope, self._channel.sender() as shard.send:
-            try:
-                await self._connect_loop(shard)
-            except (TokenException, FeedClosedError) as exc:
-                self._emit(FeedDisconnected(shard.index, str(exc), None))
-                if shard.task_status is not None and task_status is not anyio.TASK_STATUS_IGNORED:
-                    log.error("feed could not connect: %s", exc)
-                    raise  # not ready yet: __aenter__ raises it
-                self._fail(exc)
-            finally:
-                shard.up.set()
-
-    async def _connect_loop(self, shard: _Shard) -> None:
-        attempts = self.backoff.attempts(stable_after=self.stable_after)
-        while True:
-            error = await self._connect_once(shard, attempts)
-            if not attempts.failed():
-                raise FeedClosedError(
-                    f"connection {shard.index}: gave up after {attempts.failures} failed "
-                    f"attempts in a row; last: {error}"
-                ) from error
-            self._counters.reconnects += 1
-            self._emit(FeedDisconnected(shard.index, str(error), attempts.delay))
-            log.warning(
-                "connection %d lost (%s); reconnecting in %.3g s (attempt %d)",
-                shard.index,
-                error,
-                attempts.delay,
-                attempts.failures,
-            )
-            await attempts.sleep()
-
-    def _credentials(self) -> dict[str, str]:
-        """The handshake's query parameters (they carry the secret: never logged)."""
-        if self._web:
-            return {
-                **_KITE_WEB_PARAMS,
-                "user_id": self._user_id,
-                "enctoken": self._secret,
-                "uid": str(int(time.time() * 1000)),
-            }
-        return {"api_key": self._api_key, "access_token": self._secret}
-
-    def _describe(self, exc: BaseException) -> str:
-        text = _redact(str(exc), (self._secret,))
-        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-    async def _connect_once(self, shard: _Shard, attempts: Attempts) -> AioTraderError:
-        """One connection, from handshake to drop; returns why it ended (our error).
-
-        Raises ``TokenException`` when the handshake is refused with 403, and
-        ``FeedClosedError`` for another 4xx than 429 (a wrong URL never heals).
-        """
-        assert self._client is not None
-        try:
-            async with aconnect_ws(
-                self.root,
-                self._client,
-                keepalive_ping_interval_seconds=None,  # Kite's heartbeats + our watchdog
-                max_message_size_bytes=1 << 20,  # read up to 1 MiB at a time
-                session_class=AsyncWebSocketSession,
-            ) as ws:
-                attempts.succeeded()
-                return await self._session(shard, ws)
-        except WebSocketUpgradeError as exc:
-            status = exc.response.status_code
-            if status == 403:
-                what = "enctoken" if self._web else "access token"
-                raise TokenException(
-                    f"the ticker refused the session (HTTP 403): the {what} is invalid or "
-                    "expired; log in again",
-                    status_code=403,
-                ) from None
-            if 400 <= status < 500 and status != 429:
-                raise FeedClosedError(
-                    f"the ticker refused the connection with HTTP {status} (not retried: "
-                    f"check root={self.root!r})"
-                ) from None
-            return ConnectError(f"the ticker refused the connection with HTTP {status}")
-        except httpx.TimeoutException as exc:
-            return ConnectError(f"timed out connecting ({self._describe(exc)})")
-        except _NETWORK_ERRORS as exc:
-            return ConnectError(f"could not connect ({self._describe(exc)})")
-        except BaseExceptionGroup as group:
-            # httpx-ws's session runs a task group: network errors may come out wrapped.
-            leaves = _leaves(group)
-            if all(isinstance(leaf, _NETWORK_ERRORS) for leaf in leaves):
-                return ConnectionLost(f"connection lost ({self._describe(leaves[0])})")
-            raise
-
-    async def _session(self, shard: _Shard, ws: AsyncWebSocketSession) -> AioTraderError:
-        """Replay the subscriptions, report the connection up, then read until it ends."""
-        with anyio.CancelScope() as shard.session:
-            async with shard.lock:
-                self._switching.update(shard.modes)  # Kite starts them in quote mode again
-                if shard.modes and not await self._write(shard, ws, _replay_messages(shard)):
-                    return ConnectionLost("connection lost while subscribing")
-                shard.ws = ws
-                replayed = len(shard.modes)
-            self._counters.connections += 1
-            reconnect, shard.connected_before = shard.connected_before, True
-            log.info("connection %d up, %d instruments", shard.index, replayed)
-            self._emit(FeedConnected(shard.index, reconnect, replayed))
-            shard.up.set()
-            status, shard.task_status = shard.task_status, None
-            if status is not None:
-                status.started()
-            try:
-                assert shard.send is not None
-                return await self._read(ws, shard.send, shard.index)
-            finally:
-                shard.ws = None
-                self._counters.connections -= 1
-        return ConnectionLost(f"a send took over {self.send_timeout} s")
-
-    async def _read(
-        self, ws: AsyncWebSocketSession, send: _Sender, connection: int
-    ) -> AioTraderError:
-        """Receive frames into the channel until the connection ends; returns why it ended."""
-        receive, watchdog, counters = ws.receive, self.watchdog, self._counters
-        binary, text = self._on_binary, self._on_text
-        Bytes, Text = wsproto.events.BytesMessage, wsproto.events.TextMessage
-        while True:
-            try:
-                event = await receive(watchdog)
-            except TimeoutError:
-                return ConnectionLost(f"nothing received for {watchdog} s (heartbeat watchdog)")
-            except WebSocketDisconnect as exc:
-                reason = f": {exc.reason}" if exc.reason else ""
-                return ConnectionLost(f"closed by the server (code {exc.code}{reason})")
-            except WebSocketNetworkError:
-                return ConnectionLost("network error")
-            counters.last_message = received = time.time()
-            if isinstance(event, Bytes):
-                data = event.data
-                counters.bytes += len(data)
-                if len(data) < 2:
-                    counters.heartbeats += 1
-                else:
-                    counters.frames += 1
-                    await binary(data, send, received, connection)
-            elif isinstance(event, Text):
-                counters.text_frames += 1
-                counters.bytes += len(event.data)
-                await text(event.data, send, received, connection)
+        await super().set_mode(mode, _keys(keys, instrument_tokens, "set_mode"))
 
     def _malformed(self, bad: list[MalformedPacket]) -> None:
         """Count every malformed packet of one frame; log the frame once."""
@@ -1354,58 +372,8 @@ class _KiteFeedBase(AbstractFeeder[int, ItemT]):
             more,
         )
 
-    async def _on_binary(
-        self, data: bytes | bytearray, send: _Sender, received: float, connection: int
-    ) -> None:
-        """Handle one binary frame (2 bytes or more) read at ``received`` on ``connection``."""
-        raise NotImplementedError
 
-    async def _on_text(self, data: str, send: _Sender, received: float, connection: int) -> None:
-        """Handle one text frame read at ``received`` on ``connection``."""
-        raise NotImplementedError
-
-
-def _single(exc: BaseException) -> BaseException:
-    """A group holding one error (at any depth) as that error; anything else as it is."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
-def _check_iterable(tokens: object) -> Iterable[Any]:
-    if isinstance(tokens, int | str | bytes) or not isinstance(tokens, Iterable):
-        raise TypeError(f"tokens must be an iterable of ints, got {type(tokens).__name__}")
-    return tokens
-
-
-def _check_tokens(tokens: Iterable[int]) -> list[int]:
-    """The tokens as a list without duplicates; ``TypeError`` for anything but ints,
-    ``ValueError`` for ints out of uint32's range."""
-    out = list(dict.fromkeys(_check_iterable(tokens)))
-    for token in out:
-        if not isinstance(token, int) or isinstance(token, bool):
-            raise TypeError(f"instrument tokens are ints, got {token!r}")
-        if not 0 < token <= 0xFFFFFFFF:
-            raise ValueError(f"instrument tokens are positive 32-bit ints, got {token!r}")
-    return out
-
-
-def _subscribe_messages(groups: dict[str, list[int]]) -> list[dict[str, Any]]:
-    """Kite's messages to subscribe tokens in modes: one ``subscribe``, one ``mode`` per mode."""
-    everything = [token for group in groups.values() for token in group]
-    messages: list[dict[str, Any]] = [{"a": "subscribe", "v": everything}]
-    messages.extend({"a": "mode", "v": [mode, group]} for mode, group in groups.items() if group)
-    return messages
-
-
-def _replay_messages(shard: _Shard) -> list[dict[str, Any]]:
-    groups: dict[str, list[int]] = {}
-    for token, mode in shard.modes.items():
-        groups.setdefault(mode, []).append(token)
-    return _subscribe_messages(groups)
-
-
-class KiteFeed(_KiteFeedBase[FeedItem]):
+class KiteFeed(_KiteFeedBase):
     """Kite's live ticks and order updates as records: ``async for item in feed``.
 
     Yields :data:`FeedItem`: tick records in packet order, and :class:`OrderUpdate`,
@@ -1414,7 +382,7 @@ class KiteFeed(_KiteFeedBase[FeedItem]):
     """
 
     async def _on_binary(
-        self, data: bytes | bytearray, send: _Sender, received: float, connection: int
+        self, data: bytes | bytearray, send: Sender, received: float, connection: int
     ) -> None:
         bad: list[MalformedPacket] = []
         ticks = decode_frame(data, bad.append)
@@ -1424,26 +392,9 @@ class KiteFeed(_KiteFeedBase[FeedItem]):
         if self._switching:
             ticks = self._in_asked_mode(ticks)
         if ticks:
-            await self._channel.put_ticks(send, ticks)  # type: ignore[arg-type]
+            await self._channel.put_items(send, ticks)
 
-    def _in_asked_mode(self, ticks: list[Tick]) -> list[Tick]:
-        """The ticks without those in another mode than asked, of instruments whose mode
-        switch has not taken effect yet; an instrument's first tick in its mode ends that."""
-        switching = self._switching
-        kept: list[Tick] = []
-        for tick in ticks:
-            mode = switching.get(tick.instrument_token)
-            if mode is not None:
-                if tick.mode != mode:
-                    continue
-                del switching[tick.instrument_token]
-            kept.append(tick)
-        if len(kept) < len(ticks):
-            self._counters.stale_mode += len(ticks) - len(kept)
-            log.debug("dropped %d ticks in a mode not asked yet", len(ticks) - len(kept))
-        return kept
-
-    async def _on_text(self, data: str, send: _Sender, received: float, connection: int) -> None:
+    async def _on_text(self, data: str, send: Sender, received: float, connection: int) -> None:
         record = decode_text(data)
         if isinstance(record, MalformedPacket):
             self._malformed([record])
@@ -1455,7 +406,7 @@ class KiteFeed(_KiteFeedBase[FeedItem]):
         await self._channel.put_record(send, record)
 
 
-class RawKiteFeed(_KiteFeedBase[RawFrame]):
+class RawKiteFeed(_KiteFeedBase):
     """The feed's frames undecoded: one :class:`RawFrame` per binary or text frame, with
     its receive time and connection.
 
@@ -1474,10 +425,10 @@ class RawKiteFeed(_KiteFeedBase[RawFrame]):
         return isinstance(item, RawFrame) and isinstance(item.data, str)
 
     async def _on_binary(
-        self, data: bytes | bytearray, send: _Sender, received: float, connection: int
+        self, data: bytes | bytearray, send: Sender, received: float, connection: int
     ) -> None:
         self._counters.ticks += data[0] << 8 | data[1]
-        await self._channel.put_ticks(send, [RawFrame(bytes(data), received, connection)])
+        await self._channel.put_items(send, [RawFrame(bytes(data), received, connection)])
 
-    async def _on_text(self, data: str, send: _Sender, received: float, connection: int) -> None:
+    async def _on_text(self, data: str, send: Sender, received: float, connection: int) -> None:
         await self._channel.put_record(send, RawFrame(data, received, connection))
