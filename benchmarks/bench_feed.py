@@ -55,7 +55,7 @@ def serve(tick_interval: float, tokens: int) -> None:
     import anyio
 
     from aio_trader.sandbox import Sandbox, SandboxConfig
-    from aio_trader.sandbox import ticker as sandbox_ticker
+    from aio_trader.sandbox._kite import _ticker as sandbox_ticker
 
     sent: list[int] = []
     connection = getattr(sandbox_ticker, "_Connection", None)

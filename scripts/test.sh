@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+# Kite's official Node client, for tests/test_sandbox_official_node_client.py (skipped
+# without node or the client)
+if command -v npm >/dev/null 2>&1; then
+  (cd tests/node && npm install --no-audit --no-fund --silent) \
+    || echo "could not install Kite's Node client: its test will be skipped"
+fi
 echo "== ruff check";  .venv/bin/ruff check .
 echo "== ruff format"; .venv/bin/ruff format --check .
 echo "== mypy";        .venv/bin/mypy

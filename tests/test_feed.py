@@ -40,6 +40,7 @@ from aio_trader.kite import (
 )
 from aio_trader.kite._feed import FeedItem
 from aio_trader.sandbox import Sandbox, SandboxConfig
+from aio_trader.sandbox._kite._quotes import snapshot
 
 #: Hang guard for waits that must end (never an assertion on speed).
 HANG = 30.0
@@ -508,7 +509,7 @@ async def test_conflate_delivers_the_newest_tick_per_instrument() -> None:
         stats = feed.statistics()
         assert stats.buffered == len(tokens)  # one per instrument, whatever the buffer size
         assert stats.dropped == stats.ticks - len(tokens)
-        newest = {t: sb.state.market.snapshot(t, "quote") for t in tokens}
+        newest = {t: snapshot(sb.state.market, t, "quote") for t in tokens}
         seen = {}
         for _ in range(len(tokens)):
             tick = await feed.__anext__()

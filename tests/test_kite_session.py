@@ -26,6 +26,7 @@ from aio_trader.errors import AioTraderError, InputException, TokenException
 from aio_trader.kite import Kite, Session, TokenCache
 from aio_trader.kite._session import checksum, end_of_day_ist
 from aio_trader.sandbox import Sandbox, SandboxConfig
+from aio_trader.sandbox._kite._state import kite_state
 
 FAST = Backoff(base=0.01, cap=0.05, max_attempts=3)
 
@@ -146,13 +147,13 @@ async def test_web_login_uses_the_cache_then_logs_in_again_when_refused(
     credentials = {"user_id": sb.user_id, "password": sb.password, "twofa": lambda: totp(sb)}
     async with web(sb, tmp_path, **credentials) as kite:
         await kite.profile()
-    logins = len(sb.state.web_requests)
+    logins = len(kite_state(sb.state).web_requests)
     before = sb.state.stats.requests
     async with web(sb, tmp_path, **credentials) as kite:
         assert (await kite.profile()).user_id == sb.user_id
     # cached: one profile check on entering + one call, no login
     assert sb.state.stats.requests - before == 2
-    assert len(sb.state.web_requests) == logins
+    assert len(kite_state(sb.state).web_requests) == logins
 
     sb.expire_session()
     hooked: list[int] = []

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from aio_trader.sandbox import Faults, Sandbox, SandboxConfig
+from aio_trader.sandbox._kite._state import check_enctoken
 
 ORDER = {
     "exchange": "NSE",
@@ -110,7 +111,7 @@ async def test_expired_session_answers_403_until_a_new_login(
     sb.expire_session()
     assert kite_error(await client.get("/user/profile")) == (403, "TokenException")
     assert not sb.state.check_token(sb.api_key, sb.access_token)
-    assert not sb.state.check_enctoken(sb.user_id, sb.enctoken)
+    assert not check_enctoken(sb.state, sb.user_id, sb.enctoken)
     sb.state.start_session()
     assert (await client.get("/user/profile")).status_code == 200
 

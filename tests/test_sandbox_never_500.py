@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 from starlette.routing import Route
 
 from aio_trader.sandbox import Sandbox, SandboxConfig
+from aio_trader.sandbox._kite._rest import kite_routes, session_routes
 from aio_trader.sandbox.config import Faults
-from aio_trader.sandbox.rest import kite_routes, session_routes
 
 HANG_GUARD = 30.0
 #: Requests per property run: modest so CI stays quick (SANDBOX_FUZZ_EXAMPLES=3000 to dig).

@@ -22,6 +22,7 @@ import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from aio_trader.sandbox import Sandbox, SandboxConfig
+from aio_trader.sandbox._kite._quotes import snapshot
 
 pytest.importorskip("kiteconnect")
 
@@ -153,7 +154,7 @@ async def test_official_kite_ticker_receives_all_modes_and_postbacks_and_reconne
         for token, mode in [(t, m) for m, ts in modes.items() for t in ts]:
             received = [t for t in ticks if t["instrument_token"] == token and t["mode"] == mode]
             assert received, (token, mode)
-            expected = plain(sb.state.market.snapshot(token, mode).to_dict())
+            expected = plain(snapshot(sb.state.market, token, mode).to_dict())
             assert_same(received[-1], expected, f"{token}/{mode}")
             assert received[-1]["tradable"] == (token not in indices)
 

@@ -16,7 +16,10 @@ import pytest
 
 from aio_trader.kite.constants import EndpointGroup
 from aio_trader.sandbox import Sandbox, SandboxConfig
-from aio_trader.sandbox.market import load_instruments
+from aio_trader.sandbox._kite import DIALECT
+from aio_trader.sandbox._kite._instruments import load_instruments
+from aio_trader.sandbox._kite._quotes import snapshot
+from aio_trader.sandbox._kite._state import kite_state
 from aio_trader.sandbox.state import RATE_LIMIT_TOLERANCE, RateLimiter
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -488,7 +491,7 @@ async def test_quote_ohlc_ltp_match_the_ticks(sb: Sandbox, client: httpx.AsyncCl
     keys = ["NSE:INFY", "NSE:NIFTY 50", "CDS:USDINR26DECFUT", "408065", "NSE:NOPE"]
     quote = data(await client.get("/quote", params={"i": keys}))
     assert set(quote) == set(keys) - {"NSE:NOPE"}
-    tick = sb.state.market.snapshot(408065, "full")
+    tick = snapshot(sb.state.market, 408065, "full")
     infy = quote["NSE:INFY"]
     assert tick.last_price == infy["last_price"]
     assert tick.volume_traded == infy["volume"]
@@ -498,7 +501,7 @@ async def test_quote_ohlc_ltp_match_the_ticks(sb: Sandbox, client: httpx.AsyncCl
     ohlc = data(await client.get("/quote/ohlc", params={"i": ["NSE:INFY"]}))
     assert ohlc["NSE:INFY"]["ohlc"] == infy["ohlc"]
     ltp = data(await client.get("/quote/ltp", params={"i": ["NSE:NIFTY 50"]}))
-    assert ltp["NSE:NIFTY 50"]["last_price"] == sb.state.market.snapshot(256265, "ltp").last_price
+    assert ltp["NSE:NIFTY 50"]["last_price"] == snapshot(sb.state.market, 256265, "ltp").last_price
     error(await client.get("/quote"), 400, "InputException")
     error(await client.get("/quote", params={"i": ["NSE:INFY"] * 501}), 400, "InputException")
 
@@ -650,7 +653,7 @@ async def test_gtt_lifecycle_and_trigger(sb: Sandbox, client: httpx.AsyncClient)
     }
     for _ in range(20000):
         sb.step_market()
-        if sb.state.gtts.get(str(trigger_id))["status"] == "triggered":
+        if kite_state(sb.state).gtts.get(str(trigger_id))["status"] == "triggered":
             break
     fired = data(await client.get(f"/gtt/triggers/{trigger_id}"))
     assert fired["status"] == "triggered"
@@ -798,7 +801,7 @@ def test_rate_limiter_windows_and_scale() -> None:
     # every window is Kite's less a fixed tolerance (seconds), never a fraction of it
     tolerance = RATE_LIMIT_TOLERANCE
     assert 0 < tolerance <= 0.2
-    limiter = RateLimiter(scale=1)
+    limiter = RateLimiter(DIALECT.rate_limits, scale=1)
     second = 1.0 - tolerance  # quote: 1 call per second
     calls = (0.0, 0.5, second - 0.01, second + 0.01, 1.0, 2 * second + 0.02)
     assert [limiter.allow(QUOTE, t) for t in calls] == [True, False, False, True, False, True]
@@ -809,9 +812,9 @@ def test_rate_limiter_windows_and_scale() -> None:
     assert not limiter.allow(ORDER, 40.0)
     assert not limiter.allow(ORDER, 60.0 - tolerance - 0.05)
     assert limiter.allow(ORDER, 61.0)
-    scaled = RateLimiter(scale=20)
+    scaled = RateLimiter(DIALECT.rate_limits, scale=20)
     assert sum(scaled.allow(QUOTE, 0.0) for _ in range(25)) == 20
-    tiny = RateLimiter(scale=0.01)
+    tiny = RateLimiter(DIALECT.rate_limits, scale=0.01)
     assert tiny.allow(OTHER, 0.0)
     assert not tiny.allow(OTHER, 0.1)
 

@@ -13,6 +13,7 @@ import pytest
 
 from aio_trader.kite.constants import EndpointGroup
 from aio_trader.sandbox import OrderRules, Sandbox, SandboxConfig
+from aio_trader.sandbox._kite import DIALECT
 from aio_trader.sandbox.orders import MARKET_PROTECTION_REQUIRED
 from aio_trader.sandbox.state import RateLimiter
 
@@ -205,8 +206,8 @@ async def test_every_rule_switches_off() -> None:
 
 
 def test_order_rate_is_strictly_10_in_any_second() -> None:
-    strict = RateLimiter(1.0, strict_orders=True)
-    loose = RateLimiter(1.0, strict_orders=False)
+    strict = RateLimiter(DIALECT.rate_limits, 1.0, strict_orders=True)
+    loose = RateLimiter(DIALECT.rate_limits, 1.0, strict_orders=False)
     for limiter in (strict, loose):
         assert all(limiter.allow(EndpointGroup.ORDER, 100 + i * 0.09) for i in range(10))
     assert not strict.allow(EndpointGroup.ORDER, 100.99)  # 11 inside one second: refused
@@ -215,14 +216,11 @@ def test_order_rate_is_strictly_10_in_any_second() -> None:
 
 
 def test_orders_per_minute_is_configurable() -> None:
-    limiter = RateLimiter(1.0, orders_per_minute=400, strict_orders=True)
+    limiter = RateLimiter(DIALECT.rate_limits, 1.0, orders_per_minute=400, strict_orders=True)
     windows = limiter.limits[EndpointGroup.ORDER]
     assert [count for count, _ in windows] == [10, 400, 5000]
-    assert [count for count, _ in RateLimiter(1.0).limits[EndpointGroup.ORDER]] == [
-        10,
-        200,
-        5000,
-    ]
+    default = RateLimiter(DIALECT.rate_limits, 1.0).limits[EndpointGroup.ORDER]
+    assert [count for count, _ in default] == [10, 200, 5000]
 
 
 async def test_orders_past_the_per_minute_limit_get_429() -> None:

@@ -35,7 +35,8 @@ from aio_trader.kite.ticks import (
     encode_frame,
 )
 from aio_trader.sandbox import Sandbox, SandboxConfig
-from aio_trader.sandbox.ticker import EXPIRED_CLOSE_CODE, HEARTBEAT
+from aio_trader.sandbox._kite._quotes import snapshot
+from aio_trader.sandbox._kite._ticker import EXPIRED_CLOSE_CODE, HEARTBEAT
 
 #: Generous guard against a hang (a failing test, not a speed claim); also the timeout of
 #: every HTTP client here, so that a loaded machine slows a test down without failing it.
@@ -287,7 +288,7 @@ async def test_modes_give_kite_packet_kinds_and_lengths_including_indices(sb: Sa
                 assert type(tick) is EXPECTED_KINDS[mode, tick.instrument_token == index]
                 assert tick.mode == mode
                 # a still market: the tick is the sandbox's state, to the wire's precision
-                state = sb.state.market.snapshot(tick.instrument_token, mode)
+                state = snapshot(sb.state.market, tick.instrument_token, mode)
                 assert tick == decode_frame(encode_frame([state]))[0]
 
 
@@ -295,7 +296,7 @@ async def test_ticks_follow_each_market_step(sb: Sandbox) -> None:
     chosen = [tokens(sb)["NSE"], tokens(sb)["INDICES"], tokens(sb)["NFO-OPT"]]
 
     def state_frame() -> bytes:
-        return encode_frame(sb.state.market.snapshot(t, "full") for t in chosen)
+        return encode_frame(snapshot(sb.state.market, t, "full") for t in chosen)
 
     async with connect(sb) as ws:
         await send(ws, "subscribe", chosen)

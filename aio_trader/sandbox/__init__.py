@@ -1,4 +1,9 @@
-"""A local Kite Connect v3 compatible server: REST, login, ticker, order book, market, faults.
+"""A local broker server (Kite Connect v3 today): REST, login, ticker, order book, market,
+faults.
+
+A broker-neutral core (``server``, ``config``, ``state``, ``app``, ``market``, ``orders``,
+the fault pipeline, the pytest plugin) and one dialect per broker (``_kite``), chosen by
+``SandboxConfig(broker=...)``; ``_dialect.py`` says what a dialect supplies.
 
 Needs the ``sandbox`` extra (starlette, hypercorn)::
 

@@ -1,4 +1,8 @@
-"""Small shared pieces of the sandbox's REST side: Kite's error answers and timestamps."""
+"""Small shared pieces of the sandbox's REST side: error answers, parameters, timestamps.
+
+Broker-neutral: an ``ApiError`` carries an HTTP status and a neutral ``kind``; each dialect
+renders it as its broker's error body (Kite: ``error_type``; Dhan: a ``DH-9xx`` code).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,13 @@ import math
 import random
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from aio_trader._time import IST
 
 __all__ = [
     "ApiError",
+    "ErrorKind",
     "ascii_int",
     "load_json",
     "now_ist",
@@ -27,19 +32,37 @@ __all__ = [
 _ASCII_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
-class ApiError(Exception):
-    """An error answer: ``{"status": "error", "message": ..., "error_type": ...}`` + HTTP status."""
+#: What went wrong, in the neutral categories a dialect maps to its broker's error codes.
+ErrorKind = Literal[
+    "input",  # missing or bad parameters (Kite: InputException)
+    "session",  # bad or expired credentials (Kite: TokenException)
+    "permission",  # not allowed, e.g. not a whitelisted static IP (Kite: PermissionException)
+    "rate_limit",  # too many requests (Kite: NetworkException, HTTP 429)
+    "unavailable",  # a broker-side failure, retried by clients (Kite: NetworkException, 5xx)
+    "margin",  # insufficient funds (Kite: MarginException)
+    "holding",  # insufficient holdings (Kite: HoldingException)
+    "order",  # an order refused (Kite: OrderException)
+    "data",  # a data request refused (Kite: DataException)
+    "general",  # anything else (Kite: GeneralException)
+]
 
-    def __init__(self, status: int, error_type: str, message: str) -> None:
+
+class ApiError(Exception):
+    """An error answer: an HTTP status, a neutral ``kind`` and a message.
+
+    The dialect renders it as its broker's error body (``Dialect.error_response``).
+    """
+
+    def __init__(self, status: int, kind: ErrorKind, message: str) -> None:
         super().__init__(message)
         self.status = status
-        self.error_type = error_type
+        self.kind: ErrorKind = kind
         self.message = message
 
     @classmethod
     def input(cls, message: str) -> ApiError:
-        """400 InputException: missing or bad parameters."""
-        return cls(400, "InputException", message)
+        """400, kind "input": missing or bad parameters."""
+        return cls(400, "input", message)
 
 
 def now_ist() -> datetime.datetime:
@@ -47,7 +70,7 @@ def now_ist() -> datetime.datetime:
 
 
 def stamp(moment: datetime.datetime | None = None) -> str:
-    """Kite's ``YYYY-MM-DD HH:MM:SS`` (IST)."""
+    """``YYYY-MM-DD HH:MM:SS`` (IST), the timestamps of the order engine's views."""
     return (moment or now_ist()).strftime("%Y-%m-%d %H:%M:%S")
 
 

@@ -23,7 +23,7 @@ import anyio
 from aio_trader.gateway._wire import filter_frame
 
 if TYPE_CHECKING:
-    from aio_trader.sandbox.ticker import _Connection
+    from aio_trader.sandbox._kite._ticker import _Connection
 
 __all__ = ["load_recording", "send_recording"]
 

@@ -1,17 +1,23 @@
-"""The sandbox's configuration (frozen) and its switchable faults (mutable at runtime)."""
+"""The sandbox's configuration (frozen) and its switchable faults (mutable at runtime).
+
+Broker-neutral: ``SandboxConfig(broker="kite")`` names the dialect; what a broker decides
+(its rate limits, its feed limits) is the dialect's unless a field here overrides it.
+"""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
+import pkgutil
+import re
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import attrs
 
-from aio_trader.kite.constants import TICKER_MAX_CONNECTIONS, TICKER_MAX_INSTRUMENTS
-
-__all__ = ["Faults", "OrderRules", "SandboxConfig"]
+__all__ = ["RULE_NAMES", "Faults", "OrderRules", "SandboxConfig", "brokers"]
 
 
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -35,8 +41,9 @@ class Faults:
     - ``ws_drop_every``: the ticker drops every connection each N seconds (None: never).
     - ``ws_malformed_binary`` / ``ws_malformed_text``: the ticker sends broken frames.
     - ``ws_silence``: the ticker sends nothing at all, not even heartbeats.
-    - ``session_expired``: every access token and enctoken answers 403 TokenException (REST and
-      WebSocket handshake) until a new login (``POST /session/token``) or this is reset.
+    - ``session_expired``: every access token and enctoken answers 403 (Kite:
+      TokenException; REST and WebSocket handshake) until a new login (``POST
+      /session/token``) or this is reset.
     """
 
     http_5xx_burst: int = attrs.field(default=0, validator=_non_negative)
@@ -94,12 +101,15 @@ def _coerce(name: str, value: Any) -> Any:
 
 @attrs.frozen
 class OrderRules:
-    """Kite's order rules since April 2026 (the exchanges' retail-algo rules), each switchable.
+    """The order rules since April 2026 (the exchanges' retail-algo rules), each switchable.
 
-    All on by default; ``OrderRules.before_2026()`` switches every one off (Kite as it was).
+    All on by default; ``OrderRules.before_2026()`` switches every one off (Kite as it was:
+    Kite's own integration tests and older programs place MARKET orders without
+    protection). ``SandboxConfig(rules=...)`` also takes their names: ``"2026"`` (the
+    default) and ``"before-2026"`` (``OrderRules.named``).
 
     - ``market_protection``: MARKET and SL-M orders need ``market_protection`` (-1: automatic,
-      or a percentage above 0 up to 100); without it, or with 0: 400 InputException.
+      or a percentage above 0 up to 100); without it, or with 0: 400 (Kite: InputException).
     - ``strict_order_rate``: at most 10 order requests in any 1 s window, with no tolerance
       (off: the window is ``state.RATE_LIMIT_TOLERANCE`` shorter, as for the other groups).
     - ``mcx_no_ioc``: MCX orders with ``validity=IOC`` are refused.
@@ -124,6 +134,58 @@ class OrderRules:
             max_modifications=None,
         )
 
+    @classmethod
+    def named(cls, name: str) -> OrderRules:
+        """The rules called ``name``: ``"2026"`` (every rule on) or ``"before-2026"`` (off).
+
+        Raises ValueError for any other name.
+        """
+        if name == "2026":
+            return cls()
+        if name == "before-2026":
+            return cls.before_2026()
+        raise ValueError(f"unknown order rules {name!r}: one of {', '.join(RULE_NAMES)}")
+
+
+#: The names ``OrderRules.named`` (and ``SandboxConfig(rules=...)``) accept.
+RULE_NAMES: Final = ("2026", "before-2026")
+
+
+def _rules(value: OrderRules | str) -> OrderRules:
+    """``rules`` as an ``OrderRules`` (a name goes through ``OrderRules.named``)."""
+    if isinstance(value, OrderRules):
+        return value
+    if isinstance(value, str):
+        return OrderRules.named(value)
+    raise TypeError(f"rules must be an OrderRules or a name, got {type(value).__name__}")
+
+
+_DIALECT_NAME: Final = re.compile(r"[a-z][a-z0-9]*")
+
+
+@functools.cache
+def brokers() -> tuple[str, ...]:
+    """The brokers the sandbox speaks: one dialect package ``aio_trader/sandbox/_<name>/``
+    each (found without importing them), sorted."""
+    here = [str(Path(__file__).parent)]
+    return tuple(
+        sorted(
+            info.name[1:]
+            for info in pkgutil.iter_modules(here)
+            if info.ispkg and info.name.startswith("_") and _DIALECT_NAME.fullmatch(info.name[1:])
+        )
+    )
+
+
+def _check_broker(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or value not in brokers():
+        raise ValueError(f"unknown broker {value!r}: the sandbox speaks {', '.join(brokers())}")
+
+
+def _positive_int_or_none(_: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise ValueError(f"{attribute.name} must be an integer > 0 or None, got {value!r}")
+
 
 def _ip_tuple(value: Any) -> tuple[str, ...]:
     """``order_ips`` as a tuple of checked addresses (a single string is one address)."""
@@ -137,15 +199,24 @@ def _ip_tuple(value: Any) -> tuple[str, ...]:
 class SandboxConfig:
     """How a sandbox starts. Every field has a working default; secrets are hidden from repr.
 
+    ``broker`` names the dialect the sandbox speaks (``"kite"``, the default; ``brokers()``
+    lists them); any other name is a ValueError here, before anything starts. ``rules``
+    takes an ``OrderRules`` or its name (``"before-2026"``: the rules as they were).
+    ``max_tokens_per_ws``, ``max_ws_per_api_key`` and ``orders_per_minute`` left at None
+    are the broker's own (Kite: 3000 instruments per connection, 3 connections per api_key,
+    200 order requests per minute); a running sandbox's ``state.config`` has them filled in.
+
     ``market_interval`` / ``tick_interval`` are seconds (``market_interval=None`` stops the
     market clock: prices move only through ``Sandbox.step_market``). ``rate_limit_scale``
-    multiplies the request counts of Kite's limits (2.0: 2 quote calls per second, 20 order
+    multiplies the request counts of the broker's limits (2.0: 2 quote calls per second, 20 order
     calls per second...; at least 1 per window), as ``kite.constants.rate_limits`` does. Each
-    window is Kite's less a fixed 0.05 s tolerance for the delay between a client's send and
-    the handler (``state.RATE_LIMIT_TOLERANCE``): 1 s windows admit about 5 % more than
-    Kite's rate, minute and day windows are Kite's to within 0.05 s.
+    window is the broker's less a fixed 0.05 s tolerance for the delay between a client's
+    send and the handler (``state.RATE_LIMIT_TOLERANCE``): 1 s windows admit about 5 % more
+    than the broker's rate, minute and day windows are the broker's to within 0.05 s.
     """
 
+    #: the broker whose dialect the sandbox speaks (``brokers()``: the ones available).
+    broker: str = attrs.field(default="kite", validator=_check_broker)
     host: str = "127.0.0.1"
     port: int = 0
     api_key: str = "sandbox_api_key"
@@ -166,20 +237,21 @@ class SandboxConfig:
     tick_interval: float = attrs.field(default=0.25, validator=_non_negative)
     market_interval: float | None = attrs.field(default=0.25, validator=_positive_or_none)
     rate_limit_scale: float = attrs.field(default=1.0)
-    max_tokens_per_ws: int = TICKER_MAX_INSTRUMENTS
-    max_ws_per_api_key: int = TICKER_MAX_CONNECTIONS
+    #: instruments one feed connection may subscribe (None: the broker's limit).
+    max_tokens_per_ws: int | None = attrs.field(default=None, validator=_positive_int_or_none)
+    #: open feed connections per api_key (None: the broker's limit).
+    max_ws_per_api_key: int | None = attrs.field(default=None, validator=_positive_int_or_none)
     #: opening cash per segment (equity, commodity) for margins and order checks.
     opening_cash: float = 1_000_000.0
-    #: Kite's April-2026 order rules (``OrderRules.before_2026()``: all off).
-    rules: OrderRules = attrs.field(factory=OrderRules)
-    #: order requests per minute per account (Kite publishes 200; later reports say 400).
-    orders_per_minute: int = attrs.field(
-        default=200, validator=[attrs.validators.instance_of(int), attrs.validators.gt(0)]
-    )
+    #: the April-2026 order rules, or their name (``"before-2026"``: all off).
+    rules: OrderRules = attrs.field(factory=OrderRules, converter=_rules)
+    #: order requests per minute per account (None: the broker's; Kite publishes 200, later
+    #: reports say 400).
+    orders_per_minute: int | None = attrs.field(default=None, validator=_positive_int_or_none)
     #: static-IP whitelist for the order endpoints (place, modify, cancel, exit): requests from
-    #: other client addresses answer 403 PermissionException. Empty (the default): off.
+    #: other client addresses answer 403 (Kite: PermissionException). Empty (the default): off.
     order_ips: tuple[str, ...] = attrs.field(default=(), converter=_ip_tuple)
-    #: a recording (Parquet, ``aio_trader.gateway.Recorder``) the ticker serves instead of
+    #: a recording (Parquet, ``aio_trader.gateway.Recorder``) the feed serves instead of
     #: the simulated market (``sandbox/_replay.py``); None: the market ticks.
     replay: str | None = None
     faults: Faults = attrs.field(factory=Faults)

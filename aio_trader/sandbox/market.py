@@ -1,55 +1,40 @@
-"""The simulated market: the shipped instrument list, a seeded random walk, and candles.
+"""The simulated market: instruments, a seeded random walk, and candles (broker-neutral).
 
 Everything here is deterministic under ``seed``: the k-th ``step()`` gives the same prices
 for the same seed, and historical candles are a pure function of (seed, token, interval,
-candle time), never of the wall clock. Only timestamps (``exchange_timestamp``...) use the
-real time.
+candle time), never of the wall clock. Only timestamps (``updated_at``) use the real time.
+
+The instrument list comes from the dialect (``Dialect.load_instruments``), and so does every
+wire shape: a dialect reads ``quote()``, ``depth()`` and ``candles()`` and renders its
+broker's ticks and REST bodies (Kite: ``_kite/_quotes.py``, ``_kite/_ticker.py``).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime
 import functools
-import io
 import math
 import random
-from collections.abc import Iterator, Mapping
-from importlib import resources
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar, cast
 
 import attrs
 
 from aio_trader._time import IST
-from aio_trader.kite._models import parse_instruments
-from aio_trader.kite.ticks import (
-    Depth,
-    DepthLevel,
-    FullTick,
-    IndexFullTick,
-    IndexQuoteTick,
-    LtpTick,
-    Ohlc,
-    QuoteTick,
-    Tick,
-)
-from aio_trader.sandbox._api import ascii_int, now_ist, seeded, stamp
+from aio_trader.sandbox._api import ascii_int, now_ist, seeded
 
 __all__ = [
-    "INSTRUMENT_CSV_HEADER",
     "INTERVALS",
+    "BookLevel",
     "CandleError",
     "Market",
+    "Quote",
     "SandboxInstrument",
-    "load_instruments",
 ]
 
-INSTRUMENT_CSV_HEADER: Final = (
-    "instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,"
-    "tick_size,lot_size,instrument_type,segment,exchange"
-)
+_T = TypeVar("_T")
 
-#: Kite's candle intervals: (length in minutes, maximum days per request).
+#: Candle intervals: (length in minutes, maximum days per request), Kite's names and limits.
 INTERVALS: Final[Mapping[str, tuple[int, int]]] = {
     "minute": (1, 60),
     "3minute": (3, 100),
@@ -83,7 +68,7 @@ _WAVES: Final = (
 
 
 class CandleError(ValueError):
-    """A historical-candles request that Kite would refuse with 400 InputException."""
+    """A historical-candles request a broker refuses (a dialect answers it with a 400)."""
 
 
 def _mix(*parts: int) -> int:
@@ -103,7 +88,7 @@ def _decimals(tick: float) -> int:
 
 @attrs.frozen
 class SandboxInstrument:
-    """One instrument of the shipped list (the columns of Kite's instrument dump)."""
+    """One instrument of the sandbox's list (the dialect loads it: Kite's instrument dump)."""
 
     instrument_token: int
     exchange_token: int
@@ -116,7 +101,7 @@ class SandboxInstrument:
     tick_size: float
     lot_size: int
     instrument_type: str
-    #: Kite's segment name, e.g. "NSE", "INDICES", "NFO-FUT", "CDS-FUT", "MCX-OPT".
+    #: the segment name, e.g. "NSE", "INDICES", "NFO-FUT", "CDS-FUT", "MCX-OPT".
     segment: str
     exchange: str
 
@@ -127,8 +112,8 @@ class SandboxInstrument:
 
     @property
     def is_index(self) -> bool:
-        """Indices (segment 9) have a price but cannot be traded."""
-        return self.instrument_token & 0xFF == 9
+        """Indices have a price but cannot be traded."""
+        return self.segment == "INDICES"
 
     @property
     def is_derivative(self) -> bool:
@@ -146,58 +131,19 @@ class SandboxInstrument:
             return round(price, 2)
         return round(round(price / tick) * tick, _decimals(tick))
 
-    def csv_row(self) -> list[str]:
-        return [
-            str(self.instrument_token),
-            str(self.exchange_token),
-            self.tradingsymbol,
-            self.name,
-            "0.0",
-            self.expiry.isoformat() if self.expiry else "",
-            repr(float(self.strike)),
-            repr(float(self.tick_size)),
-            str(self.lot_size),
-            self.instrument_type,
-            self.segment,
-            self.exchange,
-        ]
 
+@attrs.frozen
+class BookLevel:
+    """One level of the simulated order book (market depth)."""
 
-def load_instruments(text: str | None = None) -> dict[int, SandboxInstrument]:
-    """Parse an instrument CSV (Kite's dump columns); default: the list shipped with the package.
-
-    The dump is read by the library's own parser (``kite._models.parse_instruments``); its
-    ``last_price`` column is where each instrument's random walk starts.
-    """
-    if text is None:
-        text = resources.files("aio_trader.sandbox").joinpath("instruments.csv").read_text("utf-8")
-    return {
-        row.instrument_token: SandboxInstrument(
-            base_price=row.last_price, **{name: getattr(row, name) for name in _DUMP_FIELDS}
-        )
-        for row in parse_instruments(text)
-    }
-
-
-#: The fields a ``SandboxInstrument`` takes as they are from the dump's ``Instrument``.
-_DUMP_FIELDS: Final = tuple(
-    field.name for field in attrs.fields(SandboxInstrument) if field.name != "base_price"
-)
-
-
-def instruments_csv(instruments: Iterator[SandboxInstrument] | list[SandboxInstrument]) -> str:
-    """Kite's instrument dump (``text/csv`` body) for these instruments."""
-    buffer = io.StringIO()
-    buffer.write(INSTRUMENT_CSV_HEADER + "\n")
-    writer = csv.writer(buffer, lineterminator="\n")
-    for instrument in instruments:
-        writer.writerow(instrument.csv_row())
-    return buffer.getvalue()
+    price: float
+    quantity: int
+    orders: int
 
 
 @attrs.define
-class _Quote:
-    """The mutable simulated state of one instrument."""
+class Quote:
+    """The simulated state of one instrument (mutable: the market changes it each step)."""
 
     last_price: float
     open: float
@@ -224,7 +170,7 @@ class _Quote:
 class Market:
     """Seeded random walk per instrument; ``step()`` advances every instrument once.
 
-    Readers (``snapshot``, ``quote``...) raise ``KeyError`` for unknown tokens.
+    Readers (``quote``, ``depth``, ``last_price``...) raise ``KeyError`` for unknown tokens.
     """
 
     def __init__(self, instruments: Mapping[int, SandboxInstrument], seed: int) -> None:
@@ -234,16 +180,15 @@ class Market:
         self.updated_at = now_ist()
         self._by_key = {instrument.key: instrument for instrument in instruments.values()}
         self._rngs: dict[int, random.Random] = {}
-        self._quotes: dict[int, _Quote] = {}
+        self._quotes: dict[int, Quote] = {}
         self._phases: dict[int, tuple[float, ...]] = {}
-        self._snapshots: dict[tuple[int, str], Tick] = {}
-        self._depths: dict[int, Depth] = {}
+        self._step_cache: dict[object, object] = {}
         for token, instrument in instruments.items():
             rng = seeded(_mix(seed, token))
             self._rngs[token] = rng
             close = instrument.round_price(instrument.base_price * (1 + rng.gauss(0, 0.01)))
             first = instrument.round_price(close * (1 + rng.gauss(0, 0.004)))
-            quote = _Quote(last_price=first, open=first, high=first, low=first, close=close)
+            quote = Quote(last_price=first, open=first, high=first, low=first, close=close)
             if not instrument.is_index:
                 quote.buy_quantity = rng.randint(100, 5000) * instrument.lot_size
                 quote.sell_quantity = rng.randint(100, 5000) * instrument.lot_size
@@ -279,8 +224,7 @@ class Market:
         """Advance every instrument by one random-walk step (deterministic under the seed)."""
         self.steps += 1
         self.updated_at = now_ist()
-        self._snapshots.clear()
-        self._depths.clear()
+        self._step_cache.clear()
         for token, instrument in self.instruments.items():
             rng = self._rngs[token]
             quote = self._quotes[token]
@@ -311,122 +255,41 @@ class Market:
 
     # -- readers ---------------------------------------------------------------------
 
-    def _depth(self, instrument: SandboxInstrument, quote: _Quote) -> Depth:
-        depth = self._depths.get(instrument.instrument_token)
-        if depth is None:
-            depth = self._depths[instrument.instrument_token] = self._make_depth(instrument, quote)
-        return depth
+    def per_step(self, key: object, build: Callable[[], _T]) -> _T:
+        """``build()``, cached under ``key`` until the next step (a dialect's rendered ticks).
 
-    def _make_depth(self, instrument: SandboxInstrument, quote: _Quote) -> Depth:
+        ``key`` must be distinct per kind of value (a tuple starting with the caller's name).
+        """
+        if key in self._step_cache:
+            return cast(_T, self._step_cache[key])
+        value = self._step_cache[key] = build()
+        return value
+
+    def quote(self, token: int) -> Quote:
+        """The instrument's current state (do not change it). KeyError for unknown tokens."""
+        return self._quotes[token]
+
+    def depth(self, token: int) -> tuple[tuple[BookLevel, ...], tuple[BookLevel, ...]]:
+        """(5 buy levels, 5 sell levels) around the last price, fixed until the next step."""
+        instrument = self.instruments[token]
+        return self.per_step(("depth", token), lambda: self._make_depth(instrument))
+
+    def _make_depth(
+        self, instrument: SandboxInstrument
+    ) -> tuple[tuple[BookLevel, ...], tuple[BookLevel, ...]]:
+        quote = self._quotes[instrument.instrument_token]
         tick = instrument.tick_size or 0.05
         lot = max(instrument.lot_size, 1)
         token = instrument.instrument_token
 
-        def level(side: int, index: int) -> DepthLevel:
+        def level(side: int, index: int) -> BookLevel:
             salt = _mix(self.seed, token, self.steps, side, index)
             price = instrument.round_price(quote.last_price + side * (index + 1) * tick)
-            return DepthLevel(
+            return BookLevel(
                 quantity=(salt % 200 + 1) * lot, price=max(price, 0.0), orders=salt % 20 + 1
             )
 
-        return Depth(
-            buy=tuple(level(-1, i) for i in range(5)), sell=tuple(level(1, i) for i in range(5))
-        )
-
-    def snapshot(self, token: int, mode: str) -> Tick:
-        """The codec record of the instrument's current state in ``mode`` (ltp/quote/full).
-
-        Index tokens give index kinds. Raises KeyError for unknown tokens, ValueError for an
-        unknown mode. Records are immutable and cached until the next step.
-        """
-        key = (token, mode)
-        cached = self._snapshots.get(key)
-        if cached is None:
-            cached = self._snapshots[key] = self._build_snapshot(token, mode)
-        return cached
-
-    def _build_snapshot(self, token: int, mode: str) -> Tick:
-        instrument = self.instruments[token]
-        quote = self._quotes[token]
-        if mode == "ltp":
-            return LtpTick(instrument_token=token, last_price=quote.last_price)
-        if mode not in ("quote", "full"):
-            raise ValueError(f"unknown mode {mode!r}")
-        ohlc = Ohlc(open=quote.open, high=quote.high, low=quote.low, close=quote.close)
-        if instrument.is_index:
-            if mode == "quote":
-                return IndexQuoteTick(
-                    instrument_token=token, last_price=quote.last_price, ohlc=ohlc
-                )
-            return IndexFullTick(
-                instrument_token=token,
-                last_price=quote.last_price,
-                ohlc=ohlc,
-                exchange_timestamp=self.updated_at,
-            )
-        fields: dict[str, Any] = {
-            "instrument_token": token,
-            "last_price": quote.last_price,
-            "last_traded_quantity": quote.last_quantity,
-            "average_traded_price": instrument.round_price(quote.average_price),
-            "volume_traded": quote.volume,
-            "total_buy_quantity": quote.buy_quantity,
-            "total_sell_quantity": quote.sell_quantity,
-            "ohlc": ohlc,
-        }
-        if mode == "quote":
-            return QuoteTick(**fields)
-        return FullTick(
-            **fields,
-            last_trade_time=self.updated_at,
-            oi=quote.oi,
-            oi_day_high=quote.oi_day_high,
-            oi_day_low=quote.oi_day_low,
-            exchange_timestamp=self.updated_at,
-            depth=self._depth(instrument, quote),
-        )
-
-    def ltp_dict(self, token: int) -> dict[str, Any]:
-        """The ``/quote/ltp`` entry."""
-        return {"instrument_token": token, "last_price": self._quotes[token].last_price}
-
-    def ohlc_dict(self, token: int) -> dict[str, Any]:
-        """The ``/quote/ohlc`` entry."""
-        quote = self._quotes[token]
-        return {"instrument_token": token, "last_price": quote.last_price, "ohlc": quote.ohlc()}
-
-    def quote_dict(self, token: int) -> dict[str, Any]:
-        """The ``/quote`` entry: the same state as the ``full`` tick."""
-        instrument = self.instruments[token]
-        quote = self._quotes[token]
-        depth = self._depth(instrument, quote)
-        updated = stamp(self.updated_at)
-        lower, upper = self.circuit_limits(token)
-        return {
-            "instrument_token": token,
-            "timestamp": updated,
-            "last_trade_time": updated,
-            "last_price": quote.last_price,
-            "last_quantity": quote.last_quantity,
-            "buy_quantity": quote.buy_quantity,
-            "sell_quantity": quote.sell_quantity,
-            "volume": quote.volume,
-            "average_price": instrument.round_price(quote.average_price),
-            "oi": quote.oi,
-            "oi_day_high": quote.oi_day_high,
-            "oi_day_low": quote.oi_day_low,
-            "net_change": instrument.round_price(quote.last_price - quote.close),
-            "lower_circuit_limit": lower,
-            "upper_circuit_limit": upper,
-            "ohlc": quote.ohlc(),
-            "depth": {
-                side: [
-                    {"price": level.price, "quantity": level.quantity, "orders": level.orders}
-                    for level in levels
-                ]
-                for side, levels in (("buy", depth.buy), ("sell", depth.sell))
-            },
-        }
+        return tuple(level(-1, i) for i in range(5)), tuple(level(1, i) for i in range(5))
 
     def circuit_limits(self, token: int) -> tuple[float, float]:
         """(lower, upper) price band: 20% around the previous close."""
@@ -446,10 +309,11 @@ class Market:
         oi: bool = False,
         continuous: bool = False,
     ) -> list[list[Any]]:
-        """Kite's candle rows ``[time, open, high, low, close, volume(, oi)]`` in [start, end].
+        """Candle rows ``[time, open, high, low, close, volume(, oi)]`` in [start, end]
+        (``time``: an aware datetime, IST).
 
         A pure function of (seed, token, interval, candle time). Raises KeyError for an
-        unknown token and CandleError for what Kite refuses (unknown interval, range over
+        unknown token and CandleError for what a broker refuses (unknown interval, range over
         the interval's limit, ``continuous`` for a non-future).
         """
         instrument = self.instruments[token]
@@ -525,7 +389,7 @@ class Market:
         high = instrument.round_price(max(first, last) + u_high * spread)
         low = instrument.round_price(max(min(first, last) - u_low * spread, 0.0))
         volume = 0 if instrument.is_index else int(50 + u_volume * 4950) * minutes
-        row: list[Any] = [moment.strftime("%Y-%m-%dT%H:%M:%S%z"), first, high, low, last, volume]
+        row: list[Any] = [moment, first, high, low, last, volume]
         if with_oi:
             if instrument.is_derivative:
                 base = _mix(self.seed, token) % 40_000 + 1_000

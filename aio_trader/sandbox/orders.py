@@ -1,9 +1,16 @@
-"""The order book: validation, fills against the simulated market, trades, positions,
-holdings, margins and charges.
+"""The order engine (broker-neutral): validation, fills against the simulated market, trades,
+positions, holdings, margins and charges.
 
-Orders walk Kite's statuses (PUT ORDER REQ RECEIVED -> VALIDATION PENDING -> OPEN PENDING ->
-OPEN / TRIGGER PENDING -> COMPLETE, or REJECTED / CANCELLED), each step kept in the order's
-history. Every visible change is handed to ``on_update`` as Kite's postback dict.
+The engine has one vocabulary, Kite's because Kite came first: requests are mappings with
+``exchange``, ``tradingsymbol``, ``transaction_type`` (BUY/SELL), ``order_type``
+(MARKET/LIMIT/SL/SL-M), ``product``, ``validity``, ``quantity``, ``price``,
+``trigger_price``, ``tag``, ``market_protection``...; orders walk the statuses PUT ORDER REQ
+RECEIVED -> VALIDATION PENDING -> OPEN PENDING -> OPEN / TRIGGER PENDING -> COMPLETE, or
+REJECTED / CANCELLED, each step kept in the order's history; ``to_dict`` views use the same
+names. A dialect says which values its broker accepts (``OrderTables``), translates its own
+request into this vocabulary and renders orders, positions and holdings in its own shapes.
+Every visible change is handed to ``on_update(order, status)``; the dialect renders the
+update message its feed sockets send (Kite: the postback).
 """
 
 from __future__ import annotations
@@ -17,7 +24,6 @@ from typing import Any, Final
 
 import attrs
 
-from aio_trader.kite.constants import OrderType, Product, TransactionType, Validity, Variety
 from aio_trader.sandbox._api import ApiError, now_ist, optional_float, optional_int, param, stamp
 from aio_trader.sandbox.config import OrderRules
 from aio_trader.sandbox.market import Market, SandboxInstrument
@@ -25,14 +31,18 @@ from aio_trader.sandbox.market import Market, SandboxInstrument
 __all__ = [
     "AUTO_MARKET_PROTECTION",
     "MARKET_PROTECTION_REQUIRED",
+    "MIS_LEVERAGE",
     "Holding",
     "Order",
     "OrderBook",
+    "OrderTables",
     "charges",
+    "instrument_of",
     "order_margin",
 ]
 
-#: Kite's answer (400 InputException) to a MARKET or SL-M order without market protection.
+#: The answer (400, kind "input") to a MARKET or SL-M order without market protection
+#: (Kite's words).
 MARKET_PROTECTION_REQUIRED: Final = (
     "Market orders without market protection are not allowed via API. "
     "Please set market protection or use a Limit order."
@@ -44,15 +54,23 @@ _INTRADAY: Final = ("MIS", "CO")
 #: The exchange terminal id Kite's newer order bodies carry (one fixed id for the sandbox).
 _TERMINAL_ID: Final = "111111111111100"
 
-VARIETIES: Final = tuple(member.value for member in Variety)
-ORDER_TYPES: Final = tuple(member.value for member in OrderType)
-#: Kite's products, and BO (bracket orders, retired by Kite but still in the profile's list).
-PRODUCTS: Final = (*(member.value for member in Product), "BO")
-VALIDITIES: Final = tuple(member.value for member in Validity)
-TRANSACTION_TYPES: Final = tuple(member.value for member in TransactionType)
+
+@attrs.frozen
+class OrderTables:
+    """The values a broker's order requests may carry (the dialect supplies them); anything
+    else is refused with a 400 before an order is booked."""
+
+    varieties: tuple[str, ...]
+    order_types: tuple[str, ...]
+    products: tuple[str, ...]
+    validities: tuple[str, ...]
+    transaction_types: tuple[str, ...] = ("BUY", "SELL")
+
+
 _TAG = re.compile(r"[A-Za-z0-9]{1,20}")
 _LIVE: Final = frozenset({"OPEN", "TRIGGER PENDING", "AMO REQ RECEIVED"})
-_MIS_LEVERAGE: Final = 5.0
+#: The leverage of intraday (MIS) equity orders.
+MIS_LEVERAGE: Final = 5.0
 #: The fields of an order history entry (a subset of an ``/orders`` entry).
 _HISTORY_FIELDS: Final = (
     "average_price",
@@ -90,7 +108,7 @@ def segment_of(instrument: SandboxInstrument) -> str:
     return "commodity" if instrument.exchange == "MCX" else "equity"
 
 
-def _instrument(market: Market, params: Mapping[str, Any]) -> SandboxInstrument:
+def instrument_of(market: Market, params: Mapping[str, Any]) -> SandboxInstrument:
     """The instrument named by ``exchange`` + ``tradingsymbol``, else 400."""
     exchange = param(params, "exchange")
     symbol = param(params, "tradingsymbol")
@@ -170,7 +188,7 @@ def order_margin(
             out["span"] /= 2
             out["exposure"] /= 2
     elif product in _INTRADAY:
-        out["var"] = value / _MIS_LEVERAGE
+        out["var"] = value / MIS_LEVERAGE
     else:
         out["var"] = value
     out["total"] = sum(out.values())
@@ -435,16 +453,16 @@ class OrderBook:
         self,
         market: Market,
         *,
+        tables: OrderTables,
         user_id: str,
-        api_secret: str,
         opening_cash: float,
-        on_update: Callable[[dict[str, Any]], None],
+        on_update: Callable[[Order, str | None], None],
         rules: OrderRules | None = None,
     ) -> None:
         self.market = market
+        self.tables = tables
         self.rules = rules if rules is not None else OrderRules()
         self.user_id = user_id
-        self._api_secret = api_secret
         self.opening_cash = opening_cash
         self._on_update = on_update
         self.orders: dict[str, Order] = {}
@@ -477,19 +495,19 @@ class OrderBook:
         system_tags: Iterable[str] = (),
         refuse_shortfall: bool = False,
     ) -> Order:
-        """Validate (400 InputException on bad input) and book an order; returns it.
+        """Validate (400, kind "input", on bad input) and book an order; returns it.
 
         Margin or holding shortfalls do not raise: the order is booked and REJECTED, as Kite
-        does; with ``refuse_shortfall`` (an autoslice child) they raise 400 MarginException
+        does; with ``refuse_shortfall`` (an autoslice child) they raise 400 (kind "margin")
         and nothing is booked.
         """
-        if variety not in VARIETIES:
+        if variety not in self.tables.varieties:
             raise ApiError.input("Invalid `variety`.")
         order = self._validated(variety, params)
         order.system_tags.extend(system_tags)
         problem = self._funds_problem(order)
         if problem is not None and refuse_shortfall:
-            raise ApiError(400, "MarginException", problem)
+            raise ApiError(400, "margin", problem)
         self.orders[order.order_id] = order
         self._walk(order, "PUT ORDER REQ RECEIVED", "VALIDATION PENDING")
         if problem is not None:
@@ -505,16 +523,17 @@ class OrderBook:
         return order
 
     def _validated(self, variety: str, params: Mapping[str, Any]) -> Order:
-        instrument = _instrument(self.market, params)
+        instrument = instrument_of(self.market, params)
         if instrument.is_index:
             raise ApiError.input("Indices are not tradable.")
-        transaction_type = param(params, "transaction_type", TRANSACTION_TYPES)
-        order_type = param(params, "order_type", ORDER_TYPES)
-        product = param(params, "product", PRODUCTS)
+        tables = self.tables
+        transaction_type = param(params, "transaction_type", tables.transaction_types)
+        order_type = param(params, "order_type", tables.order_types)
+        product = param(params, "product", tables.products)
         if variety == "co":
             product = "CO"  # Kite books cover orders (both legs) under product CO
         validity = str(params.get("validity") or "DAY")
-        if validity not in VALIDITIES:
+        if validity not in tables.validities:
             raise ApiError.input("Invalid `validity`.")
         self._check_validity(instrument, validity)
         quantity = optional_int(params, "quantity")
@@ -782,7 +801,7 @@ class OrderBook:
             raise ApiError.input(_MODIFICATIONS_EXCEEDED)
         changes: dict[str, Any] = {}
         if params.get("order_type"):
-            changes["order_type"] = param(params, "order_type", ORDER_TYPES)
+            changes["order_type"] = param(params, "order_type", self.tables.order_types)
         if params.get("quantity") not in (None, ""):
             quantity = optional_int(params, "quantity")
             lot = max(order.instrument.lot_size, 1)
@@ -793,7 +812,7 @@ class OrderBook:
             if params.get(name) not in (None, ""):
                 changes[name] = _check_tick(order.instrument, name, optional_float(params, name))
         if params.get("validity"):
-            changes["validity"] = param(params, "validity", VALIDITIES)
+            changes["validity"] = param(params, "validity", self.tables.validities)
             self._check_validity(order.instrument, changes["validity"])
         if params.get("disclosed_quantity") not in (None, ""):
             changes["disclosed_quantity"] = optional_int(params, "disclosed_quantity")
@@ -928,10 +947,10 @@ class OrderBook:
         """Move ``quantity`` of an open position from ``old_product`` to ``new_product``."""
         exchange = param(params, "exchange")
         symbol = param(params, "tradingsymbol")
-        transaction_type = param(params, "transaction_type", TRANSACTION_TYPES)
+        transaction_type = param(params, "transaction_type", self.tables.transaction_types)
         param(params, "position_type", ("day", "overnight"))
-        old = param(params, "old_product", PRODUCTS)
-        new = param(params, "new_product", PRODUCTS)
+        old = param(params, "old_product", self.tables.products)
+        new = param(params, "new_product", self.tables.products)
         quantity = optional_int(params, "quantity")
         instrument = self.market.by_symbol(exchange, symbol)
         position = self.positions.get((instrument.instrument_token, old)) if instrument else None
@@ -956,30 +975,11 @@ class OrderBook:
             target.sell_quantity += quantity
             target.sell_value += quantity * price
 
-    # -- postbacks -------------------------------------------------------------------------
-
-    def postback(self, order: Order, status: str | None = None) -> dict[str, Any]:
-        """Kite's postback dict for the order's current state (with its checksum)."""
-        data = order.to_dict()
-        for key in ("modified", "validity_ttl", "tags", "account_id", "terminal_id"):
-            data.pop(key, None)
-        data.pop("auction_number", None)
-        if status is not None:
-            data["status"] = status
-        checksum = hashlib.sha256(
-            (order.order_id + order.order_timestamp + self._api_secret).encode()
-        ).hexdigest()
-        data.update(
-            user_id=self.user_id,
-            placed_by=self.user_id,
-            app_id=0,
-            unfilled_quantity=order.pending_quantity,
-            checksum=checksum,
-        )
-        return data
+    # -- updates ---------------------------------------------------------------------------
 
     def _publish(self, order: Order, status: str | None = None) -> None:
-        self._on_update(self.postback(order, status))
+        """Hand the order's new state to ``on_update`` (``status`` overrides its status)."""
+        self._on_update(order, status)
 
     def orders_list(self) -> list[dict[str, Any]]:
         rows = [order.to_dict() for order in self.orders.values()]
@@ -999,70 +999,3 @@ class OrderBook:
     def order_trades(self, order_id: str) -> list[dict[str, Any]]:
         self.get(order_id)
         return [trade for trade in self.trades if trade["order_id"] == order_id]
-
-
-def margin_rows(
-    market: Market, orders: Iterable[Mapping[str, Any]], *, with_charges: bool = True
-) -> list[dict[str, Any]]:
-    """``/margins/orders`` rows for a JSON list of orders (400 on bad entries)."""
-    rows = []
-    for entry in orders:
-        instrument, side, product, quantity, price = _calc_params(market, entry)
-        margin = order_margin(instrument, side, product, quantity, price)
-        rows.append(
-            {
-                "type": "equity",
-                "tradingsymbol": instrument.tradingsymbol,
-                "exchange": instrument.exchange,
-                "span": margin["span"],
-                "exposure": margin["exposure"],
-                "option_premium": margin["option_premium"],
-                "additional": 0,
-                "bo": 0,
-                "cash": 0,
-                "var": margin["var"],
-                "pnl": {"realised": 0, "unrealised": 0},
-                "leverage": _MIS_LEVERAGE if product == "MIS" else 1,
-                "charges": charges(instrument, side, product, quantity, price),
-                "total": margin["total"],
-            }
-        )
-    return rows
-
-
-def contract_notes(market: Market, orders: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """``/charges/orders`` rows (virtual contract note) for a JSON list of executed orders."""
-    rows = []
-    for entry in orders:
-        instrument, side, product, quantity, price = _calc_params(market, entry)
-        rows.append(
-            {
-                "transaction_type": side,
-                "tradingsymbol": instrument.tradingsymbol,
-                "exchange": instrument.exchange,
-                "variety": str(entry.get("variety") or "regular"),
-                "product": product,
-                "order_type": str(entry.get("order_type") or "MARKET"),
-                "quantity": quantity,
-                "price": price,
-                "charges": charges(instrument, side, product, quantity, price),
-            }
-        )
-    return rows
-
-
-def _calc_params(
-    market: Market, entry: Mapping[str, Any]
-) -> tuple[SandboxInstrument, str, str, int, float]:
-    if not isinstance(entry, Mapping):
-        raise ApiError.input("Each order must be a JSON object.")
-    instrument = _instrument(market, entry)
-    side = param(entry, "transaction_type", TRANSACTION_TYPES)
-    product = param(entry, "product", PRODUCTS)
-    quantity = optional_int(entry, "quantity")
-    if quantity <= 0:
-        raise ApiError.input("Invalid `quantity`.")
-    price = optional_float(entry, "price") or optional_float(entry, "average_price")
-    if price <= 0:
-        price = market.last_price(instrument.instrument_token)
-    return instrument, side, product, quantity, price

@@ -12,6 +12,7 @@ Use it from async tests (anyio's pytest plugin runs them)::
             ...
 
 Override ``kite_sandbox_config`` in your ``conftest.py`` to change seed, faults, limits...
+A test that fails fails with its own exception, never an ``ExceptionGroup``.
 """
 
 from __future__ import annotations

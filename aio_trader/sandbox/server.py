@@ -1,4 +1,5 @@
-"""``Sandbox``: the sandbox server running in-process, on asyncio or trio."""
+"""``Sandbox``: the sandbox server running in-process, on asyncio or trio (broker-neutral:
+the dialect named by ``SandboxConfig.broker`` supplies the routes)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ _GRACE = 1.0
 
 
 class Sandbox:
-    """A Kite-compatible server on loopback, started by ``async with``::
+    """A broker's server on loopback (Kite's by default), started by ``async with``::
 
         async with Sandbox(SandboxConfig(seed=1)) as sb:
             sb.root_url, sb.ticker_url, sb.api_key, sb.access_token ...
@@ -35,8 +36,10 @@ class Sandbox:
     Entering binds the port (``config.port``; 0 picks a free one), starts the server and the
     market clock in a task group of the running backend (asyncio or trio), and returns once
     the server answers HTTP. Leaving (or cancellation of the enclosing scope) stops the
-    server, closes every connection and cancels every task it started. Keyword ``overrides``
-    replace config fields: ``Sandbox(seed=3)``.
+    server, closes every connection and cancels every task it started. An exception raised
+    in the body comes out as itself, never inside an ``ExceptionGroup``. Keyword
+    ``overrides`` replace config fields: ``Sandbox(seed=3)``, ``Sandbox(rules="before-2026")``
+    (an unknown field or value raises before anything starts).
     """
 
     def __init__(self, config: SandboxConfig | None = None, **overrides: Any) -> None:
@@ -48,7 +51,7 @@ class Sandbox:
 
     def __repr__(self) -> str:
         where = self.root_url if self._port is not None else "not started"
-        return f"<Sandbox {where} seed={self.config.seed}>"
+        return f"<Sandbox {self.config.broker} {where} seed={self.config.seed}>"
 
     # -- what a running sandbox exposes -----------------------------------------------------
 
@@ -76,13 +79,13 @@ class Sandbox:
 
     @property
     def root_url(self) -> str:
-        """REST root, e.g. ``http://127.0.0.1:54321`` (Kite's paths go under it)."""
+        """REST root, e.g. ``http://127.0.0.1:54321`` (the broker's paths go under it)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
     @property
     def ticker_url(self) -> str:
-        """Ticker WebSocket URL; append ``?api_key=..&access_token=..``."""
+        """Kite's ticker WebSocket URL; append ``?api_key=..&access_token=..``."""
         return self.root_url.replace("http://", "ws://", 1) + "/ws"
 
     @property
@@ -112,11 +115,11 @@ class Sandbox:
     # -- runtime controls -------------------------------------------------------------------
 
     def drop_websockets(self) -> None:
-        """Fault: close every ticker connection now."""
+        """Fault: close every feed connection now."""
         self.state.drop_websockets()
 
     def expire_session(self) -> None:
-        """Fault: tokens answer 403 (REST and WebSocket handshake) until the next login."""
+        """Fault: tokens answer 403 (REST and feed handshakes) until the next login."""
         self.state.expire_session()
 
     def step_market(self, steps: int = 1) -> None:
@@ -174,7 +177,11 @@ class Sandbox:
         stack, self._stack = self._stack, None
         try:
             if stack is not None:
-                await stack.__aexit__(exc_type, exc, tb)
+                # The body's exception is not handed to the task group, which would raise it
+                # inside an ExceptionGroup: the group is stopped (``_stop`` cancels its tasks)
+                # and closed as if the body had ended normally; Python then re-raises the
+                # body's exception, as itself.
+                await stack.aclose()
         finally:
             self._port = None
 

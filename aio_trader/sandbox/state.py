@@ -1,7 +1,8 @@
 """Everything one running sandbox knows: credentials, market, order book, limits, faults, stats.
 
-Shared by the REST routes and the ticker (``app.state.sandbox``). All of it lives in one event
-loop, so plain attributes suffice; nothing here blocks.
+Broker-neutral; what only one broker keeps is ``state.broker`` (the dialect's state).
+Shared by the REST routes and the feed sockets (``app.state.sandbox``). All of it lives in
+one event loop, so plain attributes suffice; nothing here blocks.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ import collections
 import contextlib
 import hmac
 import logging
-import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import anyio
@@ -19,12 +19,11 @@ import anyio.abc
 import attrs
 from anyio.streams.memory import MemoryObjectSendStream
 
-from aio_trader.kite.constants import EndpointGroup, rate_limits
+from aio_trader.ratelimit import Rate
+from aio_trader.sandbox._dialect import Dialect, DialectState, load_dialect
 from aio_trader.sandbox.config import Faults, SandboxConfig
-from aio_trader.sandbox.market import Market, load_instruments
-from aio_trader.sandbox.mf import MutualFunds
-from aio_trader.sandbox.orders import OrderBook
-from aio_trader.sandbox.triggers import Alerts, Gtts
+from aio_trader.sandbox.market import Market
+from aio_trader.sandbox.orders import Order, OrderBook
 
 __all__ = ["RATE_LIMIT_TOLERANCE", "RateLimiter", "SandboxState", "SandboxStats"]
 
@@ -44,7 +43,8 @@ class SandboxStats:
     """Counters of one sandbox run (``GET /__sandbox__/stats`` answers them as JSON)."""
 
     requests: int = 0
-    refused_429: dict[EndpointGroup, int] = attrs.Factory(lambda: dict.fromkeys(EndpointGroup, 0))
+    #: 429s per endpoint group (the dialect's groups: Kite's "quote", "order"...).
+    refused_429: dict[str, int] = attrs.Factory(dict)
     refused_403: int = 0
     http_5xx_sent: int = 0
     orders_booked: int = 0
@@ -60,35 +60,42 @@ class SandboxStats:
 
 
 class RateLimiter:
-    """Sliding windows per endpoint group: Kite's limits scaled as
-    ``aio_trader.kite.constants.rate_limits(scale)`` (so a client limited at the same scale
-    never earns a 429), each window ``RATE_LIMIT_TOLERANCE`` seconds shorter. Refused calls
-    don't count.
+    """Sliding windows per endpoint group: the broker's ``limits`` (group -> ``Rate``s) with
+    every count scaled as ``aio_trader.kite.constants.rate_limits(scale)`` scales Kite's (so
+    a client limited at the same scale never earns a 429), each window
+    ``RATE_LIMIT_TOLERANCE`` seconds shorter. Refused calls don't count.
 
-    Order requests: ``orders_per_minute`` (scaled) replaces Kite's 200 per minute, and with
-    ``strict_orders`` (Kite since April 2026) the per-second window is a full second: never
-    more than 10 (scaled) order requests in any 1 s.
+    Requests of ``order_group``: ``orders_per_minute`` (scaled) replaces the broker's
+    per-minute count, and with ``strict_orders`` (the April-2026 rules) the per-second window
+    is a full second: never more than the broker's count (scaled) in any 1 s.
     """
 
     def __init__(
-        self, scale: float, *, orders_per_minute: int = 200, strict_orders: bool = False
+        self,
+        limits: Mapping[str, Sequence[Rate]],
+        scale: float,
+        *,
+        order_group: str = "order",
+        orders_per_minute: int | None = None,
+        strict_orders: bool = False,
     ) -> None:
         self.scale = scale
-        limits: dict[EndpointGroup, tuple[tuple[int, float], ...]] = {}
-        for group, rates in rate_limits(scale).items():
+        scaled: dict[str, tuple[tuple[int, float], ...]] = {}
+        for group, rates in limits.items():
             windows = []
             for rate in rates:
-                count, span = rate.count, rate.period - RATE_LIMIT_TOLERANCE
-                if group is EndpointGroup.ORDER and rate.period == 60:
+                count = max(1, round(rate.count * scale))
+                span = rate.period - RATE_LIMIT_TOLERANCE
+                if group == order_group and rate.period == 60 and orders_per_minute is not None:
                     count = max(1, round(orders_per_minute * scale))
-                if group is EndpointGroup.ORDER and rate.period == 1 and strict_orders:
+                if group == order_group and rate.period == 1 and strict_orders:
                     span = rate.period
                 windows.append((count, span))
-            limits[group] = tuple(windows)
-        self.limits = limits
-        self._hits: dict[tuple[EndpointGroup, int], collections.deque[float]] = {}
+            scaled[group] = tuple(windows)
+        self.limits = scaled
+        self._hits: dict[tuple[str, int], collections.deque[float]] = {}
 
-    def allow(self, group: EndpointGroup, now: float) -> bool:
+    def allow(self, group: str, now: float) -> bool:
         """Count a call of ``group`` at time ``now`` (seconds) if every window has room."""
         queues = []
         for index, (count, span) in enumerate(self.limits[group]):
@@ -104,38 +111,41 @@ class RateLimiter:
 
 
 class SandboxState:
-    """The state behind one sandbox (see the sandbox contract for what the ticker reads)."""
+    """The state behind one sandbox.
 
-    def __init__(self, config: SandboxConfig) -> None:
-        self.config = config
+    ``config`` is the sandbox's configuration with the broker's limits filled in where it
+    left them at None; ``dialect`` the broker's dialect; ``broker`` the dialect's own state.
+    """
+
+    def __init__(self, config: SandboxConfig, dialect: Dialect | None = None) -> None:
+        self.dialect: Dialect = dialect if dialect is not None else load_dialect(config.broker)
+        self.config = config = _with_broker_limits(config, self.dialect)
         self.faults: Faults = attrs.evolve(config.faults)
-        self.stats = SandboxStats()
-        self.market = Market(load_instruments(), config.seed)
+        self.stats = SandboxStats(refused_429=dict.fromkeys(self.dialect.rate_limits, 0))
+        self.market = Market(self.dialect.load_instruments(), config.seed)
         self.book = OrderBook(
             self.market,
+            tables=self.dialect.order_tables,
             user_id=config.user_id,
-            api_secret=config.api_secret,
             opening_cash=config.opening_cash,
             on_update=self.publish_order_update,
             rules=config.rules,
         )
-        self.gtts = Gtts(self.market, self.book, config.user_id)
-        self.alerts = Alerts(self.market, config.user_id, config.seed)
-        self.mf = MutualFunds(config.seed)
         self.limiter = RateLimiter(
+            self.dialect.rate_limits,
             config.rate_limit_scale,
+            order_group=self.dialect.order_group,
             orders_per_minute=config.orders_per_minute,
             strict_orders=config.rules.strict_order_rate,
         )
         self.access_tokens = {config.access_token}
-        self.refresh_tokens = {config.refresh_token}
-        self.request_tokens: set[str] = set()
-        self.web_requests: set[str] = set()
-        #: Open ticker connections per api_key (per user for Kite Web), for the connection limit.
+        #: Open feed connections per api_key (or per user), for the connection limit.
         self.ws_open: collections.Counter[str] = collections.Counter()
         self.ws_drop_epoch = 0
         self._ws_drop_event = anyio.Event()
-        self._subscribers: set[MemoryObjectSendStream[dict[str, Any]]] = set()
+        self._subscribers: set[MemoryObjectSendStream[Any]] = set()
+        #: what only this broker keeps (Kite: GTTs, alerts, mutual funds, login tokens).
+        self.broker: DialectState = self.dialect.create_state(self)
 
     # -- credentials ---------------------------------------------------------------------
 
@@ -146,19 +156,6 @@ class SandboxState:
         return hmac.compare_digest(api_key, self.config.api_key) and any(
             hmac.compare_digest(access_token, token) for token in self.access_tokens
         )
-
-    def check_enctoken(self, user_id: str, enctoken: str) -> bool:
-        """True for the Kite Web session's enctoken (``user_id`` may be empty: REST sends none)."""
-        if self.faults.session_expired:
-            return False
-        if user_id and user_id != self.config.user_id:
-            return False
-        return hmac.compare_digest(enctoken, self.config.enctoken)
-
-    def new_request_token(self) -> str:
-        token = secrets.token_urlsafe(24)
-        self.request_tokens.add(token)
-        return token
 
     def start_session(self) -> None:
         """A fresh login: the configured access token is valid again, expiry is lifted."""
@@ -172,12 +169,12 @@ class SandboxState:
     # -- market clock ------------------------------------------------------------------------
 
     def step_market(self, steps: int = 1) -> None:
-        """Advance the market ``steps`` times; each step fills crossed orders, GTTs, alerts."""
+        """Advance the market ``steps`` times; each step fills crossed orders, then lets the
+        broker's state react (Kite: GTTs, alerts)."""
         for _ in range(steps):
             self.market.step()
             self.book.on_market_step()
-            self.gtts.on_market_step()
-            self.alerts.on_market_step()
+            self.broker.on_market_step()
 
     async def run_clock(self) -> None:
         """Step the market every ``config.market_interval`` seconds until cancelled."""
@@ -188,16 +185,18 @@ class SandboxState:
             await anyio.sleep(interval)
             self.step_market()
 
-    # -- order postbacks -----------------------------------------------------------------------
+    # -- order updates -------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def order_updates(self) -> Iterator[anyio.abc.ObjectReceiveStream[dict[str, Any]]]:
-        """Subscribe to order postback dicts (published on every order change) while inside.
+    def order_updates(self) -> Iterator[anyio.abc.ObjectReceiveStream[Any]]:
+        """Subscribe to order update messages (``Dialect.order_update``, published on every
+        order change) while inside.
 
         A subscriber that falls ``1000`` updates behind loses the newest ones (counted in
-        ``stats.postbacks_dropped``).
+        ``stats.postbacks_dropped``). Every subscriber gets the same message: read it, never
+        change it.
         """
-        send, receive = anyio.create_memory_object_stream[dict[str, Any]](_UPDATES_BUFFER)
+        send, receive = anyio.create_memory_object_stream[Any](_UPDATES_BUFFER)
         self._subscribers.add(send)
         try:
             yield receive
@@ -206,11 +205,13 @@ class SandboxState:
             send.close()
             receive.close()
 
-    def publish_order_update(self, postback: dict[str, Any]) -> None:
+    def publish_order_update(self, order: Order, status: str | None = None) -> None:
+        """Render the order's change in the dialect's words and hand it to every subscriber."""
+        message = self.dialect.order_update(self, order, status)
         self.stats.postbacks_published += 1
         for send in list(self._subscribers):
             try:
-                send.send_nowait(dict(postback))
+                send.send_nowait(message)
             except anyio.WouldBlock:
                 self.stats.postbacks_dropped += 1
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -223,7 +224,17 @@ class SandboxState:
         return self._ws_drop_event
 
     def drop_websockets(self) -> None:
-        """Fault: every ticker connection closes now."""
+        """Fault: every feed connection closes now."""
         self.ws_drop_epoch += 1
         event, self._ws_drop_event = self._ws_drop_event, anyio.Event()
         event.set()
+
+
+def _with_broker_limits(config: SandboxConfig, dialect: Dialect) -> SandboxConfig:
+    """``config`` with the broker's limits where it left them at None."""
+    return attrs.evolve(
+        config,
+        max_tokens_per_ws=config.max_tokens_per_ws or dialect.max_ws_instruments,
+        max_ws_per_api_key=config.max_ws_per_api_key or dialect.max_ws_connections,
+        orders_per_minute=config.orders_per_minute or dialect.orders_per_minute,
+    )

@@ -20,8 +20,9 @@ from aio_trader.sandbox._api import (
     seeded,
     stamp,
 )
+from aio_trader.sandbox._kite._quotes import quote_dict
 from aio_trader.sandbox.market import Market, SandboxInstrument
-from aio_trader.sandbox.orders import ORDER_TYPES, PRODUCTS, TRANSACTION_TYPES, OrderBook
+from aio_trader.sandbox.orders import OrderBook
 
 __all__ = ["Alerts", "Gtts"]
 
@@ -98,9 +99,9 @@ class Gtts:
         for order in orders:
             if not isinstance(order, dict):
                 raise ApiError.input("Invalid `orders`.")
-            param(order, "transaction_type", TRANSACTION_TYPES)
-            param(order, "order_type", ORDER_TYPES)
-            param(order, "product", PRODUCTS)
+            param(order, "transaction_type", self.book.tables.transaction_types)
+            param(order, "order_type", self.book.tables.order_types)
+            param(order, "product", self.book.tables.products)
             quantity = optional_int(order, "quantity")
             if quantity <= 0:
                 raise ApiError.input("Invalid `quantity`.")
@@ -386,7 +387,7 @@ class Alerts:
 
     def _record(self, alert_id: str, alert: dict[str, Any], rhs: float) -> None:
         token = alert["_lhs"]
-        quote = self.market.quote_dict(token)
+        quote = quote_dict(self.market, token)
         meta = {
             "instrument_token": token,
             "tradingsymbol": alert["lhs_tradingsymbol"],

@@ -1,8 +1,8 @@
-"""Kite Connect v3 REST endpoints of the sandbox, each a few lines over one shared pipeline.
+"""Kite Connect v3 REST endpoints of the sandbox, each a few lines over the core's pipeline.
 
-Every Kite endpoint goes through ``KiteEndpoint``: injected latency, 5xx bursts, auth (403
-TokenException), rate limit (429), parameters, then the handler; answers are Kite envelopes
-(``{"status": "success", "data": ...}``) or Kite error bodies.
+Every Kite endpoint is a core ``_pipeline.Endpoint``: injected latency, 5xx bursts, auth (403
+TokenException), static IP, rate limit (429), parameters, then the handler; answers are Kite
+envelopes (``{"status": "success", "data": ...}``) or Kite error bodies (``_wire``).
 """
 
 from __future__ import annotations
@@ -12,19 +12,13 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import urlencode
 
-import anyio
-import attrs
-from starlette.datastructures import QueryParams
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from aio_trader._time import IST
 from aio_trader.kite.constants import (
@@ -34,12 +28,24 @@ from aio_trader.kite.constants import (
     TRIGGER_RANGE_MAX_INSTRUMENTS,
     EndpointGroup,
 )
-from aio_trader.sandbox._api import ApiError, ascii_int, load_json, param, stamp
-from aio_trader.sandbox.market import CandleError, SandboxInstrument, instruments_csv
-from aio_trader.sandbox.orders import contract_notes, margin_rows
+from aio_trader.sandbox._api import ApiError, ascii_int, optional_float, optional_int, param, stamp
+from aio_trader.sandbox._kite._instruments import instruments_csv
+from aio_trader.sandbox._kite._quotes import ltp_dict, ohlc_dict, quote_dict
+from aio_trader.sandbox._kite._state import check_enctoken, kite_state
+from aio_trader.sandbox._kite._ticker import ticker_endpoint
+from aio_trader.sandbox._kite._wire import error_type, success
+from aio_trader.sandbox._pipeline import Call, Endpoint, Handler
+from aio_trader.sandbox.market import CandleError, Market, SandboxInstrument
+from aio_trader.sandbox.orders import (
+    MIS_LEVERAGE,
+    OrderTables,
+    charges,
+    instrument_of,
+    order_margin,
+)
 from aio_trader.sandbox.state import SandboxState
 
-__all__ = ["KiteEndpoint", "error_response", "kite_routes", "success"]
+__all__ = ["auth_error", "kite_routes", "routes", "session_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -49,156 +55,23 @@ _QUOTE_LIMITS: Final = {
     "ltp": LTP_MAX_INSTRUMENTS,
 }
 _DATE_FORMATS: Final = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
-#: Kite's error for an order request from an address that is not a registered static IP
-#: (the exact wording Kite uses is not published; this is the one place to change it).
-_IP_REFUSED: Final = "Order requests are allowed only from your registered static IP(s)."
 #: Kite's content type for the instrument dumps: exactly this, no charset (Kite's Node client
 #: parses the CSV only for this value).
 _CSV: Final = "text/csv"
 
 
-def success(data: Any) -> JSONResponse:
-    """Kite's success envelope."""
-    return JSONResponse({"status": "success", "data": data})
-
-
-def error_response(error: ApiError) -> JSONResponse:
-    """Kite's error body with the error's HTTP status."""
-    body = {"status": "error", "message": error.message, "data": None}
-    body["error_type"] = error.error_type
-    return JSONResponse(body, status_code=error.status)
-
-
-@attrs.frozen
-class Call:
-    """What a handler gets: the state, path parameters, query, merged parameters, JSON body."""
-
-    state: SandboxState
-    request: Request
-    path: Mapping[str, str]
-    query: QueryParams
-    params: Mapping[str, Any]
-    body: Any
-
-
-Handler = Callable[[Call], Awaitable[Any]]
-
-
-class KiteEndpoint:
-    """An ASGI endpoint running the shared pipeline around ``handler``.
-
-    ``group`` is the rate-limit group (None: not limited), ``auth`` whether a valid session
-    is needed, ``lossy`` whether the ``lose_order_reply`` fault applies (order placement),
-    ``orders`` whether the static-IP whitelist (``config.order_ips``) applies.
-    """
-
-    def __init__(
-        self,
-        handler: Handler,
-        *,
-        group: EndpointGroup | None = EndpointGroup.OTHER,
-        auth: bool = True,
-        lossy: bool = False,
-        orders: bool = False,
-    ) -> None:
-        self.handler = handler
-        self.group = group
-        self.auth = auth
-        self.lossy = lossy
-        self.orders = orders
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        state: SandboxState = request.app.state.sandbox
-        lose = False
-        try:
-            response = await self._run(request, state)
-            lose = self.lossy and state.faults.lose_order_reply and response.status_code == 200
-        except ApiError as error:
-            response = error_response(error)
-        except ClientDisconnect:
-            # The client went away mid-request: nobody to answer, nothing went wrong here.
-            state.stats.client_disconnects += 1
-            return
-        except Exception:
-            log.exception("sandbox: unexpected error in %s", request.url.path)
-            response = error_response(ApiError(500, "GeneralException", "Internal error."))
-        if lose:
-            # The order is booked; now the reply is lost: headers promise a body that never
-            # comes and the connection closes, so the client sees a broken read, not a status.
-            state.stats.order_replies_lost += 1
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(response.body) + 64).encode()),
-                    ],
-                }
-            )
-            return
-        await response(scope, receive, send)
-
-    async def _run(self, request: Request, state: SandboxState) -> Response:
-        state.stats.requests += 1
-        faults = state.faults
-        if faults.latency > 0:
-            await anyio.sleep(faults.latency)
-        if faults.http_5xx_burst > 0:
-            faults.http_5xx_burst -= 1
-            state.stats.http_5xx_sent += 1
-            raise ApiError(503, "NetworkException", "Service unavailable (sandbox 5xx fault).")
-        if self.auth and not _authorised(request, state):
-            state.stats.refused_403 += 1
-            raise ApiError(403, "TokenException", "Incorrect `api_key` or `access_token`.")
-        allowed = state.config.order_ips
-        if self.orders and allowed and _client_ip(request) not in allowed:
-            state.stats.refused_403 += 1
-            raise ApiError(403, "PermissionException", _IP_REFUSED)
-        if self.group is not None and not state.limiter.allow(self.group, anyio.current_time()):
-            state.stats.refused_429[self.group] += 1
-            raise ApiError(429, "NetworkException", "Too many requests")
-        params: dict[str, Any] = dict(request.query_params)
-        body: Any = None
-        if request.method in ("POST", "PUT"):
-            content_type = request.headers.get("content-type", "")
-            if "json" in content_type:
-                try:
-                    body = load_json(await request.body() or b"null")
-                except ValueError:
-                    raise ApiError.input("Invalid JSON body.") from None
-            else:
-                params.update(await _form(request))
-        call = Call(state, request, request.path_params, request.query_params, params, body)
-        result = await self.handler(call)
-        return result if isinstance(result, Response) else success(result)
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The form fields of a POST/PUT body (files ignored); a malformed body is a 400."""
-    try:
-        form = await request.form()
-    except (KeyError, ValueError, MultiPartException, HTTPException):
-        # e.g. a multipart body without a boundary (KeyError), a broken multipart body
-        raise ApiError.input("Invalid form body.") from None
-    return {key: value for key, value in form.items() if isinstance(value, str)}
-
-
-def _client_ip(request: Request) -> str:
-    client = request.client
-    return client.host if client is not None else ""
-
-
-def _authorised(request: Request, state: SandboxState) -> bool:
+def auth_error(request: Request, state: SandboxState) -> ApiError | None:
+    """None for a live ``Authorization: token api_key:access_token`` (or Kite Web's
+    ``enctoken ...``), else Kite's 403 TokenException."""
     header = request.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme == "token":
         api_key, _, access_token = credentials.partition(":")
-        return state.check_token(api_key, access_token)
-    if scheme == "enctoken":
-        return state.check_enctoken("", credentials)
-    return False
+        if state.check_token(api_key, access_token):
+            return None
+    elif scheme == "enctoken" and check_enctoken(state, "", credentials):
+        return None
+    return ApiError(403, "session", "Incorrect `api_key` or `access_token`.")
 
 
 def _checksum(*parts: str) -> str:
@@ -212,9 +85,8 @@ async def connect_login(call: Call) -> Response:
     state = call.state
     if call.params.get("api_key") != state.config.api_key:
         raise ApiError.input("Invalid `api_key`.")
-    query = urlencode(
-        {"request_token": state.new_request_token(), "action": "login", "status": "success"}
-    )
+    request_token = kite_state(state).new_request_token()
+    query = urlencode({"request_token": request_token, "action": "login", "status": "success"})
     url = state.config.redirect_url
     return RedirectResponse(f"{url}{'&' if '?' in url else '?'}{query}", status_code=302)
 
@@ -239,19 +111,19 @@ def _redeem(call: Call, name: str, live: set[str]) -> str:
     api_key + token + api_secret) and liveness (one of ``live``) are checked; else 403/400."""
     config = call.state.config
     if param(call.params, "api_key") != config.api_key:
-        raise ApiError(403, "TokenException", "Invalid `api_key`.")
+        raise ApiError(403, "session", "Invalid `api_key`.")
     token = param(call.params, name)
     expected = _checksum(config.api_key, token, config.api_secret)
     if not hmac.compare_digest(param(call.params, "checksum"), expected):
         raise ApiError.input("Invalid `checksum`.")
     if token not in live:
-        raise ApiError(403, "TokenException", "Token is invalid or has expired.")
+        raise ApiError(403, "session", "Token is invalid or has expired.")
     return token
 
 
 async def session_token(call: Call) -> Any:
-    state = call.state
-    state.request_tokens.discard(_redeem(call, "request_token", state.request_tokens))
+    state, kite = call.state, kite_state(call.state)
+    kite.request_tokens.discard(_redeem(call, "request_token", kite.request_tokens))
     state.start_session()
     return _session(state)
 
@@ -259,18 +131,18 @@ async def session_token(call: Call) -> Any:
 async def session_delete(call: Call) -> Any:
     state = call.state
     if call.params.get("api_key") != state.config.api_key:
-        raise ApiError(403, "TokenException", "Invalid `api_key`.")
+        raise ApiError(403, "session", "Invalid `api_key`.")
     if call.params.get("access_token"):
         state.access_tokens.discard(str(call.params["access_token"]))
     elif call.params.get("refresh_token"):
-        state.refresh_tokens.discard(str(call.params["refresh_token"]))
+        kite_state(state).refresh_tokens.discard(str(call.params["refresh_token"]))
     else:
         raise ApiError.input("Missing `access_token` or `refresh_token`.")
     return True
 
 
 async def session_refresh(call: Call) -> Any:
-    _redeem(call, "refresh_token", call.state.refresh_tokens)
+    _redeem(call, "refresh_token", kite_state(call.state).refresh_tokens)
     call.state.start_session()
     return _session(call.state)
 
@@ -282,7 +154,7 @@ async def web_login(call: Call) -> Any:
     if user_id != config.user_id or not hmac.compare_digest(password, config.password):
         raise ApiError.input("Invalid `user_id` or `password`.")
     request_id = secrets.token_hex(16)  # unique: two logins in one second get two ids
-    state.web_requests.add(request_id)
+    kite_state(state).web_requests.add(request_id)
     return {
         "user_id": user_id,
         "request_id": request_id,
@@ -309,11 +181,12 @@ async def web_twofa(call: Call) -> Response:
     if param(call.params, "user_id") != config.user_id:
         raise ApiError.input("Invalid `user_id`.")
     request_id = param(call.params, "request_id")
-    if request_id not in state.web_requests:
-        raise ApiError(403, "TokenException", "Invalid or expired `request_id`.")
+    web_requests = kite_state(state).web_requests
+    if request_id not in web_requests:
+        raise ApiError(403, "session", "Invalid or expired `request_id`.")
     if not _twofa_ok(state, param(call.params, "twofa_value")):
         raise ApiError.input("Invalid `twofa_value`.")
-    state.web_requests.discard(request_id)
+    web_requests.discard(request_id)
     state.start_session()
     response = success({"profile": {}})
     response.set_cookie("enctoken", config.enctoken, path="/", httponly=True, samesite="lax")
@@ -419,7 +292,7 @@ async def place_order(call: Call) -> Any:
                 {
                     "error": {
                         "code": error.status,
-                        "error_type": error.error_type,
+                        "error_type": error_type(error),
                         "message": error.message,
                         "data": None,
                     }
@@ -518,53 +391,57 @@ _NOT_IN_AUCTIONS: Final = frozenset({"used_quantity", "authorisation", "short_qu
 
 async def mf_orders(call: Call) -> Any:
     rows = [
-        dict(order, placed_by=call.state.config.user_id) for order in call.state.mf.orders.values()
+        dict(order, placed_by=call.state.config.user_id)
+        for order in kite_state(call.state).mf.orders.values()
     ]
     return rows
 
 
 async def mf_order(call: Call) -> Any:
-    return dict(call.state.mf.get_order(call.path["order_id"]), placed_by=call.state.config.user_id)
+    return dict(
+        kite_state(call.state).mf.get_order(call.path["order_id"]),
+        placed_by=call.state.config.user_id,
+    )
 
 
 async def mf_place_order(call: Call) -> Any:
-    return {"order_id": call.state.mf.place_order(call.params)}
+    return {"order_id": kite_state(call.state).mf.place_order(call.params)}
 
 
 async def mf_cancel_order(call: Call) -> Any:
-    return {"order_id": call.state.mf.cancel_order(call.path["order_id"])}
+    return {"order_id": kite_state(call.state).mf.cancel_order(call.path["order_id"])}
 
 
 async def mf_sips(call: Call) -> Any:
     # the list leaves out what only the single-SIP answer carries
     return [
         {key: value for key, value in sip.items() if key != "fund_source"}
-        for sip in call.state.mf.sips.values()
+        for sip in kite_state(call.state).mf.sips.values()
     ]
 
 
 async def mf_sip(call: Call) -> Any:
-    return call.state.mf.get_sip(call.path["sip_id"])
+    return kite_state(call.state).mf.get_sip(call.path["sip_id"])
 
 
 async def mf_place_sip(call: Call) -> Any:
-    return {"sip_id": call.state.mf.place_sip(call.params)}
+    return {"sip_id": kite_state(call.state).mf.place_sip(call.params)}
 
 
 async def mf_modify_sip(call: Call) -> Any:
-    return {"sip_id": call.state.mf.modify_sip(call.path["sip_id"], call.params)}
+    return {"sip_id": kite_state(call.state).mf.modify_sip(call.path["sip_id"], call.params)}
 
 
 async def mf_cancel_sip(call: Call) -> Any:
-    return {"sip_id": call.state.mf.cancel_sip(call.path["sip_id"])}
+    return {"sip_id": kite_state(call.state).mf.cancel_sip(call.path["sip_id"])}
 
 
 async def mf_holdings(call: Call) -> Any:
-    return call.state.mf.holdings()
+    return kite_state(call.state).mf.holdings()
 
 
 async def mf_instruments(call: Call) -> Response:
-    return _csv_response(call.state.mf.csv_text)
+    return _csv_response(kite_state(call.state).mf.csv_text)
 
 
 # -- market data -----------------------------------------------------------------------------
@@ -603,9 +480,9 @@ def _requested(call: Call, limit: int) -> list[tuple[str, SandboxInstrument]]:
 def _quote_endpoint(kind: str) -> Handler:
     async def handler(call: Call) -> Any:
         market = call.state.market
-        render = {"quote": market.quote_dict, "ohlc": market.ohlc_dict, "ltp": market.ltp_dict}
+        render = {"quote": quote_dict, "ohlc": ohlc_dict, "ltp": ltp_dict}[kind]
         return {
-            key: render[kind](instrument.instrument_token)
+            key: render(market, instrument.instrument_token)
             for key, instrument in _requested(call, _QUOTE_LIMITS[kind])
         }
 
@@ -665,6 +542,8 @@ async def historical(call: Call) -> Any:
         )
     except CandleError as error:
         raise ApiError.input(str(error)) from None
+    for row in candles:
+        row[0] = row[0].strftime("%Y-%m-%dT%H:%M:%S%z")
     return {"candles": candles}
 
 
@@ -689,23 +568,23 @@ async def trigger_range(call: Call) -> Any:
 
 
 async def gtt_list(call: Call) -> Any:
-    return list(call.state.gtts.triggers.values())
+    return list(kite_state(call.state).gtts.triggers.values())
 
 
 async def gtt_get(call: Call) -> Any:
-    return call.state.gtts.get(call.path["trigger_id"])
+    return kite_state(call.state).gtts.get(call.path["trigger_id"])
 
 
 async def gtt_place(call: Call) -> Any:
-    return {"trigger_id": call.state.gtts.place(call.params)}
+    return {"trigger_id": kite_state(call.state).gtts.place(call.params)}
 
 
 async def gtt_modify(call: Call) -> Any:
-    return {"trigger_id": call.state.gtts.modify(call.path["trigger_id"], call.params)}
+    return {"trigger_id": kite_state(call.state).gtts.modify(call.path["trigger_id"], call.params)}
 
 
 async def gtt_delete(call: Call) -> Any:
-    return {"trigger_id": call.state.gtts.delete(call.path["trigger_id"])}
+    return {"trigger_id": kite_state(call.state).gtts.delete(call.path["trigger_id"])}
 
 
 # -- margin and charges calculators --------------------------------------------------------------
@@ -718,11 +597,11 @@ def _json_orders(call: Call) -> list[Any]:
 
 
 async def order_margins(call: Call) -> Any:
-    return margin_rows(call.state.market, _json_orders(call))
+    return margin_rows(call.state.market, call.state.book.tables, _json_orders(call))
 
 
 async def basket_margins(call: Call) -> Any:
-    rows = margin_rows(call.state.market, _json_orders(call))
+    rows = margin_rows(call.state.market, call.state.book.tables, _json_orders(call))
     keys = ("span", "exposure", "option_premium", "additional", "bo", "cash", "var", "total")
 
     def summary(factor: float) -> dict[str, Any]:
@@ -762,7 +641,7 @@ def _zero_charges() -> dict[str, Any]:
 
 
 async def virtual_contract_note(call: Call) -> Any:
-    return contract_notes(call.state.market, _json_orders(call))
+    return contract_notes(call.state.market, call.state.book.tables, _json_orders(call))
 
 
 # -- alerts --------------------------------------------------------------------------------------
@@ -771,32 +650,103 @@ async def virtual_contract_note(call: Call) -> Any:
 async def alerts_list(call: Call) -> Any:
     status = call.query.get("status")
     return [
-        call.state.alerts.public(alert)
-        for alert in call.state.alerts.alerts.values()
+        kite_state(call.state).alerts.public(alert)
+        for alert in kite_state(call.state).alerts.alerts.values()
         if status is None or alert["status"] == status
     ]
 
 
 async def alerts_create(call: Call) -> Any:
-    return call.state.alerts.create(call.params)
+    return kite_state(call.state).alerts.create(call.params)
 
 
 async def alerts_get(call: Call) -> Any:
-    return call.state.alerts.public(call.state.alerts.get(call.path["uuid"]))
+    return kite_state(call.state).alerts.public(
+        kite_state(call.state).alerts.get(call.path["uuid"])
+    )
 
 
 async def alerts_modify(call: Call) -> Any:
-    return call.state.alerts.modify(call.path["uuid"], call.params)
+    return kite_state(call.state).alerts.modify(call.path["uuid"], call.params)
 
 
 async def alerts_delete(call: Call) -> Any:
     ids = [call.path["uuid"]] if "uuid" in call.path else call.query.getlist("uuid")
-    call.state.alerts.delete(ids)
+    kite_state(call.state).alerts.delete(ids)
     return None
 
 
 async def alerts_history(call: Call) -> Any:
-    return call.state.alerts.history(call.path["uuid"])
+    return kite_state(call.state).alerts.history(call.path["uuid"])
+
+
+def margin_rows(
+    market: Market, tables: OrderTables, orders: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """``/margins/orders`` rows for a JSON list of orders (400 on bad entries)."""
+    rows = []
+    for entry in orders:
+        instrument, side, product, quantity, price = _calc_params(market, tables, entry)
+        margin = order_margin(instrument, side, product, quantity, price)
+        rows.append(
+            {
+                "type": "equity",
+                "tradingsymbol": instrument.tradingsymbol,
+                "exchange": instrument.exchange,
+                "span": margin["span"],
+                "exposure": margin["exposure"],
+                "option_premium": margin["option_premium"],
+                "additional": 0,
+                "bo": 0,
+                "cash": 0,
+                "var": margin["var"],
+                "pnl": {"realised": 0, "unrealised": 0},
+                "leverage": MIS_LEVERAGE if product == "MIS" else 1,
+                "charges": charges(instrument, side, product, quantity, price),
+                "total": margin["total"],
+            }
+        )
+    return rows
+
+
+def contract_notes(
+    market: Market, tables: OrderTables, orders: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """``/charges/orders`` rows (virtual contract note) for a JSON list of executed orders."""
+    rows = []
+    for entry in orders:
+        instrument, side, product, quantity, price = _calc_params(market, tables, entry)
+        rows.append(
+            {
+                "transaction_type": side,
+                "tradingsymbol": instrument.tradingsymbol,
+                "exchange": instrument.exchange,
+                "variety": str(entry.get("variety") or "regular"),
+                "product": product,
+                "order_type": str(entry.get("order_type") or "MARKET"),
+                "quantity": quantity,
+                "price": price,
+                "charges": charges(instrument, side, product, quantity, price),
+            }
+        )
+    return rows
+
+
+def _calc_params(
+    market: Market, tables: OrderTables, entry: Mapping[str, Any]
+) -> tuple[SandboxInstrument, str, str, int, float]:
+    if not isinstance(entry, Mapping):
+        raise ApiError.input("Each order must be a JSON object.")
+    instrument = instrument_of(market, entry)
+    side = param(entry, "transaction_type", tables.transaction_types)
+    product = param(entry, "product", tables.products)
+    quantity = optional_int(entry, "quantity")
+    if quantity <= 0:
+        raise ApiError.input("Invalid `quantity`.")
+    price = optional_float(entry, "price") or optional_float(entry, "average_price")
+    if price <= 0:
+        price = market.last_price(instrument.instrument_token)
+    return instrument, side, product, quantity, price
 
 
 # -- the route table ---------------------------------------------------------------------------
@@ -806,10 +756,10 @@ def _route(
     path: str,
     method: str,
     handler: Handler,
-    group: EndpointGroup | None = EndpointGroup.OTHER,
+    group: str | None = EndpointGroup.OTHER,
     **options: bool,
 ) -> Route:
-    return Route(path, KiteEndpoint(handler, group=group, **options), methods=[method])
+    return Route(path, Endpoint(handler, group=group, **options), methods=[method])
 
 
 def kite_routes() -> list[BaseRoute]:
@@ -889,4 +839,16 @@ def session_routes() -> list[BaseRoute]:
         _route("/session/refresh_token", "POST", session_refresh, None, auth=False),
         _route("/api/login", "POST", web_login, None, auth=False),
         _route("/api/twofa", "POST", web_twofa, None, auth=False),
+    ]
+
+
+def routes() -> list[BaseRoute]:
+    """Everything Kite's dialect serves: the ticker at ``/ws``, login and session, and the
+    REST routes at ``/`` and, for Kite Web, under ``/oms``."""
+    api = kite_routes()
+    return [
+        WebSocketRoute("/ws", ticker_endpoint),
+        *session_routes(),
+        *api,
+        Mount("/oms", routes=api),
     ]

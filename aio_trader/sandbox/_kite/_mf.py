@@ -43,7 +43,9 @@ class MutualFunds:
 
     def __init__(self, seed: int) -> None:
         self.csv_text = (
-            resources.files("aio_trader.sandbox").joinpath("mf_instruments.csv").read_text("utf-8")
+            resources.files("aio_trader.sandbox._kite")
+            .joinpath("mf_instruments.csv")
+            .read_text("utf-8")
         )
         self.funds = {
             row["tradingsymbol"]: row for row in csv.DictReader(io.StringIO(self.csv_text))

@@ -1,6 +1,6 @@
-"""The sandbox's ticker: Kite's streaming WebSocket protocol, served by Starlette.
+"""Kite's ticker in the sandbox: Kite's streaming WebSocket protocol, served by Starlette.
 
-Mounted by the app as ``WebSocketRoute("/ws", ticker_endpoint)``; the sandbox state is
+Mounted by Kite's dialect as ``WebSocketRoute("/ws", ticker_endpoint)``; the sandbox state is
 ``websocket.app.state.sandbox``. What a client sees is what Kite's ticker does:
 
 - **Handshake**: ``?api_key=..&access_token=..`` (Kite Connect) or
@@ -50,7 +50,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from aio_trader.kite.ticks import FeedError, OrderUpdate, encode_frame, encode_text
 from aio_trader.sandbox._api import ApiError, load_json
-from aio_trader.sandbox.rest import error_response
+from aio_trader.sandbox._kite._quotes import snapshot
+from aio_trader.sandbox._kite._state import check_enctoken
+from aio_trader.sandbox._kite._wire import error_response
 
 if TYPE_CHECKING:
     from aio_trader.sandbox.market import Market
@@ -211,13 +213,20 @@ def _build_frame(market: Market, modes: Mapping[int, str]) -> tuple[bytes, int]:
     ticks = []
     for token, mode in modes.items():
         try:
-            ticks.append(market.snapshot(token, mode))
+            ticks.append(snapshot(market, token, mode))
         except KeyError:
             continue  # unknown token: subscribed, never ticks (as on Kite)
     return encode_frame(ticks), len(ticks)
 
 
 # -- connections -------------------------------------------------------------------------
+
+
+def _limit(value: int | None) -> int:
+    """A limit of ``state.config`` (filled in from the dialect: never None there)."""
+    if value is None:  # pragma: no cover - SandboxState fills every limit in
+        raise RuntimeError("a sandbox limit was left unset")
+    return value
 
 
 @attrs.frozen
@@ -242,7 +251,7 @@ class _Credentials:
     def valid(self, state: SandboxState) -> bool:
         """True while the credentials are live (False once the session expired)."""
         if self.api_key == KITE_WEB_API_KEY:
-            return bool(state.check_enctoken(self.user_id, self.secret))
+            return check_enctoken(state, self.user_id, self.secret)
         return bool(state.check_token(self.api_key, self.secret))
 
 
@@ -259,11 +268,10 @@ async def ticker_endpoint(websocket: WebSocket) -> None:
     refusal = None
     if not credentials.valid(state):
         secret = "enctoken" if credentials.api_key == KITE_WEB_API_KEY else "access_token"
-        refusal = ApiError(403, "TokenException", f"Invalid `api_key` or `{secret}`.")
-    elif state.ws_open[key] >= state.config.max_ws_per_api_key:
-        limit = state.config.max_ws_per_api_key
+        refusal = ApiError(403, "session", f"Invalid `api_key` or `{secret}`.")
+    elif state.ws_open[key] >= (limit := _limit(state.config.max_ws_per_api_key)):
         message = f"Too many connections: at most {limit} ticker connections per api_key."
-        refusal = ApiError(429, "NetworkException", message)
+        refusal = ApiError(429, "rate_limit", message)
     if refusal is not None:
         state.stats.ws_connections_refused += 1
         log.info("ticker handshake refused with HTTP %d", refusal.status)
@@ -297,7 +305,7 @@ class _Connection:
         self.updates = updates
         self.started = anyio.current_time()
         self.drop_epoch = state.ws_drop_epoch
-        self.subscriptions = _Subscriptions(limit=state.config.max_tokens_per_ws)
+        self.subscriptions = _Subscriptions(limit=_limit(state.config.max_tokens_per_ws))
         self.changed = anyio.Event()
         self.send_lock = anyio.Lock()
         self.scope = anyio.CancelScope()

@@ -1,0 +1,94 @@
+"""Kite's dialect of the sandbox: what makes the broker-neutral core speak Kite Connect v3.
+
+- ``_rest``: every REST route (at ``/`` and, for Kite Web, ``/oms``), the login and session
+  exchange (``/connect/login``, ``/session/token``, ``/api/login``, ``/api/twofa``...), the
+  margin and charges calculators; each route is a core ``_pipeline.Endpoint``.
+- ``_ticker``: the ticker at ``/ws`` (binary ticks in three modes, heartbeats, order
+  postbacks as text frames, its faults); ``_quotes``: the market as Kite's ticks and quotes.
+- ``_wire``: Kite's envelopes, error bodies (``error_type`` from the neutral error kind)
+  and postbacks; ``_instruments``: Kite's instrument dump (shipped as ``instruments.csv``).
+- ``_state``: what only Kite has: GTTs and alerts (``_triggers``), mutual funds (``_mf``),
+  request and refresh tokens, Kite Web logins.
+- The tables (``KiteDialect``): Kite's endpoint groups and rate limits, 3 ticker
+  connections of 3000 instruments each, 200 order requests per minute, its order enums.
+
+See ``aio_trader/sandbox/_dialect.py`` for the interface every dialect implements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from aio_trader.kite.constants import (
+    RATE_LIMITS,
+    TICKER_MAX_CONNECTIONS,
+    TICKER_MAX_INSTRUMENTS,
+    EndpointGroup,
+    OrderType,
+    Product,
+    TransactionType,
+    Validity,
+    Variety,
+)
+from aio_trader.ratelimit import Rate
+from aio_trader.sandbox._api import ApiError
+from aio_trader.sandbox._dialect import Dialect
+from aio_trader.sandbox._kite import _instruments, _rest, _wire
+from aio_trader.sandbox._kite._state import KiteState
+from aio_trader.sandbox.market import SandboxInstrument
+from aio_trader.sandbox.orders import Order, OrderTables
+from aio_trader.sandbox.state import SandboxState
+
+__all__ = ["DIALECT", "KiteDialect"]
+
+
+class KiteDialect:
+    """Kite Connect v3 (``SandboxConfig(broker="kite")``)."""
+
+    name = "kite"
+    rate_limits: Mapping[str, Sequence[Rate]] = MappingProxyType(
+        {group.value: rates for group, rates in RATE_LIMITS.items()}
+    )
+    order_group = EndpointGroup.ORDER.value
+    #: Kite publishes 200 order requests per minute (later reports say 400).
+    orders_per_minute = 200
+    max_ws_connections = TICKER_MAX_CONNECTIONS
+    max_ws_instruments = TICKER_MAX_INSTRUMENTS
+    order_tables = OrderTables(
+        varieties=tuple(member.value for member in Variety),
+        order_types=tuple(member.value for member in OrderType),
+        # BO: bracket orders, retired by Kite but still in the profile's list
+        products=(*(member.value for member in Product), "BO"),
+        validities=tuple(member.value for member in Validity),
+        transaction_types=tuple(member.value for member in TransactionType),
+    )
+
+    def load_instruments(self) -> Mapping[int, SandboxInstrument]:
+        return _instruments.load_instruments()
+
+    def create_state(self, state: SandboxState) -> KiteState:
+        return KiteState(state)
+
+    def routes(self) -> list[BaseRoute]:
+        return _rest.routes()
+
+    def success(self, data: Any) -> Response:
+        return _wire.success(data)
+
+    def error_response(self, error: ApiError) -> Response:
+        return _wire.error_response(error)
+
+    def auth_error(self, request: Request, state: SandboxState) -> ApiError | None:
+        return _rest.auth_error(request, state)
+
+    def order_update(self, state: SandboxState, order: Order, status: str | None) -> Any:
+        return _wire.postback(state, order, status)
+
+
+DIALECT: Final[Dialect] = KiteDialect()
