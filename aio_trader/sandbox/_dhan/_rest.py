@@ -18,7 +18,7 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from aio_trader._time import IST
@@ -445,7 +445,7 @@ async def convert_position(call: Call) -> Any:
     if isinstance(params["quantity"], bool | dict | list):
         raise ApiError.input("Invalid convertQty.")
     call.state.book.convert(params)
-    return Response(status_code=202)
+    return JSONResponse({}, status_code=202)
 
 
 async def exit_positions(call: Call) -> Any:
@@ -592,8 +592,10 @@ def _price(body: Mapping[str, Any], name: str) -> float:
 
 async def super_place(call: Call) -> Any:
     body = _body(call)
-    target = _price(body, "targetPrice")
-    stop = _price(body, "stopLossPrice")
+    target = optional_float(body, "targetPrice")
+    stop = optional_float(body, "stopLossPrice")
+    if target <= 0 and stop <= 0:
+        raise ApiError.input("Set targetPrice or stopLossPrice (a price above 0).")
     trailing = optional_float(body, "trailingJump")
     entry = _place(call, body)
     dhan_state(call.state).super_orders[entry.order_id] = {
@@ -929,7 +931,7 @@ async def get_ip(call: Call) -> Any:
 
 
 async def edis_tpin(call: Call) -> Any:
-    return Response(status_code=202)
+    return JSONResponse({}, status_code=202)
 
 
 async def edis_form(call: Call) -> Any:
