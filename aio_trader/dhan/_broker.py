@@ -221,6 +221,16 @@ def _wire_date(value: DateLike, name: str, *, with_time: bool) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _dated(*values: DateLike) -> bool:
+    """True when every value is a date (not a datetime) or a ``YYYY-MM-DD`` string: Dhan
+    then counts whole days, the last one included."""
+    return all(
+        (isinstance(v, datetime.date) and not isinstance(v, datetime.datetime))
+        or (isinstance(v, str) and len(v.strip()) == 10)
+        for v in values
+    )
+
+
 def intraday_chunks(
     from_date: DateLike, to_date: DateLike
 ) -> list[tuple[datetime.datetime, datetime.datetime]]:
@@ -1406,11 +1416,7 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         security = _security(security_id)
         segment = _segment(exchange_segment)
         kind = _choice(InstrumentType, instrument_type, "instrument_type")
-        dated = all(
-            (isinstance(v, datetime.date) and not isinstance(v, datetime.datetime))
-            or (isinstance(v, str) and len(v.strip()) == 10)
-            for v in (from_date, to_date)
-        )
+        dated = _dated(from_date, to_date)
         candles: list[Candle] = []
         for start, stop in intraday_chunks(from_date, to_date):
             body = _body(
@@ -1459,8 +1465,17 @@ class Dhan(RestBroker[DhanEndpointGroup]):
             rates = self._limiters[DhanEndpointGroup.DATA].rates
             per_second = min(rate.count / rate.period for rate in rates)
             concurrency = min(max(4, math.ceil(2 * per_second)), self._http.max_connections)
+        dated = _dated(from_date, to_date)
         jobs = {
-            (seg, sid, index): self.intraday_candles(sid, seg, kind, start, stop, interval, oi)
+            (seg, sid, index): self.intraday_candles(
+                sid,
+                seg,
+                kind,
+                start.date() if dated else start,
+                stop.date() if dated else stop,
+                interval,
+                oi,
+            )
             for seg, sid, kind in triples
             for index, (start, stop) in enumerate(chunks)
         }

@@ -81,6 +81,13 @@ def auth_error(request: Request, state: SandboxState) -> ApiError | None:
     return None
 
 
+def _same(given: str, expected: str) -> bool:
+    """A constant-time comparison of two strings (any characters: never a TypeError)."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "replace"), expected.encode("utf-8", "replace")
+    )
+
+
 # -- parameters -------------------------------------------------------------------------------
 
 
@@ -1242,11 +1249,9 @@ async def renew_token(call: Call) -> Any:
 
 
 def _check_pin(state: SandboxState, pin: str, totp: str) -> bool:
-    if not hmac.compare_digest(
-        pin, state.config.password[:6] if state.config.password.isdigit() else "123456"
-    ):
+    if not _same(pin, state.config.pin):
         return False
-    if state.config.twofa_value is not None and hmac.compare_digest(totp, state.config.twofa_value):
+    if state.config.twofa_value is not None and _same(totp, state.config.twofa_value):
         return True
     try:
         import pyotp
@@ -1269,10 +1274,7 @@ def _check_app(call: Call) -> None:
     config = call.state.config
     app_id = call.request.headers.get("app_id", "")
     app_secret = call.request.headers.get("app_secret", "")
-    if not (
-        hmac.compare_digest(app_id, config.api_key)
-        and hmac.compare_digest(app_secret, config.api_secret)
-    ):
+    if not (_same(app_id, config.api_key) and _same(app_secret, config.api_secret)):
         raise ApiError(401, "session", "Invalid app_id or app_secret.")
 
 
@@ -1301,7 +1303,7 @@ async def consume_consent(call: Call) -> Any:
     _check_app(call)
     token_id = str(call.query.get("tokenId", ""))
     consents = dhan_state(call.state).consents
-    found = [c for c, t in consents.items() if t and hmac.compare_digest(t, token_id)]
+    found = [c for c, t in consents.items() if t and _same(t, token_id)]
     if not found:
         raise ApiError(401, "session", "Invalid or used tokenId.")
     del consents[found[0]]
