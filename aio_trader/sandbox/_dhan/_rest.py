@@ -195,6 +195,7 @@ def _place(call: Call, body: Mapping[str, Any], *, quantity: int | None = None) 
     variety = "amo" if _flag(body, "afterMarketOrder") else "regular"
     meta = {"dhan": {"correlationId": correlation}}
     order = call.state.book.place(variety, params, meta=meta)
+    call.state.stats.orders_booked += 1
     if correlation:
         dhan_state(call.state).correlations.setdefault(correlation, []).append(order.order_id)
     return order
