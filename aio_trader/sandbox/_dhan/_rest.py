@@ -57,6 +57,7 @@ DATA: Final = DhanEndpointGroup.DATA.value
 QUOTE: Final = DhanEndpointGroup.QUOTE.value
 OTHER: Final = DhanEndpointGroup.OTHER.value
 
+_ISIN = re.compile(r"[A-Z]{2}[A-Z0-9]{9}[0-9]")
 _CORRELATION = re.compile(r"[A-Za-z0-9_\- ]{1,30}")
 _SEGMENTS: Final = frozenset(member.value for member in ExchangeSegment)
 _INTERVALS: Final = {"1": "minute", "5": "5minute", "15": "15minute", "25": "25", "60": "60minute"}
@@ -881,9 +882,11 @@ async def pnl_exit(call: Call) -> Any:
     method = call.request.method
     if method == "POST":
         body = _body(call)
-        products = body.get("productType", [])
-        if not isinstance(products, list) or any(p not in PRODUCTS for p in products):
-            raise ApiError.input("Invalid productType: a list of product types.")
+        products = body.get("productType")
+        if not isinstance(products, list) or not products or any(p not in PRODUCTS for p in products):
+            raise ApiError.input("Invalid productType: a non-empty list of product types.")
+        _price(body, "profitValue")
+        _price(body, "lossValue")
         dhan.pnl_exit = {
             "pnlExitStatus": "ACTIVE",
             "profit": str(optional_float(body, "profitValue")),
@@ -953,6 +956,8 @@ async def edis_form(call: Call) -> Any:
 
 async def edis_inquire(call: Call) -> Any:
     isin = call.path["isin"]
+    if isin != "ALL" and not _ISIN.fullmatch(isin):
+        raise ApiError.input("Invalid isin: 12 letters and digits, or ALL.")
     held = [h for h in call.state.book.holdings.values() if h.isin == isin or isin == "ALL"]
     return {
         "clientId": call.state.config.client_id,
