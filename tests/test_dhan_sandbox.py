@@ -97,8 +97,8 @@ MALFORMED: list[Any] = [
     json.dumps({"UnderlyingScrip": "१३", "UnderlyingSeg": "IDX_I", "Expiry": "x"}).encode(),
     json.dumps({"scripList": [1, 2]}).encode(),
     json.dumps({"condition": [], "orders": {}}).encode(),
-    json.dumps(order_body.__defaults__ or {"price": -1, "quantity": 1e300}).encode(),
-    '{"ip": "999.1.1.1", "ipFlag": "PRIMARY"}'.encode(),
+    json.dumps({"price": -1, "quantity": 1e300}).encode(),
+    b'{"ip": "999.1.1.1", "ipFlag": "PRIMARY"}',
 ]
 WRITES = [
     ("POST", "/orders"),
@@ -226,7 +226,7 @@ async def test_bodies_conform_to_dhans_reference(sb: Sandbox) -> None:
     assert checked == 16
 
 
-# -- limits, static IP, rules ------------------------------------------------------------------------
+# -- limits, static IP, rules ----------------------------------------------------------------
 
 
 async def test_a_burst_above_dhans_limits_earns_429_dh_904() -> None:

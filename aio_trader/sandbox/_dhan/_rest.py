@@ -883,7 +883,9 @@ async def pnl_exit(call: Call) -> Any:
     if method == "POST":
         body = _body(call)
         products = body.get("productType")
-        if not isinstance(products, list) or not products or any(p not in PRODUCTS for p in products):
+        if not isinstance(products, list) or not products:
+            raise ApiError.input("Invalid productType: a non-empty list of product types.")
+        if any(not isinstance(p, str) or p not in PRODUCTS for p in products):
             raise ApiError.input("Invalid productType: a non-empty list of product types.")
         _price(body, "profitValue")
         _price(body, "lossValue")
