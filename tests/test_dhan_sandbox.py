@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -315,3 +317,131 @@ async def test_candles_take_dates_or_datetimes(sb: Sandbox, start: str, end: str
         )
         assert too_long.status_code == 400
         is_dhan_error(too_long, "DH-907")
+
+
+#: Field names and values Dhan's bodies use, mixed at random by the fuzz below.
+_KEYS = [
+    "dhanClientId",
+    "transactionType",
+    "exchangeSegment",
+    "productType",
+    "orderType",
+    "validity",
+    "securityId",
+    "quantity",
+    "disclosedQuantity",
+    "price",
+    "triggerPrice",
+    "afterMarketOrder",
+    "amoTime",
+    "correlationId",
+    "legName",
+    "targetPrice",
+    "stopLossPrice",
+    "trailingJump",
+    "orderFlag",
+    "price1",
+    "triggerPrice1",
+    "quantity1",
+    "positionType",
+    "convertQty",
+    "fromProductType",
+    "toProductType",
+    "condition",
+    "orders",
+    "scripList",
+    "profitValue",
+    "lossValue",
+    "enableKillSwitch",
+    "ip",
+    "ipFlag",
+    "isin",
+    "qty",
+    "exchange",
+    "segment",
+    "bulk",
+    "instrument",
+    "interval",
+    "oi",
+    "fromDate",
+    "toDate",
+    "expiryCode",
+    "UnderlyingScrip",
+    "UnderlyingSeg",
+    "Expiry",
+    "NSE_EQ",
+    "IDX_I",
+]
+_VALUES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    1333,
+    2**63,
+    1e300,
+    -0.5,
+    0.05,
+    "",
+    "1333",
+    "13",
+    "NSE_EQ",
+    "IDX_I",
+    "NSE_FNO",
+    "BUY",
+    "SELL",
+    "LIMIT",
+    "MARKET",
+    "STOP_LOSS",
+    "CNC",
+    "INTRADAY",
+    "MARGIN",
+    "DAY",
+    "IOC",
+    "SINGLE",
+    "OCO",
+    "ENTRY_LEG",
+    "TARGET_LEG",
+    "LONG",
+    "EQUITY",
+    "2026-11-02",
+    "2026-11-02 09:15:00",
+    "2026-13-40",
+    "१२",
+    "x" * 200,
+    [],
+    {},
+    [1333],
+    ["INTRADAY"],
+    {"securityId": "13"},
+    [{"securityId": "1333"}],
+]
+
+
+#: Rounds of random bodies over every write route (DHAN_FUZZ_ROUNDS=200 to dig).
+ROUNDS = int(os.environ.get("DHAN_FUZZ_ROUNDS", "10"))
+
+
+def _random_body(rng: random.Random, depth: int = 0) -> Any:
+    if depth > 1 or rng.random() < 0.1:
+        return rng.choice(_VALUES)
+    return {
+        rng.choice(_KEYS): (
+            _random_body(rng, depth + 1) if rng.random() < 0.2 else rng.choice(_VALUES)
+        )
+        for _ in range(rng.randint(0, 12))
+    }
+
+
+async def test_random_bodies_never_earn_a_500(sb: Sandbox) -> None:
+    rng = random.Random(18)
+    async with http(sb) as c:
+        for _ in range(ROUNDS):
+            for method, path in [*WRITES, ("DELETE", "/super/orders/1/ENTRY_LEG")]:
+                body = _random_body(rng)
+                response = await c.request(method, path, json=body)
+                assert response.status_code < 500, (method, path, body, response.text)
+                if response.status_code >= 400:
+                    assert response.json()["errorCode"].startswith("DH-9")
