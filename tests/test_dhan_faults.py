@@ -10,7 +10,12 @@ import pytest
 
 from aio_trader.backoff import Backoff
 from aio_trader.dhan import Dhan
-from aio_trader.errors import BrokerUnavailable, OrderOutcomeUnknown, OutcomeUnknownError
+from aio_trader.errors import (
+    BrokerUnavailable,
+    OrderOutcomeUnknown,
+    OutcomeUnknownError,
+    SessionExpired,
+)
 from aio_trader.sandbox import Sandbox, SandboxConfig
 from aio_trader.utils import gather
 
@@ -98,9 +103,26 @@ async def test_ambiguous_modify_and_cancel_are_not_resent(sb: Sandbox) -> None:
         sb.faults.http_5xx_burst = 1
         with pytest.raises(OutcomeUnknownError):
             await dhan.cancel_order(order_id)
-        assert sb.state.stats.requests - before == 2
+        # each: one write (answered 503, not repeated), one read that shows it did not apply
+        assert sb.state.stats.requests - before == 4
         order = await dhan.order(order_id)
         assert (order.order_status, order.quantity) == ("PENDING", 1)
+
+
+async def test_the_session_expiry_hook_runs_on_dh_901(sb: Sandbox) -> None:
+    calls: list[str] = []
+
+    async def relogin() -> None:
+        calls.append("hook")
+        sb.state.start_session()
+
+    async with client(sb, session_expiry_hook=relogin) as dhan:
+        sb.expire_session()
+        with pytest.raises(SessionExpired) as expired:
+            await dhan.orders()
+        assert expired.value.code == "DH-901"
+        assert calls == ["hook"]
+        assert await dhan.orders() == []
 
 
 @pytest.mark.parametrize("fault", ["lost replies", "5xx burst"])

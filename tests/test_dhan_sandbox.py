@@ -75,6 +75,12 @@ async def test_errors_are_dhans_bodies(sb: Sandbox) -> None:
         unauthorised = await c.get("/orders", headers={"access-token": "wrong"})
         assert unauthorised.status_code == 401
         is_dhan_error(unauthorised, "DH-901")
+        headers = {"access-token": sb.access_token}
+        async with httpx.AsyncClient(base_url=sb.root_url, headers=headers) as bare:
+            no_client = await bare.post("/marketfeed/ltp", json={"NSE_EQ": [1333]})
+            assert no_client.status_code == 400  # market quotes need the client-id header
+            is_dhan_error(no_client, "DH-905")
+            assert (await bare.get("/fundlimit")).status_code == 200
         other_client = await c.get("/fundlimit", headers={"client-id": "42"})
         is_dhan_error(other_client, "DH-901")
         unknown = await c.post("/orders", json=order_body(sb, securityId="777777"))

@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
-from aio_trader._rest import RestBroker, SessionExpiryHook, maybe_await, paced
+from aio_trader._rest import RestBroker, SessionExpiryHook, maybe_await, paced, raise_refusal
 from aio_trader._rest import choice as _choice
 from aio_trader._rest import int_arg as _int_arg
 from aio_trader._rest import segment_id as _segment_id
@@ -89,12 +89,19 @@ from aio_trader.dhan.constants import (
     InstrumentType,
     KillSwitchStatus,
     LegName,
+    OrderStatus,
     OrderType,
     ProductType,
     TransactionType,
     Validity,
 )
-from aio_trader.errors import InvalidInput, OrderRejected, SessionExpired
+from aio_trader.errors import (
+    AioTraderError,
+    InvalidInput,
+    OrderRejected,
+    OutcomeUnknownError,
+    SessionExpired,
+)
 from aio_trader.http import AsyncRequest
 from aio_trader.ratelimit import Rate
 from aio_trader.utils import as_completed
@@ -134,6 +141,13 @@ _ORDER_WRITES: Final = ("/orders", "/super/orders", "/forever/orders")
 
 def _raw(data: Any) -> Any:
     return data
+
+
+def _same(actual: Any, wanted: Any) -> bool:
+    """Whether an order field shows a requested value (numbers compared as numbers)."""
+    if isinstance(actual, int | float) and not isinstance(wanted, str):
+        return float(actual) == float(wanted)
+    return str(actual) == str(wanted)
 
 
 def _order_id(data: Any) -> str:
@@ -378,7 +392,11 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         super().__init__(
             AsyncRequest(
                 root,
-                headers={"Accept": "application/json", "client-id": client_id},
+                headers={
+                    "Accept": "application/json",
+                    "client-id": client_id,
+                    "dhanClientId": client_id,
+                },
                 timeout=timeout,
                 backoff=backoff,
                 max_connections=max_connections,
@@ -835,9 +853,9 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         Checked before any request: Dhan allows 25 modifications per order, and this
         client counts the ones it sent: a 26th raises ``ValueError`` (nothing sent).
         A change to MARKET / STOP_LOSS_MARKET needs ``market_protection`` as in
-        :meth:`place_order`. Never sent twice: an ambiguous failure raises
-        ``OutcomeUnknownError`` (check :meth:`order`). Cancellation: the modification
-        may or may not be applied.
+        :meth:`place_order`. Never sent twice: after an ambiguous failure the order is
+        read, and its id returned if it shows the change, else ``OutcomeUnknownError``.
+        Cancellation: the modification may or may not be applied.
         """
         order_id = _segment_id(order_id, "order_id")
         done = self._modifications.get(order_id, 0)
@@ -873,13 +891,55 @@ class Dhan(RestBroker[DhanEndpointGroup]):
             )
             body.update(orderType=kind, price=new_price)
         self._modifications[order_id] = done + 1
-        return _order_id(await self._request("PUT", f"/orders/{order_id}", _raw, json=body))
+        try:
+            return _order_id(await self._request("PUT", f"/orders/{order_id}", _raw, json=body))
+        except OutcomeUnknownError as error:
+            raise_refusal(error)
+            latest = await self._settle(order_id, error)
+            wanted = {
+                "quantity": body.get("quantity"),
+                "price": body.get("price"),
+                "trigger_price": body.get("triggerPrice"),
+                "order_type": body.get("orderType"),
+            }
+            if all(
+                value is None or _same(getattr(latest, name), value)
+                for name, value in wanted.items()
+            ):
+                return order_id
+            raise OutcomeUnknownError(
+                f"modification of order {order_id} may or may not apply: the order does not show it"
+            ) from error
 
     async def cancel_order(self, order_id: str) -> str:
-        """Cancel a pending order (``DELETE /orders/{orderId}``); returns its id. An
-        ambiguous failure raises ``OutcomeUnknownError`` (check :meth:`order`)."""
+        """Cancel a pending order (``DELETE /orders/{orderId}``); returns its id.
+
+        Never sent twice once it may have reached Dhan. After an ambiguous failure the
+        order is read: ``CANCELLED`` returns its id, anything else raises
+        ``OutcomeUnknownError``. Cancellation: propagates; if in flight, the order may or
+        may not be cancelled."""
         order_id = _segment_id(order_id, "order_id")
-        return _order_id(await self._request("DELETE", f"/orders/{order_id}", _raw))
+        try:
+            return _order_id(await self._request("DELETE", f"/orders/{order_id}", _raw))
+        except OutcomeUnknownError as error:
+            raise_refusal(error)
+            latest = await self._settle(order_id, error)
+            if latest.order_status == OrderStatus.CANCELLED.value:
+                return order_id
+            raise OutcomeUnknownError(
+                f"cancellation of order {order_id} may or may not apply: it is "
+                f"{latest.order_status}"
+            ) from error
+
+    async def _settle(self, order_id: str, error: OutcomeUnknownError) -> Order:
+        """The order's state after an ambiguous change, or ``OutcomeUnknownError``."""
+        try:
+            return await self.order(order_id)
+        except AioTraderError as lookup:
+            raise OutcomeUnknownError(
+                f"order {order_id}: the change may or may not apply; the lookup failed "
+                f"({type(lookup).__name__})"
+            ) from error
 
     async def orders(self) -> list[Order]:
         """Today's order book (``GET /orders``). Cancellation: abandoned."""

@@ -75,6 +75,8 @@ def auth_error(request: Request, state: SandboxState) -> ApiError | None:
             401, "session", "Client ID or user generated access token is invalid or expired."
         )
     client = request.headers.get("client-id")
+    if client is None and "/marketfeed/" in request.url.path:
+        return ApiError(400, "input", "Missing header: client-id (market quotes need it).")
     if client is not None and client != state.config.client_id:
         return ApiError(
             401, "session", "Client ID or user generated access token is invalid or expired."
