@@ -59,8 +59,6 @@ def client(sb: Sandbox, **options: Any) -> Dhan:
     return Dhan(
         client_id=sb.client_id,
         root=sb.root_url,
-        auth_root=sb.origin,
-        scrip_root=sb.origin + "/api-data",
         backoff=FAST,
         reconcile_delay=0.01,
         **options,
@@ -508,6 +506,13 @@ async def test_lifecycle_and_repr(sb: Sandbox) -> None:
     assert sb.access_token not in repr(dhan)
     with pytest.raises(ValueError, match="client_id"):
         Dhan(client_id="")
+    assert (dhan.auth_root, dhan.scrip_root) == (sb.origin, sb.origin + "/api-data")
+    default = Dhan(client_id="1")
+    assert (default.root, default.auth_root, default.scrip_root) == (
+        "https://api.dhan.co/v2",
+        "https://auth.dhan.co",
+        "https://images.dhan.co/api-data",
+    )
 
 
 # -- sessions -----------------------------------------------------------------------------------

@@ -143,6 +143,12 @@ def _raw(data: Any) -> Any:
     return data
 
 
+def _origin(root: str) -> str:
+    """``scheme://host[:port]`` of a URL (a sandbox serves Dhan's hosts there)."""
+    scheme, _, rest = root.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
 def _same(actual: Any, wanted: Any) -> bool:
     """Whether an order field shows a requested value (numbers compared as numbers)."""
     if isinstance(actual, int | float) and not isinstance(wanted, str):
@@ -325,10 +331,12 @@ class Dhan(RestBroker[DhanEndpointGroup]):
 
     ``root``: the REST root (``https://api.dhan.co/v2``; a sandbox's ``root_url``);
     ``auth_root``: Dhan's auth host (PIN + TOTP, the consent flow); ``scrip_root``: where
-    the scrip-master CSVs live. Credentials: ``access_token``, or ``pin`` with
-    ``totp_secret`` (needs the ``totp`` extra) or ``totp`` (a code) to get one on entry,
-    or ``token_store`` (a :class:`TokenStore`; ``True``: the user's config directory) to
-    reuse one from an earlier run (tokens obtained here are stored there).
+    the scrip-master CSVs live (both default to Dhan's, or, with another ``root``, to that
+    server's origin and its ``/api-data``: where the sandbox serves them).
+    Credentials: ``access_token``, or ``pin`` with ``totp_secret`` (needs the ``totp``
+    extra) or ``totp`` (a code) to get one on entry, or ``token_store`` (a
+    :class:`TokenStore`; ``True``: the user's config directory) to reuse one from an
+    earlier run (tokens obtained here are stored there).
 
     Rate limits per group (:class:`DhanEndpointGroup`): Dhan's (orders 10/s, 250/min,
     1000/h, 7000/day; data 5/s, 100,000/day; quotes 1/s; the rest 20/s) with counts
@@ -356,8 +364,8 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         access_token: str | None = None,
         *,
         root: str = DHAN_ROOT,
-        auth_root: str = DHAN_AUTH_ROOT,
-        scrip_root: str = SCRIP_MASTER_ROOT,
+        auth_root: str | None = None,
+        scrip_root: str | None = None,
         pin: str | None = None,
         totp: str | None = None,
         totp_secret: str | None = None,
@@ -381,8 +389,9 @@ class Dhan(RestBroker[DhanEndpointGroup]):
             ("totp_secret", totp_secret),
         ):
             _str_arg(value, name)
-        for name, value in (("root", root), ("auth_root", auth_root), ("scrip_root", scrip_root)):
-            _str_arg(value, name, optional=False)
+        _str_arg(root, "root", optional=False)
+        _str_arg(auth_root, "auth_root")
+        _str_arg(scrip_root, "scrip_root")
         if not client_id:
             raise ValueError("Dhan needs a client_id (your dhanClientId)")
         self._market_protection = (
@@ -409,6 +418,11 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         )
         self.client_id = client_id
         self.root = root
+        origin = _origin(root)
+        if auth_root is None:
+            auth_root = DHAN_AUTH_ROOT if root == DHAN_ROOT else origin
+        if scrip_root is None:
+            scrip_root = SCRIP_MASTER_ROOT if root == DHAN_ROOT else f"{origin}/api-data"
         self.auth_root = auth_root.rstrip("/")
         self.scrip_root = scrip_root.rstrip("/")
         self._access_token = access_token
