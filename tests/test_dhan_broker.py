@@ -648,3 +648,75 @@ async def test_a_burst_at_dhans_limits_earns_no_429() -> None:
             await burst()
         assert sb.state.stats.refused_429 == {"order": 0, "data": 0, "quote": 0, "other": 0}
         assert len(sb.state.book.orders) == 15
+
+
+async def test_super_forever_and_conditional_orders_fire_on_market_moves(sb: Sandbox) -> None:
+    from aio_trader.sandbox._dhan._instruments import token_of
+
+    token = token_of("NSE_EQ", 1333)
+    tick = 0.05
+    async with client(sb) as dhan:
+        last = sb.state.market.last_price(token)
+        entry = await dhan.place_super_order(
+            "1333",
+            "NSE_EQ",
+            "BUY",
+            1,
+            "MARKET",
+            "INTRADAY",
+            0.0,
+            target_price=round(last * 1.002 / tick) * tick,
+            stop_loss_price=round(last * 0.998 / tick) * tick,
+            market_protection=-1,
+        )
+        low = round(last * 0.998 / tick) * tick
+        high = round(last * 1.002 / tick) * tick
+        forever = await dhan.place_forever_order(
+            "1333",
+            "NSE_EQ",
+            "BUY",
+            "CNC",
+            "LIMIT",
+            1,
+            high,
+            high,
+            order_flag="OCO",
+            price1=low,
+            trigger_price1=low,
+            quantity1=1,
+        )
+        condition = {
+            "securityId": "13",
+            "exchangeSegment": "IDX_I",
+            "comparisonType": "PRICE_WITH_VALUE",
+            "operator": "GREATER_THAN",
+            "comparingValue": 1,
+        }
+        leg = {
+            "transactionType": "BUY",
+            "exchangeSegment": "NSE_EQ",
+            "productType": "CNC",
+            "orderType": "LIMIT",
+            "securityId": "2885",
+            "quantity": 1,
+            "price": 100,
+        }
+        alert = await dhan.place_conditional_trigger(condition, [leg])
+        for _ in range(5000):
+            sb.step_market()
+            (listed,) = await dhan.super_orders()
+            statuses = [f.order_status for f in await dhan.forever_orders()]
+            if "PENDING" not in [x.order_status for x in listed.leg_details or ()] and (
+                "PENDING" not in statuses
+            ):
+                break
+        legs = {x.leg_name: x.order_status for x in listed.leg_details or ()}
+        assert sorted(legs.values()) == ["CANCELLED", "TRADED"]
+        assert set(statuses) == {"TRIGGERED"}
+        assert (await dhan.conditional_trigger(str(alert.alert_id))).alert_status == "TRIGGERED"
+        orders = await dhan.orders()
+        exits = [o for o in orders if o.transaction_type == "SELL"]
+        assert len(exits) == 1  # the super order's one exit
+        assert exits[0].correlation_id == (await dhan.order(entry)).correlation_id
+        assert any(o.security_id == "2885" and o.price == 100 for o in orders)
+        assert forever

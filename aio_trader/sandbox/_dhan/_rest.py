@@ -718,6 +718,8 @@ async def forever_place(call: Call) -> Any:
         "triggerPrice": _price(body, "triggerPrice"),
         "status": "PENDING",
         "createTime": stamp(),
+        #: the price when placed: a trigger fires when the price crosses it from this side
+        "reference": call.state.market.last_price(instrument.instrument_token),
     }
     if flag == "OCO":
         record["price1"] = _price(body, "price1")
