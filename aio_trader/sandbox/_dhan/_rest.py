@@ -75,8 +75,6 @@ def auth_error(request: Request, state: SandboxState) -> ApiError | None:
             401, "session", "Client ID or user generated access token is invalid or expired."
         )
     client = request.headers.get("client-id")
-    if client is None and "/marketfeed/" in request.url.path:
-        return ApiError(400, "input", "Missing header: client-id (market quotes need it).")
     if client is not None and client != state.config.client_id:
         return ApiError(
             401, "session", "Client ID or user generated access token is invalid or expired."
@@ -979,6 +977,8 @@ async def edis_inquire(call: Call) -> Any:
 
 
 def _requested(call: Call) -> list[tuple[str, str, SandboxInstrument | None]]:
+    if "client-id" not in call.request.headers:
+        raise ApiError.input("Missing header: client-id (market quotes need it).")
     body = _body(call)
     if not body:
         raise ApiError.input("Send {segment: [security ids]} with at least one instrument.")
