@@ -127,13 +127,23 @@ async def test_orders_round_trip(sb: Sandbox) -> None:
         assert order.create_time.tzinfo is not None
         assert order.create_time.utcoffset() == datetime.timedelta(hours=5, minutes=30)
         assert (await dhan.order_by_correlation_id("round-trip_1")).order_id == order_id
+        tagged = await dhan.place_order(  # the SDK's name for the correlation id: tag
+            "1333", "NSE_EQ", "BUY", 1, "LIMIT", "CNC", price=price, tag="sdk tag"
+        )
+        assert (await dhan.order_by_correlation_id("sdk tag")).order_id == tagged
+        await dhan.cancel_order(tagged)
+        with pytest.raises(ValueError, match="not both"):
+            await dhan.place_order(
+                "1333", "NSE_EQ", "BUY", 1, "LIMIT", "CNC", price=price, tag="a", correlation_id="b"
+            )
         assert (
             await dhan.modify_order(order_id, "LIMIT", quantity=2, price=price + 0.05) == order_id
         )
         assert (await dhan.order(order_id)).quantity == 2
         assert await dhan.cancel_order(order_id) == order_id
         assert [(o.order_id, o.order_status) for o in await dhan.orders()] == [
-            (order_id, "CANCELLED")
+            (order_id, "CANCELLED"),
+            (tagged, "CANCELLED"),
         ]
         filled = await dhan.place_order(
             2885, "NSE_EQ", "BUY", 3, "MARKET", "INTRADAY", market_protection=-1

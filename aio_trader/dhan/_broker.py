@@ -215,6 +215,13 @@ def _correlation(value: Any) -> str:
     return value
 
 
+def _tag(correlation_id: str | None, tag: str | None) -> str | None:
+    """``correlation_id``, or the SDK's name for it, ``tag`` (both: they must agree)."""
+    if correlation_id is not None and tag is not None and correlation_id != tag:
+        raise ValueError("give correlation_id or tag (the SDK's name for it), not both")
+    return correlation_id if correlation_id is not None else tag
+
+
 def _as_datetime(value: DateLike, name: str) -> datetime.datetime:
     """A date argument as an aware IST datetime; ``ValueError``/``TypeError`` otherwise."""
     if isinstance(value, datetime.datetime):
@@ -723,6 +730,7 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         bo_profit_value: float | None = None,
         bo_stop_loss_value: float | None = None,
         correlation_id: str | None = None,
+        tag: str | None = None,
         market_protection: float | None = None,
         tick_size: float = 0.05,
     ) -> str:
@@ -730,7 +738,8 @@ class Dhan(RestBroker[DhanEndpointGroup]):
 
         **Never placed twice.** The order carries a ``correlation_id`` (Dhan's
         ``correlationId``): a fresh unique one (:meth:`new_correlation_id`) unless you
-        give yours (1 to 30 letters, digits, ``_``, ``-``, spaces). The request is sent
+        give yours (1 to 30 letters, digits, ``_``, ``-``, spaces; ``tag``, the SDK's name,
+        works too). The request is sent
         again only when it surely never reached Dhan. After an ambiguous failure (a
         timeout or drop after sending, a 5xx) the order is looked up with
         ``GET /orders/external/{correlationId}`` (``reconcile_attempts`` times,
@@ -752,7 +761,9 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         ``correlation_id`` to look it up (:meth:`order_by_correlation_id`).
         """
         correlation = (
-            self.new_correlation_id() if correlation_id is None else _correlation(correlation_id)
+            self.new_correlation_id()
+            if correlation_id is None and tag is None
+            else _correlation(_tag(correlation_id, tag))
         )
         body = await self._order_body(
             security_id=security_id,
@@ -798,6 +809,7 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         validity: str = "DAY",
         amo_time: str = "OPEN",
         correlation_id: str | None = None,
+        tag: str | None = None,
         market_protection: float | None = None,
         tick_size: float = 0.05,
     ) -> list[str]:
@@ -806,7 +818,9 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         never-twice rule as :meth:`place_order` (every slice carries the correlation id;
         after an ambiguous failure the order book is searched for it)."""
         correlation = (
-            self.new_correlation_id() if correlation_id is None else _correlation(correlation_id)
+            self.new_correlation_id()
+            if correlation_id is None and tag is None
+            else _correlation(_tag(correlation_id, tag))
         )
         body = await self._order_body(
             security_id=security_id,
@@ -984,6 +998,7 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         stop_loss_price: float = 0.0,
         trailing_jump: float = 0.0,
         correlation_id: str | None = None,
+        tag: str | None = None,
         market_protection: float | None = None,
         tick_size: float = 0.05,
     ) -> str:
@@ -995,7 +1010,9 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         ):
             raise ValueError("a super order needs target_price or stop_loss_price above 0")
         correlation = (
-            self.new_correlation_id() if correlation_id is None else _correlation(correlation_id)
+            self.new_correlation_id()
+            if correlation_id is None and tag is None
+            else _correlation(_tag(correlation_id, tag))
         )
         body = await self._order_body(
             security_id=security_id,
@@ -1090,6 +1107,7 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         trigger_price1: float = 0.0,
         quantity1: int = 0,
         correlation_id: str | None = None,
+        tag: str | None = None,
     ) -> str:
         """Place a forever order (``SINGLE``: one trigger; ``OCO``: two); returns its id.
         An ambiguous failure raises ``OutcomeUnknownError`` (check :meth:`forever_orders`)."""
@@ -1097,7 +1115,9 @@ class Dhan(RestBroker[DhanEndpointGroup]):
             raise ValueError(f"order_flag must be SINGLE or OCO, got {order_flag!r}")
         body = _body(
             dhanClientId=self.client_id,
-            correlationId=None if correlation_id is None else _correlation(correlation_id),
+            correlationId=None
+            if correlation_id is None and tag is None
+            else _correlation(_tag(correlation_id, tag)),
             orderFlag=order_flag,
             transactionType=_choice(TransactionType, transaction_type, "transaction_type"),
             exchangeSegment=_segment(exchange_segment),
