@@ -730,3 +730,25 @@ async def test_super_forever_and_conditional_orders_fire_on_market_moves(sb: San
         assert exits[0].correlation_id == (await dhan.order(entry)).correlation_id
         assert any(o.security_id == "2885" and o.price == 100 for o in orders)
         assert forever
+
+
+async def test_the_bulk_downloader_runs_at_the_data_limit_without_429() -> None:
+    config = SandboxConfig(broker="dhan", market_interval=None)
+    async with Sandbox(config) as sb:
+        async with Dhan(
+            client_id=sb.client_id, access_token=sb.access_token, root=sb.root_url
+        ) as dhan:
+            done: list[tuple[int, int]] = []
+            started = anyio.current_time()
+            bulk = await dhan.intraday_bulk(
+                [("NSE_EQ", sid, "EQUITY") for sid in (1333, 11536, 2885, 1594)],
+                datetime.date(2026, 5, 1),
+                datetime.date(2026, 11, 20),  # 3 chunks of at most 90 days
+                60,
+                on_progress=lambda finished, total: done.append((finished, total)),
+            )
+            elapsed = anyio.current_time() - started
+        assert done[-1] == (12, 12)
+        assert sb.state.stats.refused_429["data"] == 0
+        assert elapsed >= 2.0  # 12 requests at 5 a second: paced, not bursted
+        assert {len(candles) for candles in bulk.values()} == {len(bulk[("NSE_EQ", "1333")])}
