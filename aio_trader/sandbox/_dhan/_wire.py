@@ -75,7 +75,8 @@ def error_response(error: ApiError) -> JSONResponse:
 
 def dhan_status(order: Order, status: str | None = None) -> str:
     """The engine's status in Dhan's words (TRANSIT PENDING PART_TRADED TRADED...)."""
-    status = status or order.status
+    if status is None or status == "UPDATE":  # the engine's "modified" event: the order as is
+        status = order.status
     if status == "COMPLETE":
         return "TRADED"
     if status in ("OPEN", "TRIGGER PENDING", "AMO REQ RECEIVED", "MODIFIED"):
