@@ -348,7 +348,8 @@ class Dhan(RestBroker[DhanEndpointGroup]):
     Rate limits per group (:class:`DhanEndpointGroup`): Dhan's (orders 10/s, 250/min,
     1000/h, 7000/day; data 5/s, 100,000/day; quotes 1/s; the rest 20/s) with counts
     multiplied by ``rate_limit_scale``, or ``rate_limits`` for the groups it names; every
-    window ``rate_limit_margin`` seconds longer (orders at least 0.1 s), calls spaced
+    window ``rate_limit_margin`` seconds longer (default 0.05 s, orders at least 0.1 s:
+    room for the jitter between our clock and the server's), calls spaced
     evenly. ``market_protection``: the client's default for MARKET and STOP_LOSS_MARKET
     orders that give none (see :meth:`place_order`). ``reconcile_attempts`` /
     ``reconcile_delay``: lookups by correlation id after an ambiguous placement.
@@ -382,7 +383,7 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         backoff: Backoff | None = None,
         max_connections: int = 10,
         rate_limit_scale: float = 1.0,
-        rate_limit_margin: float = 0.02,
+        rate_limit_margin: float = 0.05,
         rate_limits: Mapping[DhanEndpointGroup, Sequence[Rate]] | None = None,
         reconcile_attempts: int = 3,
         reconcile_delay: float = 0.5,
