@@ -564,6 +564,16 @@ async def test_token_from_pin_and_totp_and_the_store(sb: Sandbox, tmp_path: Path
     assert json.loads(path.read_text())["client_id"] == sb.client_id
     async with client(sb, access_token=None, token_store=store) as again:
         assert again.access_token == stored
+    store.save(sb.client_id, "stale-token")  # refused on entry: dropped, then PIN + TOTP
+    async with client(
+        sb,
+        access_token=None,
+        pin=sb.config.pin,
+        totp_secret=sb.config.totp_secret,
+        token_store=store,
+    ) as fresh:
+        assert fresh.access_token not in (None, "stale-token")
+    assert store.load(sb.client_id) == fresh.access_token
     async with client(sb, access_token=None) as plain:
         with pytest.raises(SessionExpired):
             await plain.generate_access_token("000000", "123456")

@@ -28,6 +28,8 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
+import anyio.to_thread
+
 from aio_trader._rest import RestBroker, SessionExpiryHook, maybe_await, paced, raise_refusal
 from aio_trader._rest import choice as _choice
 from aio_trader._rest import int_arg as _int_arg
@@ -454,15 +456,23 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         return _group(method, path)
 
     async def _on_open(self) -> None:
-        """On entry: a stored token (``token_store``), else a token from the PIN and TOTP
-        when given. Raises what :meth:`generate_access_token` raises."""
+        """On entry: a stored token (``token_store``; checked with :meth:`profile`, and
+        dropped if Dhan refuses it), else a token from the PIN and TOTP when given.
+        Raises what :meth:`generate_access_token` raises."""
         if self._access_token:
             return
         if self._store is not None:
             stored = await self._store.aload(self.client_id)
             if stored:
                 self.set_access_token(stored)
-                return
+                try:  # a stale token is expected here: not a session expiry for the hook
+                    await self._request("GET", "/profile", Profile.from_dhan, hook=False)
+                    return
+                except SessionExpired:
+                    log.info("stored Dhan token refused; dropping it")
+                    self._access_token = None
+                    self._set_auth()
+                    await anyio.to_thread.run_sync(self._store.clear, self.client_id)
         if self._pin and (self._totp or self._totp_secret):
             await self.generate_access_token(self._pin, self._totp)
 
