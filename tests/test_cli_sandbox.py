@@ -169,5 +169,55 @@ def test_an_unknown_broker_or_rules_is_one_line_and_exit_status_2(
 
 def test_help_names_the_brokers_and_the_rules() -> None:
     options = CliRunner().invoke(main, ["sandbox", "--help"]).output
-    assert "--broker [kite]" in options
+    assert "--broker [dhan|kite]" in options
     assert "--rules [2026|before-2026]" in options
+
+
+@pytest.mark.parametrize("server_backend", ["asyncio", "trio"])
+async def test_dhan_sandbox_prints_its_rest_root_feed_urls_and_credentials(
+    server_backend: str,
+) -> None:
+    command = [
+        *COMMAND,
+        "--broker",
+        "dhan",
+        "--port",
+        "0",
+        "--client-id",
+        "1100000042",
+        "--access-token",
+        "cli_dhan_token",
+        "--backend",
+        server_backend,
+    ]
+    async with await anyio.open_process(command) as process:
+        assert process.stdout is not None
+        stdout = TextReceiveStream(process.stdout)
+        try:
+            lines = await read_banner(stdout)
+            root = lines[0].split()[-1]
+            assert lines[0].startswith("REST root:"), lines
+            assert root.endswith("/v2"), lines
+            feed = next(line for line in lines if line.startswith("Market feed:"))
+            orders = next(line for line in lines if line.startswith("Order updates:"))
+            origin = root.removesuffix("/v2").replace("http://", "ws://")
+            assert feed.split()[-1].startswith(origin)
+            assert "token=cli_dhan_token" in feed
+            assert "clientId=1100000042" in feed
+            assert orders.split()[-1].startswith(origin)
+            # the word "order" names the order-update socket's line alone
+            assert [line for line in lines if "order" in line.lower()] == [orders]
+            assert "client_id:     1100000042" in lines
+            assert "access_token:  cli_dhan_token" in lines
+            headers = {"access-token": "cli_dhan_token", "client-id": "1100000042"}
+            async with httpx.AsyncClient(base_url=root, headers=headers) as client:
+                profile = await client.get("/profile")
+                assert profile.status_code == 200, profile.text
+                assert profile.json()["dhanClientId"] == "1100000042"
+                refused = await client.get("/profile", headers={"access-token": "wrong"})
+                assert refused.status_code in {401, 403}
+        finally:
+            process.send_signal(signal.SIGTERM)
+        rest = "".join([chunk async for chunk in stdout])
+        assert await process.wait() == 0
+    assert "sandbox stopped" in rest

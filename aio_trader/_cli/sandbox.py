@@ -45,10 +45,24 @@ def _kite_banner(sb: Sandbox) -> str:
     )
 
 
+def _dhan_banner(sb: Sandbox) -> str:
+    feed_query = f"?version=2&token={sb.access_token}&clientId={sb.client_id}&authType=2"
+    return "\n".join(
+        [
+            f"REST root:     {sb.root_url}",
+            f"Market feed:   {sb.feed_url}{feed_query}",
+            f"Order updates: {sb.order_feed_url}",
+            f"client_id:     {sb.client_id}",
+            f"access_token:  {sb.access_token}",
+        ]
+    )
+
+
 #: ``--broker`` choices: each broker whose dialect the sandbox speaks, with the lines it
 #: prints once serving (URLs and credentials). A new broker's dialect is one entry here.
 BROKERS: dict[str, Callable[[Sandbox], str]] = {
     "kite": _kite_banner,
+    "dhan": _dhan_banner,
 }
 
 
@@ -78,6 +92,7 @@ BROKERS: dict[str, Callable[[Sandbox], str]] = {
 @click.option("--api-key", default="sandbox_api_key", show_default=True)
 @click.option("--api-secret", default="sandbox_api_secret", show_default=True)
 @click.option("--access-token", default="sandbox_access_token", show_default=True)
+@click.option("--client-id", default="1000000001", show_default=True, help="Dhan client id.")
 @click.option("--user-id", default="AB1234", show_default=True, help="Kite Web user id.")
 @click.option(
     "--password", default="sandbox-password", show_default=True, help="Kite Web password."
@@ -91,7 +106,12 @@ BROKERS: dict[str, Callable[[Sandbox], str]] = {
     multiple=True,
     help="Static-IP whitelist for order requests (repeatable); others get 403. Default: off.",
 )
-@click.option("--orders-per-minute", default=200, show_default=True, type=int)
+@click.option(
+    "--orders-per-minute",
+    default=None,
+    type=click.IntRange(1),
+    help="Orders a minute before 429 (default: the broker's, Kite 200, Dhan 250).",
+)
 @click.option("--http-5xx-burst", default=0, type=int, help="Fault: the next N calls answer 503.")
 @click.option("--latency", default=0.0, type=float, help="Fault: seconds added to REST answers.")
 @click.option("--lose-order-reply", is_flag=True, help="Fault: book orders, drop the reply.")
@@ -114,9 +134,10 @@ BROKERS: dict[str, Callable[[Sandbox], str]] = {
     help="Event loop to serve on.",
 )
 def sandbox(backend: str, broker: str, rules: str, **options: Any) -> None:
-    """Run a local broker-compatible server (Kite Connect v3 by default) until Ctrl-C.
+    """Run a local broker-compatible server (Kite Connect v3 by default, or DhanHQ v2 with
+    --broker dhan) until Ctrl-C.
 
-    Prints the REST root URL, the ticker URL and the credentials first.
+    Prints the REST root URL, the feed URLs and the credentials first.
     """
     try:
         import anyio
