@@ -1,5 +1,5 @@
-"""DhanHQ API v2: the feed codec (market feed, 20-level depth, order updates) and its
-constants.
+"""DhanHQ API v2: the live feed (:class:`DhanFeed`: market feed and order updates;
+:class:`DhanDepthFeed`: 20-level depth), the feed codec and its constants.
 
 Names are loaded on first use (PEP 562 ``__getattr__``), so importing this package loads
 nothing it does not use; the codec (:mod:`aio_trader.dhan.ticks`) is pure and loads no
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from aio_trader import _lazy
 
 if TYPE_CHECKING:  # the names as mypy and IDEs see them
+    from aio_trader.dhan._feed import DhanDepthFeed, DhanFeed
     from aio_trader.dhan.constants import (
         DEPTH20_MAX_INSTRUMENTS,
         FEED_MAX_CONNECTIONS,
@@ -56,6 +57,8 @@ if TYPE_CHECKING:  # the names as mypy and IDEs see them
 
 #: public name -> the private module that defines it
 _EXPORTS: dict[str, str] = {
+    "DhanDepthFeed": "aio_trader.dhan._feed",
+    "DhanFeed": "aio_trader.dhan._feed",
     "DEPTH20_MAX_INSTRUMENTS": "aio_trader.dhan.constants",
     "FEED_MAX_CONNECTIONS": "aio_trader.dhan.constants",
     "FEED_MAX_INSTRUMENTS": "aio_trader.dhan.constants",
@@ -102,7 +105,9 @@ __all__ = [
     "SESSION_DISCONNECT_REASONS",
     "Depth",
     "DepthLevel",
+    "DhanDepthFeed",
     "DhanEnum",
+    "DhanFeed",
     "Disconnect",
     "DisconnectReason",
     "ExchangeSegment",
