@@ -45,7 +45,8 @@ protocol (``aio_trader/dhan/_protocol.py``), so it keeps the same contract as ``
   connections) and the others only drop that connection, which reconnects with backoff.
   The error is raised out of ``async for`` and ``async with``, as itself.
 - **Overflow policies** (``overflow=``): ``lossless`` (default), ``drop_oldest``,
-  ``conflate`` (the newest record of each kind per instrument); order updates are never
+  ``conflate`` (the newest packet per instrument: a tick replaces a previous close still
+  waiting; OI packets are kept apart, one per instrument); order updates are never
   dropped nor conflated.
 - ``token=`` and the access token never reach a log, a ``repr`` or an error text.
 
@@ -205,9 +206,11 @@ class DhanFeed(_DhanEngine):
 
     @staticmethod
     def _key_of(item: Any) -> Any:
-        """The ``conflate`` key: the instrument and the packet kind (a previous close never
-        replaces a tick)."""
-        return (item.exchange_segment, item.security_id, item.code)
+        """The ``conflate`` key: the instrument (an OI packet: the instrument and ``"oi"``,
+        so that it never replaces the quote it comes with)."""
+        if type(item) is OpenInterest:
+            return (item.exchange_segment, item.security_id, "oi")
+        return (item.exchange_segment, item.security_id)
 
     def __init__(
         self,
