@@ -95,6 +95,13 @@ async def read_until(feed: DhanFeed | DhanDepthFeed, done: Callable[[Any], bool]
     raise AssertionError("the feed ended")
 
 
+async def drain(feed: DhanFeed) -> None:
+    """Read until the feed ends (it raises its error)."""
+    with anyio.fail_after(HANG):
+        async for _ in feed:
+            pass
+
+
 # -- the protocol, without I/O ---------------------------------------------------------------
 
 
@@ -170,7 +177,7 @@ async def test_bad_settings_raise_before_any_io() -> None:
         DhanFeed("1", 5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="root"):
         DhanFeed("1", "token", root="https://api-feed.dhan.co")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="mode"):
         DhanFeed("1", "token", default_mode="depth")
     with pytest.raises(ValueError, match="NSE_EQ and NSE_FNO"):
         DhanDepthFeed("1", "token", subscriptions=[NIFTY])
@@ -213,7 +220,8 @@ async def test_ticks_of_each_mode() -> None:
     assert len(full.depth.buy) == len(full.depth.sell) == 5
     assert full.depth.buy[0].price < full.depth.sell[0].price
     quote = next(item for item in ticks if isinstance(item, QuoteTick))
-    assert quote.volume_traded >= 0 and quote.ohlc.high >= quote.ohlc.low
+    assert quote.volume_traded >= 0
+    assert quote.ohlc.high >= quote.ohlc.low
     assert feed.statistics().malformed == 0
 
 
@@ -308,20 +316,24 @@ async def test_reconnect_and_resubscribe_on_drop() -> None:
 async def test_session_expiry_ends_the_feed_with_807_and_no_retry() -> None:
     async with dhan_sandbox() as sb:
         events = (feed := make_feed(sb, order_root=None)).connection_events()
-        with pytest.raises(SessionExpired) as caught:
+        opened: list[int] = []
+
+        async def run() -> None:
             async with feed:
                 await feed.subscribe([HDFC], "ticker")
                 await read_until(feed, lambda item: isinstance(item, TickerTick))
-                opened = sb.state.stats.ws_connections
+                opened.append(sb.state.stats.ws_connections)
                 sb.expire_session()
-                with anyio.fail_after(HANG):
-                    async for _ in feed:
-                        pass
+                await drain(feed)
+
+        with pytest.raises(SessionExpired) as caught:
+            await run()
         assert caught.value.code == "807"
         assert "Access token is expired" in str(caught.value)
-        assert sb.state.stats.ws_connections == opened  # never reconnected
+        assert sb.state.stats.ws_connections == opened[0]  # never reconnected
         last = [event async for event in events][-1]
-        assert isinstance(last, FeedDisconnected) and last.reconnect_in is None
+        assert isinstance(last, FeedDisconnected)
+        assert last.reconnect_in is None
 
 
 @pytest.mark.parametrize(
@@ -334,12 +346,14 @@ async def test_bad_credentials_are_a_session_error(
     async with dhan_sandbox() as sb:
         secret = token or sb.access_token
         feed = make_feed(sb, client_id=client_id, access_token=secret, order_root=None)
-        with pytest.raises(SessionExpired) as caught:
+
+        async def run() -> None:
             async with feed:
                 await feed.subscribe([HDFC], "ticker")
-                with anyio.fail_after(HANG):
-                    async for _ in feed:
-                        pass
+                await drain(feed)
+
+        with pytest.raises(SessionExpired) as caught:
+            await run()
     assert caught.value.code == reason
     for text in (str(caught.value), repr(feed), caplog.text):
         assert secret not in text
@@ -366,7 +380,8 @@ async def test_credentials_are_read_on_every_reconnect(caplog: pytest.LogCapture
             await read_until(feed, lambda item: isinstance(item, TickerTick))
             assert len(calls) >= 4
             feed.set_access_token(renewed)
-        assert renewed not in caplog.text and sb.access_token not in caplog.text
+        assert renewed not in caplog.text
+        assert sb.access_token not in caplog.text
         assert "token=" not in caplog.text
 
 
