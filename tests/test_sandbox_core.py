@@ -74,10 +74,11 @@ def test_the_core_imports_nothing_from_kite() -> None:
 def test_the_kite_dialect_is_found_without_being_imported() -> None:
     done = run_python(
         "import sys\nfrom aio_trader.sandbox.config import brokers\n"
-        "print(brokers(), 'aio_trader.sandbox._kite' in sys.modules)"
+        "print(','.join(brokers()), 'aio_trader.sandbox._kite' in sys.modules,"
+        " 'aio_trader.sandbox._dhan' in sys.modules)"
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["('kite',)", "False"]
+    assert done.stdout.split() == ["dhan,kite", "False", "False"]
 
 
 def test_the_kite_dialect_implements_the_interface() -> None:
@@ -98,7 +99,7 @@ def test_the_kite_dialect_implements_the_interface() -> None:
 def test_broker_defaults_to_kite_and_an_unknown_one_is_refused() -> None:
     assert SandboxConfig().broker == "kite"
     assert SandboxConfig(broker="kite").broker == "kite"
-    assert brokers() == ("kite",)
+    assert brokers() == ("dhan", "kite")
     for bad in ("dhan-x", "KITE", "", "api", "kite/../x"):
         with pytest.raises(ValueError, match="unknown broker"):
             SandboxConfig(broker=bad)

@@ -256,3 +256,128 @@ FEED_MAX_INSTRUMENTS: Final = 5000
 FEED_MAX_CONNECTIONS: Final = 5
 #: Most instruments on one 20-level depth connection.
 DEPTH20_MAX_INSTRUMENTS: Final = 50
+
+# -- REST: orders, products, statuses, endpoint groups and their limits ---------------------
+# (appended for the REST client, ``aio_trader.dhan.Dhan``; the feed's names are above)
+
+__all__ += [
+    "MAX_MODIFICATIONS",
+    "QUOTE_MAX_INSTRUMENTS",
+    "AmoTime",
+    "DhanEndpointGroup",
+    "ExpiryCode",
+    "InstrumentType",
+    "KillSwitchStatus",
+    "LegName",
+    "OrderStatus",
+    "OrderType",
+    "ProductType",
+    "TransactionType",
+    "Validity",
+]
+
+
+class TransactionType(DhanEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class ProductType(DhanEnum):
+    """``productType``: CNC delivery, INTRADAY, MARGIN (carry-forward F&O), MTF, CO, BO."""
+
+    CNC = "CNC"
+    INTRADAY = "INTRADAY"
+    MARGIN = "MARGIN"
+    MTF = "MTF"
+    CO = "CO"
+    BO = "BO"
+
+
+class OrderType(DhanEnum):
+    LIMIT = "LIMIT"
+    MARKET = "MARKET"
+    STOP_LOSS = "STOP_LOSS"
+    STOP_LOSS_MARKET = "STOP_LOSS_MARKET"
+
+
+class Validity(DhanEnum):
+    DAY = "DAY"
+    IOC = "IOC"
+
+
+class OrderStatus(DhanEnum):
+    """``orderStatus``; super orders add CLOSED and TRIGGERED."""
+
+    TRANSIT = "TRANSIT"
+    PENDING = "PENDING"
+    PART_TRADED = "PART_TRADED"
+    TRADED = "TRADED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    CLOSED = "CLOSED"
+    TRIGGERED = "TRIGGERED"
+
+
+class AmoTime(DhanEnum):
+    """``amoTime`` of an after-market order."""
+
+    PRE_OPEN = "PRE_OPEN"
+    OPEN = "OPEN"
+    OPEN_30 = "OPEN_30"
+    OPEN_60 = "OPEN_60"
+
+
+class LegName(DhanEnum):
+    """The legs of a super order (and of a forever OCO order)."""
+
+    ENTRY_LEG = "ENTRY_LEG"
+    TARGET_LEG = "TARGET_LEG"
+    STOP_LOSS_LEG = "STOP_LOSS_LEG"
+
+
+class InstrumentType(DhanEnum):
+    """``instrument`` of candle and option-chain requests."""
+
+    INDEX = "INDEX"
+    EQUITY = "EQUITY"
+    FUTIDX = "FUTIDX"
+    FUTSTK = "FUTSTK"
+    OPTIDX = "OPTIDX"
+    OPTSTK = "OPTSTK"
+    FUTCOM = "FUTCOM"
+    OPTFUT = "OPTFUT"
+    FUTCUR = "FUTCUR"
+    OPTCUR = "OPTCUR"
+
+
+class ExpiryCode(enum.IntEnum):
+    """``expiryCode`` of a futures candle request: 0 current (near), 1 next, 2 far."""
+
+    CURRENT = 0
+    NEXT = 1
+    FAR = 2
+
+
+class KillSwitchStatus(DhanEnum):
+    ACTIVATE = "ACTIVATE"
+    DEACTIVATE = "DEACTIVATE"
+
+
+class DhanEndpointGroup(DhanEnum):
+    """The endpoint groups Dhan rate-limits separately."""
+
+    ORDER = "order"
+    """Order placement, modification and cancellation (all order kinds)."""
+    DATA = "data"
+    """Candles, option chain, expiry lists."""
+    QUOTE = "quote"
+    """``/marketfeed/ltp``, ``/marketfeed/ohlc``, ``/marketfeed/quote``."""
+    OTHER = "other"
+    """Everything else (non-trading APIs)."""
+
+
+#: Most instruments in one ltp / ohlc / quote request.
+QUOTE_MAX_INSTRUMENTS: Final = 1000
+#: Most modifications of one order.
+MAX_MODIFICATIONS: Final = 25

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from aio_trader.sandbox.orders import Order, OrderTables
     from aio_trader.sandbox.state import SandboxState
 
-__all__ = ["Dialect", "DialectState", "load_dialect"]
+__all__ = ["Dialect", "DialectState", "dialect_path", "load_dialect"]
 
 
 class DialectState(Protocol):
@@ -106,6 +106,19 @@ class Dialect(Protocol):
         """The message published to feed sockets for the order's new state (``status``
         overrides the order's own), rendered now: the order changes afterwards."""
         ...
+
+
+#: Optional path attributes of a dialect and their defaults (Kite's): ``root_path`` the REST
+#: root's path (Dhan: "/v2"; ``Sandbox.root_url`` ends with it and the admin routes answer
+#: under it too), ``feed_path`` the market feed's WebSocket path, ``order_feed_path`` the
+#: order-update socket's (Kite's ticker carries both).
+_PATHS: Mapping[str, str] = {"root_path": "", "feed_path": "/ws", "order_feed_path": "/ws"}
+
+
+def dialect_path(dialect: Dialect, name: str) -> str:
+    """The dialect's ``root_path``, ``feed_path`` or ``order_feed_path`` (or the default)."""
+    value = getattr(dialect, name, _PATHS[name])
+    return str(value)
 
 
 def load_dialect(broker: str) -> Dialect:

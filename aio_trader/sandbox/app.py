@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from aio_trader.sandbox._api import ApiError, ascii_int, load_json
+from aio_trader.sandbox._dialect import dialect_path
 from aio_trader.sandbox.state import SandboxState
 
 __all__ = ["build_app"]
@@ -100,8 +101,12 @@ def build_app(state: SandboxState) -> Starlette:
         Route("/step", _step, methods=["POST"]),
         Route("/stats", _stats, methods=["GET"]),
     ]
+    mounts = [Mount("/__sandbox__", routes=admin)]
+    root_path = dialect_path(state.dialect, "root_path")
+    if root_path:  # the admin routes under the REST root too (Dhan: /v2)
+        mounts.append(Mount(f"{root_path}/__sandbox__", routes=admin))
     app = Starlette(
-        routes=[Mount("/__sandbox__", routes=admin), *state.dialect.routes()],
+        routes=[*mounts, *state.dialect.routes()],
         exception_handlers={HTTPException: _http_error},
     )
     app.state.sandbox = state

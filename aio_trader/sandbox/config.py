@@ -225,6 +225,8 @@ class SandboxConfig:
     refresh_token: str = attrs.field(default="sandbox_refresh_token", repr=False)
     enctoken: str = attrs.field(default="sandbox_enctoken", repr=False)
     user_id: str = "AB1234"
+    #: the account's client id where the broker names one (Dhan's ``dhanClientId``).
+    client_id: str = "1000000001"
     user_name: str = "Sandbox User"
     password: str = attrs.field(default="sandbox-password", repr=False)
     #: base32 TOTP secret for the Kite Web two-factor step (checked with pyotp when installed).

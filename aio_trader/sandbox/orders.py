@@ -494,8 +494,12 @@ class OrderBook:
         *,
         system_tags: Iterable[str] = (),
         refuse_shortfall: bool = False,
+        meta: Mapping[str, Any] | None = None,
     ) -> Order:
         """Validate (400, kind "input", on bad input) and book an order; returns it.
+
+        ``meta`` is merged into the order's ``meta`` before anything is published (a
+        dialect keeps its own fields there, e.g. Dhan's ``correlationId``).
 
         Margin or holding shortfalls do not raise: the order is booked and REJECTED, as Kite
         does; with ``refuse_shortfall`` (an autoslice child) they raise 400 (kind "margin")
@@ -505,6 +509,8 @@ class OrderBook:
             raise ApiError.input("Invalid `variety`.")
         order = self._validated(variety, params)
         order.system_tags.extend(system_tags)
+        if meta:
+            order.meta.update(meta)
         problem = self._funds_problem(order)
         if problem is not None and refuse_shortfall:
             raise ApiError(400, "margin", problem)

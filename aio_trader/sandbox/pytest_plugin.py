@@ -1,4 +1,5 @@
-"""pytest plugin: the ``kite_sandbox`` fixture, a running sandbox per test.
+"""pytest plugin: the ``kite_sandbox`` and ``dhan_sandbox`` fixtures, a running sandbox per
+test.
 
 Registered through the ``pytest11`` entry point, so it must import without the ``sandbox``
 extra installed: the server is imported lazily inside the fixtures.
@@ -40,4 +41,23 @@ async def kite_sandbox(kite_sandbox_config: SandboxConfig) -> AsyncIterator[Sand
     from aio_trader.sandbox import Sandbox
 
     async with Sandbox(kite_sandbox_config) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def dhan_sandbox_config() -> SandboxConfig:
+    """The configuration ``dhan_sandbox`` starts with (Dhan's dialect; override to customise)."""
+    from aio_trader.sandbox import SandboxConfig
+
+    return SandboxConfig(broker="dhan")
+
+
+@pytest.fixture
+async def dhan_sandbox(dhan_sandbox_config: SandboxConfig) -> AsyncIterator[Sandbox]:
+    """A started Dhan ``Sandbox`` on a free loopback port, stopped after the test:
+    ``root_url`` (ends in ``/v2``), ``feed_url``, ``order_feed_url``, ``client_id``,
+    ``access_token``."""
+    from aio_trader.sandbox import Sandbox
+
+    async with Sandbox(dhan_sandbox_config) as sandbox:
         yield sandbox

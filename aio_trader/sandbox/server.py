@@ -15,6 +15,7 @@ import attrs
 import sniffio
 from hypercorn.config import Config as HypercornConfig
 
+from aio_trader.sandbox._dialect import Dialect, dialect_path, load_dialect
 from aio_trader.sandbox.app import build_app
 from aio_trader.sandbox.config import Faults, SandboxConfig
 from aio_trader.sandbox.state import SandboxState
@@ -45,6 +46,7 @@ class Sandbox:
     def __init__(self, config: SandboxConfig | None = None, **overrides: Any) -> None:
         base = config if config is not None else SandboxConfig()
         self.config: SandboxConfig = attrs.evolve(base, **overrides) if overrides else base
+        self._dialect: Dialect = load_dialect(self.config.broker)
         self._state: SandboxState | None = None
         self._port: int | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -78,15 +80,41 @@ class Sandbox:
         return self.config.host
 
     @property
-    def root_url(self) -> str:
-        """REST root, e.g. ``http://127.0.0.1:54321`` (the broker's paths go under it)."""
+    def origin(self) -> str:
+        """``http://127.0.0.1:54321``: the server, without the broker's REST path."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
     @property
+    def root_url(self) -> str:
+        """REST root, e.g. ``http://127.0.0.1:54321`` (Kite) or ``http://127.0.0.1:54321/v2``
+        (Dhan): the broker's paths go under it, and so do the admin routes
+        (``/__sandbox__/...``)."""
+        return self.origin + dialect_path(self._dialect, "root_path")
+
+    @property
     def ticker_url(self) -> str:
         """Kite's ticker WebSocket URL; append ``?api_key=..&access_token=..``."""
-        return self.root_url.replace("http://", "ws://", 1) + "/ws"
+        return self.origin.replace("http://", "ws://", 1) + "/ws"
+
+    @property
+    def feed_url(self) -> str:
+        """The broker's market-feed WebSocket URL (Kite: ``ticker_url``; Dhan: append
+        ``?version=2&token=..&clientId=..&authType=2``)."""
+        return self.origin.replace("http://", "ws://", 1) + dialect_path(self._dialect, "feed_path")
+
+    @property
+    def order_feed_url(self) -> str:
+        """The broker's order-update WebSocket URL (Kite: the ticker's; Dhan: its own
+        socket, which wants a login message after connecting)."""
+        return self.origin.replace("http://", "ws://", 1) + dialect_path(
+            self._dialect, "order_feed_path"
+        )
+
+    @property
+    def client_id(self) -> str:
+        """The account's client id (Dhan's ``dhanClientId``)."""
+        return self.config.client_id
 
     @property
     def api_key(self) -> str:

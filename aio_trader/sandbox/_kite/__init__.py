@@ -60,6 +60,9 @@ class KiteDialect:
     orders_per_minute = 200
     max_ws_connections = TICKER_MAX_CONNECTIONS
     max_ws_instruments = TICKER_MAX_INSTRUMENTS
+    root_path = ""
+    feed_path = "/ws"
+    order_feed_path = "/ws"
     order_tables = OrderTables(
         varieties=tuple(member.value for member in Variety),
         order_types=tuple(member.value for member in OrderType),

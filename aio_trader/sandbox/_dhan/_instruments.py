@@ -1,0 +1,196 @@
+"""Dhan's instrument list for the sandbox: Dhan's real security ids for the names in Dhan's
+examples (NSE_EQ 1333 HDFCBANK, 11536 TCS, 2885 RELIANCE, 1594 INFY; IDX_I 13 NIFTY 50,
+25 BANKNIFTY...) and NSE_FNO futures and options, shipped as ``instruments.csv`` in the
+columns of Dhan's compact scrip master (plus ``EXCHANGE_SEGMENT`` and ``BASE_PRICE``, where
+each random walk starts; neither is served).
+
+The core's market keys instruments by an integer token; here it is
+``token_of(segment, security_id)`` (the segment's feed byte above the 32-bit security id),
+so ``(exchange_segment, security_id)`` pairs and tokens convert both ways without a table.
+The engine's own vocabulary (Kite's exchanges and segments: ``NSE``, ``NFO``, ``INDICES``...)
+is kept on each ``SandboxInstrument``; ``dhan_segment`` gives Dhan's name back.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import functools
+import io
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from typing import Final
+
+from aio_trader.dhan.constants import ExchangeSegment
+from aio_trader.sandbox.market import Market, SandboxInstrument
+
+__all__ = [
+    "COMPACT_COLUMNS",
+    "by_security",
+    "compact_csv",
+    "detailed_csv",
+    "dhan_segment",
+    "load_instruments",
+    "security_id",
+    "token_of",
+]
+
+#: The compact scrip master's columns, in Dhan's order (the shipped file's first columns).
+COMPACT_COLUMNS: Final = (
+    "SEM_EXM_EXCH_ID",
+    "SEM_SEGMENT",
+    "SEM_SMST_SECURITY_ID",
+    "SEM_INSTRUMENT_NAME",
+    "SEM_TRADING_SYMBOL",
+    "SEM_LOT_UNITS",
+    "SEM_CUSTOM_SYMBOL",
+    "SEM_EXPIRY_DATE",
+    "SEM_STRIKE_PRICE",
+    "SEM_OPTION_TYPE",
+    "SEM_TICK_SIZE",
+    "SEM_SERIES",
+    "SM_SYMBOL_NAME",
+)
+
+#: Dhan's segment -> (the engine's exchange, its segment prefix).
+_ENGINE: Final[Mapping[str, tuple[str, str]]] = {
+    "IDX_I": ("", "INDICES"),
+    "NSE_EQ": ("NSE", "NSE"),
+    "BSE_EQ": ("BSE", "BSE"),
+    "NSE_FNO": ("NFO", "NFO"),
+    "BSE_FNO": ("BFO", "BFO"),
+    "NSE_CURRENCY": ("CDS", "CDS"),
+    "BSE_CURRENCY": ("BCD", "BCD"),
+    "MCX_COMM": ("MCX", "MCX"),
+}
+
+
+def token_of(segment: str, security: int) -> int:
+    """The market's token of Dhan's ``(segment, security_id)``; ValueError for a bad
+    segment name."""
+    return (ExchangeSegment(segment).code << 32) | (security & 0xFFFFFFFF)
+
+
+def dhan_segment(instrument: SandboxInstrument) -> str:
+    """Dhan's exchange segment of a sandbox instrument (``"NSE_EQ"``...)."""
+    return ExchangeSegment.from_code(instrument.instrument_token >> 32).value
+
+
+def security_id(instrument: SandboxInstrument) -> str:
+    """Dhan's security id (a string, as REST bodies carry it)."""
+    return str(instrument.exchange_token)
+
+
+def by_security(market: Market, segment: object, security: object) -> SandboxInstrument | None:
+    """The instrument ``(segment, security_id)`` names (ids as str or int), or None."""
+    try:
+        sid = int(str(security))
+        if not 0 <= sid < 2**32:
+            return None
+        token = token_of(str(segment), sid)
+    except ValueError:
+        return None
+    return market.instruments.get(token)
+
+
+def _instrument(row: Mapping[str, str]) -> SandboxInstrument:
+    segment = row["EXCHANGE_SEGMENT"]
+    exchange, engine_segment = _ENGINE[segment]
+    option = row["SEM_OPTION_TYPE"]
+    kind = row["SEM_INSTRUMENT_NAME"]
+    if option in ("CE", "PE"):
+        instrument_type = option
+    elif kind.startswith("FUT"):
+        instrument_type = "FUT"
+    else:
+        instrument_type = "EQ"
+    if segment == "IDX_I":
+        exchange = row["SEM_EXM_EXCH_ID"]
+    elif instrument_type != "EQ":
+        engine_segment = f"{engine_segment}-{'FUT' if instrument_type == 'FUT' else 'OPT'}"
+    expiry = row["SEM_EXPIRY_DATE"]
+    sid = int(row["SEM_SMST_SECURITY_ID"])
+    return SandboxInstrument(
+        instrument_token=token_of(segment, sid),
+        exchange_token=sid,
+        tradingsymbol=row["SEM_TRADING_SYMBOL"],
+        name=row["SM_SYMBOL_NAME"],
+        base_price=float(row["BASE_PRICE"]),
+        expiry=datetime.date.fromisoformat(expiry[:10]) if expiry else None,
+        strike=float(row["SEM_STRIKE_PRICE"] or 0),
+        tick_size=0.0 if segment == "IDX_I" else float(row["SEM_TICK_SIZE"]),
+        lot_size=int(row["SEM_LOT_UNITS"]),
+        instrument_type=instrument_type,
+        segment=engine_segment,
+        exchange=exchange,
+    )
+
+
+@functools.cache
+def _rows() -> tuple[dict[str, str], ...]:
+    text = resources.files("aio_trader.sandbox._dhan").joinpath("instruments.csv").read_text()
+    return tuple(csv.DictReader(io.StringIO(text)))
+
+
+def load_instruments() -> dict[int, SandboxInstrument]:
+    """The shipped list, by token."""
+    instruments = (_instrument(row) for row in _rows())
+    return {instrument.instrument_token: instrument for instrument in instruments}
+
+
+def _csv(columns: Iterable[str], rows: Iterable[Mapping[str, str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def compact_csv(segment: str | None = None) -> str:
+    """The compact scrip master (every segment, or one: ``GET /v2/instrument/{segment}``)."""
+    rows = [row for row in _rows() if segment is None or row["EXCHANGE_SEGMENT"] == segment]
+    return _csv(COMPACT_COLUMNS, rows)
+
+
+#: The detailed scrip master's columns (Dhan's names, a subset the sandbox can fill).
+_DETAILED: Final = (
+    "EXCH_ID",
+    "SEGMENT",
+    "SECURITY_ID",
+    "INSTRUMENT",
+    "UNDERLYING_SYMBOL",
+    "SYMBOL_NAME",
+    "DISPLAY_NAME",
+    "SERIES",
+    "LOT_SIZE",
+    "SM_EXPIRY_DATE",
+    "STRIKE_PRICE",
+    "OPTION_TYPE",
+    "TICK_SIZE",
+)
+
+
+def detailed_csv(segment: str | None = None) -> str:
+    """The detailed scrip master's columns for the same instruments."""
+    rows = [
+        {
+            "EXCH_ID": row["SEM_EXM_EXCH_ID"],
+            "SEGMENT": row["SEM_SEGMENT"],
+            "SECURITY_ID": row["SEM_SMST_SECURITY_ID"],
+            "INSTRUMENT": row["SEM_INSTRUMENT_NAME"],
+            "UNDERLYING_SYMBOL": row["SM_SYMBOL_NAME"],
+            "SYMBOL_NAME": row["SEM_TRADING_SYMBOL"],
+            "DISPLAY_NAME": row["SEM_CUSTOM_SYMBOL"],
+            "SERIES": row["SEM_SERIES"],
+            "LOT_SIZE": row["SEM_LOT_UNITS"],
+            "SM_EXPIRY_DATE": row["SEM_EXPIRY_DATE"][:10],
+            "STRIKE_PRICE": row["SEM_STRIKE_PRICE"],
+            "OPTION_TYPE": row["SEM_OPTION_TYPE"],
+            "TICK_SIZE": row["SEM_TICK_SIZE"],
+        }
+        for row in _rows()
+        if segment is None or row["EXCHANGE_SEGMENT"] == segment
+    ]
+    return _csv(_DETAILED, rows)
