@@ -374,9 +374,12 @@ async def test_credentials_are_read_on_every_reconnect(caplog: pytest.LogCapture
             await feed.subscribe([HDFC], "ticker")
             await read_until(feed, lambda item: isinstance(item, TickerTick))
             assert len(calls) == 2  # the market feed and the order-update socket
-            sb.state.access_tokens.discard(sb.access_token)  # the old token dies
             sb.drop_websockets()
             await wait_for(lambda: feed.statistics().reconnects >= 2)
+            await wait_for(lambda: feed.statistics().connections == 2)
+            # the reconnected sockets use the renewed token: the old one may die now
+            sb.state.access_tokens.discard(sb.access_token)
+            await anyio.sleep(0.2)  # a socket on the old token would be disconnected (807)
             await read_until(feed, lambda item: isinstance(item, TickerTick))
             assert len(calls) >= 4
             feed.set_access_token(renewed)

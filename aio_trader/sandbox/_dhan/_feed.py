@@ -439,13 +439,12 @@ class _Connection(_Socket):
         while True:
             market = self.state.market
             silent = self.state.faults.ws_silence
-            if self.fresh and not self.depth:
+            if self.fresh:
                 fresh, self.fresh = self.fresh, []
-                for key in fresh:
+                for key in fresh if not self.depth else ():
                     packet = _prev_close(market, key)
                     if packet is not None and not silent and not await self.send_bytes(packet):
                         return
-            self.fresh.clear()
             now = anyio.current_time()
             if self.modes and now >= next_tick:
                 sent = 0
