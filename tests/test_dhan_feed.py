@@ -85,6 +85,13 @@ async def place_order(sb: Sandbox, security_id: str = "1594", quantity: int = 1)
     return str(answer.json()["orderId"])
 
 
+async def admin(sb: Sandbox, route: str) -> None:
+    """POST one of the sandbox's admin routes (under Dhan's /v2 root)."""
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(f"{sb.root_url}/__sandbox__/{route}")
+    assert answer.status_code == 200, answer.text
+
+
 async def read_until(feed: DhanFeed | DhanDepthFeed, done: Callable[[Any], bool]) -> list[Any]:
     items: list[Any] = []
     with anyio.fail_after(HANG):
@@ -297,7 +304,7 @@ async def test_reconnect_and_resubscribe_on_drop() -> None:
         async with feed:
             await feed.subscribe([HDFC], "full")
             await read_until(feed, lambda item: isinstance(item, FullTick))
-            sb.drop_websockets()
+            await admin(sb, "drop_websockets")  # the admin route, over HTTP
             reconnected = []
             with anyio.fail_after(HANG):
                 async for event in events:
@@ -323,7 +330,7 @@ async def test_session_expiry_ends_the_feed_with_807_and_no_retry() -> None:
                 await feed.subscribe([HDFC], "ticker")
                 await read_until(feed, lambda item: isinstance(item, TickerTick))
                 opened.append(sb.state.stats.ws_connections)
-                sb.expire_session()
+                await admin(sb, "expire_session")  # the admin route, over HTTP
                 await drain(feed)
 
         with pytest.raises(SessionExpired) as caught:

@@ -930,8 +930,15 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
         except BaseExceptionGroup as group:
             # httpx-ws's session runs a task group: network errors may come out wrapped.
             leaves = _leaves(group)
+            ours = [leaf for leaf in leaves if isinstance(leaf, AioTraderError)]
             if all(isinstance(leaf, _NETWORK_ERRORS) for leaf in leaves):
                 return ConnectionLost(f"connection lost ({self._describe(leaves[0])})")
+            if len(ours) == 1 and all(
+                leaf is ours[0] or isinstance(leaf, _NETWORK_ERRORS) for leaf in leaves
+            ):
+                # a frame handler's refusal, raised while httpx-ws's background task failed
+                # on the closing socket (e.g. answering a ping): the refusal is what happened
+                raise ours[0] from None
             raise
 
     async def _session(self, shard: _Shard[KeyT], ws: AsyncWebSocketSession) -> AioTraderError:

@@ -143,9 +143,7 @@ def _record(market: Market, key: Key, token: int, mode: str) -> FeedRecord:
     buy, sell = market.depth(token)
     depth = Depth(
         buy=[DepthLevel(level.quantity, level.price, min(level.orders, 0xFFFF)) for level in buy],
-        sell=[
-            DepthLevel(level.quantity, level.price, min(level.orders, 0xFFFF)) for level in sell
-        ],
+        sell=[DepthLevel(level.quantity, level.price, min(level.orders, 0xFFFF)) for level in sell],
     )
     fno = segment == "NSE_FNO"
     return FullTick(
@@ -345,9 +343,7 @@ class _Connection(_Socket):
         self.changed = anyio.Event()
 
     def valid(self) -> bool:
-        return not self.state.faults.session_expired and check_access_token(
-            self.state, self.token
-        )
+        return not self.state.faults.session_expired and check_access_token(self.state, self.token)
 
     async def serve(self) -> None:
         async def receive() -> None:
