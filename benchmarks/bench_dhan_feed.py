@@ -100,9 +100,9 @@ async def ours(info: dict[str, Any], seconds: float, batches: bool) -> dict[str,
     ids = {sid for _, sid in keys}
     feed = DhanFeed(info["client_id"], info["access_token"], root=info["url"], order_root=None)
     count = lost = first = 0
-    total = 0.0
+    total = cpu = 0.0
     start = 0.0
-    perf_counter = time.perf_counter
+    perf_counter, process_time = time.perf_counter, time.process_time
     async with feed:
         await feed.subscribe(keys, "full")
         if batches:
@@ -115,7 +115,7 @@ async def ours(info: dict[str, Any], seconds: float, batches: bool) -> dict[str,
                         count += 1
                 if not start:
                     if count >= WARMUP:
-                        start, first = perf_counter(), count
+                        start, first, cpu = perf_counter(), count, process_time()
                 elif perf_counter() - start >= seconds:
                     break
         else:
@@ -126,13 +126,20 @@ async def ours(info: dict[str, Any], seconds: float, batches: bool) -> dict[str,
                     total += item.last_price
                     count += 1
                     if count == WARMUP:
-                        start, first = perf_counter(), count
+                        start, first, cpu = perf_counter(), count, process_time()
                     elif count % 256 == 0 and start and perf_counter() - start >= seconds:
                         break
         elapsed = perf_counter() - start
+        used = process_time() - cpu
         dropped = feed.statistics().dropped
     timed = count - first
-    return {"packets": timed, "seconds": elapsed, "per_s": timed / elapsed, "lost": lost + dropped}
+    return {
+        "packets": timed,
+        "seconds": elapsed,
+        "per_s": timed / elapsed,
+        "cpu_us": used / timed * 1e6,
+        "lost": lost + dropped,
+    }
 
 
 # -- Dhan's official SDK ---------------------------------------------------------------------
@@ -145,6 +152,7 @@ def official(info: dict[str, Any], seconds: float) -> dict[str, Any]:
     ids = {sid for _, sid in info["instruments"]}
     instruments = [(code, str(sid), MarketFeed.Full) for code, sid in info["instruments"]]
     state: dict[str, Any] = {"count": 0, "lost": 0, "start": 0.0, "end": 0.0, "total": 0.0}
+    state["cpu"] = state["cpu_end"] = 0.0
 
     def on_message(feed: Any, data: Any) -> None:
         if not isinstance(data, dict) or data.get("type") != "Full Data":
@@ -155,9 +163,9 @@ def official(info: dict[str, Any], seconds: float) -> dict[str, Any]:
         state["count"] += 1
         count = state["count"]
         if count == WARMUP:
-            state["start"] = time.perf_counter()
+            state["start"], state["cpu"] = time.perf_counter(), time.process_time()
         elif count > WARMUP and time.perf_counter() - state["start"] >= seconds:
-            state["end"] = time.perf_counter()
+            state["end"], state["cpu_end"] = time.perf_counter(), time.process_time()
             feed._running = False
 
     context = DhanContext(info["client_id"], info["access_token"])
@@ -165,7 +173,13 @@ def official(info: dict[str, Any], seconds: float) -> dict[str, Any]:
     feed.run()
     timed = state["count"] - WARMUP
     elapsed = state["end"] - state["start"]
-    return {"packets": timed, "seconds": elapsed, "per_s": timed / elapsed, "lost": state["lost"]}
+    return {
+        "packets": timed,
+        "seconds": elapsed,
+        "per_s": timed / elapsed,
+        "cpu_us": (state["cpu_end"] - state["cpu"]) / timed * 1e6,
+        "lost": state["lost"],
+    }
 
 
 def client(kind: str, info: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -230,18 +244,23 @@ def main() -> None:
     finally:
         server.close()
     theirs = [r["per_s"] for r in results["official"]]
+    their_cpu = [r["cpu_us"] for r in results["official"]]
     print("\n## Sustained full-mode packets (sandbox sending as fast as it can, lossless)\n")
     print("| client | packets/s, median [lowest-highest] | vs official, median [range] "
-          "| packets timed | lost |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|")
+          "| client CPU µs a packet | per packet vs official | packets timed | lost |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for kind in kinds:
         rates = [r["per_s"] for r in results[kind]]
         rate = Summary(rates)
         ratio = Summary([a / b for a, b in zip(rates, theirs, strict=True)])
+        cpus = [r["cpu_us"] for r in results[kind]]
+        cpu = Summary(cpus)
+        cheaper = Summary([b / a for a, b in zip(cpus, their_cpu, strict=True)])
         timed = sum(r["packets"] for r in results[kind])
         lost = sum(r["lost"] for r in results[kind])
         print(f"| {NAMES[kind]} | {rate.median:,.0f} [{rate.low:,.0f}-{rate.high:,.0f}] "
-              f"| {ratio.format(2, 'x')} | {timed:,} | {lost} |")  # fmt: skip
+              f"| {ratio.format(2, 'x')} | {cpu.format(1)} | {cheaper.format(2, 'x')} "
+              f"| {timed:,} | {lost} |")  # fmt: skip
 
 
 if __name__ == "__main__":

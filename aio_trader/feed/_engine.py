@@ -49,12 +49,21 @@ connection. :meth:`~FeedEngine.aclose` inside the block ends ``async for``.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import sys
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Mapping,
+)
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeAlias, TypeVar
 
@@ -267,6 +276,47 @@ class _SecretQueryTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+
+class _Session(AsyncWebSocketSession):
+    """httpx-ws's session, reading ahead: httpx-ws 0.10 leaves the stream between its
+    background reader and ``receive`` unbuffered on asyncio and trio (``queue_size`` is
+    ignored), so every message waits for the consumer before the next is read. A feed of
+    small messages (Dhan's: one packet each) then pays two task switches a message; with
+    the buffer the reader runs ahead and the consumer takes what is there."""
+
+    @contextlib.asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncGenerator[Self]:
+        async with super().__asynccontextmanager__():
+            state = getattr(self._receive_event, "_state", None)
+            if state is not None and getattr(state, "max_buffer_size", None) == 0:
+                state.max_buffer_size = self._queue_size
+            yield self
+
+
+def _receiver(ws: AsyncWebSocketSession) -> Callable[[float | None], Awaitable[Any]]:
+    """``ws.receive``, without a cancel scope when there is no deadline (a feed whose
+    heartbeat is WebSocket ping/pong) or when an event is already waiting."""
+    stream = getattr(ws, "_receive_event", None)
+    if stream is None:  # pragma: no cover - another httpx-ws
+        return ws.receive
+    receive_nowait, receive, wait = stream.receive_nowait, ws.receive, stream.receive
+    Close = wsproto.events.CloseConnection
+
+    async def fast(timeout: float | None) -> Any:  # noqa: ASYNC109 (ws.receive's signature)
+        try:
+            event = receive_nowait()
+        except anyio.WouldBlock:
+            if timeout is not None:
+                return await receive(timeout)
+            event = await wait()  # no deadline: no cancel scope either
+        if isinstance(event, HTTPXWSException):
+            raise event
+        if isinstance(event, Close):
+            raise WebSocketDisconnect(event.code, event.reason)
+        return event
+
+    return fast
 
 
 def _redact(text: str, secrets: Iterable[str]) -> str:
@@ -911,7 +961,7 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
                 keepalive_ping_interval_seconds=protocol.ping_interval if ping else None,
                 keepalive_ping_timeout_seconds=self.watchdog if ping else None,
                 max_message_size_bytes=1 << 20,  # read up to 1 MiB at a time
-                session_class=AsyncWebSocketSession,
+                session_class=_Session,
                 headers=dict(handshake.headers),
                 extensions={_QUERY: dict(handshake.params)},
             ) as ws:
@@ -974,7 +1024,7 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
         """Receive frames into the channel until the connection ends; returns why it ended."""
         watchdog = None if self._protocol.heartbeat == "ping" else self.watchdog
         try:
-            return await self._read_frames(ws.receive, send, connection, watchdog)
+            return await self._read_frames(_receiver(ws), send, connection, watchdog)
         except ConnectionLost as exc:  # a handler's in-stream refusal that heals
             return exc
 
