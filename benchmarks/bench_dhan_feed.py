@@ -14,7 +14,13 @@ other, against the same server:
   ``async for batch in feed.batches()``;
 - ``dhanhq MarketFeed (official)``: Dhan's SDK (``websockets`` on its own asyncio loop),
   its ``run()`` loop with an ``on_message`` callback (its fastest documented way; one
-  ``recv`` and one ``process_data`` per message), its URL pointed at the sandbox.
+  ``recv`` and one ``process_data`` per message), its URL pointed at the sandbox;
+- ``floor``: ``websockets`` receiving the same messages, decoding nothing: what reading
+  one message at a time off the socket costs at least.
+
+Two figures per client: packets/s (bounded by what the sandbox can send, one packet a
+message: a client that keeps up waits for it) and the client's CPU time per packet
+(``time.process_time`` over the timed window / packets): the cost "per item".
 
 Every client reads, for every full packet, its security id (checked against the set
 subscribed: a wrong one counts as ``lost``) and its last price; other packets (previous
@@ -182,9 +188,50 @@ def official(info: dict[str, Any], seconds: float) -> dict[str, Any]:
     }
 
 
+def floor(info: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The transport's floor: ``websockets`` (the SDK's library) receiving the same
+    messages and decoding nothing. No client that reads one message at a time off this
+    socket can spend less per packet; it bounds any "per packet vs official" ratio."""
+    import asyncio
+
+    import websockets
+
+    from aio_trader.dhan import ExchangeSegment
+
+    query = f"version=2&token={info['access_token']}&clientId={info['client_id']}&authType=2"
+    keys = [
+        {"ExchangeSegment": ExchangeSegment.from_code(code).value, "SecurityId": str(sid)}
+        for code, sid in info["instruments"]
+    ]
+    request = {"RequestCode": 21, "InstrumentCount": len(keys), "InstrumentList": keys}
+
+    async def main() -> dict[str, Any]:
+        async with websockets.connect(f"{info['url']}?{query}") as ws:
+            await ws.send(json.dumps(request))
+            for _ in range(WARMUP):
+                await ws.recv()
+            count = 0
+            start, cpu = time.perf_counter(), time.process_time()
+            while time.perf_counter() - start < seconds:
+                await ws.recv()
+                count += 1
+            elapsed, used = time.perf_counter() - start, time.process_time() - cpu
+        return {
+            "packets": count,
+            "seconds": elapsed,
+            "per_s": count / elapsed,
+            "cpu_us": used / count * 1e6,
+            "lost": 0,
+        }
+
+    return asyncio.run(main())
+
+
 def client(kind: str, info: dict[str, Any], seconds: float) -> dict[str, Any]:
     if kind == "official":
         return official(info, seconds)
+    if kind == "floor":
+        return floor(info, seconds)
     import anyio
 
     backend = kind.split("-")[0]
@@ -212,6 +259,7 @@ NAMES = {
     "asyncio-batches": "aio_trader DhanFeed.batches(), asyncio",
     "trio-batches": "aio_trader DhanFeed.batches(), trio",
     "official": "dhanhq MarketFeed (official)",
+    "floor": "floor: websockets recv, nothing decoded",
 }
 
 

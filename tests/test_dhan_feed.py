@@ -423,3 +423,70 @@ async def test_twenty_level_depth() -> None:
         (level.price for level in bids.levels), reverse=True
     )
     assert not any(isinstance(item, FeedMessage) for item in items)
+
+
+# -- the sandbox's sockets, raw ----------------------------------------------------------------
+
+
+def _query(sb: Sandbox) -> str:
+    return f"version=2&token={sb.access_token}&clientId={sb.client_id}&authType=2"
+
+
+async def test_a_connection_past_the_limit_disconnects_the_oldest_with_805() -> None:
+    from httpx_ws import aconnect_ws
+
+    from aio_trader.dhan import Disconnect, decode_message
+
+    async with dhan_sandbox(max_ws_per_api_key=1) as sb, httpx.AsyncClient() as client:
+        url = f"{sb.feed_url}?{_query(sb)}"
+        async with aconnect_ws(url, client) as first, aconnect_ws(url, client) as second:
+            with anyio.fail_after(HANG):
+                data = await first.receive_bytes()
+            (packet,) = decode_message(data)
+            assert isinstance(packet, Disconnect)
+            assert packet.reason == 805
+            await second.send_text(json.dumps(request(15, [HDFC])))
+            with anyio.fail_after(HANG):
+                assert decode_message(await second.receive_bytes())  # the newest one serves
+
+
+def request(code: int, keys: list[tuple[str, int]]) -> dict[str, Any]:
+    return {
+        "RequestCode": code,
+        "InstrumentCount": len(keys),
+        "InstrumentList": [{"ExchangeSegment": s, "SecurityId": i} for s, i in keys],
+    }
+
+
+async def test_one_packet_per_message_and_more_than_100_a_message_is_refused() -> None:
+    from httpx_ws import aconnect_ws
+
+    from aio_trader.dhan import Disconnect, decode_message
+
+    async with dhan_sandbox() as sb, httpx.AsyncClient() as client:
+        url = f"{sb.feed_url}?{_query(sb)}"
+        async with aconnect_ws(url, client) as ws:
+            await ws.send_text(json.dumps(request(17, [HDFC, TCS])))  # int security ids
+            with anyio.fail_after(HANG):
+                for _ in range(10):
+                    assert len(decode_message(await ws.receive_bytes())) == 1
+            too_many = [("NSE_EQ", n) for n in range(1, 102)]
+            await ws.send_text(json.dumps(request(15, too_many)))
+            with anyio.fail_after(HANG):
+                while True:
+                    (packet,) = decode_message(await ws.receive_bytes())
+                    if isinstance(packet, Disconnect):
+                        break
+            assert packet.reason == 804
+
+
+async def test_the_order_socket_refuses_a_bad_login() -> None:
+    from httpx_ws import WebSocketDisconnect, aconnect_ws
+
+    async with dhan_sandbox() as sb, httpx.AsyncClient() as client:
+        async with aconnect_ws(sb.order_feed_url, client) as ws:
+            login = {"LoginReq": {"MsgCode": 42, "ClientId": sb.client_id, "Token": "bad"}}
+            await ws.send_text(json.dumps({**login, "UserType": "SELF"}))
+            with pytest.raises(WebSocketDisconnect) as caught, anyio.fail_after(HANG):
+                await ws.receive_text()
+        assert caught.value.code == 1008
