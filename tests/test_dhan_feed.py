@@ -239,8 +239,11 @@ async def test_mode_switch_and_unsubscribe() -> None:
         await feed.set_mode("full", [HDFC])
         await read_until(feed, lambda item: isinstance(item, FullTick))
         assert feed.subscriptions == {HDFC: "full"}
+        await feed.subscribe([HDFC, TCS], "ltp")  # HDFC switches back, TCS is new
+        assert feed.subscriptions == {HDFC: "ticker", TCS: "ticker"}
+        await read_until(feed, lambda item: isinstance(item, TickerTick) and item.key == TCS)
         await feed.unsubscribe([HDFC])
-        assert feed.subscriptions == {}
+        assert feed.subscriptions == {TCS: "ticker"}
 
 
 async def test_oi_comes_with_quotes_of_derivatives() -> None:

@@ -294,7 +294,18 @@ class DhanFeed(_DhanEngine):
         Cancellation: the subscription is remembered and sent either way (the write is
         shielded, at most ``send_timeout``), then the cancellation is raised.
         """
-        await super().subscribe(keys, None if mode is None else str(mode))
+        protocol = self._protocol
+        mode_ = self.default_mode if mode is None else protocol.check_mode(str(mode))
+        wanted = protocol.check_keys(keys)
+        # an instrument subscribed in another mode switches as set_mode does (Dhan: an
+        # unsubscribe in the old mode first), the others are subscribed
+        known = self.subscriptions
+        moving = [key for key in wanted if key in known and known[key] != mode_]
+        if moving:
+            await super().set_mode(mode_, moving)
+        fresh = [key for key in wanted if key not in moving]
+        if fresh or not moving:
+            await super().subscribe(fresh, mode_)
 
     async def set_mode(self, mode: FeedMode | str, keys: Iterable[Any]) -> None:
         """Switch subscribed ``keys`` to ``mode`` (Dhan: unsubscribe in the old mode,
