@@ -15,6 +15,10 @@ other, against the same server:
 - ``dhanhq MarketFeed (official)``: Dhan's SDK (``websockets`` on its own asyncio loop),
   its ``run()`` loop with an ``on_message`` callback (its fastest documented way; one
   ``recv`` and one ``process_data`` per message), its URL pointed at the sandbox;
+- ``dhanhq ... README's loop``: the same SDK read the way its README shows
+  (``while True: feed.run_forever(); feed.get_data()``: one event-loop run per message,
+  and a ping per message since ``run_forever`` pings an open socket); the ratios are
+  against the faster ``run()`` path above;
 - ``floor``: ``websockets`` receiving the same messages, decoding nothing: what reading
   one message at a time off the socket costs at least.
 
@@ -151,7 +155,7 @@ async def ours(info: dict[str, Any], seconds: float, batches: bool) -> dict[str,
 # -- Dhan's official SDK ---------------------------------------------------------------------
 
 
-def official(info: dict[str, Any], seconds: float) -> dict[str, Any]:
+def official(info: dict[str, Any], seconds: float, loop: bool = False) -> dict[str, Any]:
     from dhanhq import DhanContext, MarketFeed
 
     MarketFeed.market_feed_wss = info["url"]  # only the base URL points at the sandbox
@@ -176,7 +180,13 @@ def official(info: dict[str, Any], seconds: float) -> dict[str, Any]:
 
     context = DhanContext(info["client_id"], info["access_token"])
     feed = MarketFeed(context, instruments, version="v2", on_message=on_message)
-    feed.run()
+    if loop:  # the README's loop: run_forever() (a ping when connected), then get_data()
+        feed._running = True
+        while feed._running:
+            feed.run_forever()
+            on_message(feed, feed.get_data())
+    else:
+        feed.run()
     timed = state["count"] - WARMUP
     elapsed = state["end"] - state["start"]
     return {
@@ -230,6 +240,8 @@ def floor(info: dict[str, Any], seconds: float) -> dict[str, Any]:
 def client(kind: str, info: dict[str, Any], seconds: float) -> dict[str, Any]:
     if kind == "official":
         return official(info, seconds)
+    if kind == "official-loop":
+        return official(info, seconds, loop=True)
     if kind == "floor":
         return floor(info, seconds)
     import anyio
@@ -259,6 +271,7 @@ NAMES = {
     "asyncio-batches": "aio_trader DhanFeed.batches(), asyncio",
     "trio-batches": "aio_trader DhanFeed.batches(), trio",
     "official": "dhanhq MarketFeed (official)",
+    "official-loop": "dhanhq MarketFeed, its README's run_forever()/get_data() loop",
     "floor": "floor: websockets recv, nothing decoded",
 }
 
