@@ -496,8 +496,9 @@ def test_the_package_exports_what_it_lists() -> None:
     for name in dhan.__all__:
         assert getattr(dhan, name) is not None
     assert set(dhan.__all__) <= set(dir(dhan))
+    assert dhan.Dhan.__name__ == "Dhan"  # the REST client, loaded on first use
     with pytest.raises(AttributeError):
-        dhan.Dhan  # noqa: B018 (no REST client in this package yet)
+        dhan.NoSuchName  # noqa: B018
 
 
 def test_each_record_names_the_code_of_its_table_entry() -> None:

@@ -229,6 +229,8 @@ class SandboxConfig:
     client_id: str = "1000000001"
     user_name: str = "Sandbox User"
     password: str = attrs.field(default="sandbox-password", repr=False)
+    #: the account PIN of a broker's PIN + TOTP token request (Dhan's generateAccessToken).
+    pin: str = attrs.field(default="123456", repr=False)
     #: base32 TOTP secret for the Kite Web two-factor step (checked with pyotp when installed).
     totp_secret: str = attrs.field(default="AIOTRADERSANDBOXAIOTRADERSANDBOX", repr=False)
     #: a static two-factor value accepted as well (for users without pyotp); None: TOTP only.

@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Final
 
 from aio_trader.dhan.constants import ExchangeSegment
+from aio_trader.sandbox._api import ascii_int
 from aio_trader.sandbox.market import Market, SandboxInstrument
 
 __all__ = [
@@ -83,10 +84,12 @@ def security_id(instrument: SandboxInstrument) -> str:
 
 def by_security(market: Market, segment: object, security: object) -> SandboxInstrument | None:
     """The instrument ``(segment, security_id)`` names (ids as str or int), or None."""
+    if isinstance(security, bool):
+        return None
+    sid = security if isinstance(security, int) else ascii_int(security)
+    if sid is None or not 0 <= sid < 2**32:
+        return None
     try:
-        sid = int(str(security))
-        if not 0 <= sid < 2**32:
-            return None
         token = token_of(str(segment), sid)
     except ValueError:
         return None

@@ -18,7 +18,7 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from aio_trader._time import IST
@@ -57,6 +57,7 @@ DATA: Final = DhanEndpointGroup.DATA.value
 QUOTE: Final = DhanEndpointGroup.QUOTE.value
 OTHER: Final = DhanEndpointGroup.OTHER.value
 
+_ISIN = re.compile(r"[A-Z]{2}[A-Z0-9]{9}[0-9]")
 _CORRELATION = re.compile(r"[A-Za-z0-9_\- ]{1,30}")
 _SEGMENTS: Final = frozenset(member.value for member in ExchangeSegment)
 _INTERVALS: Final = {"1": "minute", "5": "5minute", "15": "15minute", "25": "25", "60": "60minute"}
@@ -74,11 +75,20 @@ def auth_error(request: Request, state: SandboxState) -> ApiError | None:
             401, "session", "Client ID or user generated access token is invalid or expired."
         )
     client = request.headers.get("client-id")
+    if client is None and "/marketfeed/" in request.url.path:
+        return ApiError(400, "input", "Missing header: client-id (market quotes need it).")
     if client is not None and client != state.config.client_id:
         return ApiError(
             401, "session", "Client ID or user generated access token is invalid or expired."
         )
     return None
+
+
+def _same(given: str, expected: str) -> bool:
+    """A constant-time comparison of two strings (any characters: never a TypeError)."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "replace"), expected.encode("utf-8", "replace")
+    )
 
 
 # -- parameters -------------------------------------------------------------------------------
@@ -188,6 +198,7 @@ def _place(call: Call, body: Mapping[str, Any], *, quantity: int | None = None) 
     variety = "amo" if _flag(body, "afterMarketOrder") else "regular"
     meta = {"dhan": {"correlationId": correlation}}
     order = call.state.book.place(variety, params, meta=meta)
+    call.state.stats.orders_booked += 1
     if correlation:
         dhan_state(call.state).correlations.setdefault(correlation, []).append(order.order_id)
     return order
@@ -445,7 +456,7 @@ async def convert_position(call: Call) -> Any:
     if isinstance(params["quantity"], bool | dict | list):
         raise ApiError.input("Invalid convertQty.")
     call.state.book.convert(params)
-    return Response(status_code=202)
+    return JSONResponse({}, status_code=202)
 
 
 async def exit_positions(call: Call) -> Any:
@@ -592,8 +603,10 @@ def _price(body: Mapping[str, Any], name: str) -> float:
 
 async def super_place(call: Call) -> Any:
     body = _body(call)
-    target = _price(body, "targetPrice")
-    stop = _price(body, "stopLossPrice")
+    target = optional_float(body, "targetPrice")
+    stop = optional_float(body, "stopLossPrice")
+    if target <= 0 and stop <= 0:
+        raise ApiError.input("Set targetPrice or stopLossPrice (a price above 0).")
     trailing = optional_float(body, "trailingJump")
     entry = _place(call, body)
     dhan_state(call.state).super_orders[entry.order_id] = {
@@ -871,9 +884,13 @@ async def pnl_exit(call: Call) -> Any:
     method = call.request.method
     if method == "POST":
         body = _body(call)
-        products = body.get("productType", [])
-        if not isinstance(products, list) or any(p not in PRODUCTS for p in products):
-            raise ApiError.input("Invalid productType: a list of product types.")
+        products = body.get("productType")
+        if not isinstance(products, list) or not products:
+            raise ApiError.input("Invalid productType: a non-empty list of product types.")
+        if any(not isinstance(p, str) or p not in PRODUCTS for p in products):
+            raise ApiError.input("Invalid productType: a non-empty list of product types.")
+        _price(body, "profitValue")
+        _price(body, "lossValue")
         dhan.pnl_exit = {
             "pnlExitStatus": "ACTIVE",
             "profit": str(optional_float(body, "profitValue")),
@@ -929,7 +946,7 @@ async def get_ip(call: Call) -> Any:
 
 
 async def edis_tpin(call: Call) -> Any:
-    return Response(status_code=202)
+    return JSONResponse({}, status_code=202)
 
 
 async def edis_form(call: Call) -> Any:
@@ -943,6 +960,8 @@ async def edis_form(call: Call) -> Any:
 
 async def edis_inquire(call: Call) -> Any:
     isin = call.path["isin"]
+    if isin != "ALL" and not _ISIN.fullmatch(isin):
+        raise ApiError.input("Invalid isin: 12 letters and digits, or ALL.")
     held = [h for h in call.state.book.holdings.values() if h.isin == isin or isin == "ALL"]
     return {
         "clientId": call.state.config.client_id,
@@ -1240,11 +1259,9 @@ async def renew_token(call: Call) -> Any:
 
 
 def _check_pin(state: SandboxState, pin: str, totp: str) -> bool:
-    if not hmac.compare_digest(
-        pin, state.config.password[:6] if state.config.password.isdigit() else "123456"
-    ):
+    if not _same(pin, state.config.pin):
         return False
-    if state.config.twofa_value is not None and hmac.compare_digest(totp, state.config.twofa_value):
+    if state.config.twofa_value is not None and _same(totp, state.config.twofa_value):
         return True
     try:
         import pyotp
@@ -1267,10 +1284,7 @@ def _check_app(call: Call) -> None:
     config = call.state.config
     app_id = call.request.headers.get("app_id", "")
     app_secret = call.request.headers.get("app_secret", "")
-    if not (
-        hmac.compare_digest(app_id, config.api_key)
-        and hmac.compare_digest(app_secret, config.api_secret)
-    ):
+    if not (_same(app_id, config.api_key) and _same(app_secret, config.api_secret)):
         raise ApiError(401, "session", "Invalid app_id or app_secret.")
 
 
@@ -1299,7 +1313,7 @@ async def consume_consent(call: Call) -> Any:
     _check_app(call)
     token_id = str(call.query.get("tokenId", ""))
     consents = dhan_state(call.state).consents
-    found = [c for c, t in consents.items() if t and hmac.compare_digest(t, token_id)]
+    found = [c for c, t in consents.items() if t and _same(t, token_id)]
     if not found:
         raise ApiError(401, "session", "Invalid or used tokenId.")
     del consents[found[0]]

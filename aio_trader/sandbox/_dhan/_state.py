@@ -52,7 +52,8 @@ def check_access_token(state: SandboxState, token: str) -> bool:
     """True for a live access token (False once the session fault expires them)."""
     if state.faults.session_expired or not token:
         return False
-    return any(hmac.compare_digest(token, live) for live in state.access_tokens)
+    given = token.encode("utf-8", "replace")
+    return any(hmac.compare_digest(given, live.encode()) for live in state.access_tokens)
 
 
 def request_token(request: Request) -> str:
