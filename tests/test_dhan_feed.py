@@ -387,15 +387,24 @@ async def test_credentials_are_read_on_every_reconnect(caplog: pytest.LogCapture
             sb.drop_websockets()
             await wait_for(lambda: feed.statistics().reconnects >= 2)
             await wait_for(lambda: feed.statistics().connections == 2)
-            # the reconnected sockets use the renewed token: the old one may die now
-            sb.state.access_tokens.discard(sb.access_token)
-            await anyio.sleep(0.2)  # a socket on the old token would be disconnected (807)
+            # the reconnected market feed sent the renewed token
+            await wait_for(lambda: len(_feed_connections(sb)) == 1)  # the old one gone
+            (connection,) = _feed_connections(sb)
+            assert connection.token == renewed
+            sb.state.access_tokens.discard(sb.access_token)  # the old one may die now
             await read_until(feed, lambda item: isinstance(item, TickerTick))
             assert len(calls) >= 4
             feed.set_access_token(renewed)
         assert renewed not in caplog.text
         assert sb.access_token not in caplog.text
         assert "token=" not in caplog.text
+
+
+def _feed_connections(sb: Sandbox) -> list[Any]:
+    """The sandbox's open market-feed connections (its own bookkeeping)."""
+    from aio_trader.sandbox._dhan import _feed as sandbox_feed
+
+    return list(sandbox_feed._OPEN.get(sb.state, []))
 
 
 async def wait_for(condition: Callable[[], bool]) -> None:
