@@ -137,6 +137,8 @@ _NETWORK_ERRORS: Final = (
     anyio.BrokenResourceError,
     anyio.ClosedResourceError,
 )
+#: Messages httpx-ws's reader may read ahead of the feed (see ``_Session``).
+_READ_AHEAD: Final = 32
 #: The request extension that carries a connection's secret query parameters.
 _QUERY: Final = "aio_trader.query"
 
@@ -283,14 +285,16 @@ class _Session(AsyncWebSocketSession):
     background reader and ``receive`` unbuffered on asyncio and trio (``queue_size`` is
     ignored), so every message waits for the consumer before the next is read. A feed of
     small messages (Dhan's: one packet each) then pays two task switches a message; with
-    the buffer the reader runs ahead and the consumer takes what is there."""
+    a small buffer (``_READ_AHEAD`` messages: a slow consumer still holds the reader back
+    soon, so TCP flow control paces the server) the reader runs ahead and the consumer
+    takes what is there."""
 
     @contextlib.asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncGenerator[Self]:
         async with super().__asynccontextmanager__():
             state = getattr(self._receive_event, "_state", None)
             if state is not None and getattr(state, "max_buffer_size", None) == 0:
-                state.max_buffer_size = self._queue_size
+                state.max_buffer_size = _READ_AHEAD
             yield self
 
 
