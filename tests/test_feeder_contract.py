@@ -29,12 +29,15 @@ from typing import Any, Protocol
 import anyio
 import anyio.lowlevel
 import attrs
+import httpx
 import pytest
 
 from aio_trader._recording import Recorder
 from aio_trader._time import IST
 from aio_trader.abc import AbstractFeeder
 from aio_trader.backoff import Backoff
+from aio_trader.dhan import DhanFeed
+from aio_trader.dhan import OrderUpdate as DhanOrderUpdate
 from aio_trader.errors import ClientClosedError
 from aio_trader.feed import FeedStatistics, Overflow
 from aio_trader.kite import (
@@ -289,8 +292,60 @@ async def replay_feed(
     )
 
 
+async def _dhan_place(sb: Sandbox) -> None:
+    """A LIMIT order through the sandbox's Dhan REST: its order-update socket tells."""
+    body = {
+        "dhanClientId": sb.client_id,
+        "transactionType": "BUY",
+        "exchangeSegment": "NSE_EQ",
+        "productType": "CNC",
+        "orderType": "LIMIT",
+        "validity": "DAY",
+        "securityId": "1594",
+        "quantity": 1,
+        "price": sb.state.market.last_price((1 << 32) | 1594),
+    }
+    headers = {"access-token": sb.access_token, "client-id": sb.client_id}
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(f"{sb.root_url}/orders", json=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+
+
+@contextlib.asynccontextmanager
+async def dhan_feed(
+    *, overflow: str = "lossless", buffer_size: int = 10_000, flat_out: bool = False
+) -> AsyncIterator[Harness]:
+    config = SandboxConfig(broker="dhan", tick_interval=0.0 if flat_out else 0.02)
+    async with Sandbox(config) as sb:
+        feed = DhanFeed(
+            sb.client_id,
+            sb.access_token,
+            root=sb.feed_url,
+            order_root=sb.order_feed_url,
+            overflow=overflow,
+            buffer_size=buffer_size,
+            watchdog=2.0,
+            backoff=FAST,
+            stable_after=0.5,
+        )
+        keys: list[Hashable] = [("NSE_EQ", 1333), ("NSE_EQ", 11536), ("NSE_EQ", 2885)]
+        keys += [("NSE_EQ", 1594), ("IDX_I", 13)]
+
+        async def place() -> None:
+            await _dhan_place(sb)
+
+        yield Harness(
+            feed,
+            keys,
+            "full",
+            place,
+            lambda item: isinstance(item, DhanOrderUpdate),
+            lambda item: None if isinstance(item, DhanOrderUpdate) else item.key,
+        )
+
+
 #: Every feeder the contract runs over: append a factory to add one.
-FACTORIES: list[Factory] = [kite_feed, raw_kite_feed, redis_feed, replay_feed]
+FACTORIES: list[Factory] = [kite_feed, raw_kite_feed, redis_feed, replay_feed, dhan_feed]
 
 
 @pytest.fixture(params=FACTORIES, ids=lambda factory: getattr(factory, "__name__", "?"))

@@ -1,5 +1,6 @@
-"""DhanHQ API v2: the REST client (``Dhan``, its records), the feed codec (market feed,
-20-level depth, order updates) and the constants.
+"""DhanHQ API v2: the REST client (``Dhan``, its records), the live feed (``DhanFeed``:
+market feed and order updates; ``DhanDepthFeed``: 20-level depth), the feed codec and the
+constants.
 
 Names are loaded on first use (PEP 562 ``__getattr__``), so importing this package loads
 nothing it does not use; the codec (:mod:`aio_trader.dhan.ticks`) is pure and loads no
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # the names as mypy and IDEs see them
         Dhan,
         intraday_chunks,
     )
+    from aio_trader.dhan._feed import DhanDepthFeed, DhanFeed
     from aio_trader.dhan._limits import (
         RATE_LIMITS,
     )
@@ -115,6 +117,8 @@ if TYPE_CHECKING:  # the names as mypy and IDEs see them
 
 #: public name -> the private module that defines it
 _EXPORTS: dict[str, str] = {
+    "DhanDepthFeed": "aio_trader.dhan._feed",
+    "DhanFeed": "aio_trader.dhan._feed",
     "DEPTH20_MAX_INSTRUMENTS": "aio_trader.dhan.constants",
     "FEED_MAX_CONNECTIONS": "aio_trader.dhan.constants",
     "FEED_MAX_INSTRUMENTS": "aio_trader.dhan.constants",
@@ -212,7 +216,9 @@ __all__ = [  # noqa: RUF022 (the codec's names, then the REST client's)
     "SESSION_DISCONNECT_REASONS",
     "Depth",
     "DepthLevel",
+    "DhanDepthFeed",
     "DhanEnum",
+    "DhanFeed",
     "Disconnect",
     "DisconnectReason",
     "ExchangeSegment",

@@ -49,12 +49,21 @@ connection. :meth:`~FeedEngine.aclose` inside the block ends ``async for``.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import sys
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Mapping,
+)
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeAlias, TypeVar
 
@@ -128,6 +137,8 @@ _NETWORK_ERRORS: Final = (
     anyio.BrokenResourceError,
     anyio.ClosedResourceError,
 )
+#: Messages httpx-ws's reader may read ahead of the feed (see ``_Session``).
+_READ_AHEAD: Final = 32
 #: The request extension that carries a connection's secret query parameters.
 _QUERY: Final = "aio_trader.query"
 
@@ -267,6 +278,49 @@ class _SecretQueryTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+
+class _Session(AsyncWebSocketSession):
+    """httpx-ws's session, reading ahead: httpx-ws 0.10 leaves the stream between its
+    background reader and ``receive`` unbuffered on asyncio and trio (``queue_size`` is
+    ignored), so every message waits for the consumer before the next is read. A feed of
+    small messages (Dhan's: one packet each) then pays two task switches a message; with
+    a small buffer (``_READ_AHEAD`` messages: a slow consumer still holds the reader back
+    soon, so TCP flow control paces the server) the reader runs ahead and the consumer
+    takes what is there."""
+
+    @contextlib.asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncGenerator[Self]:
+        async with super().__asynccontextmanager__():
+            state = getattr(self._receive_event, "_state", None)
+            if state is not None and getattr(state, "max_buffer_size", None) == 0:
+                state.max_buffer_size = _READ_AHEAD
+            yield self
+
+
+def _receiver(ws: AsyncWebSocketSession) -> Callable[[float | None], Awaitable[Any]]:
+    """``ws.receive``, without a cancel scope when there is no deadline (a feed whose
+    heartbeat is WebSocket ping/pong) or when an event is already waiting."""
+    stream = getattr(ws, "_receive_event", None)
+    if stream is None:  # pragma: no cover - another httpx-ws
+        return ws.receive
+    receive_nowait, receive, wait = stream.receive_nowait, ws.receive, stream.receive
+    Close = wsproto.events.CloseConnection
+
+    async def fast(timeout: float | None) -> Any:  # noqa: ASYNC109 (ws.receive's signature)
+        try:
+            event = receive_nowait()
+        except anyio.WouldBlock:
+            if timeout is not None:
+                return await receive(timeout)
+            event = await wait()  # no deadline: no cancel scope either
+        if isinstance(event, HTTPXWSException):
+            raise event
+        if isinstance(event, Close):
+            raise WebSocketDisconnect(event.code, event.reason)
+        return event
+
+    return fast
 
 
 def _redact(text: str, secrets: Iterable[str]) -> str:
@@ -911,7 +965,7 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
                 keepalive_ping_interval_seconds=protocol.ping_interval if ping else None,
                 keepalive_ping_timeout_seconds=self.watchdog if ping else None,
                 max_message_size_bytes=1 << 20,  # read up to 1 MiB at a time
-                session_class=AsyncWebSocketSession,
+                session_class=_Session,
                 headers=dict(handshake.headers),
                 extensions={_QUERY: dict(handshake.params)},
             ) as ws:
@@ -930,8 +984,15 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
         except BaseExceptionGroup as group:
             # httpx-ws's session runs a task group: network errors may come out wrapped.
             leaves = _leaves(group)
+            ours = [leaf for leaf in leaves if isinstance(leaf, AioTraderError)]
             if all(isinstance(leaf, _NETWORK_ERRORS) for leaf in leaves):
                 return ConnectionLost(f"connection lost ({self._describe(leaves[0])})")
+            if len(ours) == 1 and all(
+                leaf is ours[0] or isinstance(leaf, _NETWORK_ERRORS) for leaf in leaves
+            ):
+                # a frame handler's refusal, raised while httpx-ws's background task failed
+                # on the closing socket (e.g. answering a ping): the refusal is what happened
+                raise ours[0] from None
             raise
 
     async def _session(self, shard: _Shard[KeyT], ws: AsyncWebSocketSession) -> AioTraderError:
@@ -967,7 +1028,7 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
         """Receive frames into the channel until the connection ends; returns why it ended."""
         watchdog = None if self._protocol.heartbeat == "ping" else self.watchdog
         try:
-            return await self._read_frames(ws.receive, send, connection, watchdog)
+            return await self._read_frames(_receiver(ws), send, connection, watchdog)
         except ConnectionLost as exc:  # a handler's in-stream refusal that heals
             return exc
 

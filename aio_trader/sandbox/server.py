@@ -172,6 +172,8 @@ class Sandbox:
         hyper.graceful_timeout = _GRACE
         hyper.accesslog = None
         hyper.errorlog = logging.getLogger("aio_trader.sandbox.hypercorn")
+        # a broker whose server pings its feed sockets (Dhan: every 10 s) says how often
+        hyper.websocket_ping_interval = getattr(state.dialect, "ws_ping_interval", None)
         app = build_app(state)
         stopping, served = anyio.Event(), anyio.Event()
         # hypercorn stops through its shutdown trigger only: cancelling it from outside

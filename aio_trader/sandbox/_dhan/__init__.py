@@ -5,7 +5,8 @@
   option chain, instrument lists, static IP, EDIS, ``RenewToken``), Dhan's auth host
   (``/app/generateAccessToken``, the API-key consent flow) and the scrip masters
   (``/api-data/...``) at the server's root; each route is a core ``_pipeline.Endpoint``.
-- ``_feed``: the market feed (``/feed``) and the order-update socket (``/order-update``).
+- ``_feed``: the market feed (``/feed``), the order-update socket (``/order-update``) and
+  the 20-level depth feed (``/twentydepth``).
 - ``_wire``: bare JSON successes, ``{errorType, errorCode, errorMessage}`` errors (``DH-9xx``
   from the neutral error kind), orders in Dhan's words, the ``order_alert`` message.
 - ``_instruments``: Dhan's instrument list (real security ids for the names in Dhan's
@@ -67,6 +68,8 @@ class DhanDialect:
     root_path = "/v2"
     feed_path = _feed.FEED_PATH
     order_feed_path = _feed.ORDER_FEED_PATH
+    #: the server pings every feed socket this often (seconds), as Dhan's does
+    ws_ping_interval = _feed.PING_INTERVAL
 
     def load_instruments(self) -> Mapping[int, SandboxInstrument]:
         return _instruments.load_instruments()
