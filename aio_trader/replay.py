@@ -121,7 +121,7 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         self._stack: contextlib.AsyncExitStack | None = None
         #: The producer's own scope (cancelling the task group's would cancel the body of
         #: the ``async with`` too).
-        self._scope = anyio.CancelScope()
+        self._scope: anyio.CancelScope | None = None
         self._channel = make_channel(
             self.overflow, buffer_size, is_record=self._is_record, key=self._key
         )
@@ -188,13 +188,14 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
                 keys = codec.check_keys(self._initial)
                 self._modes = {key: str(codec.mode(self._initial[key])) for key in keys}
             self._speed_changed = anyio.Event()
+            self._scope = anyio.CancelScope()
             self._file = reader
             self._total = self._counters.lag = reader.total
             self._channel.open()
             stack.callback(self._channel.dispose)  # after the producer ended
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
-            tg.start_soon(self._produce, iter(reader), name=f"replay {self.path}")
+            tg.start_soon(self._produce, iter(reader), self._scope, name=f"replay {self.path}")
         except BaseException:
             await stack.aclose()
             raise
@@ -218,7 +219,8 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         ``async with`` block is left. Cancellation: nothing to wait for."""
         self._closed = True
         self._channel.close()
-        self._scope.cancel()
+        if self._scope is not None:
+            self._scope.cancel()
         await anyio.lowlevel.checkpoint()
 
     @property
@@ -329,8 +331,8 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
 
     # -- the producer ------------------------------------------------------------------------
 
-    async def _produce(self, rows: Iterator[RecordedFrame]) -> None:
-        with self._scope:
+    async def _produce(self, rows: Iterator[RecordedFrame], scope: anyio.CancelScope) -> None:
+        with scope:
             await self._produce_rows(rows)
 
     async def _produce_rows(self, rows: Iterator[RecordedFrame]) -> None:

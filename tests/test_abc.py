@@ -118,3 +118,29 @@ async def test_a_feeder_subscribes_and_iterates() -> None:
         received = [item async for item in feed]
     assert received == [(408065, "full"), (884737, "full"), (408065, "ltp")]
     assert feed.modes == {408065: "ltp"}
+
+
+BUILT_BEFORE_A_LOOP = {
+    "Kite": "from aio_trader.kite import Kite; Kite('k', 't')",
+    "KiteFeed": "from aio_trader.kite import KiteFeed; KiteFeed('k', 't')",
+    "RawKiteFeed": "from aio_trader.kite import RawKiteFeed; RawKiteFeed('k', 't')",
+    "Dhan": "from aio_trader.dhan import Dhan; Dhan(client_id='1', access_token='t')",
+    "DhanFeed": "from aio_trader.dhan import DhanFeed; DhanFeed(client_id='1', access_token='t')",
+    "DhanDepthFeed": (
+        "from aio_trader.dhan import DhanDepthFeed; DhanDepthFeed(client_id='1', access_token='t')"
+    ),
+    "AsyncRequest": "from aio_trader import AsyncRequest; AsyncRequest('http://localhost')",
+    "Gateway": (
+        "from aio_trader.gateway import Gateway; Gateway('k', 't', redis='redis://localhost:1')"
+    ),
+    "RedisFeed": "from aio_trader.gateway import RedisFeed; RedisFeed('redis://localhost:1', 'c')",
+    "ReplayFeed": "from aio_trader.replay import ReplayFeed; ReplayFeed('session.parquet')",
+    "Sandbox": "from aio_trader.sandbox import Sandbox; Sandbox()",
+}
+
+
+@pytest.mark.parametrize("statement", BUILT_BEFORE_A_LOOP.values(), ids=BUILT_BEFORE_A_LOOP.keys())
+def test_every_client_and_feed_can_be_built_outside_an_event_loop(statement: str) -> None:
+    """Built at module level or before ``anyio.run``: nothing needs a loop until entry
+    (anyio's locks, events and cancel scopes are made then)."""
+    exec(statement, {})  # a synchronous test: no event loop runs here

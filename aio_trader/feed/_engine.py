@@ -50,6 +50,7 @@ connection. :meth:`~FeedEngine.aclose` inside the block ends ``async for``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import logging
 import sys
@@ -244,16 +245,28 @@ class _Shard(Generic[KeyT]):
     side: str | None = None
     modes: dict[KeyT, str] = attrs.Factory(dict)
     ws: AsyncWebSocketSession | None = None  # while connected and replayed
-    lock: anyio.Lock = attrs.Factory(anyio.Lock)
-    scope: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
     session: anyio.CancelScope | None = None
     started: bool = False
-    #: Set once the connection is up for the first time (or the feed stopped).
-    up: anyio.Event = attrs.Factory(anyio.Event)
     connected_before: bool = False
     #: ``task_group.start()``'s status while the task has not reported ready.
     task_status: anyio.abc.TaskStatus[None] | None = None
     send: Sender | None = None
+
+    # anyio's primitives need a running event loop: made on first use (after entry), so a
+    # feed can be built anywhere, e.g. before ``anyio.run``.
+
+    @functools.cached_property
+    def lock(self) -> anyio.Lock:
+        return anyio.Lock()
+
+    @functools.cached_property
+    def scope(self) -> anyio.CancelScope:
+        return anyio.CancelScope()
+
+    @functools.cached_property
+    def up(self) -> anyio.Event:
+        """Set once the connection is up for the first time (or the feed stopped)."""
+        return anyio.Event()
 
 
 class _SecretQueryTransport(httpx.AsyncBaseTransport):
