@@ -187,6 +187,21 @@ def test_several_packets_a_message_decode_as_each_alone(packets: list[bytes]) ->
     assert same(records_, [one[0] for one, _ in alone])
 
 
+@pytest.mark.parametrize("code", [2, 4, 5, 6, 7, 8, 50])
+@given(data=st.data())
+def test_a_lone_packet_decodes_alike_on_the_fast_path_and_the_walk(
+    code: int, data: st.DataObject
+) -> None:
+    """A message of one fixed-layout packet takes decode_message's fast path (the ticker
+    built inline there); ``tick_sizes`` sends it down the general walk: both agree."""
+    plausible = records().filter(lambda record: record.code == code).map(encode_packet)
+    packet = data.draw(raw_packets(code) | plausible)  # raw: f32 bits, mostly no price
+    fast = decode_counted(packet)
+    walked = decode_counted(packet, tick_sizes={})
+    assert fast[1] == walked[1] == 0
+    assert same(fast[0], walked[0])
+
+
 def same(a: list[Any], b: list[Any]) -> bool:
     """Equal, NaN prices included (a NaN is not equal to itself)."""
     return len(a) == len(b) and all(repr(x) == repr(y) for x, y in zip(a, b, strict=True))
