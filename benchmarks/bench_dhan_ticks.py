@@ -213,6 +213,11 @@ def _read_fields(ticks: list[Any]) -> None:
         _ = (t.oi, t.oi_day_high, t.oi_day_low)
 
 
+def _read_dicts(dicts: list[dict[str, Any]]) -> None:
+    for record in dicts:
+        read_theirs(record)
+
+
 def _build_sides(ticks: list[Any]) -> None:
     for t in ticks:
         depth = t.depth
@@ -240,13 +245,13 @@ def _make_levels(values: list[list[tuple[int, float, int]]]) -> None:
 def profile(rounds: int, seconds: float) -> None:
     """Where a realistic ``full+read`` spends its time, part by part."""
     packets = make_packets("full", adversarial=False)
-    ticks = [decode_message(packet)[0] for packet in packets]
+    ticks: list[Any] = [decode_message(packet)[0] for packet in packets]
     sides = [(t.depth.buy, t.depth.sell) for t in ticks]
     values = [[tuple(level) for level in buy + sell] for buy, sell in sides]
     dicts = [SDK.process_data(packet) for packet in packets]
     parts: dict[str, Callable[[], object]] = {
         "theirs: process_data": lambda: theirs(packets, read=False),
-        "theirs: read every key": lambda: [read_theirs(d) for d in dicts],
+        "theirs: read every key": lambda: _read_dicts(dicts),
         "ours: decode_message": lambda: ours(packets, read=False),
         "ours: read the tick's fields": lambda: _read_fields(ticks),
         "ours: build both depth sides": lambda: _build_sides(ticks),
@@ -258,8 +263,8 @@ def profile(rounds: int, seconds: float) -> None:
     per_packet = 1e6 / len(packets)
     medians = {name: summary([t * per_packet for t in v]).median for name, v in times.items()}
     print("profile of realistic full+read, us per packet, median [lowest-highest]:")
-    for name, values in times.items():
-        print(f"  {name:<34}{summary([t * per_packet for t in values]).format(3):>22}")
+    for name, spans in times.items():
+        print(f"  {name:<34}{summary([t * per_packet for t in spans]).format(3):>22}")
     theirs_total = medians["theirs: process_data"] + medians["theirs: read every key"]
     reads = medians["ours: read the tick's fields"] + medians["ours: read the 30 level fields"]
     print(
