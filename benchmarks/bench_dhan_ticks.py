@@ -10,6 +10,7 @@ median microseconds per packet of each side with the spread over rounds
 faster we are) with its spread. The machine's load average is printed first.
 
     .venv/bin/python benchmarks/bench_dhan_ticks.py [--rounds 11] [--seconds 0.05] [--memory]
+                                                    [--profile]
 
 Two packet sets: *realistic* (plausible NSE prices near a base on the 0.05 tick,
 last trade times within a few seconds, so the time and price caches hit) and
@@ -19,6 +20,10 @@ and then read every field of every record, all ten depth levels of a full packet
 included (dict lookups for theirs); ``mixed`` is every packet kind in turn (ticker,
 previous close, quote, OI, full). ``--memory`` adds the bytes retained per full tick with
 its depth read (tracemalloc) and the objects the collector tracks per retained tick.
+``--profile`` splits a realistic ``full+read`` into its parts, each timed alone in
+interleaved rounds (the SDK's decoding and reading; our decoding, the reads of the tick's
+own fields, the building of both depth sides, the reads of the thirty level fields), next
+to the time an 8x ratio would allow.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from typing import Any
 from _rounds import header, interleaved, ratios, summary
 from dhanhq.marketfeed import MarketFeed
 
-from aio_trader.dhan.ticks import FullTick, QuoteTick, TickerTick, decode_message
+from aio_trader.dhan.ticks import DepthLevel, FullTick, QuoteTick, TickerTick, decode_message
 
 MESSAGES = 200
 NOW = 1_733_300_000  # a Wednesday in December 2024, as Dhan's wall clock epoch
@@ -197,11 +202,83 @@ def _theirs_kept(packet: bytes) -> Any:
     return SDK.process_data(packet)
 
 
+def _read_fields(ticks: list[Any]) -> None:
+    """The ``+read`` reads of a full tick's own fields (no depth)."""
+    for t in ticks:
+        _ = (t.exchange_segment, t.security_id, t.last_price, t.last_trade_time)
+        _ = (t.last_traded_quantity, t.average_traded_price, t.volume_traded)
+        _ = (t.total_sell_quantity, t.total_buy_quantity)
+        o = t.ohlc
+        _ = (o.open, o.close, o.high, o.low)
+        _ = (t.oi, t.oi_day_high, t.oi_day_low)
+
+
+def _read_dicts(dicts: list[dict[str, Any]]) -> None:
+    for record in dicts:
+        read_theirs(record)
+
+
+def _build_sides(ticks: list[Any]) -> None:
+    for t in ticks:
+        depth = t.depth
+        _ = (depth.buy, depth.sell)
+
+
+def _read_levels(sides: list[Any]) -> None:
+    """The ``+read`` reads of the ten levels, on sides already built."""
+    for buy, sell in sides:
+        for level in buy:
+            _ = (level.quantity, level.price, level.orders)
+        for level in sell:
+            _ = (level.quantity, level.price, level.orders)
+
+
+def _make_levels(values: list[list[tuple[int, float, int]]]) -> None:
+    """Ten DepthLevels a packet from values already unpacked and rounded: what building
+    the levels costs by itself."""
+    new = tuple.__new__
+    for levels in values:
+        for level in levels:
+            new(DepthLevel, level)
+
+
+def profile(rounds: int, seconds: float) -> None:
+    """Where a realistic ``full+read`` spends its time, part by part."""
+    packets = make_packets("full", adversarial=False)
+    ticks: list[Any] = [decode_message(packet)[0] for packet in packets]
+    sides = [(t.depth.buy, t.depth.sell) for t in ticks]
+    values = [[tuple(level) for level in buy + sell] for buy, sell in sides]
+    dicts = [SDK.process_data(packet) for packet in packets]
+    parts: dict[str, Callable[[], object]] = {
+        "theirs: process_data": lambda: theirs(packets, read=False),
+        "theirs: read every key": lambda: _read_dicts(dicts),
+        "ours: decode_message": lambda: ours(packets, read=False),
+        "ours: read the tick's fields": lambda: _read_fields(ticks),
+        "ours: build both depth sides": lambda: _build_sides(ticks),
+        "  of which 10 DepthLevels alone": lambda: _make_levels(values),
+        "ours: read the 30 level fields": lambda: _read_levels(sides),
+        "ours: full+read, whole": lambda: ours(packets, read=True),
+    }
+    times = interleaved(parts, rounds, seconds)
+    per_packet = 1e6 / len(packets)
+    medians = {name: summary([t * per_packet for t in v]).median for name, v in times.items()}
+    print("profile of realistic full+read, us per packet, median [lowest-highest]:")
+    for name, spans in times.items():
+        print(f"  {name:<34}{summary([t * per_packet for t in spans]).format(3):>22}")
+    theirs_total = medians["theirs: process_data"] + medians["theirs: read every key"]
+    reads = medians["ours: read the tick's fields"] + medians["ours: read the 30 level fields"]
+    print(
+        f"  theirs decode+read {theirs_total:.3f} us: 8x allows {theirs_total / 8:.3f} us; "
+        f"our reads alone (records already built) take {reads:.3f} us"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=11, help="interleaved rounds per row")
     parser.add_argument("--seconds", type=float, default=0.05, help="time per side per round")
     parser.add_argument("--memory", action="store_true", help="also retained bytes per tick")
+    parser.add_argument("--profile", action="store_true", help="also split full+read in parts")
     args = parser.parse_args()
     print(header("bench_dhan_ticks"))
     print(f"one packet a message, {MESSAGES} messages a row, {args.rounds} interleaved rounds;")
@@ -238,6 +315,8 @@ def main() -> None:
                 f"({ours_n:.1f} tracked), theirs {them_b:,.0f} B ({them_n:.1f} tracked): "
                 f"{them_b / ours_b:.1f}x smaller"
             )
+    if args.profile:
+        profile(args.rounds, args.seconds)
 
 
 if __name__ == "__main__":

@@ -187,6 +187,20 @@ def test_several_packets_a_message_decode_as_each_alone(packets: list[bytes]) ->
     assert same(records_, [one[0] for one, _ in alone])
 
 
+@given(segment_bytes, security_ids, _f32 | st.integers(0, 10**9).map(lambda n: n / 10_000), u32s)
+def test_a_lone_ticker_decodes_alike_on_the_fast_path_and_the_walk(
+    segment: int, sid: int, price: float, ltt: int
+) -> None:
+    """decode_message builds a message of one ticker packet inline on its fast path;
+    ``tick_sizes`` sends it down the general walk (``_ticker``): both agree, currency
+    prices (four decimals) and float32 oddities included."""
+    packet = struct.pack("<BHBIfI", 2, 16, segment, sid, price, ltt)
+    fast = decode_counted(packet)
+    walked = decode_counted(packet, tick_sizes={})
+    assert fast[1] == walked[1] == 0
+    assert same(fast[0], walked[0])
+
+
 def same(a: list[Any], b: list[Any]) -> bool:
     """Equal, NaN prices included (a NaN is not equal to itself)."""
     return len(a) == len(b) and all(repr(x) == repr(y) for x, y in zip(a, b, strict=True))
