@@ -50,6 +50,7 @@ CORE = [
     "aio_trader._codec",
     "aio_trader._recording",
     "aio_trader._twins",
+    "aio_trader._tokens",
     "aio_trader._time",
     "aio_trader._lazy",
     "aio_trader.feed",

@@ -30,9 +30,10 @@ import click
 import httpx
 
 from aio_trader._time import IST
+from aio_trader._tokens import write_private_json
 from aio_trader.errors import AioTraderError, KiteError, RateLimitError
 from aio_trader.kite import Kite, KiteFeed
-from aio_trader.kite._session import TokenCache, end_of_day_ist, write_private_json
+from aio_trader.kite._session import TokenCache, end_of_day_ist
 from aio_trader.utils import _unwrapped, gather, graceful_shutdown
 
 if TYPE_CHECKING:

@@ -26,18 +26,15 @@ aio_trader's own loggers never format them.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
-import os
-import re
 from pathlib import Path
 from urllib.parse import urlencode
 
 import anyio.to_thread
 import attrs
-import platformdirs
 
 from aio_trader._time import IST
+from aio_trader._tokens import TokenFiles
 
 __all__ = [
     "DHAN_AUTH_ROOT",
@@ -78,61 +75,20 @@ def totp_now(totp_secret: str) -> str:
     return str(pyotp.TOTP(totp_secret).now())
 
 
-def _default_directory() -> Path:
-    return Path(platformdirs.user_config_dir("aio-trader", appauthor=False, roaming=False))
-
-
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def _write_private_json(path: Path, record: dict[str, str]) -> Path:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump(record, file)
-    os.chmod(partial, 0o600)
-    os.replace(partial, path)
-    return path
-
-
 @attrs.frozen
-class TokenStore:
+class TokenStore(TokenFiles):
     """Dhan access tokens on disk, one JSON file per client id, used until they expire.
 
     ``directory`` defaults to the user's config directory (platformdirs); it is created
     0700 and each file written 0600 (replaced atomically). A file that is unreadable,
     malformed, expired, or readable by others is ignored (and logged, never its content).
+    (The file mechanics are the core's, ``aio_trader._tokens``, shared with Kite's cache.)
     """
 
-    directory: Path = attrs.field(factory=_default_directory, converter=Path)
-
-    def path(self, client_id: str) -> Path:
-        """The file of ``client_id``."""
-        return self.directory / f"dhan-{_SAFE_NAME.sub('_', client_id)}.json"
-
-    def load(self, client_id: str, now: datetime.datetime | None = None) -> str | None:
-        """The stored token of ``client_id``, or None when absent, expired or unusable."""
-        path = self.path(client_id)
-        try:
-            if os.name == "posix" and path.stat().st_mode & 0o077:
-                log.warning("ignoring Dhan token store %s: readable by others", path)
-                return None
-            record = json.loads(path.read_text(encoding="utf-8"))
-            expires = datetime.datetime.fromisoformat(record["expires_at"])
-            token = record["access_token"]
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring Dhan token store %s: %s", path, type(exc).__name__)
-            return None
-        if expires.tzinfo is None:
-            log.warning("ignoring Dhan token store %s: expires_at has no UTC offset", path)
-            return None
-        now = datetime.datetime.now(IST) if now is None else now
-        if record.get("client_id") != client_id or not isinstance(token, str) or now >= expires:
-            return None
-        return token
+    prefix = "dhan"
+    account_field = "client_id"
+    value_field = "access_token"
+    label = "Dhan token store"
 
     def save(
         self,
@@ -145,20 +101,7 @@ class TokenStore:
             expires_at = datetime.datetime.now(IST) + TOKEN_LIFETIME
         elif expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=IST)
-        record = {
-            "client_id": client_id,
-            "access_token": access_token,
-            "expires_at": expires_at.isoformat(),
-        }
-        return _write_private_json(self.path(client_id), record)
-
-    def clear(self, client_id: str) -> None:
-        """Remove the file of ``client_id`` (no error when absent)."""
-        self.path(client_id).unlink(missing_ok=True)
-
-    async def aload(self, client_id: str) -> str | None:
-        """:meth:`load` in a worker thread."""
-        return await anyio.to_thread.run_sync(self.load, client_id)
+        return self.store(client_id, access_token, expires_at)
 
     async def asave(
         self, client_id: str, access_token: str, expires_at: datetime.datetime | None = None

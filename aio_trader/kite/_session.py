@@ -35,9 +35,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import inspect
-import json
 import logging
-import os
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -47,10 +45,10 @@ from urllib.parse import urlencode
 import anyio
 import anyio.to_thread
 import attrs
-import platformdirs
 
 from aio_trader._redact import forget, protect, redaction
 from aio_trader._time import IST
+from aio_trader._tokens import TokenFiles
 from aio_trader.errors import DataException
 
 if TYPE_CHECKING:
@@ -198,30 +196,8 @@ def end_of_day_ist(now: datetime.datetime | None = None) -> datetime.datetime:
     return datetime.datetime.combine(now.date() + datetime.timedelta(days=1), datetime.time(), IST)
 
 
-def write_private_json(path: Path, record: dict[str, str]) -> Path:
-    """Write ``record`` as JSON to ``path``, readable by its owner only: the directory is
-    made 0700 (if missing), the file written 0600 and replaced atomically. Returns ``path``.
-    """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump(record, file)
-    os.chmod(partial, 0o600)
-    os.replace(partial, path)
-    return path
-
-
-def _default_directory() -> Path:
-    """The user's config directory for aio-trader, as the OS defines it (platformdirs)."""
-    return Path(platformdirs.user_config_dir("aio-trader", appauthor=False, roaming=False))
-
-
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
-
-
 @attrs.frozen
-class TokenCache:
+class TokenCache(TokenFiles):
     """Kite Web enctokens on disk, one JSON file per user, valid until the end of the day (IST).
 
     ``directory`` defaults to the user's config directory,
@@ -229,57 +205,18 @@ class TokenCache:
     or ``~/.config/aio-trader``); it is created with mode 0700 and each file is written
     with mode 0600 (replaced atomically). A file that is unreadable, malformed, expired
     (or whose ``expires_at`` has no UTC offset), or readable by others is ignored (and
-    logged, never its content). Files hold JSON, never pickles.
+    logged, never its content). Files hold JSON, never pickles. (The file mechanics are the
+    core's, ``aio_trader._tokens``, shared with Dhan's token store.)
     """
 
-    directory: Path = attrs.field(factory=_default_directory, converter=Path)
-
-    def path(self, user_id: str) -> Path:
-        """The file of ``user_id``."""
-        return self.directory / f"kite-web-{_SAFE_NAME.sub('_', user_id)}.json"
-
-    def load(self, user_id: str, now: datetime.datetime | None = None) -> str | None:
-        """The cached enctoken of ``user_id``, or None when absent, expired or unusable."""
-        path = self.path(user_id)
-        try:
-            if os.name == "posix" and path.stat().st_mode & 0o077:
-                log.warning("ignoring token cache %s: readable by others", path)
-                return None
-            record = json.loads(path.read_text(encoding="utf-8"))
-            expires = datetime.datetime.fromisoformat(record["expires_at"])
-            enctoken = record["enctoken"]
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring token cache %s: %s", path, type(exc).__name__)
-            return None
-        if expires.tzinfo is None or expires.utcoffset() is None:
-            log.warning("ignoring token cache %s: expires_at has no UTC offset", path)
-            return None
-        now = datetime.datetime.now(IST) if now is None else now
-        if now.tzinfo is None:
-            now = now.replace(tzinfo=IST)
-        if record.get("user_id") != user_id or not isinstance(enctoken, str) or now >= expires:
-            return None
-        return enctoken
+    prefix = "kite-web"
+    account_field = "user_id"
+    value_field = "enctoken"
+    label = "token cache"
 
     def save(self, user_id: str, enctoken: str, now: datetime.datetime | None = None) -> Path:
         """Store ``enctoken`` for ``user_id`` until the end of today (IST); returns the file."""
-        path = self.path(user_id)
-        record = {
-            "user_id": user_id,
-            "enctoken": enctoken,
-            "expires_at": end_of_day_ist(now).isoformat(),
-        }
-        return write_private_json(path, record)
-
-    def clear(self, user_id: str) -> None:
-        """Remove the file of ``user_id`` (no error when absent)."""
-        self.path(user_id).unlink(missing_ok=True)
-
-    async def aload(self, user_id: str) -> str | None:
-        """:meth:`load` in a worker thread. Cancellation: propagates, nothing changes."""
-        return await anyio.to_thread.run_sync(self.load, user_id)
+        return self.store(user_id, enctoken, end_of_day_ist(now))
 
     async def asave(self, user_id: str, enctoken: str) -> None:
         """:meth:`save` in a worker thread. Cancellation: the file is written or left as it was
