@@ -45,9 +45,7 @@ HDFC, TCS, NIFTY = ("NSE_EQ", 1333), ("NSE_EQ", 11536), ("IDX_I", 13)
 
 keys = st.sampled_from([HDFC, TCS, NIFTY, ("NSE_FNO", 35001), ("MCX_COMM", 4)])
 prices = st.integers(0, 10_000_000).map(lambda n: n / 100)
-times = st.integers(0, U32).map(
-    lambda s: WALL_EPOCH + datetime.timedelta(seconds=s) if s else None
-)
+times = st.integers(0, U32).map(lambda s: WALL_EPOCH + datetime.timedelta(seconds=s) if s else None)
 u16s, u32s = st.integers(0, U16), st.integers(0, U32)
 
 
@@ -149,7 +147,7 @@ def test_dhan_codec_is_registered_lazily_and_a_codec() -> None:
 def test_keys_are_checked_and_written_as_text() -> None:
     assert CODEC.check_keys([("nse_eq", "1333"), HDFC, ("IDX_I", 13)]) == [HDFC, NIFTY]
     for bad in (HDFC, [("NSE_EQ",)], [("NOPE", 1)], [("NSE_EQ", 0)], [("NSE_EQ", "x")], 5):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"segment|security id|pair"):
             CODEC.check_keys(bad)  # type: ignore[arg-type]
     for key in (HDFC, NIFTY, ("MCX_COMM", U32)):
         text = CODEC.key_text(key)
@@ -263,17 +261,20 @@ def test_text_frames_decode_to_records_or_report_malformed() -> None:
     update = OrderUpdate.from_dict({"orderNo": "1001", "status": "TRADED"})
     text = encode_text(update)
     record = CODEC.decode_text(text)
-    assert isinstance(record, OrderUpdate) and record.order_id == "1001"
+    assert isinstance(record, OrderUpdate)
+    assert record.order_id == "1001"
     assert CODEC.is_order_update(record)
     assert CODEC.key_of(record) is None
     assert CODEC.decode_text(text.encode()) == record
     message = CODEC.decode_text('{"type": "hello"}')
-    assert isinstance(message, FeedMessage) and not CODEC.is_order_update(message)
+    assert isinstance(message, FeedMessage)
+    assert not CODEC.is_order_update(message)
     bad: list[Any] = []
     assert CODEC.decode_text("not json", bad.append) is None
     assert CODEC.decode_text('{"Type": "order_alert", "Data": {}}', bad.append) is None
     assert CODEC.decode_text(b"\xff", bad.append) is None
-    assert len(bad) == 3 and all(isinstance(b.reason, str) for b in bad)
+    assert len(bad) == 3
+    assert all(isinstance(b.reason, str) for b in bad)
     assert CODEC.decode_text("[1]") is None  # no callback: reported to nobody, never raised
 
 
@@ -285,7 +286,8 @@ def test_keys_of_records_and_tick_rows(record: FeedRecord) -> None:
         assert row is not None
         assert list(row) == [name for name, _ in CODEC.tick_columns]
         assert (row["exchange_segment"], row["security_id"]) == record.key
-        assert row["mode"] == record.mode and row["last_price"] == record.last_price
+        assert row["mode"] == record.mode
+        assert row["last_price"] == record.last_price
         assert row["oi"] == getattr(record, "oi", None)
         ohlc = getattr(record, "ohlc", None)
         assert row["open"] == (None if ohlc is None else ohlc.open)

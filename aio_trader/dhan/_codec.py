@@ -102,6 +102,11 @@ _TICKS: Final = (TickerTick, QuoteTick, FullTick)
 _KEYED: Final = (TickerTick, QuoteTick, FullTick, PrevClose)
 
 
+def _key(frame: bytes, pos: int) -> tuple[str, int]:
+    """The key of the packet at ``pos``."""
+    return (segment_name(frame[pos + 3]), int.from_bytes(frame[pos + 4 : pos + 8], "little"))
+
+
 def _head(code: int, length: int, packet: bytes) -> bytes:
     """A header of ``code`` and ``length`` for ``packet``'s instrument."""
     return bytes((code, length & 0xFF, length >> 8)) + packet[3:8]
@@ -174,8 +179,7 @@ class DhanCodec:
             code = frame[pos]
             kind = _KINDS.get(code)
             mode = kind[0] if kind is not None and length >= kind[1] else None
-            key = (segment_name(frame[pos + 3]), int.from_bytes(frame[pos + 4 : pos + 8], "little"))
-            packets.append(Packet(key, mode, pos, end))
+            packets.append(Packet(_key(frame, pos), mode, pos, end))
             pos = end
         return Walk(tuple(packets))
 
@@ -221,7 +225,7 @@ class DhanCodec:
             if code == _BYE:
                 changed = True
                 continue
-            mode = get((segment_name(frame[start + 3]), int.from_bytes(frame[start + 4 : start + 8], "little")))
+            mode = get(_key(frame, start))
             if mode is None:
                 changed = True
                 continue
