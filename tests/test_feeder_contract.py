@@ -2,11 +2,10 @@
 
 A factory builds a :class:`Harness`: a feeder (not entered yet) over a real source (the
 sandbox's ticker over loopback for ``KiteFeed`` and ``RawKiteFeed``, its Dhan sockets for
-``DhanFeed`` and ``RawDhanFeed``, a gateway over a real ``redis-server`` for ``RedisFeed`` of
-either broker), the keys that tick
-there, and a way to make the source send an order update. To add a feeder, write an async
-context manager with the :data:`Factory` signature and append it to ``FACTORIES`` (see
-``/work/notes/contract-ready.md``).
+``DhanFeed`` and ``RawDhanFeed``, a gateway over a real ``redis-server`` for ``RedisFeed``
+of either broker), the keys that tick there, and a way to make the source send an order
+update. To add a feeder, write an async context manager with the :data:`Factory` signature
+and append it to ``FACTORIES`` (see ``/work/notes/contract-ready.md``).
 
 The contract (``AbstractFeeder``): arrival order (an order update after two ticks comes
 after them), every receive a checkpoint (a busy body under ``move_on_after`` ends), each
