@@ -266,3 +266,45 @@ async def test_a_raw_dhan_feed_yields_messages_unchanged(sb: Sandbox) -> None:
     assert update.order_id == placed
     with pytest.raises(ValueError, match="conflate"):
         RawDhanFeed(sb.client_id, sb.access_token, overflow="conflate")
+
+
+async def test_a_direct_recording_of_a_raw_dhan_feed_replays_every_message(
+    sb: Sandbox, tmp_path: Path
+) -> None:
+    path = tmp_path / "direct.parquet"
+    async with raw_feed(sb) as feed:
+        await feed.subscribe([HDFC, NIFTY], "full")
+        with anyio.fail_after(HANG_GUARD):
+            assert await record(path, feed=feed, frames=15, codec="dhan") == 15
+    replay = await replayed(path)
+    ticks = [item for _, item in replay if isinstance(item, TICKS)]
+    assert {item.key for item in ticks} == {HDFC, NIFTY}
+    assert all(isinstance(item, FullTick) for item in ticks)
+    # subscribed in a poorer mode, the replay cuts each message down
+    poorer = await replayed(path, subscriptions={NIFTY: "ticker"})
+    assert [i for _, i in poorer if isinstance(i, TICKS)] == [
+        TickerTick(i.exchange_segment, i.security_id, i.last_price, i.last_trade_time)
+        for i in ticks
+        if i.key == NIFTY
+    ]
+
+
+async def test_a_raw_dhan_feed_ends_on_dhans_session_disconnect(sb: Sandbox) -> None:
+    from aio_trader.errors import SessionExpired
+
+    async def run() -> None:
+        async with raw_feed(sb) as feed:
+            await feed.subscribe([HDFC], "ticker")
+            async for frame in feed:
+                if isinstance(frame.data, bytes):
+                    break
+            async with httpx.AsyncClient() as client:
+                answer = await client.post(f"{sb.root_url}/__sandbox__/expire_session")
+            assert answer.status_code == 200, answer.text
+            with anyio.fail_after(HANG_GUARD):
+                async for frame in feed:
+                    assert not (isinstance(frame.data, bytes) and frame.data[0] == 50)
+
+    with pytest.raises(SessionExpired) as caught:
+        await run()
+    assert caught.value.code == "807"
