@@ -308,3 +308,39 @@ async def test_a_raw_dhan_feed_ends_on_dhans_session_disconnect(sb: Sandbox) -> 
     with pytest.raises(SessionExpired) as caught:
         await run()
     assert caught.value.code == "807"
+
+
+async def test_the_dhan_sandbox_serves_a_recording_cut_to_each_subscription(
+    sb: Sandbox, tmp_path: Path
+) -> None:
+    from aio_trader.dhan import DhanFeed
+
+    path = tmp_path / "served.parquet"
+    async with raw_feed(sb) as raw:
+        await raw.subscribe([HDFC, NIFTY], "full")
+        with anyio.fail_after(HANG_GUARD):
+            await record(path, feed=raw, frames=30, codec="dhan")
+    recorded = [(s, i) for s, i in await replayed(path) if isinstance(i, FullTick)]
+    want = {
+        TickerTick(i.exchange_segment, i.security_id, i.last_price, i.last_trade_time)
+        for _, i in recorded
+        if i.key == HDFC
+    }
+    assert want
+    config = SandboxConfig(broker="dhan", replay=str(path))
+    async with Sandbox(config) as served:
+        feed = DhanFeed(served.client_id, served.access_token, root=served.feed_url,
+                        order_root=None, backoff=FAST)  # fmt: skip
+        async with feed:
+            await feed.subscribe([HDFC], "ticker")
+            got: list[Any] = []
+            with anyio.fail_after(HANG_GUARD):
+                async for item in feed:
+                    got.append(item)
+                    if len(got) >= 10:
+                        break
+    assert {type(item) for item in got} <= {TickerTick, PrevClose}
+    assert {item.key for item in got} == {HDFC}
+    ticks = [item for item in got if isinstance(item, TickerTick)]
+    assert ticks
+    assert set(ticks) <= want  # the recorded full ticks, cut to ticker, for HDFC only
