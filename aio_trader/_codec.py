@@ -20,9 +20,10 @@ list of **packets**, each about one instrument **key** in one **mode**; a codec:
 - lists the columns of a tick row for analysis files (:attr:`Codec.tick_columns`,
   :meth:`Codec.tick_row`).
 
-The registry maps names to codecs lazily: ``"kite"`` is ``"aio_trader.kite._codec:CODEC"``,
-imported the first time :func:`get_codec` is asked for it, so the modules that carry frames
-import no broker package.
+The registry maps names to codecs lazily: ``"kite"`` is ``"aio_trader.kite._codec:CODEC"``
+(``"dhan"``: ``"aio_trader.dhan._codec:CODEC"``), imported the first time
+:func:`get_codec` is asked for it, so the modules that carry frames import no broker
+package.
 """
 
 from __future__ import annotations
@@ -195,7 +196,10 @@ def richest(codec: Codec, a: str | None, b: str) -> str:
 
 
 #: name -> a codec, or "module:attribute" where one is found.
-_REGISTRY: Final[dict[str, Codec | str]] = {"kite": "aio_trader.kite._codec:CODEC"}
+_REGISTRY: Final[dict[str, Codec | str]] = {
+    "kite": "aio_trader.kite._codec:CODEC",
+    "dhan": "aio_trader.dhan._codec:CODEC",
+}
 
 
 def register_codec(name: str, codec: Codec | str) -> None:

@@ -1,10 +1,11 @@
 """One contract, every feeder: the same test bodies run over each factory in ``FACTORIES``.
 
 A factory builds a :class:`Harness`: a feeder (not entered yet) over a real source (the
-sandbox's ticker over loopback for ``KiteFeed`` and ``RawKiteFeed``), the keys that tick
-there, and a way to make the source send an order update. To add a feeder, write an async
-context manager with the :data:`Factory` signature and append it to ``FACTORIES`` (see
-``/work/notes/contract-ready.md``).
+sandbox's ticker over loopback for ``KiteFeed`` and ``RawKiteFeed``, its Dhan sockets for
+``DhanFeed`` and ``RawDhanFeed``, a gateway over a real ``redis-server`` for ``RedisFeed``
+of either broker), the keys that tick there, and a way to make the source send an order
+update. To add a feeder, write an async context manager with the :data:`Factory` signature
+and append it to ``FACTORIES`` (see ``/work/notes/contract-ready.md``).
 
 The contract (``AbstractFeeder``): arrival order (an order update after two ticks comes
 after them), every receive a checkpoint (a busy body under ``move_on_after`` ends), each
@@ -36,8 +37,9 @@ from aio_trader._recording import Recorder
 from aio_trader._time import IST
 from aio_trader.abc import AbstractFeeder
 from aio_trader.backoff import Backoff
-from aio_trader.dhan import DhanFeed
+from aio_trader.dhan import DhanFeed, RawDhanFeed
 from aio_trader.dhan import OrderUpdate as DhanOrderUpdate
+from aio_trader.dhan._codec import CODEC as DHAN_CODEC
 from aio_trader.errors import ClientClosedError
 from aio_trader.feed import FeedStatistics, Overflow
 from aio_trader.kite import (
@@ -344,8 +346,112 @@ async def dhan_feed(
         )
 
 
+def _raw_dhan_feed(sb: Sandbox, **kwargs: Any) -> RawDhanFeed:
+    return RawDhanFeed(
+        sb.client_id,
+        sb.access_token,
+        root=sb.feed_url,
+        order_root=sb.order_feed_url,
+        watchdog=2.0,
+        backoff=FAST,
+        stable_after=0.5,
+        **kwargs,
+    )
+
+
+_DHAN_KEYS: list[Hashable] = [("NSE_EQ", 1333), ("NSE_EQ", 11536), ("NSE_EQ", 2885)]
+_DHAN_KEYS += [("NSE_EQ", 1594), ("IDX_I", 13)]
+
+
+def _raw_is_dhan_order_update(item: RawFrame) -> bool:
+    return isinstance(item.data, str) and DHAN_CODEC.is_order_update(
+        DHAN_CODEC.decode_text(item.data)
+    )
+
+
+@contextlib.asynccontextmanager
+async def raw_dhan_feed(
+    *, overflow: str = "lossless", buffer_size: int = 10_000, flat_out: bool = False
+) -> AsyncIterator[Harness]:
+    config = SandboxConfig(broker="dhan", tick_interval=0.0 if flat_out else 0.02)
+    async with Sandbox(config) as sb:
+        feed = _raw_dhan_feed(
+            sb,
+            overflow="lossless" if overflow == "conflate" else overflow,
+            buffer_size=buffer_size,
+        )
+
+        async def place() -> None:
+            await _dhan_place(sb)
+
+        yield Harness(
+            feed,
+            _DHAN_KEYS,
+            "full",
+            place,
+            _raw_is_dhan_order_update,
+            lambda item: None if isinstance(item.data, str) else "frame",
+            conflates=False,
+        )
+
+
+@contextlib.asynccontextmanager
+async def redis_dhan_feed(
+    *, overflow: str = "lossless", buffer_size: int = 10_000, flat_out: bool = False
+) -> AsyncIterator[Harness]:
+    """A gateway's consumer of Dhan's feed: the sandbox's Dhan sockets -> ``RawDhanFeed``
+    -> ``Gateway`` -> a real ``redis-server`` -> ``RedisFeed(codec="dhan")``."""
+    from _redis import RedisServer
+
+    from aio_trader.gateway import Gateway, RedisFeed
+
+    server = RedisServer()
+    await anyio.to_thread.run_sync(server.start)
+    try:
+        config = SandboxConfig(broker="dhan", tick_interval=0.0 if flat_out else 0.02)
+        async with Sandbox(config) as sb:
+            prefix = f"contract-{uuid.uuid4().hex[:12]}"
+            gateway = Gateway(
+                feed=_raw_dhan_feed(sb), redis=server.url, prefix=prefix, poll=0.02, refresh=0.2
+            )
+            feed = RedisFeed(
+                server.url,
+                "contract",
+                prefix=prefix,
+                codec="dhan",
+                overflow=overflow,
+                buffer_size=buffer_size,
+                heartbeat=0.1,
+                timeout=1.0,
+                block=0.2,
+            )
+
+            async def place() -> None:
+                await _dhan_place(sb)
+
+            async with gateway:
+                yield Harness(
+                    feed,
+                    _DHAN_KEYS,
+                    "full",
+                    place,
+                    DHAN_CODEC.is_order_update,
+                    DHAN_CODEC.key_of,  # a FeedGap is a record too
+                )
+    finally:
+        await anyio.to_thread.run_sync(server.close)
+
+
 #: Every feeder the contract runs over: append a factory to add one.
-FACTORIES: list[Factory] = [kite_feed, raw_kite_feed, redis_feed, replay_feed, dhan_feed]
+FACTORIES: list[Factory] = [
+    kite_feed,
+    raw_kite_feed,
+    redis_feed,
+    replay_feed,
+    dhan_feed,
+    raw_dhan_feed,
+    redis_dhan_feed,
+]
 
 
 @pytest.fixture(params=FACTORIES, ids=lambda factory: getattr(factory, "__name__", "?"))

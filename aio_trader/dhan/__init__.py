@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the names as mypy and IDEs see them
         Dhan,
         intraday_chunks,
     )
-    from aio_trader.dhan._feed import DhanDepthFeed, DhanFeed
+    from aio_trader.dhan._feed import DhanDepthFeed, DhanFeed, RawDhanFeed
     from aio_trader.dhan._limits import (
         RATE_LIMITS,
     )
@@ -119,6 +119,7 @@ if TYPE_CHECKING:  # the names as mypy and IDEs see them
 _EXPORTS: dict[str, str] = {
     "DhanDepthFeed": "aio_trader.dhan._feed",
     "DhanFeed": "aio_trader.dhan._feed",
+    "RawDhanFeed": "aio_trader.dhan._feed",
     "DEPTH20_MAX_INSTRUMENTS": "aio_trader.dhan.constants",
     "FEED_MAX_CONNECTIONS": "aio_trader.dhan.constants",
     "FEED_MAX_INSTRUMENTS": "aio_trader.dhan.constants",
@@ -235,6 +236,7 @@ __all__ = [  # noqa: RUF022 (the codec's names, then the REST client's)
     "OrderUpdate",
     "PrevClose",
     "QuoteTick",
+    "RawDhanFeed",
     "Tick",
     "TickerTick",
     "TwentyDepth",

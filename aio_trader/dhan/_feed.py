@@ -52,13 +52,17 @@ protocol (``aio_trader/dhan/_protocol.py``), so it keeps the same contract as ``
 
 :class:`DhanDepthFeed` is the 20-level depth feed on its own socket, with the same
 contract: :class:`TwentyDepth` records, one per side.
+
+:class:`RawDhanFeed` is :class:`DhanFeed` with its messages undecoded, as
+:class:`~aio_trader.feed.RawFrame` records (for the gateway and recordings: codec
+``"dhan"``, :mod:`aio_trader.dhan._codec`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, TypeAlias
+from typing import Any, ClassVar, Final, TypeAlias
 
 from aio_trader.backoff import Backoff
 from aio_trader.dhan._protocol import (
@@ -95,7 +99,7 @@ from aio_trader.dhan.ticks import (
 )
 from aio_trader.errors import ConnectionLost
 from aio_trader.feed._channel import Overflow, Sender
-from aio_trader.feed._engine import FeedEngine
+from aio_trader.feed._engine import FeedEngine, RawFrame
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -106,6 +110,7 @@ __all__ = [
     "DhanDepthFeed",
     "DhanFeed",
     "FeedItem",
+    "RawDhanFeed",
 ]
 
 log = logging.getLogger(__name__)
@@ -351,6 +356,53 @@ class DhanFeed(_DhanEngine):
             records = self._in_asked_mode(records)
         if records:
             await self._channel.put_items(send, records)
+
+
+class RawDhanFeed(DhanFeed):
+    """:class:`DhanFeed`'s messages undecoded: one :class:`~aio_trader.feed.RawFrame` per
+    binary message or text message (order updates), with its receive time and connection
+    (the order-update socket's: 1000).
+
+    For recording a session and for the gateway (``Gateway(feed=RawDhanFeed(...))``: its
+    :attr:`codec`, ``"dhan"``, names the frames; decode ``frame.data`` later with
+    :func:`~aio_trader.dhan.ticks.decode_message` / :func:`~aio_trader.dhan.ticks.decode_text`).
+    ``ticks`` counts the packets messages hold; ``malformed`` and ``order_updates`` stay 0
+    (nothing is decoded). Dhan's disconnect packets (code 50) are read all the same: a
+    message holding one is not yielded, and ends the feed or drops the connection as for
+    :class:`DhanFeed`. Mode switches pass every message on (the consumers' codec sorts
+    modes out). ``buffer_size`` counts frames; the ``conflate`` policy needs decoded ticks:
+    ``ValueError``. Same arguments and lifecycle as :class:`DhanFeed`.
+    """
+
+    #: The name of the frames' codec (:func:`aio_trader._codec.get_codec`).
+    codec: ClassVar[str] = "dhan"
+    _can_conflate = False
+
+    @staticmethod
+    def _is_record(item: object) -> bool:
+        return isinstance(item, RawFrame) and isinstance(item.data, str)
+
+    async def _on_binary(
+        self, data: bytes | bytearray, send: Sender, received: float, connection: int
+    ) -> None:
+        data = bytes(data)
+        size, pos, packets = len(data), 0, 0
+        while pos + 8 <= size:
+            length = data[pos + 1] | data[pos + 2] << 8
+            if length < 8:
+                break
+            if data[pos] == Disconnect.code:
+                for record in decode_message(data[pos : pos + length], lambda bad: None):
+                    if type(record) is Disconnect:
+                        self._disconnected(record, connection)
+            packets += 1
+            pos += length
+        self._counters.ticks += packets
+        self._switching.clear()  # nothing is sorted by mode here
+        await self._channel.put_items(send, [RawFrame(data, received, connection)])
+
+    async def _on_text(self, data: str, send: Sender, received: float, connection: int) -> None:
+        await self._channel.put_record(send, RawFrame(data, received, connection))
 
 
 class DhanDepthFeed(_DhanEngine):

@@ -39,8 +39,9 @@ async def record(
     """Record frames to ``path`` until ``frames`` were written (None: until cancelled, or the
     feed ends); returns how many were written.
 
-    The source is either ``feed``, an entered raw feed (:class:`~aio_trader.kite.RawKiteFeed`:
-    its frames, with their receive times and connections, in ``codec``), or ``redis`` (a
+    The source is either ``feed``, an entered raw feed (:class:`~aio_trader.kite.RawKiteFeed`,
+    :class:`~aio_trader.dhan.RawDhanFeed`: its frames, with their receive times and
+    connections, in ``codec``: ``"dhan"`` for Dhan's), or ``redis`` (a
     URL or an entered coredis client) with a gateway's ``prefix``: the gateway's stream,
     from the next frame published (``start="new"``) or the oldest Redis keeps
     (``"oldest"``), with the gateway's receive times, connections, sequence numbers and
@@ -52,7 +53,7 @@ async def record(
     cancellation propagates. Raises ``ValueError`` unless exactly one source is given.
     """
     if (feed is None) == (redis is None):
-        raise ValueError("give feed= (a RawKiteFeed) or redis= (a gateway's Redis), not both")
+        raise ValueError("give feed= (a raw feed) or redis= (a gateway's Redis), not both")
     with Recorder(path, ticks=ticks, codec=get_codec(codec)) as recorder:
         if feed is not None:
             async for frame in feed:

@@ -257,7 +257,8 @@ class SandboxConfig:
     order_ips: tuple[str, ...] = attrs.field(default=(), converter=_ip_tuple)
     #: a recording (Parquet, ``aio_trader.gateway.Recorder``) the feed serves instead of
     #: the simulated market, through the dialect's own feed socket (Kite's:
-    #: ``sandbox/_kite/_replay.py``); None: the market ticks.
+    #: ``sandbox/_kite/_replay.py``, Dhan's market feed: ``sandbox/_dhan/_replay.py``);
+    #: None: the market ticks.
     replay: str | None = None
     faults: Faults = attrs.field(factory=Faults)
 

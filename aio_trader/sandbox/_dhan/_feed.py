@@ -36,6 +36,8 @@ What a client sees is what Dhan's servers do:
   socket without a close frame; an expired session ends a market-feed or depth
   connection with disconnect packet 807 and the order socket with close code 1008;
   ``ws_silence`` sends nothing (order updates are lost).
+- **Replay** (``SandboxConfig(replay=...)``): the market feed serves a recording's Dhan
+  messages instead of the market (``aio_trader/sandbox/_dhan/_replay.py``).
 """
 
 from __future__ import annotations
@@ -354,7 +356,12 @@ class _Connection(_Socket):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.watch)
                 tg.start_soon(receive)
-                tg.start_soon(self._send_ticks)
+                if self.state.config.replay is None or self.depth:
+                    tg.start_soon(self._send_ticks)
+                else:  # a recording instead of the market
+                    from aio_trader.sandbox._dhan._replay import send_recording
+
+                    tg.start_soon(send_recording, self)
         with anyio.move_on_after(1):
             if self.ending == "dropped":
                 await self.cut()
