@@ -129,6 +129,9 @@ BUILT_BEFORE_A_LOOP = {
     "DhanDepthFeed": (
         "from aio_trader.dhan import DhanDepthFeed; DhanDepthFeed(client_id='1', access_token='t')"
     ),
+    "RawDhanFeed": (
+        "from aio_trader.dhan import RawDhanFeed; RawDhanFeed(client_id='1', access_token='t')"
+    ),
     "AsyncRequest": "from aio_trader import AsyncRequest; AsyncRequest('http://localhost')",
     "Gateway": (
         "from aio_trader.gateway import Gateway; Gateway('k', 't', redis='redis://localhost:1')"
