@@ -167,8 +167,12 @@ def place(conn: Connection, yes: bool, no_wait: bool, timeout: float | None, **f
     if order_type in UNPROTECTED and fields["market_protection"] is None:
         raise click.UsageError(
             f"{order_type} orders need --market-protection (-1: automatic, or a percentage "
-            "above 0 up to 100), or use --order-type LIMIT --price PRICE: Kite refuses "
-            "unprotected market orders since April 2026"
+            "above 0 up to 100), or use --order-type LIMIT --price PRICE: "
+            + (
+                "Dhan protects API market orders since March 2026"
+                if conn.broker == "dhan"
+                else "Kite refuses unprotected market orders since April 2026"
+            )
         )
     if order_type in ("LIMIT", "SL") and fields["price"] is None:
         raise click.UsageError(f"{order_type} orders need --price")
