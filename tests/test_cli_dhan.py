@@ -318,6 +318,23 @@ async def test_login_refuses_a_token_dhan_refuses(dhan_sandbox: Sandbox, config_
     assert "wrong" not in result.output
 
 
+async def test_login_with_pin_and_totp_secret_gets_and_stores_a_token(
+    dhan_sandbox: Sandbox, config_home: Path
+) -> None:
+    sb = dhan_sandbox
+    secrets = ("--pin", CONFIG.pin, "--totp-secret", CONFIG.totp_secret)
+    # KITE_TOTP_SECRET is Kite's: never used for Dhan.
+    env = {"KITE_TOTP_SECRET": "KITEKITEKITEKITE"}
+    result = await invoke_on(sb, "login", "--client-id", sb.client_id, *secrets, env=env)
+    assert result.exit_code == 0, result.output
+    token = TokenStore(config_home).load(sb.client_id)
+    assert token
+    for secret in (token, CONFIG.pin, CONFIG.totp_secret):
+        assert secret not in result.output
+    holdings = await invoke_on(sb, "holdings", env={"DHAN_CLIENT_ID": sb.client_id})
+    assert holdings.exit_code == 0, holdings.output
+
+
 def test_login_on_the_embedded_sandbox(config_home: Path) -> None:
     result = invoke("login", "--broker", "dhan", "--sandbox")
     assert result.exit_code == 0, result.output

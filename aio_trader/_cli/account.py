@@ -116,7 +116,9 @@ def login(
             raise click.UsageError("--web is Kite's")
         if token is not None:
             conn = attrs.evolve(conn, access_token=token)
-        secret = totp_secret if totp_secret is not None else os.environ.get("DHAN_TOTP_SECRET")
+        source = click.get_current_context().get_parameter_source("totp_secret")
+        secret = totp_secret if source is click.core.ParameterSource.COMMANDLINE else None
+        secret = secret or os.environ.get("DHAN_TOTP_SECRET")  # not KITE_TOTP_SECRET
         run(conn.backend, dhan.login, conn, pin, totp, secret)
         return
     if token or pin or totp:
