@@ -6,6 +6,11 @@ stored: a Kite Connect access token in ``cli-login.json`` (mode 0600, in the use
 directory, the one :class:`~aio_trader.kite._session.TokenCache` uses), or a Kite Web
 enctoken in the ``TokenCache`` itself. ``--sandbox`` starts an embedded sandbox and uses its
 credentials instead. Secrets are never printed.
+
+``--broker dhan`` (``Connection.broker``) hands a command to :mod:`aio_trader._cli.dhan`:
+Dhan's credentials are ``--client-id``/``--access-token`` or ``DHAN_CLIENT_ID``/
+``DHAN_ACCESS_TOKEN`` (Kite's variables are ignored, Kite's own flags refused), else
+Dhan's token store.
 """
 
 from __future__ import annotations
