@@ -112,6 +112,14 @@ def test_kite_options_are_refused_with_dhan() -> None:
         assert f"{flag} is Kite's" in line
 
 
+def test_a_client_id_without_broker_dhan_is_refused() -> None:
+    line = one_line_error(invoke("orders", "--sandbox", "--client-id", "1"), 2)
+    assert "--client-id is Dhan's: add --broker dhan" in line
+    # DHAN_CLIENT_ID in the environment changes nothing for Kite's commands.
+    kite = invoke("orders", "--sandbox", env={"DHAN_CLIENT_ID": "1"})
+    assert kite.exit_code == 0, kite.output
+
+
 def test_commands_without_dhan_credentials_say_how_to_get_them() -> None:
     no_id = one_line_error(invoke("orders", "--broker", "dhan"), 2)
     assert "no Dhan client id" in no_id

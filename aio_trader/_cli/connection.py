@@ -150,7 +150,8 @@ _CONNECTION_OPTIONS = (
             "--access-token",
             envvar="KITE_ACCESS_TOKEN",
             show_envvar=True,
-            help="Kite Connect access token (default: the one `aio-trader login` stored).",
+            help="Kite Connect access token (default: the one `aio-trader login` stored); "
+            "with --broker dhan, Dhan's (env DHAN_ACCESS_TOKEN).",
         ),
     ),
     (
@@ -218,6 +219,10 @@ def _add_options(function: Callable[..., Any], tokens: bool) -> Any:
         values = {name: kwargs.pop(name) for name in names if name in kwargs}
         if values.get("broker") == "dhan":
             _dhan_values(values)
+        elif values.get("client_id") is not None:
+            if _from_command_line("client_id"):
+                raise click.UsageError("--client-id is Dhan's: add --broker dhan")
+            values["client_id"] = None  # DHAN_CLIENT_ID, for Dhan's commands only
         check_url(values.get("root"), "--root", "KITE_ROOT", ("http", "https"))
         check_url(values.get("ticker_url"), "--ticker-url", "KITE_TICKER_URL", ("ws", "wss"))
         return function(conn=Connection(**values), **kwargs)
