@@ -252,6 +252,17 @@ def test_stream_json_and_plain_lines(backend: str) -> None:
     assert "streaming NSE_EQ:1333 (quote mode)" in plain.output
 
 
+async def test_stream_from_a_running_sandbox_finds_its_feed_beside_the_root(
+    dhan_sandbox: Sandbox, anyio_backend: str
+) -> None:
+    result = await invoke_on(
+        dhan_sandbox, "stream", "--backend", anyio_backend, "--json", "--count", "3", "IDX_I:13"
+    )
+    assert result.exit_code == 0, result.output
+    ticks = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [t["instrument"] for t in ticks] == ["IDX_I:13"] * 3
+
+
 # -- account tables, credentials ---------------------------------------------------------------
 
 
