@@ -10,14 +10,18 @@ import csv
 import functools
 import io
 import json
+import os
 import re
+import signal
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import anyio.to_thread
 import pytest
+from anyio.streams.text import TextReceiveStream
 from click.testing import CliRunner, Result
 
 from aio_trader._cli.group import main
@@ -393,8 +397,8 @@ def test_an_unprotected_market_order_is_refused_before_any_request() -> None:
         *("--quantity", "1", "--order-type", "LIMIT", "--price", "1"),
     )
     assert "--instrument SEGMENT:SECURITY_ID" in one_line_error(wrong, 2)
-    kite = ("order", "place", "--sandbox", "--transaction-type", "BUY", "--quantity", "1")
-    kite += ("--product", "CNC", "--order-type", "LIMIT", "--price", "1")
+    kite = ["order", "place", "--sandbox", "--transaction-type", "BUY", "--quantity", "1"]
+    kite += ["--product", "CNC", "--order-type", "LIMIT", "--price", "1"]
     missing = one_line_error(invoke(*kite, "--tradingsymbol", "INFY"), 2)
     assert missing == "Error: Missing option '--exchange'."
     instrument = one_line_error(invoke(*kite, "--instrument", "NSE_EQ:1333"), 2)
@@ -440,6 +444,75 @@ async def test_place_modify_cancel_a_limit_order(dhan_sandbox: Sandbox, anyio_ba
     assert order.order_status == "CANCELLED"
     assert order.price == 501
     assert order.correlation_id == "cli-test"
+
+
+# -- processes: `aio-trader sandbox --broker dhan` and the commands against it ----------------
+
+
+async def test_commands_in_processes_against_a_sandbox_process(tmp_path: Path) -> None:
+    """Real processes, as a user runs them: the server prints its root; the commands get the
+    credentials from the environment, then from the token store `login` filled."""
+    server = [
+        sys.executable,
+        "-m",
+        "aio_trader._cli",
+        "sandbox",
+        "--broker",
+        "dhan",
+        "--port",
+        "0",
+        "--client-id",
+        "1100000042",
+        "--access-token",
+        "cli_dhan_token",
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
+    async with await anyio.open_process(server) as process:
+        assert process.stdout is not None
+        text = ""
+        async for chunk in TextReceiveStream(process.stdout):
+            text += chunk
+            if "Serving until Ctrl-C." in text:
+                break
+        root = text.splitlines()[0].split()[-1]
+
+        async def cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+            command = [
+                *(sys.executable, "-m", "aio_trader._cli", *args),
+                *("--broker", "dhan", "--root", root),
+            ]
+            done = await anyio.run_process(command, env={**env, **extra}, check=False)
+            return subprocess.CompletedProcess(
+                command, done.returncode, done.stdout.decode(), done.stderr.decode()
+            )
+
+        try:
+            ltp = await cli(
+                "ltp",
+                "--json",
+                "NSE_EQ:1333",
+                DHAN_CLIENT_ID="1100000042",
+                DHAN_ACCESS_TOKEN="cli_dhan_token",
+            )
+            assert ltp.returncode == 0, ltp.stderr
+            [price] = [json.loads(line) for line in ltp.stdout.splitlines()]
+            assert price["instrument"] == "NSE_EQ:1333"
+            login = await cli(
+                "login", "--client-id", "1100000042", DHAN_ACCESS_TOKEN="cli_dhan_token"
+            )
+            assert login.returncode == 0, login.stderr
+            orders = await cli("orders", "--json", DHAN_CLIENT_ID="1100000042")
+            assert orders.returncode == 0, orders.stderr
+            assert orders.stdout == ""  # no orders yet, and no error
+            bad = await cli("quote", "NSE:INFY", DHAN_CLIENT_ID="1100000042")
+            assert bad.returncode == 2
+            assert "give SEGMENT:SECURITY_ID" in bad.stderr
+            for done in (ltp, login, orders, bad):
+                assert "cli_dhan_token" not in done.stdout + done.stderr
+        finally:
+            process.send_signal(signal.SIGTERM)
+        assert await process.wait() == 0
 
 
 # -- demo --------------------------------------------------------------------------------------
