@@ -256,6 +256,18 @@ def test_stream_json_and_plain_lines(backend: str) -> None:
     assert "streaming NSE_EQ:1333 (quote mode)" in plain.output
 
 
+async def test_stream_live_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from aio_trader._cli import dhan
+    from aio_trader._cli.connection import Connection
+
+    conn = Connection(sandbox=True, broker="dhan")
+    await dhan.stream(conn, ["NSE_EQ:1333", "IDX_I:13"], "full", "live", 4, None, "conflate")
+    out = capsys.readouterr().out
+    assert "stream finished: 4 ticks" in out
+    assert re.search(r"instrument +┃ +last ┃ change ┃ volume ┃ +bid ┃ +ask ┃ #", out)
+    assert re.search(r"NSE_EQ:1333 │ +[\d,.]+ │ [+-][\d.]+% │", out)
+
+
 async def test_stream_from_a_running_sandbox_finds_its_feed_beside_the_root(
     dhan_sandbox: Sandbox, anyio_backend: str
 ) -> None:
