@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -15,6 +16,7 @@ from rich.console import Console
 from aio_trader.kite import Kite
 from aio_trader.kite._session import KITE_LOGIN_URL, TokenCache, login_url
 
+from . import dhan
 from .connection import (
     Connection,
     LoginStore,
@@ -73,6 +75,13 @@ Column = tuple[str, Callable[[Any], Any]]
     show_envvar=True,
     help="The 2FA code (prompted when neither this nor --totp-secret is given).",
 )
+@click.option(
+    "--access-token",
+    "token",
+    help="--broker dhan: a token from Dhan's web app to check and store (env DHAN_ACCESS_TOKEN).",
+)
+@click.option("--pin", help="--broker dhan: your PIN, with --totp or --totp-secret.")
+@click.option("--totp", help="--broker dhan: the TOTP code (or give --totp-secret).")
 def login(
     conn: Connection,
     web: bool,
@@ -81,6 +90,9 @@ def login(
     password: str | None,
     totp_secret: str | None,
     twofa: str | None,
+    token: str | None,
+    pin: str | None,
+    totp: str | None,
 ) -> None:
     """Log in and store the session for the other commands (never printed).
 
@@ -94,7 +106,23 @@ def login(
 
     With --sandbox the embedded sandbox's credentials are used and its login page is
     followed automatically.
+
+    Dhan (--broker dhan, --client-id): a token given with --access-token (or
+    DHAN_ACCESS_TOKEN), or one made from --pin and --totp/--totp-secret, is checked and
+    kept in Dhan's token store (JSON, mode 0600) until it expires.
     """
+    if conn.broker == "dhan":
+        if web:
+            raise click.UsageError("--web is Kite's")
+        if token is not None:
+            conn = attrs.evolve(conn, access_token=token)
+        source = click.get_current_context().get_parameter_source("totp_secret")
+        secret = totp_secret if source is click.core.ParameterSource.COMMANDLINE else None
+        secret = secret or os.environ.get("DHAN_TOTP_SECRET")  # not KITE_TOTP_SECRET
+        run(conn.backend, dhan.login, conn, pin, totp, secret)
+        return
+    if token or pin or totp:
+        raise click.UsageError("--access-token, --pin and --totp are for --broker dhan")
     if web:
         if not conn.sandbox:
             conn = attrs.evolve(conn, user_id=conn.user_id or click.prompt("Kite user id"))
@@ -246,9 +274,13 @@ def _records_command(
     """A command that shows what ``fetch(kite)`` returns, as a table or JSON lines."""
 
     async def show(conn: Connection, as_json: bool) -> None:
-        async with open_client(conn) as client:
-            rows = await fetch(client.kite)
-        show_records(name, rows, columns, as_json)
+        if conn.broker == "dhan":
+            rows, shown = await dhan.records(conn, name)
+        else:
+            async with open_client(conn) as client:
+                rows = await fetch(client.kite)
+            shown = columns
+        show_records(name, rows, shown, as_json)
 
     @click.command(name=name, help=summary)
     @connection_options

@@ -6,6 +6,11 @@ stored: a Kite Connect access token in ``cli-login.json`` (mode 0600, in the use
 directory, the one :class:`~aio_trader.kite._session.TokenCache` uses), or a Kite Web
 enctoken in the ``TokenCache`` itself. ``--sandbox`` starts an embedded sandbox and uses its
 credentials instead. Secrets are never printed.
+
+``--broker dhan`` (``Connection.broker``) hands a command to :mod:`aio_trader._cli.dhan`:
+Dhan's credentials are ``--client-id``/``--access-token`` or ``DHAN_CLIENT_ID``/
+``DHAN_ACCESS_TOKEN`` (Kite's variables are ignored, Kite's own flags refused), else
+Dhan's token store.
 """
 
 from __future__ import annotations
@@ -64,6 +69,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 BACKENDS = ("asyncio", "trio")
+#: ``--broker`` choices (Kite is the default; Dhan's commands live in ``_cli.dhan``).
+BROKERS = ("kite", "dhan")
+#: The Kite options a ``--broker dhan`` command refuses (a value from Kite's environment
+#: variables is ignored: it is Kite's, not Dhan's).
+_KITE_ONLY = ("api_key", "user_id", "enctoken")
 #: The two-factor code the embedded sandbox accepts (besides its TOTP codes).
 SANDBOX_TWOFA = "424242"
 
@@ -96,6 +106,8 @@ class Connection:
     user_id: str | None = None
     enctoken: str | None = attrs.field(default=None, repr=False)
     backend: str = "asyncio"
+    broker: str = "kite"
+    client_id: str | None = None
 
 
 _CONNECTION_OPTIONS = (
@@ -139,7 +151,8 @@ _CONNECTION_OPTIONS = (
             "--access-token",
             envvar="KITE_ACCESS_TOKEN",
             show_envvar=True,
-            help="Kite Connect access token (default: the one `aio-trader login` stored).",
+            help="Kite Connect access token (default: the one `aio-trader login` stored); "
+            "with --broker dhan, Dhan's (env DHAN_ACCESS_TOKEN).",
         ),
     ),
     (
@@ -158,6 +171,26 @@ _CONNECTION_OPTIONS = (
         ),
     ),
     ("backend", backend_option),
+    (
+        "broker",
+        click.option(
+            "--broker",
+            type=click.Choice(BROKERS),
+            default="kite",
+            show_default=True,
+            help="The broker: Kite Connect, or DhanHQ v2 (credentials: --client-id and "
+            "--access-token, DHAN_CLIENT_ID/DHAN_ACCESS_TOKEN, or the token store).",
+        ),
+    ),
+    (
+        "client_id",
+        click.option(
+            "--client-id",
+            envvar="DHAN_CLIENT_ID",
+            show_envvar=True,
+            help="Dhan client id (--broker dhan).",
+        ),
+    ),
 )
 
 
@@ -185,6 +218,12 @@ def _add_options(function: Callable[..., Any], tokens: bool) -> Any:
     def wrapper(**kwargs: Any) -> Any:
         names = [field.name for field in attrs.fields(Connection)]
         values = {name: kwargs.pop(name) for name in names if name in kwargs}
+        if values.get("broker") == "dhan":
+            _dhan_values(values)
+        elif values.get("client_id") is not None:
+            if _from_command_line("client_id"):
+                raise click.UsageError("--client-id is Dhan's: add --broker dhan")
+            values["client_id"] = None  # DHAN_CLIENT_ID, for Dhan's commands only
         check_url(values.get("root"), "--root", "KITE_ROOT", ("http", "https"))
         check_url(values.get("ticker_url"), "--ticker-url", "KITE_TICKER_URL", ("ws", "wss"))
         return function(conn=Connection(**values), **kwargs)
@@ -193,6 +232,31 @@ def _add_options(function: Callable[..., Any], tokens: bool) -> Any:
         if tokens or name not in _TOKEN_OPTIONS:
             wrapper = option(wrapper)
     return wrapper
+
+
+def _from_command_line(name: str) -> bool:
+    source = click.get_current_context().get_parameter_source(name)
+    return source is click.core.ParameterSource.COMMANDLINE
+
+
+def _dhan_values(values: dict[str, Any]) -> None:
+    """The connection values of a ``--broker dhan`` command: Kite's own options refused
+    when given on the command line, and dropped when they came from Kite's environment
+    variables; the access token from ``--access-token`` or ``DHAN_ACCESS_TOKEN``, the root
+    from ``--root`` or ``DHAN_ROOT``."""
+    for name in _KITE_ONLY:
+        if values.get(name) is None:
+            continue
+        if _from_command_line(name):
+            flag = "--" + name.replace("_", "-")
+            raise click.UsageError(f"{flag} is Kite's; with --broker dhan give --client-id")
+        values[name] = None
+    for name, envvar in (("access_token", "DHAN_ACCESS_TOKEN"), ("root", "DHAN_ROOT")):
+        if values.get(name) is None or not _from_command_line(name):
+            values[name] = os.environ.get(envvar) or None
+    if values.get("ticker_url") is not None and not _from_command_line("ticker_url"):
+        values["ticker_url"] = None  # KITE_TICKER_URL
+    check_url(values.get("root"), "--root", "DHAN_ROOT", ("http", "https"))
 
 
 def connection_options(function: F) -> F:

@@ -87,13 +87,30 @@ class DemoSummary:
     is_flag=True,
     help="Plain progressive lines instead of the live table (the default when not a terminal).",
 )
-def demo(backend: str, duration: float, plain: bool) -> None:
+@click.option(
+    "--broker",
+    type=click.Choice(["kite", "dhan"]),
+    default="kite",
+    show_default=True,
+    help="Whose API the embedded sandbox speaks and the demo uses.",
+)
+def demo(backend: str, duration: float, plain: bool, broker: str) -> None:
     """Run the library end to end on an embedded sandbox: no Kite account needed.
 
     Logs in through the sandbox's Kite Connect login flow, reads the profile and margins,
     streams ticks of an equity, an index and a future in full mode, places a market and a
     limit order and shows their updates arriving over the WebSocket, then the positions.
+
+    With --broker dhan: the same on an embedded Dhan sandbox (token check and profile, funds,
+    ticks of NSE_EQ:1333, IDX_I:13 and a NIFTY future, two orders and their updates over the
+    order-update socket, positions).
     """
+    if broker == "dhan":
+        from .dhan_demo import run_dhan_demo
+
+        live = False if plain else None
+        run(backend, functools.partial(run_dhan_demo, duration, backend=backend, live=live))
+        return
     run(
         backend,
         functools.partial(run_demo, duration, backend=backend, live=False if plain else None),

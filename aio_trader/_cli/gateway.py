@@ -83,6 +83,10 @@ def gateway(
     """Own the Kite feed and publish every frame to Redis Streams for any number of
     consumers (``aio_trader.gateway.RedisFeed``), with a live status: consumers,
     instruments, frames/s, lag."""
+    if conn.broker == "dhan":
+        raise click.UsageError(
+            "--broker dhan: the gateway does not own a Dhan feed yet (Kite only for now)"
+        )
     _check_redis(redis_url)
     _gateway_extra()
     live = not plain and sys.stdout.isatty()

@@ -31,6 +31,7 @@ from aio_trader.kite._feed import Overflow
 from aio_trader.kite._models import Candle, Instrument, LtpQuote, OhlcQuote
 from aio_trader.kite.constants import Interval, Mode
 
+from . import dhan
 from .account import Column, show_records
 from .connection import (
     Connection,
@@ -100,15 +101,27 @@ LTP_COLUMNS: Sequence[Column] = (
 )
 
 
+def _check_instruments(conn: Connection, specs: Sequence[str]) -> None:
+    """A usage error, before any I/O, unless ``specs`` name instruments as the broker's
+    commands take them (Kite: ``EXCHANGE:SYMBOL`` or tokens; Dhan: ``SEGMENT:SECURITY_ID``)."""
+    if conn.broker == "dhan":
+        dhan.parse_instruments(specs)
+    else:
+        check_instruments(specs)
+
+
 async def _quotes(conn: Connection, instruments: Sequence[str], full: bool, as_json: bool) -> None:
-    async with open_client(conn) as client:
-        kite = client.kite
-        found = await (kite.quote(instruments) if full else kite.ltp(instruments))
-    rows = [_Keyed(key, found[key]) for key in instruments if key in found]
-    missing = [key for key in instruments if key not in found]
-    show_records(
-        "quotes" if full else "last prices", rows, QUOTE_COLUMNS if full else LTP_COLUMNS, as_json
-    )
+    rows: Sequence[Any]
+    if conn.broker == "dhan":
+        rows, missing, columns = await dhan.quotes(conn, instruments, full)
+    else:
+        async with open_client(conn) as client:
+            kite = client.kite
+            found = await (kite.quote(instruments) if full else kite.ltp(instruments))
+        rows = [_Keyed(key, found[key]) for key in instruments if key in found]
+        missing = [key for key in instruments if key not in found]
+        columns = QUOTE_COLUMNS if full else LTP_COLUMNS
+    show_records("quotes" if full else "last prices", rows, columns, as_json)
     if missing:
         raise click.ClickException(f"no quote for: {', '.join(missing)}")
 
@@ -120,9 +133,10 @@ async def _quotes(conn: Connection, instruments: Sequence[str], full: bool, as_j
 def quote(conn: Connection, instruments: tuple[str, ...], as_json: bool) -> None:
     """Full quotes (last price, change, volume, best bid/ask, close, OI) of INSTRUMENTS.
 
-    INSTRUMENTS: EXCHANGE:SYMBOL (NSE:INFY, "NSE:NIFTY 50") or instrument tokens.
+    INSTRUMENTS: EXCHANGE:SYMBOL (NSE:INFY, "NSE:NIFTY 50") or instrument tokens; with
+    --broker dhan, SEGMENT:SECURITY_ID (NSE_EQ:1333, IDX_I:13).
     """
-    check_instruments(instruments)
+    _check_instruments(conn, instruments)
     run(conn.backend, _quotes, conn, instruments, True, as_json, read_only=True)
 
 
@@ -131,8 +145,9 @@ def quote(conn: Connection, instruments: tuple[str, ...], as_json: bool) -> None
 @INSTRUMENTS_ARGUMENT
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def ltp(conn: Connection, instruments: tuple[str, ...], as_json: bool) -> None:
-    """Last traded prices of INSTRUMENTS (EXCHANGE:SYMBOL or tokens)."""
-    check_instruments(instruments)
+    """Last traded prices of INSTRUMENTS (EXCHANGE:SYMBOL or tokens; with --broker dhan,
+    SEGMENT:SECURITY_ID)."""
+    _check_instruments(conn, instruments)
     run(conn.backend, _quotes, conn, instruments, False, as_json, read_only=True)
 
 
@@ -212,10 +227,16 @@ def write_instruments(rows: Sequence[Instrument], out: IO[str]) -> None:
 
 
 async def _instruments(conn: Connection, exchange: str | None, path: str) -> None:
-    async with open_client(conn) as client:
-        rows = await client.kite.instruments(exchange)
-    with _output(path) as out:
-        write_instruments(rows, out)
+    if conn.broker == "dhan":
+        table = await dhan.instruments(conn, exchange)
+        with _output(path) as out:
+            csv.writer(out, lineterminator="\n").writerows(table)
+        rows: Sequence[Any] = table[1:]
+    else:
+        async with open_client(conn) as client:
+            rows = await client.kite.instruments(exchange)
+        with _output(path) as out:
+            write_instruments(rows, out)
     where = "standard output" if path == "-" else path
     click.echo(f"{len(rows)} instruments written to {where}", err=True)
 
@@ -227,9 +248,17 @@ async def _instruments(conn: Connection, exchange: str | None, path: str) -> Non
     "-o", "--output", default="-", show_default=True, help="CSV file to write (-: stdout)."
 )
 def instruments(conn: Connection, exchange: str | None, output: str) -> None:
-    """Download the instruments dump (every exchange, or EXCHANGE's) as CSV."""
+    """Download the instruments dump (every exchange, or EXCHANGE's) as CSV.
+
+    With --broker dhan: Dhan's instrument list (every segment, or one: NSE_EQ, IDX_I, ...).
+    """
     check_output(output)
     exchange = exchange.upper() if exchange else None
+    if conn.broker == "dhan" and exchange is not None and exchange not in dhan.SEGMENTS:
+        raise click.BadParameter(
+            f"{exchange!r} is not a Dhan segment ({', '.join(dhan.SEGMENTS)})",
+            param_hint="EXCHANGE",
+        )
     run(conn.backend, _instruments, conn, exchange, output, read_only=True)
 
 
@@ -328,7 +357,8 @@ def stream(
 
     INSTRUMENTS: EXCHANGE:SYMBOL (resolved through the instruments dump) or tokens. A live
     table on a terminal; plain lines when piped or with --plain; JSON lines with --json
-    (ticks as Kite's clients give them, plus "type" and "instrument").
+    (ticks as Kite's clients give them, plus "type" and "instrument"). With --broker dhan:
+    SEGMENT:SECURITY_ID (NSE_EQ:1333), plain or JSON lines.
     """
     if as_json:
         view = "json"
@@ -336,7 +366,11 @@ def stream(
         view = "plain"
     else:
         view = "live"
-    check_instruments(instruments)
+    _check_instruments(conn, instruments)
+    if conn.broker == "dhan":
+        args = (instruments, mode, view, count, duration, overflow)
+        run(conn.backend, dhan.stream, conn, *args)
+        return
     run(conn.backend, _stream, conn, instruments, mode, view, count, duration, overflow)
 
 
@@ -409,7 +443,12 @@ async def _historical(
     oi: bool,
     path: str,
     fmt: str,
+    instrument_type: str | None = None,
 ) -> None:
+    if conn.broker == "dhan":
+        columns = await dhan.historical(conn, specs, start, end, interval, oi, instrument_type)
+        await _write_candles(columns, path, fmt, len(dhan.parse_instruments(specs)), None)
+        return
     progress = Progress(
         TextColumn("[bold]historical[/]"),
         BarColumn(),
@@ -433,7 +472,12 @@ async def _historical(
                 oi=oi,
                 on_progress=lambda done, _total: progress.update(task, completed=done),
             )
-    columns = _candle_columns(labels, candles, oi)
+    await _write_candles(_candle_columns(labels, candles, oi), path, fmt, len(labels), total)
+
+
+async def _write_candles(
+    columns: dict[str, list[Any]], path: str, fmt: str, instruments: int, requests: int | None
+) -> None:
     rows = len(columns["date"])
     if fmt == "parquet":
         used = await anyio.to_thread.run_sync(_write_parquet_atomically, columns, path)
@@ -441,9 +485,8 @@ async def _historical(
     else:
         await anyio.to_thread.run_sync(_write_csv, columns, path)
         where = "standard output" if path == "-" else path
-    click.echo(
-        f"{rows} candles, {len(labels)} instrument(s), {total} request(s) -> {where}", err=True
-    )
+    sent = "" if requests is None else f", {requests} request(s)"
+    click.echo(f"{rows} candles, {instruments} instrument(s){sent} -> {where}", err=True)
 
 
 @click.command()
@@ -459,6 +502,26 @@ async def _historical(
 )
 @click.option("--continuous", is_flag=True, help="Continuous data of expired futures.")
 @click.option("--oi", is_flag=True, help="With open interest.")
+@click.option(
+    "--instrument-type",
+    type=click.Choice(
+        [
+            "INDEX",
+            "EQUITY",
+            "FUTIDX",
+            "FUTSTK",
+            "OPTIDX",
+            "OPTSTK",
+            "FUTCOM",
+            "OPTFUT",
+            "FUTCUR",
+            "OPTCUR",
+        ],
+        case_sensitive=False,
+    ),
+    help="--broker dhan: the instruments' type (default: INDEX for IDX_I, EQUITY for "
+    "NSE_EQ/BSE_EQ).",
+)
 @click.option(
     "-o", "--output", default="-", show_default=True, help="File to write (-: CSV on stdout)."
 )
@@ -478,12 +541,16 @@ def historical(
     oi: bool,
     output: str,
     fmt: str | None,
+    instrument_type: str | None,
 ) -> None:
     """Download candles of INSTRUMENTS over any range, to CSV or Parquet.
 
     Ranges longer than Kite allows per request are split; all requests run concurrently at
     Kite's historical rate limit (3 per second), with a progress bar on stderr. One row per
     candle: instrument, instrument_token, date (IST), open, high, low, close, volume[, oi].
+
+    With --broker dhan: SEGMENT:SECURITY_ID instruments, --interval day, minute, 5minute,
+    15minute or 60minute; columns instrument, security_id, date, ...
     """
     try:
         historical_chunks(start, end, interval)
@@ -493,7 +560,14 @@ def historical(
         fmt = "parquet" if Path(output).suffix.lower() in (".parquet", ".pq") else "csv"
     if fmt == "parquet" and output == "-":
         raise click.BadParameter("Parquet needs a file: -o candles.parquet", param_hint="--output")
-    check_instruments(instruments)
+    if instrument_type is not None:
+        instrument_type = instrument_type.upper()
+    if conn.broker == "dhan":
+        dhan.check_historical(instruments, interval, instrument_type)
+    elif instrument_type is not None:
+        raise click.BadParameter("only with --broker dhan", param_hint="--instrument-type")
+    else:
+        check_instruments(instruments)
     check_output(output)
     run(
         conn.backend,
@@ -507,5 +581,6 @@ def historical(
         oi,
         output,
         fmt,
+        instrument_type,
         read_only=True,
     )

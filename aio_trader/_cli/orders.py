@@ -21,6 +21,7 @@ import click
 from aio_trader.kite import KiteFeed
 from aio_trader.kite.ticks import OrderUpdate
 
+from . import dhan
 from .connection import (
     Client,
     Connection,
@@ -83,7 +84,7 @@ def _confirm(conn: Connection, yes: bool, what: str) -> None:
     """Ask before anything is sent, unless ``--yes`` or on an embedded sandbox."""
     if yes or conn.sandbox:
         return
-    target = conn.root or "Kite"
+    target = conn.root or ("Dhan" if conn.broker == "dhan" else "Kite")
     click.confirm(f"{what} on {target}?", abort=True)
 
 
@@ -99,8 +100,13 @@ def order() -> None:
 @order.command()
 @connection_options
 @_variety
-@click.option("--exchange", required=True, callback=_upper, help="NSE, BSE, NFO, MCX, ...")
-@click.option("--tradingsymbol", required=True, help="e.g. INFY, NIFTY26DECFUT.")
+@click.option("--exchange", callback=_upper, help="NSE, BSE, NFO, MCX, ... (required for Kite)")
+@click.option("--tradingsymbol", help="e.g. INFY, NIFTY26DECFUT (required for Kite).")
+@click.option(
+    "--instrument",
+    help="--broker dhan (instead of --exchange/--tradingsymbol): SEGMENT:SECURITY_ID, "
+    "e.g. NSE_EQ:1333.",
+)
 @click.option(
     "--transaction-type",
     required=True,
@@ -136,13 +142,37 @@ def place(conn: Connection, yes: bool, no_wait: bool, timeout: float | None, **f
     \b
     aio-trader order place --exchange NSE --tradingsymbol INFY --transaction-type BUY \\
         --quantity 1 --product CNC --order-type LIMIT --price 1500
+    aio-trader order place --broker dhan --instrument NSE_EQ:1333 --transaction-type BUY \\
+        --quantity 1 --product CNC --order-type LIMIT --price 1500
     """
+    instrument = fields.pop("instrument")
+    if conn.broker == "dhan":
+        if fields["exchange"] or fields["tradingsymbol"]:
+            raise click.UsageError(
+                "--broker dhan names the instrument with --instrument SEGMENT:SECURITY_ID"
+            )
+        if instrument is None:
+            raise click.UsageError("--broker dhan needs --instrument SEGMENT:SECURITY_ID")
+        [(segment, security)] = dhan.parse_instruments([instrument])
+        fields.update(exchange=segment, tradingsymbol=security)
+    else:
+        if instrument is not None:
+            raise click.UsageError("--instrument is for --broker dhan")
+        ctx = click.get_current_context()
+        for name in ("exchange", "tradingsymbol"):
+            if fields[name] is None:
+                [param] = [p for p in ctx.command.params if p.name == name]
+                raise click.MissingParameter(ctx=ctx, param=param)
     order_type = fields["order_type"]
     if order_type in UNPROTECTED and fields["market_protection"] is None:
         raise click.UsageError(
             f"{order_type} orders need --market-protection (-1: automatic, or a percentage "
-            "above 0 up to 100), or use --order-type LIMIT --price PRICE: Kite refuses "
-            "unprotected market orders since April 2026"
+            "above 0 up to 100), or use --order-type LIMIT --price PRICE: "
+            + (
+                "Dhan protects API market orders since March 2026"
+                if conn.broker == "dhan"
+                else "Kite refuses unprotected market orders since April 2026"
+            )
         )
     if order_type in ("LIMIT", "SL") and fields["price"] is None:
         raise click.UsageError(f"{order_type} orders need --price")
@@ -155,6 +185,9 @@ def place(conn: Connection, yes: bool, no_wait: bool, timeout: float | None, **f
     )
     _confirm(conn, yes, f"Place {what}")
     values = {name: value for name, value in fields.items() if value is not None}
+    if conn.broker == "dhan":
+        run(conn.backend, dhan.act_and_follow, conn, dhan.placing(values, what), timeout, no_wait)
+        return
 
     async def act(client: Client) -> str:
         order_id = await client.kite.place_order(**values)
@@ -201,6 +234,10 @@ def modify(
     listed = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in changes.items())
     _confirm(conn, yes, f"Modify order {fields['order_id']}: {listed}")
     values = {name: value for name, value in fields.items() if value is not None}
+    if conn.broker == "dhan":
+        change = dhan.modifying(values, listed)
+        run(conn.backend, dhan.act_and_follow, conn, change, timeout, no_wait, True)
+        return
 
     async def act(client: Client) -> str:
         order_id = await client.kite.modify_order(**values)
@@ -226,6 +263,13 @@ def _cancel_command(name: str, verb: str, summary: str) -> click.Command:
         order_id: str,
         parent_order_id: str | None,
     ) -> None:
+        if conn.broker == "dhan":
+            if name == "exit" or parent_order_id:
+                raise click.UsageError(f"--broker dhan has no {name} of cover orders here")
+            _confirm(conn, yes, f"{verb.capitalize()} order {order_id}")
+            stop = dhan.cancelling(order_id)
+            run(conn.backend, dhan.act_and_follow, conn, stop, timeout, no_wait)
+            return
         _confirm(conn, yes, f"{verb.capitalize()} order {order_id} ({variety})")
 
         async def act(client: Client) -> str:

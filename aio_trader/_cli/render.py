@@ -116,17 +116,36 @@ def order_line(update: OrderUpdate) -> str:
 
 @attrs.define
 class TickBoard:
-    """The latest tick of each instrument, in subscription order, as a rich ``Table``."""
+    """The latest tick of each instrument, in subscription order, as a rich ``Table``.
 
-    labels: dict[int, str]
-    ticks: dict[int, Tick] = attrs.field(factory=dict)
-    counts: dict[int, int] = attrs.field(factory=dict)
+    Kite's ticks by default; another broker's board overrides ``key`` (the instrument a
+    tick is of), ``cells`` (its ``TICK_COLUMNS``) and ``change`` (its percent change)."""
 
-    def update(self, tick: Tick) -> None:
-        self.ticks[tick.instrument_token] = tick
-        self.counts[tick.instrument_token] = self.counts.get(tick.instrument_token, 0) + 1
+    labels: dict[Any, str]
+    ticks: dict[Any, Any] = attrs.field(factory=dict)
+    counts: dict[Any, int] = attrs.field(factory=dict)
 
-    def label(self, token: int) -> str:
+    @staticmethod
+    def key(tick: Any) -> Any:
+        """The instrument of ``tick``, as ``labels`` keys it."""
+        return tick.instrument_token
+
+    @staticmethod
+    def cells(tick: Any) -> dict[str, str]:
+        """``TICK_COLUMNS`` of ``tick`` as text."""
+        return tick_cells(tick)
+
+    @staticmethod
+    def change(tick: Any) -> float:
+        """The percent change of ``tick`` (0: none)."""
+        return float(getattr(tick, "change", 0.0))
+
+    def update(self, tick: Any) -> None:
+        key = self.key(tick)
+        self.ticks[key] = tick
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def label(self, token: Any) -> str:
         return self.labels.get(token, str(token))
 
     def table(self, title: str | None = None) -> Table:
@@ -138,8 +157,8 @@ class TickBoard:
             table.add_column(name, justify="right")
         for token in dict.fromkeys([*self.labels, *self.ticks]):
             tick = self.ticks.get(token)
-            cells = tick_cells(tick) if tick is not None else dict.fromkeys(TICK_COLUMNS, "…")
-            change = getattr(tick, "change", 0.0)
+            cells = self.cells(tick) if tick is not None else dict.fromkeys(TICK_COLUMNS, "…")
+            change = self.change(tick) if tick is not None else 0.0
             if change:
                 colour = "green" if change > 0 else "red"
                 cells["change"] = f"[{colour}]{cells['change']}[/]"
@@ -161,14 +180,21 @@ class Screen:
         self.tick_every = tick_every
         self._last_shown: dict[int, float] = {}
 
-    def show(self, item: FeedItem) -> bool:
+    #: What a feed's items are (another broker's screen sets its own): order updates,
+    #: notes (errors, messages), ticks; and how an order update reads as a line.
+    order_types: tuple[type, ...] = (OrderUpdate,)
+    note_types: tuple[type, ...] = (FeedError, FeedMessage)
+    tick_types: tuple[type, ...] = _TICK_TYPES
+    order_text: Callable[[Any], str] = staticmethod(order_line)
+
+    def show(self, item: FeedItem | Any) -> bool:
         """Show one item of a feed (a tick also goes on the board); True if it was a tick.
         Items of kinds it does not know (newer feed records) are skipped."""
-        if isinstance(item, OrderUpdate):
+        if isinstance(item, self.order_types):
             self.order(item)
-        elif isinstance(item, FeedError | FeedMessage):
+        elif isinstance(item, self.note_types):
             self.note(f"feed {type(item).__name__}: {item}")
-        elif isinstance(item, _TICK_TYPES):
+        elif isinstance(item, self.tick_types):
             self.board.update(item)
             self.tick(item)
             return True
@@ -177,15 +203,17 @@ class Screen:
     def note(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
-    def tick(self, tick: Tick) -> None:
+    def tick(self, tick: Any) -> None:
         now = anyio.current_time()
-        token = tick.instrument_token
+        token = self.board.key(tick)
         if now - self._last_shown.get(token, -math.inf) >= self.tick_every:
             self._last_shown[token] = now
-            self.note(tick_line(self.board.label(token), tick))
+            cells = self.board.cells(tick)
+            line = " ".join(f"{name}={cells[name]}" for name in TICK_COLUMNS)
+            self.note(f"tick {self.board.label(token)} {line}")
 
-    def order(self, update: OrderUpdate) -> None:
-        self.note(order_line(update))
+    def order(self, update: Any) -> None:
+        self.note(self.order_text(update))
 
     @contextlib.asynccontextmanager
     async def shown(self) -> AsyncIterator[None]:
@@ -203,8 +231,8 @@ class JsonScreen(Screen):
     def note(self, text: str) -> None:
         print(text, file=self.notes_out, flush=True)
 
-    def tick(self, tick: Tick) -> None:
-        label = self.board.label(tick.instrument_token)
+    def tick(self, tick: Any) -> None:
+        label = self.board.label(self.board.key(tick))
         self.line({"type": "tick", "instrument": label, **tick.to_dict()})
 
     def order(self, update: OrderUpdate) -> None:
@@ -230,7 +258,7 @@ class LiveScreen(Screen):
         self.first: list[str] = []
         self.recent: collections.deque[str] = collections.deque(maxlen=self.RECENT)
         self.dropped = 0
-        self.orders: dict[str, OrderUpdate] = {}
+        self.orders: dict[str, Any] = {}
 
     @property
     def notes(self) -> list[str]:
@@ -246,27 +274,32 @@ class LiveScreen(Screen):
             self.dropped += 1
         self.recent.append(text)
 
-    def tick(self, tick: Tick) -> None:
+    def tick(self, tick: Any) -> None:
         pass  # the board holds it; the next redraw shows it
 
-    def order(self, update: OrderUpdate) -> None:
+    def order(self, update: Any) -> None:
         self.orders[update.order_id] = update
-        self.note(order_line(update))
+        self.note(self.order_text(update))
+
+    @staticmethod
+    def order_row(update: Any) -> list[str]:
+        """A row of the orders table: order id, type, side, instrument, status, filled, avg."""
+        return [
+            update.order_id,
+            update.order_type,
+            update.transaction_type,
+            f"{update.exchange}:{update.tradingsymbol}",
+            update.status,
+            f"{update.filled_quantity}/{update.quantity}",
+            f"{update.average_price:,.2f}" if update.filled_quantity else "-",
+        ]
 
     def render(self) -> Group:
         orders = Table(title="orders (updates over the WebSocket)")
         for name in ("order id", "type", "side", "instrument", "status", "filled", "avg"):
             orders.add_column(name)
         for update in self.orders.values():
-            orders.add_row(
-                update.order_id,
-                update.order_type,
-                update.transaction_type,
-                f"{update.exchange}:{update.tradingsymbol}",
-                update.status,
-                f"{update.filled_quantity}/{update.quantity}",
-                f"{update.average_price:,.2f}" if update.filled_quantity else "-",
-            )
+            orders.add_row(*self.order_row(update))
         log = Panel(Text("\n".join(self.notes)), title=self.title)
         tables = [self.board.table("ticks")]
         if self.orders:
