@@ -136,11 +136,6 @@ def test_commands_without_dhan_credentials_say_how_to_get_them() -> None:
     assert "aio-trader login --broker dhan" in no_token
 
 
-def test_gateway_with_dhan_is_a_clear_error_for_now() -> None:
-    line = one_line_error(invoke("gateway", "--broker", "dhan", "--sandbox"), 2)
-    assert "does not own a Dhan feed yet" in line
-
-
 # -- quotes, instruments, candles on the embedded sandbox -------------------------------------
 
 

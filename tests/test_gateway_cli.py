@@ -73,6 +73,45 @@ async def test_gateway_and_record_commands_serve_a_consumer(
     assert {item.instrument_token for item in items} == {INFY}
 
 
+async def test_gateway_command_with_dhan_serves_a_dhan_consumer(
+    redis: RedisServer, prefix: str, anyio_backend: str
+) -> None:
+    """``aio-trader gateway --broker dhan``: Dhan's feed (an embedded Dhan sandbox) behind the
+    gateway; a consumer decoding with Dhan's codec gets its instrument's ticks."""
+    from aio_trader.dhan import TickerTick
+
+    common = ("--redis", redis.url, "--prefix", prefix, "--backend", anyio_backend)
+    gateway = functools.partial(
+        invoke, "gateway", "--broker", "dhan", "--sandbox", *common, "--duration", "5", "--plain"
+    )
+    results: dict[str, Result] = {}
+
+    async def in_thread() -> None:
+        results["gateway"] = await anyio.to_thread.run_sync(gateway)
+
+    ticks: list[TickerTick] = []
+    async with (
+        consumer(redis, prefix, "cli-dhan", codec="dhan") as feed,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(in_thread)
+        await feed.subscribe([("NSE_EQ", 1594)], "ticker")
+        with anyio.fail_after(HANG_GUARD):
+            async for item in feed:
+                if isinstance(item, TickerTick):
+                    ticks.append(item)
+                    if len(ticks) >= 3:
+                        break
+        with anyio.fail_after(HANG_GUARD):
+            while not results:  # noqa: ASYNC110 - the thread's result
+                await anyio.sleep(0.05)
+    assert {tick.key for tick in ticks} == {("NSE_EQ", 1594)}
+    assert results["gateway"].exit_code == 0, results["gateway"].output
+    output = results["gateway"].output
+    assert "instruments=1" in output
+    assert "gateway stopped" in output
+
+
 def test_gateway_commands_refuse_a_bad_redis_url(tmp_path: Path) -> None:
     for args in (
         ["gateway", "--sandbox", "--redis", "localhost:6379"],

@@ -26,7 +26,7 @@ import attrs
 import click
 from rich.console import Console
 
-from aio_trader.dhan import Dhan, DhanFeed, Holding, TokenStore
+from aio_trader.dhan import Dhan, DhanFeed, Holding, RawDhanFeed, TokenStore
 from aio_trader.dhan.constants import ExchangeSegment
 from aio_trader.dhan.ticks import FullTick, OrderUpdate, QuoteTick, TickerTick
 
@@ -97,15 +97,24 @@ class DhanClient:
     order_feed_url: str | None
     sandbox: Sandbox | None = None
 
-    def feed(self, **options: Any) -> DhanFeed:
-        """A ``DhanFeed`` (market feed and order updates) for the same account and server."""
-        dhan = self.dhan
+    def _urls(self) -> dict[str, Any]:
         urls: dict[str, Any] = {}
         if self.feed_url:
             urls["root"] = self.feed_url
         if self.order_feed_url:
             urls["order_root"] = self.order_feed_url
-        return DhanFeed(dhan.client_id, lambda: str(dhan.access_token), **urls, **options)
+        return urls
+
+    def feed(self, **options: Any) -> DhanFeed:
+        """A ``DhanFeed`` (market feed and order updates) for the same account and server;
+        the token is read from the client on every (re)connect."""
+        dhan = self.dhan
+        return DhanFeed(dhan.client_id, lambda: str(dhan.access_token), **self._urls(), **options)
+
+    def raw_feed(self) -> RawDhanFeed:
+        """The same feed undecoded (``RawDhanFeed``), for the gateway."""
+        dhan = self.dhan
+        return RawDhanFeed(dhan.client_id, lambda: str(dhan.access_token), **self._urls())
 
 
 def _no_credentials(what: str) -> click.UsageError:

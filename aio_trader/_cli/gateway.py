@@ -80,13 +80,9 @@ def gateway(
     duration: float | None,
     plain: bool,
 ) -> None:
-    """Own the Kite feed and publish every frame to Redis Streams for any number of
-    consumers (``aio_trader.gateway.RedisFeed``), with a live status: consumers,
-    instruments, frames/s, lag."""
-    if conn.broker == "dhan":
-        raise click.UsageError(
-            "--broker dhan: the gateway does not own a Dhan feed yet (Kite only for now)"
-        )
+    """Own the broker's feed (Kite's, or Dhan's with --broker dhan) and publish every frame
+    to Redis Streams for any number of consumers (``aio_trader.gateway.RedisFeed``), with a
+    live status: consumers, instruments, frames/s, lag."""
     _check_redis(redis_url)
     _gateway_extra()
     live = not plain and sys.stdout.isatty()
@@ -103,20 +99,31 @@ async def _run_gateway(
 ) -> None:
     from aio_trader.gateway import Gateway
 
-    async with shutdown_on_signals(), open_client(conn) as client:
-        c = client.conn
-        credentials: dict[str, Any] = (
-            {"user_id": c.user_id, "enctoken": c.enctoken}
-            if c.enctoken
-            else {"api_key": c.api_key, "access_token": c.access_token}
-        )
-        async with Gateway(
-            **credentials,
-            root=client.ticker_url,
-            redis=redis_url,
-            prefix=prefix,
-            retention=retention,
-        ) as gw:
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(shutdown_on_signals())
+        if conn.broker == "dhan":
+            from aio_trader._cli.dhan import open_dhan
+
+            dhan = await stack.enter_async_context(open_dhan(conn))
+            gateway = Gateway(
+                feed=dhan.raw_feed(), redis=redis_url, prefix=prefix, retention=retention
+            )
+        else:
+            client = await stack.enter_async_context(open_client(conn))
+            c = client.conn
+            credentials: dict[str, Any] = (
+                {"user_id": c.user_id, "enctoken": c.enctoken}
+                if c.enctoken
+                else {"api_key": c.api_key, "access_token": c.access_token}
+            )
+            gateway = Gateway(
+                **credentials,
+                root=client.ticker_url,
+                redis=redis_url,
+                prefix=prefix,
+                retention=retention,
+            )
+        async with gateway as gw:
             click.echo(f"gateway: publishing to {redis_url} under {prefix!r}; Ctrl-C stops")
             with anyio.move_on_after(duration if duration is not None else float("inf")):
                 await _status(gw, live)
