@@ -449,6 +449,47 @@ async def test_lossless_acknowledges_a_batch_at_the_next_ask_and_on_close() -> N
     assert acked == ["a", "b"]
 
 
+async def test_acknowledgement_tokens_take_no_room_and_are_not_counted() -> None:
+    acked: list[object] = []
+    ch = make_channel(Overflow.LOSSLESS, 2, ack=acked.append)
+    ch.open()
+    with ch.sender() as send:
+        await ch.put_items(send, [1])
+        await ch.put_ack(send, "a")
+        await ch.put_items(send, [2])  # the token took no room: this fits
+        await ch.put_ack(send, "b")
+        assert len(ch) == 2  # items only
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await ch.put_items(send, [3])  # full at 2 items: it would wait
+        assert scope.cancelled_caught
+        assert len(ch) == 2
+        assert await ch.get_batch(10) == [1, 2]  # no token among them
+        assert len(ch) == 0
+        await ch.put_items(send, [3])
+        assert await ch.get() == 3
+    assert acked == ["a", "b"]
+
+
+async def test_a_producer_waiting_for_room_resumes_once_an_item_is_read() -> None:
+    ch = make_channel(Overflow.LOSSLESS, 1, ack=lambda token: None)
+    ch.open()
+    got: list[int] = []
+
+    async def produce() -> None:
+        with ch.sender() as send:
+            for n in range(5):
+                await ch.put_items(send, [n])
+                await ch.put_ack(send, n)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        for _ in range(5):
+            got.append(await ch.get())
+            assert len(ch) <= 1
+    assert got == [0, 1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("policy", [Overflow.DROP_OLDEST, Overflow.CONFLATE])
 async def test_dropping_policies_acknowledge_at_once(policy: Overflow) -> None:
     acked: list[object] = []

@@ -30,7 +30,9 @@ put were read (``RedisFeed`` acknowledges a Redis stream entry once its items we
 consumed) calls :meth:`Channel.put_ack` after the items with a token of its own; in
 ``lossless`` the channel calls ``ack(token)`` once every item put before it was handed out
 and the reader asked for more (the next :meth:`~Channel.get` or
-:meth:`~Channel.get_batch`), or when the channel is closed with those items read. In
+:meth:`~Channel.get_batch`), or when the channel is closed with those items read. A token
+is not an item: it takes no room (``size`` counts items), is not counted in ``len()``
+(a feed's ``buffered``) and no reader sees it. In
 ``drop_oldest`` and ``conflate`` items may be dropped anyway: ``ack(token)`` is called at
 once.
 
@@ -367,19 +369,63 @@ class Channel(Generic[ItemT]):
 
 class _AckingLossless(Channel[ItemT]):
     """``lossless`` with acknowledgements: a token put after items waits in the stream
-    behind them; reaching it means they were handed out (see the module doc)."""
+    behind them; reaching it means they were handed out (see the module doc).
+
+    The tokens are not items: they take no room, do not count in ``len()`` (``buffered``)
+    and no reader sees them. So the stream is unbounded and the channel counts the items
+    in it itself: past ``size`` of them a producer waits for one to be read."""
+
+    def __init__(
+        self,
+        size: int,
+        is_record: Callable[[object], bool] = never_a_record,
+        key: Callable[[Any], Hashable] | None = None,
+        ack: Callable[[Any], None] | None = None,
+    ) -> None:
+        super().__init__(size, is_record, key, ack, stream_size=math.inf)
+        self._items = 0  # items in the stream (tokens not counted)
+        self._room = anyio.Event()
+
+    def __len__(self) -> int:
+        return self._items
+
+    async def _put(self, send: Sender, item: object) -> None:
+        """Send ``item`` once fewer than ``size`` items wait; dropped once closed.
+
+        Cancellation: nothing was sent."""
+        while self._items >= self.size and not self._closed:
+            if self._room.is_set():
+                self._room = anyio.Event()
+            await self._room.wait()
+        if self._closed:
+            return
+        send.send_nowait(item)
+        self._items += 1
+
+    async def put_items(self, send: Sender, items: Sequence[ItemT]) -> None:
+        """Add one frame's items; waits for room, item by item.
+
+        Cancellation: the items before the one waiting are in, the rest are not.
+        """
+        for item in items:
+            await self._put(send, item)
+
+    async def put_record(self, send: Sender, record: ItemT) -> None:
+        """Add a record; waits for room. Cancellation: nothing was added."""
+        await self._put(send, record)
 
     async def put_ack(self, send: Sender, token: object) -> None:
         """Have ``ack(token)`` called once the items put before it were read and the reader
-        asked for more; waits for room.
-
-        Cancellation: nothing was added (the token is never acknowledged).
+        asked for more; never waits (the token takes no room).
         """
-        marker = _Ack(token)
-        try:
-            send.send_nowait(marker)
-        except anyio.WouldBlock:
-            await send.send(marker)
+        if not self._closed:
+            send.send_nowait(_Ack(token))
+
+    def _taken(self) -> None:
+        """One item left the stream: room for a waiting producer."""
+        self._items -= 1
+        if self._items == self.size - 1:
+            self._room.set()
 
     def _flush_acks(self) -> None:
         acks, self._acks = self._acks, []
@@ -398,6 +444,7 @@ class _AckingLossless(Channel[ItemT]):
                 item = await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
             raise self._end() from None
+        self._taken()
         return item  # type: ignore[no-any-return]
 
     def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
@@ -410,6 +457,7 @@ class _AckingLossless(Channel[ItemT]):
                     self._acks.append(item.token)  # its items are in this batch: next time
                 else:
                     append(item)
+                    self._taken()
         except (anyio.WouldBlock, anyio.EndOfStream):
             pass
 
@@ -429,6 +477,8 @@ class _AckingLossless(Channel[ItemT]):
                     break  # an item never read: what follows stays unacknowledged
                 self._acknowledge(item.token)
         super().close(error)
+        self._items = 0
+        self._room.set()
 
 
 class _RecordsBounded(Channel[ItemT]):
