@@ -14,8 +14,8 @@ codec each stream entry names: :meth:`aio_trader._codec.Codec.cut`), and every t
 (order updates, errors, messages), decoded by the entry's codec, as the broker's own feed
 (:class:`~aio_trader.kite.KiteFeed`) would yield them. A tick that comes in a poorer mode
 than asked (while the gateway's mode switch is under way) is delivered as the poorer record
-and counted (``stale_mode``): for an illiquid instrument it may be the only price for
-minutes.
+and counted (``poorer_mode``, as ``KiteFeed`` does): for an illiquid instrument it may be
+the only price for minutes.
 
 **Delivery guarantee** (``overflow="lossless"``, the default): at least once, in order, per
 named consumer. Each name is a Redis consumer group; a frame's entry is acknowledged once
@@ -122,8 +122,9 @@ RedisFeedStatistics: TypeAlias = FeedStatistics
 :class:`~aio_trader.feed.FeedStatistics`, counted on the frames read from Redis
 (``frames`` binary frames read, ``ticks`` ticks decoded for this consumer, ``heartbeats``
 always 0: the gateway does not publish them, ``reconnects`` Redis errors retried,
-``connections`` 1 while the last Redis call succeeded, ``stale_mode`` ticks delivered in
-a poorer mode than asked), with ``duplicates`` frames skipped as published twice,
+``connections`` 1 while the last Redis call succeeded, ``poorer_mode`` ticks delivered in
+a poorer mode than asked, ``stale_mode`` always 0: a richer packet is cut down, never
+dropped), with ``duplicates`` frames skipped as published twice,
 ``gaps`` :class:`FeedGap` records, ``missed_frames`` frames they reported missed,
 ``acked`` entries acknowledged, ``lag`` entries in the stream after the last one read
 (at the last heartbeat; -1 unknown)."""
@@ -549,7 +550,7 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
                 c.frames += 1
                 c.bytes += len(data)
                 cut = codec.cut(data, modes)
-                c.stale_mode += cut.poorer
+                c.poorer_mode += cut.poorer
                 if cut.malformed:
                     c.malformed += cut.malformed
                     log.warning("skipped %d malformed part(s) of a frame", cut.malformed)
