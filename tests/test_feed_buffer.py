@@ -3,6 +3,7 @@ properties on both backends, and the feed module's public names."""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -63,7 +64,10 @@ def test_each_policy_is_built_on_a_memory_object_stream() -> None:
         assert isinstance(ch._receive, anyio.streams.memory.MemoryObjectReceiveStream)
         with ch.sender() as send:  # one send clone per connection
             assert isinstance(send, anyio.streams.memory.MemoryObjectSendStream)
-    assert channel(Overflow.LOSSLESS, 10)._receive.statistics().max_buffer_size == 10
+    # lossless counts its items itself (a producer ahead of the reader wakes once per
+    # half of the size, not once per item): the stream has no bound of its own
+    lossless = channel(Overflow.LOSSLESS, 10)
+    assert (lossless.size, lossless._receive.statistics().max_buffer_size) == (10, math.inf)
 
 
 async def read_all(ch: Channel[Any]) -> list[object]:
@@ -447,6 +451,31 @@ async def test_lossless_acknowledges_a_batch_at_the_next_ask_and_on_close() -> N
     assert acked == []
     ch.close()  # items 1-3 were read: "a" (in the batch) and "b" (at the head) are done
     assert acked == ["a", "b"]
+
+
+async def test_a_lossless_producer_waits_at_size_and_goes_on_once_half_was_read() -> None:
+    ch = make_channel(Overflow.LOSSLESS, 4)
+    ch.open()
+    got: list[int] = []
+    async with anyio.create_task_group() as tg:
+
+        async def produce() -> None:
+            with ch.sender() as send:
+                await ch.put_items(send, list(range(10)))
+
+        tg.start_soon(produce)
+        await anyio.wait_all_tasks_blocked()
+        assert len(ch) == 4  # full: the producer waits
+        got.append(await ch.get())
+        await anyio.wait_all_tasks_blocked()
+        assert len(ch) == 3  # one taken: it still waits (no wake per item)
+        got.append(await ch.get())
+        await anyio.wait_all_tasks_blocked()
+        assert len(ch) == 4  # half taken: it filled the room again
+        while len(got) < 10:
+            got.append(await ch.get())
+            assert len(ch) <= 4
+    assert got == list(range(10))
 
 
 async def test_acknowledgement_tokens_take_no_room_and_are_not_counted() -> None:

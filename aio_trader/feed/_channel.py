@@ -212,7 +212,13 @@ class _Record:
 
 
 class Channel(Generic[ItemT]):
-    """``lossless``: one memory object stream bounded at ``size``; producers wait for room.
+    """``lossless``: one memory object stream holding at most ``size`` items; producers
+    wait for room.
+
+    The channel counts the items itself (the stream is unbounded): when ``size`` wait, a
+    producer waits until the reader has taken half of them, then adds items again without
+    waiting. So a producer ahead of its reader wakes once per ``size // 2`` items, not once
+    per item (a wake per item, with its own checkpoint, cost about as much as the item).
 
     Producers each use their own send clone (:meth:`sender`); the reader is ``async for``
     (:meth:`get`: every call a checkpoint). :meth:`close` ends the stream at once, dropping
@@ -227,7 +233,7 @@ class Channel(Generic[ItemT]):
         key: Callable[[Any], Hashable] | None = None,
         ack: Callable[[Any], None] | None = None,
         *,
-        stream_size: float | None = None,
+        stream_size: float = math.inf,
     ) -> None:
         self.size = size
         #: Items dropped or conflated by the policy.
@@ -236,11 +242,14 @@ class Channel(Generic[ItemT]):
         self._key = key
         self._ack = ack
         self._acks: list[Any] = []  # tokens due at the next get
-        self._stream_size = size if stream_size is None else stream_size
+        self._stream_size = stream_size
         self._send: Sender | None = None
         self._receive: MemoryObjectReceiveStream[Any] | None = None
         self._closed = False
         self._error: BaseException | None = None
+        self._items = 0  # lossless: items in the stream
+        self._resume: anyio.Event | None = None  # lossless: set when producers may go on
+        self._low = size // 2  # lossless: producers go on once at most this many wait
 
     def open(self) -> None:
         """Create the stream (on the feed's entry: nothing is open before)."""
@@ -263,31 +272,48 @@ class Channel(Generic[ItemT]):
         return self._send.clone()
 
     def __len__(self) -> int:
-        if self._receive is None:
-            return 0
-        return self._receive.statistics().current_buffer_used
+        return self._items
 
     async def put_items(self, send: Sender, items: Sequence[ItemT]) -> None:
-        """Add one frame's items (ticks: droppable under the policy); waits for room, item
-        by item.
+        """Add one frame's items; when ``size`` wait, waits until the reader took half of
+        them. Once closed, adds nothing.
 
         Cancellation: the items before the one waiting are in, the rest are not.
         """
         for item in items:
-            try:
-                send.send_nowait(item)
-            except anyio.WouldBlock:
-                await send.send(item)
+            full = self._items >= self.size or self._closed
+            if full and not await self._wait_for_room():
+                return
+            send.send_nowait(item)
+            self._items += 1
 
     async def put_record(self, send: Sender, record: ItemT) -> None:
-        """Add a record (never dropped nor conflated); waits for room.
+        """Add a record (never dropped nor conflated); waits for room as :meth:`put_items`.
 
         Cancellation: nothing was added.
         """
-        try:
-            send.send_nowait(record)
-        except anyio.WouldBlock:
-            await send.send(record)
+        full = self._items >= self.size or self._closed
+        if full and not await self._wait_for_room():
+            return
+        send.send_nowait(record)
+        self._items += 1
+
+    async def _wait_for_room(self) -> bool:
+        """Wait until at most half of ``size`` items wait; ``False`` once closed.
+
+        Cancellation: nothing changes."""
+        while self._items >= self.size and not self._closed:
+            if self._resume is None:
+                self._resume = anyio.Event()
+            await self._resume.wait()
+        return not self._closed
+
+    def _taken(self, count: int) -> None:
+        """``count`` items left the stream: producers may go on once half of it is free."""
+        self._items -= count
+        if self._resume is not None and self._items <= self._low:
+            self._resume.set()
+            self._resume = None
 
     async def put_ack(self, send: Sender, token: object) -> None:
         """Have ``ack(token)`` called once the items put before it were read (see the module
@@ -314,7 +340,24 @@ class Channel(Generic[ItemT]):
             item: ItemT = await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
             raise self._end() from None
+        self._items -= 1
+        if self._resume is not None and self._items <= self._low:
+            self._resume.set()
+            self._resume = None
         return item
+
+    # ``async for item in channel``: ``get`` itself (one coroutine per item, not two). A
+    # subclass that overrides ``get`` sets this again.
+    __anext__ = get
+
+    async def _next(self) -> Any:
+        """The next thing in the stream (the policies' own ``get`` build on it)."""
+        if self._closed or self._receive is None:
+            raise self._end()
+        try:
+            return await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
+            raise self._end() from None
 
     async def get_batch(self, max_items: int) -> list[ItemT]:
         """The next items in arrival order: waits for one (a checkpoint, as :meth:`get`),
@@ -331,12 +374,14 @@ class Channel(Generic[ItemT]):
     def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
         """Append the items already waiting to ``batch``, until it holds ``max_items``."""
         assert self._receive is not None, "get() returned an item: opened"
+        start = len(batch)
         receive, append = self._receive.receive_nowait, batch.append
         try:
-            for _ in range(max_items - len(batch)):
+            for _ in range(max_items - start):
                 append(receive())
         except (anyio.WouldBlock, anyio.EndOfStream):
             pass
+        self._taken(len(batch) - start)
 
     def _end(self) -> BaseException:
         return self._error if self._error is not None else StopAsyncIteration()
@@ -344,19 +389,20 @@ class Channel(Generic[ItemT]):
     def __aiter__(self) -> Channel[ItemT]:
         return self
 
-    async def __anext__(self) -> ItemT:
-        return await self.get()
-
     def close(self, error: BaseException | None = None) -> None:
         """End the stream: readers get ``error`` (or ``StopAsyncIteration``) at once; what
-        still waits is dropped."""
+        still waits is dropped; waiting producers return."""
         if self._closed:
             return
         self._closed, self._error = True, error
+        if self._resume is not None:
+            self._resume.set()
+            self._resume = None
         if self._send is None or self._receive is None:
             return  # never opened
         self._send.close()  # the producers' clones close as their tasks end
         self._drain()
+        self._items = 0
 
     def _drain(self) -> None:
         assert self._receive is not None
@@ -372,60 +418,13 @@ class _AckingLossless(Channel[ItemT]):
     behind them; reaching it means they were handed out (see the module doc).
 
     The tokens are not items: they take no room, do not count in ``len()`` (``buffered``)
-    and no reader sees them. So the stream is unbounded and the channel counts the items
-    in it itself: past ``size`` of them a producer waits for one to be read."""
-
-    def __init__(
-        self,
-        size: int,
-        is_record: Callable[[object], bool] = never_a_record,
-        key: Callable[[Any], Hashable] | None = None,
-        ack: Callable[[Any], None] | None = None,
-    ) -> None:
-        super().__init__(size, is_record, key, ack, stream_size=math.inf)
-        self._items = 0  # items in the stream (tokens not counted)
-        self._room = anyio.Event()
-
-    def __len__(self) -> int:
-        return self._items
-
-    async def _put(self, send: Sender, item: object) -> None:
-        """Send ``item`` once fewer than ``size`` items wait; dropped once closed.
-
-        Cancellation: nothing was sent."""
-        while self._items >= self.size and not self._closed:
-            if self._room.is_set():
-                self._room = anyio.Event()
-            await self._room.wait()
-        if self._closed:
-            return
-        send.send_nowait(item)
-        self._items += 1
-
-    async def put_items(self, send: Sender, items: Sequence[ItemT]) -> None:
-        """Add one frame's items; waits for room, item by item.
-
-        Cancellation: the items before the one waiting are in, the rest are not.
-        """
-        for item in items:
-            await self._put(send, item)
-
-    async def put_record(self, send: Sender, record: ItemT) -> None:
-        """Add a record; waits for room. Cancellation: nothing was added."""
-        await self._put(send, record)
+    and no reader sees them."""
 
     async def put_ack(self, send: Sender, token: object) -> None:
         """Have ``ack(token)`` called once the items put before it were read and the reader
-        asked for more; never waits (the token takes no room).
-        """
+        asked for more; never waits (the token takes no room)."""
         if not self._closed:
             send.send_nowait(_Ack(token))
-
-    def _taken(self) -> None:
-        """One item left the stream: room for a waiting producer."""
-        self._items -= 1
-        if self._items == self.size - 1:
-            self._room.set()
 
     def _flush_acks(self) -> None:
         acks, self._acks = self._acks, []
@@ -433,22 +432,20 @@ class _AckingLossless(Channel[ItemT]):
             self._acknowledge(token)
 
     async def get(self) -> ItemT:
-        if self._closed or self._receive is None:
-            raise self._end()
         if self._acks:
             self._flush_acks()
-        try:
-            item: Any = await self._receive.receive()
-            while type(item) is _Ack:
-                self._acknowledge(item.token)
-                item = await self._receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
-            raise self._end() from None
-        self._taken()
+        item = await self._next()
+        while type(item) is _Ack:
+            self._acknowledge(item.token)
+            item = await self._next()
+        self._taken(1)
         return item  # type: ignore[no-any-return]
+
+    __anext__ = get
 
     def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
         assert self._receive is not None, "get() returned an item: opened"
+        start = len(batch)
         receive, append = self._receive.receive_nowait, batch.append
         try:
             while len(batch) < max_items:
@@ -457,9 +454,9 @@ class _AckingLossless(Channel[ItemT]):
                     self._acks.append(item.token)  # its items are in this batch: next time
                 else:
                     append(item)
-                    self._taken()
         except (anyio.WouldBlock, anyio.EndOfStream):
             pass
+        self._taken(len(batch) - start)
 
     def close(self, error: BaseException | None = None) -> None:
         """End the stream as :meth:`Channel.close`, after acknowledging what was read (the
@@ -477,8 +474,6 @@ class _AckingLossless(Channel[ItemT]):
                     break  # an item never read: what follows stays unacknowledged
                 self._acknowledge(item.token)
         super().close(error)
-        self._items = 0
-        self._room.set()
 
 
 class _RecordsBounded(Channel[ItemT]):
@@ -492,11 +487,19 @@ class _RecordsBounded(Channel[ItemT]):
         key: Callable[[Any], Hashable] | None = None,
         ack: Callable[[Any], None] | None = None,
         *,
-        stream_size: float | None = None,
+        stream_size: float = math.inf,
     ) -> None:
         super().__init__(size, is_record, key, ack, stream_size=stream_size)
         self._records = 0
         self._room = anyio.Event()
+
+    def __len__(self) -> int:
+        if self._receive is None:
+            return 0
+        return self._receive.statistics().current_buffer_used
+
+    def _taken(self, count: int) -> None:
+        pass  # producers never wait for items here (they drop or conflate)
 
     async def _reserve_record(self) -> bool:
         """Wait for room for one more record and count it; ``False`` once closed.
@@ -532,7 +535,7 @@ class _DropOldest(_RecordsBounded[ItemT]):
         key: Callable[[Any], Hashable] | None = None,
         ack: Callable[[Any], None] | None = None,
     ) -> None:
-        super().__init__(size, is_record, key, ack)
+        super().__init__(size, is_record, key, ack, stream_size=size)
         self._oldest: MemoryObjectReceiveStream[Any] | None = None
         self._aside: collections.deque[ItemT] = collections.deque()
 
@@ -579,10 +582,12 @@ class _DropOldest(_RecordsBounded[ItemT]):
                 item = self._aside.popleft()
                 self._taken_record()
                 return item
-        item = await super().get()
+        item = await self._next()
         if self._is_record(item):
             self._taken_record()
         return item
+
+    __anext__ = get
 
     def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
         aside = self._aside
@@ -619,9 +624,6 @@ class _Conflate(_RecordsBounded[ItemT]):
         self._key_of: Callable[[Any], Hashable] = key
         self._latest: dict[Hashable, ItemT] = {}
 
-    def __len__(self) -> int:
-        return super().__len__()
-
     async def put_items(self, send: Sender, items: Sequence[ItemT]) -> None:
         """Add one frame's items, each replacing its key's waiting one; never waits."""
         latest, key_of = self._latest, self._key_of
@@ -641,11 +643,13 @@ class _Conflate(_RecordsBounded[ItemT]):
             send.send_nowait(_Record(record))
 
     async def get(self) -> ItemT:
-        key: Any = await super().get()
+        key: Any = await self._next()
         if type(key) is _Record:
             self._taken_record()
             return key.item  # type: ignore[return-value]
         return self._latest.pop(key)
+
+    __anext__ = get
 
     def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
         assert self._receive is not None, "get() returned an item: opened"
