@@ -215,10 +215,13 @@ class Channel(Generic[ItemT]):
     """``lossless``: one memory object stream holding at most ``size`` items; producers
     wait for room.
 
-    The channel counts the items itself (the stream is unbounded): when ``size`` wait, a
-    producer waits until the reader has taken half of them, then adds items again without
-    waiting. So a producer ahead of its reader wakes once per ``size // 2`` items, not once
-    per item (a wake per item, with its own checkpoint, cost about as much as the item).
+    A frame's items go through the stream as one piece (a slice of them), not one by
+    one; the reader takes a piece into its ``head`` and hands the items out of it, each
+    :meth:`get` still a checkpoint. The channel counts the items itself (the stream is
+    unbounded): when ``size`` wait, a producer waits until the reader has taken half of
+    them, then adds items again without waiting. So a producer ahead of its reader wakes
+    once per ``size // 2`` items, not once per item (a wake per item, with its own
+    checkpoint, cost about as much as the item).
 
     Producers each use their own send clone (:meth:`sender`); the reader is ``async for``
     (:meth:`get`: every call a checkpoint). :meth:`close` ends the stream at once, dropping
@@ -250,6 +253,7 @@ class Channel(Generic[ItemT]):
         self._items = 0  # lossless: items in the stream
         self._resume: anyio.Event | None = None  # lossless: set when producers may go on
         self._low = size // 2  # lossless: producers go on once at most this many wait
+        self._head: collections.deque[Any] = collections.deque()  # lossless: taken, not read
 
     def open(self) -> None:
         """Create the stream (on the feed's entry: nothing is open before)."""
@@ -280,12 +284,17 @@ class Channel(Generic[ItemT]):
 
         Cancellation: the items before the one waiting are in, the rest are not.
         """
-        for item in items:
-            full = self._items >= self.size or self._closed
-            if full and not await self._wait_for_room():
-                return
-            send.send_nowait(item)
-            self._items += 1
+        start, count = 0, len(items)
+        while start < count:
+            room = self.size - self._items
+            if room <= 0 or self._closed:
+                if not await self._wait_for_room():
+                    return
+                continue
+            piece = items[start : start + room]  # a copy: the caller may reuse its list
+            send.send_nowait(piece)
+            self._items += len(piece)
+            start += len(piece)
 
     async def put_record(self, send: Sender, record: ItemT) -> None:
         """Add a record (never dropped nor conflated); waits for room as :meth:`put_items`.
@@ -295,7 +304,7 @@ class Channel(Generic[ItemT]):
         full = self._items >= self.size or self._closed
         if full and not await self._wait_for_room():
             return
-        send.send_nowait(record)
+        send.send_nowait((record,))
         self._items += 1
 
     async def _wait_for_room(self) -> bool:
@@ -336,10 +345,17 @@ class Channel(Generic[ItemT]):
         """
         if self._closed or self._receive is None:
             raise self._end()
-        try:
-            item: ItemT = await self._receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
-            raise self._end() from None
+        head = self._head
+        if head:
+            await anyio.lowlevel.checkpoint()
+            if self._closed:
+                raise self._end()
+        if not head:  # (or another reader emptied it meanwhile)
+            try:
+                head.extend(await self._receive.receive())
+            except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
+                raise self._end() from None
+        item: ItemT = head.popleft()
         self._items -= 1
         if self._resume is not None and self._items <= self._low:
             self._resume.set()
@@ -374,14 +390,28 @@ class Channel(Generic[ItemT]):
     def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
         """Append the items already waiting to ``batch``, until it holds ``max_items``."""
         assert self._receive is not None, "get() returned an item: opened"
-        start = len(batch)
-        receive, append = self._receive.receive_nowait, batch.append
-        try:
-            for _ in range(max_items - start):
-                append(receive())
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            pass
+        start, head = len(batch), self._head
+        while len(batch) < max_items:
+            if not head:
+                piece = self._piece()
+                if piece is None:
+                    break
+                head.extend(piece)
+            need = max_items - len(batch)
+            if len(head) <= need:
+                batch.extend(head)
+                head.clear()
+            else:
+                batch.extend([head.popleft() for _ in range(need)])
         self._taken(len(batch) - start)
+
+    def _piece(self) -> Any:
+        """The next piece of items already in the stream, ``None`` if there is none."""
+        assert self._receive is not None
+        try:
+            return self._receive.receive_nowait()
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            return None
 
     def _end(self) -> BaseException:
         return self._error if self._error is not None else StopAsyncIteration()
@@ -402,6 +432,7 @@ class Channel(Generic[ItemT]):
             return  # never opened
         self._send.close()  # the producers' clones close as their tasks end
         self._drain()
+        self._head.clear()
         self._items = 0
 
     def _drain(self) -> None:
@@ -434,29 +465,28 @@ class _AckingLossless(Channel[ItemT]):
     async def get(self) -> ItemT:
         if self._acks:
             self._flush_acks()
-        item = await self._next()
-        while type(item) is _Ack:
-            self._acknowledge(item.token)
-            item = await self._next()
+        head = self._head
+        if head:
+            await anyio.lowlevel.checkpoint()
+            if self._closed:
+                raise self._end()
+        while not head:  # (or another reader emptied it meanwhile)
+            piece = await self._next()
+            if type(piece) is _Ack:
+                self._acknowledge(piece.token)  # the items before it were handed out
+            else:
+                head.extend(piece)
         self._taken(1)
-        return item  # type: ignore[no-any-return]
+        return head.popleft()  # type: ignore[no-any-return]
 
     __anext__ = get
 
-    def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
-        assert self._receive is not None, "get() returned an item: opened"
-        start = len(batch)
-        receive, append = self._receive.receive_nowait, batch.append
-        try:
-            while len(batch) < max_items:
-                item = receive()
-                if type(item) is _Ack:
-                    self._acks.append(item.token)  # its items are in this batch: next time
-                else:
-                    append(item)
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            pass
-        self._taken(len(batch) - start)
+    def _piece(self) -> Any:
+        while True:
+            piece = super()._piece()
+            if type(piece) is not _Ack:
+                return piece
+            self._acks.append(piece.token)  # its items are in this batch: at the next ask
 
     def close(self, error: BaseException | None = None) -> None:
         """End the stream as :meth:`Channel.close`, after acknowledging what was read (the
@@ -464,7 +494,7 @@ class _AckingLossless(Channel[ItemT]):
         if self._closed:
             return
         self._flush_acks()
-        if self._receive is not None:
+        if self._receive is not None and not self._head:
             while True:
                 try:
                     item = self._receive.receive_nowait()
@@ -500,6 +530,16 @@ class _RecordsBounded(Channel[ItemT]):
 
     def _taken(self, count: int) -> None:
         pass  # producers never wait for items here (they drop or conflate)
+
+    def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
+        """Append the items already waiting to ``batch`` (one item per stream entry)."""
+        assert self._receive is not None, "get() returned an item: opened"
+        receive, append = self._receive.receive_nowait, batch.append
+        try:
+            for _ in range(max_items - len(batch)):
+                append(receive())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            pass
 
     async def _reserve_record(self) -> bool:
         """Wait for room for one more record and count it; ``False`` once closed.
