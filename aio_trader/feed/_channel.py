@@ -4,9 +4,10 @@ Every feeder (``KiteFeed``, ``RawKiteFeed``, ``RedisFeed``, ``ReplayFeed``, the 
 brokers' feeds) hands its items to ``async for`` through a channel built here by
 :func:`make_channel`, under one of three :class:`Overflow` policies:
 
-- ``lossless``: an anyio memory object stream bounded at ``size`` items. When it is full,
-  a producer waits for room (a socket reader then stops reading: TCP flow control slows the
-  server down; nothing is lost).
+- ``lossless``: an anyio memory object stream holding at most ``size`` items (counted by
+  the channel; a frame's items travel through it as one piece). When it is full, a
+  producer waits until the reader took half of them (a socket reader then stops reading:
+  TCP flow control slows the server down; nothing is lost).
 - ``drop_oldest``: the stream is bounded at ``size``; when it is full the channel takes the
   oldest item out of it through its own receive clone (an item is dropped and counted in
   ``dropped``). Records (``is_record``) are never dropped: one taken out is kept aside and
