@@ -357,7 +357,7 @@ class Channel(Generic[ItemT]):
             except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
                 raise self._end() from None
         item: ItemT = head.popleft()
-        self._items -= 1
+        self._items -= 1  # self._taken(1), inline: this is the per-item path
         if self._resume is not None and self._items <= self._low:
             self._resume.set()
             self._resume = None
