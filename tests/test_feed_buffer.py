@@ -478,6 +478,27 @@ async def test_a_lossless_producer_waits_at_size_and_goes_on_once_half_was_read(
     assert got == list(range(10))
 
 
+@pytest.mark.parametrize("ack", [None, print], ids=["plain", "acking"])
+async def test_items_handed_to_a_waiting_reader_then_closed_are_dropped(ack: Any) -> None:
+    ch = make_channel(Overflow.LOSSLESS, 10, ack=ack)
+    ch.open()
+    ended: list[bool] = []
+
+    async def read() -> None:
+        with pytest.raises(StopAsyncIteration):
+            await ch.get()
+        ended.append(True)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read)
+        await anyio.wait_all_tasks_blocked()  # the reader waits in the stream
+        with ch.sender() as send:
+            await ch.put_items(send, [1, 2])  # handed to it; it has not run yet
+            ch.close()
+    assert ended == [True]  # closed: it gets nothing, and nothing is counted
+    assert len(ch) == 0
+
+
 async def test_acknowledgement_tokens_take_no_room_and_are_not_counted() -> None:
     acked: list[object] = []
     ch = make_channel(Overflow.LOSSLESS, 2, ack=acked.append)

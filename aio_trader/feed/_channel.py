@@ -353,9 +353,12 @@ class Channel(Generic[ItemT]):
                 raise self._end()
         if not head:  # (or another reader emptied it meanwhile)
             try:
-                head.extend(await self._receive.receive())
+                piece = await self._receive.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
                 raise self._end() from None
+            if self._closed:  # handed over, then closed before this task ran: dropped
+                raise self._end()
+            head.extend(piece)
         item: ItemT = head.popleft()
         self._items -= 1  # self._taken(1), inline: this is the per-item path
         if self._resume is not None and self._items <= self._low:
@@ -372,9 +375,12 @@ class Channel(Generic[ItemT]):
         if self._closed or self._receive is None:
             raise self._end()
         try:
-            return await self._receive.receive()
+            piece = await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
             raise self._end() from None
+        if self._closed:  # handed over, then closed before this task ran: dropped
+            raise self._end()
+        return piece
 
     async def get_batch(self, max_items: int) -> list[ItemT]:
         """The next items in arrival order: waits for one (a checkpoint, as :meth:`get`),
