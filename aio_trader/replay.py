@@ -15,7 +15,8 @@ and the text frames' records (order updates, errors, messages).
 Without a subscription every recorded instrument is yielded as recorded. After
 ``subscribe`` only the subscribed instruments are, each cut down to its mode by the codec;
 a tick recorded in a poorer mode than asked is yielded as recorded and counted
-(``stale_mode``), as :class:`aio_trader.gateway.RedisFeed` does.
+(``poorer_mode``), as :class:`~aio_trader.kite.KiteFeed` and
+:class:`aio_trader.gateway.RedisFeed` do.
 
 ``speed=1.0`` replays in real time (the gaps between receive times), ``2.0`` twice as fast,
 ``None`` as fast as possible; ``feed.speed`` can be changed while it plays (``None``: the
@@ -57,8 +58,9 @@ __all__ = ["ReplayFeed", "ReplayStatistics"]
 ReplayStatistics: TypeAlias = FeedStatistics
 """The statistics record of a :class:`ReplayFeed`: the one record of every feeder,
 :class:`~aio_trader.feed.FeedStatistics`: ``frames`` frames read, ``ticks`` tick records
-decoded, ``text_frames``, ``malformed`` packets or text frames skipped, ``stale_mode``
-ticks yielded as recorded in a poorer mode than asked, ``subscribed`` instruments (0:
+decoded, ``text_frames``, ``malformed`` packets or text frames skipped, ``poorer_mode``
+ticks yielded as recorded in a poorer mode than asked (``stale_mode`` always 0: a richer
+packet is cut down, never dropped), ``subscribed`` instruments (0:
 everything), ``lag`` frames of the file not read yet."""
 
 #: One item in the channel: the record and the frame it came from.
@@ -388,7 +390,7 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
                 await self._channel.put_record(send, (record, info))
             return
         cut = codec.cut(row.data, self._modes)
-        c.stale_mode += cut.poorer
+        c.poorer_mode += cut.poorer
         c.malformed += cut.malformed
         if cut.frame is None:
             return

@@ -15,6 +15,15 @@ other, against the same server:
   waiting, instead of one per tick), the same per-tick check inside;
 - ``aio_trader raw``: ``RawKiteFeed`` on asyncio (frames, no decoding): the transport's
   ceiling;
+- ``floor asyncio`` / ``floor trio``: what a checkpoint per tick allows, no socket. The
+  client first takes ``FLOOR_FRAMES`` full-mode frames from the same sandbox (through
+  ``RawKiteFeed``, untimed), then a producer task decodes them (``decode_frame``, round
+  and round) into an anyio memory object stream, up to the feed's default size (10,000
+  ticks; when full it sleeps until half was read: one wake per 5,000 ticks, not one per
+  tick), and the loop takes each tick with one ``await receive()`` and runs the same
+  per-tick check. The
+  per-item ``async for`` rows show their fraction of this floor (``of floor``: per-round
+  ratio, same backend, same round);
 - ``KiteTicker (official)``: Kite's official Python client (twisted + autobahn) with its
   ``root`` pointed at the sandbox, counting the ticks ``on_ticks`` receives (same check).
 
@@ -35,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -118,6 +128,80 @@ class Server:
 
 
 # -- our clients ---------------------------------------------------------------------------
+
+
+FLOOR_FRAMES = 50
+
+
+async def floor_client(info: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The floor: the sandbox's frames decoded into a memory object stream, one
+    ``await receive()`` per tick, the same per-tick check; no socket while timed."""
+    import anyio
+
+    from aio_trader.kite import RawKiteFeed, decode_frame
+
+    tokens: list[int] = info["tokens"]
+    per_frame = len(tokens)
+    frames: list[bytes] = []
+    async with RawKiteFeed(info["api_key"], info["access_token"], root=info["url"]) as raw:
+        await raw.subscribe(tokens, mode="full")
+        async for frame in raw:
+            if not isinstance(frame.data, bytes):
+                continue
+            ticks = decode_frame(frame.data)
+            if len(ticks) == per_frame and all(t.mode == "full" for t in ticks):
+                frames.append(frame.data)
+                if len(frames) == FLOOR_FRAMES:
+                    break
+    size = 10_000  # KiteFeed's default buffer_size
+    send, receive = anyio.create_memory_object_stream[Any](math.inf)
+    waiting = 0
+    room: list[anyio.Event] = []  # the producer waits on it when ``size`` ticks wait
+
+    async def produce() -> None:
+        # the best a producer can do: it fills the stream up to ``size`` and then sleeps
+        # until half was read (a producer woken for every tick costs about a tick)
+        nonlocal waiting
+        with send:
+            while True:
+                for frame in frames:
+                    for tick in decode_frame(frame):
+                        if waiting >= size:
+                            room.append(anyio.Event())
+                            await room[-1].wait()
+                        send.send_nowait(tick)
+                        waiting += 1
+
+    count = lost = 0
+    start = 0.0
+    perf_counter = time.perf_counter
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        while True:
+            item = await receive.receive()
+            waiting -= 1
+            if room and waiting <= size // 2:
+                room.pop().set()
+            if item.instrument_token != tokens[count % per_frame]:
+                lost += 1
+            count += 1
+            if count % per_frame:
+                continue
+            if count == WARMUP_TICKS:
+                start = perf_counter()
+            elif count > WARMUP_TICKS and perf_counter() - start >= seconds:
+                break
+        elapsed = perf_counter() - start
+        tg.cancel_scope.cancel()
+    receive.close()
+    timed = count - WARMUP_TICKS
+    return {
+        "ticks": timed,
+        "seconds": elapsed,
+        "ticks_per_s": timed / elapsed,
+        "lost": lost,
+        "arrivals": [],
+    }
 
 
 async def batched_client(info: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -253,6 +337,9 @@ def client(kind: str, info: dict[str, Any], seconds: float, latency: bool) -> di
     import anyio
 
     result: dict[str, Any]
+    if kind.startswith("floor-"):
+        result = anyio.run(floor_client, info, seconds, backend=kind.split("-")[1])
+        return result
     if kind.endswith("-batches"):
         result = anyio.run(batched_client, info, seconds, backend=kind.split("-")[0])
         return result
@@ -281,6 +368,8 @@ NAMES = {
     "asyncio-batches": "aio_trader KiteFeed.batches(), asyncio",
     "trio-batches": "aio_trader KiteFeed.batches(), trio",
     "raw": "aio_trader RawKiteFeed (no decoding), asyncio",
+    "floor-asyncio": "floor: decode + memory stream, asyncio (no socket)",
+    "floor-trio": "floor: decode + memory stream, trio (no socket)",
     "official": "KiteTicker (official, twisted)",
 }
 
@@ -302,6 +391,8 @@ def main() -> None:
     parser.add_argument("--latency-interval", type=float, default=0.01)
     parser.add_argument("--latency-seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3, help="throughput runs per client")
+    parser.add_argument("--only", help="comma-separated clients (official always runs)")
+    parser.add_argument("--no-latency", action="store_true", help="skip the latency part")
     parser.add_argument("--serve", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--info", help=argparse.SUPPRESS)
@@ -314,7 +405,11 @@ def main() -> None:
         print(json.dumps(client(args.client, json.loads(args.info), args.seconds, args.latency)))
         return
 
-    kinds = ["asyncio", "trio", "asyncio-batches", "trio-batches", "raw", "official"]
+    all_kinds = ["asyncio", "trio", "floor-asyncio", "floor-trio", "asyncio-batches",
+                 "trio-batches", "raw", "official"]  # fmt: skip
+    kinds = [k for k in all_kinds if k in args.only.split(",")] if args.only else all_kinds
+    if "official" not in kinds:
+        kinds.append("official")
     print(f"# {header('bench_feed')}")
     print(f"# {args.tokens} instruments in full mode ({args.tokens} packets a frame), "
           f"{args.rounds} interleaved rounds of {args.seconds:g} s per client")  # fmt: skip
@@ -330,17 +425,25 @@ def main() -> None:
     official = [r["ticks_per_s"] for r in results["official"]]
     print("\n## Sustained throughput (sandbox sending as fast as it can, lossless)\n")
     print("| client | ticks/s, median [lowest-highest] | vs official, median [range] "
-          "| ticks timed | lost |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|")
+          "| of floor, median [range] | ticks timed | lost |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|")
     for kind in kinds:
         rates = [r["ticks_per_s"] for r in results[kind]]
         rate = Summary(rates)
         ratio = Summary([ours / theirs for ours, theirs in zip(rates, official, strict=True)])
+        floor = f"floor-{kind}"
+        of_floor = "-"
+        if results.get(floor):
+            floors = [r["ticks_per_s"] for r in results[floor]]
+            per_round = [ours / f for ours, f in zip(rates, floors, strict=True)]
+            of_floor = Summary(per_round).format(2)
         timed = sum(r["ticks"] for r in results[kind])
         lost = sum(r["lost"] for r in results[kind])
         print(f"| {NAMES[kind]} | {rate.median:,.0f} [{rate.low:,.0f}-{rate.high:,.0f}] "
-              f"| {ratio.format(2, 'x')} | {timed:,} | {lost} |")  # fmt: skip
+              f"| {ratio.format(2, 'x')} | {of_floor} | {timed:,} | {lost} |")  # fmt: skip
 
+    if args.no_latency:
+        return
     server = Server(args.latency_interval, args.tokens)
     rows = []
     try:

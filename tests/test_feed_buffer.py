@@ -3,6 +3,7 @@ properties on both backends, and the feed module's public names."""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -63,7 +64,10 @@ def test_each_policy_is_built_on_a_memory_object_stream() -> None:
         assert isinstance(ch._receive, anyio.streams.memory.MemoryObjectReceiveStream)
         with ch.sender() as send:  # one send clone per connection
             assert isinstance(send, anyio.streams.memory.MemoryObjectSendStream)
-    assert channel(Overflow.LOSSLESS, 10)._receive.statistics().max_buffer_size == 10
+    # lossless counts its items itself (a producer ahead of the reader wakes once per
+    # half of the size, not once per item): the stream has no bound of its own
+    lossless = channel(Overflow.LOSSLESS, 10)
+    assert (lossless.size, lossless._receive.statistics().max_buffer_size) == (10, math.inf)
 
 
 async def read_all(ch: Channel[Any]) -> list[object]:
@@ -447,6 +451,93 @@ async def test_lossless_acknowledges_a_batch_at_the_next_ask_and_on_close() -> N
     assert acked == []
     ch.close()  # items 1-3 were read: "a" (in the batch) and "b" (at the head) are done
     assert acked == ["a", "b"]
+
+
+async def test_a_lossless_producer_waits_at_size_and_goes_on_once_half_was_read() -> None:
+    ch = make_channel(Overflow.LOSSLESS, 4)
+    ch.open()
+    got: list[int] = []
+    async with anyio.create_task_group() as tg:
+
+        async def produce() -> None:
+            with ch.sender() as send:
+                await ch.put_items(send, list(range(10)))
+
+        tg.start_soon(produce)
+        await anyio.wait_all_tasks_blocked()
+        assert len(ch) == 4  # full: the producer waits
+        got.append(await ch.get())
+        await anyio.wait_all_tasks_blocked()
+        assert len(ch) == 3  # one taken: it still waits (no wake per item)
+        got.append(await ch.get())
+        await anyio.wait_all_tasks_blocked()
+        assert len(ch) == 4  # half taken: it filled the room again
+        while len(got) < 10:
+            got.append(await ch.get())
+            assert len(ch) <= 4
+    assert got == list(range(10))
+
+
+@pytest.mark.parametrize("ack", [None, print], ids=["plain", "acking"])
+async def test_items_handed_to_a_waiting_reader_then_closed_are_dropped(ack: Any) -> None:
+    ch = make_channel(Overflow.LOSSLESS, 10, ack=ack)
+    ch.open()
+    ended: list[bool] = []
+
+    async def read() -> None:
+        with pytest.raises(StopAsyncIteration):
+            await ch.get()
+        ended.append(True)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read)
+        await anyio.wait_all_tasks_blocked()  # the reader waits in the stream
+        with ch.sender() as send:
+            await ch.put_items(send, [1, 2])  # handed to it; it has not run yet
+            ch.close()
+    assert ended == [True]  # closed: it gets nothing, and nothing is counted
+    assert len(ch) == 0
+
+
+async def test_acknowledgement_tokens_take_no_room_and_are_not_counted() -> None:
+    acked: list[object] = []
+    ch = make_channel(Overflow.LOSSLESS, 2, ack=acked.append)
+    ch.open()
+    with ch.sender() as send:
+        await ch.put_items(send, [1])
+        await ch.put_ack(send, "a")
+        await ch.put_items(send, [2])  # the token took no room: this fits
+        await ch.put_ack(send, "b")
+        assert len(ch) == 2  # items only
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await ch.put_items(send, [3])  # full at 2 items: it would wait
+        assert scope.cancelled_caught
+        assert len(ch) == 2
+        assert await ch.get_batch(10) == [1, 2]  # no token among them
+        assert len(ch) == 0
+        await ch.put_items(send, [3])
+        assert await ch.get() == 3
+    assert acked == ["a", "b"]
+
+
+async def test_a_producer_waiting_for_room_resumes_once_an_item_is_read() -> None:
+    ch = make_channel(Overflow.LOSSLESS, 1, ack=lambda token: None)
+    ch.open()
+    got: list[int] = []
+
+    async def produce() -> None:
+        with ch.sender() as send:
+            for n in range(5):
+                await ch.put_items(send, [n])
+                await ch.put_ack(send, n)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        for _ in range(5):
+            got.append(await ch.get())
+            assert len(ch) <= 1
+    assert got == [0, 1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("policy", [Overflow.DROP_OLDEST, Overflow.CONFLATE])

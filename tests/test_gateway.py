@@ -133,7 +133,8 @@ async def test_fan_out_each_consumer_gets_its_instruments_in_its_modes(
             assert mode in modes
             assert all(rank[m] <= rank[mode] for m in modes)
             poorer = sum(n for m, n in modes.items() if m != mode)
-            assert feeds[name].statistics().stale_mode >= poorer
+            assert feeds[name].statistics().poorer_mode >= poorer
+            assert feeds[name].statistics().stale_mode == 0  # cut down, never dropped
             assert all(isinstance(item, Tick) for item in reader.items)
         # the same frame cut down to each mode: b's quote ticks of INFY are a's full ones
         full = {
@@ -333,12 +334,9 @@ async def test_a_slow_consumer_under_each_overflow_policy(
     lo, hi = reader.ticks[0][0], reader.ticks[-1][0]
     lost = set().union(*(missing(frames, reader, t, lo, hi) for t in tokens))
     if overflow == "lossless":
-        # An instrument's ticks come in its asked mode only once the gateway's mode switch
-        # took effect; frames before that are dropped as stale and counted (documented).
-        # From each instrument's first tick on, none is missing; the earlier ones are stale.
-        after = set().union(*(missing(frames, reader, t, min(reader.seqs(t)), hi) for t in tokens))
-        assert after == set()
-        assert len(lost) <= stats.stale_mode
+        # ltp is the poorest mode: every packet cuts down to it, none is poorer nor dropped
+        assert lost == set()
+        assert stats.stale_mode == stats.poorer_mode == 0
         assert stats.dropped == 0
     else:
         assert stats.dropped > 0
@@ -665,3 +663,23 @@ async def test_an_entry_is_acknowledged_once_its_items_were_read(
         pending = await client.xpending(f"{prefix}:frames", "acks")
     # on close, the order update's entry was acknowledged too (read); the last was not
     assert pending.pending == 1
+
+
+async def test_a_tick_in_a_poorer_mode_than_asked_is_delivered_and_counted_in_poorer_mode(
+    redis: RedisServer, prefix: str
+) -> None:
+    # issue 17: as KiteFeed does; stale_mode counts only ticks dropped, and a consumer
+    # drops none (a richer packet is cut down to its mode)
+    from aio_trader.kite import FullTick, LtpTick, Ohlc, QuoteTick, encode_frame
+
+    quote = QuoteTick(INFY, 1.5, 1, 1.5, 10, 1, 1, Ohlc(1.0, 2.0, 0.5, 1.25))
+    async with consumer(redis, prefix, "poorer", start="oldest") as feed:
+        await feed.subscribe([INFY], "full")
+        await feed.subscribe([TCS], "ltp")
+        await publish(redis, prefix, [encode_frame([quote, LtpTick(TCS, 2.0)])])
+        with anyio.fail_after(HANG_GUARD):
+            got = [await feed.__anext__(), await feed.__anext__()]
+        stats = feed.statistics()
+    assert got == [quote, LtpTick(TCS, 2.0)]  # the quote tick as it came, not a FullTick
+    assert not isinstance(got[0], FullTick)
+    assert (stats.poorer_mode, stats.stale_mode, stats.ticks) == (1, 0, 2)

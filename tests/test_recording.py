@@ -153,7 +153,7 @@ async def test_replay_reads_a_recording_of_any_registered_codec(tmp_path: Path) 
     # cut down, or yielded poorer as recorded and counted
     items, feed = await replay(path, subscriptions={INFY: "ltp", TCS: "full"})
     assert items == [LtpTick(INFY, 1.5), LtpTick(TCS, 2.0), update]
-    assert feed.statistics().stale_mode == 1
+    assert (feed.statistics().poorer_mode, feed.statistics().stale_mode) == (1, 0)
 
 
 async def test_replay_before_entry_and_after_exit(tmp_path: Path) -> None:

@@ -4,9 +4,10 @@ Every feeder (``KiteFeed``, ``RawKiteFeed``, ``RedisFeed``, ``ReplayFeed``, the 
 brokers' feeds) hands its items to ``async for`` through a channel built here by
 :func:`make_channel`, under one of three :class:`Overflow` policies:
 
-- ``lossless``: an anyio memory object stream bounded at ``size`` items. When it is full,
-  a producer waits for room (a socket reader then stops reading: TCP flow control slows the
-  server down; nothing is lost).
+- ``lossless``: an anyio memory object stream holding at most ``size`` items (counted by
+  the channel; a frame's items travel through it as one piece). When it is full, a
+  producer waits until the reader took half of them (a socket reader then stops reading:
+  TCP flow control slows the server down; nothing is lost).
 - ``drop_oldest``: the stream is bounded at ``size``; when it is full the channel takes the
   oldest item out of it through its own receive clone (an item is dropped and counted in
   ``dropped``). Records (``is_record``) are never dropped: one taken out is kept aside and
@@ -30,7 +31,9 @@ put were read (``RedisFeed`` acknowledges a Redis stream entry once its items we
 consumed) calls :meth:`Channel.put_ack` after the items with a token of its own; in
 ``lossless`` the channel calls ``ack(token)`` once every item put before it was handed out
 and the reader asked for more (the next :meth:`~Channel.get` or
-:meth:`~Channel.get_batch`), or when the channel is closed with those items read. In
+:meth:`~Channel.get_batch`), or when the channel is closed with those items read. A token
+is not an item: it takes no room (``size`` counts items), is not counted in ``len()``
+(a feed's ``buffered``) and no reader sees it. In
 ``drop_oldest`` and ``conflate`` items may be dropped anyway: ``ack(token)`` is called at
 once.
 
@@ -210,7 +213,16 @@ class _Record:
 
 
 class Channel(Generic[ItemT]):
-    """``lossless``: one memory object stream bounded at ``size``; producers wait for room.
+    """``lossless``: one memory object stream holding at most ``size`` items; producers
+    wait for room.
+
+    A frame's items go through the stream as one piece (a slice of them), not one by
+    one; the reader takes a piece into its ``head`` and hands the items out of it, each
+    :meth:`get` still a checkpoint. The channel counts the items itself (the stream is
+    unbounded): when ``size`` wait, a producer waits until the reader has taken half of
+    them, then adds items again without waiting. So a producer ahead of its reader wakes
+    once per ``size // 2`` items, not once per item (a wake per item, with its own
+    checkpoint, cost about as much as the item).
 
     Producers each use their own send clone (:meth:`sender`); the reader is ``async for``
     (:meth:`get`: every call a checkpoint). :meth:`close` ends the stream at once, dropping
@@ -225,7 +237,7 @@ class Channel(Generic[ItemT]):
         key: Callable[[Any], Hashable] | None = None,
         ack: Callable[[Any], None] | None = None,
         *,
-        stream_size: float | None = None,
+        stream_size: float = math.inf,
     ) -> None:
         self.size = size
         #: Items dropped or conflated by the policy.
@@ -234,11 +246,15 @@ class Channel(Generic[ItemT]):
         self._key = key
         self._ack = ack
         self._acks: list[Any] = []  # tokens due at the next get
-        self._stream_size = size if stream_size is None else stream_size
+        self._stream_size = stream_size
         self._send: Sender | None = None
         self._receive: MemoryObjectReceiveStream[Any] | None = None
         self._closed = False
         self._error: BaseException | None = None
+        self._items = 0  # lossless: items in the stream
+        self._resume: anyio.Event | None = None  # lossless: set when producers may go on
+        self._low = size // 2  # lossless: producers go on once at most this many wait
+        self._head: collections.deque[Any] = collections.deque()  # lossless: taken, not read
 
     def open(self) -> None:
         """Create the stream (on the feed's entry: nothing is open before)."""
@@ -261,31 +277,53 @@ class Channel(Generic[ItemT]):
         return self._send.clone()
 
     def __len__(self) -> int:
-        if self._receive is None:
-            return 0
-        return self._receive.statistics().current_buffer_used
+        return self._items
 
     async def put_items(self, send: Sender, items: Sequence[ItemT]) -> None:
-        """Add one frame's items (ticks: droppable under the policy); waits for room, item
-        by item.
+        """Add one frame's items; when ``size`` wait, waits until the reader took half of
+        them. Once closed, adds nothing.
 
         Cancellation: the items before the one waiting are in, the rest are not.
         """
-        for item in items:
-            try:
-                send.send_nowait(item)
-            except anyio.WouldBlock:
-                await send.send(item)
+        start, count = 0, len(items)
+        while start < count:
+            room = self.size - self._items
+            if room <= 0 or self._closed:
+                if not await self._wait_for_room():
+                    return
+                continue
+            piece = items[start : start + room]  # a copy: the caller may reuse its list
+            send.send_nowait(piece)
+            self._items += len(piece)
+            start += len(piece)
 
     async def put_record(self, send: Sender, record: ItemT) -> None:
-        """Add a record (never dropped nor conflated); waits for room.
+        """Add a record (never dropped nor conflated); waits for room as :meth:`put_items`.
 
         Cancellation: nothing was added.
         """
-        try:
-            send.send_nowait(record)
-        except anyio.WouldBlock:
-            await send.send(record)
+        full = self._items >= self.size or self._closed
+        if full and not await self._wait_for_room():
+            return
+        send.send_nowait((record,))
+        self._items += 1
+
+    async def _wait_for_room(self) -> bool:
+        """Wait until at most half of ``size`` items wait; ``False`` once closed.
+
+        Cancellation: nothing changes."""
+        while self._items >= self.size and not self._closed:
+            if self._resume is None:
+                self._resume = anyio.Event()
+            await self._resume.wait()
+        return not self._closed
+
+    def _taken(self, count: int) -> None:
+        """``count`` items left the stream: producers may go on once half of it is free."""
+        self._items -= count
+        if self._resume is not None and self._items <= self._low:
+            self._resume.set()
+            self._resume = None
 
     async def put_ack(self, send: Sender, token: object) -> None:
         """Have ``ack(token)`` called once the items put before it were read (see the module
@@ -308,11 +346,41 @@ class Channel(Generic[ItemT]):
         """
         if self._closed or self._receive is None:
             raise self._end()
+        head = self._head
+        if head:
+            await anyio.lowlevel.checkpoint()
+            if self._closed:
+                raise self._end()
+        if not head:  # (or another reader emptied it meanwhile)
+            try:
+                piece = await self._receive.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
+                raise self._end() from None
+            if self._closed:  # handed over, then closed before this task ran: dropped
+                raise self._end()
+            head.extend(piece)
+        item: ItemT = head.popleft()
+        self._items -= 1  # self._taken(1), inline: this is the per-item path
+        if self._resume is not None and self._items <= self._low:
+            self._resume.set()
+            self._resume = None
+        return item
+
+    # ``async for item in channel``: ``get`` itself (one coroutine per item, not two). A
+    # subclass that overrides ``get`` sets this again.
+    __anext__ = get
+
+    async def _next(self) -> Any:
+        """The next thing in the stream (the policies' own ``get`` build on it)."""
+        if self._closed or self._receive is None:
+            raise self._end()
         try:
-            item: ItemT = await self._receive.receive()
+            piece = await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
             raise self._end() from None
-        return item
+        if self._closed:  # handed over, then closed before this task ran: dropped
+            raise self._end()
+        return piece
 
     async def get_batch(self, max_items: int) -> list[ItemT]:
         """The next items in arrival order: waits for one (a checkpoint, as :meth:`get`),
@@ -329,12 +397,28 @@ class Channel(Generic[ItemT]):
     def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
         """Append the items already waiting to ``batch``, until it holds ``max_items``."""
         assert self._receive is not None, "get() returned an item: opened"
-        receive, append = self._receive.receive_nowait, batch.append
+        start, head = len(batch), self._head
+        while len(batch) < max_items:
+            if not head:
+                piece = self._piece()
+                if piece is None:
+                    break
+                head.extend(piece)
+            need = max_items - len(batch)
+            if len(head) <= need:
+                batch.extend(head)
+                head.clear()
+            else:
+                batch.extend([head.popleft() for _ in range(need)])
+        self._taken(len(batch) - start)
+
+    def _piece(self) -> Any:
+        """The next piece of items already in the stream, ``None`` if there is none."""
+        assert self._receive is not None
         try:
-            for _ in range(max_items - len(batch)):
-                append(receive())
+            return self._receive.receive_nowait()
         except (anyio.WouldBlock, anyio.EndOfStream):
-            pass
+            return None
 
     def _end(self) -> BaseException:
         return self._error if self._error is not None else StopAsyncIteration()
@@ -342,19 +426,21 @@ class Channel(Generic[ItemT]):
     def __aiter__(self) -> Channel[ItemT]:
         return self
 
-    async def __anext__(self) -> ItemT:
-        return await self.get()
-
     def close(self, error: BaseException | None = None) -> None:
         """End the stream: readers get ``error`` (or ``StopAsyncIteration``) at once; what
-        still waits is dropped."""
+        still waits is dropped; waiting producers return."""
         if self._closed:
             return
         self._closed, self._error = True, error
+        if self._resume is not None:
+            self._resume.set()
+            self._resume = None
         if self._send is None or self._receive is None:
             return  # never opened
         self._send.close()  # the producers' clones close as their tasks end
         self._drain()
+        self._head.clear()
+        self._items = 0
 
     def _drain(self) -> None:
         assert self._receive is not None
@@ -367,19 +453,16 @@ class Channel(Generic[ItemT]):
 
 class _AckingLossless(Channel[ItemT]):
     """``lossless`` with acknowledgements: a token put after items waits in the stream
-    behind them; reaching it means they were handed out (see the module doc)."""
+    behind them; reaching it means they were handed out (see the module doc).
+
+    The tokens are not items: they take no room, do not count in ``len()`` (``buffered``)
+    and no reader sees them."""
 
     async def put_ack(self, send: Sender, token: object) -> None:
         """Have ``ack(token)`` called once the items put before it were read and the reader
-        asked for more; waits for room.
-
-        Cancellation: nothing was added (the token is never acknowledged).
-        """
-        marker = _Ack(token)
-        try:
-            send.send_nowait(marker)
-        except anyio.WouldBlock:
-            await send.send(marker)
+        asked for more; never waits (the token takes no room)."""
+        if not self._closed:
+            send.send_nowait(_Ack(token))
 
     def _flush_acks(self) -> None:
         acks, self._acks = self._acks, []
@@ -387,31 +470,30 @@ class _AckingLossless(Channel[ItemT]):
             self._acknowledge(token)
 
     async def get(self) -> ItemT:
-        if self._closed or self._receive is None:
-            raise self._end()
         if self._acks:
             self._flush_acks()
-        try:
-            item: Any = await self._receive.receive()
-            while type(item) is _Ack:
-                self._acknowledge(item.token)
-                item = await self._receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed while waiting
-            raise self._end() from None
-        return item  # type: ignore[no-any-return]
+        head = self._head
+        if head:
+            await anyio.lowlevel.checkpoint()
+            if self._closed:
+                raise self._end()
+        while not head:  # (or another reader emptied it meanwhile)
+            piece = await self._next()
+            if type(piece) is _Ack:
+                self._acknowledge(piece.token)  # the items before it were handed out
+            else:
+                head.extend(piece)
+        self._taken(1)
+        return head.popleft()  # type: ignore[no-any-return]
 
-    def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
-        assert self._receive is not None, "get() returned an item: opened"
-        receive, append = self._receive.receive_nowait, batch.append
-        try:
-            while len(batch) < max_items:
-                item = receive()
-                if type(item) is _Ack:
-                    self._acks.append(item.token)  # its items are in this batch: next time
-                else:
-                    append(item)
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            pass
+    __anext__ = get
+
+    def _piece(self) -> Any:
+        while True:
+            piece = super()._piece()
+            if type(piece) is not _Ack:
+                return piece
+            self._acks.append(piece.token)  # its items are in this batch: at the next ask
 
     def close(self, error: BaseException | None = None) -> None:
         """End the stream as :meth:`Channel.close`, after acknowledging what was read (the
@@ -419,7 +501,7 @@ class _AckingLossless(Channel[ItemT]):
         if self._closed:
             return
         self._flush_acks()
-        if self._receive is not None:
+        if self._receive is not None and not self._head:
             while True:
                 try:
                     item = self._receive.receive_nowait()
@@ -442,11 +524,29 @@ class _RecordsBounded(Channel[ItemT]):
         key: Callable[[Any], Hashable] | None = None,
         ack: Callable[[Any], None] | None = None,
         *,
-        stream_size: float | None = None,
+        stream_size: float = math.inf,
     ) -> None:
         super().__init__(size, is_record, key, ack, stream_size=stream_size)
         self._records = 0
         self._room = anyio.Event()
+
+    def __len__(self) -> int:
+        if self._receive is None:
+            return 0
+        return self._receive.statistics().current_buffer_used
+
+    def _taken(self, count: int) -> None:
+        pass  # producers never wait for items here (they drop or conflate)
+
+    def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
+        """Append the items already waiting to ``batch`` (one item per stream entry)."""
+        assert self._receive is not None, "get() returned an item: opened"
+        receive, append = self._receive.receive_nowait, batch.append
+        try:
+            for _ in range(max_items - len(batch)):
+                append(receive())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            pass
 
     async def _reserve_record(self) -> bool:
         """Wait for room for one more record and count it; ``False`` once closed.
@@ -482,7 +582,7 @@ class _DropOldest(_RecordsBounded[ItemT]):
         key: Callable[[Any], Hashable] | None = None,
         ack: Callable[[Any], None] | None = None,
     ) -> None:
-        super().__init__(size, is_record, key, ack)
+        super().__init__(size, is_record, key, ack, stream_size=size)
         self._oldest: MemoryObjectReceiveStream[Any] | None = None
         self._aside: collections.deque[ItemT] = collections.deque()
 
@@ -529,10 +629,12 @@ class _DropOldest(_RecordsBounded[ItemT]):
                 item = self._aside.popleft()
                 self._taken_record()
                 return item
-        item = await super().get()
+        item = await self._next()
         if self._is_record(item):
             self._taken_record()
         return item
+
+    __anext__ = get
 
     def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
         aside = self._aside
@@ -569,9 +671,6 @@ class _Conflate(_RecordsBounded[ItemT]):
         self._key_of: Callable[[Any], Hashable] = key
         self._latest: dict[Hashable, ItemT] = {}
 
-    def __len__(self) -> int:
-        return super().__len__()
-
     async def put_items(self, send: Sender, items: Sequence[ItemT]) -> None:
         """Add one frame's items, each replacing its key's waiting one; never waits."""
         latest, key_of = self._latest, self._key_of
@@ -591,11 +690,13 @@ class _Conflate(_RecordsBounded[ItemT]):
             send.send_nowait(_Record(record))
 
     async def get(self) -> ItemT:
-        key: Any = await super().get()
+        key: Any = await self._next()
         if type(key) is _Record:
             self._taken_record()
             return key.item  # type: ignore[return-value]
         return self._latest.pop(key)
+
+    __anext__ = get
 
     def _take_waiting(self, batch: list[ItemT], max_items: int) -> None:
         assert self._receive is not None, "get() returned an item: opened"

@@ -14,8 +14,8 @@ codec each stream entry names: :meth:`aio_trader._codec.Codec.cut`), and every t
 (order updates, errors, messages), decoded by the entry's codec, as the broker's own feed
 (:class:`~aio_trader.kite.KiteFeed`) would yield them. A tick that comes in a poorer mode
 than asked (while the gateway's mode switch is under way) is delivered as the poorer record
-and counted (``stale_mode``): for an illiquid instrument it may be the only price for
-minutes.
+and counted (``poorer_mode``, as ``KiteFeed`` does): for an illiquid instrument it may be
+the only price for minutes.
 
 **Delivery guarantee** (``overflow="lossless"``, the default): at least once, in order, per
 named consumer. Each name is a Redis consumer group; a frame's entry is acknowledged once
@@ -122,16 +122,15 @@ RedisFeedStatistics: TypeAlias = FeedStatistics
 :class:`~aio_trader.feed.FeedStatistics`, counted on the frames read from Redis
 (``frames`` binary frames read, ``ticks`` ticks decoded for this consumer, ``heartbeats``
 always 0: the gateway does not publish them, ``reconnects`` Redis errors retried,
-``connections`` 1 while the last Redis call succeeded, ``stale_mode`` ticks delivered in
-a poorer mode than asked), with ``duplicates`` frames skipped as published twice,
+``connections`` 1 while the last Redis call succeeded, ``poorer_mode`` ticks delivered in
+a poorer mode than asked, ``stale_mode`` always 0: a richer packet is cut down, never
+dropped), with ``duplicates`` frames skipped as published twice,
 ``gaps`` :class:`FeedGap` records, ``missed_frames`` frames they reported missed,
 ``acked`` entries acknowledged, ``lag`` entries in the stream after the last one read
 (at the last heartbeat; -1 unknown)."""
 
 #: One item in the channel: the record and the frame it came from.
-#: One item in the channel: the record, the frame it came from, and the entry to
-#: acknowledge once it was consumed (on the last item of an entry, lossless only).
-_Slot: TypeAlias = tuple[Any, FrameInfo, Any]
+_Slot: TypeAlias = tuple[Any, FrameInfo]
 
 
 class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
@@ -210,12 +209,12 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
             buffer_size,
             is_record=lambda slot: key_of(slot[0]) is None,  # type: ignore[index]
             key=lambda slot: key_of(slot[0]),
+            # lossless: the channel says when an entry's items were consumed (``put_ack``);
+            # the others read with NOACK
+            ack=self._consumed if self.overflow is Overflow.LOSSLESS else None,
         )
+        #: Entries to acknowledge with the next round trip.
         self._acks: list[Any] = []
-        #: Entries whose last item was handed out: acknowledged when the next is asked for.
-        #: (They ride on their last item rather than the channel's ``put_ack`` markers, which
-        #: would take room in the bounded stream and count in ``buffered``.)
-        self._due: list[Any] = []
         self._inflight: set[Any] = set()
         self._last: FrameInfo | None = None
         #: (epoch, seq) of the newest frame read by this process, and as last persisted.
@@ -279,9 +278,7 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         if self._closed:
             return
         self._closed = True
-        self._channel.close()
-        self._acks.extend(self._due)  # the last items handed out were consumed
-        self._due = []
+        self._channel.close()  # acknowledges the entries whose items were consumed
         for scope in self._scopes:
             scope.cancel()
         if self._redis is None:
@@ -418,12 +415,7 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         Ends (``StopAsyncIteration``) once the feed is closed. Cancellation: raises the
         backend's cancellation, nothing is lost (the item stays buffered).
         """
-        if self._due:
-            self._acks.extend(self._due)
-            self._due = []
-        item, self._last, ack = await self._channel.get()
-        if ack is not None:
-            self._due.append(ack)
+        item, self._last = await self._channel.get()
         return item  # type: ignore[no-any-return]
 
     def batches(self, max_items: int = 1000) -> AsyncIterator[list[RedisFeedItem]]:
@@ -543,7 +535,7 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
                                 "unknown" if missed is None else missed, seq)  # fmt: skip
                     gap = FeedGap(missed, ref[1] if ref[0] == epoch else None, seq, epoch)
                     info0 = FrameInfo(entry_id.decode(), epoch, seq, float(fields[b"r"]), 0)
-                    await channel.put_record(send, (gap, info0, None))
+                    await channel.put_record(send, (gap, info0))
             if read is None or read[0] != epoch or seq > read[1]:
                 self._read = (epoch, seq)
             c.last_message = time.time()
@@ -558,7 +550,7 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
                 c.frames += 1
                 c.bytes += len(data)
                 cut = codec.cut(data, modes)
-                c.stale_mode += cut.poorer
+                c.poorer_mode += cut.poorer
                 if cut.malformed:
                     c.malformed += cut.malformed
                     log.warning("skipped %d malformed part(s) of a frame", cut.malformed)
@@ -570,10 +562,8 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
                 c.ticks += len(ticks)
                 if lossless:
                     self._inflight.add(entry_id)
-                slots: list[_Slot] = [(tick, info, None) for tick in ticks]
-                if lossless:
-                    slots[-1] = (ticks[-1], info, entry_id)
-                await channel.put_items(send, slots)
+                await channel.put_items(send, [(tick, info) for tick in ticks])
+                await channel.put_ack(send, entry_id)
                 continue
             text = fields.get(b"t", b"")
             c.text_frames += 1
@@ -586,7 +576,12 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
                 c.order_updates += 1
             if lossless:
                 self._inflight.add(entry_id)
-            await channel.put_record(send, (record, info, entry_id if lossless else None))
+            await channel.put_record(send, (record, info))
+            await channel.put_ack(send, entry_id)
+
+    def _consumed(self, entry_id: Any) -> None:
+        """The channel's ``ack``: every item of the entry was consumed (lossless)."""
+        self._acks.append(entry_id)
 
     def _done(self, entry_id: Any, lossless: bool) -> None:
         """Nothing of this entry is for the consumer: acknowledge it with the next batch."""
@@ -660,11 +655,6 @@ class _Unwrapped:
         return self
 
     async def __anext__(self) -> list[Any]:
-        feed = self._feed
-        if feed._due:
-            feed._acks.extend(feed._due)
-            feed._due = []
         batch = await self._batches.__anext__()
-        feed._last = batch[-1][1]
-        feed._due = [ack for _, _, ack in batch if ack is not None]
-        return [item for item, _, _ in batch]
+        self._feed._last = batch[-1][1]
+        return [item for item, _ in batch]

@@ -89,10 +89,10 @@ batch in feed.batches()``: the same items, order and policies). Slow consumers
 (:class:`Overflow`):
 
 - ``lossless``: a stream bounded at ``buffer_size`` items. When it is full, the reader
-  waits to send and stops reading the socket; httpx-ws then stops reading too, the kernel's
-  receive buffer fills, and TCP flow control makes Kite's (or the sandbox's) sends block:
-  nothing is lost, the server is slowed down (Kite may disconnect a client that stays
-  behind for long; the feed then reconnects).
+  waits (until half of them were read) and stops reading the socket; httpx-ws then stops
+  reading too, the kernel's receive buffer fills, and TCP flow control makes Kite's (or
+  the sandbox's) sends block: nothing is lost, the server is slowed down (Kite may
+  disconnect a client that stays behind for long; the feed then reconnects).
 - ``drop_oldest``: the stream is bounded at ``buffer_size``; when it is full the feed takes
   the oldest item out of it through its own receive clone (a tick is dropped and counted in
   ``dropped``). Text-frame records are never dropped: one taken out is kept aside and
