@@ -126,8 +126,8 @@ def test_trading_days() -> None:
 
 
 def test_sessions() -> None:
-    assert (PRE_OPEN_START, PRE_OPEN_END) == (datetime.time(9, 0), datetime.time(9, 8))
-    assert (MARKET_OPEN, MARKET_CLOSE) == (datetime.time(9, 15), datetime.time(15, 30))
+    assert (datetime.time(9, 0), datetime.time(9, 8)) == (PRE_OPEN_START, PRE_OPEN_END)
+    assert (datetime.time(9, 15), datetime.time(15, 30)) == (MARKET_OPEN, MARKET_CLOSE)
     opens = session_open(D(2026, 12, 7))
     assert opens == datetime.datetime(2026, 12, 7, 3, 45, tzinfo=datetime.timezone.utc)
     assert opens.utcoffset() == datetime.timedelta(hours=5, minutes=30)
@@ -238,12 +238,15 @@ def test_bars_without_cumulative_volume_sum_quantities_and_a_new_day_resets() ->
     builder = BarBuilder(datetime.timedelta(minutes=1))
     builder.update(dhan_tick("09:15:00", 1.0))  # a ticker tick: no volume at all
     bar = builder.update(dhan_tick("09:16:00", 1.0))
-    assert bar is not None and bar.volume == 0
+    assert bar is not None
+    assert bar.volume == 0
     daily = BarBuilder(datetime.timedelta(days=1))
     daily.update(kite_tick("15:00:00", 1.0, 5000))
     nextday = attrs_evolve_day(kite_tick("09:15:00", 2.0, 40))
     bar = daily.update(nextday)
-    assert bar is not None and bar.start == at("09:15") and bar.volume == 7
+    assert bar is not None
+    assert bar.start == at("09:15")
+    assert bar.volume == 7
     assert daily.flush()[0].volume == 40  # the cumulative dropped: a new day, from zero
 
 
@@ -268,7 +271,8 @@ def test_bar_builder_refuses_bad_input() -> None:
     untimed = dhan_ticks.TickerTick(
         exchange_segment="NSE_EQ", security_id=1, last_price=1.0, last_trade_time=None
     )
-    assert builder.update(untimed) is None and builder.untimed == 1
+    assert builder.update(untimed) is None
+    assert builder.untimed == 1
     assert builder.flush() == []
 
 
