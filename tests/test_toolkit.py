@@ -336,3 +336,40 @@ async def test_sandbox_candles_skip_weekends_and_holidays() -> None:
         )
         assert {c.date.date() for c in minutes} == {D(2026, 3, 2), D(2026, 3, 4)}  # Holi
         assert all(is_trading_day(c.date) for c in days + minutes)
+
+
+# -- the docs page's snippets run -----------------------------------------------------------
+
+
+def _page_blocks() -> list[str]:
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).parent.parent / "docs" / "toolkit.md"
+    return re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
+
+
+def test_toolkit_page_snippets_run(capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = _page_blocks()
+    assert len(blocks) == 4
+    for block in blocks:
+        exec(compile(block, "docs/toolkit.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "exchange_timestamp or last_trade_time" in out
+    assert "2026-04-02 09:15:00+05:30 2026-04-02 15:30:00+05:30" in out
+
+
+async def test_toolkit_page_bars_snippet_prints_bars(capsys: pytest.CaptureFixture[str]) -> None:
+    namespace: dict[str, Any] = {}
+    block = next(b for b in _page_blocks() if "async def print_bars" in b)
+    exec(compile(block, "docs/toolkit.md", "exec"), namespace)
+
+    async def feed() -> AsyncIterator[Any]:
+        yield kite_tick("09:15:10", 10.0, 100)
+        yield kite_tick("09:16:10", 11.0, 130)
+
+    await namespace["print_bars"](feed())
+    assert capsys.readouterr().out.splitlines() == [
+        "408065 09:15:00 10.0 10.0 10.0 10.0 7",
+        "408065 09:16:00 11.0 11.0 11.0 11.0 30",
+    ]
