@@ -79,10 +79,12 @@ class BarBuilder:
     A quiet instrument's bar therefore closes only at its next tick or a flush.
 
     Volume: from the day's cumulative ``volume_traded`` when the tick has it (the
-    difference from the previous tick of the instrument; a cumulative that drops, as at
-    a new day, counts from zero; the first tick seen counts its
-    ``last_traded_quantity``); otherwise the sum of ``last_traded_quantity`` (which
-    counts a trade twice if two ticks repeat it); 0 for ticks with neither.
+    increase over the highest cumulative seen that IST day for the instrument: a tick
+    that repeats it, or arrives after a later one, adds 0; the first tick of a new day
+    counts its whole cumulative; the very first tick seen counts its
+    ``last_traded_quantity``, as what came before is unknown); otherwise the sum of
+    ``last_traded_quantity`` (which counts a trade twice if two ticks repeat it); 0 for
+    ticks with neither.
 
     Out-of-order ticks: a tick older than the instrument's open bar (its interval is
     already closed) is dropped and counted in :attr:`late`: a bar once returned never
@@ -109,7 +111,7 @@ class BarBuilder:
         self.late = 0
         self.untimed = 0
         self._open: dict[Hashable, _Open] = {}
-        self._cumulative: dict[Hashable, int] = {}
+        self._cumulative: dict[Hashable, tuple[datetime.date, int]] = {}
 
     def bar_start(self, moment: datetime.datetime) -> datetime.datetime:
         """The start (aware IST) of the interval holding the aware ``moment``."""
@@ -120,19 +122,23 @@ class BarBuilder:
         count = (local - origin) // self.interval  # negative before the anchor
         return origin + count * self.interval
 
-    def _volume(self, key: Hashable, tick: Any) -> int:
+    def _volume(self, key: Hashable, tick: Any, day: datetime.date) -> int:
         traded = getattr(tick, "volume_traded", None)
-        quantity = getattr(tick, "last_traded_quantity", None) or 0
+        quantity = int(getattr(tick, "last_traded_quantity", None) or 0)
         if traded is None:
-            return int(quantity)
-        previous = self._cumulative.get(key)
-        if previous is not None and traded < previous:
-            previous = 0  # a new day's cumulative
-        if previous is None or traded > previous:
-            self._cumulative[key] = traded
-        if previous is None:
-            return int(quantity)
-        return max(0, int(traded) - previous)
+            return quantity
+        last = self._cumulative.get(key)
+        if last is None:  # the first tick seen: what came before is unknown
+            self._cumulative[key] = (day, traded)
+            return quantity
+        last_day, previous = last
+        if day != last_day:  # a new day: its cumulative counts from zero
+            self._cumulative[key] = (day, traded)
+            return int(traded)
+        if traded <= previous:  # a repeat, or a tick that overtook this one
+            return 0
+        self._cumulative[key] = (day, traded)
+        return int(traded) - int(previous)
 
     def update(self, tick: Any) -> Bar | None:
         """Apply one tick; the bar it closed (of its instrument), or ``None``."""
@@ -147,7 +153,7 @@ class BarBuilder:
         if current is not None and start < current.start:
             self.late += 1
             return None
-        volume = self._volume(key, tick)
+        volume = self._volume(key, tick, stamp.astimezone(IST).date())
         if current is not None and start == current.start:
             current.high = max(current.high, price)
             current.low = min(current.low, price)

@@ -373,3 +373,15 @@ async def test_toolkit_page_bars_snippet_prints_bars(capsys: pytest.CaptureFixtu
         "408065 09:15:00 10.0 10.0 10.0 10.0 7",
         "408065 09:16:00 11.0 11.0 11.0 11.0 30",
     ]
+
+
+def test_an_overtaken_tick_in_the_open_bar_adds_no_volume() -> None:
+    builder = BarBuilder(FIVE)
+    builder.update(kite_tick("09:15:00", 10.0, 1000))
+    builder.update(kite_tick("09:16:02", 10.5, 1100))
+    builder.update(kite_tick("09:16:01", 10.2, 1050))  # overtaken: applied, no volume
+    builder.update(kite_tick("09:17:00", 10.4, 1100))  # a repeat of the cumulative
+    (bar,) = builder.flush()
+    assert (bar.open, bar.high, bar.low, bar.close) == (10.0, 10.5, 10.0, 10.4)
+    assert (bar.volume, bar.ticks) == (7 + 100, 4)
+    assert builder.late == 0
