@@ -385,3 +385,45 @@ def test_an_overtaken_tick_in_the_open_bar_adds_no_volume() -> None:
     assert (bar.open, bar.high, bar.low, bar.close) == (10.0, 10.5, 10.0, 10.4)
     assert (bar.volume, bar.ticks) == (7 + 100, 4)
     assert builder.late == 0
+
+
+async def test_bars_from_the_sandbox_kite_feed() -> None:
+    """Second bars from a real KiteFeed (full mode) on the sandbox, checked against the
+    ticks themselves grouped by second."""
+    pytest.importorskip("starlette")
+    import anyio
+
+    from aio_trader.kite import KiteFeed
+    from aio_trader.sandbox import Sandbox, SandboxConfig
+
+    seen: list[FullTick] = []
+    config = SandboxConfig(tick_interval=0.02, market_interval=0.05)
+    async with (
+        Sandbox(config) as sb,
+        KiteFeed(sb.api_key, sb.access_token, root=sb.ticker_url) as feed,
+    ):
+        await feed.subscribe([408065], "full")
+
+        async def full_ticks() -> AsyncIterator[FullTick]:
+            async for item in feed:
+                if isinstance(item, FullTick):
+                    seen.append(item)
+                    yield item
+
+        bars: list[Bar] = []
+        with anyio.fail_after(60):  # a hang guard, not a speed check
+            async for bar in bars_from(full_ticks(), datetime.timedelta(seconds=1)):
+                bars.append(bar)
+                if len(bars) == 2:
+                    break
+    by_second: dict[datetime.datetime, list[FullTick]] = {}
+    for tick in seen:
+        assert tick.exchange_timestamp is not None
+        by_second.setdefault(tick.exchange_timestamp.replace(microsecond=0), []).append(tick)
+    for bar in bars:
+        group = [t.last_price for t in by_second[bar.start]]
+        assert bar.key == 408065
+        assert bar.end - bar.start == datetime.timedelta(seconds=1)
+        assert (bar.open, bar.close, bar.ticks) == (group[0], group[-1], len(group))
+        assert (bar.high, bar.low) == (max(group), min(group))
+    assert bars[0].start < bars[1].start
