@@ -387,43 +387,67 @@ def test_an_overtaken_tick_in_the_open_bar_adds_no_volume() -> None:
     assert builder.late == 0
 
 
+async def second_bars(feed: Any, kind: type, stamp: str) -> tuple[list[Bar], list[Any]]:
+    """Two closed 1-second bars of the ``kind`` ticks of ``feed``, and the ticks seen."""
+    import anyio
+
+    seen: list[Any] = []
+
+    async def ticks() -> AsyncIterator[Any]:
+        async for item in feed:
+            if isinstance(item, kind):
+                seen.append(item)
+                yield item
+
+    bars: list[Bar] = []
+    with anyio.fail_after(60):  # a hang guard, not a speed check
+        async for bar in bars_from(ticks(), datetime.timedelta(seconds=1)):
+            bars.append(bar)
+            if len(bars) == 2:
+                break
+    by_second: dict[datetime.datetime, list[float]] = {}
+    for tick in seen:
+        at = getattr(tick, stamp)
+        by_second.setdefault(at.replace(microsecond=0), []).append(tick.last_price)
+    for bar in bars:
+        group = by_second[bar.start]
+        assert bar.end - bar.start == datetime.timedelta(seconds=1)
+        assert (bar.open, bar.close, bar.ticks) == (group[0], group[-1], len(group))
+        assert (bar.high, bar.low) == (max(group), min(group))
+    assert bars[0].start < bars[1].start
+    return bars, seen
+
+
 async def test_bars_from_the_sandbox_kite_feed() -> None:
     """Second bars from a real KiteFeed (full mode) on the sandbox, checked against the
     ticks themselves grouped by second."""
     pytest.importorskip("starlette")
-    import anyio
-
     from aio_trader.kite import KiteFeed
     from aio_trader.sandbox import Sandbox, SandboxConfig
 
-    seen: list[FullTick] = []
     config = SandboxConfig(tick_interval=0.02, market_interval=0.05)
     async with (
         Sandbox(config) as sb,
         KiteFeed(sb.api_key, sb.access_token, root=sb.ticker_url) as feed,
     ):
         await feed.subscribe([408065], "full")
+        bars, _ = await second_bars(feed, FullTick, "exchange_timestamp")
+    assert {bar.key for bar in bars} == {408065}
 
-        async def full_ticks() -> AsyncIterator[FullTick]:
-            async for item in feed:
-                if isinstance(item, FullTick):
-                    seen.append(item)
-                    yield item
 
-        bars: list[Bar] = []
-        with anyio.fail_after(60):  # a hang guard, not a speed check
-            async for bar in bars_from(full_ticks(), datetime.timedelta(seconds=1)):
-                bars.append(bar)
-                if len(bars) == 2:
-                    break
-    by_second: dict[datetime.datetime, list[FullTick]] = {}
-    for tick in seen:
-        assert tick.exchange_timestamp is not None
-        by_second.setdefault(tick.exchange_timestamp.replace(microsecond=0), []).append(tick)
-    for bar in bars:
-        group = [t.last_price for t in by_second[bar.start]]
-        assert bar.key == 408065
-        assert bar.end - bar.start == datetime.timedelta(seconds=1)
-        assert (bar.open, bar.close, bar.ticks) == (group[0], group[-1], len(group))
-        assert (bar.high, bar.low) == (max(group), min(group))
-    assert bars[0].start < bars[1].start
+async def test_bars_from_the_sandbox_dhan_feed() -> None:
+    """The same with Dhan's quote ticks (keyed by segment and security id)."""
+    pytest.importorskip("starlette")
+    from aio_trader.dhan import DhanFeed
+    from aio_trader.sandbox import Sandbox, SandboxConfig
+
+    config = SandboxConfig(broker="dhan", tick_interval=0.02, market_interval=0.05)
+    async with Sandbox(config) as sb:
+        feed = DhanFeed(
+            sb.client_id, sb.access_token, root=sb.feed_url, order_root=sb.order_feed_url
+        )
+        async with feed:
+            await feed.subscribe([("NSE_EQ", 1333)], "quote")
+            bars, seen = await second_bars(feed, dhan_ticks.QuoteTick, "last_trade_time")
+    assert {bar.key for bar in bars} == {("NSE_EQ", 1333)}
+    assert sum(bar.volume for bar in bars) <= seen[-1].volume_traded
