@@ -18,8 +18,7 @@ import anyio
 import pandas as pd
 from _common import connect, parser
 
-from aio_trader.kite import to_pandas
-from aio_trader.kite._broker import historical_chunks
+from aio_trader.kite import historical_chunks, to_pandas
 
 
 async def main() -> None:

@@ -307,3 +307,42 @@ def test_the_api_reference_opens_with_the_class_and_its_public_methods(tmp_path:
         if cls == "Kite":  # inherited from the REST pipeline, still on Kite's page
             assert {"open", "aclose", "is_open", "set_session_expiry_hook"} <= set(members)
         assert not [m for m in members if m.startswith("_") and not m.startswith("__")]
+
+
+def _private_imports(code: str) -> list[str]:
+    """The ``aio_trader`` imports of ``code`` that reach a private module or name."""
+    tree = compile(code, "<program>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+            names: list[str] = []
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            modules = [node.module or ""]
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for module in modules:
+            parts = module.split(".")
+            if parts[0] != "aio_trader":
+                continue
+            private = [p for p in parts if p.startswith("_")]
+            private += [n for n in names if n.startswith("_") and not n.startswith("__")]
+            if private:
+                found.append(f"{module}: {', '.join(private)}")
+    return found
+
+
+def test_private_imports_are_found() -> None:
+    assert _private_imports("from aio_trader.kite._broker import historical_chunks") == [
+        "aio_trader.kite._broker: _broker"
+    ]
+    assert _private_imports("import aio_trader._time") == ["aio_trader._time: _time"]
+    assert _private_imports("from aio_trader.kite import _frames") == ["aio_trader.kite: _frames"]
+    assert _private_imports("from _common import connect\nimport aio_trader.kite") == []
+
+
+@pytest.mark.parametrize(("where", "code"), _programs(), ids=lambda v: v if "\n" not in v else "")
+def test_no_program_a_user_copies_imports_a_private_module(where: str, code: str) -> None:
+    """The examples, the README's and the docs' programs use public import paths only."""
+    assert _private_imports(code) == [], where

@@ -52,6 +52,23 @@ MODULES = {
         "never_a_record",
     ],
     "aio_trader.replay": ["ReplayFeed", "ReplayStatistics"],
+    "aio_trader.toolkit": [
+        "MARKET_CLOSE",
+        "MARKET_OPEN",
+        "NSE_HOLIDAYS",
+        "PRE_OPEN_END",
+        "PRE_OPEN_START",
+        "Bar",
+        "BarBuilder",
+        "bars_from",
+        "holiday_name",
+        "is_trading_day",
+        "next_trading_day",
+        "previous_trading_day",
+        "round_to_tick",
+        "session_close",
+        "session_open",
+    ],
     "aio_trader.http": ["AsyncRequest", "Params", "RequestOptions"],
     "aio_trader.ratelimit": ["Rate", "RateLimiter", "RateLimiterStatistics", "Reservation"],
     "aio_trader.utils": [
@@ -99,3 +116,14 @@ def test_lazy_packages_load_names_on_first_use_and_list_them(package: str) -> No
     assert vars(mod)[name] is value  # cached in the package after the first read
     with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
         mod.no_such_name  # noqa: B018
+
+
+def test_kite_names_the_examples_need_are_public() -> None:
+    """What an example or a docs snippet needs is importable from ``aio_trader.kite``."""
+    from aio_trader import kite
+    from aio_trader.kite import _broker, _frames
+
+    assert "historical_chunks" in kite.__all__
+    assert kite.historical_chunks is _broker.historical_chunks
+    assert kite.to_pandas is _frames.to_pandas
+    assert kite.to_polars is _frames.to_polars

@@ -13,6 +13,7 @@ from aio_trader import _lazy
 if TYPE_CHECKING:  # the names as mypy and IDEs see them
     from aio_trader.kite._broker import (
         Kite,
+        historical_chunks,
     )
     from aio_trader.kite._feed import (
         ConnectionEvent,
@@ -255,6 +256,7 @@ _EXPORTS: dict[str, str] = {
     "RawFrame": "aio_trader.kite._feed",
     "RawKiteFeed": "aio_trader.kite._feed",
     "Kite": "aio_trader.kite._broker",
+    "historical_chunks": "aio_trader.kite._broker",
     "TokenCache": "aio_trader.kite._session",
     "to_pandas": "aio_trader.kite._frames",
     "to_polars": "aio_trader.kite._frames",
@@ -369,6 +371,7 @@ __all__ = [
     "decode_text",
     "encode_frame",
     "encode_text",
+    "historical_chunks",
     "parse_candles",
     "parse_instruments",
     "parse_mf_instruments",

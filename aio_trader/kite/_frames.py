@@ -3,8 +3,19 @@
 pandas and polars are optional extras, imported only when these are called; a missing
 one raises ``ImportError`` naming the extra to install. One column per declared field,
 in declaration order (``extra`` is left out); nested records become dicts, tuples
-become lists. Datetimes keep their IST offset (pandas: ``datetime64[ns, UTC+05:30]``;
-polars: ``Datetime("us", "Asia/Kolkata")``, the same +05:30), dates stay dates.
+become lists. Both libraries give the same columns with the same types, also for an
+empty list (with ``record_type``):
+
+| declared | pandas | polars |
+|---|---|---|
+| `datetime` | `datetime64[us, Asia/Kolkata]` | `Datetime("us", "Asia/Kolkata")` |
+| `int` | `int64` (`Int64` if optional) | `Int64` |
+| `float` | `float64` (`None` is NaN) | `Float64` |
+| `bool` | `bool` (`boolean` if optional) | `Boolean` |
+| `str` | `str` (pandas 2: `object`) | `String` |
+| `date` | `object` of `datetime.date` | `Date` |
+
+India has had no daylight saving since 1945, so ``Asia/Kolkata`` is exactly +05:30.
 
 Meant for flat records (candles, instruments, MF instruments, orders, holdings ...)::
 
@@ -23,7 +34,6 @@ from typing import Any
 
 import attrs
 
-from aio_trader._time import IST
 from aio_trader.kite._models import Record
 
 __all__ = ["to_pandas", "to_polars"]
@@ -48,24 +58,28 @@ def _scalar(annotation: Any) -> Any:
 
 def _columns(
     records: Sequence[Record], record_type: type[Record] | None
-) -> tuple[dict[str, list[Any]], dict[str, Any]]:
-    """Column name -> values (records in order), and each column's declared Python type."""
+) -> tuple[dict[str, list[Any]], dict[str, Any], set[str]]:
+    """Column name -> values (records in order), each column's declared Python type, and
+    the columns declared optional (``X | None``)."""
     cls = record_type or (type(records[0]) if records else None)
     if cls is None:
-        return {}, {}
+        return {}, {}, set()
     hints = typing.get_type_hints(cls)
     columns: dict[str, list[Any]] = {}
     kinds: dict[str, Any] = {}
+    optional: set[str] = set()
     for field in attrs.fields(cls):
         name = field.name
         if name == "extra":
             continue
         values = [getattr(record, name) for record in records]
         kinds[name] = kind = _scalar(hints[name])
+        if type(None) in typing.get_args(hints[name]):
+            optional.add(name)
         if kind not in _POLARS_TYPES:  # nested records, tuples, mappings
             values = [_plain(v) for v in values]
         columns[name] = values
-    return columns, kinds
+    return columns, kinds, optional
 
 
 def _plain(value: Any) -> Any:
@@ -87,6 +101,20 @@ _POLARS_TYPES: dict[Any, tuple[str, tuple[Any, ...]]] = {
 }
 
 
+#: Declared Python type -> pandas dtype; _PANDAS_OPTIONAL: the one for ``X | None``.
+_PANDAS_TYPES: dict[Any, str] = {
+    int: "int64",
+    float: "float64",
+    str: "str",
+    bool: "bool",
+    datetime.date: "object",
+}
+_PANDAS_OPTIONAL = {"int64": "Int64", "bool": "boolean"}
+
+#: The zone both libraries name (polars has its own database; pandas uses zoneinfo).
+KOLKATA = "Asia/Kolkata"
+
+
 def to_pandas(records: Iterable[Record], record_type: type[Record] | None = None) -> Any:
     """A ``pandas.DataFrame`` with one row per record.
 
@@ -95,12 +123,19 @@ def to_pandas(records: Iterable[Record], record_type: type[Record] | None = None
     """
     pandas = _require("pandas", "pandas")
     items = list(records)
-    columns, kinds = _columns(items, record_type)
-    frame = pandas.DataFrame(columns)
-    for name, kind in kinds.items():
-        if kind is datetime.datetime and len(frame):
-            frame[name] = pandas.to_datetime(frame[name], utc=True).dt.tz_convert(IST)
-    return frame
+    columns, kinds, optional = _columns(items, record_type)
+    data: dict[str, Any] = {}
+    for name, values in columns.items():
+        kind = kinds[name]
+        if kind is datetime.datetime:
+            utc = pandas.to_datetime(pandas.Series(values, dtype=object), utc=True)
+            data[name] = utc.dt.tz_convert(KOLKATA).dt.as_unit("us")
+            continue
+        dtype = _PANDAS_TYPES.get(kind, "object")
+        if name in optional or any(value is None for value in values):
+            dtype = _PANDAS_OPTIONAL.get(dtype, dtype)
+        data[name] = pandas.Series(values, dtype=dtype, name=name)
+    return pandas.DataFrame(data)
 
 
 def to_polars(records: Iterable[Record], record_type: type[Record] | None = None) -> Any:
@@ -111,7 +146,7 @@ def to_polars(records: Iterable[Record], record_type: type[Record] | None = None
     """
     polars = _require("polars", "polars")
     items = list(records)
-    columns, kinds = _columns(items, record_type)
+    columns, kinds, _ = _columns(items, record_type)
     data: dict[str, Any] = {}
     for name, values in columns.items():
         kind = kinds[name]
@@ -125,7 +160,7 @@ def to_polars(records: Iterable[Record], record_type: type[Record] | None = None
             # had no DST since 1945, so Asia/Kolkata is exactly our fixed +05:30.
             utc = [None if v is None else v.astimezone(datetime.timezone.utc) for v in values]
             series = polars.Series(name, utc, dtype=dtype)
-            data[name] = series.dt.convert_time_zone("Asia/Kolkata")
+            data[name] = series.dt.convert_time_zone(KOLKATA)
         else:
             data[name] = polars.Series(name, values, dtype=dtype)
     return polars.DataFrame(data)

@@ -20,6 +20,7 @@ from typing import Any, Final, TypeVar, cast
 
 import attrs
 
+from aio_trader._calendar import NSE_HOLIDAYS
 from aio_trader._time import IST
 from aio_trader.sandbox._api import ascii_int, now_ist, seeded
 
@@ -312,6 +313,7 @@ class Market:
         """Candle rows ``[time, open, high, low, close, volume(, oi)]`` in [start, end]
         (``time``: an aware datetime, IST).
 
+        Weekends and NSE's holidays (``aio_trader.toolkit.NSE_HOLIDAYS``) have no candles.
         A pure function of (seed, token, interval, candle time). Raises KeyError for an
         unknown token and CandleError for what a broker refuses (unknown interval, range over
         the interval's limit, ``continuous`` for a non-future).
@@ -335,7 +337,7 @@ class Market:
         day = first_day
         one_day = datetime.timedelta(days=1)
         while day <= last_day:
-            if day.weekday() < 5:
+            if day.weekday() < 5 and day not in NSE_HOLIDAYS:
                 session_open = datetime.datetime.combine(day, opens, IST)
                 session_close = datetime.datetime.combine(day, closes, IST)
                 if minutes == 1440:
