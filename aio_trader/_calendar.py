@@ -44,7 +44,9 @@ _D = datetime.date
 #: Weekday trading holidays of NSE (equity, F&O), date -> occasion.
 #: 2025: NSE's list for 2025, checked against the BSE holiday table of the
 #: exchange_calendars project (XBOM, the same 14 dates). 2026: NSE's list for 2026 as
-#: published in December 2025 (15 dates; see docs/toolkit.md for how it was checked).
+#: published in December 2025 (15 dates) and the market closure of 15 January 2026
+#: (municipal elections in Maharashtra), checked date by date against the same project's
+#: BSE table (exchange_calendars 4.13.3). See docs/toolkit.md.
 NSE_HOLIDAYS: Final[Mapping[datetime.date, str]] = MappingProxyType(
     {
         _D(2025, 2, 26): "Mahashivratri",
@@ -61,6 +63,7 @@ NSE_HOLIDAYS: Final[Mapping[datetime.date, str]] = MappingProxyType(
         _D(2025, 10, 22): "Diwali Balipratipada",
         _D(2025, 11, 5): "Prakash Gurpurb Sri Guru Nanak Dev",
         _D(2025, 12, 25): "Christmas",
+        _D(2026, 1, 15): "Municipal Corporation elections in Maharashtra",
         _D(2026, 1, 26): "Republic Day",
         _D(2026, 3, 3): "Holi",
         _D(2026, 3, 26): "Shri Ram Navami",

@@ -104,8 +104,11 @@ def test_holiday_table_facts() -> None:
         days = [day for day in NSE_HOLIDAYS if day.year == year]
         assert all(day.weekday() < 5 for day in days), "a weekend is no trading holiday"
     assert len([d for d in NSE_HOLIDAYS if d.year == 2025]) == 14
-    in_2026 = [d for d in NSE_HOLIDAYS if d.year == 2026]
-    assert len(in_2026) == 15  # NSE: 15 days, 5 of them Fridays, none in Feb, Jul, Aug
+    # NSE's list: 15 days, 5 of them Fridays, none in Feb, Jul, Aug; then a closure for
+    # the municipal elections in Maharashtra (Thursday 15 January)
+    in_2026 = [d for d in NSE_HOLIDAYS if d.year == 2026 and d != D(2026, 1, 15)]
+    assert holiday_name(D(2026, 1, 15)) is not None
+    assert len(in_2026) == 15
     assert len([d for d in in_2026 if d.weekday() == 4]) == 5
     assert not [d for d in in_2026 if d.month in (2, 7, 8)]
     assert holiday_name(D(2025, 10, 21)) == "Diwali Laxmi Pujan"
