@@ -45,7 +45,8 @@ from aio_trader._codec import Codec, get_codec
 from aio_trader.abc import AbstractFeeder
 from aio_trader.errors import ClientClosedError
 from aio_trader.feed import Batches, FeedCounters, FeedStatistics, Overflow, make_channel
-from aio_trader.gateway._wire import MISSING, FrameInfo, keys_argument
+from aio_trader.feed._engine import MISSING, keys_or_former
+from aio_trader.gateway._wire import FrameInfo
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -255,7 +256,7 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         recording's). Cancellation: the subscription is made."""
         codec = self._codec()
         mode_ = str(self.default_mode if mode is None else codec.mode(mode))
-        wanted = codec.check_keys(keys_argument(keys, tokens, "subscribe"))
+        wanted = codec.check_keys(keys_or_former(keys, tokens, "subscribe", "tokens"))
         if self._modes is None:
             self._modes = {}
         for token in wanted:
@@ -265,7 +266,7 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
     async def unsubscribe(self, keys: Iterable[Any] = MISSING, *, tokens: Any = MISSING) -> None:
         """Stop yielding ``keys`` (``tokens=``: the former name). Raises and cancels as
         :meth:`subscribe`."""
-        wanted = self._codec().check_keys(keys_argument(keys, tokens, "unsubscribe"))
+        wanted = self._codec().check_keys(keys_or_former(keys, tokens, "unsubscribe", "tokens"))
         if self._modes is None:
             self._modes = {}
         for token in wanted:
@@ -279,7 +280,7 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         ``ValueError`` for one not subscribed. Raises and cancels as :meth:`subscribe`."""
         codec = self._codec()
         mode_ = str(codec.mode(mode))
-        wanted = codec.check_keys(keys_argument(keys, tokens, "set_mode"))
+        wanted = codec.check_keys(keys_or_former(keys, tokens, "set_mode", "tokens"))
         if self._modes is None or any(t not in self._modes for t in wanted):
             raise ValueError("set_mode: subscribe the tokens first")
         for token in wanted:

@@ -114,15 +114,34 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = [
+    "MISSING",
     "ConnectionEvent",
     "FeedConnected",
     "FeedDisconnected",
     "FeedEngine",
     "RawFrame",
+    "keys_or_former",
     "resolve",
 ]
 
 log = logging.getLogger(__name__)
+
+#: The default of an argument that may be given under its former keyword instead.
+MISSING: Any = object()
+
+
+def keys_or_former(keys: Any, former: Any, method: str, former_name: str) -> Any:
+    """``keys``, or the same argument under its former keyword (``instrument_tokens`` for
+    ``KiteFeed``, ``tokens`` for ``RedisFeed`` and ``ReplayFeed``); not both, not neither
+    (``TypeError``, as for a missing argument)."""
+    if former is MISSING:
+        if keys is MISSING:
+            raise TypeError(f"{method}() missing the keys (instrument tokens)")
+        return keys
+    if keys is not MISSING:
+        raise TypeError(f"{method}() got both keys and {former_name}")
+    return former
+
 
 KeyT = TypeVar("KeyT", bound=Hashable)
 ItemT = TypeVar("ItemT")

@@ -60,6 +60,7 @@ from aio_trader.abc import AbstractFeeder
 from aio_trader.backoff import Backoff
 from aio_trader.errors import ClientClosedError
 from aio_trader.feed import Batches, FeedCounters, FeedStatistics, Overflow, make_channel
+from aio_trader.feed._engine import MISSING, keys_or_former
 from aio_trader.gateway._redis import (
     RETRYABLE,
     DuplicateGroupError,
@@ -68,7 +69,7 @@ from aio_trader.gateway._redis import (
     check_redis,
     open_client,
 )
-from aio_trader.gateway._wire import MISSING, FrameInfo, Keys, entry_codec, keys_argument
+from aio_trader.gateway._wire import FrameInfo, Keys, entry_codec
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -350,7 +351,7 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         may or may not have reached Redis (the next subscribe call writes them all again).
         """
         mode_ = str(self.default_mode if mode is None else self.codec.mode(mode))
-        wanted = self.codec.check_keys(keys_argument(keys, tokens, "subscribe"))
+        wanted = self.codec.check_keys(keys_or_former(keys, tokens, "subscribe", "tokens"))
         self._check_open()
         for token in wanted:
             self._modes[token] = mode_
@@ -359,7 +360,7 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
     async def unsubscribe(self, keys: Iterable[Any] = MISSING, *, tokens: Any = MISSING) -> None:
         """Stop receiving ``keys`` (``tokens=``: the former name; keys not subscribed are
         ignored). Cancellation: as for :meth:`subscribe`."""
-        wanted = self.codec.check_keys(keys_argument(keys, tokens, "unsubscribe"))
+        wanted = self.codec.check_keys(keys_or_former(keys, tokens, "unsubscribe", "tokens"))
         self._check_open()
         for token in wanted:
             self._modes.pop(token, None)
@@ -372,7 +373,7 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         ``ValueError`` for a key not subscribed (nothing changes then). Cancellation: as
         for :meth:`subscribe`."""
         mode_ = str(self.codec.mode(mode))
-        wanted = self.codec.check_keys(keys_argument(keys, tokens, "set_mode"))
+        wanted = self.codec.check_keys(keys_or_former(keys, tokens, "set_mode", "tokens"))
         self._check_open()
         missing = [t for t in wanted if t not in self._modes]
         if missing:

@@ -25,23 +25,20 @@ This module knows no broker's packet layout: cutting a frame is the codec's job.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 import attrs
 
 from aio_trader._codec import DEFAULT_CODEC
 
 __all__ = [
-    "MISSING",
     "FrameInfo",
     "Keys",
     "entry_codec",
     "entry_fields",
-    "keys_argument",
 ]
 
 #: An argument not given (``subscribe(keys)`` or its former keyword ``tokens=``).
-MISSING: Any = object()
 
 #: The codec field of an entry that names none.
 _DEFAULT_CODEC: Final = DEFAULT_CODEC.encode()
@@ -117,15 +114,3 @@ def entry_fields(
 def entry_codec(fields: Mapping[bytes, bytes]) -> str:
     """The name of the codec of an entry's frame."""
     return fields.get(b"k", _DEFAULT_CODEC).decode()
-
-
-def keys_argument(keys: Any, tokens: Any, method: str) -> Any:
-    """``keys``, or the former keyword ``tokens`` of the gateway's consumer and the replay
-    (not both: ``TypeError``, as for a missing argument)."""
-    if tokens is MISSING:
-        if keys is MISSING:
-            raise TypeError(f"{method}() missing the keys (instrument tokens)")
-        return keys
-    if keys is not MISSING:
-        raise TypeError(f"{method}() got both keys and tokens")
-    return tokens

@@ -115,11 +115,13 @@ from typing import Any, Final, TypeAlias, TypeVar
 from aio_trader.backoff import Backoff
 from aio_trader.feed._channel import FeedStatistics, Overflow, Sender
 from aio_trader.feed._engine import (
+    MISSING,
     ConnectionEvent,
     FeedConnected,
     FeedDisconnected,
     FeedEngine,
     RawFrame,
+    keys_or_former,
 )
 from aio_trader.kite._protocol import (
     KITE_CONNECT_ROOT,
@@ -163,19 +165,7 @@ DEFAULT_BACKOFF: Final = Backoff(base=1.0, factor=2.0, cap=30.0, max_attempts=30
 #: One item of :class:`KiteFeed`'s stream: a tick record, or a text frame's record.
 FeedItem: TypeAlias = Tick | OrderUpdate | FeedError | FeedMessage
 
-_MISSING: Any = object()
 ItemT = TypeVar("ItemT")
-
-
-def _keys(keys: Any, instrument_tokens: Any, method: str) -> Any:
-    """``keys``, or the old keyword ``instrument_tokens`` (not both)."""
-    if instrument_tokens is _MISSING:
-        if keys is _MISSING:
-            raise TypeError(f"{method}() missing the keys (instrument tokens)")
-        return keys
-    if keys is not _MISSING:
-        raise TypeError(f"{method}() got both keys and instrument_tokens")
-    return instrument_tokens
 
 
 def _check_str(name: str, value: object) -> None:
@@ -306,10 +296,10 @@ class _KiteFeedBase(FeedEngine[int, ItemT]):
 
     async def subscribe(
         self,
-        keys: Iterable[int] = _MISSING,
+        keys: Iterable[int] = MISSING,
         mode: Mode | str | None = None,
         *,
-        instrument_tokens: Iterable[int] = _MISSING,
+        instrument_tokens: Iterable[int] = MISSING,
     ) -> None:
         """Subscribe ``keys`` (instrument tokens) in ``mode`` (default: ``default_mode``).
 
@@ -332,7 +322,7 @@ class _KiteFeedBase(FeedEngine[int, ItemT]):
         await super().subscribe(_keys(keys, instrument_tokens, "subscribe"), mode)
 
     async def unsubscribe(
-        self, keys: Iterable[int] = _MISSING, *, instrument_tokens: Iterable[int] = _MISSING
+        self, keys: Iterable[int] = MISSING, *, instrument_tokens: Iterable[int] = MISSING
     ) -> None:
         """Stop receiving ``keys`` (``instrument_tokens=``: the former name); tokens not
         subscribed are ignored.
@@ -346,9 +336,9 @@ class _KiteFeedBase(FeedEngine[int, ItemT]):
     async def set_mode(
         self,
         mode: Mode | str,
-        keys: Iterable[int] = _MISSING,
+        keys: Iterable[int] = MISSING,
         *,
-        instrument_tokens: Iterable[int] = _MISSING,
+        instrument_tokens: Iterable[int] = MISSING,
     ) -> None:
         """Switch subscribed ``keys`` (``instrument_tokens=``: the former name) to
         ``mode``: their ticks received from the call on come in ``mode`` (see "Modes";
@@ -372,6 +362,10 @@ class _KiteFeedBase(FeedEngine[int, ItemT]):
             first.offset,
             more,
         )
+
+
+def _keys(keys: Any, instrument_tokens: Any, method: str) -> Any:
+    return keys_or_former(keys, instrument_tokens, method, "instrument_tokens")
 
 
 class KiteFeed(_KiteFeedBase[FeedItem]):
