@@ -39,6 +39,7 @@ from typing import Any, TypeVar, overload
 import anyio
 import anyio.to_thread
 
+from aio_trader._lifecycle import cancel_open, poll_until_final
 from aio_trader._rest import RestBroker, SessionExpiryHook, maybe_await, paced, raise_refusal
 from aio_trader._rest import choice as _choice
 from aio_trader._rest import fields as _fields
@@ -151,6 +152,31 @@ _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 _ORDER_MARGIN = 0.1
 #: Order statuses that show a cancellation reached Kite.
 _CANCELLED = frozenset({"CANCELLED", "CANCEL PENDING"})
+
+#: The statuses an order does not leave (:meth:`Kite.wait_for_order`).
+ORDER_FINAL = frozenset({"COMPLETE", "CANCELLED", "REJECTED"})
+
+
+def _status(order: Order) -> str | None:
+    return order.status
+
+
+def _order_id(order: Order) -> str | None:
+    return order.order_id
+
+
+def _order_filter(value: Callable[[Order], bool] | str | None) -> Callable[[Order], bool]:
+    """``cancel_all``'s filter: a predicate, ``"EXCHANGE:SYMBOL"`` or None (all)."""
+    if value is None:
+        return lambda order: True
+    if isinstance(value, str):
+        if ":" not in value:
+            raise ValueError(f"instrument {value!r} needs its exchange: 'EXCHANGE:SYMBOL'")
+        exchange, symbol = value.split(":", 1)
+        return lambda order: order.exchange == exchange and order.tradingsymbol == symbol
+    if callable(value):
+        return value
+    raise TypeError(f"filter must be a callable, 'EXCHANGE:SYMBOL' or None, not {value!r}")
 
 
 # -- small pure helpers -----------------------------------------------------------------
@@ -970,6 +996,66 @@ class Kite(RestBroker[EndpointGroup]):
         id, before any request). Cancellation: abandoned."""
         order_id = _segment_id(order_id, "order_id")
         return await self._request("GET", f"/orders/{order_id}", Order.from_kite_list)
+
+    # -- the order's whole life -------------------------------------------------------------
+
+    async def find_order(self, tag: str) -> list[Order]:
+        """The top-level orders placed today with ``tag`` (latest state each); an empty
+        list when there is none (a sliced order gives several).
+
+        This settles a :meth:`place_order` interrupted by a cancellation (Ctrl-C): give
+        it a tag made up front (:meth:`new_tag`) and look that tag up afterwards.
+        ``ValueError``/``TypeError`` for a malformed tag, before any request.
+        Cancellation: abandoned, nothing changes.
+        """
+        if not isinstance(tag, str):
+            raise TypeError(f"tag must be a str, got {type(tag).__name__}")
+        if not _TAG.fullmatch(tag):
+            raise ValueError(f"tag must be 1 to {ORDER_TAG_MAX} letters or digits")
+        return await self._find_tagged(tag)
+
+    async def wait_for_order(
+        self,
+        order_id: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (a deadline the issue asks for)
+    ) -> Order:
+        """The order's latest state once it is final (``COMPLETE``, ``CANCELLED`` or
+        ``REJECTED``), by reading its history again and again, paced by the client's
+        rate limiter (each read counts against it).
+
+        ``timeout`` in seconds (``None``: wait as long as it takes) raises
+        ``TimeoutError`` when it runs out; never returns ``None``. ``ValueError`` for a
+        malformed id or a negative timeout, before any request. Cancellation:
+        propagates, nothing changes (only reads are sent).
+        """
+        order_id = _segment_id(order_id, "order_id")
+
+        async def read() -> Order:
+            history = await self.order_history(order_id)
+            return history[-1] if history else Order()
+
+        return await poll_until_final(read, _status, ORDER_FINAL, timeout)
+
+    async def cancel_all(self, filter: Callable[[Order], bool] | str | None = None) -> list[Order]:
+        """Cancel every open top-level order; returns those cancelled (their state before).
+
+        ``filter``: a predicate on :class:`Order`, or an instrument ``"EXCHANGE:SYMBOL"``
+        (e.g. ``"NSE:INFY"``); ``None`` cancels all. An order that finished meanwhile
+        (Kite refuses, its history shows a final status) is skipped, not an error.
+        Cancellation: propagates; orders before it are cancelled, the one in flight may
+        or may not be.
+        """
+        chosen = _order_filter(filter)
+        candidates = [o for o in await self.orders() if not o.parent_order_id and chosen(o)]
+
+        async def cancel(order: Order) -> object:
+            return await self.cancel_order(order.variety or "regular", str(order.order_id))
+
+        async def latest(order_id: str) -> Order:
+            history = await self.order_history(order_id)
+            return history[-1] if history else Order()
+
+        return await cancel_open(candidates, _order_id, _status, ORDER_FINAL, cancel, latest)
 
     async def trades(self) -> list[Trade]:
         """Today's trades (fills). Cancellation: abandoned."""
