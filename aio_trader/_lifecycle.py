@@ -13,7 +13,7 @@ import anyio
 
 from .errors import AioTraderError
 
-__all__ = ["cancel_open", "poll_until_final"]
+__all__ = ["cancel_open", "exit_positions", "poll_until_final"]
 
 R = TypeVar("R")  # an order record
 
@@ -68,3 +68,27 @@ async def cancel_open(
             raise
         cancelled.append(order)
     return cancelled
+
+
+P = TypeVar("P")  # a position record
+
+
+async def exit_positions(
+    positions: Iterable[P],
+    net: Callable[[P], int | None],
+    place_exit: Callable[[P, str, int], Awaitable[str]],
+) -> list[str]:
+    """For each position with a non-zero ``net`` quantity, ``place_exit(position, side,
+    quantity)`` (``"SELL"`` a long, ``"BUY"`` a short, the absolute quantity), one after
+    another; the order ids.
+
+    Cancellation: propagates; the exits before it are placed, the one in flight may or
+    may not be (its tag is the caller's way to find out).
+    """
+    placed: list[str] = []
+    for position in positions:
+        quantity = net(position) or 0
+        if quantity:
+            side = "SELL" if quantity > 0 else "BUY"
+            placed.append(await place_exit(position, side, abs(quantity)))
+    return placed

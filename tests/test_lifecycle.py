@@ -107,6 +107,35 @@ async def test_kite_cancel_all_with_filters(kite: Kite) -> None:
         await kite.cancel_all("INFY")
 
 
+async def test_kite_square_off(kite: Kite) -> None:
+    async def market(symbol: str, side: str, quantity: int) -> None:
+        await kite.place_order(
+            "regular", "NSE", symbol, side, quantity, "MIS", "MARKET", market_protection=-1
+        )
+
+    async def net() -> dict[str, int]:
+        positions = (await kite.positions()).net or ()
+        return {str(p.tradingsymbol): p.quantity or 0 for p in positions}
+
+    await market("INFY", "BUY", 2)
+    await market("TCS", "BUY", 3)
+    await market("SBIN", "SELL", 1)
+    assert await net() == {"INFY": 2, "TCS": 3, "SBIN": -1}
+    (infy_exit,) = await kite.square_off("NSE:INFY")
+    done = await kite.wait_for_order(infy_exit)
+    assert (done.status, done.transaction_type, done.quantity) == ("COMPLETE", "SELL", 2)
+    assert await net() == {"INFY": 0, "TCS": 3, "SBIN": -1}
+    exits = await kite.square_off(lambda p: p.tradingsymbol != "TCS")
+    (sbin_exit,) = exits
+    done = await kite.wait_for_order(sbin_exit)
+    assert (done.transaction_type, done.quantity) == ("BUY", 1)
+    assert len(await kite.square_off()) == 1
+    assert set((await net()).values()) == {0}
+    assert await kite.square_off() == []
+    with pytest.raises(ValueError, match="market_protection"):
+        await kite.square_off(market_protection=500)
+
+
 # -- Dhan ----------------------------------------------------------------------------------
 
 SCALE = 50
@@ -207,3 +236,30 @@ async def test_dhan_cancel_all_with_filters(dhan: Dhan, dhan_sb: Sandbox) -> Non
     statuses = {o.order_id: o.order_status for o in await dhan.orders()}
     assert {statuses[i] for i in (*reliance, infy, hdfc)} == {"CANCELLED"}
     assert await dhan.cancel_all() == []
+
+
+async def test_dhan_square_off(dhan: Dhan) -> None:
+    async def market(security: str, side: str, quantity: int) -> None:
+        await dhan.place_order(
+            security, "NSE_EQ", side, quantity, "MARKET", "INTRADAY", market_protection=-1
+        )
+
+    async def net() -> dict[str, int]:
+        return {str(p.security_id): p.net_qty or 0 for p in await dhan.positions()}
+
+    await market("2885", "BUY", 2)
+    await market("1594", "BUY", 3)
+    await market("1333", "SELL", 1)
+    assert await net() == {"2885": 2, "1594": 3, "1333": -1}
+    (first,) = await dhan.square_off("2885")
+    done = await dhan.wait_for_order(first)
+    assert (done.order_status, done.transaction_type, done.quantity) == ("TRADED", "SELL", 2)
+    assert (await net())["2885"] == 0
+    (second,) = await dhan.square_off(lambda p: p.security_id == "1333")
+    done = await dhan.wait_for_order(second)
+    assert (done.transaction_type, done.quantity) == ("BUY", 1)
+    assert len(await dhan.square_off()) == 1
+    assert set((await net()).values()) == {0}
+    assert await dhan.square_off() == []
+    with pytest.raises(ValueError, match="market_protection"):
+        await dhan.square_off(market_protection=500)

@@ -30,7 +30,7 @@ from typing import Any, Final, TypeVar
 
 import anyio.to_thread
 
-from aio_trader._lifecycle import cancel_open, poll_until_final
+from aio_trader._lifecycle import cancel_open, exit_positions, poll_until_final
 from aio_trader._rest import RestBroker, SessionExpiryHook, maybe_await, paced, raise_refusal
 from aio_trader._rest import choice as _choice
 from aio_trader._rest import int_arg as _int_arg
@@ -228,6 +228,24 @@ def _status(order: Order) -> str | None:
 
 def _order_key(order: Order) -> str | None:
     return order.order_id
+
+
+def _net_quantity(position: Position) -> int | None:
+    return position.net_qty
+
+
+def _position_filter(
+    value: Callable[[Position], bool] | str | int | None,
+) -> Callable[[Position], bool]:
+    """``square_off``'s filter: a predicate, a ``security_id`` or None (all)."""
+    if value is None:
+        return lambda position: True
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        security_id = str(value)
+        return lambda position: position.security_id == security_id
+    if callable(value):
+        return value
+    raise TypeError(f"filter must be a callable, a security_id or None, not {value!r}")
 
 
 def _order_filter(
@@ -1069,6 +1087,41 @@ class Dhan(RestBroker[DhanEndpointGroup]):
             return await self.cancel_order(str(order.order_id))
 
         return await cancel_open(candidates, _order_key, _status, ORDER_FINAL, cancel, self.order)
+
+    async def square_off(
+        self,
+        filter: Callable[[Position], bool] | str | int | None = None,
+        market_protection: float | None = None,
+    ) -> list[str]:
+        """Exit the open positions: a MARKET order the other way for each non-zero
+        ``net_qty`` (same security, segment and product); returns the order ids.
+
+        ``filter``: a predicate on :class:`Position`, or a ``security_id``; ``None``
+        exits all. ``market_protection``: as :meth:`place_order`; ``None`` uses the
+        client's default, else -1 (automatic). Bad arguments raise ``ValueError`` before
+        any request. Cancellation: propagates; the exits before it are placed, the one
+        in flight may or may not be (each carries a fresh correlation id, see
+        :meth:`find_order`; :meth:`positions` shows what is left).
+        """
+        chosen = _position_filter(filter)
+        if market_protection is not None:
+            market_protection = _protection_value(market_protection)
+        elif self._market_protection is None:
+            market_protection = -1
+        positions = [p for p in await self.positions() if chosen(p)]
+
+        async def place_exit(position: Position, side: str, quantity: int) -> str:
+            return await self.place_order(
+                str(position.security_id),
+                str(position.exchange_segment),
+                side,
+                quantity,
+                "MARKET",
+                str(position.product_type),
+                market_protection=market_protection,
+            )
+
+        return await exit_positions(positions, _net_quantity, place_exit)
 
     # -- super orders -------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from typing import Any, TypeVar, overload
 import anyio
 import anyio.to_thread
 
-from aio_trader._lifecycle import cancel_open, poll_until_final
+from aio_trader._lifecycle import cancel_open, exit_positions, poll_until_final
 from aio_trader._rest import RestBroker, SessionExpiryHook, maybe_await, paced, raise_refusal
 from aio_trader._rest import choice as _choice
 from aio_trader._rest import fields as _fields
@@ -78,6 +78,7 @@ from aio_trader.kite._models import (
     Order,
     OrderCharges,
     OrderMargins,
+    Position,
     Positions,
     Profile,
     Quote,
@@ -165,14 +166,38 @@ def _order_id(order: Order) -> str | None:
     return order.order_id
 
 
+def _net_quantity(position: Position) -> int | None:
+    return position.quantity
+
+
+def _position_filter(
+    value: Callable[[Position], bool] | str | None,
+) -> Callable[[Position], bool]:
+    """``square_off``'s filter: a predicate, ``"EXCHANGE:SYMBOL"`` or None (all)."""
+    if value is None:
+        return lambda position: True
+    if isinstance(value, str):
+        exchange, symbol = _instrument(value)
+        return lambda p: p.exchange == exchange and p.tradingsymbol == symbol
+    if callable(value):
+        return value
+    raise TypeError(f"filter must be a callable, 'EXCHANGE:SYMBOL' or None, not {value!r}")
+
+
+def _instrument(value: str) -> tuple[str, str]:
+    """``"EXCHANGE:SYMBOL"`` split, or ``ValueError`` naming it."""
+    exchange, colon, symbol = value.partition(":")
+    if not (exchange and colon and symbol):
+        raise ValueError(f"instrument {value!r} needs its exchange: 'EXCHANGE:SYMBOL'")
+    return exchange, symbol
+
+
 def _order_filter(value: Callable[[Order], bool] | str | None) -> Callable[[Order], bool]:
     """``cancel_all``'s filter: a predicate, ``"EXCHANGE:SYMBOL"`` or None (all)."""
     if value is None:
         return lambda order: True
     if isinstance(value, str):
-        if ":" not in value:
-            raise ValueError(f"instrument {value!r} needs its exchange: 'EXCHANGE:SYMBOL'")
-        exchange, symbol = value.split(":", 1)
+        exchange, symbol = _instrument(value)
         return lambda order: order.exchange == exchange and order.tradingsymbol == symbol
     if callable(value):
         return value
@@ -1056,6 +1081,42 @@ class Kite(RestBroker[EndpointGroup]):
             return history[-1] if history else Order()
 
         return await cancel_open(candidates, _order_id, _status, ORDER_FINAL, cancel, latest)
+
+    async def square_off(
+        self,
+        filter: Callable[[Position], bool] | str | None = None,
+        market_protection: float | None = None,
+    ) -> list[str]:
+        """Exit the open net positions: a regular MARKET order the other way for each
+        non-zero net ``quantity`` (same exchange, symbol and product); returns the order ids.
+
+        ``filter``: a predicate on :class:`Position`, or an instrument ``"EXCHANGE:SYMBOL"``;
+        ``None`` exits all. ``market_protection``: as :meth:`place_order`; ``None`` uses
+        the client's default, else -1 (automatic). Bad arguments raise ``ValueError``
+        before any request. Cancellation: propagates; the exits before it are placed,
+        the one in flight may or may not be (each carries a fresh tag, see
+        :meth:`find_order`; :meth:`positions` shows what is left).
+        """
+        chosen = _position_filter(filter)
+        if market_protection is not None:
+            market_protection = _protection_value(market_protection)
+        elif self._market_protection is None:
+            market_protection = -1
+        positions = [p for p in (await self.positions()).net or () if chosen(p)]
+
+        async def place_exit(position: Position, side: str, quantity: int) -> str:
+            return await self.place_order(
+                "regular",
+                str(position.exchange),
+                str(position.tradingsymbol),
+                side,
+                quantity,
+                str(position.product),
+                "MARKET",
+                market_protection=market_protection,
+            )
+
+        return await exit_positions(positions, _net_quantity, place_exit)
 
     async def trades(self) -> list[Trade]:
         """Today's trades (fills). Cancellation: abandoned."""
