@@ -812,9 +812,11 @@ class Dhan(RestBroker[DhanEndpointGroup]):
 
         Raises ``InvalidInput`` (DH-905) / ``OrderRejected`` (DH-906) when Dhan refuses
         the order, ``PermissionDenied`` (DH-911) from an address that is not your
-        static IP, ``RateLimited`` on a 429. Cancellation: propagates at once; if the
-        request was in flight the order may or may not exist: give your own
-        ``correlation_id`` to look it up (:meth:`order_by_correlation_id`).
+        static IP, ``RateLimited`` on a 429. Cancellation: propagates at once (the send is
+        not shielded); if the request was in flight the order may or may not exist. The
+        correlation id settles it: make it before the call (:meth:`new_correlation_id`),
+        pass it, and after the cancellation :meth:`find_order` tells whether the order
+        was placed.
         """
         correlation = (
             self.new_correlation_id()

@@ -738,8 +738,10 @@ class Kite(RestBroker[EndpointGroup]):
 
         Raises ``InputException``/``OrderException``/``MarginException``... when Kite
         refuses the order (nothing was placed), ``RateLimitError`` on a 429.
-        Cancellation: propagates at once; if the request was in flight the order may or
-        may not exist: give your own ``tag`` to be able to look it up afterwards.
+        Cancellation: propagates at once (the send is not shielded); if the request was
+        in flight the order may or may not exist. The tag is what settles it: make it
+        before the call (:meth:`new_tag`), pass it, and after the cancellation
+        :meth:`find_order` tells whether the order was placed.
         """
         fields = self._order_fields(
             variety,
