@@ -6,33 +6,45 @@ statuses, how to cancel); the algorithms are here.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Collection, Iterable
 from typing import TypeVar
 
 import anyio
 
 from .errors import AioTraderError
 
-__all__ = ["cancel_open", "exit_positions", "poll_until_final"]
+__all__ = ["cancel_open", "exit_positions", "wait_until_final"]
 
 R = TypeVar("R")  # an order record
 
 
-async def poll_until_final(
+async def wait_until_final(
     read: Callable[[], Awaitable[R]],
     status: Callable[[R], str | None],
     final: Collection[str],
     timeout: float | None,  # noqa: ASYNC109 (the callers' documented deadline)
+    updates: AsyncIterable[object] | None = None,
+    is_final_update: Callable[[object], bool] | None = None,
 ) -> R:
-    """Read the order (``read()``) until ``status`` is one of ``final``; return it.
+    """The order (``read()``) once ``status`` is one of ``final``.
 
-    No sleep of its own: the client's rate limiter paces the reads. ``timeout``
-    (seconds, ``None``: no limit) raises ``TimeoutError``. Cancellation: propagates,
-    nothing changes (only reads are sent).
+    Without ``updates``: reads again and again, with no sleep of its own (the client's
+    rate limiter paces the reads). With ``updates`` (a feed): one read first (the order
+    may be final already), then the feed's items until ``is_final_update(item)``, then
+    reads until the order shows it (normally the first read). ``timeout`` (seconds,
+    ``None``: no limit) raises ``TimeoutError``. Cancellation: propagates, nothing
+    changes (only reads are sent).
     """
     if timeout is not None and timeout < 0:
         raise ValueError("timeout must be >= 0 or None")
     with anyio.fail_after(timeout):
+        if updates is not None and is_final_update is not None:
+            order = await read()
+            if status(order) in final:
+                return order
+            async for item in updates:
+                if is_final_update(item):
+                    break
         while True:
             order = await read()
             if status(order) in final:

@@ -9,8 +9,8 @@ import anyio
 import pytest
 
 from aio_trader.backoff import Backoff
-from aio_trader.dhan import Dhan
-from aio_trader.kite import Kite
+from aio_trader.dhan import Dhan, DhanFeed
+from aio_trader.kite import Kite, KiteFeed
 from aio_trader.sandbox import Sandbox, SandboxConfig
 
 FAST = Backoff(base=0.01, cap=0.05, max_attempts=4)
@@ -134,6 +134,27 @@ async def test_kite_square_off(kite: Kite) -> None:
     assert await kite.square_off() == []
     with pytest.raises(ValueError, match="market_protection"):
         await kite.square_off(market_protection=500)
+
+
+async def test_kite_wait_for_order_via_feed(kite: Kite, kite_sb: Sandbox) -> None:
+    feed = KiteFeed(kite_sb.api_key, kite_sb.access_token, root=kite_sb.ticker_url)
+    async with feed:
+        await feed.subscribe([408065], "ltp")
+        order_id = await kite_resting(kite)
+        reads = kite_sb.state.stats.requests
+        finals = []
+
+        async def wait() -> None:
+            finals.append(await kite.wait_for_order(order_id, feed=feed))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await kite.cancel_order("regular", order_id)
+    (final,) = finals
+    assert (final.order_id, final.status) == (order_id, "CANCELLED")
+    # the feed told: one read before, the cancellation, at most a read or two after
+    assert kite_sb.state.stats.requests - reads <= 4
+    assert feed.statistics().order_updates >= 1
 
 
 # -- Dhan ----------------------------------------------------------------------------------
@@ -263,3 +284,28 @@ async def test_dhan_square_off(dhan: Dhan) -> None:
     assert await dhan.square_off() == []
     with pytest.raises(ValueError, match="market_protection"):
         await dhan.square_off(market_protection=500)
+
+
+async def test_dhan_wait_for_order_via_feed(dhan: Dhan, dhan_sb: Sandbox) -> None:
+    feed = DhanFeed(
+        dhan_sb.client_id,
+        dhan_sb.access_token,
+        root=dhan_sb.feed_url,
+        order_root=dhan_sb.order_feed_url,
+    )
+    async with feed:
+        await feed.subscribe([("NSE_EQ", "1333")], "ticker")
+        order_id = await dhan_resting(dhan, dhan_sb)
+        reads = dhan_sb.state.stats.requests
+        finals = []
+
+        async def wait() -> None:
+            finals.append(await dhan.wait_for_order(order_id, feed=feed))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await dhan.cancel_order(order_id)
+    (final,) = finals
+    assert (final.order_id, final.order_status) == (order_id, "CANCELLED")
+    assert dhan_sb.state.stats.requests - reads <= 4
+    assert feed.statistics().order_updates >= 1

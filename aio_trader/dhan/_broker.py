@@ -26,11 +26,11 @@ import math
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio.to_thread
 
-from aio_trader._lifecycle import cancel_open, exit_positions, poll_until_final
+from aio_trader._lifecycle import cancel_open, exit_positions, wait_until_final
 from aio_trader._rest import RestBroker, SessionExpiryHook, maybe_await, paced, raise_refusal
 from aio_trader._rest import choice as _choice
 from aio_trader._rest import int_arg as _int_arg
@@ -98,6 +98,7 @@ from aio_trader.dhan.constants import (
     TransactionType,
     Validity,
 )
+from aio_trader.dhan.ticks import OrderUpdate
 from aio_trader.errors import (
     AioTraderError,
     InvalidInput,
@@ -108,6 +109,9 @@ from aio_trader.errors import (
 from aio_trader.http import AsyncRequest
 from aio_trader.ratelimit import Rate
 from aio_trader.utils import as_completed
+
+if TYPE_CHECKING:
+    from aio_trader.dhan._feed import DhanFeed
 
 __all__ = ["DateLike", "Dhan", "InstrumentsArg", "intraday_chunks"]
 
@@ -1058,11 +1062,15 @@ class Dhan(RestBroker[DhanEndpointGroup]):
     async def wait_for_order(
         self,
         order_id: str,
+        feed: DhanFeed | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (a deadline the issue asks for)
     ) -> Order:
         """The order once its status is final (``TRADED``, ``CANCELLED``, ``REJECTED`` or
-        ``EXPIRED``), by reading it again and again, paced by the client's rate limiter
-        (each read counts against it).
+        ``EXPIRED``). Without ``feed``: by reading it again and again, paced by the
+        client's rate limiter (each read counts against it). With an open
+        :class:`DhanFeed`: one read, then the feed's items until the order's final
+        :class:`OrderUpdate`, then one more read for the record. The feed's items read
+        meanwhile are consumed here: give a feed no other loop reads.
 
         ``timeout`` in seconds (``None``: wait as long as it takes) raises
         ``TimeoutError`` when it runs out; never returns ``None``. ``ValueError`` for a
@@ -1070,7 +1078,17 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         propagates, nothing changes (only reads are sent).
         """
         order_id = _segment_id(order_id, "order_id")
-        return await poll_until_final(lambda: self.order(order_id), _status, ORDER_FINAL, timeout)
+
+        def final_update(item: object) -> bool:
+            return (
+                isinstance(item, OrderUpdate)
+                and item.order_id == order_id
+                and item.status in ORDER_FINAL
+            )
+
+        return await wait_until_final(
+            lambda: self.order(order_id), _status, ORDER_FINAL, timeout, feed, final_update
+        )
 
     async def cancel_all(
         self, filter: Callable[[Order], bool] | str | int | None = None

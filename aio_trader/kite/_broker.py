@@ -34,12 +34,12 @@ import math
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 import anyio.to_thread
 
-from aio_trader._lifecycle import cancel_open, exit_positions, poll_until_final
+from aio_trader._lifecycle import cancel_open, exit_positions, wait_until_final
 from aio_trader._rest import RestBroker, SessionExpiryHook, maybe_await, paced, raise_refusal
 from aio_trader._rest import choice as _choice
 from aio_trader._rest import fields as _fields
@@ -118,8 +118,12 @@ from aio_trader.kite.constants import (
     Variety,
     rate_limits,
 )
+from aio_trader.kite.ticks import OrderUpdate
 from aio_trader.ratelimit import Rate
 from aio_trader.utils import as_completed
+
+if TYPE_CHECKING:
+    from aio_trader.kite._feed import KiteFeed
 
 __all__ = [
     "DateLike",
@@ -1044,11 +1048,15 @@ class Kite(RestBroker[EndpointGroup]):
     async def wait_for_order(
         self,
         order_id: str,
+        feed: KiteFeed | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (a deadline the issue asks for)
     ) -> Order:
         """The order's latest state once it is final (``COMPLETE``, ``CANCELLED`` or
-        ``REJECTED``), by reading its history again and again, paced by the client's
-        rate limiter (each read counts against it).
+        ``REJECTED``). Without ``feed``: by reading its history again and again, paced by
+        the client's rate limiter (each read counts against it). With an open
+        :class:`KiteFeed`: one read, then the feed's items until the order's final
+        :class:`OrderUpdate`, then one more read for the record. The feed's items read
+        meanwhile are consumed here: give a feed no other loop reads.
 
         ``timeout`` in seconds (``None``: wait as long as it takes) raises
         ``TimeoutError`` when it runs out; never returns ``None``. ``ValueError`` for a
@@ -1061,7 +1069,14 @@ class Kite(RestBroker[EndpointGroup]):
             history = await self.order_history(order_id)
             return history[-1] if history else Order()
 
-        return await poll_until_final(read, _status, ORDER_FINAL, timeout)
+        def final_update(item: object) -> bool:
+            return (
+                isinstance(item, OrderUpdate)
+                and item.order_id == order_id
+                and item.status in ORDER_FINAL
+            )
+
+        return await wait_until_final(read, _status, ORDER_FINAL, timeout, feed, final_update)
 
     async def cancel_all(self, filter: Callable[[Order], bool] | str | None = None) -> list[Order]:
         """Cancel every open top-level order; returns those cancelled (their state before).
