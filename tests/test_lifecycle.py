@@ -10,7 +10,8 @@ import pytest
 
 from aio_trader.backoff import Backoff
 from aio_trader.dhan import Dhan, DhanFeed
-from aio_trader.kite import Kite, KiteFeed
+from aio_trader.dhan import Order as DhanOrder
+from aio_trader.kite import Kite, KiteFeed, Order
 from aio_trader.sandbox import Sandbox, SandboxConfig
 
 FAST = Backoff(base=0.01, cap=0.05, max_attempts=4)
@@ -155,6 +156,21 @@ async def test_kite_wait_for_order_via_feed(kite: Kite, kite_sb: Sandbox) -> Non
     # the feed told: one read before, the cancellation, at most a read or two after
     assert kite_sb.state.stats.requests - reads <= 4
     assert feed.statistics().order_updates >= 1
+
+
+async def test_kite_cancel_all_skips_an_order_finished_meanwhile(
+    kite: Kite, kite_sb: Sandbox
+) -> None:
+    gone, other = await kite_resting(kite), await kite_resting(kite, "TCS")
+
+    def chosen(order: Order) -> bool:
+        # between the order book's read and the cancellations, the first order ends
+        if order.order_id == gone:
+            kite_sb.state.book.cancel("regular", gone)
+        return True
+
+    assert [o.order_id for o in await kite.cancel_all(chosen)] == [other]
+    assert (await kite.wait_for_order(gone)).status == "CANCELLED"
 
 
 # -- Dhan ----------------------------------------------------------------------------------
@@ -309,3 +325,18 @@ async def test_dhan_wait_for_order_via_feed(dhan: Dhan, dhan_sb: Sandbox) -> Non
     assert (final.order_id, final.order_status) == (order_id, "CANCELLED")
     assert dhan_sb.state.stats.requests - reads <= 4
     assert feed.statistics().order_updates >= 1
+
+
+async def test_dhan_cancel_all_skips_an_order_finished_meanwhile(
+    dhan: Dhan, dhan_sb: Sandbox
+) -> None:
+    gone, other = await dhan_resting(dhan, dhan_sb), await dhan_resting(dhan, dhan_sb, "1594")
+
+    def chosen(order: DhanOrder) -> bool:
+        # between the order book's read and the cancellations, the first order ends
+        if order.order_id == gone:
+            dhan_sb.state.book.cancel("regular", gone)
+        return True
+
+    assert [o.order_id for o in await dhan.cancel_all(chosen)] == [other]
+    assert (await dhan.wait_for_order(gone)).order_status == "CANCELLED"
