@@ -1056,7 +1056,8 @@ class Kite(RestBroker[EndpointGroup]):
         the client's rate limiter (each read counts against it). With an open
         :class:`KiteFeed`: one read, then the feed's items until the order's final
         :class:`OrderUpdate`, then one more read for the record. The feed's items read
-        meanwhile are consumed here: give a feed no other loop reads.
+        meanwhile are consumed here: give a feed no other loop reads (if it ends first,
+        the wait goes on by reading).
 
         ``timeout`` in seconds (``None``: wait as long as it takes) raises
         ``TimeoutError`` when it runs out; never returns ``None``. ``ValueError`` for a
