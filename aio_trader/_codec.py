@@ -44,6 +44,7 @@ __all__ = [
     "get_codec",
     "register_codec",
     "richest",
+    "text_record",
 ]
 
 #: The codec of frames that do not name one (streams and recordings written before codecs
@@ -193,6 +194,18 @@ def richest(codec: Codec, a: str | None, b: str) -> str:
     """The richer of two modes of ``codec`` (``a`` None: ``b``)."""
     modes = codec.modes
     return b if a is None or modes.index(b) > modes.index(a) else a
+
+
+def text_record(
+    record: Any, malformed: type[Any], on_malformed: Callable[[Malformed], None] | None
+) -> Any | None:
+    """A codec's ``decode_text`` answer for a decoded text frame: the record, or ``None``
+    when the broker's decoder gave its ``malformed`` record (handed to ``on_malformed``)."""
+    if isinstance(record, malformed):
+        if on_malformed is not None:
+            on_malformed(record)
+        return None
+    return record
 
 
 #: name -> a codec, or "module:attribute" where one is found.

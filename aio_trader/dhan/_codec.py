@@ -47,7 +47,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from aio_trader._codec import ColumnKind, Cut, Malformed, Packet, Walk
+from aio_trader._codec import ColumnKind, Cut, Malformed, Packet, Walk, text_record
 from aio_trader.dhan._protocol import check_instruments
 from aio_trader.dhan.constants import FeedMode
 from aio_trader.dhan.ticks import (
@@ -263,12 +263,7 @@ class DhanCodec:
     def decode_text(
         self, data: str | bytes, on_malformed: Callable[[Malformed], None] | None = None
     ) -> Any | None:
-        record = decode_text(data)
-        if isinstance(record, MalformedPacket):
-            if on_malformed is not None:
-                on_malformed(record)
-            return None
-        return record
+        return text_record(decode_text(data), MalformedPacket, on_malformed)
 
     # -- records ---------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from aio_trader._codec import ColumnKind, Cut, Malformed, Packet, Walk
+from aio_trader._codec import ColumnKind, Cut, Malformed, Packet, Walk, text_record
 from aio_trader.kite.constants import Mode
 from aio_trader.kite.ticks import (
     FullTick,
@@ -201,12 +201,7 @@ class KiteCodec:
     def decode_text(
         self, data: str | bytes, on_malformed: Callable[[Malformed], None] | None = None
     ) -> Any | None:
-        record = decode_text(data)
-        if isinstance(record, MalformedPacket):
-            if on_malformed is not None:
-                on_malformed(record)
-            return None
-        return record
+        return text_record(decode_text(data), MalformedPacket, on_malformed)
 
     # -- records ---------------------------------------------------------------------------
 
