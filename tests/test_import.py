@@ -48,6 +48,7 @@ CORE = [
     "aio_trader._rest",
     "aio_trader._lifecycle",
     "aio_trader._records",
+    "aio_trader._frames",
     "aio_trader._codec",
     "aio_trader._recording",
     "aio_trader._twins",

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from aio_trader import _lazy
 
 if TYPE_CHECKING:  # the names as mypy and IDEs see them
+    from aio_trader._frames import to_pandas, to_polars  # records to DataFrames
+
     # the REST client (aio_trader.dhan._broker and its records)
     from aio_trader.dhan._broker import (
         Dhan,
@@ -207,6 +209,9 @@ _EXPORTS: dict[str, str] = {
     "TokenStore": "aio_trader.dhan._session",
     "consent_login_url": "aio_trader.dhan._session",
     "RATE_LIMITS": "aio_trader.dhan._limits",
+    # records to DataFrames: the converter every broker shares
+    "to_pandas": "aio_trader._frames",
+    "to_polars": "aio_trader._frames",
 }
 
 __all__ = [  # noqa: RUF022 (the codec's names, then the REST client's)
@@ -299,6 +304,8 @@ __all__ = [  # noqa: RUF022 (the codec's names, then the REST client's)
     "Validity",
     "consent_login_url",
     "intraday_chunks",
+    "to_pandas",
+    "to_polars",
 ]
 
 __getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS, __all__)
