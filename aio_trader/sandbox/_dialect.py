@@ -114,6 +114,11 @@ class Dialect(Protocol):
 #: order-update socket's (Kite's ticker carries both).
 _PATHS: Mapping[str, str] = {"root_path": "", "feed_path": "/ws", "order_feed_path": "/ws"}
 
+#: A dialect may also set ``ws_ping_interval`` (seconds): the server then pings every
+#: accepted WebSocket that often (Dhan: 10), from a task that ends with the connection
+#: (``server._Pings``). Without it, sockets are not pinged (Kite's ticker sends its own
+#: heartbeat frames).
+
 
 def dialect_path(dialect: Dialect, name: str) -> str:
     """The dialect's ``root_path``, ``feed_path`` or ``order_feed_path`` (or the default)."""

@@ -14,11 +14,13 @@ import anyio.abc
 import attrs
 import sniffio
 from hypercorn.config import Config as HypercornConfig
+from wsproto.events import Ping
 
 from aio_trader.sandbox._dialect import Dialect, dialect_path, load_dialect
 from aio_trader.sandbox.app import build_app
 from aio_trader.sandbox.config import Faults, SandboxConfig
-from aio_trader.sandbox.state import SandboxState
+from aio_trader.sandbox.state import SandboxState, SandboxStats
+from aio_trader.utils import _unwrapped
 
 __all__ = ["Sandbox"]
 
@@ -172,9 +174,14 @@ class Sandbox:
         hyper.graceful_timeout = _GRACE
         hyper.accesslog = None
         hyper.errorlog = logging.getLogger("aio_trader.sandbox.hypercorn")
+        # hypercorn's own pings are off: its ping task sleeps a whole interval after the
+        # socket closed, which holds the connection past the grace period at shutdown.
+        hyper.websocket_ping_interval = None
+        app: Any = build_app(state)
         # a broker whose server pings its feed sockets (Dhan: every 10 s) says how often
-        hyper.websocket_ping_interval = getattr(state.dialect, "ws_ping_interval", None)
-        app = build_app(state)
+        interval = getattr(state.dialect, "ws_ping_interval", None)
+        if interval is not None:
+            app = _Pings(app, float(interval), state.stats)
         stopping, served = anyio.Event(), anyio.Event()
         # hypercorn stops through its shutdown trigger only: cancelling it from outside
         # (an enclosing cancel scope) breaks its asyncio shutdown, so it runs shielded.
@@ -253,6 +260,55 @@ async def _serve(
                 await asyncio_serve(app, config, shutdown_trigger=stopping.wait)
     finally:
         served.set()
+
+
+class _Pings:
+    """ASGI wrapper: a WebSocket ping on every accepted socket at once, then every
+    ``interval`` seconds, from a task that lives as long as the socket's app call (it ends
+    with the connection, and so never holds the server's shutdown).
+
+    ASGI has no ping message: the ping goes through hypercorn's stream, the object whose
+    ``app_send`` is the ``send`` hypercorn hands the app (what hypercorn's own
+    ``websocket_ping_interval`` does, without its sleep past the close). A server without
+    that stream serves the socket unpinged (tests/test_sandbox_pings.py would fail).
+    Cancelled (the server stopping), the app call and its ping task end together.
+    """
+
+    def __init__(self, app: Any, interval: float, stats: SandboxStats) -> None:
+        self.app = app
+        self.interval = interval
+        self.stats = stats
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        stream = getattr(send, "__self__", None)
+        ping = getattr(stream, "_send_wsproto_event", None)
+        if scope["type"] != "websocket" or ping is None:
+            await self.app(scope, receive, send)
+            return
+        accepted = anyio.Event()
+
+        async def sending(message: Any) -> None:
+            await send(message)
+            if message["type"] == "websocket.accept":
+                accepted.set()
+
+        async with _unwrapped(), anyio.create_task_group() as group:
+            group.start_soon(self._ping, accepted, ping)
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                group.cancel_scope.cancel()
+
+    async def _ping(self, accepted: anyio.Event, ping: Any) -> None:
+        await accepted.wait()
+        self.stats.ws_pinged_sockets += 1
+        try:
+            while True:
+                await ping(Ping())
+                self.stats.ws_pings_sent += 1
+                await anyio.sleep(self.interval)
+        finally:
+            self.stats.ws_pinged_sockets -= 1
 
 
 async def _wait_until_serving(host: str, port: int) -> None:

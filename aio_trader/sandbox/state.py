@@ -55,6 +55,10 @@ class SandboxStats:
     ws_connections_refused: int = 0
     ws_frames_sent: int = 0
     ws_ticks_sent: int = 0
+    #: WebSocket pings sent (a broker whose server pings its feed sockets: Dhan).
+    ws_pings_sent: int = 0
+    #: sockets being pinged now: each one's ping task ends with its connection.
+    ws_pinged_sockets: int = 0
     #: requests whose client went away before the answer (not errors, no answer sent).
     client_disconnects: int = 0
 

@@ -23,8 +23,9 @@ What a client sees is what Dhan's servers do:
   (ticker 2, quote 4 followed by an OI packet 5 for derivatives, full 8), encoded with
   :mod:`aio_trader.dhan.ticks`' encoders from the core market's prices (one encoding
   per market step). ``tick_interval == 0``: flat out, paced by the socket's backpressure.
-- **Heartbeat**: WebSocket pings every 10 s from the server (``ws_ping_interval``,
-  hypercorn's), pongs to the client's pings.
+- **Heartbeat**: WebSocket pings every 10 s from the server (``ws_ping_interval``: the
+  sandbox core pings each socket from a task that ends with the connection), pongs to the
+  client's pings.
 - **Order updates** ``/order-update``: the client sends ``{"LoginReq": {"MsgCode": 42,
   "ClientId": .., "Token": ..}, "UserType": "SELF"}`` first; bad credentials close the
   socket (1008). Then every order event of the core order engine comes as a camelCase
