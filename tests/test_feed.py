@@ -11,13 +11,12 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Callable
 
 import anyio
 import attrs
 import pytest
+from _helpers import HANG, feed_for, sandbox, tradable
 
 from aio_trader.backoff import Backoff
 from aio_trader.errors import ClientClosedError, FeedClosedError, TokenException
@@ -39,31 +38,8 @@ from aio_trader.kite import (
     decode_text,
 )
 from aio_trader.kite._feed import FeedItem
-from aio_trader.sandbox import Sandbox, SandboxConfig
+from aio_trader.sandbox import Sandbox
 from aio_trader.sandbox._kite._quotes import snapshot
-
-#: Hang guard for waits that must end (never an assertion on speed).
-HANG = 30.0
-FAST = Backoff(base=0.05, factor=2.0, cap=0.2, max_attempts=5)
-
-
-def feed_for(sb: Sandbox, **options: Any) -> KiteFeed:
-    """A feed on the sandbox with small watchdog and backoff values."""
-    options.setdefault("watchdog", 2.0)
-    options.setdefault("backoff", FAST)
-    options.setdefault("stable_after", 0.5)
-    return KiteFeed(sb.api_key, sb.access_token, root=sb.ticker_url, **options)
-
-
-@asynccontextmanager
-async def sandbox(**config: Any) -> AsyncIterator[Sandbox]:
-    config.setdefault("tick_interval", 0.02)
-    async with Sandbox(SandboxConfig(**config)) as sb:
-        yield sb
-
-
-def tradable(sb: Sandbox, segment: str = "NSE") -> list[int]:
-    return [t for t, i in sb.state.market.instruments.items() if i.segment == segment]
 
 
 async def until(

@@ -7,13 +7,13 @@ and the engine's independence from any broker package.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
+from _helpers import HANG, feed_for, sandbox, tradable
 
 from aio_trader.backoff import Backoff
 from aio_trader.errors import FeedClosedError
@@ -26,30 +26,7 @@ from aio_trader.kite import (
     LtpTick,
     QuoteTick,
 )
-from aio_trader.sandbox import Sandbox, SandboxConfig
-
-HANG = 30.0
-FAST = Backoff(base=0.05, factor=2.0, cap=0.2, max_attempts=5)
-
-
-def feed_for(sb: Sandbox, **options: Any) -> KiteFeed:
-    options.setdefault("watchdog", 2.0)
-    options.setdefault("backoff", FAST)
-    options.setdefault("stable_after", 0.5)
-    options.setdefault("root", sb.ticker_url)
-    access_token = options.pop("access_token", sb.access_token)
-    return KiteFeed(sb.api_key, access_token, **options)
-
-
-@asynccontextmanager
-async def sandbox(**config: Any) -> AsyncIterator[Sandbox]:
-    config.setdefault("tick_interval", 0.02)
-    async with Sandbox(SandboxConfig(**config)) as sb:
-        yield sb
-
-
-def tradable(sb: Sandbox) -> list[int]:
-    return [t for t, i in sb.state.market.instruments.items() if i.segment == "NSE"]
+from aio_trader.sandbox import Sandbox
 
 
 async def until(feed: KiteFeed, done: Callable[[Any], bool]) -> list[Any]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import anyio.abc
 import pytest
+from _helpers import FAST, HANG, feed_for, sandbox, tradable
 
 from aio_trader.backoff import Backoff
 from aio_trader.errors import FeedClosedError, TokenException
@@ -33,28 +32,6 @@ from aio_trader.kite import (
     RawKiteFeed,
     decode_frame,
 )
-from aio_trader.sandbox import Sandbox, SandboxConfig
-
-HANG = 30.0
-FAST = Backoff(base=0.05, factor=2.0, cap=0.2, max_attempts=5)
-
-
-def feed_for(sb: Sandbox, **options: Any) -> KiteFeed:
-    options.setdefault("watchdog", 2.0)
-    options.setdefault("backoff", FAST)
-    options.setdefault("stable_after", 0.5)
-    return KiteFeed(sb.api_key, sb.access_token, root=sb.ticker_url, **options)
-
-
-@asynccontextmanager
-async def sandbox(**config: Any) -> AsyncIterator[Sandbox]:
-    config.setdefault("tick_interval", 0.02)
-    async with Sandbox(SandboxConfig(**config)) as sb:
-        yield sb
-
-
-def tradable(sb: Sandbox) -> list[int]:
-    return [t for t, i in sb.state.market.instruments.items() if i.segment == "NSE"]
 
 
 async def market_buy(kite: Kite) -> str:
