@@ -21,12 +21,15 @@ Both implement ``aclose()``; ``close()`` is the alias the seed's callers use.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Iterable
-from typing import Generic, TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from anyio.abc import AsyncResource
 
 from aio_trader.feed._channel import FeedStatistics
+
+if TYPE_CHECKING:
+    from aio_trader._trading import Funds, Holding, Order, OrderRequest, OrderType, Position
 
 __all__ = ["AbstractBroker", "AbstractFeeder"]
 
@@ -34,6 +37,8 @@ __all__ = ["AbstractBroker", "AbstractFeeder"]
 KeyT = TypeVar("KeyT")
 #: What the feed yields (Kite: tick and order-update records).
 ItemT = TypeVar("ItemT", covariant=True)
+
+_NO_NEUTRAL = "{} does not offer the neutral trading operations (aio_trader.trading)"
 
 
 class AbstractBroker(AsyncResource):
@@ -66,6 +71,82 @@ class AbstractBroker(AsyncResource):
     async def authorize(self) -> object:
         """:meth:`authorise` under the seed's spelling."""
         return await self.authorise()
+
+    # -- neutral operations: one strategy, any broker (aio_trader.trading) -------------------
+    # Each broker implements them by mapping to its own methods, enums and records; the
+    # defaults raise NotImplementedError (a broker without them). Symbols are
+    # "EXCHANGE:TRADINGSYMBOL" with Kite's exchange names for every broker.
+
+    async def last_prices(self, symbols: Iterable[str]) -> dict[str, float]:
+        """The last traded price of each symbol: ``{"NSE:INFY": 1540.5, ...}``.
+
+        Every symbol is checked before any request (``TypeError``/``ValueError`` naming a
+        malformed one); a symbol the broker does not know raises
+        :class:`~aio_trader.errors.InvalidInput` naming it (never a silent omission).
+        Cancellation: abandoned (only reads).
+        """
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def submit(self, request: OrderRequest) -> str:
+        """Place the order ``request`` describes; returns its order id.
+
+        Never placed twice: the request's ``tag`` goes with the order, and after an
+        ambiguous failure the broker's order book is searched for it (the broker's own
+        ``place_order`` rule). Cancellation: propagates; the order may or may not have
+        been placed, and ``request.tag`` settles it (look for it in :meth:`order_book`).
+        Raises the broker's refusals (``OrderRejected``, ``InvalidInput``...); an
+        unknown symbol raises ``InvalidInput`` before anything is sent.
+        """
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def modify(
+        self,
+        order_id: str,
+        *,
+        quantity: int | None = None,
+        price: float | None = None,
+        trigger_price: float | None = None,
+        order_type: OrderType | str | None = None,
+    ) -> str:
+        """Change an open order (placed by :meth:`submit`: the regular kind); returns its
+        id. At least one change is needed; values are checked before any request.
+        Never sent twice (the broker's ``modify_order`` rule). Cancellation: the change
+        may or may not apply (see :meth:`order_book`)."""
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def cancel(self, order_id: str) -> str:
+        """Cancel an open order (placed by :meth:`submit`); returns its id. Never sent
+        twice. Cancellation: the order may or may not be cancelled."""
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def follow(
+        self,
+        order_id: str,
+        feed: AsyncIterable[object] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (a deadline, as wait_for_order's)
+    ) -> Order:
+        """The order once its status is final (:attr:`OrderStatus.is_final`): the
+        broker's ``wait_for_order``, by polling or, with the broker's open ``feed``,
+        from its order updates (the feed's items read meanwhile are consumed).
+        ``timeout`` (seconds) raises ``TimeoutError``. Cancellation: propagates, nothing
+        changes (only reads)."""
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def order_book(self) -> list[Order]:
+        """Today's orders, latest state each. Cancellation: abandoned."""
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def net_positions(self) -> list[Position]:
+        """The day's net positions (flat ones included). Cancellation: abandoned."""
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def portfolio(self) -> list[Holding]:
+        """The demat holdings. Cancellation: abandoned."""
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def funds(self) -> Funds:
+        """The funds available for trading. Cancellation: abandoned."""
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
 
 
 class AbstractFeeder(AsyncResource, Generic[KeyT, ItemT]):
