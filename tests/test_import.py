@@ -57,6 +57,7 @@ CORE = [
     "aio_trader._ticksize",
     "aio_trader._bars",
     "aio_trader._calendar",
+    "aio_trader._instruments",
     "aio_trader.toolkit",
     "aio_trader.feed",
     "aio_trader.feed._channel",

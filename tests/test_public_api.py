@@ -53,6 +53,7 @@ MODULES = {
     ],
     "aio_trader.replay": ["ReplayFeed", "ReplayStatistics"],
     "aio_trader.toolkit": [
+        "CACHE_DIR_ENV",
         "MARKET_CLOSE",
         "MARKET_OPEN",
         "NSE_HOLIDAYS",
@@ -60,6 +61,9 @@ MODULES = {
         "PRE_OPEN_START",
         "Bar",
         "BarBuilder",
+        "Instrument",
+        "InstrumentIndex",
+        "Quotes",
         "bars_from",
         "holiday_name",
         "is_trading_day",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import os
 import re
 import secrets
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
@@ -30,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio.to_thread
 
+from aio_trader._instruments import IndexCache, InstrumentIndex, cache_directory
+from aio_trader._instruments import Instrument as NeutralInstrument
 from aio_trader._lifecycle import cancel_open, exit_positions, wait_until_final
 from aio_trader._rest import RestBroker, SessionExpiryHook, maybe_await, paced, raise_refusal
 from aio_trader._rest import choice as _choice
@@ -40,6 +43,7 @@ from aio_trader._time import IST
 from aio_trader.backoff import Backoff
 from aio_trader.dhan import _trading as _neutral
 from aio_trader.dhan._errors import dhan_error_from_response
+from aio_trader.dhan._instruments import neutral_instruments
 from aio_trader.dhan._limits import rate_limits
 from aio_trader.dhan._models import (
     Candle,
@@ -410,6 +414,9 @@ class Dhan(RestBroker[DhanEndpointGroup]):
     evenly. ``market_protection``: the client's default for MARKET and STOP_LOSS_MARKET
     orders that give none (see :meth:`place_order`). ``reconcile_attempts`` /
     ``reconcile_delay``: lookups by correlation id after an ambiguous placement.
+    ``instrument_cache``: where :meth:`instrument_index` keeps the day's instruments
+    (``True``: ``$AIO_TRADER_CACHE_DIR``, else the user's cache directory; a path: that
+    directory; ``False``: memory only).
 
     Nothing is opened here. Wrong types raise ``TypeError``, bad values ``ValueError``,
     before any I/O. Secrets never appear in the repr, logs or errors.
@@ -445,6 +452,7 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         reconcile_attempts: int = 3,
         reconcile_delay: float = 0.5,
         market_protection: float | None = None,
+        instrument_cache: str | os.PathLike[str] | bool = True,
     ) -> None:
         for name, value in (
             ("client_id", client_id),
@@ -501,6 +509,9 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         self._modifications: dict[str, int] = {}
         self._remember(access_token, pin, totp, totp_secret)
         self._set_auth()
+        self._index_cache = IndexCache(
+            "dhan", f"{self.scrip_root}/{_SCRIP_MASTER}", cache_directory(instrument_cache)
+        )
 
     def __repr__(self) -> str:
         return f"Dhan(client_id={self.client_id!r}, root={self.root!r})"
@@ -1794,8 +1805,35 @@ class Dhan(RestBroker[DhanEndpointGroup]):
 
     async def scrip_master(self, detailed: bool = False) -> list[Instrument]:
         """The compact (or detailed) scrip master CSV of every segment."""
-        name = "api-scrip-master-detailed.csv" if detailed else "api-scrip-master.csv"
+        name = "api-scrip-master-detailed.csv" if detailed else _SCRIP_MASTER
         return await self._request("GET", f"{self.scrip_root}/{name}", _csv_rows)
+
+    # -- instruments by symbol (issue 19, §1) ---------------------------------------------
+
+    async def instrument_index(self, refresh: bool = False) -> InstrumentIndex:
+        """Every instrument by symbol, key and underlying: an
+        :class:`~aio_trader.toolkit.InstrumentIndex` of today's compact scrip master
+        (:meth:`scrip_master`), with Kite's exchange names (``NSE``, ``NFO``, ``BSE``,
+        ``BFO``, ``CDS``, ``BCD``, ``MCX``; indices ``NSE``/``BSE`` with type ``INDEX``)
+        and Dhan's trading symbols (``"NFO:NIFTY-Dec2026-FUT"``); keys are
+        ``(exchange_segment, security_id)``.
+
+        Downloaded at most once per IST day: kept on the client, and in a file under
+        ``instrument_cache`` (one per broker and scrip-master URL, so a sandbox's never
+        stands in for Dhan's; replaced atomically; a corrupt file is logged, removed and
+        downloaded again), so the next client (or program) the same day reads the file.
+        ``refresh=True`` downloads again. Concurrent callers share one download.
+
+        Raises what :meth:`scrip_master` raises. Cancellation: propagates; a cancelled
+        download changes nothing (no half-written file, no half-built index: the next call
+        downloads again).
+        """
+
+        async def download() -> list[NeutralInstrument]:
+            text = await self._request("GET", f"{self.scrip_root}/{_SCRIP_MASTER}", _csv_text)
+            return await anyio.to_thread.run_sync(_neutral_rows, text)
+
+        return await self._index_cache.get(download, refresh)
 
     # -- neutral operations (aio_trader.trading; the mapping: dhan/_trading.py) ---------------
     # The same names on every broker (see AbstractBroker); each is Dhan's own method with
@@ -1890,6 +1928,22 @@ def _expiries(data: Any) -> list[datetime.date]:
         raise InvalidInput(
             "malformed expiry in Dhan's answer", status_code=200, broker="dhan"
         ) from None
+
+
+#: The compact scrip master's file name under ``scrip_root``.
+_SCRIP_MASTER: Final = "api-scrip-master.csv"
+
+
+def _csv_text(data: Any) -> str:
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "replace")
+    if not isinstance(data, str):
+        raise InvalidInput("expected a CSV instrument list", status_code=200, broker="dhan")
+    return data
+
+
+def _neutral_rows(text: str) -> list[NeutralInstrument]:
+    return neutral_instruments(parse_instruments(text))
 
 
 def _csv_rows(data: Any) -> list[Instrument]:

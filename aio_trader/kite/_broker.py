@@ -31,6 +31,7 @@ import datetime
 import json as jsonlib
 import logging
 import math
+import os
 import re
 import secrets
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
@@ -39,6 +40,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import anyio
 import anyio.to_thread
 
+from aio_trader._instruments import IndexCache, InstrumentIndex, cache_directory
+from aio_trader._instruments import Instrument as NeutralInstrument
 from aio_trader._lifecycle import cancel_open, exit_positions, wait_until_final
 from aio_trader._rest import RestBroker, SessionExpiryHook, maybe_await, paced, raise_refusal
 from aio_trader._rest import choice as _choice
@@ -58,6 +61,7 @@ from aio_trader.errors import (
 from aio_trader.http import AsyncRequest
 from aio_trader.kite import _trading as _neutral
 from aio_trader.kite._errors import kite_error_from_response
+from aio_trader.kite._instruments import neutral_instruments
 from aio_trader.kite._models import (
     GTT,
     MFSIP,
@@ -404,6 +408,9 @@ class Kite(RestBroker[EndpointGroup]):
     order placement, and the wait between them. ``market_protection``: the client's
     explicit default for MARKET and SL-M orders that give none (-1, or above 0 up to 100;
     without it such orders raise ``ValueError`` before any request, as Kite refuses them).
+    ``instrument_cache``: where :meth:`instrument_index` keeps the day's instruments
+    (``True``: ``$AIO_TRADER_CACHE_DIR``, else the user's cache directory; a path: that
+    directory; ``False``: memory only).
 
     Nothing is opened here: ``async with`` (or :meth:`open`) creates the HTTP client.
     Wrong argument types raise ``TypeError``; a ``root`` without ``http(s)://``, a
@@ -444,6 +451,7 @@ class Kite(RestBroker[EndpointGroup]):
         reconcile_attempts: int = 3,
         reconcile_delay: float = 0.5,
         market_protection: float | None = None,
+        instrument_cache: str | os.PathLike[str] | bool = True,
     ) -> None:
         for name, value in (
             ("api_key", api_key),
@@ -496,6 +504,9 @@ class Kite(RestBroker[EndpointGroup]):
         if isinstance(twofa, str):
             self._remember(twofa)
         self._set_auth()
+        self._index_cache = IndexCache(
+            "kite", f"{root}{self._path_prefix}/instruments", cache_directory(instrument_cache)
+        )
 
     def __repr__(self) -> str:
         who = f"user_id={self.user_id!r}" if self.web else f"api_key={self.api_key!r}"
@@ -1318,6 +1329,29 @@ class Kite(RestBroker[EndpointGroup]):
             path = f"/instruments/{_choice(Exchange, exchange, 'exchange')}"
         text = await self._request("GET", path, str)
         return await anyio.to_thread.run_sync(parse_instruments, text)
+
+    # -- instruments by symbol (issue 19, §1) ---------------------------------------------
+
+    async def instrument_index(self, refresh: bool = False) -> InstrumentIndex:
+        """Every instrument by symbol, key and underlying: an
+        :class:`~aio_trader.toolkit.InstrumentIndex` of today's :meth:`instruments` dump.
+
+        Downloaded at most once per IST day: kept on the client, and in a file under
+        ``instrument_cache`` (one per broker and REST root, so a sandbox's never stands in
+        for Kite's; replaced atomically; a corrupt file is logged, removed and downloaded
+        again), so the next client (or program) the same day reads the file instead.
+        ``refresh=True`` downloads again. Concurrent callers share one download.
+
+        Raises what :meth:`instruments` raises. Cancellation: propagates; a cancelled
+        download changes nothing (no half-written file, no half-built index: the next call
+        downloads again).
+        """
+
+        async def download() -> list[NeutralInstrument]:
+            records = await self.instruments()
+            return await anyio.to_thread.run_sync(neutral_instruments, records)
+
+        return await self._index_cache.get(download, refresh)
 
     async def quote(self, *instruments: str | int | Iterable[str | int]) -> dict[str, Quote]:
         """Full quotes keyed like the request (``"NSE:INFY"``; tokens allowed): one key per
