@@ -24,7 +24,8 @@ from typing import Any, Final
 
 import attrs
 
-from aio_trader.errors import InvalidInput
+from aio_trader._instruments import split_symbol
+from aio_trader.errors import UnknownInstrument
 
 __all__ = [
     "EXCHANGES",
@@ -39,8 +40,11 @@ __all__ = [
     "Side",
     "TradingEnum",
     "Validity",
+    "check_symbol",
+    "check_symbols",
+    "modification",
     "new_tag",
-    "split_symbol",
+    "unknown_symbols",
 ]
 
 #: The exchanges of neutral symbols (Kite's names, for every broker).
@@ -172,28 +176,21 @@ def new_tag() -> str:
     return "aio" + secrets.token_hex(8)
 
 
-def split_symbol(symbol: Any) -> tuple[str, str]:
-    """``"EXCHANGE:TRADINGSYMBOL"`` as ``(exchange, tradingsymbol)``.
+def check_symbol(symbol: Any) -> str:
+    """``symbol`` if it is ``"EXCHANGE:TRADINGSYMBOL"`` with one of :data:`EXCHANGES`.
 
-    ``TypeError`` for a non-str; ``ValueError`` naming the symbol when the exchange is
-    missing or not one of :data:`EXCHANGES`, or the trading symbol is empty.
+    ``TypeError`` for a non-str; :class:`~aio_trader.errors.UnknownInstrument` (an
+    ``InvalidInput``) naming it when the exchange is missing or unknown, or the trading
+    symbol is empty: the error the instrument index raises for such a symbol.
     """
-    if not isinstance(symbol, str):
-        raise TypeError(f"a symbol is a str 'EXCHANGE:TRADINGSYMBOL', got {type(symbol).__name__}")
-    exchange, colon, tradingsymbol = symbol.partition(":")
-    if not colon or not tradingsymbol or tradingsymbol != tradingsymbol.strip():
-        raise ValueError(f"symbol {symbol!r} is not 'EXCHANGE:TRADINGSYMBOL' (e.g. 'NSE:INFY')")
-    if exchange not in EXCHANGES:
-        raise ValueError(
-            f"symbol {symbol!r}: unknown exchange {exchange!r} "
-            f"(one of {', '.join(sorted(EXCHANGES))})"
+    exchange, tradingsymbol = split_symbol(symbol)  # the index's check: an EXCHANGE: part
+    if exchange not in EXCHANGES or symbol != f"{exchange}:{tradingsymbol}":
+        raise UnknownInstrument(
+            f"instrument {symbol!r} is not 'EXCHANGE:TRADINGSYMBOL' with an exchange among "
+            f"{', '.join(sorted(EXCHANGES))} (e.g. 'NSE:INFY')",
+            symbols=(symbol,),
         )
-    return exchange, tradingsymbol
-
-
-def _symbol(value: Any) -> str:
-    split_symbol(value)
-    return str(value)
+    return str(symbol)
 
 
 def _member(kind: type[TradingEnum], value: Any, name: str) -> Any:
@@ -277,22 +274,21 @@ def _tag(value: Any) -> str:
 
 
 def check_symbols(symbols: Iterable[str]) -> list[str]:
-    """``symbols`` (a collection, not one str) checked with :func:`split_symbol`, without
+    """``symbols`` (a collection, not one str) checked with :func:`check_symbol`, without
     repeats, in order; ``ValueError`` when there is none."""
     if isinstance(symbols, str):
         raise TypeError("symbols is a collection of 'EXCHANGE:TRADINGSYMBOL' strs, not a str")
-    checked = list(dict.fromkeys(_symbol(symbol) for symbol in symbols))
+    checked = list(dict.fromkeys(check_symbol(symbol) for symbol in symbols))
     if not checked:
         raise ValueError("at least one symbol is needed")
     return checked
 
 
-def unknown_symbols(symbols: Iterable[str], broker: str) -> InvalidInput:
-    """The error for symbols a broker does not know, naming them."""
-    return InvalidInput(
-        f"unknown instrument(s): {', '.join(symbols)}",
-        code="UnknownInstrument",
-        broker=broker,
+def unknown_symbols(symbols: Iterable[str], broker: str) -> UnknownInstrument:
+    """The error for symbols a broker does not know (or gave no price for), naming them."""
+    names = tuple(symbols)
+    return UnknownInstrument(
+        f"{broker} does not know {', '.join(names)}", symbols=names, broker=broker
     )
 
 
@@ -332,7 +328,7 @@ class OrderRequest:
       request (``attrs.evolve(request, tag=new_tag())``), not the same one again.
     """
 
-    symbol: str = attrs.field(converter=_symbol)
+    symbol: str = attrs.field(converter=check_symbol)
     side: Side = attrs.field(converter=_side)
     quantity: int = attrs.field(converter=_quantity)
     product: Product = attrs.field(converter=_product, kw_only=True)

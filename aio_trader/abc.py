@@ -80,9 +80,9 @@ class AbstractBroker(AsyncResource):
     async def last_prices(self, symbols: Iterable[str]) -> dict[str, float]:
         """The last traded price of each symbol: ``{"NSE:INFY": 1540.5, ...}``.
 
-        Every symbol is checked before any request (``TypeError``/``ValueError`` naming a
-        malformed one); a symbol the broker does not know raises
-        :class:`~aio_trader.errors.InvalidInput` naming it (never a silent omission).
+        A malformed symbol raises :class:`~aio_trader.errors.UnknownInstrument` (an
+        ``InvalidInput``) naming it before any request; so does a symbol the broker does
+        not know or gives no price for (never a silent omission).
         Cancellation: abandoned (only reads).
         """
         raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
@@ -94,8 +94,9 @@ class AbstractBroker(AsyncResource):
         ambiguous failure the broker's order book is searched for it (the broker's own
         ``place_order`` rule). Cancellation: propagates; the order may or may not have
         been placed, and ``request.tag`` settles it (look for it in :meth:`order_book`).
-        Raises the broker's refusals (``OrderRejected``, ``InvalidInput``...); an
-        unknown symbol raises ``InvalidInput`` before anything is sent.
+        Raises the broker's refusals (``OrderRejected``, ``InvalidInput``...); a symbol
+        the broker does not list raises ``UnknownInstrument`` (Dhan: before anything is
+        sent; Kite refuses the order itself).
         """
         raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
 

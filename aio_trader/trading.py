@@ -30,7 +30,6 @@ from aio_trader._trading import (
     Side,
     Validity,
     new_tag,
-    split_symbol,
 )
 
 __all__ = [
@@ -46,5 +45,4 @@ __all__ = [
     "Side",
     "Validity",
     "new_tag",
-    "split_symbol",
 ]

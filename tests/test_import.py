@@ -59,6 +59,8 @@ CORE = [
     "aio_trader._calendar",
     "aio_trader._instruments",
     "aio_trader.toolkit",
+    "aio_trader._trading",
+    "aio_trader.trading",
     "aio_trader.feed",
     "aio_trader.feed._channel",
     "aio_trader.feed._engine",

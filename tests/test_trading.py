@@ -17,7 +17,7 @@ from aio_trader.abc import AbstractBroker
 from aio_trader.backoff import Backoff
 from aio_trader.dhan import Dhan, DhanFeed
 from aio_trader.dhan import Order as DhanOrder
-from aio_trader.errors import InvalidInput, OrderOutcomeUnknown
+from aio_trader.errors import InvalidInput, OrderOutcomeUnknown, UnknownInstrument
 from aio_trader.kite import Kite, KiteFeed
 from aio_trader.kite import Order as KiteOrder
 from aio_trader.sandbox import Sandbox, SandboxConfig
@@ -119,18 +119,22 @@ async def test_last_prices_by_symbol(venue: Venue) -> None:
 
 
 async def test_last_prices_name_unknown_symbols(venue: Venue) -> None:
-    with pytest.raises(InvalidInput, match="NSE:NOPE") as caught:
-        await venue.broker.last_prices(["NSE:INFY", "NSE:NOPE"])
-    assert "NSE:INFY" not in caught.value.message
+    with pytest.raises(UnknownInstrument, match="NSE:NOPE") as caught:
+        await venue.broker.last_prices(["NSE:INFY", "NSE:NOPE", "BSE:NOPE"])
+    assert caught.value.symbols == ("NSE:NOPE", "BSE:NOPE")
+    assert isinstance(caught.value, InvalidInput)  # the category every broker shares
+    with pytest.raises(UnknownInstrument, match="NSE:NOPE"):
+        await venue.broker.last_prices(["NSE:NOPE"])
 
 
 @pytest.mark.parametrize(
     ("symbols", "error", "match"),
     [
-        (["INFY"], ValueError, "'INFY' is not 'EXCHANGE:TRADINGSYMBOL'"),
-        (["XYZ:INFY"], ValueError, "unknown exchange 'XYZ'"),
-        (["NSE:"], ValueError, "'NSE:'"),
-        ([42], TypeError, "a symbol is a str"),
+        (["INFY"], UnknownInstrument, "'INFY' has no exchange"),
+        (["XYZ:INFY"], UnknownInstrument, "'XYZ:INFY' is not 'EXCHANGE:TRADINGSYMBOL'"),
+        (["NSE:"], UnknownInstrument, "'NSE:'"),
+        (["NSE: INFY"], UnknownInstrument, "'NSE: INFY'"),
+        ([42], TypeError, "symbol is an .EXCHANGE:TRADINGSYMBOL. str"),
         ("NSE:INFY", TypeError, "not a str"),
         ([], ValueError, "at least one symbol"),
     ],
@@ -297,7 +301,7 @@ async def test_an_unsettled_placement_names_the_requests_tag(venue: Venue) -> No
 
 
 async def test_unknown_symbol_is_refused_before_any_order_request(venue: Venue) -> None:
-    with pytest.raises(InvalidInput, match="NSE:NOPE"):
+    with pytest.raises(InvalidInput, match="NOPE"):
         await venue.broker.submit(market("NSE:NOPE", Side.BUY, 1, Product.MIS))
     assert venue.sandbox.state.stats.orders_booked == 0
 
@@ -346,7 +350,8 @@ async def test_submit_takes_only_an_order_request(venue: Venue) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"symbol": "INFY"}, ValueError, "EXCHANGE:TRADINGSYMBOL"),
+        ({"symbol": "INFY"}, UnknownInstrument, "EXCHANGE:TRADINGSYMBOL"),
+        ({"symbol": "nse:INFY"}, UnknownInstrument, "with an exchange among BCD, BFO"),
         ({"side": "HOLD"}, ValueError, "unknown side 'HOLD': expected one of BUY, SELL"),
         ({"side": 1}, TypeError, "side must be a Side or a str"),
         ({"quantity": 0}, ValueError, "quantity must be > 0"),

@@ -4,7 +4,7 @@ Tables from the neutral enums to Dhan's values and back, the record mappings, an
 operations themselves, each a few lines over ``Dhan``'s own methods (so every rule of
 those holds: checks before I/O, rate limits, never sending an order twice by
 correlation id). Neutral symbols (``"NSE:INFY"``, Kite's exchange names) become Dhan's
-``(exchange_segment, security_id)`` through the instrument list (:class:`_Symbols`).
+``(exchange_segment, security_id)`` through the client's instrument index.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ from aio_trader._trading import (
     Validity,
     check_symbols,
     modification,
-    split_symbol,
     unknown_symbols,
 )
 from aio_trader.dhan import _models as dhan
+from aio_trader.errors import UnknownInstrument
 
 if TYPE_CHECKING:
+    from aio_trader._instruments import InstrumentIndex
     from aio_trader.dhan._broker import Dhan
     from aio_trader.dhan._feed import DhanFeed
 
@@ -116,46 +117,44 @@ def _wire(table: Mapping[Any, str], value: TradingEnum) -> str:
 
 
 class _Symbols:
-    """Neutral symbols <-> Dhan's ``(exchange_segment, security_id)``, for one call.
+    """Neutral symbols <-> Dhan's ``(exchange_segment, security_id)``, through the
+    client's instrument index (:meth:`Dhan.instrument_index`: downloaded once a day)."""
 
-    INTEGRATOR: this is the one place that resolves symbols for Dhan. Until helper
-    "symbols"' instrument index (``Dhan.instrument_index()``) is merged, it reads Dhan's
-    per-segment instrument list (``GET /instrument/{segment}``) and matches the trading
-    symbol, which holds for equities (NSE, BSE); with the index, ``key`` becomes
-    ``index.get(symbol).key`` / ``.tick_size`` and ``symbol`` ``index.by_key(key).symbol``.
-    """
+    def __init__(self, index: InstrumentIndex) -> None:
+        self._index = index
 
-    def __init__(self, client: Dhan) -> None:
-        self._client = client
-        self._lists: dict[str, dict[str, dhan.Instrument]] = {}
+    @classmethod
+    async def of(cls, client: Dhan) -> _Symbols:
+        return cls(await client.instrument_index())
 
-    async def key(self, symbol: str) -> tuple[str, str, float] | None:
-        """``(segment, security_id, tick_size)`` of ``symbol``, or None when unknown."""
-        exchange, tradingsymbol = split_symbol(symbol)
-        segment = SEGMENTS[exchange]
-        if segment not in self._lists:
-            rows = await self._client.instruments(segment)
-            self._lists[segment] = {
-                str(row.trading_symbol): row
-                for row in rows
-                if row.trading_symbol and row.security_id
-            }
-        found = self._lists[segment].get(tradingsymbol)
-        if found is None:
-            return None
-        return segment, str(found.security_id), float(found.tick_size or 0.05)
-
-    async def keys(self, symbols: Iterable[str]) -> dict[str, tuple[str, str, float]]:
-        """Every symbol's key; ``InvalidInput`` naming those Dhan does not list."""
+    def keys(self, symbols: Iterable[str]) -> dict[str, tuple[str, str, float]]:
+        """Every symbol's ``(segment, security_id, tick_size)``; ``UnknownInstrument``
+        naming those Dhan does not list (with the index's suggestions for one)."""
         wanted = check_symbols(symbols)
-        found = {symbol: await self.key(symbol) for symbol in wanted}
-        missing = [symbol for symbol, key in found.items() if key is None]
+        found: dict[str, tuple[str, str, float]] = {}
+        missing: list[str] = []
+        for symbol in wanted:
+            try:
+                instrument = self._index.get(symbol)
+            except UnknownInstrument:
+                if len(wanted) == 1:
+                    raise
+                missing.append(symbol)
+                continue
+            segment, security_id = cast("tuple[str, str]", instrument.key)
+            found[symbol] = (segment, security_id, instrument.tick_size or 0.05)
         if missing:
             raise unknown_symbols(missing, "dhan")
-        return {symbol: key for symbol, key in found.items() if key is not None}
+        return found
 
     def symbol(self, segment: str | None, security_id: str | None, name: str | None) -> str | None:
-        """The neutral symbol of a Dhan record's instrument (None when unknown)."""
+        """The neutral symbol of a Dhan record's instrument: the index's, else the
+        exchange of ``segment`` with Dhan's trading symbol ``name`` (None if unknown)."""
+        if segment and security_id:
+            try:
+                return self._index.by_key((segment, security_id)).symbol
+            except KeyError:
+                pass
         exchange = _EXCHANGES.get(segment or "")
         return f"{exchange}:{name}" if exchange and name else None
 
@@ -237,8 +236,9 @@ def funds_from(limits: dhan.FundLimits) -> Funds:
 
 
 async def last_prices(client: Dhan, symbols: Iterable[str]) -> dict[str, float]:
-    """``Dhan.ltp`` for the symbols' keys; unknown symbols raise ``InvalidInput``."""
-    keys = await _Symbols(client).keys(symbols)
+    """``Dhan.ltp`` for the symbols' keys; unknown symbols raise ``UnknownInstrument``."""
+    wanted = check_symbols(symbols)  # before any request, the index's download included
+    keys = (await _Symbols.of(client)).keys(wanted)
     quotes = await client.ltp([(segment, sid) for segment, sid, _ in keys.values()])
     prices: dict[str, float] = {}
     for symbol, (segment, sid, _) in keys.items():
@@ -256,7 +256,8 @@ async def submit(client: Dhan, request: OrderRequest) -> str:
     instrument's tick size."""
     if not isinstance(request, OrderRequest):
         raise TypeError(f"request must be an OrderRequest, got {type(request).__name__}")
-    ((segment, security_id, tick_size),) = (await _Symbols(client).keys([request.symbol])).values()
+    symbols = await _Symbols.of(client)
+    ((segment, security_id, tick_size),) = symbols.keys([request.symbol]).values()
     return await client.place_order(
         security_id,
         segment,
@@ -308,24 +309,24 @@ async def follow(
 ) -> Order:
     """``Dhan.wait_for_order``, mapped."""
     done = await client.wait_for_order(order_id, cast("DhanFeed | None", feed), timeout)
-    return order_from(done, _Symbols(client))
+    return order_from(done, await _Symbols.of(client))
 
 
 async def order_book(client: Dhan) -> list[Order]:
     """``Dhan.orders``, mapped."""
-    symbols = _Symbols(client)
+    symbols = await _Symbols.of(client)
     return [order_from(order, symbols) for order in await client.orders()]
 
 
 async def net_positions(client: Dhan) -> list[Position]:
     """``Dhan.positions``, mapped."""
-    symbols = _Symbols(client)
+    symbols = await _Symbols.of(client)
     return [position_from(p, symbols) for p in await client.positions()]
 
 
 async def portfolio(client: Dhan) -> list[Holding]:
     """``Dhan.holdings``, mapped."""
-    symbols = _Symbols(client)
+    symbols = await _Symbols.of(client)
     return [holding_from(h, symbols) for h in await client.holdings()]
 
 

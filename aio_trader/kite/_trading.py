@@ -177,7 +177,7 @@ def _wire(table: Mapping[Any, str], value: TradingEnum) -> str:
 
 
 async def last_prices(client: Kite, symbols: Iterable[str]) -> dict[str, float]:
-    """``Kite.ltp`` in chunks of 1000; unknown symbols raise ``InvalidInput``."""
+    """``Kite.ltp`` in chunks of 1000; unknown symbols raise ``UnknownInstrument``."""
     wanted = check_symbols(symbols)
     prices: dict[str, float] = {}
     for start in range(0, len(wanted), LTP_MAX_INSTRUMENTS):
