@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import anyio
 import attrs
 import pytest
 
@@ -191,13 +192,15 @@ async def test_market_order_followed_to_completion_moves_position_and_funds(
     broker = venue.broker
     funds_before = await broker.funds()
     assert isinstance(funds_before, Funds)
-    assert funds_before.available is not None and funds_before.available > 0
+    assert funds_before.available is not None
+    assert funds_before.available > 0
     assert await broker.net_positions() == []
 
     order_id = await broker.submit(market("NSE:TCS", Side.BUY, 3, Product.MIS))
     done = await broker.follow(order_id, timeout=30)
     assert (done.status, done.filled_quantity, done.side) == (OrderStatus.COMPLETE, 3, Side.BUY)
-    assert done.average_price is not None and done.average_price > 0
+    assert done.average_price is not None
+    assert done.average_price > 0
     # a protected MARKET order is shown as the LIMIT the broker turned it into (Kite)
     assert done.order_type in (OrderType.MARKET, OrderType.LIMIT)
 
@@ -241,10 +244,12 @@ async def test_holdings_after_a_delivery_buy(venue: Venue) -> None:
     holding = await infy()
     assert isinstance(holding, Holding)
     assert holding.quantity == held + 4  # still in settlement (T1): counted
-    assert holding.average_price is not None and holding.average_price > 0
+    assert holding.average_price is not None
+    assert holding.average_price > 0
     if before is None:
         assert holding.average_price == pytest.approx(done.average_price)
-    assert holding.last_price is not None and holding.last_price > 0
+    assert holding.last_price is not None
+    assert holding.last_price > 0
     assert holding.pnl == pytest.approx(
         (holding.last_price - holding.average_price) * holding.quantity
     )
@@ -394,7 +399,8 @@ def test_order_request_converts_and_tags() -> None:
     )
     assert (request.exchange, request.tradingsymbol) == ("NFO", "NIFTY26DECFUT")
     assert request.trigger_price == 100.0
-    assert request.tag.isalnum() and len(request.tag) == 19
+    assert request.tag.isalnum()
+    assert len(request.tag) == 19
     other = OrderRequest("NSE:INFY", Side.BUY, 1, product=Product.CNC)
     assert other.tag != request.tag  # one request, one order, one tag
     assert attrs.evolve(other, tag="mine1").tag == "mine1"
@@ -407,7 +413,8 @@ def test_enum_names_and_aliases() -> None:
     assert Product("Margin") is Product.NRML
     assert OrderType("SL-M") is OrderType.SL_M
     assert Side.SELL.opposite is Side.BUY
-    assert f"{Side.BUY}" == "BUY" and str(OrderType.SL_M) == "SL-M"
+    assert f"{Side.BUY}" == "BUY"
+    assert str(OrderType.SL_M) == "SL-M"
     finals = {s for s in OrderStatus if s.is_final}
     assert finals == {
         OrderStatus.COMPLETE,
@@ -467,6 +474,4 @@ def test_the_abstract_broker_says_a_broker_lacks_the_operations() -> None:
             return None
 
     with pytest.raises(NotImplementedError, match="Bare does not offer the neutral"):
-        import anyio
-
         anyio.run(Bare().funds)
