@@ -173,7 +173,8 @@ if __name__ == "__main__":
     cli.add_argument("--seconds", type=float, default=300, help="stop after this long")
     cli.add_argument("--timeout", type=float, default=30, help="per order, seconds")
     cli.add_argument("--live", action="store_true", help="allow real orders")
+    cli.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     arguments = cli.parse_args()
     if not 0 < arguments.fast < arguments.slow:
         cli.error("--fast must be above 0 and below --slow")
-    anyio.run(main, arguments)
+    anyio.run(main, arguments, backend=arguments.backend)
