@@ -25,7 +25,15 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from pathlib import Path
 from typing import Any, Final, TypeAlias, TypeVar
 
@@ -44,6 +52,7 @@ __all__ = [
     "InstrumentIndex",
     "InstrumentKey",
     "Quotes",
+    "answered",
     "cache_directory",
     "default_cache_directory",
     "missing_error",
@@ -338,12 +347,22 @@ class Quotes(dict[K, V]):
         return f"Quotes({dict.__repr__(self)}, missing={list(self.missing)!r})"
 
 
+def answered(answer: Mapping[K, V], asked: Iterable[K], broker: str) -> Quotes[K, V]:
+    """A quote call's result: ``answer`` with ``missing`` set to what was ``asked`` but
+    not answered; raises :func:`missing_error` when nothing asked was answered."""
+    wanted = list(dict.fromkeys(asked))
+    missing = [key for key in wanted if key not in answer]
+    if wanted and len(missing) == len(wanted):
+        raise missing_error(missing, broker)
+    return Quotes(answer.items(), missing)
+
+
 def missing_error(missing: Sequence[object], broker: str) -> UnknownInstrument:
     """The error of a quote call that got nothing back for any instrument asked."""
     names = [str(item) for item in missing]
     shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
     return UnknownInstrument(
-        f"{broker} answered no quote for any instrument asked: {shown}",
+        f"{broker.capitalize()} has no quote for any instrument asked: {shown}",
         symbols=tuple(names),
         broker=broker,
     )
