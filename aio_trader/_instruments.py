@@ -54,8 +54,10 @@ __all__ = [
     "Quotes",
     "answered",
     "cache_directory",
+    "check_index",
     "default_cache_directory",
     "missing_error",
+    "resolve_keys",
     "split_symbol",
 ]
 
@@ -326,6 +328,67 @@ class InstrumentIndex:
         # the same start, longer or shorter (INFY -> INFY26DECFUT), also counts
         matches = difflib.get_close_matches(wanted, nearby, n=3, cutoff=0.6)
         return tuple(self.find(f"{exchange}:{name}").symbol for name in matches)  # type: ignore[union-attr]
+
+
+# -- feeds: symbols to keys ----------------------------------------------------------------
+
+
+def _one_pair(keys: object) -> bool:
+    """Whether ``keys`` is one ``(segment, id)`` pair rather than a collection of keys."""
+    return (
+        isinstance(keys, tuple)
+        and len(keys) == 2
+        and isinstance(keys[0], str)
+        and ":" not in keys[0]
+    )
+
+
+def resolve_keys(
+    keys: object, index: InstrumentIndex | None, check: Callable[[object], list[Any]]
+) -> list[Any]:
+    """A feed's ``keys`` with each symbol (a str, ``"NSE:INFY"``) replaced by its key in
+    ``index``, then ``check``-ed (the protocol's ``check_keys``: the broker's own errors).
+
+    ``UnknownInstrument`` for a symbol without an exchange or unknown to ``index``;
+    ``TypeError`` for a symbol when there is no ``index`` (naming the symbol and the
+    ``instruments=`` argument). Nothing else changes: what ``check`` raises it raises.
+    """
+    if isinstance(keys, str | bytes | Mapping) or not isinstance(keys, Iterable) or _one_pair(keys):
+        return check(keys)
+    items = list(keys)
+    if not any(isinstance(item, str) for item in items):
+        return check(items)
+    resolved: list[Any] = []
+    for item in items:
+        if not isinstance(item, str):
+            resolved.append(item)
+        elif index is not None:
+            resolved.append(index.get(item).key)
+        else:
+            try:
+                check([item])
+            except TypeError as exc:
+                raise TypeError(
+                    f"{exc}; to use symbols such as {item!r}, give the feed an instrument "
+                    "index: instruments=await client.instrument_index()"
+                ) from None
+            resolved.append(item)
+    return check(resolved)
+
+
+def check_index(index: object, feed_broker: str) -> InstrumentIndex | None:
+    """A feed's ``instruments`` argument: None, or an :class:`InstrumentIndex` of the
+    feed's broker (``TypeError`` / ``ValueError`` otherwise)."""
+    if index is None:
+        return None
+    if not isinstance(index, InstrumentIndex):
+        raise TypeError(f"instruments must be an InstrumentIndex, got {type(index).__name__}")
+    if index.broker and index.broker != feed_broker:
+        raise ValueError(
+            f"instruments is {index.broker}'s index: a {feed_broker} feed needs its broker's "
+            f"(await client.instrument_index() of a {feed_broker} client)"
+        )
+    return index
 
 
 # -- quote results --------------------------------------------------------------------------
