@@ -25,7 +25,15 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from pathlib import Path
 from typing import Any, Final, TypeAlias, TypeVar
 
@@ -44,9 +52,12 @@ __all__ = [
     "InstrumentIndex",
     "InstrumentKey",
     "Quotes",
+    "answered",
     "cache_directory",
+    "check_index",
     "default_cache_directory",
     "missing_error",
+    "resolve_keys",
     "split_symbol",
 ]
 
@@ -319,6 +330,67 @@ class InstrumentIndex:
         return tuple(self.find(f"{exchange}:{name}").symbol for name in matches)  # type: ignore[union-attr]
 
 
+# -- feeds: symbols to keys ----------------------------------------------------------------
+
+
+def _one_pair(keys: object) -> bool:
+    """Whether ``keys`` is one ``(segment, id)`` pair rather than a collection of keys."""
+    return (
+        isinstance(keys, tuple)
+        and len(keys) == 2
+        and isinstance(keys[0], str)
+        and ":" not in keys[0]
+    )
+
+
+def resolve_keys(
+    keys: object, index: InstrumentIndex | None, check: Callable[[object], list[Any]]
+) -> list[Any]:
+    """A feed's ``keys`` with each symbol (a str, ``"NSE:INFY"``) replaced by its key in
+    ``index``, then ``check``-ed (the protocol's ``check_keys``: the broker's own errors).
+
+    ``UnknownInstrument`` for a symbol without an exchange or unknown to ``index``;
+    ``TypeError`` for a symbol when there is no ``index`` (naming the symbol and the
+    ``instruments=`` argument). Nothing else changes: what ``check`` raises it raises.
+    """
+    if isinstance(keys, str | bytes | Mapping) or not isinstance(keys, Iterable) or _one_pair(keys):
+        return check(keys)
+    items = list(keys)
+    if not any(isinstance(item, str) for item in items):
+        return check(items)
+    resolved: list[Any] = []
+    for item in items:
+        if not isinstance(item, str):
+            resolved.append(item)
+        elif index is not None:
+            resolved.append(index.get(item).key)
+        else:
+            try:
+                check([item])
+            except TypeError as exc:
+                raise TypeError(
+                    f"{exc}; to use symbols such as {item!r}, give the feed an instrument "
+                    "index: instruments=await client.instrument_index()"
+                ) from None
+            resolved.append(item)
+    return check(resolved)
+
+
+def check_index(index: object, feed_broker: str) -> InstrumentIndex | None:
+    """A feed's ``instruments`` argument: None, or an :class:`InstrumentIndex` of the
+    feed's broker (``TypeError`` / ``ValueError`` otherwise)."""
+    if index is None:
+        return None
+    if not isinstance(index, InstrumentIndex):
+        raise TypeError(f"instruments must be an InstrumentIndex, got {type(index).__name__}")
+    if index.broker and index.broker != feed_broker:
+        raise ValueError(
+            f"instruments is {index.broker}'s index: a {feed_broker} feed needs its broker's "
+            f"(await client.instrument_index() of a {feed_broker} client)"
+        )
+    return index
+
+
 # -- quote results --------------------------------------------------------------------------
 
 
@@ -338,12 +410,22 @@ class Quotes(dict[K, V]):
         return f"Quotes({dict.__repr__(self)}, missing={list(self.missing)!r})"
 
 
+def answered(answer: Mapping[K, V], asked: Iterable[K], broker: str) -> Quotes[K, V]:
+    """A quote call's result: ``answer`` with ``missing`` set to what was ``asked`` but
+    not answered; raises :func:`missing_error` when nothing asked was answered."""
+    wanted = list(dict.fromkeys(asked))
+    missing = [key for key in wanted if key not in answer]
+    if wanted and len(missing) == len(wanted):
+        raise missing_error(missing, broker)
+    return Quotes(answer.items(), missing)
+
+
 def missing_error(missing: Sequence[object], broker: str) -> UnknownInstrument:
     """The error of a quote call that got nothing back for any instrument asked."""
     names = [str(item) for item in missing]
     shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
     return UnknownInstrument(
-        f"{broker} answered no quote for any instrument asked: {shown}",
+        f"{broker.capitalize()} has no quote for any instrument asked: {shown}",
         symbols=tuple(names),
         broker=broker,
     )

@@ -27,11 +27,18 @@ import os
 import re
 import secrets
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 import anyio.to_thread
 
-from aio_trader._instruments import IndexCache, InstrumentIndex, cache_directory
+from aio_trader._instruments import (
+    IndexCache,
+    InstrumentIndex,
+    Quotes,
+    answered,
+    cache_directory,
+    split_symbol,
+)
 from aio_trader._instruments import Instrument as NeutralInstrument
 from aio_trader._lifecycle import cancel_open, exit_positions, wait_until_final
 from aio_trader._rest import RestBroker, SessionExpiryHook, maybe_await, paced, raise_refusal
@@ -132,7 +139,12 @@ R = TypeVar("R", bound=Record)
 #: A date argument: a datetime (naive = IST wall clock), a date, or ``YYYY-MM-DD[ HH:MM:SS]``.
 DateLike = datetime.datetime | datetime.date | str
 #: Instruments of a quote call: ``{segment: [security ids]}`` or ``[(segment, id), ...]``.
-InstrumentsArg = Mapping[Any, Iterable[Any]] | Iterable[tuple[Any, Any]]
+#: Instruments of a quote call: ``{segment: [ids]}``, ``[(segment, id), ...]``, symbols
+#: (``"NSE:INFY"``, one or a collection, mixed with pairs).
+InstrumentsArg = Mapping[Any, Iterable[Any]] | Iterable[tuple[Any, Any] | str] | str
+#: Pairs only (the result is keyed by pairs), symbols only (keyed by symbols).
+_Pairs = Mapping[Any, Iterable[Any]] | Iterable[tuple[Any, Any]]
+_Symbols = str | Iterable[str]
 
 #: A correlation id: letters, digits, ``_``, ``-`` and spaces, 1 to 30 characters.
 _CORRELATION: Final = re.compile(r"[A-Za-z0-9_\- ]{1,30}")
@@ -338,25 +350,34 @@ def intraday_chunks(
         start = stop + datetime.timedelta(seconds=1)
 
 
-def _instrument_pairs(given: InstrumentsArg) -> list[tuple[str, str]]:
+def _instrument_pairs(given: InstrumentsArg) -> list[tuple[str, str] | str]:
+    """The instruments asked, in order, without duplicates: pairs normalised to
+    ``(segment, security_id str)``, symbols kept as given (checked for their ``EXCHANGE:``
+    part: ``UnknownInstrument`` without one). ``TypeError`` / ``ValueError`` for the rest."""
     instruments: Any = given
-    pairs: list[tuple[str, str]] = []
+    asked: list[tuple[str, str] | str] = []
     if isinstance(instruments, Mapping):
         for segment, ids in instruments.items():
             if isinstance(ids, str | int | bytes):
                 raise TypeError("a segment maps to a collection of security ids")
-            pairs.extend((_segment(segment), _security(sid)) for sid in ids)
+            asked.extend((_segment(segment), _security(sid)) for sid in ids)
     else:
-        if isinstance(instruments, str | bytes):
-            raise TypeError("instruments: {segment: [ids]} or [(segment, id), ...]")
+        if isinstance(instruments, str):
+            instruments = [instruments]
+        if isinstance(instruments, bytes):
+            raise TypeError("instruments: {segment: [ids]}, [(segment, id), ...] or symbols")
         for item in instruments:
+            if isinstance(item, str):
+                split_symbol(item)
+                asked.append(item)
+                continue
             if not isinstance(item, tuple) or len(item) != 2:
-                raise TypeError("instruments: {segment: [ids]} or [(segment, id), ...]")
-            pairs.append((_segment(item[0]), _security(item[1])))
-    pairs = list(dict.fromkeys(pairs))
-    if not pairs:
+                raise TypeError("instruments: {segment: [ids]}, [(segment, id), ...] or symbols")
+            asked.append((_segment(item[0]), _security(item[1])))
+    asked = list(dict.fromkeys(asked))
+    if not asked:
         raise ValueError("at least one instrument is needed")
-    return pairs
+    return asked
 
 
 def _group_limits(
@@ -1606,16 +1627,26 @@ class Dhan(RestBroker[DhanEndpointGroup]):
 
     # -- market quotes -------------------------------------------------------------------------
 
-    async def _quotes(
-        self, path: str, cls: type[R], instruments: InstrumentsArg
-    ) -> dict[tuple[str, str], R]:
-        pairs = _instrument_pairs(instruments)
-        out: dict[tuple[str, str], R] = {}
+    async def _quotes(self, path: str, cls: type[R], instruments: InstrumentsArg) -> Quotes[Any, R]:
+        asked = _instrument_pairs(instruments)
+        pair_of: dict[tuple[str, str] | str, tuple[str, str]] = {}
+        if any(isinstance(item, str) for item in asked):
+            index = await self.instrument_index()
+            for item in asked:
+                if isinstance(item, str):
+                    key = index.get(item).key
+                    assert isinstance(key, tuple)
+                    pair_of[item] = key
+        for item in asked:
+            if not isinstance(item, str):
+                pair_of[item] = item
+        pairs = list(dict.fromkeys(pair_of.values()))
+        got: dict[tuple[str, str], R] = {}
         for start in range(0, len(pairs), QUOTE_MAX_INSTRUMENTS):
             body: dict[str, list[int]] = {}
             for segment, sid in pairs[start : start + QUOTE_MAX_INSTRUMENTS]:
                 body.setdefault(segment, []).append(int(sid))
-            out.update(
+            got.update(
                 await self._request(
                     "POST",
                     path,
@@ -1624,21 +1655,48 @@ class Dhan(RestBroker[DhanEndpointGroup]):
                     idempotent=True,
                 )
             )
-        return out
+        answer = {item: got[pair_of[item]] for item in asked if pair_of[item] in got}
+        return answered(answer, asked, "dhan")
 
-    async def ltp(self, instruments: InstrumentsArg) -> dict[tuple[str, str], LtpQuote]:
-        """Last prices: ``{(segment, security_id): LtpQuote}`` for ``{segment: [ids]}`` or
-        ``[(segment, id), ...]``. More than 1000 instruments go in several calls (1 a
-        second: Dhan's quote limit), merged; unknown instruments are left out.
-        ``ValueError``/``TypeError`` for bad instruments, before any request.
-        Cancellation: abandoned."""
+    @overload
+    async def ltp(self, instruments: _Pairs) -> Quotes[tuple[str, str], LtpQuote]: ...
+    @overload
+    async def ltp(self, instruments: _Symbols) -> Quotes[str, LtpQuote]: ...
+    @overload
+    async def ltp(self, instruments: InstrumentsArg) -> Quotes[Any, LtpQuote]: ...
+    async def ltp(self, instruments: InstrumentsArg) -> Quotes[Any, LtpQuote]:
+        """Last prices keyed like the request: ``{segment: [ids]}`` and ``[(segment, id),
+        ...]`` give ``(segment, security_id)`` keys (ids as strs); symbols
+        (``"NSE:INFY"``, ``"NFO:NIFTY-Dec2026-FUT"``, one or a list, mixed with pairs) are
+        resolved through :meth:`instrument_index` (downloaded first if need be) and keyed
+        by the symbol. More than 1000 instruments go in several calls (1 a second: Dhan's
+        quote limit), merged.
+
+        Instruments Dhan leaves out of its answer (unknown to it) are named in the
+        result's ``missing`` (a :class:`~aio_trader.toolkit.Quotes`, a dict); when none is
+        answered the call raises ``UnknownInstrument`` naming them, never returns ``{}``.
+        Before any quote request: ``UnknownInstrument`` for a symbol without its exchange
+        (before any request at all) or unknown to the index, ``ValueError`` /
+        ``TypeError`` for bad instruments. Cancellation: abandoned."""
         return await self._quotes("/marketfeed/ltp", LtpQuote, instruments)
 
-    async def ohlc(self, instruments: InstrumentsArg) -> dict[tuple[str, str], OhlcQuote]:
+    @overload
+    async def ohlc(self, instruments: _Pairs) -> Quotes[tuple[str, str], OhlcQuote]: ...
+    @overload
+    async def ohlc(self, instruments: _Symbols) -> Quotes[str, OhlcQuote]: ...
+    @overload
+    async def ohlc(self, instruments: InstrumentsArg) -> Quotes[Any, OhlcQuote]: ...
+    async def ohlc(self, instruments: InstrumentsArg) -> Quotes[Any, OhlcQuote]:
         """Last price and the day's OHLC (as :meth:`ltp`)."""
         return await self._quotes("/marketfeed/ohlc", OhlcQuote, instruments)
 
-    async def quote(self, instruments: InstrumentsArg) -> dict[tuple[str, str], Quote]:
+    @overload
+    async def quote(self, instruments: _Pairs) -> Quotes[tuple[str, str], Quote]: ...
+    @overload
+    async def quote(self, instruments: _Symbols) -> Quotes[str, Quote]: ...
+    @overload
+    async def quote(self, instruments: InstrumentsArg) -> Quotes[Any, Quote]: ...
+    async def quote(self, instruments: InstrumentsArg) -> Quotes[Any, Quote]:
         """Full quotes with 5 levels of depth (as :meth:`ltp`)."""
         return await self._quotes("/marketfeed/quote", Quote, instruments)
 

@@ -40,7 +40,14 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import anyio
 import anyio.to_thread
 
-from aio_trader._instruments import IndexCache, InstrumentIndex, cache_directory
+from aio_trader._instruments import (
+    IndexCache,
+    InstrumentIndex,
+    Quotes,
+    answered,
+    cache_directory,
+    split_symbol,
+)
 from aio_trader._instruments import Instrument as NeutralInstrument
 from aio_trader._lifecycle import cancel_open, exit_positions, wait_until_final
 from aio_trader._rest import RestBroker, SessionExpiryHook, maybe_await, paced, raise_refusal
@@ -146,6 +153,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 #: A date argument: a datetime (naive = IST wall clock), a date, or Kite's string form.
 DateLike = datetime.datetime | datetime.date | str
 #: Called after each finished chunk of ``historical_bulk`` with ``(done, total)``.
@@ -257,6 +265,8 @@ def _instrument_key(item: Any) -> str:
     key = str(item)
     if not key:
         raise ValueError("an instrument key is empty")
+    if isinstance(item, str) and not key.isdigit():
+        split_symbol(key)  # UnknownInstrument for a symbol without its exchange ("INFY")
     return key
 
 
@@ -1353,24 +1363,34 @@ class Kite(RestBroker[EndpointGroup]):
 
         return await self._index_cache.get(download, refresh)
 
-    async def quote(self, *instruments: str | int | Iterable[str | int]) -> dict[str, Quote]:
-        """Full quotes keyed like the request (``"NSE:INFY"``; tokens allowed): one key per
-        argument, or collections of them. More than 500 raise ``ValueError`` before any
-        request; unknown instruments are absent from the result. Cancellation: abandoned."""
-        keys = _instrument_keys(instruments, QUOTE_MAX_INSTRUMENTS)
-        return await self._request("GET", "/quote", Quote.from_kite_map, params={"i": keys})
+    async def quote(self, *instruments: str | int | Iterable[str | int]) -> Quotes[str, Quote]:
+        """Full quotes keyed like the request (``"NSE:INFY"``; tokens allowed, keyed as
+        strs): one key per argument, or collections of them.
 
-    async def ohlc(self, *instruments: str | int | Iterable[str | int]) -> dict[str, OhlcQuote]:
+        Instruments Kite leaves out of its answer (unknown to it) are named in the
+        result's ``missing`` (a :class:`~aio_trader.toolkit.Quotes`, a dict); when none is
+        answered the call raises ``UnknownInstrument`` naming them, never returns ``{}``.
+        Before any request: ``UnknownInstrument`` for a symbol without its exchange
+        (``"INFY"``), ``ValueError`` for more than 500 instruments, ``TypeError`` for
+        anything but strs and ints. Cancellation: abandoned."""
+        keys = _instrument_keys(instruments, QUOTE_MAX_INSTRUMENTS)
+        return await self._quotes("/quote", Quote.from_kite_map, keys)
+
+    async def ohlc(self, *instruments: str | int | Iterable[str | int]) -> Quotes[str, OhlcQuote]:
         """OHLC + last price, as :meth:`quote` (at most 1000, else ``ValueError``)."""
         keys = _instrument_keys(instruments, OHLC_MAX_INSTRUMENTS)
-        return await self._request(
-            "GET", "/quote/ohlc", OhlcQuote.from_kite_map, params={"i": keys}
-        )
+        return await self._quotes("/quote/ohlc", OhlcQuote.from_kite_map, keys)
 
-    async def ltp(self, *instruments: str | int | Iterable[str | int]) -> dict[str, LtpQuote]:
+    async def ltp(self, *instruments: str | int | Iterable[str | int]) -> Quotes[str, LtpQuote]:
         """Last prices, as :meth:`quote` (at most 1000, else ``ValueError``)."""
         keys = _instrument_keys(instruments, LTP_MAX_INSTRUMENTS)
-        return await self._request("GET", "/quote/ltp", LtpQuote.from_kite_map, params={"i": keys})
+        return await self._quotes("/quote/ltp", LtpQuote.from_kite_map, keys)
+
+    async def _quotes(
+        self, path: str, parse: Callable[[Any], dict[str, R]], keys: list[str]
+    ) -> Quotes[str, R]:
+        answer = await self._request("GET", path, parse, params={"i": keys})
+        return answered(answer, keys, "kite")
 
     async def trigger_range(
         self, transaction_type: str, *instruments: str | int | Iterable[str | int]
