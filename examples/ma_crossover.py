@@ -101,51 +101,50 @@ async def open_account(
     """The broker's REST client and feed, open; the one place that knows brokers.
 
     Without credentials in the environment, the broker's sandbox runs in this process.
+    The feed gets the client's instrument index, so it takes symbols.
     (``--broker paper`` plugs in here: add it to ``BROKERS`` and build the paper
     broker and its feed below, over the sandbox's or a real feed.)
     """
     env = os.environ.get
+    real = bool(env("KITE_API_KEY") if args.broker == "kite" else env("DHAN_CLIENT_ID"))
+    if real and not args.live:
+        raise SystemExit("this would place REAL orders: add --live if you mean it")
     async with AsyncExitStack() as stack:
-        if args.broker == "kite" and env("KITE_API_KEY"):
-            from aio_trader.kite import Kite, KiteFeed
-
-            key, token = env("KITE_API_KEY", ""), env("KITE_ACCESS_TOKEN", "")
-            broker: AbstractBroker = Kite(key, token)
-            feed: AbstractFeeder[Any, Any] = KiteFeed(key, token)
-            real = True
-        elif args.broker == "dhan" and env("DHAN_CLIENT_ID"):
-            from aio_trader.dhan import Dhan, DhanFeed
-
-            client, token = env("DHAN_CLIENT_ID", ""), env("DHAN_ACCESS_TOKEN", "")
-            broker = Dhan(client, token)
-            feed = DhanFeed(client, token)
-            real = True
-        else:
+        where: dict[str, Any] = {}  # a real account: the brokers' own addresses
+        if not real:
             from aio_trader.sandbox import Sandbox
 
             sb = await stack.enter_async_context(
                 Sandbox(broker=args.broker, tick_interval=0.05, market_interval=0.05)
             )
             print(f"embedded {args.broker} sandbox at {sb.root_url}", flush=True)
-            if args.broker == "kite":
-                from aio_trader.kite import Kite, KiteFeed
+        if args.broker == "kite":
+            from aio_trader.kite import Kite, KiteFeed
 
-                broker = Kite(sb.api_key, sb.access_token, root=sb.root_url)
-                feed = KiteFeed(sb.api_key, sb.access_token, root=sb.ticker_url)
-            else:
-                from aio_trader.dhan import Dhan, DhanFeed
+            key, token = env("KITE_API_KEY", ""), env("KITE_ACCESS_TOKEN", "")
+            if not real:
+                key, token = sb.api_key, sb.access_token
+                where = {"rest": {"root": sb.root_url}, "feed": {"root": sb.ticker_url}}
+            kite = Kite(key, token, **where.get("rest", {}))
+            broker: AbstractBroker = await stack.enter_async_context(kite)
+            index = await kite.instrument_index()
+            feed: AbstractFeeder[Any, Any] = KiteFeed(
+                key, token, instruments=index, **where.get("feed", {})
+            )
+        else:
+            from aio_trader.dhan import Dhan, DhanFeed
 
-                broker = Dhan(sb.client_id, sb.access_token, root=sb.root_url)
-                feed = DhanFeed(
-                    sb.client_id,
-                    sb.access_token,
-                    root=sb.feed_url,
-                    order_root=sb.order_feed_url,
-                )
-            real = False
-        if real and not args.live:
-            raise SystemExit("this would place REAL orders: add --live if you mean it")
-        await stack.enter_async_context(broker)
+            client, token = env("DHAN_CLIENT_ID", ""), env("DHAN_ACCESS_TOKEN", "")
+            if not real:
+                client, token = sb.client_id, sb.access_token
+                where = {
+                    "rest": {"root": sb.root_url},
+                    "feed": {"root": sb.feed_url, "order_root": sb.order_feed_url},
+                }
+            dhan = Dhan(client, token, **where.get("rest", {}))
+            broker = await stack.enter_async_context(dhan)
+            index = await dhan.instrument_index()
+            feed = DhanFeed(client, token, instruments=index, **where.get("feed", {}))
         await stack.enter_async_context(feed)
         yield broker, feed
 

@@ -236,16 +236,13 @@ def funds_from(limits: dhan.FundLimits) -> Funds:
 
 
 async def last_prices(client: Dhan, symbols: Iterable[str]) -> dict[str, float]:
-    """``Dhan.ltp`` for the symbols' keys; unknown symbols raise ``UnknownInstrument``."""
-    wanted = check_symbols(symbols)  # before any request, the index's download included
-    keys = (await _Symbols.of(client)).keys(wanted)
-    quotes = await client.ltp([(segment, sid) for segment, sid, _ in keys.values()])
-    prices: dict[str, float] = {}
-    for symbol, (segment, sid, _) in keys.items():
-        quote = quotes.get((segment, sid))
-        if quote is not None and quote.last_price is not None:
-            prices[symbol] = quote.last_price
-    missing = [symbol for symbol in keys if symbol not in prices]
+    """``Dhan.ltp`` by symbol (resolved through the instrument index); unknown symbols
+    raise ``UnknownInstrument`` naming them."""
+    wanted = check_symbols(symbols)
+    (await _Symbols.of(client)).keys(wanted)  # every unknown one named, before any quote
+    quotes = await client.ltp(wanted)
+    prices = {s: q.last_price for s, q in quotes.items() if q.last_price is not None}
+    missing = [symbol for symbol in wanted if symbol not in prices]
     if missing:
         raise unknown_symbols(missing, "dhan")
     return prices
