@@ -9,6 +9,11 @@ can rely on the same shape whatever the broker:
   ``aclose()`` (the seed's name);
 - ``AbstractBroker.authorise()`` logs in (or checks a given session);
   ``authorize()`` (the seed's spelling) is the same method;
+- ``AbstractBroker`` has the neutral trading operations (``last_prices``, ``submit``,
+  ``modify``, ``cancel``, ``follow``, ``order_book``, ``net_positions``, ``portfolio``,
+  ``funds``) on the records and enums of :mod:`aio_trader.trading`: one strategy runs on
+  every broker (each maps them to its own; a broker without them raises
+  ``NotImplementedError``);
 - ``AbstractFeeder`` subscribes instruments (``keys``: any hashable, the broker's
   instrument identity) in a mode, and yields what the feed sends (records, never dicts)
   through ``async for``, or in lists through ``batches()``; ``statistics()`` returns the one

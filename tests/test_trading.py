@@ -8,11 +8,14 @@ mapped both ways, and bad input refused before any I/O.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncIterator
 
 import anyio
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aio_trader.abc import AbstractBroker
 from aio_trader.backoff import Backoff
@@ -276,6 +279,18 @@ async def test_a_stop_loss_order_maps_both_ways(venue: Venue) -> None:
     await venue.broker.cancel(order_id)
 
 
+async def test_follow_times_out_and_changes_nothing(venue: Venue) -> None:
+    order_id = await venue.broker.submit(await resting(venue))
+    with pytest.raises(TimeoutError):
+        await venue.broker.follow(order_id, timeout=0.05)
+    with anyio.move_on_after(0.05) as scope:
+        await venue.broker.follow(order_id)
+    assert scope.cancelled_caught
+    (order,) = [o for o in await venue.broker.order_book() if o.order_id == order_id]
+    assert order.status is OrderStatus.OPEN
+    await venue.broker.cancel(order_id)
+
+
 # -- never twice ----------------------------------------------------------------------------
 
 
@@ -424,6 +439,16 @@ def test_enum_names_and_aliases() -> None:
     }
     assert Order("1", OrderStatus.REJECTED).is_final
     assert not Order("1").is_final  # UNKNOWN
+
+
+@given(st.sampled_from([*Side, *OrderType, *Product, *Validity, *OrderStatus]))
+def test_an_enum_member_is_found_by_its_value_and_its_name_in_any_case(member: object) -> None:
+    kind = type(member)
+    assert isinstance(member, enum.Enum)
+    assert kind(member.value) is member
+    assert kind(str(member).lower()) is member
+    assert kind(member.name.lower()) is member
+    assert f"{member}" == member.value
 
 
 @pytest.mark.parametrize("name", BROKERS)
