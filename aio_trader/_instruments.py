@@ -9,7 +9,8 @@
   contracts by underlying, expiry, strike and option type.
 - :class:`IndexCache` (private): what each REST client's ``instrument_index()`` stands on:
   the index kept in memory and on disk (one JSON file per broker and dump URL in the user's
-  cache directory, written atomically), downloaded at most once per IST day, one download
+  cache directory, written atomically), downloaded at most once per dump day (see
+  :func:`dump_day`), one download
   for concurrent callers.
 - :class:`Quotes`: what quote calls return: a dict keyed like the request, with
   ``missing`` naming what the broker left out.
@@ -56,6 +57,7 @@ __all__ = [
     "cache_directory",
     "check_index",
     "default_cache_directory",
+    "dump_day",
     "missing_error",
     "resolve_keys",
     "split_symbol",
@@ -453,15 +455,30 @@ def cache_directory(value: object) -> Path | None:
     if value is False or value is None:
         return None
     if isinstance(value, str | os.PathLike):
-        path = Path(value)
-        if not str(path):
+        if not os.fspath(value):
             raise ValueError("instrument_cache must not be an empty path")
-        return path
+        return Path(value)
     raise TypeError(f"instrument_cache must be a bool or a path, got {type(value).__name__}")
 
 
-def _today() -> datetime.date:
-    return datetime.datetime.now(IST).date()
+#: When the day's instrument dump is out (IST): Kite regenerates its dump before 08:30 and
+#: asks for one download a day "at around 08:30 AM"; the same hour serves Dhan's scrip
+#: master (published before the market opens).
+DUMP_TIME: Final = datetime.time(8, 30)
+
+
+def dump_day(now: datetime.datetime | None = None) -> datetime.date:
+    """The day of the newest instrument dump at ``now`` (aware; default: the current
+    time): the IST date from 08:30 IST (:data:`DUMP_TIME`) on, the day before until then.
+    A dump fetched at 07:00 is the previous day's and is fetched again after 08:30; one
+    fetched at 23:00 still serves until 08:30 the next morning."""
+    if now is None:
+        now = datetime.datetime.now(IST)
+    elif now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("dump_day needs an aware datetime")
+    local = now.astimezone(IST)
+    shift = datetime.timedelta(hours=DUMP_TIME.hour, minutes=DUMP_TIME.minute)
+    return (local - shift).date()
 
 
 def _dump_row(instrument: Instrument) -> list[Any]:
@@ -549,7 +566,7 @@ class IndexCache:
             self._lock = anyio.Lock()
         downloads = self._downloads
         async with self._lock:
-            today = _today()
+            today = dump_day()
             current = self._index
             if refresh and self._downloads != downloads and current is not None:
                 return current

@@ -16,6 +16,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from aio_trader._instruments import dump_day
 from aio_trader.backoff import Backoff
 from aio_trader.dhan import Dhan
 from aio_trader.errors import InvalidInput, UnknownInstrument
@@ -84,16 +85,12 @@ def cache_files(directory: Path) -> list[Path]:
 
 async def test_lookup_by_symbol_and_key(sb: Sandbox, broker: str, tmp_path: Path) -> None:
     expected = EXPECTED[broker]
+    first_day = dump_day()
     async with client(sb, tmp_path) as rest:
         index = await rest.instrument_index()
     assert isinstance(index, InstrumentIndex)
     assert index.broker == broker
-    assert (
-        index.day
-        == datetime.datetime.now(datetime.timezone.utc)
-        .astimezone(datetime.timezone(datetime.timedelta(hours=5, minutes=30)))
-        .date()
-    )
+    assert index.day in (first_day, dump_day())  # (the test may straddle 08:30 IST)
     infy = index.get("NSE:INFY")
     assert isinstance(infy, Instrument)
     assert (infy.exchange, infy.tradingsymbol, infy.instrument_type) == ("NSE", "INFY", "EQ")
@@ -355,6 +352,23 @@ async def test_memory_only_cache_writes_nothing(sb: Sandbox, tmp_path: Path) -> 
     assert cache_files(tmp_path) == []
 
 
+def test_a_dump_day_starts_at_0830_ist() -> None:
+    ist = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
+    day = datetime.date(2026, 12, 8)
+
+    def at(hour: int, minute: int, second: int = 0) -> datetime.datetime:
+        return datetime.datetime(2026, 12, 8, hour, minute, second, tzinfo=ist)
+
+    assert dump_day(at(8, 29, 59)) == day - datetime.timedelta(days=1)
+    assert dump_day(at(8, 30)) == day
+    assert dump_day(at(23, 59)) == day
+    assert dump_day(at(0, 0)) == day - datetime.timedelta(days=1)
+    utc = datetime.datetime(2026, 12, 8, 3, 0, tzinfo=datetime.timezone.utc)  # 08:30 IST
+    assert dump_day(utc) == day
+    with pytest.raises(ValueError, match="aware"):
+        dump_day(datetime.datetime(2026, 12, 8, 9, 0))
+
+
 def test_the_cache_directory_follows_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -365,6 +379,9 @@ def test_the_cache_directory_follows_the_environment(
     assert cache_directory(True) == tmp_path / "here"
     assert cache_directory(False) is None
     assert cache_directory(str(tmp_path)) == tmp_path
+    assert cache_directory(tmp_path) == tmp_path
+    with pytest.raises(ValueError, match="empty"):
+        cache_directory("")
     monkeypatch.delenv(CACHE_DIR_ENV)
     assert default_cache_directory().name == "instruments"
     with pytest.raises(TypeError, match="instrument_cache"):

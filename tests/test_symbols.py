@@ -261,3 +261,37 @@ async def test_dhan_quotes_by_symbol_keyed_like_the_request(tmp_path: Path) -> N
         with pytest.raises(UnknownInstrument, match="999999") as caught:
             await dhan.ltp([("NSE_EQ", 999999)])
         assert caught.value.broker == "dhan"
+
+
+# -- the docs' snippets ----------------------------------------------------------------------
+
+
+def _symbol_snippets() -> list[str]:
+    import re
+
+    page = Path(__file__).parent.parent / "docs" / "toolkit.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
+    return [block for block in blocks if "Sandbox" in block]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_toolkit_pages_symbol_snippets_run(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocks = _symbol_snippets()
+    assert len(blocks) == 3
+    for block in blocks:
+        assert block.count("anyio.run(main)") == 1
+        code = block.replace("anyio.run(main)", f"anyio.run(main, backend={backend!r})")
+        exec(compile(code, "docs/toolkit.md", "exec"), {"__name__": "snippet"})
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "408065 1 0.05",
+        "NFO:NIFTY26DEC24300CE 75 301.25",
+        "['NSE:INFY'] ('NSE:NOPE',)",
+        "instrument 'INFY' has no exchange: write it 'EXCHANGE:TRADINGSYMBOL' (e.g. 'NSE:INFY')",
+        "['NFO:NIFTY26DECFUT', 'NSE:INFY']",
+        "NFO:NIFTY-Dec2026-FUT ('NSE_FNO', '35001')",
+        "['NSE:INFY', 'NFO:NIFTY-Dec2026-FUT', ('NSE_EQ', '1333')]",
+        "NSE:INFY True",
+    ]

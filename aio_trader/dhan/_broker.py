@@ -1876,7 +1876,9 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         and Dhan's trading symbols (``"NFO:NIFTY-Dec2026-FUT"``); keys are
         ``(exchange_segment, security_id)``.
 
-        Downloaded at most once per IST day: kept on the client, and in a file under
+        Downloaded at most once a day (a day's dump is out by 08:30 IST: one fetched
+        earlier counts for the day before, and is fetched again after 08:30; one fetched
+        later serves until 08:30 the next morning): kept on the client, and in a file under
         ``instrument_cache`` (one per broker and scrip-master URL, so a sandbox's never
         stands in for Dhan's; replaced atomically; a corrupt file is logged, removed and
         downloaded again), so the next client (or program) the same day reads the file.

@@ -1346,7 +1346,9 @@ class Kite(RestBroker[EndpointGroup]):
         """Every instrument by symbol, key and underlying: an
         :class:`~aio_trader.toolkit.InstrumentIndex` of today's :meth:`instruments` dump.
 
-        Downloaded at most once per IST day: kept on the client, and in a file under
+        Downloaded at most once a day (a day's dump is out by 08:30 IST: one fetched
+        earlier counts for the day before, and is fetched again after 08:30; one fetched
+        later serves until 08:30 the next morning): kept on the client, and in a file under
         ``instrument_cache`` (one per broker and REST root, so a sandbox's never stands in
         for Kite's; replaced atomically; a corrupt file is logged, removed and downloaded
         again), so the next client (or program) the same day reads the file instead.
