@@ -9,7 +9,9 @@ mapped both ways, and bad input refused before any I/O.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 import attrs
@@ -362,6 +364,37 @@ async def test_modify_refuses_bad_changes_before_any_request(
 async def test_submit_takes_only_an_order_request(venue: Venue) -> None:
     with pytest.raises(TypeError, match="OrderRequest"):
         await venue.broker.submit({"symbol": "NSE:INFY"})  # type: ignore[arg-type]
+
+
+# -- the docs' programs, run ----------------------------------------------------------------
+
+
+def _strategies_page_programs() -> dict[str, object]:
+    """The functions the ```python blocks of docs/strategies.md define (the included
+    example aside: tests/test_examples.py runs it)."""
+    page = Path(__file__).parent.parent / "docs" / "strategies.md"
+    namespace: dict[str, object] = {}
+    for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL):
+        if not block.lstrip().startswith("--8<--"):
+            exec(compile(block, str(page), "exec"), namespace)
+    return namespace
+
+
+async def test_the_strategies_page_programs_run(
+    venue: Venue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    programs = _strategies_page_programs()
+    buy_one, placed = programs["buy_one"], programs["placed"]
+    assert callable(buy_one)
+    assert callable(placed)
+    await buy_one(venue.broker, "NSE:INFY")
+    out = capsys.readouterr().out
+    assert re.search(r"^bought at [\d.]+ \(last [\d.]+\)$", out, re.MULTILINE), out
+    assert re.search(r"^NSE:INFY 1 ", out, re.MULTILINE), out
+    (order,) = await venue.broker.order_book()
+    request = OrderRequest("NSE:INFY", Side.BUY, 1, product=Product.MIS, tag=order.tag)
+    assert await placed(venue.broker, request) == [order.order_id]
+    assert await placed(venue.broker, attrs.evolve(request, tag=new_tag())) == []
 
 
 # -- the records and enums, no I/O ----------------------------------------------------------
