@@ -58,7 +58,8 @@ async def trade(
             slow.append(price)
             if len(slow) < args.slow:
                 continue
-            now = (fmean(fast) > fmean(slow)) - (fmean(fast) < fmean(slow))
+            gap = fmean(fast) - fmean(slow)
+            now = (gap > 0) - (gap < 0)
             crossed = trend != 0 and now not in (0, trend)
             trend = now or trend
             if not crossed:
@@ -66,6 +67,8 @@ async def trade(
             side = Side.BUY if now > 0 else Side.SELL
             wanted = args.quantity if side is Side.BUY else -args.quantity
             quantity = abs(wanted - held)
+            if quantity == 0:  # already there (the previous order did not fill)
+                continue
             print(f"cross {'up' if now > 0 else 'down'} at {price}: {side} {quantity}")
             request = OrderRequest(
                 symbol,
