@@ -9,6 +9,11 @@ can rely on the same shape whatever the broker:
   ``aclose()`` (the seed's name);
 - ``AbstractBroker.authorise()`` logs in (or checks a given session);
   ``authorize()`` (the seed's spelling) is the same method;
+- ``AbstractBroker`` has the neutral trading operations (``last_prices``, ``submit``,
+  ``modify``, ``cancel``, ``follow``, ``order_book``, ``net_positions``, ``portfolio``,
+  ``funds``) on the records and enums of :mod:`aio_trader.trading`: one strategy runs on
+  every broker (each maps them to its own; a broker without them raises
+  ``NotImplementedError``);
 - ``AbstractFeeder`` subscribes instruments (``keys``: any hashable, the broker's
   instrument identity) in a mode, and yields what the feed sends (records, never dicts)
   through ``async for``, or in lists through ``batches()``; ``statistics()`` returns the one
@@ -21,12 +26,15 @@ Both implement ``aclose()``; ``close()`` is the alias the seed's callers use.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Iterable
-from typing import Generic, TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from anyio.abc import AsyncResource
 
 from aio_trader.feed._channel import FeedStatistics
+
+if TYPE_CHECKING:
+    from aio_trader._trading import Funds, Holding, Order, OrderRequest, OrderType, Position
 
 __all__ = ["AbstractBroker", "AbstractFeeder"]
 
@@ -34,6 +42,8 @@ __all__ = ["AbstractBroker", "AbstractFeeder"]
 KeyT = TypeVar("KeyT")
 #: What the feed yields (Kite: tick and order-update records).
 ItemT = TypeVar("ItemT", covariant=True)
+
+_NO_NEUTRAL = "{} does not offer the neutral trading operations (aio_trader.trading)"
 
 
 class AbstractBroker(AsyncResource):
@@ -66,6 +76,83 @@ class AbstractBroker(AsyncResource):
     async def authorize(self) -> object:
         """:meth:`authorise` under the seed's spelling."""
         return await self.authorise()
+
+    # -- neutral operations: one strategy, any broker (aio_trader.trading) -------------------
+    # Each broker implements them by mapping to its own methods, enums and records; the
+    # defaults raise NotImplementedError (a broker without them). Symbols are
+    # "EXCHANGE:TRADINGSYMBOL" with Kite's exchange names for every broker.
+
+    async def last_prices(self, symbols: Iterable[str]) -> dict[str, float]:
+        """The last traded price of each symbol: ``{"NSE:INFY": 1540.5, ...}``.
+
+        A malformed symbol raises :class:`~aio_trader.errors.UnknownInstrument` (an
+        ``InvalidInput``) naming it before any request; so does a symbol the broker does
+        not know or gives no price for (never a silent omission).
+        Cancellation: abandoned (only reads).
+        """
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def submit(self, request: OrderRequest) -> str:
+        """Place the order ``request`` describes; returns its order id.
+
+        Never placed twice: the request's ``tag`` goes with the order, and after an
+        ambiguous failure the broker's order book is searched for it (the broker's own
+        ``place_order`` rule). Cancellation: propagates; the order may or may not have
+        been placed, and ``request.tag`` settles it (look for it in :meth:`order_book`).
+        Raises the broker's refusals (``OrderRejected``, ``InvalidInput``...); a symbol
+        the broker does not list raises ``UnknownInstrument`` (Dhan: before anything is
+        sent; Kite refuses the order itself).
+        """
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def modify(
+        self,
+        order_id: str,
+        *,
+        quantity: int | None = None,
+        price: float | None = None,
+        trigger_price: float | None = None,
+        order_type: OrderType | str | None = None,
+    ) -> str:
+        """Change an open order (placed by :meth:`submit`: the regular kind); returns its
+        id. At least one change is needed; values are checked before any request.
+        Never sent twice (the broker's ``modify_order`` rule). Cancellation: the change
+        may or may not apply (see :meth:`order_book`)."""
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def cancel(self, order_id: str) -> str:
+        """Cancel an open order (placed by :meth:`submit`); returns its id. Never sent
+        twice. Cancellation: the order may or may not be cancelled."""
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def follow(
+        self,
+        order_id: str,
+        feed: AsyncIterable[object] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (a deadline, as wait_for_order's)
+    ) -> Order:
+        """The order once its status is final (:attr:`OrderStatus.is_final`): the
+        broker's ``wait_for_order``, by polling or, with the broker's open ``feed``,
+        from its order updates (the feed's items read meanwhile are consumed).
+        ``timeout`` (seconds) raises ``TimeoutError``. Cancellation: propagates, nothing
+        changes (only reads)."""
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def order_book(self) -> list[Order]:
+        """Today's orders, latest state each. Cancellation: abandoned."""
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def net_positions(self) -> list[Position]:
+        """The day's net positions (flat ones included). Cancellation: abandoned."""
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def portfolio(self) -> list[Holding]:
+        """The demat holdings. Cancellation: abandoned."""
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+
+    async def funds(self) -> Funds:
+        """The funds available for trading. Cancellation: abandoned."""
+        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
 
 
 class AbstractFeeder(AsyncResource, Generic[KeyT, ItemT]):

@@ -17,6 +17,7 @@ Reading this file tells you every way a call can fail::
         ├── PermissionDenied        not allowed: permission, account, static IP
         ├── RateLimited             429: too many requests (never retried)
         ├── InvalidInput            missing or bad parameters
+        │   └── UnknownInstrument   a symbol the instrument index (or the broker) does not know
         ├── OrderRejected           the broker refused an order (or its change)
         │   └── InsufficientFunds   ... for want of funds or holdings
         ├── BrokerUnavailable       a failure on the broker's side (5xx: retried)
@@ -98,6 +99,7 @@ __all__ = [
     "TokenException",
     "TransportError",
     "UnexpectedStatus",
+    "UnknownInstrument",
     "UserException",
     "broker_error_from_response",
     "kite_error_from_response",
@@ -230,6 +232,30 @@ class InvalidInput(BrokerError):
     """Missing or invalid parameters (400)."""
 
     default_status = 400
+
+
+class UnknownInstrument(InvalidInput):
+    """An instrument symbol that cannot be resolved: no ``EXCHANGE:`` part, not in the
+    instrument index, or left out of a quote by the broker. ``symbols``: the ones at fault;
+    ``suggestions``: close matches, when cheap to find. Raised before any request when the
+    symbol alone is at fault (then ``status_code`` is 400 but nothing was sent)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        symbols: tuple[str, ...] = (),
+        suggestions: tuple[str, ...] = (),
+        status_code: int | None = None,
+        code: str | None = None,
+        broker: str | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, code=code, broker=broker)
+        self.symbols = symbols
+        self.suggestions = suggestions
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class OrderRejected(BrokerError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,15 @@ settings.register_profile(
     max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "200")),
 )
 settings.load_profile("default")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _instrument_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test writes the instrument cache into the user's real cache directory: the
+    default directory (``$AIO_TRADER_CACHE_DIR``) points into pytest's temporary one."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIO_TRADER_CACHE_DIR", str(tmp_path_factory.mktemp("instrument-cache")))
+        yield
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -28,8 +28,8 @@ TIMEOUT = 120.0
 
 
 def _env() -> dict[str, str]:
-    """The environment without Kite credentials, so every example starts its sandbox."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KITE_")}
+    """The environment without broker credentials, so every example starts its sandbox."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KITE_", "DHAN_"))}
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -346,3 +346,87 @@ def test_private_imports_are_found() -> None:
 def test_no_program_a_user_copies_imports_a_private_module(where: str, code: str) -> None:
     """The examples, the README's and the docs' programs use public import paths only."""
     assert _private_imports(code) == [], where
+
+
+# -- one strategy, any broker (examples/ma_crossover.py) -------------------------------------
+
+
+def _crossover_run(text: str, broker: str) -> None:
+    """What a bounded run of the crossover must show: each order placed, followed to
+    COMPLETE, and the position it turned round."""
+    assert f"embedded {broker} sandbox" in text, text
+    orders = re.findall(
+        r"^order (\d+) (BUY|SELL) (\d+) NSE:INFY COMPLETE: filled (\d+) at [\d.]+$",
+        text,
+        re.MULTILINE,
+    )
+    assert len(orders) == 2, text
+    assert all(quantity == filled for _, _, quantity, filled in orders), text
+    first, second = (side for _, side, _, _ in orders)
+    assert first != second, text  # a crossing turns the position round
+    positions = [int(q) for q in re.findall(r"^position NSE:INFY (-?\d+) \(MIS\)$", text, re.M)]
+    expected = 1 if first == "BUY" else -1
+    assert positions == [expected, -expected], text
+    assert f"done: 2 orders placed, 2 complete, holding {-expected}" in text, text
+
+
+@pytest.mark.parametrize(
+    ("broker", "backend"),
+    [
+        ("kite", "asyncio"),
+        ("kite", "trio"),
+        ("dhan", "trio"),
+        pytest.param(
+            "dhan",
+            "asyncio",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="sandbox defect, not the example's: with the Dhan dialect's server "
+                "pings (hypercorn's websocket_ping_interval) a closed feed socket's "
+                "connection task lives until the sandbox stops and is cancelled then, "
+                "which Python 3.11's asyncio prints as a traceback on stderr",
+            ),
+        ),
+    ],
+)
+def test_ma_crossover_runs_unchanged_on_each_broker(broker: str, backend: str) -> None:
+    if backend == "trio":
+        pytest.importorskip("trio")
+    text = run_example(
+        "ma_crossover.py", "--broker", broker, "--backend", backend, "--max-orders", "2"
+    )
+    _crossover_run(text, broker)
+
+
+def test_ma_crossover_refuses_a_real_account_without_live() -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "ma_crossover.py"), "--broker", "dhan"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**_env(), "DHAN_CLIENT_ID": "1000000001", "DHAN_ACCESS_TOKEN": "t"},
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "--live" in done.stderr
+
+
+def test_ma_crossover_strategy_uses_only_the_neutral_operations() -> None:
+    """``trade`` (the strategy) calls no broker-specific method and imports no broker."""
+    tree = ast.parse((EXAMPLES / "ma_crossover.py").read_text())
+    trade = next(n for n in tree.body if isinstance(n, ast.AsyncFunctionDef) and n.name == "trade")
+    called = {
+        node.func.attr
+        for node in ast.walk(trade)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+    from aio_trader.abc import AbstractBroker, AbstractFeeder
+
+    neutral = set(vars(AbstractBroker)) | set(vars(AbstractFeeder))
+    used = called & {"submit", "follow", "last_prices", "net_positions", "subscribe"}
+    assert used == {"submit", "follow", "last_prices", "net_positions", "subscribe"}
+    broker_only = {"place_order", "orders", "ltp", "positions", "wait_for_order"}
+    assert not called & broker_only
+    assert used <= neutral
+    imports = [n for n in ast.walk(trade) if isinstance(n, ast.Import | ast.ImportFrom)]
+    assert imports == []

@@ -23,13 +23,23 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import os
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 import anyio.to_thread
 
+from aio_trader._instruments import (
+    IndexCache,
+    InstrumentIndex,
+    Quotes,
+    answered,
+    cache_directory,
+    split_symbol,
+)
+from aio_trader._instruments import Instrument as NeutralInstrument
 from aio_trader._lifecycle import cancel_open, exit_positions, wait_until_final
 from aio_trader._rest import RestBroker, SessionExpiryHook, maybe_await, paced, raise_refusal
 from aio_trader._rest import choice as _choice
@@ -38,7 +48,9 @@ from aio_trader._rest import segment_id as _segment_id
 from aio_trader._rest import str_arg as _str_arg
 from aio_trader._time import IST
 from aio_trader.backoff import Backoff
+from aio_trader.dhan import _trading as _neutral
 from aio_trader.dhan._errors import dhan_error_from_response
+from aio_trader.dhan._instruments import neutral_instruments
 from aio_trader.dhan._limits import rate_limits
 from aio_trader.dhan._models import (
     Candle,
@@ -111,6 +123,11 @@ from aio_trader.ratelimit import Rate
 from aio_trader.utils import as_completed
 
 if TYPE_CHECKING:
+    from aio_trader._trading import Funds, OrderRequest
+    from aio_trader._trading import Holding as NeutralHolding
+    from aio_trader._trading import Order as NeutralOrder
+    from aio_trader._trading import OrderType as NeutralOrderType
+    from aio_trader._trading import Position as NeutralPosition
     from aio_trader.dhan._feed import DhanFeed
 
 __all__ = ["DateLike", "Dhan", "InstrumentsArg", "intraday_chunks"]
@@ -122,7 +139,12 @@ R = TypeVar("R", bound=Record)
 #: A date argument: a datetime (naive = IST wall clock), a date, or ``YYYY-MM-DD[ HH:MM:SS]``.
 DateLike = datetime.datetime | datetime.date | str
 #: Instruments of a quote call: ``{segment: [security ids]}`` or ``[(segment, id), ...]``.
-InstrumentsArg = Mapping[Any, Iterable[Any]] | Iterable[tuple[Any, Any]]
+#: Instruments of a quote call: ``{segment: [ids]}``, ``[(segment, id), ...]``, symbols
+#: (``"NSE:INFY"``, one or a collection, mixed with pairs).
+InstrumentsArg = Mapping[Any, Iterable[Any]] | Iterable[tuple[Any, Any] | str] | str
+#: Pairs only (the result is keyed by pairs), symbols only (keyed by symbols).
+_Pairs = Mapping[Any, Iterable[Any]] | Iterable[tuple[Any, Any]]
+_Symbols = str | Iterable[str]
 
 #: A correlation id: letters, digits, ``_``, ``-`` and spaces, 1 to 30 characters.
 _CORRELATION: Final = re.compile(r"[A-Za-z0-9_\- ]{1,30}")
@@ -328,25 +350,34 @@ def intraday_chunks(
         start = stop + datetime.timedelta(seconds=1)
 
 
-def _instrument_pairs(given: InstrumentsArg) -> list[tuple[str, str]]:
+def _instrument_pairs(given: InstrumentsArg) -> list[tuple[str, str] | str]:
+    """The instruments asked, in order, without duplicates: pairs normalised to
+    ``(segment, security_id str)``, symbols kept as given (checked for their ``EXCHANGE:``
+    part: ``UnknownInstrument`` without one). ``TypeError`` / ``ValueError`` for the rest."""
     instruments: Any = given
-    pairs: list[tuple[str, str]] = []
+    asked: list[tuple[str, str] | str] = []
     if isinstance(instruments, Mapping):
         for segment, ids in instruments.items():
             if isinstance(ids, str | int | bytes):
                 raise TypeError("a segment maps to a collection of security ids")
-            pairs.extend((_segment(segment), _security(sid)) for sid in ids)
+            asked.extend((_segment(segment), _security(sid)) for sid in ids)
     else:
-        if isinstance(instruments, str | bytes):
-            raise TypeError("instruments: {segment: [ids]} or [(segment, id), ...]")
+        if isinstance(instruments, str):
+            instruments = [instruments]
+        if isinstance(instruments, bytes):
+            raise TypeError("instruments: {segment: [ids]}, [(segment, id), ...] or symbols")
         for item in instruments:
+            if isinstance(item, str):
+                split_symbol(item)
+                asked.append(item)
+                continue
             if not isinstance(item, tuple) or len(item) != 2:
-                raise TypeError("instruments: {segment: [ids]} or [(segment, id), ...]")
-            pairs.append((_segment(item[0]), _security(item[1])))
-    pairs = list(dict.fromkeys(pairs))
-    if not pairs:
+                raise TypeError("instruments: {segment: [ids]}, [(segment, id), ...] or symbols")
+            asked.append((_segment(item[0]), _security(item[1])))
+    asked = list(dict.fromkeys(asked))
+    if not asked:
         raise ValueError("at least one instrument is needed")
-    return pairs
+    return asked
 
 
 def _group_limits(
@@ -404,6 +435,9 @@ class Dhan(RestBroker[DhanEndpointGroup]):
     evenly. ``market_protection``: the client's default for MARKET and STOP_LOSS_MARKET
     orders that give none (see :meth:`place_order`). ``reconcile_attempts`` /
     ``reconcile_delay``: lookups by correlation id after an ambiguous placement.
+    ``instrument_cache``: where :meth:`instrument_index` keeps the day's instruments
+    (``True``: ``$AIO_TRADER_CACHE_DIR``, else the user's cache directory; a path: that
+    directory; ``False``: memory only).
 
     Nothing is opened here. Wrong types raise ``TypeError``, bad values ``ValueError``,
     before any I/O. Secrets never appear in the repr, logs or errors.
@@ -439,6 +473,7 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         reconcile_attempts: int = 3,
         reconcile_delay: float = 0.5,
         market_protection: float | None = None,
+        instrument_cache: str | os.PathLike[str] | bool = True,
     ) -> None:
         for name, value in (
             ("client_id", client_id),
@@ -495,6 +530,9 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         self._modifications: dict[str, int] = {}
         self._remember(access_token, pin, totp, totp_secret)
         self._set_auth()
+        self._index_cache = IndexCache(
+            "dhan", f"{self.scrip_root}/{_SCRIP_MASTER}", cache_directory(instrument_cache)
+        )
 
     def __repr__(self) -> str:
         return f"Dhan(client_id={self.client_id!r}, root={self.root!r})"
@@ -1589,16 +1627,26 @@ class Dhan(RestBroker[DhanEndpointGroup]):
 
     # -- market quotes -------------------------------------------------------------------------
 
-    async def _quotes(
-        self, path: str, cls: type[R], instruments: InstrumentsArg
-    ) -> dict[tuple[str, str], R]:
-        pairs = _instrument_pairs(instruments)
-        out: dict[tuple[str, str], R] = {}
+    async def _quotes(self, path: str, cls: type[R], instruments: InstrumentsArg) -> Quotes[Any, R]:
+        asked = _instrument_pairs(instruments)
+        pair_of: dict[tuple[str, str] | str, tuple[str, str]] = {}
+        if any(isinstance(item, str) for item in asked):
+            index = await self.instrument_index()
+            for item in asked:
+                if isinstance(item, str):
+                    key = index.get(item).key
+                    assert isinstance(key, tuple)
+                    pair_of[item] = key
+        for item in asked:
+            if not isinstance(item, str):
+                pair_of[item] = item
+        pairs = list(dict.fromkeys(pair_of.values()))
+        got: dict[tuple[str, str], R] = {}
         for start in range(0, len(pairs), QUOTE_MAX_INSTRUMENTS):
             body: dict[str, list[int]] = {}
             for segment, sid in pairs[start : start + QUOTE_MAX_INSTRUMENTS]:
                 body.setdefault(segment, []).append(int(sid))
-            out.update(
+            got.update(
                 await self._request(
                     "POST",
                     path,
@@ -1607,21 +1655,48 @@ class Dhan(RestBroker[DhanEndpointGroup]):
                     idempotent=True,
                 )
             )
-        return out
+        answer = {item: got[pair_of[item]] for item in asked if pair_of[item] in got}
+        return answered(answer, asked, "dhan")
 
-    async def ltp(self, instruments: InstrumentsArg) -> dict[tuple[str, str], LtpQuote]:
-        """Last prices: ``{(segment, security_id): LtpQuote}`` for ``{segment: [ids]}`` or
-        ``[(segment, id), ...]``. More than 1000 instruments go in several calls (1 a
-        second: Dhan's quote limit), merged; unknown instruments are left out.
-        ``ValueError``/``TypeError`` for bad instruments, before any request.
-        Cancellation: abandoned."""
+    @overload
+    async def ltp(self, instruments: _Pairs) -> Quotes[tuple[str, str], LtpQuote]: ...
+    @overload
+    async def ltp(self, instruments: _Symbols) -> Quotes[str, LtpQuote]: ...
+    @overload
+    async def ltp(self, instruments: InstrumentsArg) -> Quotes[Any, LtpQuote]: ...
+    async def ltp(self, instruments: InstrumentsArg) -> Quotes[Any, LtpQuote]:
+        """Last prices keyed like the request: ``{segment: [ids]}`` and ``[(segment, id),
+        ...]`` give ``(segment, security_id)`` keys (ids as strs); symbols
+        (``"NSE:INFY"``, ``"NFO:NIFTY-Dec2026-FUT"``, one or a list, mixed with pairs) are
+        resolved through :meth:`instrument_index` (downloaded first if need be) and keyed
+        by the symbol. More than 1000 instruments go in several calls (1 a second: Dhan's
+        quote limit), merged.
+
+        Instruments Dhan leaves out of its answer (unknown to it) are named in the
+        result's ``missing`` (a :class:`~aio_trader.toolkit.Quotes`, a dict); when none is
+        answered the call raises ``UnknownInstrument`` naming them, never returns ``{}``.
+        Before any quote request: ``UnknownInstrument`` for a symbol without its exchange
+        (before any request at all) or unknown to the index, ``ValueError`` /
+        ``TypeError`` for bad instruments. Cancellation: abandoned."""
         return await self._quotes("/marketfeed/ltp", LtpQuote, instruments)
 
-    async def ohlc(self, instruments: InstrumentsArg) -> dict[tuple[str, str], OhlcQuote]:
+    @overload
+    async def ohlc(self, instruments: _Pairs) -> Quotes[tuple[str, str], OhlcQuote]: ...
+    @overload
+    async def ohlc(self, instruments: _Symbols) -> Quotes[str, OhlcQuote]: ...
+    @overload
+    async def ohlc(self, instruments: InstrumentsArg) -> Quotes[Any, OhlcQuote]: ...
+    async def ohlc(self, instruments: InstrumentsArg) -> Quotes[Any, OhlcQuote]:
         """Last price and the day's OHLC (as :meth:`ltp`)."""
         return await self._quotes("/marketfeed/ohlc", OhlcQuote, instruments)
 
-    async def quote(self, instruments: InstrumentsArg) -> dict[tuple[str, str], Quote]:
+    @overload
+    async def quote(self, instruments: _Pairs) -> Quotes[tuple[str, str], Quote]: ...
+    @overload
+    async def quote(self, instruments: _Symbols) -> Quotes[str, Quote]: ...
+    @overload
+    async def quote(self, instruments: InstrumentsArg) -> Quotes[Any, Quote]: ...
+    async def quote(self, instruments: InstrumentsArg) -> Quotes[Any, Quote]:
         """Full quotes with 5 levels of depth (as :meth:`ltp`)."""
         return await self._quotes("/marketfeed/quote", Quote, instruments)
 
@@ -1788,8 +1863,93 @@ class Dhan(RestBroker[DhanEndpointGroup]):
 
     async def scrip_master(self, detailed: bool = False) -> list[Instrument]:
         """The compact (or detailed) scrip master CSV of every segment."""
-        name = "api-scrip-master-detailed.csv" if detailed else "api-scrip-master.csv"
+        name = "api-scrip-master-detailed.csv" if detailed else _SCRIP_MASTER
         return await self._request("GET", f"{self.scrip_root}/{name}", _csv_rows)
+
+    # -- instruments by symbol (issue 19, §1) ---------------------------------------------
+
+    async def instrument_index(self, refresh: bool = False) -> InstrumentIndex:
+        """Every instrument by symbol, key and underlying: an
+        :class:`~aio_trader.toolkit.InstrumentIndex` of today's compact scrip master
+        (:meth:`scrip_master`), with Kite's exchange names (``NSE``, ``NFO``, ``BSE``,
+        ``BFO``, ``CDS``, ``BCD``, ``MCX``; indices ``NSE``/``BSE`` with type ``INDEX``)
+        and Dhan's trading symbols (``"NFO:NIFTY-Dec2026-FUT"``); keys are
+        ``(exchange_segment, security_id)``.
+
+        Downloaded at most once a day (a day's dump is out by 08:30 IST: one fetched
+        earlier counts for the day before, and is fetched again after 08:30; one fetched
+        later serves until 08:30 the next morning): kept on the client, and in a file under
+        ``instrument_cache`` (one per broker and scrip-master URL, so a sandbox's never
+        stands in for Dhan's; replaced atomically; a corrupt file is logged, removed and
+        downloaded again), so the next client (or program) the same day reads the file.
+        ``refresh=True`` downloads again. Concurrent callers share one download.
+
+        Raises what :meth:`scrip_master` raises. Cancellation: propagates; a cancelled
+        download changes nothing (no half-written file, no half-built index: the next call
+        downloads again).
+        """
+
+        async def download() -> list[NeutralInstrument]:
+            text = await self._request("GET", f"{self.scrip_root}/{_SCRIP_MASTER}", _csv_text)
+            return await anyio.to_thread.run_sync(_neutral_rows, text)
+
+        return await self._index_cache.get(download, refresh)
+
+    # -- neutral operations (aio_trader.trading; the mapping: dhan/_trading.py) ---------------
+    # The same names on every broker (see AbstractBroker); each is Dhan's own method with
+    # the neutral enums, records and symbols mapped to Dhan's and back.
+
+    async def last_prices(self, symbols: Iterable[str]) -> dict[str, float]:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.last_prices`: :meth:`ltp`."""
+        return await _neutral.last_prices(self, symbols)
+
+    async def submit(self, request: OrderRequest) -> str:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.submit`: :meth:`place_order`
+        (the request's ``tag`` as the correlation id)."""
+        return await _neutral.submit(self, request)
+
+    async def modify(
+        self,
+        order_id: str,
+        *,
+        quantity: int | None = None,
+        price: float | None = None,
+        trigger_price: float | None = None,
+        order_type: NeutralOrderType | str | None = None,
+    ) -> str:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.modify`: :meth:`order` (what
+        is not changed), then :meth:`modify_order`."""
+        return await _neutral.modify(self, order_id, quantity, price, trigger_price, order_type)
+
+    async def cancel(self, order_id: str) -> str:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.cancel`: :meth:`cancel_order`."""
+        return await _neutral.cancel(self, order_id)
+
+    async def follow(
+        self,
+        order_id: str,
+        feed: AsyncIterable[object] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (wait_for_order's deadline)
+    ) -> NeutralOrder:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.follow`: :meth:`wait_for_order`
+        (``feed``: a :class:`DhanFeed`)."""
+        return await _neutral.follow(self, order_id, feed, timeout)
+
+    async def order_book(self) -> list[NeutralOrder]:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.order_book`: :meth:`orders`."""
+        return await _neutral.order_book(self)
+
+    async def net_positions(self) -> list[NeutralPosition]:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.net_positions`: :meth:`positions`."""
+        return await _neutral.net_positions(self)
+
+    async def portfolio(self) -> list[NeutralHolding]:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.portfolio`: :meth:`holdings`."""
+        return await _neutral.portfolio(self)
+
+    async def funds(self) -> Funds:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.funds`: :meth:`fund_limits`."""
+        return await _neutral.funds(self)
 
 
 # -- parsers ---------------------------------------------------------------------------------------
@@ -1828,6 +1988,22 @@ def _expiries(data: Any) -> list[datetime.date]:
         raise InvalidInput(
             "malformed expiry in Dhan's answer", status_code=200, broker="dhan"
         ) from None
+
+
+#: The compact scrip master's file name under ``scrip_root``.
+_SCRIP_MASTER: Final = "api-scrip-master.csv"
+
+
+def _csv_text(data: Any) -> str:
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "replace")
+    if not isinstance(data, str):
+        raise InvalidInput("expected a CSV instrument list", status_code=200, broker="dhan")
+    return data
+
+
+def _neutral_rows(text: str) -> list[NeutralInstrument]:
+    return neutral_instruments(parse_instruments(text))
 
 
 def _csv_rows(data: Any) -> list[Instrument]:

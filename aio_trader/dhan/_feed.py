@@ -64,6 +64,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final, TypeAlias
 
+from aio_trader._instruments import InstrumentIndex
 from aio_trader.backoff import Backoff
 from aio_trader.dhan._protocol import (
     DEPTH_ROOT,
@@ -235,6 +236,7 @@ class DhanFeed(_DhanEngine):
         send_timeout: float = 10.0,
         max_connections: int = FEED_MAX_CONNECTIONS,
         max_instruments: int = FEED_MAX_INSTRUMENTS,
+        instruments: InstrumentIndex | None = None,
     ) -> None:
         """Set up the feed; nothing connects before ``async with``.
 
@@ -252,10 +254,18 @@ class DhanFeed(_DhanEngine):
         connection stayed up ``stable_after`` seconds). ``connect_timeout`` bounds a
         handshake, ``send_timeout`` a message's write. ``max_connections`` x
         ``max_instruments`` is Dhan's limit (5 x 5000); lower values shard sooner.
+        ``instruments``: Dhan's :class:`~aio_trader.toolkit.InstrumentIndex` (``await
+        dhan.instrument_index()``); with it ``subscriptions``, :meth:`subscribe`,
+        :meth:`unsubscribe` and :meth:`set_mode` also take symbols
+        (``"NSE:INFY"``, ``"NFO:NIFTY-Dec2026-FUT"``), resolved to keys before any I/O;
+        ticks carry keys (``index.by_key((tick.exchange_segment, tick.security_id))``
+        gives the symbol back).
 
         Raises, before any I/O: ``ValueError`` for an empty credential, a URL that is not
-        ``ws://``/``wss://``, a bad mode, key, policy or size; ``TypeError`` for an
-        argument of the wrong type.
+        ``ws://``/``wss://``, a bad mode, key, policy or size, another broker's index;
+        ``UnknownInstrument`` for a symbol the index does not know (or without its
+        exchange); ``TypeError`` for an argument of the wrong type (a symbol without an
+        index included).
         """
         _check_credentials(client_id, access_token)
         protocol = DhanProtocol(
@@ -276,6 +286,7 @@ class DhanFeed(_DhanEngine):
             send_timeout=send_timeout,
             max_connections=max_connections,
             max_instruments=max_instruments,
+            instruments=instruments,
         )
 
     @property
@@ -284,7 +295,8 @@ class DhanFeed(_DhanEngine):
         return {key: FeedMode(mode) for key, mode in super().subscriptions.items()}
 
     async def subscribe(self, keys: Iterable[Any], mode: FeedMode | str | None = None) -> None:
-        """Subscribe ``keys`` (``(exchange_segment, security_id)`` pairs) in ``mode``
+        """Subscribe ``keys`` (``(exchange_segment, security_id)`` pairs, or symbols such
+        as ``"NSE:INFY"`` when the feed has ``instruments``) in ``mode``
         (default: ``default_mode``; ``"ticker"``/``"ltp"``, ``"quote"``, ``"full"``).
 
         Already subscribed instruments switch to ``mode``. Before ``async with`` the
@@ -292,8 +304,10 @@ class DhanFeed(_DhanEngine):
         replayed, with its mode, after every reconnect. Instruments beyond
         ``max_instruments`` go to a further connection (at most ``max_connections``): the
         call then returns once that connection is up. Raises ``ValueError`` for a bad key
-        or mode, or past ``max_connections * max_instruments`` instruments; ``TypeError``
-        for keys that are not an iterable of pairs (nothing changes then);
+        or mode, or past ``max_connections * max_instruments`` instruments;
+        ``UnknownInstrument`` for a symbol not in ``instruments`` (or without its
+        exchange); ``TypeError`` for keys that are not an iterable of pairs or symbols, and
+        for a symbol when the feed has no ``instruments`` (nothing changes then);
         ``ClientClosedError`` after the feed's ``async with``.
 
         Cancellation: the subscription is remembered and sent either way (the write is
@@ -301,7 +315,7 @@ class DhanFeed(_DhanEngine):
         """
         protocol = self._protocol
         mode_ = self.default_mode if mode is None else protocol.check_mode(str(mode))
-        wanted = protocol.check_keys(keys)
+        wanted = self._check_keys(keys)
         # an instrument subscribed in another mode switches as set_mode does (Dhan: an
         # unsubscribe in the old mode first), the others are subscribed
         known = self.subscriptions
@@ -437,6 +451,7 @@ class DhanDepthFeed(_DhanEngine):
         send_timeout: float = 10.0,
         max_connections: int = FEED_MAX_CONNECTIONS,
         max_instruments: int = DEPTH20_MAX_INSTRUMENTS,
+        instruments: InstrumentIndex | None = None,
     ) -> None:
         """Set up the depth feed; nothing connects before ``async with``. Arguments as
         :class:`DhanFeed`'s (no modes, no order updates)."""
@@ -456,11 +471,13 @@ class DhanDepthFeed(_DhanEngine):
             send_timeout=send_timeout,
             max_connections=max_connections,
             max_instruments=max_instruments,
+            instruments=instruments,
         )
 
     async def subscribe(self, keys: Iterable[Any], mode: str | None = None) -> None:
         """Subscribe ``keys`` (NSE_EQ / NSE_FNO ``(exchange_segment, security_id)``
-        pairs) to the 20-level depth (see :meth:`DhanFeed.subscribe`)."""
+        pairs, or their symbols with ``instruments``) to the 20-level depth (see
+        :meth:`DhanFeed.subscribe`)."""
         await super().subscribe(keys, mode)
 
     async def _on_binary(

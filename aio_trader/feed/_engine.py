@@ -86,6 +86,7 @@ from httpx_ws import (
     aconnect_ws,
 )
 
+from aio_trader._instruments import InstrumentIndex, check_index, resolve_keys
 from aio_trader.abc import AbstractFeeder
 from aio_trader.backoff import Attempts, Backoff
 from aio_trader.errors import (
@@ -436,7 +437,7 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
         self,
         protocol: FeedProtocol[KeyT],
         *,
-        subscriptions: Mapping[KeyT, str] | Iterable[KeyT] | None = None,
+        subscriptions: Mapping[KeyT | str, str] | Iterable[KeyT | str] | None = None,
         default_mode: str,
         overflow: Overflow | str = Overflow.LOSSLESS,
         buffer_size: int = 10_000,
@@ -447,11 +448,16 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
         send_timeout: float = 10.0,
         max_connections: int | None = None,
         max_instruments: int | None = None,
+        instruments: InstrumentIndex | None = None,
     ) -> None:
         """Set up the feed; nothing connects before ``async with``.
 
         ``subscriptions`` are sent with the first connection: a mapping of keys to modes,
         or keys in ``default_mode`` (also the mode of ``subscribe(keys)`` without one).
+        ``instruments``: an index of the feed's broker (its REST client's
+        ``instrument_index()``); with it, every method taking keys (and
+        ``subscriptions``) also takes symbols (``"NSE:INFY"``), resolved to keys before
+        any I/O (see :func:`aio_trader._instruments.resolve_keys`).
         ``overflow`` and ``buffer_size`` set the slow-consumer policy. ``watchdog`` seconds
         of silence drop a connection. ``backoff`` paces reconnects (its ``max_attempts``
         bounds failures in a row; the count restarts once a connection stayed up
@@ -464,6 +470,8 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
         if not isinstance(backoff, Backoff):
             raise TypeError(f"backoff must be a Backoff, got {type(backoff).__name__}")
         self._protocol = protocol
+        #: The index symbols are resolved through (None: keys only).
+        self.instruments = check_index(instruments, protocol.name.partition("-")[0])
         self.default_mode = protocol.check_mode(default_mode)
         self.overflow = Overflow(overflow)
         if self.overflow is Overflow.CONFLATE and not self._can_conflate:
@@ -501,16 +509,22 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
         if subscriptions is not None:
             self._remember_initial(subscriptions)
 
-    def _remember_initial(self, subscriptions: Mapping[KeyT, str] | Iterable[KeyT]) -> None:
+    def _remember_initial(
+        self, subscriptions: Mapping[KeyT | str, str] | Iterable[KeyT | str]
+    ) -> None:
         protocol = self._protocol
         if isinstance(subscriptions, Mapping):
-            by_mode: dict[str, list[KeyT]] = {}
+            by_mode: dict[str, list[KeyT | str]] = {}
             for key, mode in subscriptions.items():
                 by_mode.setdefault(protocol.check_mode(mode), []).append(key)
         else:
-            by_mode = {self.default_mode: list(protocol.check_keys(subscriptions))}
+            by_mode = {self.default_mode: list(self._check_keys(subscriptions))}
         for mode, keys in by_mode.items():
-            self._remember(protocol.check_keys(keys), mode)
+            self._remember(self._check_keys(keys), mode)
+
+    def _check_keys(self, keys: object) -> list[KeyT]:
+        """The protocol's keys of ``keys``, symbols resolved through ``instruments``."""
+        return resolve_keys(keys, self.instruments, self._protocol.check_keys)
 
     def __repr__(self) -> str:
         if self._exited or (self._closed and self._tg is None):
@@ -732,7 +746,7 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
 
     # -- subscriptions -----------------------------------------------------------------
 
-    async def subscribe(self, keys: Iterable[KeyT], mode: str | None = None) -> None:
+    async def subscribe(self, keys: Iterable[KeyT | str], mode: str | None = None) -> None:
         """Subscribe ``keys`` in ``mode`` (default: ``default_mode``).
 
         Already subscribed keys switch to ``mode``. Before ``async with`` the subscription
@@ -752,7 +766,7 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
         """
         protocol = self._protocol
         mode_ = self.default_mode if mode is None else protocol.check_mode(mode)
-        wanted = protocol.check_keys(keys)
+        wanted = self._check_keys(keys)
         self._check_not_exited("subscribe")
         new = self._remember(wanted, mode_)
         for shard in new:
@@ -791,7 +805,7 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
             self._switching[key] = mode_
         return shards
 
-    async def unsubscribe(self, keys: Iterable[KeyT]) -> None:
+    async def unsubscribe(self, keys: Iterable[KeyT | str]) -> None:
         """Stop receiving ``keys``; keys not subscribed are ignored.
 
         Connections stay open when they have nothing left. Raises ``ValueError`` /
@@ -799,7 +813,7 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
         was left. Cancellation: as for :meth:`subscribe`.
         """
         protocol = self._protocol
-        wanted = [k for k in protocol.check_keys(keys) if k in self._shard_of]
+        wanted = [k for k in self._check_keys(keys) if k in self._shard_of]
         self._check_not_exited("unsubscribe")
         groups = self._by_shard_and_mode(wanted)
         for key in wanted:
@@ -815,7 +829,7 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
             ]
             await self._send(shard, messages)
 
-    async def set_mode(self, mode: str, keys: Iterable[KeyT]) -> None:
+    async def set_mode(self, mode: str, keys: Iterable[KeyT | str]) -> None:
         """Switch subscribed ``keys`` to ``mode``: their ticks received from the call on
         come in ``mode`` (see "Modes" in the module doc; ticks already waiting in the
         channel are still delivered).
@@ -826,7 +840,7 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
         """
         protocol = self._protocol
         mode_ = protocol.check_mode(mode)
-        wanted = protocol.check_keys(keys)
+        wanted = self._check_keys(keys)
         missing = [k for k in wanted if k not in self._shard_of]
         if missing:
             raise ValueError(

@@ -31,14 +31,24 @@ import datetime
 import json as jsonlib
 import logging
 import math
+import os
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 import anyio.to_thread
 
+from aio_trader._instruments import (
+    IndexCache,
+    InstrumentIndex,
+    Quotes,
+    answered,
+    cache_directory,
+    split_symbol,
+)
+from aio_trader._instruments import Instrument as NeutralInstrument
 from aio_trader._lifecycle import cancel_open, exit_positions, wait_until_final
 from aio_trader._rest import RestBroker, SessionExpiryHook, maybe_await, paced, raise_refusal
 from aio_trader._rest import choice as _choice
@@ -56,7 +66,9 @@ from aio_trader.errors import (
     TokenException,
 )
 from aio_trader.http import AsyncRequest
+from aio_trader.kite import _trading as _neutral
 from aio_trader.kite._errors import kite_error_from_response
+from aio_trader.kite._instruments import neutral_instruments
 from aio_trader.kite._models import (
     GTT,
     MFSIP,
@@ -123,6 +135,11 @@ from aio_trader.ratelimit import Rate
 from aio_trader.utils import as_completed
 
 if TYPE_CHECKING:
+    from aio_trader._trading import Funds, OrderRequest
+    from aio_trader._trading import Holding as NeutralHolding
+    from aio_trader._trading import Order as NeutralOrder
+    from aio_trader._trading import OrderType as NeutralOrderType
+    from aio_trader._trading import Position as NeutralPosition
     from aio_trader.kite._feed import KiteFeed
 
 __all__ = [
@@ -136,6 +153,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 #: A date argument: a datetime (naive = IST wall clock), a date, or Kite's string form.
 DateLike = datetime.datetime | datetime.date | str
 #: Called after each finished chunk of ``historical_bulk`` with ``(done, total)``.
@@ -247,6 +265,8 @@ def _instrument_key(item: Any) -> str:
     key = str(item)
     if not key:
         raise ValueError("an instrument key is empty")
+    if isinstance(item, str) and not key.isdigit():
+        split_symbol(key)  # UnknownInstrument for a symbol without its exchange ("INFY")
     return key
 
 
@@ -398,6 +418,9 @@ class Kite(RestBroker[EndpointGroup]):
     order placement, and the wait between them. ``market_protection``: the client's
     explicit default for MARKET and SL-M orders that give none (-1, or above 0 up to 100;
     without it such orders raise ``ValueError`` before any request, as Kite refuses them).
+    ``instrument_cache``: where :meth:`instrument_index` keeps the day's instruments
+    (``True``: ``$AIO_TRADER_CACHE_DIR``, else the user's cache directory; a path: that
+    directory; ``False``: memory only).
 
     Nothing is opened here: ``async with`` (or :meth:`open`) creates the HTTP client.
     Wrong argument types raise ``TypeError``; a ``root`` without ``http(s)://``, a
@@ -438,6 +461,7 @@ class Kite(RestBroker[EndpointGroup]):
         reconcile_attempts: int = 3,
         reconcile_delay: float = 0.5,
         market_protection: float | None = None,
+        instrument_cache: str | os.PathLike[str] | bool = True,
     ) -> None:
         for name, value in (
             ("api_key", api_key),
@@ -490,6 +514,9 @@ class Kite(RestBroker[EndpointGroup]):
         if isinstance(twofa, str):
             self._remember(twofa)
         self._set_auth()
+        self._index_cache = IndexCache(
+            "kite", f"{root}{self._path_prefix}/instruments", cache_directory(instrument_cache)
+        )
 
     def __repr__(self) -> str:
         who = f"user_id={self.user_id!r}" if self.web else f"api_key={self.api_key!r}"
@@ -1313,24 +1340,59 @@ class Kite(RestBroker[EndpointGroup]):
         text = await self._request("GET", path, str)
         return await anyio.to_thread.run_sync(parse_instruments, text)
 
-    async def quote(self, *instruments: str | int | Iterable[str | int]) -> dict[str, Quote]:
-        """Full quotes keyed like the request (``"NSE:INFY"``; tokens allowed): one key per
-        argument, or collections of them. More than 500 raise ``ValueError`` before any
-        request; unknown instruments are absent from the result. Cancellation: abandoned."""
-        keys = _instrument_keys(instruments, QUOTE_MAX_INSTRUMENTS)
-        return await self._request("GET", "/quote", Quote.from_kite_map, params={"i": keys})
+    # -- instruments by symbol (issue 19, §1) ---------------------------------------------
 
-    async def ohlc(self, *instruments: str | int | Iterable[str | int]) -> dict[str, OhlcQuote]:
+    async def instrument_index(self, refresh: bool = False) -> InstrumentIndex:
+        """Every instrument by symbol, key and underlying: an
+        :class:`~aio_trader.toolkit.InstrumentIndex` of today's :meth:`instruments` dump.
+
+        Downloaded at most once a day (a day's dump is out by 08:30 IST: one fetched
+        earlier counts for the day before, and is fetched again after 08:30; one fetched
+        later serves until 08:30 the next morning): kept on the client, and in a file under
+        ``instrument_cache`` (one per broker and REST root, so a sandbox's never stands in
+        for Kite's; replaced atomically; a corrupt file is logged, removed and downloaded
+        again), so the next client (or program) the same day reads the file instead.
+        ``refresh=True`` downloads again. Concurrent callers share one download.
+
+        Raises what :meth:`instruments` raises. Cancellation: propagates; a cancelled
+        download changes nothing (no half-written file, no half-built index: the next call
+        downloads again).
+        """
+
+        async def download() -> list[NeutralInstrument]:
+            records = await self.instruments()
+            return await anyio.to_thread.run_sync(neutral_instruments, records)
+
+        return await self._index_cache.get(download, refresh)
+
+    async def quote(self, *instruments: str | int | Iterable[str | int]) -> Quotes[str, Quote]:
+        """Full quotes keyed like the request (``"NSE:INFY"``; tokens allowed, keyed as
+        strs): one key per argument, or collections of them.
+
+        Instruments Kite leaves out of its answer (unknown to it) are named in the
+        result's ``missing`` (a :class:`~aio_trader.toolkit.Quotes`, a dict); when none is
+        answered the call raises ``UnknownInstrument`` naming them, never returns ``{}``.
+        Before any request: ``UnknownInstrument`` for a symbol without its exchange
+        (``"INFY"``), ``ValueError`` for more than 500 instruments, ``TypeError`` for
+        anything but strs and ints. Cancellation: abandoned."""
+        keys = _instrument_keys(instruments, QUOTE_MAX_INSTRUMENTS)
+        return await self._quotes("/quote", Quote.from_kite_map, keys)
+
+    async def ohlc(self, *instruments: str | int | Iterable[str | int]) -> Quotes[str, OhlcQuote]:
         """OHLC + last price, as :meth:`quote` (at most 1000, else ``ValueError``)."""
         keys = _instrument_keys(instruments, OHLC_MAX_INSTRUMENTS)
-        return await self._request(
-            "GET", "/quote/ohlc", OhlcQuote.from_kite_map, params={"i": keys}
-        )
+        return await self._quotes("/quote/ohlc", OhlcQuote.from_kite_map, keys)
 
-    async def ltp(self, *instruments: str | int | Iterable[str | int]) -> dict[str, LtpQuote]:
+    async def ltp(self, *instruments: str | int | Iterable[str | int]) -> Quotes[str, LtpQuote]:
         """Last prices, as :meth:`quote` (at most 1000, else ``ValueError``)."""
         keys = _instrument_keys(instruments, LTP_MAX_INSTRUMENTS)
-        return await self._request("GET", "/quote/ltp", LtpQuote.from_kite_map, params={"i": keys})
+        return await self._quotes("/quote/ltp", LtpQuote.from_kite_map, keys)
+
+    async def _quotes(
+        self, path: str, parse: Callable[[Any], dict[str, R]], keys: list[str]
+    ) -> Quotes[str, R]:
+        answer = await self._request("GET", path, parse, params={"i": keys})
+        return answered(answer, keys, "kite")
 
     async def trigger_range(
         self, transaction_type: str, *instruments: str | int | Iterable[str | int]
@@ -1617,6 +1679,65 @@ class Kite(RestBroker[EndpointGroup]):
         """When an alert fired, with the quotes then. Cancellation: abandoned."""
         uuid = _segment_id(uuid, "uuid")
         return await self._request("GET", f"/alerts/{uuid}/history", AlertHistory.from_kite_list)
+
+    # -- neutral operations (aio_trader.trading; the mapping: kite/_trading.py) ---------------
+    # The same names on every broker (see AbstractBroker); each is Kite's own method with
+    # the neutral enums and records mapped to Kite's and back.
+
+    async def last_prices(self, symbols: Iterable[str]) -> dict[str, float]:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.last_prices`: :meth:`ltp`."""
+        return await _neutral.last_prices(self, symbols)
+
+    async def submit(self, request: OrderRequest) -> str:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.submit`: :meth:`place_order`
+        (variety ``regular``, the request's ``tag``)."""
+        return await _neutral.submit(self, request)
+
+    async def modify(
+        self,
+        order_id: str,
+        *,
+        quantity: int | None = None,
+        price: float | None = None,
+        trigger_price: float | None = None,
+        order_type: NeutralOrderType | str | None = None,
+    ) -> str:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.modify`: :meth:`modify_order`
+        (variety ``regular``)."""
+        return await _neutral.modify(self, order_id, quantity, price, trigger_price, order_type)
+
+    async def cancel(self, order_id: str) -> str:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.cancel`: :meth:`cancel_order`
+        (variety ``regular``)."""
+        return await _neutral.cancel(self, order_id)
+
+    async def follow(
+        self,
+        order_id: str,
+        feed: AsyncIterable[object] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (wait_for_order's deadline)
+    ) -> NeutralOrder:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.follow`: :meth:`wait_for_order`
+        (``feed``: a :class:`KiteFeed`)."""
+        return await _neutral.follow(self, order_id, feed, timeout)
+
+    async def order_book(self) -> list[NeutralOrder]:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.order_book`: :meth:`orders`."""
+        return await _neutral.order_book(self)
+
+    async def net_positions(self) -> list[NeutralPosition]:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.net_positions`:
+        :meth:`positions` (``net``)."""
+        return await _neutral.net_positions(self)
+
+    async def portfolio(self) -> list[NeutralHolding]:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.portfolio`: :meth:`holdings`."""
+        return await _neutral.portfolio(self)
+
+    async def funds(self) -> Funds:
+        """Neutral :meth:`~aio_trader.abc.AbstractBroker.funds`: :meth:`margins` (the
+        equity segment)."""
+        return await _neutral.funds(self)
 
 
 def _joined(parts: Iterable[list[Candle]]) -> list[Candle]:

@@ -112,6 +112,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeAlias, TypeVar
 
+from aio_trader._instruments import InstrumentIndex
 from aio_trader.backoff import Backoff
 from aio_trader.feed._channel import FeedStatistics, Overflow, Sender
 from aio_trader.feed._engine import (
@@ -196,7 +197,7 @@ class _KiteFeedBase(FeedEngine[int, ItemT]):
         user_id: str | None = None,
         enctoken: Credential | None = None,
         root: str | None = None,
-        subscriptions: Mapping[int, Mode | str] | Iterable[int] | None = None,
+        subscriptions: Mapping[int | str, Mode | str] | Iterable[int | str] | None = None,
         default_mode: Mode | str = Mode.QUOTE,
         overflow: Overflow | str = Overflow.LOSSLESS,
         buffer_size: int = 10_000,
@@ -207,6 +208,7 @@ class _KiteFeedBase(FeedEngine[int, ItemT]):
         send_timeout: float = 10.0,
         max_connections: int = TICKER_MAX_CONNECTIONS,
         max_instruments: int = TICKER_MAX_INSTRUMENTS,
+        instruments: InstrumentIndex | None = None,
     ) -> None:
         """Set up the feed; nothing connects before ``async with``.
 
@@ -227,10 +229,17 @@ class _KiteFeedBase(FeedEngine[int, ItemT]):
         ``connect_timeout`` bounds a handshake. ``send_timeout`` bounds a subscription
         message's write; past it the connection is deemed stuck and is replaced.
         ``max_connections`` x ``max_instruments`` is Kite's per-api_key limit.
+        ``instruments``: Kite's :class:`~aio_trader.toolkit.InstrumentIndex` (``await
+        kite.instrument_index()``); with it ``subscriptions``, :meth:`subscribe`,
+        :meth:`unsubscribe` and :meth:`set_mode` also take symbols (``"NSE:INFY"``,
+        ``"NFO:NIFTY26DECFUT"``), resolved to tokens before any I/O; ticks carry tokens
+        (``index.by_key(tick.instrument_token).symbol`` gives the symbol back).
 
         Raises, before any I/O: ``ValueError`` for missing/mixed credentials, a ``root``
         that is not a ``ws://``/``wss://`` URL, a non-positive timeout, a bad mode, policy,
-        token or size; ``TypeError`` for an argument of the wrong type.
+        token or size, another broker's index; ``UnknownInstrument`` for a symbol the
+        index does not know (or without its exchange); ``TypeError`` for an argument of
+        the wrong type (a symbol without an index included).
         """
         for name, value in (("api_key", api_key), ("user_id", user_id)):
             if value is not None and not isinstance(value, str):
@@ -268,6 +277,7 @@ class _KiteFeedBase(FeedEngine[int, ItemT]):
             send_timeout=send_timeout,
             max_connections=max_connections,
             max_instruments=max_instruments,
+            instruments=instruments,
         )
 
     def set_access_token(self, access_token: Credential) -> None:
@@ -296,12 +306,13 @@ class _KiteFeedBase(FeedEngine[int, ItemT]):
 
     async def subscribe(
         self,
-        keys: Iterable[int] = MISSING,
+        keys: Iterable[int | str] = MISSING,
         mode: Mode | str | None = None,
         *,
         instrument_tokens: Iterable[int] = MISSING,
     ) -> None:
-        """Subscribe ``keys`` (instrument tokens) in ``mode`` (default: ``default_mode``).
+        """Subscribe ``keys`` (instrument tokens, or symbols such as ``"NSE:INFY"`` when
+        the feed has ``instruments``) in ``mode`` (default: ``default_mode``).
 
         ``instrument_tokens=`` is the same argument under its former name. Already
         subscribed tokens switch to ``mode``. Their ticks received from the call on come in
@@ -311,8 +322,10 @@ class _KiteFeedBase(FeedEngine[int, ItemT]):
         most ``max_connections``): the call then returns once that connection is up (or
         raises the feed's error if it cannot be made). Raises ``ValueError`` for a bad
         token or mode, or when the total would exceed ``max_connections *
-        max_instruments``; ``TypeError`` for tokens that are not an iterable of ints
-        (nothing changes then); ``ClientClosedError`` after the feed's ``async with``.
+        max_instruments``; ``UnknownInstrument`` for a symbol not in ``instruments`` (or
+        without its exchange); ``TypeError`` for tokens that are not an iterable of ints
+        or symbols, and for a symbol when the feed has no ``instruments`` (nothing changes
+        then); ``ClientClosedError`` after the feed's ``async with``.
 
         Cancellation: the subscription is remembered and sent either way (the write is
         shielded, at most ``send_timeout``, so the socket is never left half-written and
@@ -322,10 +335,10 @@ class _KiteFeedBase(FeedEngine[int, ItemT]):
         await super().subscribe(_keys(keys, instrument_tokens, "subscribe"), mode)
 
     async def unsubscribe(
-        self, keys: Iterable[int] = MISSING, *, instrument_tokens: Iterable[int] = MISSING
+        self, keys: Iterable[int | str] = MISSING, *, instrument_tokens: Iterable[int] = MISSING
     ) -> None:
-        """Stop receiving ``keys`` (``instrument_tokens=``: the former name); tokens not
-        subscribed are ignored.
+        """Stop receiving ``keys`` (tokens or, with ``instruments``, symbols;
+        ``instrument_tokens=``: the former name); tokens not subscribed are ignored.
 
         Connections stay open when they have nothing left. Raises ``ValueError`` /
         ``TypeError`` for bad tokens, ``ClientClosedError`` after the feed's ``async with``.
@@ -336,11 +349,12 @@ class _KiteFeedBase(FeedEngine[int, ItemT]):
     async def set_mode(
         self,
         mode: Mode | str,
-        keys: Iterable[int] = MISSING,
+        keys: Iterable[int | str] = MISSING,
         *,
         instrument_tokens: Iterable[int] = MISSING,
     ) -> None:
-        """Switch subscribed ``keys`` (``instrument_tokens=``: the former name) to
+        """Switch subscribed ``keys`` (tokens or, with ``instruments``, symbols;
+        ``instrument_tokens=``: the former name) to
         ``mode``: their ticks received from the call on come in ``mode`` (see "Modes";
         ticks already waiting in the channel are still delivered).
 
