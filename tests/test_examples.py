@@ -376,17 +376,7 @@ def _crossover_run(text: str, broker: str) -> None:
         ("kite", "asyncio"),
         ("kite", "trio"),
         ("dhan", "trio"),
-        pytest.param(
-            "dhan",
-            "asyncio",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="sandbox defect, not the example's: with the Dhan dialect's server "
-                "pings (hypercorn's websocket_ping_interval) a closed feed socket's "
-                "connection task lives until the sandbox stops and is cancelled then, "
-                "which Python 3.11's asyncio prints as a traceback on stderr",
-            ),
-        ),
+        ("dhan", "asyncio"),
     ],
 )
 def test_ma_crossover_runs_unchanged_on_each_broker(broker: str, backend: str) -> None:
