@@ -10,8 +10,10 @@ reconnects instead of ending. The sandbox expires sessions on demand
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -134,7 +136,8 @@ async def test_kite_web_calls_after_expiry_succeed_with_one_totp_login(kite_sb: 
     session = web_session(sb, twofa)
     async with kite_client(sb, session) as kite:
         assert len(codes) == 1  # the first use logged in
-        assert kite.web and kite.user_id == sb.user_id
+        assert kite.web
+        assert kite.user_id == sb.user_id
         generation = session.generation
         sb.expire_session()
         results = await all_at_once(*[kite.orders] * CONCURRENT, kite.profile)
@@ -192,7 +195,8 @@ async def test_kite_failed_renewal_raises_the_session_expired(kite_sb: Sandbox) 
             await kite.profile()
         assert isinstance(refused.value.__cause__, LookupError)
         assert hooked == ["expired"]  # the hook runs when the refusal comes out
-        assert session.generation == 0 and session.current() == sb.access_token
+        assert session.generation == 0
+        assert session.current() == sb.access_token
 
 
 async def test_kite_web_wrong_password_renewal_fails_with_the_refusal(kite_sb: Sandbox) -> None:
@@ -208,9 +212,7 @@ async def test_kite_web_wrong_password_renewal_fails_with_the_refusal(kite_sb: S
     async with kite_client(sb, session) as kite:
         await kite.profile()  # the enctoken given works
         sb.expire_session()
-        results = await all_at_once(
-            *[lambda: _refusal(kite.profile)] * CONCURRENT  # noqa: PLW0108
-        )
+        results = await all_at_once(*[lambda: _refusal(kite.profile)] * CONCURRENT)
     assert all(isinstance(error, TokenException) for error in results)
     causes = {type(error.__cause__).__name__ for error in results}
     assert causes == {"InputException"}, causes  # Kite refused the password
@@ -250,7 +252,8 @@ async def test_kite_cancelled_renewal_keeps_the_old_token(kite_sb: Sandbox) -> N
         assert kite.access_token == sb.access_token
         blocked = False  # the next refusal renews for real
         await kite.profile()
-        assert session.generation == 1 and kite.access_token == renew.tokens[0]
+        assert session.generation == 1
+        assert kite.access_token == renew.tokens[0]
 
 
 # -- Kite: feed -----------------------------------------------------------------------------
@@ -261,9 +264,7 @@ async def test_kite_feed_streams_across_an_expiry_with_a_new_token(kite_sb: Sand
     renew = Callback(sb)
     session = KiteSession(sb.api_key, sb.access_token, renew=renew)
     token = next(t for t, i in sb.state.market.instruments.items() if i.segment == "NSE")
-    feed = KiteFeed(
-        session=session, root=sb.ticker_url, backoff=FAST, subscriptions={token: "ltp"}
-    )
+    feed = KiteFeed(session=session, root=sb.ticker_url, backoff=FAST, subscriptions={token: "ltp"})
     events = feed.connection_events()
     with anyio.fail_after(HANG):
         async with feed, kite_client(sb, session) as kite:
@@ -281,7 +282,8 @@ async def test_kite_feed_streams_across_an_expiry_with_a_new_token(kite_sb: Sand
             # the REST client shares the renewed session: no second login
             await kite.profile()
     assert renew.calls == 1
-    assert renew.tokens == [session.current()] and session.current() != sb.access_token
+    assert renew.tokens == [session.current()]
+    assert session.current() != sb.access_token
     assert sb.state.access_tokens == {renew.tokens[0]}  # the old token is refused now
 
 
@@ -387,7 +389,8 @@ async def test_dhan_feed_streams_across_an_expiry_with_a_new_token(dhan_sb: Sand
             await dhan.profile()  # shares the renewed token: no second login
     assert session.renewals == 1
     assert session.current() != sb.access_token
-    assert len(renewed) == 1 and renewed[0].reconnect_in == 0.0
+    assert len(renewed) == 1
+    assert renewed[0].reconnect_in == 0.0
 
 
 # -- the core: one flight, shared failures, cancellation --------------------------------------
@@ -490,10 +493,11 @@ async def test_no_secret_in_reprs_logs_or_errors(
         )
         try:
             await wrong.renew()
-        except Exception as error:  # noqa: BLE001 - its text is what is checked
+        except Exception as error:
             seen.append(f"{error!r} {error} {error.__cause__}")
     text = "\n".join([*seen, *(record.getMessage() for record in caplog.records)])
-    assert "KiteSession" in text and sb.user_id in text
+    assert "KiteSession" in text
+    assert sb.user_id in text
     for secret in (sb.password, sb.enctoken, sb.config.totp_secret, "wrong-password-1"):
         assert secret not in text
 
@@ -537,3 +541,115 @@ def test_bad_sessions_and_mixed_credentials_raise_before_any_io() -> None:
         Dhan("1000000002", session=DhanSession("1000000001", "token"))
     assert not KiteSession("key", "token").can_renew
     assert KiteSession("key", renew=lambda: "token").can_renew
+
+
+# -- the docs' recipes run (docs/sessions.md) -----------------------------------------------
+
+PAGE = Path(__file__).parent.parent / "docs" / "sessions.md"
+
+
+def recipe(marker: str) -> dict[str, Any]:
+    """The namespace of the docs page's Python block that contains ``marker``, executed."""
+    blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(), re.DOTALL)
+    (block,) = [b for b in blocks if marker in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "docs/sessions.md", "exec"), namespace)
+    return namespace
+
+
+def test_every_recipe_of_the_page_is_run_here() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(), re.DOTALL)
+    markers = (
+        "def kite_web_session",
+        "async def run(",
+        "def kite_connect_session",
+        "def dhan_session",
+        "async def renew_daily",
+    )
+    assert len(blocks) == len(markers)
+    assert all(any(marker in block for block in blocks) for marker in markers)
+
+
+async def test_docs_kite_web_recipe_runs_across_an_expiry(
+    kite_sb: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = kite_sb
+    monkeypatch.setenv("KITE_USER_ID", sb.user_id)
+    monkeypatch.setenv("KITE_PASSWORD", sb.password)
+    monkeypatch.setenv("KITE_TOTP_SECRET", sb.config.totp_secret)
+    session = recipe("def kite_web_session")["kite_web_session"](root=sb.root_url)
+    run = recipe("async def run(")["run"]
+    token = next(t for t, i in sb.state.market.instruments.items() if i.segment == "NSE")
+    seen: list[LtpTick] = []
+
+    with anyio.fail_after(HANG), anyio.CancelScope() as scope:
+
+        async def on_tick(kite: Kite, tick: LtpTick) -> None:
+            seen.append(tick)
+            if len(seen) == 1:
+                assert session.renewals == 1  # the first use logged in
+                sb.expire_session()
+            elif session.renewals == 2:  # a tick after the morning's login
+                assert (await kite.profile()).user_id == sb.user_id
+                scope.cancel()
+
+        await run(session, [token], on_tick, root=sb.root_url, ticker_root=sb.ticker_url)
+    assert scope.cancelled_caught
+    assert session.renewals == 2
+
+
+async def test_docs_kite_connect_recipe_renews_from_the_token_file(
+    kite_sb: Sandbox, tmp_path: Path
+) -> None:
+    sb = kite_sb
+    token_file = tmp_path / "kite-token"
+    token_file.write_text(sb.access_token + "\n")
+    session = recipe("def kite_connect_session")["kite_connect_session"](sb.api_key, token_file)
+    async with kite_client(sb, session) as kite:
+        await kite.profile()
+        sb.expire_session()
+        new = secrets.token_hex(16)  # the morning job logs in and writes the new token
+        sb.state.access_tokens.clear()
+        sb.state.access_tokens.add(new)
+        sb.state.faults.session_expired = False
+        token_file.write_text(new + "\n")
+        await all_at_once(*[kite.profile] * CONCURRENT)
+        assert (session.current(), session.generation) == (new, 1)
+
+
+async def test_docs_dhan_recipes_log_in_renew_and_heal_an_expiry(
+    dhan_sb: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = dhan_sb
+    monkeypatch.setenv("DHAN_CLIENT_ID", sb.client_id)
+    monkeypatch.delenv("DHAN_ACCESS_TOKEN", raising=False)
+    monkeypatch.setenv("DHAN_PIN", sb.config.pin)
+    monkeypatch.setenv("DHAN_TOTP_SECRET", sb.config.totp_secret)
+    namespace = recipe("def dhan_session")
+    session = namespace["dhan_session"](root=sb.root_url)
+    funds_every_day = namespace["funds_every_day"]
+    assert not session.has_credential
+    assert await funds_every_day(session) > 0  # the first use logged in by PIN + TOTP
+    assert session.renewals == 1
+    sb.expire_session()
+    assert await funds_every_day(session) > 0  # RenewToken refused, PIN + TOTP healed it
+    assert session.renewals == 2
+    first = session.current()
+    renew_daily = recipe("async def renew_daily")["renew_daily"]
+    renewed, renew = anyio.Event(), session.renew
+
+    async def renew_once(generation: int | None = None) -> None:
+        await renew(generation)
+        renewed.set()
+        await anyio.sleep_forever()  # one renewal is enough here
+
+    monkeypatch.setattr(session, "renew", renew_once)
+    with anyio.fail_after(HANG):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(renew_daily, session, 0)
+            await renewed.wait()
+            tg.cancel_scope.cancel()
+    assert session.generation == 3
+    assert session.current() != first
+    assert first not in sb.state.access_tokens  # RenewToken retired the old token
+    assert await funds_every_day(session) > 0
