@@ -342,8 +342,9 @@ class RestBroker(AbstractBroker, Generic[G]):
 
     def _session_credential(self) -> int:
         """Take the session's credential if it changed; return its generation (read first:
-        the credential sent is of that generation or newer)."""
-        assert self._session is not None
+        the credential sent is of that generation or newer); 0 without a session."""
+        if self._session is None:
+            return 0
         generation = self._session.generation
         if generation != self._session_generation:
             credential = self._session.current()
@@ -392,35 +393,50 @@ class RestBroker(AbstractBroker, Generic[G]):
         """
         self._check_open()
         limiter = self._limiters[self._group(method, path)]
-        session = self._session
-        renew = hook and session is not None and session.can_renew
-        for last in (not renew, True):
-            generation = self._session_credential() if session is not None else 0
+        where = (self._path_prefix if prefixed else "") + path
+
+        async def send() -> Any:
+            return await self._http.request(
+                method,
+                where,
+                params=params,
+                data=data,
+                json=json,
+                limiter=limiter,
+                idempotent=idempotent,
+            )
+
+        generation = self._session_credential()
+        try:
+            body = await send()
+        except SessionExpired as refused:
+            if not hook:
+                raise
+            if not await self._renewed(refused, generation):
+                await self._expired()
+                raise
+            self._session_credential()
             try:
-                body = await self._http.request(
-                    method,
-                    (self._path_prefix if prefixed else "") + path,
-                    params=params,
-                    data=data,
-                    json=json,
-                    limiter=limiter,
-                    idempotent=idempotent,
-                )
-                break
-            except SessionExpired as refused:
-                if not last:
-                    assert session is not None
-                    try:
-                        await session.renew(generation)
-                    except Exception as failure:
-                        await self._expired()
-                        raise refused from failure
-                    log.info("session renewed; sending %s %s again", method, path)
-                    continue
-                if hook:
-                    await self._expired()
+                body = await send()  # once: the broker refused the first, nothing was done
+            except SessionExpired:
+                await self._expired()
                 raise
         return parse(self._unwrap(body))
+
+    async def _renewed(self, refused: SessionExpired, generation: int) -> bool:
+        """True once the shared session renewed after ``refused`` (a request sent with
+        ``generation``'s credential): send it again. False without a session that can
+        renew. When the renewal fails: the hook, then ``refused`` chained from its error."""
+        session = self._session
+        if session is None or not session.can_renew:
+            return False
+        try:
+            await session.renew(generation)
+        except Exception as failure:
+            await self._expired()
+            raise refused from failure
+        log.info("session renewed; sending the refused request again")
+        return True
 
     async def _expired(self) -> None:
         """Call the session-expiry hook (if any) before a ``SessionExpired`` comes out."""

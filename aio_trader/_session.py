@@ -37,6 +37,13 @@ __all__ = ["Session"]
 log = logging.getLogger(__name__)
 
 
+def _check_credential(credential: object) -> None:
+    if not isinstance(credential, str):
+        raise TypeError(f"the credential must be a str, got {type(credential).__name__}")
+    if not credential:
+        raise ValueError("the credential must be a non-empty str")
+
+
 class Session:
     """The credential of one login, shared by a REST client and a feed, and its renewal.
 
@@ -47,8 +54,8 @@ class Session:
     """
 
     def __init__(self, credential: str | None = None) -> None:
-        if credential is not None and (not isinstance(credential, str) or not credential):
-            raise TypeError("the credential must be a non-empty str")
+        if credential is not None:
+            _check_credential(credential)
         self._credential = credential
         self._generation = 0
         self._renewals = 0
@@ -85,13 +92,14 @@ class Session:
 
     @property
     def generation(self) -> int:
-        """The number of the credential in use: 0 for the first, one more per credential
-        stored since (a renewal, or :meth:`set_credential`)."""
+        """The number of the credential in use: 0 for the one given to the constructor (or
+        none), one more per credential stored since (a login, or :meth:`set_credential`)."""
         return self._generation
 
     @property
     def renewals(self) -> int:
-        """How many logins this session made (its first login included)."""
+        """How many credentials this session obtained by itself: its logins (the first
+        one included), and a token read from a cache or store at the first use."""
         return self._renewals
 
     @property
@@ -119,8 +127,7 @@ class Session:
     def set_credential(self, credential: str) -> None:
         """Use ``credential`` from now on (a token obtained elsewhere): the generation goes
         up, so every user of the session takes it on its next request or reconnect."""
-        if not isinstance(credential, str) or not credential:
-            raise TypeError("the credential must be a non-empty str")
+        _check_credential(credential)
         self._keep_credential(credential)
 
     def _keep_credential(self, credential: str) -> None:
