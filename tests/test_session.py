@@ -260,11 +260,18 @@ async def test_kite_cancelled_renewal_keeps_the_old_token(kite_sb: Sandbox) -> N
 
 
 async def test_kite_feed_streams_across_an_expiry_with_a_new_token(kite_sb: Sandbox) -> None:
+    """Two connections and the REST client refused together: one renewal for all."""
     sb = kite_sb
     renew = Callback(sb)
     session = KiteSession(sb.api_key, sb.access_token, renew=renew)
-    token = next(t for t, i in sb.state.market.instruments.items() if i.segment == "NSE")
-    feed = KiteFeed(session=session, root=sb.ticker_url, backoff=FAST, subscriptions={token: "ltp"})
+    tokens = [t for t, i in sb.state.market.instruments.items() if i.segment == "NSE"][:2]
+    feed = KiteFeed(
+        session=session,
+        root=sb.ticker_url,
+        backoff=FAST,
+        max_instruments=1,  # one connection per instrument
+        subscriptions=dict.fromkeys(tokens, "ltp"),
+    )
     events = feed.connection_events()
     with anyio.fail_after(HANG):
         async with feed, kite_client(sb, session) as kite:
@@ -272,11 +279,14 @@ async def test_kite_feed_streams_across_an_expiry_with_a_new_token(kite_sb: Sand
                 if isinstance(item, LtpTick):
                     break
             sb.expire_session()
+            reconnected: set[int] = set()
             async for event in events:
                 if isinstance(event, FeedConnected) and session.generation == 1:
-                    break
+                    reconnected.add(event.connection)
+                    if reconnected == {0, 1}:
+                        break
             ticks = feed.statistics().ticks
-            async for item in feed:  # ticks received over the new connection
+            async for item in feed:  # ticks received over the new connections
                 if isinstance(item, LtpTick) and feed.statistics().ticks > ticks:
                     break
             # the REST client shares the renewed session: no second login
@@ -285,6 +295,39 @@ async def test_kite_feed_streams_across_an_expiry_with_a_new_token(kite_sb: Sand
     assert renew.tokens == [session.current()]
     assert session.current() != sb.access_token
     assert sb.state.access_tokens == {renew.tokens[0]}  # the old token is refused now
+
+
+async def test_kite_feed_ends_with_the_refusal_when_the_renewal_fails(kite_sb: Sandbox) -> None:
+    sb = kite_sb
+
+    def no_token() -> str:
+        raise LookupError("no new token today")
+
+    session = KiteSession(sb.api_key, sb.access_token, renew=no_token)
+    feed = KiteFeed(session=session, root=sb.ticker_url, backoff=FAST)
+    sb.expire_session()
+    with anyio.fail_after(HANG), pytest.raises(TokenException) as refused:
+        async with feed:
+            pass
+    assert isinstance(refused.value.__cause__, LookupError)
+
+
+async def test_kite_feed_a_new_token_refused_at_once_is_final(kite_sb: Sandbox) -> None:
+    sb = kite_sb
+    calls: list[str] = []
+
+    def unknown_token() -> str:  # a token the sandbox never issued
+        calls.append(secrets.token_hex(16))
+        return calls[-1]
+
+    session = KiteSession(sb.api_key, sb.access_token, renew=unknown_token)
+    feed = KiteFeed(session=session, root=sb.ticker_url, backoff=FAST)
+    sb.expire_session()
+    with anyio.fail_after(HANG), pytest.raises(TokenException):
+        async with feed:
+            pass
+    assert len(calls) == 1, "no renewal loop"
+    assert session.current() == calls[0]
 
 
 async def test_kite_feed_without_a_renewing_session_ends_as_before(kite_sb: Sandbox) -> None:
