@@ -22,11 +22,11 @@ import pytest
 
 from aio_trader._session import Session
 from aio_trader.backoff import Backoff
-from aio_trader.dhan import Dhan, DhanFeed, DhanSession
+from aio_trader.dhan import Dhan, DhanFeed, DhanSession, TokenStore
 from aio_trader.dhan.ticks import TickerTick
 from aio_trader.errors import SessionExpired, TokenException
 from aio_trader.feed import FeedConnected, FeedDisconnected
-from aio_trader.kite import Kite, KiteFeed, KiteSession, LtpTick
+from aio_trader.kite import Kite, KiteFeed, KiteSession, LtpTick, TokenCache
 from aio_trader.sandbox import Sandbox, SandboxConfig
 from aio_trader.sandbox._dhan._feed import _OPEN
 
@@ -696,3 +696,58 @@ async def test_docs_dhan_recipes_log_in_renew_and_heal_an_expiry(
     assert session.current() != first
     assert first not in sb.state.access_tokens  # RenewToken retired the old token
     assert await funds_every_day(session) > 0
+
+
+# -- tokens kept between runs ----------------------------------------------------------------
+
+
+async def test_kite_web_session_starts_from_the_days_cached_enctoken(
+    kite_sb: Sandbox, tmp_path: Path
+) -> None:
+    sb = kite_sb
+    codes: list[str] = []
+
+    def twofa() -> str:
+        codes.append(pyotp.TOTP(sb.config.totp_secret).now())
+        return codes[-1]
+
+    def run() -> KiteSession:  # a new run of the program: a new session, the same cache
+        return KiteSession(
+            user_id=sb.user_id,
+            password=sb.password,
+            twofa=twofa,
+            root=sb.root_url,
+            token_cache=TokenCache(tmp_path),
+            backoff=FAST,
+        )
+
+    async with kite_client(sb, run()) as kite:
+        await kite.profile()
+    assert len(codes) == 1  # logged in, and kept the enctoken
+    session = run()
+    async with kite_client(sb, session) as kite:
+        await kite.profile()
+        assert len(codes) == 1  # the cached enctoken, no login
+        sb.expire_session()
+        await kite.profile()
+    assert len(codes) == 2  # the expiry: one login
+    assert session.renewals == 2
+
+
+async def test_dhan_session_starts_from_the_stored_token(dhan_sb: Sandbox, tmp_path: Path) -> None:
+    sb = dhan_sb
+
+    def run() -> DhanSession:
+        return dhan_session(sb, access_token=None, token_store=TokenStore(tmp_path))
+
+    first = run()
+    async with dhan_client(first) as dhan:
+        await dhan.profile()
+    second = run()
+    async with dhan_client(second) as dhan:
+        await dhan.profile()
+        assert second.current() == first.current()  # read from the store, no login
+        sb.expire_session()
+        await dhan.profile()
+    assert second.current() != first.current()
+    assert TokenStore(tmp_path).load(sb.client_id) == second.current()

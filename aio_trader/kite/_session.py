@@ -323,9 +323,11 @@ class KiteSession(Session):
 
     @property
     def can_renew(self) -> bool:
-        """Kite Web: with a password and a two-factor source; Kite Connect: with ``renew``."""
+        """Kite Web: with a password and a two-factor source (or a token cache not read
+        yet); Kite Connect: with ``renew``."""
         if self.web:
-            return bool(self._password and (self._twofa is not None or self._totp_secret))
+            login = bool(self._password and (self._twofa is not None or self._totp_secret))
+            return login or not self._cache_read
         return self._renew is not None
 
     async def _login(self) -> str:
