@@ -13,7 +13,12 @@ brings only its login (:meth:`Session._login`: a TOTP login, a user's callback, 
   wait for it, and then, the generation having moved on, do not log in again: they retry
   with the new credential. N requests refused at once make one login;
 - **a failed renewal is shared** with the callers that waited for it (they raise the same
-  error, no second login for them); a later caller tries again;
+  error, no second login for them); a later caller tries again, unless the broker
+  *refused* the login (a wrong password, PIN or TOTP: a ``BrokerError`` that is not
+  retryable): that refusal stands for the credential it was meant to replace, and every
+  later refusal of that credential raises it again at once, without a login, until
+  :meth:`Session.renew` is called without a generation or :meth:`Session.set_credential`
+  hands a token (repeated wrong passwords can lock an account);
 - **cancellation**: a renewal cancelled part-way stores nothing: the old credential (and
   its generation) stay, and a caller that was waiting for it tries the login itself;
 - **secrets** (tokens, passwords, TOTP secrets, PINs) never appear in a repr, a log or an
@@ -31,6 +36,8 @@ from __future__ import annotations
 import logging
 
 import anyio
+
+from aio_trader.errors import BrokerError
 
 __all__ = ["Session"]
 
@@ -59,10 +66,12 @@ class Session:
         self._credential = credential
         self._generation = 0
         self._renewals = 0
-        #: Logins started (to tell a waiter whether one ran while it waited).
+        #: Logins ended, however (to tell a waiter whether one ran while it waited).
         self._attempts = 0
         #: The error of the last login, if it failed (shared with its waiters).
         self._failure: Exception | None = None
+        #: The broker's refusal of a login, with the generation it was meant to replace.
+        self._refused: tuple[int, Exception] | None = None
         self._lock = anyio.Lock()
 
     # -- what a broker supplies ------------------------------------------------------------
@@ -133,6 +142,7 @@ class Session:
     def _keep_credential(self, credential: str) -> None:
         self._credential = credential
         self._generation += 1
+        self._refused = None
 
     async def renew(self, generation: int | None = None) -> None:
         """Log in again, once for all callers that saw generation ``generation`` refused.
@@ -145,10 +155,14 @@ class Session:
         is in place (made by this call or by the one it waited for).
 
         Raises the login's error (``ValueError`` when the session cannot renew); the
-        callers that waited for a failed login raise the same error without trying again.
+        callers that waited for a failed login raise the same error without trying again,
+        and so does every later call for the same ``generation`` when the broker refused
+        the login (a wrong password, PIN or TOTP), until ``renew()`` is called without a
+        generation (which always tries).
         Cancellation: propagates; a login cut short stores nothing (the old credential and
         its generation stay) and a caller that was waiting for it tries the login itself.
         """
+        forced = generation is None
         if generation is None:
             generation = self._generation
         attempts_seen = self._attempts
@@ -157,17 +171,24 @@ class Session:
                 return
             if self._attempts != attempts_seen and self._failure is not None:
                 raise self._failure  # the login this caller waited for failed: no second try
+            if not forced and self._refused is not None and self._refused[0] == generation:
+                raise self._refused[1]  # the broker refused this login: not again by itself
             if not self.can_renew:
                 raise ValueError(f"{type(self).__name__} has no way to log in again")
-            self._attempts += 1
             self._failure = None
+            if forced:
+                self._refused = None  # an explicit renew() replaces the refusal on record
             log.info("%s: logging in again (generation %d)", type(self).__name__, generation)
             try:
                 credential = await self._login()
             except Exception as error:
                 self._failure = error
+                if isinstance(error, BrokerError) and not error.retryable:
+                    self._refused = (generation, error)
                 log.warning("%s: login failed (%s)", type(self).__name__, type(error).__name__)
                 raise
+            finally:  # ended: a waiter that saw it begin shares a failure (not a cancellation)
+                self._attempts += 1
             if not isinstance(credential, str) or not credential:
                 wrong = TypeError("the login returned no credential (expected a non-empty str)")
                 self._failure = wrong

@@ -24,7 +24,7 @@ from aio_trader._session import Session
 from aio_trader.backoff import Backoff
 from aio_trader.dhan import Dhan, DhanFeed, DhanSession, TokenStore
 from aio_trader.dhan.ticks import TickerTick
-from aio_trader.errors import SessionExpired, TokenException
+from aio_trader.errors import InvalidInput, SessionExpired, TokenException
 from aio_trader.feed import FeedConnected, FeedDisconnected
 from aio_trader.kite import Kite, KiteFeed, KiteSession, LtpTick, TokenCache
 from aio_trader.sandbox import Sandbox, SandboxConfig
@@ -213,9 +213,11 @@ async def test_kite_web_wrong_password_renewal_fails_with_the_refusal(kite_sb: S
         await kite.profile()  # the enctoken given works
         sb.expire_session()
         results = await all_at_once(*[lambda: _refusal(kite.profile)] * CONCURRENT)
+        again = await _refusal(kite.profile)  # later: no new login with that password
     assert all(isinstance(error, TokenException) for error in results)
     causes = {type(error.__cause__).__name__ for error in results}
     assert causes == {"InputException"}, causes  # Kite refused the password
+    assert again.__cause__ is results[0].__cause__
     assert session.renewals == 0
 
 
@@ -489,24 +491,55 @@ async def test_a_failed_renewal_is_shared_with_its_waiters_then_tried_again() ->
         for _ in range(4):
             tg.start_soon(renew)
         await anyio.wait_all_tasks_blocked()
+        tg.start_soon(renew)  # one more, arriving while the login runs
+        await anyio.wait_all_tasks_blocked()
         session.gate.set()
-    assert (session.logins, len(errors), session.generation) == (1, 4, 0)
+    assert (session.logins, len(errors), session.generation) == (1, 5, 0)
     session.fail = None
     await session.renew(0)  # a later caller tries again
     assert (session.logins, session.generation) == (2, 1)
 
 
+async def test_a_login_the_broker_refused_is_not_tried_again_by_itself() -> None:
+    session = Counted()
+    session.fail = InvalidInput("wrong PIN", broker="sandbox")
+    for _ in range(3):  # refusals of token-0 (a request, a reconnect...)
+        with pytest.raises(InvalidInput):
+            await session.renew(0)
+    assert session.logins == 1, "a refused password is not sent again and again"
+    session.fail = LookupError("the network, say")  # a failure that may heal
+    with pytest.raises(InvalidInput):
+        await session.renew(0)
+    with pytest.raises(LookupError):
+        await session.renew()  # without a generation: always tries
+    with pytest.raises(LookupError):
+        await session.renew(0)  # ... and a failure that may heal is tried again
+    assert session.logins == 3
+    session.fail = None
+    await session.renew(0)
+    assert (session.generation, session.logins) == (1, 4)
+
+
 async def test_a_cancelled_renewal_stores_nothing_and_a_waiter_tries_itself() -> None:
     session = Counted()
     session.gate = anyio.Event()
-    with anyio.CancelScope() as scope:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(session.renew, 0)
-            await anyio.wait_all_tasks_blocked()
-            scope.cancel()
-    assert (session.generation, session.current()) == (0, "token-0")
-    session.gate.set()
-    await session.renew(0)
+    first, waiter = anyio.CancelScope(), anyio.CancelScope()
+
+    async def renew_in(scope: anyio.CancelScope) -> None:
+        with scope:
+            await session.renew(0)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(renew_in, first)  # logs in (held at the gate)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(renew_in, waiter)  # waits for that login
+        await anyio.wait_all_tasks_blocked()
+        first.cancel()  # the login is cut short
+        await anyio.wait_all_tasks_blocked()
+        assert (session.generation, session.current()) == (0, "token-0")  # nothing stored
+        session.gate.set()  # the waiter's own login goes through
+    assert first.cancelled_caught
+    assert not waiter.cancelled_caught
     assert (session.generation, session.current(), session.logins) == (1, "token-2", 2)
 
 
