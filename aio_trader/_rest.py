@@ -13,8 +13,10 @@ Everything else is here, once:
 - **one request path** (:meth:`RestBroker._request`): the closed check, the limiter of
   the request's endpoint group (its slot stamped when the request is written), the send
   through :class:`aio_trader.http.AsyncRequest` (retries, the broker's error mapper), the
-  session-expiry hook on a ``SessionExpired`` answer, the envelope unwrap and the record
-  conversion (``parse``);
+  session renewal (a request refused with ``SessionExpired`` is sent once more after the
+  shared :class:`aio_trader._session.Session` logged in again), the session-expiry hook on
+  a ``SessionExpired`` that comes out, the envelope unwrap and the record conversion
+  (``parse``);
 - **secrets**: registered for log redaction while the client is open, forgotten on close;
 - **argument validators** (:func:`fields`, :func:`choice`, :func:`segment_id`,
   :func:`int_arg`, :func:`str_arg`): a clear ``TypeError``/``ValueError`` before any I/O;
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 
 from aio_trader._redact import forget, protect, redaction
+from aio_trader._session import Session
 from aio_trader.abc import AbstractBroker
 from aio_trader.errors import (
     AioTraderError,
@@ -189,6 +192,8 @@ class RestBroker(AbstractBroker, Generic[G]):
     ``http``: the client's ``AsyncRequest`` (not open yet; built with the broker's root,
     headers and error mapper). ``limits``: every endpoint group's rates, already paced
     (see :func:`paced`). ``session_expiry_hook``: see :meth:`set_session_expiry_hook`.
+    ``session``: the login's :class:`~aio_trader._session.Session`, shared with feeds (its
+    credential is taken on :meth:`open` and before every request; see :meth:`_request`).
     ``reconcile_attempts``/``reconcile_delay``: lookups by tag after an ambiguous order
     placement, and the wait between them. Nothing is opened here.
     """
@@ -204,7 +209,10 @@ class RestBroker(AbstractBroker, Generic[G]):
         session_expiry_hook: SessionExpiryHook | None = None,
         reconcile_attempts: int = 3,
         reconcile_delay: float = 0.5,
+        session: Session | None = None,
     ) -> None:
+        if session is not None and not isinstance(session, Session):
+            raise TypeError(f"session must be a session object, got {type(session).__name__}")
         if isinstance(reconcile_delay, bool) or not isinstance(reconcile_delay, int | float):
             raise TypeError("reconcile_delay must be a number of seconds")
         if not reconcile_delay >= 0:
@@ -218,6 +226,9 @@ class RestBroker(AbstractBroker, Generic[G]):
             group: RateLimiter(*rates, name=str(group)) for group, rates in limits.items()
         }
         self._hook = session_expiry_hook
+        self._session = session
+        #: The session's generation whose credential this client uses (-1: none yet).
+        self._session_generation = -1
         self._reconcile_attempts = reconcile_attempts
         self._reconcile_delay = reconcile_delay
         # Masked in the HTTP stack's logs while the client is open (open() registers them,
@@ -238,6 +249,10 @@ class RestBroker(AbstractBroker, Generic[G]):
 
     async def _on_open(self) -> None:
         """Run once the HTTP client is open (a login on entry); nothing by default."""
+
+    def _use_credential(self, credential: str) -> None:
+        """Send ``credential`` (the shared session's) with every request from now on."""
+        raise NotImplementedError
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -266,6 +281,9 @@ class RestBroker(AbstractBroker, Generic[G]):
         protect(*self._secrets)
         self._opened = True
         try:
+            if self._session is not None:  # log in first if the session has no token yet
+                await self._session.credential()
+                self._session_credential()
             await self._on_open()
         except BaseException:
             await self.aclose()
@@ -311,10 +329,29 @@ class RestBroker(AbstractBroker, Generic[G]):
     def set_session_expiry_hook(self, method: SessionExpiryHook) -> None:
         """Call ``method()`` (sync, or async: awaited) on every ``SessionExpired`` answer
         (Kite: a 403 ``TokenException``), before the exception is raised; an exception
-        from the hook propagates instead."""
+        from the hook propagates instead. With a ``session`` that renews, it runs only when
+        the renewal could not save the call (the ``SessionExpired`` comes out)."""
         if not callable(method):
             raise TypeError("the session expiry hook must be callable")
         self._hook = method
+
+    @property
+    def session(self) -> Session | None:
+        """The session given to the constructor (shared with feeds), if any."""
+        return self._session
+
+    def _session_credential(self) -> int:
+        """Take the session's credential if it changed; return its generation (read first:
+        the credential sent is of that generation or newer); 0 without a session."""
+        if self._session is None:
+            return 0
+        generation = self._session.generation
+        if generation != self._session_generation:
+            credential = self._session.current()
+            if credential is not None:
+                self._use_credential(credential)
+                self._session_generation = generation
+        return generation
 
     # -- the one request path --------------------------------------------------------------
 
@@ -334,27 +371,77 @@ class RestBroker(AbstractBroker, Generic[G]):
         """Send one call and return ``parse(payload)``.
 
         The request's group limiter paces it; ``prefixed=False``: a session route, sent
-        without the API prefix; ``hook=False``: a ``SessionExpired`` answer does not call
-        the session-expiry hook (a stale cached session is expected, not an expiry).
+        without the API prefix; ``hook=False``: a ``SessionExpired`` answer neither renews
+        the session nor calls the session-expiry hook (a stale cached session is expected,
+        not an expiry; a login route must not log in again).
+
+        **Session renewal.** With a ``session`` that can renew, a request refused with
+        ``SessionExpired`` (the broker's definite refusal: Kite's 403 ``TokenException``,
+        Dhan's DH-901 / 401) was not acted upon, so it is sent once more after the session
+        logged in again (one login for every request refused with the same credential:
+        see :meth:`Session.renew`). This holds for orders too: a refused order was not
+        placed. An ambiguous failure (a timeout, a dropped connection) is never a session
+        refusal and is never resent here (orders go through the tag lookup instead). If
+        the renewal fails, the original ``SessionExpired`` is raised, chained from the
+        renewal's error; a second refusal after a renewal is raised as it is. The
+        session-expiry hook runs before a ``SessionExpired`` comes out, not when the
+        renewal saved the call.
+
         Raises what :meth:`AsyncRequest.request` raises, and what ``parse`` raises.
+        Cancellation: propagates; during a renewal, see :meth:`Session.renew` (the old
+        credential stays).
         """
         self._check_open()
         limiter = self._limiters[self._group(method, path)]
-        try:
-            body = await self._http.request(
+        where = (self._path_prefix if prefixed else "") + path
+
+        async def send() -> Any:
+            return await self._http.request(
                 method,
-                (self._path_prefix if prefixed else "") + path,
+                where,
                 params=params,
                 data=data,
                 json=json,
                 limiter=limiter,
                 idempotent=idempotent,
             )
-        except SessionExpired:
-            if hook and self._hook is not None:
-                await maybe_await(self._hook())
-            raise
+
+        generation = self._session_credential()
+        try:
+            body = await send()
+        except SessionExpired as refused:
+            if not hook:
+                raise
+            if not await self._renewed(refused, generation):
+                await self._expired()
+                raise
+            self._session_credential()
+            try:
+                body = await send()  # once: the broker refused the first, nothing was done
+            except SessionExpired:
+                await self._expired()
+                raise
         return parse(self._unwrap(body))
+
+    async def _renewed(self, refused: SessionExpired, generation: int) -> bool:
+        """True once the shared session renewed after ``refused`` (a request sent with
+        ``generation``'s credential): send it again. False without a session that can
+        renew. When the renewal fails: the hook, then ``refused`` chained from its error."""
+        session = self._session
+        if session is None or not session.can_renew:
+            return False
+        try:
+            await session.renew(generation)
+        except Exception as failure:
+            await self._expired()
+            raise refused from failure
+        log.info("session renewed; sending the refused request again")
+        return True
+
+    async def _expired(self) -> None:
+        """Call the session-expiry hook (if any) before a ``SessionExpired`` comes out."""
+        if self._hook is not None:
+            await maybe_await(self._hook())
 
     # -- never send an order twice -----------------------------------------------------------
 

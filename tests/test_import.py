@@ -46,6 +46,7 @@ CORE = [
     "aio_trader._transport",
     "aio_trader._redact",
     "aio_trader._rest",
+    "aio_trader._session",
     "aio_trader._lifecycle",
     "aio_trader._records",
     "aio_trader._frames",

@@ -384,6 +384,7 @@ def test_public_names_are_pinned() -> None:
         "KITE_CONNECT_ROOT",
         "KITE_LOGIN_URL",
         "KITE_WEB_ROOT",
+        "KiteSession",
         "TokenCache",
         "TwoFactor",
         "checksum",

@@ -136,6 +136,22 @@ def test_lazy_packages_load_names_on_first_use_and_list_them(package: str) -> No
         mod.no_such_name  # noqa: B018
 
 
+def test_session_classes_are_public_from_their_broker_package() -> None:
+    """Issue 19 §3: a session that renews itself, per broker, on the core's ``Session``."""
+    from aio_trader import dhan, kite
+    from aio_trader._session import Session
+    from aio_trader.dhan import _session as dhan_session
+    from aio_trader.kite import _session as kite_session
+
+    assert "KiteSession" in kite.__all__
+    assert "DhanSession" in dhan.__all__
+    assert kite.KiteSession is kite_session.KiteSession
+    assert dhan.DhanSession is dhan_session.DhanSession
+    assert issubclass(kite.KiteSession, Session)
+    assert issubclass(dhan.DhanSession, Session)
+    assert "DhanSession" in dhan_session.__all__
+
+
 def test_kite_names_the_examples_need_are_public() -> None:
     """What an example or a docs snippet needs is importable from ``aio_trader.kite``."""
     from aio_trader import kite

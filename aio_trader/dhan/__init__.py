@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # the names as mypy and IDEs see them
         TriggerResponse,
     )
     from aio_trader.dhan._session import (
+        DhanSession,
         TokenStore,
         consent_login_url,
     )
@@ -206,6 +207,7 @@ _EXPORTS: dict[str, str] = {
     "Validity": "aio_trader.dhan.constants",
     "Dhan": "aio_trader.dhan._broker",
     "intraday_chunks": "aio_trader.dhan._broker",
+    "DhanSession": "aio_trader.dhan._session",
     "TokenStore": "aio_trader.dhan._session",
     "consent_login_url": "aio_trader.dhan._session",
     "RATE_LIMITS": "aio_trader.dhan._limits",
@@ -297,6 +299,7 @@ __all__ = [  # noqa: RUF022 (the codec's names, then the REST client's)
     "SuperOrder",
     "SuperOrderLeg",
     "TokenInfo",
+    "DhanSession",
     "TokenStore",
     "Trade",
     "TransactionType",

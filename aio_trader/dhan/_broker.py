@@ -91,6 +91,7 @@ from aio_trader.dhan._session import (
     DHAN_AUTH_ROOT,
     DHAN_ROOT,
     SCRIP_MASTER_ROOT,
+    DhanSession,
     TokenStore,
     consent_login_url,
     totp_now,
@@ -425,7 +426,10 @@ class Dhan(RestBroker[DhanEndpointGroup]):
     Credentials: ``access_token``, or ``pin`` with ``totp_secret`` (needs the ``totp``
     extra) or ``totp`` (a code) to get one on entry, or ``token_store`` (a
     :class:`TokenStore`; ``True``: the user's config directory) to reuse one from an
-    earlier run (tokens obtained here are stored there).
+    earlier run (tokens obtained here are stored there); or ``session`` (a
+    :class:`DhanSession`, shared with ``DhanFeed(session=...)``: a call refused for an
+    expired session is sent once more after the session renewed its token; the
+    ``client_id`` comes from the session).
 
     Rate limits per group (:class:`DhanEndpointGroup`): Dhan's (orders 10/s, 250/min,
     1000/h, 7000/day; data 5/s, 100,000/day; quotes 1/s; the rest 20/s) with counts
@@ -474,7 +478,20 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         reconcile_delay: float = 0.5,
         market_protection: float | None = None,
         instrument_cache: str | os.PathLike[str] | bool = True,
+        session: DhanSession | None = None,
     ) -> None:
+        # -- session renewal (issue 19 §3): the account comes from the session
+        if session is not None:
+            if not isinstance(session, DhanSession):
+                raise TypeError(f"session must be a DhanSession, got {type(session).__name__}")
+            if access_token or pin or totp or totp_secret:
+                raise ValueError("give credentials or a session, not both")
+            if client_id is not None and client_id != session.client_id:
+                raise ValueError("client_id differs from the session's")
+            client_id = session.client_id
+            if root == DHAN_ROOT and session.root != DHAN_ROOT:
+                root = session.root
+            auth_root = auth_root or session.auth_root
         for name, value in (
             ("client_id", client_id),
             ("access_token", access_token),
@@ -509,6 +526,7 @@ class Dhan(RestBroker[DhanEndpointGroup]):
             session_expiry_hook=session_expiry_hook,
             reconcile_attempts=reconcile_attempts,
             reconcile_delay=reconcile_delay,
+            session=session,
         )
         self.client_id = client_id
         self.root = root
@@ -565,6 +583,10 @@ class Dhan(RestBroker[DhanEndpointGroup]):
 
     def _set_auth(self) -> None:
         self._http.update_headers({"access-token": self._access_token})
+
+    def _use_credential(self, credential: str) -> None:
+        """The shared session's token (issue 19 §3)."""
+        self.set_access_token(credential)
 
     async def authorise(self) -> Profile | TokenInfo:
         """Log in with the constructor's credentials, or check the token they give.

@@ -44,6 +44,10 @@ protocol (``aio_trader/dhan/_protocol.py``), so it keeps the same contract as ``
   subscribed) with :class:`~aio_trader.errors.PermissionDenied`; 805 (too many
   connections) and the others only drop that connection, which reconnects with backoff.
   The error is raised out of ``async for`` and ``async with``, as itself.
+- **Session renewal**: ``DhanFeed(session=DhanSession(...))`` reads the token from the
+  session (shared with ``Dhan(session=...)``) before every (re)connect; a session refusal
+  (807-810) renews it (once, whoever saw the refusal first) and reconnects instead of
+  ending, when the session can renew; a failed renewal ends the feed as before.
 - **Overflow policies** (``overflow=``): ``lossless`` (default), ``drop_oldest``,
   ``conflate`` (the newest packet per instrument: a tick replaces a previous close still
   waiting; OI packets are kept apart, one per instrument); order updates are never
@@ -76,6 +80,7 @@ from aio_trader.dhan._protocol import (
     InstrumentKey,
     disconnect_error,
 )
+from aio_trader.dhan._session import DhanSession
 from aio_trader.dhan.constants import (
     DEPTH20_MAX_INSTRUMENTS,
     FEED_MAX_CONNECTIONS,
@@ -133,6 +138,21 @@ FeedItem: TypeAlias = (
 )
 #: One item of :class:`DhanDepthFeed`'s stream.
 DepthItem: TypeAlias = TwentyDepth | FeedMessage
+
+
+def _with_session(
+    client_id: str | None, access_token: Credential | None, session: DhanSession | None
+) -> tuple[Any, Any]:
+    """The client id and the token (provider) to use: the session's when one is given."""
+    if session is None:
+        return client_id, access_token
+    if not isinstance(session, DhanSession):
+        raise TypeError(f"session must be a DhanSession, got {type(session).__name__}")
+    if access_token is not None:
+        raise ValueError("give an access_token or a session, not both")
+    if client_id is not None and client_id != session.client_id:
+        raise ValueError("client_id differs from the session's")
+    return session.client_id, session.credential
 
 
 def _check_credentials(client_id: object, access_token: object) -> None:
@@ -220,8 +240,8 @@ class DhanFeed(_DhanEngine):
 
     def __init__(
         self,
-        client_id: str,
-        access_token: Credential,
+        client_id: str | None = None,
+        access_token: Credential | None = None,
         *,
         root: str = FEED_ROOT,
         order_root: str | None = ORDER_ROOT,
@@ -237,11 +257,15 @@ class DhanFeed(_DhanEngine):
         max_connections: int = FEED_MAX_CONNECTIONS,
         max_instruments: int = FEED_MAX_INSTRUMENTS,
         instruments: InstrumentIndex | None = None,
+        session: DhanSession | None = None,
     ) -> None:
         """Set up the feed; nothing connects before ``async with``.
 
         ``client_id`` and ``access_token`` (a string, or a provider: a callable, sync or
-        async, called before every (re)connect). ``root`` is the market feed's URL
+        async, called before every (re)connect), or ``session`` (a
+        :class:`~aio_trader.dhan.DhanSession`, shared with ``Dhan(session=...)``: its token
+        is read before every (re)connect and renewed on a session refusal).
+        ``root`` is the market feed's URL
         (default Dhan's, ``wss://api-feed.dhan.co``; the sandbox's ``dhan_feed_url``),
         ``order_root`` the order-update socket's (default
         ``wss://api-order-update.dhan.co``; ``None``: no order updates).
@@ -267,9 +291,13 @@ class DhanFeed(_DhanEngine):
         exchange); ``TypeError`` for an argument of the wrong type (a symbol without an
         index included).
         """
+        client_id, access_token = _with_session(client_id, access_token, session)
         _check_credentials(client_id, access_token)
         protocol = DhanProtocol(
-            client_id=client_id, access_token=access_token, root=root, order_root=order_root
+            client_id=client_id,
+            access_token=access_token,
+            root=root,
+            order_root=order_root,
         )
         self.root = protocol.root
         self.order_root = protocol.order_root
@@ -287,6 +315,7 @@ class DhanFeed(_DhanEngine):
             max_connections=max_connections,
             max_instruments=max_instruments,
             instruments=instruments,
+            session=session,
         )
 
     @property
@@ -437,8 +466,8 @@ class DhanDepthFeed(_DhanEngine):
 
     def __init__(
         self,
-        client_id: str,
-        access_token: Credential,
+        client_id: str | None = None,
+        access_token: Credential | None = None,
         *,
         root: str = DEPTH_ROOT,
         subscriptions: Iterable[Any] | None = None,
@@ -452,11 +481,17 @@ class DhanDepthFeed(_DhanEngine):
         max_connections: int = FEED_MAX_CONNECTIONS,
         max_instruments: int = DEPTH20_MAX_INSTRUMENTS,
         instruments: InstrumentIndex | None = None,
+        session: DhanSession | None = None,
     ) -> None:
         """Set up the depth feed; nothing connects before ``async with``. Arguments as
         :class:`DhanFeed`'s (no modes, no order updates)."""
+        client_id, access_token = _with_session(client_id, access_token, session)
         _check_credentials(client_id, access_token)
-        protocol = DepthProtocol(client_id=client_id, access_token=access_token, root=root)
+        protocol = DepthProtocol(
+            client_id=client_id,
+            access_token=access_token,
+            root=root,
+        )
         self.root = protocol.root
         super().__init__(
             protocol,
@@ -472,6 +507,7 @@ class DhanDepthFeed(_DhanEngine):
             max_connections=max_connections,
             max_instruments=max_instruments,
             instruments=instruments,
+            session=session,
         )
 
     async def subscribe(self, keys: Iterable[Any], mode: str | None = None) -> None:

@@ -1,4 +1,5 @@
-"""Dhan sessions: the hosts, the consent-flow URL, the token store, the TOTP helper.
+"""Dhan sessions: the hosts, the consent-flow URL, the token store, the TOTP helper, and
+:class:`DhanSession` (a login that renews itself, shared by ``Dhan`` and ``DhanFeed``).
 
 Ways to hold a Dhan access token (valid 24 h), all on :class:`aio_trader.dhan.Dhan`:
 
@@ -28,18 +29,26 @@ from __future__ import annotations
 import datetime
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import anyio.to_thread
 import attrs
 
+from aio_trader._session import Session
 from aio_trader._time import IST
 from aio_trader._tokens import TokenFiles
+from aio_trader.errors import SessionExpired
+
+if TYPE_CHECKING:
+    from aio_trader.backoff import Backoff
+    from aio_trader.dhan._broker import Dhan
 
 __all__ = [
     "DHAN_AUTH_ROOT",
     "DHAN_ROOT",
     "SCRIP_MASTER_ROOT",
+    "DhanSession",
     "TokenStore",
     "consent_login_url",
     "totp_now",
@@ -109,3 +118,131 @@ class TokenStore(TokenFiles):
         """:meth:`save` in a worker thread (the rename is atomic: cancellation leaves the
         old file or the new one)."""
         await anyio.to_thread.run_sync(self.save, client_id, access_token, expires_at)
+
+
+class DhanSession(Session):
+    """One Dhan login, shared by :class:`~aio_trader.dhan.Dhan` and
+    :class:`~aio_trader.dhan.DhanFeed` (``session=``), that renews its access token.
+
+    ``DhanSession(client_id, access_token, pin=..., totp_secret=...)``. A renewal tries,
+    in order:
+
+    - **RenewToken** (``renew_token=True``, the default, with a token in hand):
+      ``GET /v2/RenewToken`` trades the live token for a new one, valid 24 h more (the old
+      one stops working). It needs the token still live, so it is the way to renew
+      *before* the expiry: call :meth:`~aio_trader._session.Session.renew` on a timer
+      (see the docs' daily recipe);
+    - **PIN + TOTP** (``pin`` and ``totp_secret``, needs the ``totp`` extra):
+      ``generateAccessToken`` makes a new token from nothing, so it also heals a token
+      that has already expired (Dhan's DH-901 answer, the feed's disconnect codes 807-810).
+
+    ``access_token=None`` with a PIN and TOTP secret: the first use logs in.
+    ``token_store`` (a :class:`TokenStore`; ``True``: the user's config directory) seeds the
+    first token from an earlier run and keeps each new one. ``root`` / ``auth_root``: as
+    for :class:`~aio_trader.dhan.Dhan` (a sandbox's ``root_url``). Each renewal opens a
+    short-lived ``Dhan`` client of its own (``timeout``, ``backoff``) and closes it.
+
+    A renewal runs once for every request and connection refused with the same token (see
+    :meth:`Session.renew`); cancelled part-way, it stores nothing and the old token stays
+    (a RenewToken whose answer was lost may have retired the old token at Dhan: the next
+    refusal then renews by PIN + TOTP, when given).
+
+    Raises ``ValueError``/``TypeError`` for missing or wrong credentials, before any I/O.
+    The repr shows the client id, never a secret; no log or error carries one.
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        access_token: str | None = None,
+        *,
+        pin: str | None = None,
+        totp_secret: str | None = None,
+        renew_token: bool = True,
+        root: str = DHAN_ROOT,
+        auth_root: str | None = None,
+        token_store: TokenStore | bool | None = None,
+        timeout: float = 7.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        for name, value in (
+            ("client_id", client_id),
+            ("access_token", access_token),
+            ("pin", pin),
+            ("totp_secret", totp_secret),
+            ("root", root),
+            ("auth_root", auth_root),
+        ):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+        if not client_id:
+            raise ValueError("a Dhan session needs the client_id (your dhanClientId)")
+        if bool(pin) != bool(totp_secret):
+            raise ValueError("a PIN + TOTP login needs both pin and totp_secret")
+        super().__init__(access_token)
+        self.client_id = client_id
+        self.root = root.rstrip("/")
+        self.auth_root = None if auth_root is None else auth_root.rstrip("/")
+        self._pin = pin
+        self._totp_secret = totp_secret
+        self._renew_token = bool(renew_token)
+        self._timeout = timeout
+        self._backoff = backoff
+        if token_store is True:
+            token_store = TokenStore()
+        self._store: TokenStore | None = token_store or None
+        self._store_read = self._store is None
+
+    def _who(self) -> str:
+        return f"client_id={self.client_id!r}"
+
+    @property
+    def can_renew(self) -> bool:
+        """With PIN + TOTP, or RenewToken (which needs a token in hand)."""
+        return bool(self._pin and self._totp_secret) or (
+            self._renew_token and (self.has_credential or not self._store_read)
+        )
+
+    async def _login(self) -> str:
+        # Imported here: the client module imports this one.
+        from aio_trader.dhan._broker import Dhan
+
+        if not self._store_read:  # a token from an earlier run, tried once
+            assert self._store is not None
+            self._store_read = True
+            stored = await self._store.aload(self.client_id)
+            if stored and stored != self.current():
+                return stored
+        token = self.current()
+        if self._renew_token and token is not None:
+            try:
+                async with self._client(Dhan, token) as dhan:
+                    info = await dhan.renew_token()
+                return await self._keep(info.access_token, info.expiry_time)
+            except SessionExpired:
+                if not (self._pin and self._totp_secret):
+                    raise
+                log.info("Dhan refused RenewToken; logging in with PIN and TOTP")
+        if not (self._pin and self._totp_secret):
+            raise ValueError("this DhanSession has no token to renew and no PIN + TOTP")
+        async with self._client(Dhan, None) as dhan:
+            info = await dhan.generate_access_token(self._pin, totp_now(self._totp_secret))
+        return await self._keep(info.access_token, info.expiry_time)
+
+    def _client(self, cls: type[Dhan], token: str | None) -> Dhan:
+        """A short-lived client for one renewal (no store: the session keeps the token)."""
+        return cls(
+            self.client_id,
+            token,
+            root=self.root,
+            auth_root=self.auth_root,
+            timeout=self._timeout,
+            backoff=self._backoff,
+        )
+
+    async def _keep(self, token: str | None, expires_at: datetime.datetime | None) -> str:
+        if not token:
+            raise SessionExpired("Dhan answered without an accessToken", broker="dhan")
+        if self._store is not None:
+            await self._store.asave(self.client_id, token, expires_at)
+        return token

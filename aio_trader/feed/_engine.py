@@ -21,6 +21,14 @@ one stream, in the order they arrived on each connection.
 **Credentials** are read from the protocol before every (re)connect: a token renewed while
 the feed runs is used by the next reconnect (see the broker feed's ``set_access_token``).
 
+**Session renewal.** Given a ``session`` (:class:`aio_trader._session.Session`, shared with
+the REST client) that can renew, a refusal of the session (``SessionExpired``: Kite's 403
+on the handshake, Dhan's disconnect codes 807-810) does not end the feed: the session logs
+in again (once for every connection refused with the same credential, and once for the
+REST client too) and the connection is made again at once with the new credential. If the
+renewal fails, or the new credential is refused before a connection was made with it,
+the refusal ends the feed as without a session (chained from the renewal's error).
+
 **Reconnect.** Any drop (network error, server close, heartbeat watchdog) reconnects after
 the ``backoff`` delay, shortened by the policy's jitter so that several connections do not
 reconnect in lockstep; the failure count starts again once a connection stayed up for
@@ -87,6 +95,7 @@ from httpx_ws import (
 )
 
 from aio_trader._instruments import InstrumentIndex, check_index, resolve_keys
+from aio_trader._session import Session
 from aio_trader.abc import AbstractFeeder
 from aio_trader.backoff import Attempts, Backoff
 from aio_trader.errors import (
@@ -95,6 +104,7 @@ from aio_trader.errors import (
     ConnectError,
     ConnectionLost,
     FeedClosedError,
+    SessionExpired,
 )
 from aio_trader.feed._channel import (
     Batches,
@@ -268,6 +278,9 @@ class _Shard(Generic[KeyT]):
     session: anyio.CancelScope | None = None
     started: bool = False
     connected_before: bool = False
+    #: The session generation this connection renewed to, until a connection is made
+    #: with it (a new credential refused at once is final: no renewal loop).
+    renewed: int | None = None
     #: ``task_group.start()``'s status while the task has not reported ready.
     task_status: anyio.abc.TaskStatus[None] | None = None
     send: Sender | None = None
@@ -449,6 +462,7 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
         max_connections: int | None = None,
         max_instruments: int | None = None,
         instruments: InstrumentIndex | None = None,
+        session: Session | None = None,
     ) -> None:
         """Set up the feed; nothing connects before ``async with``.
 
@@ -464,9 +478,15 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
         ``stable_after`` seconds). ``connect_timeout`` bounds a handshake,
         ``send_timeout`` a message's write (past it the connection is replaced).
         ``max_connections`` / ``max_instruments`` default to the protocol's limits.
+        ``session``: the login whose credential the protocol reads (the broker's feed
+        hands the protocol its provider), renewed on a session refusal (see "Session
+        renewal" in the module doc).
 
         Raises ``ValueError`` / ``TypeError`` for bad settings, before any I/O.
         """
+        if session is not None and not isinstance(session, Session):
+            raise TypeError(f"session must be a session object, got {type(session).__name__}")
+        self._login_session = session
         if not isinstance(backoff, Backoff):
             raise TypeError(f"backoff must be a Backoff, got {type(backoff).__name__}")
         self._protocol = protocol
@@ -966,8 +986,15 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
 
     async def _connect_loop(self, shard: _Shard[KeyT]) -> None:
         attempts = self.backoff.attempts(stable_after=self.stable_after)
+        session = self._login_session
         while True:
-            error = await self._connect_once(shard, attempts)
+            generation = session.generation if session is not None else 0
+            try:
+                error = await self._connect_once(shard, attempts)
+            except SessionExpired as refused:
+                if not await self._renewed(shard, refused, generation):
+                    raise
+                continue
             if not attempts.failed():
                 raise FeedClosedError(
                     f"connection {shard.index}: gave up after {attempts.failures} failed "
@@ -986,6 +1013,25 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
                 attempts.failures,
             )
             await attempts.sleep()
+
+    async def _renewed(self, shard: _Shard[KeyT], refused: SessionExpired, generation: int) -> bool:
+        """After a session refusal of ``shard`` made with ``generation``'s credential: True
+        once the session renewed (reconnect now), False when it cannot (the refusal ends
+        the feed). Raises ``refused`` chained from the renewal's error when it failed."""
+        session = self._login_session
+        if session is None or not session.can_renew or shard.renewed == generation:
+            return False
+        log.warning("connection %d: session refused (%s); renewing it", shard.index, refused)
+        try:
+            await session.renew(generation)
+        except Exception as failure:
+            log.error("connection %d: session renewal failed", shard.index)
+            raise refused from failure
+        shard.renewed = session.generation
+        code = getattr(refused, "status_code", None)
+        reason = f"session renewed after: {refused}"
+        self._emit(FeedDisconnected(shard.index, reason, 0.0, 0, code))
+        return True
 
     def _describe(self, exc: BaseException) -> str:
         text = _redact(str(exc), self._protocol.secrets())
@@ -1054,6 +1100,7 @@ class FeedEngine(AbstractFeeder[KeyT, ItemT]):
                 replayed = len(shard.modes)
             self._counters.connections += 1
             reconnect, shard.connected_before = shard.connected_before, True
+            shard.renewed = None
             log.info("connection %d up, %d instruments", shard.index, replayed)
             self._emit(FeedConnected(shard.index, reconnect, replayed))
             shard.up.set()

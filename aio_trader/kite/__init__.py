@@ -88,6 +88,7 @@ if TYPE_CHECKING:  # the names as mypy and IDEs see them
         parse_mf_instruments,
     )
     from aio_trader.kite._session import (
+        KiteSession,
         TokenCache,
     )
     from aio_trader.kite.constants import (
@@ -257,6 +258,7 @@ _EXPORTS: dict[str, str] = {
     "RawKiteFeed": "aio_trader.kite._feed",
     "Kite": "aio_trader.kite._broker",
     "historical_chunks": "aio_trader.kite._broker",
+    "KiteSession": "aio_trader.kite._session",
     "TokenCache": "aio_trader.kite._session",
     "to_pandas": "aio_trader.kite._frames",
     "to_polars": "aio_trader.kite._frames",
@@ -321,6 +323,7 @@ __all__ = [
     "Kite",
     "KiteEnum",
     "KiteFeed",
+    "KiteSession",
     "LtpQuote",
     "LtpTick",
     "MFHolding",

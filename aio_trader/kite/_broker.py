@@ -106,6 +106,7 @@ from aio_trader.kite._session import (
     KITE_CONNECT_ROOT,
     KITE_LOGIN_URL,
     KITE_WEB_ROOT,
+    KiteSession,
     TokenCache,
     TwoFactor,
     checksum,
@@ -396,6 +397,10 @@ class Kite(RestBroker[EndpointGroup]):
       twofa=...)`` (a code, or a sync/async function returning one) or ``totp_secret=``
       (needs the ``totp`` extra). The password login happens on entering ``async with``
       and the enctoken is cached (see ``token_cache``).
+    - **A session that renews itself**: ``Kite(session=KiteSession(...))``, shared with
+      ``KiteFeed(session=...)``: a call refused for an expired session is sent once more
+      after the session logged in again (see :class:`KiteSession`); the api_key or
+      user_id come from the session.
 
     ``root``: the REST root (Kite Connect: ``https://api.kite.trade``; Kite Web:
     ``https://kite.zerodha.com``, REST under ``/oms``), e.g. a sandbox's ``root_url``.
@@ -462,7 +467,19 @@ class Kite(RestBroker[EndpointGroup]):
         reconcile_delay: float = 0.5,
         market_protection: float | None = None,
         instrument_cache: str | os.PathLike[str] | bool = True,
+        session: KiteSession | None = None,
     ) -> None:
+        # -- session renewal (issue 19 §3): the account comes from the session
+        if session is not None:
+            if not isinstance(session, KiteSession):
+                raise TypeError(f"session must be a KiteSession, got {type(session).__name__}")
+            if access_token or enctoken or password or twofa is not None or totp_secret:
+                raise ValueError("give credentials or a session, not both")
+            if session.web:
+                user_id = user_id or session.user_id
+                root = root or session.root
+            else:
+                api_key = api_key or session.api_key
         for name, value in (
             ("api_key", api_key),
             ("access_token", access_token),
@@ -480,7 +497,7 @@ class Kite(RestBroker[EndpointGroup]):
         self.web = bool(enctoken or user_id or password)
         if not self.web and not api_key:
             raise ValueError("Kite needs an api_key (Kite Connect) or Kite Web credentials")
-        if self.web and not enctoken and not (user_id and password):
+        if self.web and not enctoken and not (user_id and password) and session is None:
             raise ValueError("Kite Web login needs an enctoken, or user_id and password")
         root = (root or (KITE_WEB_ROOT if self.web else KITE_CONNECT_ROOT)).rstrip("/")
         super().__init__(
@@ -496,6 +513,7 @@ class Kite(RestBroker[EndpointGroup]):
             session_expiry_hook=session_expiry_hook,
             reconcile_attempts=reconcile_attempts,
             reconcile_delay=reconcile_delay,
+            session=session,
         )
         self.api_key = api_key
         self.user_id = user_id
@@ -531,8 +549,15 @@ class Kite(RestBroker[EndpointGroup]):
         attaches the log redaction first; it raises what :meth:`authorise` raises, and
         closes the client again on failure or cancellation.
         """
-        if self.web and not self._enctoken:
+        if self.web and not self._enctoken and self._session is None:
             await self.authorise()
+
+    def _use_credential(self, credential: str) -> None:
+        """The shared session's token (issue 19 §3): an enctoken or an access token."""
+        if self.web:
+            self._use_enctoken(credential)
+        else:
+            self.set_access_token(credential)
 
     def _set_auth(self) -> None:
         if self.web:

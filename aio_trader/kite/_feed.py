@@ -63,6 +63,13 @@ a provider, a callable returning the token (sync or async), and
 :meth:`KiteFeed.set_access_token` (``set_enctoken`` for Kite Web) hands a renewed token to a
 running feed: the next reconnect uses it, no restart needed.
 
+**Session renewal.** ``KiteFeed(session=KiteSession(...))`` reads the token from the
+session (shared with ``Kite(session=...)``) before every (re)connect, and a 403 at the
+handshake (the daily expiry) no longer ends the feed when the session can renew: it logs
+in again (once, whoever saw the refusal first: the feed or the REST client) and the feed
+reconnects with the new token, its subscriptions replayed. If the renewal fails the
+``TokenException`` ends the feed as before (chained from the renewal's error).
+
 **Reconnect.** Any drop (network error, server close, heartbeat watchdog) reconnects after
 the ``backoff`` delay, shortened by the policy's jitter (the default's: up to half) so that
 several connections do not reconnect in lockstep; the failure count starts again once a
@@ -130,6 +137,7 @@ from aio_trader.kite._protocol import (
     Credential,
     KiteProtocol,
 )
+from aio_trader.kite._session import KiteSession
 from aio_trader.kite.constants import TICKER_MAX_CONNECTIONS, TICKER_MAX_INSTRUMENTS, Mode
 from aio_trader.kite.ticks import (
     FeedError,
@@ -209,9 +217,13 @@ class _KiteFeedBase(FeedEngine[int, ItemT]):
         max_connections: int = TICKER_MAX_CONNECTIONS,
         max_instruments: int = TICKER_MAX_INSTRUMENTS,
         instruments: InstrumentIndex | None = None,
+        session: KiteSession | None = None,
     ) -> None:
         """Set up the feed; nothing connects before ``async with``.
 
+        ``session``: a :class:`~aio_trader.kite.KiteSession` instead of the token (its
+        ``api_key`` or ``user_id`` too): read before every (re)connect and renewed when
+        Kite refuses it (see "Session renewal" in the module doc).
         Kite Connect: ``api_key`` and ``access_token`` (``root`` defaults to
         ``wss://ws.kite.trade``). Kite Web: ``user_id`` and ``enctoken`` (``root`` defaults
         to ``wss://ws.zerodha.com``, and the web client's parameters are sent). ``root``
@@ -241,6 +253,15 @@ class _KiteFeedBase(FeedEngine[int, ItemT]):
         index does not know (or without its exchange); ``TypeError`` for an argument of
         the wrong type (a symbol without an index included).
         """
+        if session is not None:
+            if not isinstance(session, KiteSession):
+                raise TypeError(f"session must be a KiteSession, got {type(session).__name__}")
+            if access_token is not None or enctoken is not None:
+                raise ValueError("give a token or a session, not both")
+            if session.web:
+                user_id, enctoken = user_id or session.user_id, session.credential
+            else:
+                api_key, access_token = api_key or session.api_key, session.credential
         for name, value in (("api_key", api_key), ("user_id", user_id)):
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{name} must be a str, got {type(value).__name__}")
@@ -278,6 +299,7 @@ class _KiteFeedBase(FeedEngine[int, ItemT]):
             max_connections=max_connections,
             max_instruments=max_instruments,
             instruments=instruments,
+            session=session,
         )
 
     def set_access_token(self, access_token: Credential) -> None:

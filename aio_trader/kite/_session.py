@@ -1,4 +1,5 @@
-"""Kite logins: checksums, the login URL, the Kite Web login, its token cache, log redaction.
+"""Kite logins: checksums, the login URL, the Kite Web login, its token cache, log redaction,
+and :class:`KiteSession` (a login that renews itself, shared by ``Kite`` and ``KiteFeed``).
 
 Two ways to be logged in to Kite:
 
@@ -47,17 +48,20 @@ import anyio.to_thread
 import attrs
 
 from aio_trader._redact import forget, protect, redaction
+from aio_trader._session import Session
 from aio_trader._time import IST
 from aio_trader._tokens import TokenFiles
 from aio_trader.errors import DataException
 
 if TYPE_CHECKING:
+    from aio_trader.backoff import Backoff
     from aio_trader.http import AsyncRequest
 
 __all__ = [
     "KITE_CONNECT_ROOT",
     "KITE_LOGIN_URL",
     "KITE_WEB_ROOT",
+    "KiteSession",
     "TokenCache",
     "TwoFactor",
     "checksum",
@@ -80,6 +84,8 @@ KITE_LOGIN_URL = "https://kite.zerodha.com/connect/login"
 
 #: A two-factor value: the code itself, or a (sync or async) function returning it.
 TwoFactor = str | Callable[[], str] | Callable[[], Awaitable[str]]
+#: A Kite Connect renewal: a (sync or async) function returning a new access token.
+TokenCallback = Callable[[], str] | Callable[[], Awaitable[str]]
 
 
 def checksum(api_key: str, token: str, api_secret: str) -> str:
@@ -222,3 +228,146 @@ class TokenCache(TokenFiles):
         """:meth:`save` in a worker thread. Cancellation: the file is written or left as it was
         (the thread finishes; the rename is atomic)."""
         await anyio.to_thread.run_sync(self.save, user_id, enctoken)
+
+
+# -- a login that renews itself ------------------------------------------------------------
+
+
+class KiteSession(Session):
+    """One Kite login, shared by :class:`~aio_trader.kite.Kite` and
+    :class:`~aio_trader.kite.KiteFeed` (``session=``), that logs in again when Kite refuses
+    it (the daily expiry, around 06:00 IST).
+
+    - **Kite Web by TOTP**: ``KiteSession(user_id=..., password=..., totp_secret=...)``
+      (needs the ``totp`` extra) or ``twofa=`` (a function returning the code, sync or
+      async); ``enctoken=`` starts from a token you have; ``token_cache=`` (a
+      :class:`TokenCache`; ``True``: the user's config directory) reuses the day's
+      enctoken across runs and keeps each new one. ``root``: Kite Web's root (a
+      sandbox's ``root_url``). The login is :func:`web_login` over a connection of its
+      own (``timeout``, ``backoff``), closed once done.
+    - **Kite Connect by a callback**: ``KiteSession(api_key, access_token,
+      renew=get_token)``: Kite's request-token flow needs a browser, so ``get_token()``
+      (sync or async) returns a new access token however you obtain one (a login you
+      automate, a token another process wrote...). Without ``renew`` the session cannot
+      renew: a refusal comes out as before.
+
+    A renewal runs once for every request and connection refused with the same token
+    (see :meth:`Session.renew`); cancelled part-way, it stores nothing and the old token
+    stays. Before the first use without a token, the first use logs in.
+
+    Raises ``ValueError``/``TypeError`` for missing or mixed credentials, before any I/O.
+    The repr shows the account, never a secret; no log or error carries one.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        access_token: str | None = None,
+        *,
+        renew: TokenCallback | None = None,
+        user_id: str | None = None,
+        password: str | None = None,
+        twofa: TwoFactor | None = None,
+        totp_secret: str | None = None,
+        enctoken: str | None = None,
+        root: str = KITE_WEB_ROOT,
+        token_cache: TokenCache | bool | None = None,
+        timeout: float = 7.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        for name, value in (
+            ("api_key", api_key),
+            ("access_token", access_token),
+            ("user_id", user_id),
+            ("password", password),
+            ("totp_secret", totp_secret),
+            ("enctoken", enctoken),
+            ("root", root),
+        ):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+        if renew is not None and not callable(renew):
+            raise TypeError("renew must be a function returning a new access token")
+        if twofa is not None and not isinstance(twofa, str) and not callable(twofa):
+            raise TypeError("twofa must be a code (str) or a function returning one")
+        self.web = bool(user_id or password or enctoken or totp_secret or twofa)
+        if self.web and (api_key or access_token or renew is not None):
+            raise ValueError(
+                "give api_key (Kite Connect) or user_id (Kite Web) credentials, not both"
+            )
+        if self.web and not user_id:
+            raise ValueError("a Kite Web session needs the user_id")
+        if not self.web and not api_key:
+            raise ValueError(
+                "a Kite session needs an api_key (Kite Connect) or a user_id (Kite Web)"
+            )
+        super().__init__(enctoken if self.web else access_token)
+        self.api_key = api_key
+        self.user_id = user_id
+        self.root = root.rstrip("/")
+        self._renew = renew
+        self._password = password
+        self._twofa = twofa
+        self._totp_secret = totp_secret
+        self._timeout = timeout
+        self._backoff = backoff
+        if token_cache is True:
+            token_cache = TokenCache()
+        self._cache: TokenCache | None = token_cache or None
+        self._cache_read = self._cache is None
+
+    def _who(self) -> str:
+        if self.web:
+            return f"(web) user_id={self.user_id!r}"
+        return f"(connect) api_key={self.api_key!r}"
+
+    @property
+    def can_renew(self) -> bool:
+        """Kite Web: with a password and a two-factor source (or a token cache not read
+        yet); Kite Connect: with ``renew``."""
+        if self.web:
+            login = bool(self._password and (self._twofa is not None or self._totp_secret))
+            return login or not self._cache_read
+        return self._renew is not None
+
+    async def _login(self) -> str:
+        if not self.web:
+            if self._renew is None:
+                raise ValueError("this KiteSession has no renew callback")
+            token = self._renew()
+            if inspect.isawaitable(token):
+                token = await token
+            if not isinstance(token, str) or not token:
+                raise TypeError("the renew callback must return the access token as a str")
+            return token
+        assert self.user_id is not None
+        if not self._cache_read:  # the day's enctoken from an earlier run, tried once
+            assert self._cache is not None
+            self._cache_read = True
+            cached = await self._cache.aload(self.user_id)
+            if cached and cached != self.current():
+                return cached
+        if not self._password:
+            raise ValueError("a Kite Web session needs the password to log in")
+        # Imported here: the module stays free of the HTTP stack until a login runs.
+        from aio_trader.http import AsyncRequest
+        from aio_trader.kite._errors import kite_error_from_response
+
+        http = AsyncRequest(
+            self.root,
+            headers={"X-Kite-Version": "3"},
+            timeout=self._timeout,
+            backoff=self._backoff,
+            error_mapper=kite_error_from_response,
+        )
+        async with http:
+            enctoken = await web_login(
+                http,
+                self.user_id,
+                self._password,
+                twofa=self._twofa,
+                totp_secret=self._totp_secret,
+            )
+        if self._cache is not None:
+            await self._cache.asave(self.user_id, enctoken)
+        return enctoken
