@@ -15,6 +15,8 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aio_trader._instruments import dump_day
 from aio_trader.backoff import Backoff
@@ -425,3 +427,46 @@ def attrs_evolve(instrument: Instrument, **changes: Any) -> Instrument:
     import attrs
 
     return attrs.evolve(instrument, **changes)
+
+
+# -- the cache file: a round trip for any instruments ---------------------------------------
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
+_instruments = st.builds(
+    Instrument,
+    exchange=st.sampled_from(["NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX"]),
+    tradingsymbol=_text,
+    key=st.one_of(
+        st.integers(min_value=1, max_value=2**32 - 1),
+        st.tuples(st.sampled_from(["NSE_EQ", "IDX_I"]), st.integers(1, 10**6).map(str)),
+    ),
+    name=_text,
+    instrument_type=st.sampled_from(["EQ", "INDEX", "FUT", "CE", "PE", "ETF"]),
+    underlying=st.none() | _text,
+    expiry=st.none() | st.dates(),
+    strike=st.none() | st.floats(allow_nan=False, allow_infinity=False),
+    lot_size=st.integers(min_value=0, max_value=10**6),
+    tick_size=st.floats(min_value=0, max_value=1e6, allow_nan=False),
+)
+
+
+@settings(max_examples=50)
+@given(st.lists(_instruments, max_size=20), st.sampled_from(["kite", "dhan"]))
+def test_the_cache_file_gives_back_what_was_written(
+    instruments: list[Instrument], broker: str
+) -> None:
+    import tempfile
+
+    from aio_trader._instruments import IndexCache
+
+    with tempfile.TemporaryDirectory() as directory:
+        cache = IndexCache(broker, "http://127.0.0.1:1/instruments", Path(directory))
+        day = datetime.date(2026, 12, 8)
+        cache._write(InstrumentIndex(instruments, broker=broker, day=day))
+        read = cache._read(day)
+        assert read is not None
+        assert list(read) == instruments
+        assert read.day == day
+        assert cache._read(day + datetime.timedelta(days=1)) is None  # stale, not corrupt
+        assert cache.path is not None
+        assert cache.path.exists()  # a stale file stays until replaced

@@ -226,8 +226,8 @@ async def test_kite_quotes_name_what_kite_left_out(tmp_path: Path) -> None:
             await kite.ltp("NSE:NOPE")
         assert caught.value.symbols == ("NSE:NOPE",)
         before = sb.state.stats.requests
-        for bad in ("INFY", "NSE:", ":INFY"):
-            with pytest.raises(UnknownInstrument, match="exchange"):
+        for bad in ("INFY", "NSE:", ":INFY", " : "):
+            with pytest.raises(UnknownInstrument, match="EXCHANGE:TRADINGSYMBOL"):
                 await kite.ltp("NSE:TCS", bad)
         with pytest.raises(UnknownInstrument):
             await kite.trigger_range("BUY", "INFY")
