@@ -352,14 +352,15 @@ def _one_pair(keys: object) -> bool:
 
 
 def resolve_keys(
-    keys: object, index: InstrumentIndex | None, check: Callable[[object], list[Any]]
+    keys: object, index: InstrumentIndex | None, check: Callable[[Any], list[Any]]
 ) -> list[Any]:
     """A feed's ``keys`` with each symbol (a str, ``"NSE:INFY"``) replaced by its key in
     ``index``, then ``check``-ed (the protocol's ``check_keys``: the broker's own errors).
 
     ``UnknownInstrument`` for a symbol without an exchange or unknown to ``index``;
-    ``TypeError`` for a symbol when there is no ``index`` (naming the symbol and the
-    ``instruments=`` argument). Nothing else changes: what ``check`` raises it raises.
+    for a symbol when there is no ``index``, what ``check`` raises for it (``TypeError``
+    or ``ValueError``) with the ``instruments=`` argument named. Nothing else changes:
+    what ``check`` raises it raises.
     """
     if isinstance(keys, str | bytes | Mapping) or not isinstance(keys, Iterable) or _one_pair(keys):
         return check(keys)
@@ -375,8 +376,9 @@ def resolve_keys(
         else:
             try:
                 check([item])
-            except TypeError as exc:
-                raise TypeError(
+            except (TypeError, ValueError) as exc:
+                kind = TypeError if isinstance(exc, TypeError) else ValueError
+                raise kind(
                     f"{exc}; to use symbols such as {item!r}, give the feed an instrument "
                     "index: instruments=await client.instrument_index()"
                 ) from None
