@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from aio_trader._instruments import dump_day
 from aio_trader.backoff import Backoff
 from aio_trader.dhan import Dhan
-from aio_trader.errors import InvalidInput, UnknownInstrument
+from aio_trader.errors import ClientClosedError, InvalidInput, UnknownInstrument
 from aio_trader.kite import Kite
 from aio_trader.sandbox import Sandbox, SandboxConfig
 from aio_trader.toolkit import CACHE_DIR_ENV, Instrument, InstrumentIndex
@@ -345,6 +345,19 @@ async def test_two_hosts_never_share_a_cache_file(broker: str, tmp_path: Path) -
             counts.append(sb.state.stats.requests)
     assert counts == [1, 1]  # each host downloaded its own
     assert len(cache_files(tmp_path)) == 2
+
+
+async def test_a_closed_client_gives_no_index_even_a_cached_one(
+    sb: Sandbox, tmp_path: Path
+) -> None:
+    rest = client(sb, tmp_path)
+    with pytest.raises(ClientClosedError):
+        await rest.instrument_index()
+    async with rest:
+        await rest.instrument_index()
+    with pytest.raises(ClientClosedError):
+        await rest.instrument_index()
+    assert len(cache_files(tmp_path)) == 1
 
 
 async def test_memory_only_cache_writes_nothing(sb: Sandbox, tmp_path: Path) -> None:
