@@ -483,3 +483,71 @@ def test_the_cache_file_gives_back_what_was_written(
         assert cache._read(day + datetime.timedelta(days=1)) is None  # stale, not corrupt
         assert cache.path is not None
         assert cache.path.exists()  # a stale file stays until replaced
+
+
+# -- Dhan's scrip masters: both layouts, every segment ---------------------------------------
+
+
+def test_dhans_two_scrip_master_layouts_give_the_same_index() -> None:
+    from aio_trader.dhan._instruments import neutral_instruments
+    from aio_trader.dhan._models import parse_instruments
+    from aio_trader.sandbox._dhan._instruments import compact_csv, detailed_csv
+
+    compact = neutral_instruments(parse_instruments(compact_csv()))
+    detailed = neutral_instruments(parse_instruments(detailed_csv()))
+
+    def shape(instrument: Instrument) -> tuple[Any, ...]:
+        return (
+            instrument.symbol,
+            instrument.key,
+            instrument.instrument_type,
+            instrument.underlying,
+            instrument.expiry,
+            instrument.strike,
+            instrument.lot_size,
+            instrument.tick_size,
+        )
+
+    assert [shape(i) for i in detailed] == [shape(i) for i in compact]
+    segments = {(i.exchange, i.key[0], i.instrument_type == "INDEX") for i in compact}  # type: ignore[index]
+    assert segments >= {
+        ("NSE", "NSE_EQ", False),
+        ("NFO", "NSE_FNO", False),
+        ("CDS", "NSE_CURRENCY", False),
+        ("NSE", "IDX_I", True),
+        ("BSE", "BSE_EQ", False),
+        ("BFO", "BSE_FNO", False),
+        ("BCD", "BSE_CURRENCY", False),
+        ("BSE", "IDX_I", True),
+        ("MCX", "MCX_COMM", False),
+    }
+
+
+def test_dhan_rows_of_an_unknown_segment_are_left_out() -> None:
+    from aio_trader.dhan._instruments import neutral_instruments
+    from aio_trader.dhan._models import parse_instruments
+
+    text = (
+        "SEM_EXM_EXCH_ID,SEM_SEGMENT,SEM_SMST_SECURITY_ID,SEM_INSTRUMENT_NAME,"
+        "SEM_TRADING_SYMBOL,SEM_LOT_UNITS,SEM_EXPIRY_DATE,SEM_STRIKE_PRICE,"
+        "SEM_OPTION_TYPE,SEM_TICK_SIZE,SM_SYMBOL_NAME\n"
+        "NSE,E,1594,EQUITY,INFY,1.0,,,XX,0.05,INFOSYS\n"
+        "NSE,Z,1,EQUITY,ODD,1,,,XX,0.05,ODD\n"
+        "NSE,E,,EQUITY,NOID,1,,,XX,0.05,NOID\n"
+        "NSE,D,35100,OPTSTK,INFY-Dec2026-1500-CE,400.0,2026-12-29 14:30:00,1500.0,CE,0.05,INFY\n"
+    )
+    infy, option = neutral_instruments(parse_instruments(text))
+    assert (infy.symbol, infy.key, infy.lot_size, infy.underlying) == (
+        "NSE:INFY",
+        ("NSE_EQ", "1594"),
+        1,
+        None,
+    )
+    assert (option.symbol, option.instrument_type, option.underlying, option.strike) == (
+        "NFO:INFY-Dec2026-1500-CE",
+        "CE",
+        "INFY",
+        1500.0,
+    )
+    assert option.expiry == datetime.date(2026, 12, 29)
+    assert option.lot_size == 400
