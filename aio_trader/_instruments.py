@@ -10,8 +10,7 @@
 - :class:`IndexCache` (private): what each REST client's ``instrument_index()`` stands on:
   the index kept in memory and on disk (one JSON file per broker and dump URL in the user's
   cache directory, written atomically), downloaded at most once per dump day (see
-  :func:`dump_day`), one download
-  for concurrent callers.
+  :func:`dump_day`), one download for concurrent callers.
 - :class:`Quotes`: what quote calls return: a dict keyed like the request, with
   ``missing`` naming what the broker left out.
 """
@@ -115,15 +114,21 @@ class Instrument:
 
 
 def split_symbol(symbol: object) -> tuple[str, str]:
-    """``"NSE:INFY"`` -> ``("NSE", "INFY")``. ``UnknownInstrument`` when there is no
-    ``EXCHANGE:`` part or either side is empty; ``TypeError`` for a non-str."""
+    """``"NSE:INFY"`` -> ``("NSE", "INFY")`` (the exchange upper-cased, spaces around
+    either part dropped). ``UnknownInstrument`` when there is no ``EXCHANGE:`` part or
+    no trading symbol after it; ``TypeError`` for a non-str."""
     if not isinstance(symbol, str):
         raise TypeError(f"an instrument symbol is an 'EXCHANGE:TRADINGSYMBOL' str, got {symbol!r}")
     exchange, colon, tradingsymbol = symbol.partition(":")
-    if not colon or not exchange.strip() or not tradingsymbol.strip():
+    if not colon or not exchange.strip():
         raise UnknownInstrument(
             f"instrument {symbol!r} has no exchange: write it 'EXCHANGE:TRADINGSYMBOL' "
-            f"(e.g. 'NSE:{symbol.strip(':') or 'INFY'}')",
+            f"(e.g. 'NSE:{symbol.strip(':').strip() or 'INFY'}')",
+            symbols=(symbol,),
+        )
+    if not tradingsymbol.strip():
+        raise UnknownInstrument(
+            f"instrument {symbol!r} has no trading symbol: write it 'EXCHANGE:TRADINGSYMBOL'",
             symbols=(symbol,),
         )
     return exchange.strip().upper(), tradingsymbol.strip()
@@ -140,9 +145,10 @@ class InstrumentIndex:
 
     Build one from a client (``await kite.instrument_index()``, ``await
     dhan.instrument_index()``) or from :class:`Instrument` records. ``broker`` names whose
-    keys these are (a feed refuses another broker's index); ``day``: the IST date of the
-    dump. ``len(index)``, ``symbol in index`` and iteration (in dump order) work as
-    expected. Lookups are dictionary reads; nothing here does I/O.
+    keys these are (a feed refuses another broker's index); ``day``: the dump's day (an
+    IST date, from 08:30 IST on: see :func:`dump_day`). ``len(index)``, ``symbol in
+    index`` and iteration (in dump order) work as expected. Lookups are dictionary reads;
+    nothing here does I/O.
     """
 
     __slots__ = (
@@ -329,7 +335,7 @@ class InstrumentIndex:
         nearby = names[max(0, at - 25) : at + 25]
         # the same start, longer or shorter (INFY -> INFY26DECFUT), also counts
         matches = difflib.get_close_matches(wanted, nearby, n=3, cutoff=0.6)
-        return tuple(self.find(f"{exchange}:{name}").symbol for name in matches)  # type: ignore[union-attr]
+        return tuple(self._folded[f"{exchange}:{name}"].symbol for name in matches)
 
 
 # -- feeds: symbols to keys ----------------------------------------------------------------
@@ -346,14 +352,15 @@ def _one_pair(keys: object) -> bool:
 
 
 def resolve_keys(
-    keys: object, index: InstrumentIndex | None, check: Callable[[object], list[Any]]
+    keys: object, index: InstrumentIndex | None, check: Callable[[Any], list[Any]]
 ) -> list[Any]:
     """A feed's ``keys`` with each symbol (a str, ``"NSE:INFY"``) replaced by its key in
     ``index``, then ``check``-ed (the protocol's ``check_keys``: the broker's own errors).
 
     ``UnknownInstrument`` for a symbol without an exchange or unknown to ``index``;
-    ``TypeError`` for a symbol when there is no ``index`` (naming the symbol and the
-    ``instruments=`` argument). Nothing else changes: what ``check`` raises it raises.
+    for a symbol when there is no ``index``, what ``check`` raises for it (``TypeError``
+    or ``ValueError``) with the ``instruments=`` argument named. Nothing else changes:
+    what ``check`` raises it raises.
     """
     if isinstance(keys, str | bytes | Mapping) or not isinstance(keys, Iterable) or _one_pair(keys):
         return check(keys)
@@ -369,8 +376,9 @@ def resolve_keys(
         else:
             try:
                 check([item])
-            except TypeError as exc:
-                raise TypeError(
+            except (TypeError, ValueError) as exc:
+                kind = TypeError if isinstance(exc, TypeError) else ValueError
+                raise kind(
                     f"{exc}; to use symbols such as {item!r}, give the feed an instrument "
                     "index: instruments=await client.instrument_index()"
                 ) from None

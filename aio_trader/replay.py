@@ -42,6 +42,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from aio_trader._codec import Codec, get_codec
+from aio_trader._instruments import InstrumentIndex, check_index, resolve_keys
 from aio_trader.abc import AbstractFeeder
 from aio_trader.errors import ClientClosedError
 from aio_trader.feed import Batches, FeedCounters, FeedStatistics, Overflow, make_channel
@@ -93,6 +94,7 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         overflow: Overflow | str = Overflow.LOSSLESS,
         buffer_size: int = 10_000,
         subscriptions: Mapping[Any, str] | None = None,
+        instruments: InstrumentIndex | None = None,
     ) -> None:
         """Set up the replay; the file is opened by ``async with``.
 
@@ -102,6 +104,12 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         ``overflow`` and ``buffer_size`` are a live feed's (at most ``buffer_size`` items
         wait). ``subscriptions`` (key -> mode; ``{}``: nothing until subscribed) apply from
         the first frame; None: every recorded instrument, as recorded, until ``subscribe``.
+
+        ``instruments``: the recorded broker's :class:`~aio_trader.toolkit.InstrumentIndex`;
+        with it ``subscriptions`` and the subscription methods also take symbols
+        (``"NSE:INFY"``), resolved to keys (``UnknownInstrument`` for one it does not
+        know; an index of another broker than the codec's: ``ValueError``, here when
+        ``codec`` is given, else on entering).
 
         Raises ``ValueError`` for a ``speed`` that is not a finite number > 0 or None, a
         ``buffer_size`` below 1, an unknown overflow policy or codec.
@@ -118,6 +126,11 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         self.buffer_size = buffer_size
         self._default_mode = default_mode
         self.codec: Codec | None = None if codec is None else get_codec(codec)
+        #: The index symbols are resolved through (None: keys only).
+        self.instruments = check_index(
+            instruments,
+            self.codec.name if self.codec is not None else getattr(instruments, "broker", ""),
+        )
         self._codecs: dict[str, Codec | None] = {}
         self._modes: dict[Any, str] | None = None
         self._file: RecordingReader | None = None
@@ -186,10 +199,14 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
             stack.callback(reader.close)
             if self.codec is None:
                 self.codec = get_codec(reader.codec)
+            check_index(self.instruments, self.codec.name)
             if self._initial is not None:
                 codec = self.codec
-                keys = codec.check_keys(self._initial)
-                self._modes = {key: str(codec.mode(self._initial[key])) for key in keys}
+                initial = {
+                    self._check_keys([key], codec)[0]: mode for key, mode in self._initial.items()
+                }
+                keys = codec.check_keys(initial)
+                self._modes = {key: str(codec.mode(initial[key])) for key in keys}
             self._speed_changed = anyio.Event()
             self._scope = anyio.CancelScope()
             self._file = reader
@@ -237,6 +254,10 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
             raise ClientClosedError("enter the replay first: async with ReplayFeed(...) as feed")
         return self.codec
 
+    def _check_keys(self, keys: object, codec: Codec) -> list[Any]:
+        """The codec's keys of ``keys``, symbols resolved through ``instruments``."""
+        return resolve_keys(keys, self.instruments, codec.check_keys)
+
     # -- subscriptions ---------------------------------------------------------------------
 
     @property
@@ -256,7 +277,7 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         recording's). Cancellation: the subscription is made."""
         codec = self._codec()
         mode_ = str(self.default_mode if mode is None else codec.mode(mode))
-        wanted = codec.check_keys(keys_or_former(keys, tokens, "subscribe", "tokens"))
+        wanted = self._check_keys(keys_or_former(keys, tokens, "subscribe", "tokens"), codec)
         if self._modes is None:
             self._modes = {}
         for token in wanted:
@@ -266,7 +287,9 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
     async def unsubscribe(self, keys: Iterable[Any] = MISSING, *, tokens: Any = MISSING) -> None:
         """Stop yielding ``keys`` (``tokens=``: the former name). Raises and cancels as
         :meth:`subscribe`."""
-        wanted = self._codec().check_keys(keys_or_former(keys, tokens, "unsubscribe", "tokens"))
+        wanted = self._check_keys(
+            keys_or_former(keys, tokens, "unsubscribe", "tokens"), self._codec()
+        )
         if self._modes is None:
             self._modes = {}
         for token in wanted:
@@ -280,7 +303,7 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         ``ValueError`` for one not subscribed. Raises and cancels as :meth:`subscribe`."""
         codec = self._codec()
         mode_ = str(codec.mode(mode))
-        wanted = codec.check_keys(keys_or_former(keys, tokens, "set_mode", "tokens"))
+        wanted = self._check_keys(keys_or_former(keys, tokens, "set_mode", "tokens"), codec)
         if self._modes is None or any(t not in self._modes for t in wanted):
             raise ValueError("set_mode: subscribe the tokens first")
         for token in wanted:

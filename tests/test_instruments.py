@@ -15,11 +15,13 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aio_trader._instruments import dump_day
 from aio_trader.backoff import Backoff
 from aio_trader.dhan import Dhan
-from aio_trader.errors import InvalidInput, UnknownInstrument
+from aio_trader.errors import ClientClosedError, InvalidInput, UnknownInstrument
 from aio_trader.kite import Kite
 from aio_trader.sandbox import Sandbox, SandboxConfig
 from aio_trader.toolkit import CACHE_DIR_ENV, Instrument, InstrumentIndex
@@ -345,6 +347,19 @@ async def test_two_hosts_never_share_a_cache_file(broker: str, tmp_path: Path) -
     assert len(cache_files(tmp_path)) == 2
 
 
+async def test_a_closed_client_gives_no_index_even_a_cached_one(
+    sb: Sandbox, tmp_path: Path
+) -> None:
+    rest = client(sb, tmp_path)
+    with pytest.raises(ClientClosedError):
+        await rest.instrument_index()
+    async with rest:
+        await rest.instrument_index()
+    with pytest.raises(ClientClosedError):
+        await rest.instrument_index()
+    assert len(cache_files(tmp_path)) == 1
+
+
 async def test_memory_only_cache_writes_nothing(sb: Sandbox, tmp_path: Path) -> None:
     async with client(sb, False) as rest:
         index = await rest.instrument_index()
@@ -425,3 +440,114 @@ def attrs_evolve(instrument: Instrument, **changes: Any) -> Instrument:
     import attrs
 
     return attrs.evolve(instrument, **changes)
+
+
+# -- the cache file: a round trip for any instruments ---------------------------------------
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
+_instruments = st.builds(
+    Instrument,
+    exchange=st.sampled_from(["NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX"]),
+    tradingsymbol=_text,
+    key=st.one_of(
+        st.integers(min_value=1, max_value=2**32 - 1),
+        st.tuples(st.sampled_from(["NSE_EQ", "IDX_I"]), st.integers(1, 10**6).map(str)),
+    ),
+    name=_text,
+    instrument_type=st.sampled_from(["EQ", "INDEX", "FUT", "CE", "PE", "ETF"]),
+    underlying=st.none() | _text,
+    expiry=st.none() | st.dates(),
+    strike=st.none() | st.floats(allow_nan=False, allow_infinity=False),
+    lot_size=st.integers(min_value=0, max_value=10**6),
+    tick_size=st.floats(min_value=0, max_value=1e6, allow_nan=False),
+)
+
+
+@settings(max_examples=50)
+@given(st.lists(_instruments, max_size=20), st.sampled_from(["kite", "dhan"]))
+def test_the_cache_file_gives_back_what_was_written(
+    instruments: list[Instrument], broker: str
+) -> None:
+    import tempfile
+
+    from aio_trader._instruments import IndexCache
+
+    with tempfile.TemporaryDirectory() as directory:
+        cache = IndexCache(broker, "http://127.0.0.1:1/instruments", Path(directory))
+        day = datetime.date(2026, 12, 8)
+        cache._write(InstrumentIndex(instruments, broker=broker, day=day))
+        read = cache._read(day)
+        assert read is not None
+        assert list(read) == instruments
+        assert read.day == day
+        assert cache._read(day + datetime.timedelta(days=1)) is None  # stale, not corrupt
+        assert cache.path is not None
+        assert cache.path.exists()  # a stale file stays until replaced
+
+
+# -- Dhan's scrip masters: both layouts, every segment ---------------------------------------
+
+
+def test_dhans_two_scrip_master_layouts_give_the_same_index() -> None:
+    from aio_trader.dhan._instruments import neutral_instruments
+    from aio_trader.dhan._models import parse_instruments
+    from aio_trader.sandbox._dhan._instruments import compact_csv, detailed_csv
+
+    compact = neutral_instruments(parse_instruments(compact_csv()))
+    detailed = neutral_instruments(parse_instruments(detailed_csv()))
+
+    def shape(instrument: Instrument) -> tuple[Any, ...]:
+        return (
+            instrument.symbol,
+            instrument.key,
+            instrument.instrument_type,
+            instrument.underlying,
+            instrument.expiry,
+            instrument.strike,
+            instrument.lot_size,
+            instrument.tick_size,
+        )
+
+    assert [shape(i) for i in detailed] == [shape(i) for i in compact]
+    segments = {(i.exchange, i.key[0], i.instrument_type == "INDEX") for i in compact}  # type: ignore[index]
+    assert segments >= {
+        ("NSE", "NSE_EQ", False),
+        ("NFO", "NSE_FNO", False),
+        ("CDS", "NSE_CURRENCY", False),
+        ("NSE", "IDX_I", True),
+        ("BSE", "BSE_EQ", False),
+        ("BFO", "BSE_FNO", False),
+        ("BCD", "BSE_CURRENCY", False),
+        ("BSE", "IDX_I", True),
+        ("MCX", "MCX_COMM", False),
+    }
+
+
+def test_dhan_rows_of_an_unknown_segment_are_left_out() -> None:
+    from aio_trader.dhan._instruments import neutral_instruments
+    from aio_trader.dhan._models import parse_instruments
+
+    text = (
+        "SEM_EXM_EXCH_ID,SEM_SEGMENT,SEM_SMST_SECURITY_ID,SEM_INSTRUMENT_NAME,"
+        "SEM_TRADING_SYMBOL,SEM_LOT_UNITS,SEM_EXPIRY_DATE,SEM_STRIKE_PRICE,"
+        "SEM_OPTION_TYPE,SEM_TICK_SIZE,SM_SYMBOL_NAME\n"
+        "NSE,E,1594,EQUITY,INFY,1.0,,,XX,0.05,INFOSYS\n"
+        "NSE,Z,1,EQUITY,ODD,1,,,XX,0.05,ODD\n"
+        "NSE,E,,EQUITY,NOID,1,,,XX,0.05,NOID\n"
+        "NSE,D,35100,OPTSTK,INFY-Dec2026-1500-CE,400.0,2026-12-29 14:30:00,1500.0,CE,0.05,INFY\n"
+    )
+    infy, option = neutral_instruments(parse_instruments(text))
+    assert (infy.symbol, infy.key, infy.lot_size, infy.underlying) == (
+        "NSE:INFY",
+        ("NSE_EQ", "1594"),
+        1,
+        None,
+    )
+    assert (option.symbol, option.instrument_type, option.underlying, option.strike) == (
+        "NFO:INFY-Dec2026-1500-CE",
+        "CE",
+        "INFY",
+        1500.0,
+    )
+    assert option.expiry == datetime.date(2026, 12, 29)
+    assert option.lot_size == 400

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures are imported from _redis, then requested by name)
 """Symbols where the brokers' keys go (issue 19, §1), against each broker's sandbox over real
 loopback sockets: feeds subscribe, unsubscribe and switch modes by ``"EXCHANGE:SYMBOL"``
 (given an instrument index), quote calls take symbols and say which instruments the broker
@@ -13,12 +14,16 @@ from typing import Any
 
 import anyio
 import pytest
+from _redis import RedisServer, prefix, redis  # noqa: F401 (fixtures)
 
 from aio_trader.backoff import Backoff
 from aio_trader.dhan import Dhan, DhanDepthFeed, DhanFeed, FullTick, LtpQuote, QuoteTick
 from aio_trader.errors import UnknownInstrument
-from aio_trader.kite import Kite, KiteFeed, Mode, RawKiteFeed
+from aio_trader.gateway import Gateway, Recorder, RedisFeed
+from aio_trader.kite import FullTick as KiteFullTick
+from aio_trader.kite import Kite, KiteFeed, Mode, RawKiteFeed, decode_frame
 from aio_trader.kite import LtpQuote as KiteLtpQuote
+from aio_trader.replay import ReplayFeed
 from aio_trader.sandbox import Sandbox, SandboxConfig
 from aio_trader.toolkit import Instrument, InstrumentIndex, Quotes
 
@@ -207,6 +212,87 @@ async def test_dhan_feeds_symbol_errors_come_before_any_io() -> None:
         await depth.subscribe(["NSE:NIFTY"])
 
 
+# -- a recording and the gateway's consumers -------------------------------------------------
+
+
+async def test_a_replay_subscribes_by_symbol(tmp_path: Path) -> None:
+    path = tmp_path / "session.parquet"
+    async with sandbox("kite") as sb:
+        async with kite_client(sb, tmp_path / "cache") as kite:
+            index = await kite.instrument_index()
+        tcs = index.get("NSE:TCS").key
+        feed = RawKiteFeed(sb.api_key, sb.access_token, root=sb.ticker_url, instruments=index)
+        async with feed:
+            await feed.subscribe(["NSE:INFY", "NSE:TCS"], "full")
+            with Recorder(path) as recorder, anyio.fail_after(HANG):
+                async for frame in feed:
+                    recorder.write(frame.data, frame.received, frame.connection)
+                    tokens = {
+                        t.instrument_token
+                        for t in (decode_frame(frame.data) if isinstance(frame.data, bytes) else [])
+                    }
+                    if {INFY_TOKEN, tcs} <= tokens and recorder.frames >= 5:
+                        break
+    replay = ReplayFeed(path, speed=None, instruments=index, subscriptions={"NSE:TCS": "full"})
+    async with replay:
+        assert replay.subscriptions == {tcs: "full"}
+        ticks = [item async for item in replay]
+    assert ticks
+    assert {tick.instrument_token for tick in ticks} == {tcs}
+    async with ReplayFeed(path, speed=None, instruments=index) as replay:
+        await replay.subscribe(["NSE:TCS", "NSE:INFY"], "full")
+        await replay.set_mode("quote", ["NSE:TCS"])
+        await replay.unsubscribe(["NSE:INFY"])
+        assert replay.subscriptions == {tcs: "quote"}
+        with pytest.raises(UnknownInstrument, match="NSE:NOPE"):
+            await replay.subscribe(["NSE:NOPE"])
+    with pytest.raises(ValueError, match="dhan's index"):
+        ReplayFeed(path, codec="kite", instruments=index_of("dhan"))
+    with pytest.raises(ValueError, match="dhan's index"):  # the recording's codec: on entry
+        async with ReplayFeed(path, instruments=index_of("dhan")):
+            pass
+
+
+async def test_a_gateway_consumer_subscribes_by_symbol(
+    redis: RedisServer, prefix: str, tmp_path: Path
+) -> None:
+    async with sandbox("kite") as sb:
+        async with kite_client(sb, tmp_path) as kite:
+            index = await kite.instrument_index()
+        gateway = Gateway(
+            sb.api_key,
+            sb.access_token,
+            root=sb.ticker_url,
+            redis=redis.url,
+            prefix=prefix,
+            poll=0.02,
+            refresh=0.2,
+        )
+        consumer = RedisFeed(
+            redis.url,
+            "symbols",
+            prefix=prefix,
+            heartbeat=0.1,
+            timeout=1.0,
+            block=0.2,
+            instruments=index,
+        )
+        async with gateway, consumer:
+            await consumer.subscribe(["NSE:INFY"], "full")
+            assert consumer.subscriptions == {INFY_TOKEN: "full"}
+            await read_until(
+                consumer,
+                lambda item: isinstance(item, KiteFullTick) and item.instrument_token == INFY_TOKEN,
+            )
+            with pytest.raises(UnknownInstrument, match="'INFY'"):
+                await consumer.subscribe(["INFY"])
+    with pytest.raises(ValueError, match="dhan's index"):
+        RedisFeed(redis.url, "other", codec="kite", instruments=index_of("dhan"))
+    without = RedisFeed(redis.url, "other", prefix=prefix)
+    with pytest.raises(ValueError, match="instrument_index"):  # the codec's ValueError, named
+        await without.subscribe(["NSE:INFY"])
+
+
 # -- quotes ----------------------------------------------------------------------------------
 
 
@@ -226,8 +312,8 @@ async def test_kite_quotes_name_what_kite_left_out(tmp_path: Path) -> None:
             await kite.ltp("NSE:NOPE")
         assert caught.value.symbols == ("NSE:NOPE",)
         before = sb.state.stats.requests
-        for bad in ("INFY", "NSE:", ":INFY"):
-            with pytest.raises(UnknownInstrument, match="exchange"):
+        for bad in ("INFY", "NSE:", ":INFY", " : "):
+            with pytest.raises(UnknownInstrument, match="EXCHANGE:TRADINGSYMBOL"):
                 await kite.ltp("NSE:TCS", bad)
         with pytest.raises(UnknownInstrument):
             await kite.trigger_range("BUY", "INFY")

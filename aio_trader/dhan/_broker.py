@@ -139,7 +139,6 @@ T = TypeVar("T")
 R = TypeVar("R", bound=Record)
 #: A date argument: a datetime (naive = IST wall clock), a date, or ``YYYY-MM-DD[ HH:MM:SS]``.
 DateLike = datetime.datetime | datetime.date | str
-#: Instruments of a quote call: ``{segment: [security ids]}`` or ``[(segment, id), ...]``.
 #: Instruments of a quote call: ``{segment: [ids]}``, ``[(segment, id), ...]``, symbols
 #: (``"NSE:INFY"``, one or a collection, mixed with pairs).
 InstrumentsArg = Mapping[Any, Iterable[Any]] | Iterable[tuple[Any, Any] | str] | str
@@ -1906,15 +1905,17 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         downloaded again), so the next client (or program) the same day reads the file.
         ``refresh=True`` downloads again. Concurrent callers share one download.
 
-        Raises what :meth:`scrip_master` raises. Cancellation: propagates; a cancelled
-        download changes nothing (no half-written file, no half-built index: the next call
-        downloads again).
+        Raises what :meth:`scrip_master` raises (``ClientClosedError`` before :meth:`open`
+        or once closed, even when the index is cached). Cancellation: propagates; a
+        cancelled download changes nothing (no half-written file, no half-built index: the
+        next call downloads again).
         """
 
         async def download() -> list[NeutralInstrument]:
             text = await self._request("GET", f"{self.scrip_root}/{_SCRIP_MASTER}", _csv_text)
             return await anyio.to_thread.run_sync(_neutral_rows, text)
 
+        self._check_open()  # nothing works before ``async with`` or after it, cached or not
         return await self._index_cache.get(download, refresh)
 
     # -- neutral operations (aio_trader.trading; the mapping: dhan/_trading.py) ---------------

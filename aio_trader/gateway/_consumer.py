@@ -56,6 +56,7 @@ import anyio.lowlevel
 import attrs
 
 from aio_trader._codec import DEFAULT_CODEC, Codec, Malformed, get_codec
+from aio_trader._instruments import InstrumentIndex, check_index, resolve_keys
 from aio_trader.abc import AbstractFeeder
 from aio_trader.backoff import Backoff
 from aio_trader.errors import ClientClosedError
@@ -152,6 +153,7 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         batch: int = 256,
         block: float = 1.0,
         codec: Codec | str = DEFAULT_CODEC,
+        instruments: InstrumentIndex | None = None,
     ) -> None:
         """Set up the consumer; nothing connects before ``async with``.
 
@@ -166,8 +168,12 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         waiting at most ``block`` seconds for new ones. ``codec`` (a name or a codec: the
         gateway's) checks the keys and modes subscribed; ``default_mode`` None is its
         default (Kite: ``quote``). Each entry is decoded with the codec it names.
+        ``instruments``: the broker's :class:`~aio_trader.toolkit.InstrumentIndex`; with
+        it the subscription methods also take symbols (``"NSE:INFY"``), resolved to keys
+        before any I/O (``UnknownInstrument`` for one it does not know).
 
-        Raises ``ValueError`` for bad settings.
+        Raises ``ValueError`` for bad settings (an index of another broker than the
+        codec's included).
         """
         check_redis(redis)
         if not name or any(c.isspace() for c in name) or ":" in name:
@@ -185,6 +191,8 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         self.name = name
         self.keys = Keys(prefix)
         self.codec = get_codec(codec)
+        #: The index symbols are resolved through (None: keys only).
+        self.instruments = check_index(instruments, self.codec.name)
         self.default_mode = self.codec.mode(
             self.codec.default_mode if default_mode is None else default_mode
         )
@@ -351,7 +359,7 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         may or may not have reached Redis (the next subscribe call writes them all again).
         """
         mode_ = str(self.default_mode if mode is None else self.codec.mode(mode))
-        wanted = self.codec.check_keys(keys_or_former(keys, tokens, "subscribe", "tokens"))
+        wanted = self._check_keys(keys_or_former(keys, tokens, "subscribe", "tokens"))
         self._check_open()
         for token in wanted:
             self._modes[token] = mode_
@@ -360,7 +368,7 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
     async def unsubscribe(self, keys: Iterable[Any] = MISSING, *, tokens: Any = MISSING) -> None:
         """Stop receiving ``keys`` (``tokens=``: the former name; keys not subscribed are
         ignored). Cancellation: as for :meth:`subscribe`."""
-        wanted = self.codec.check_keys(keys_or_former(keys, tokens, "unsubscribe", "tokens"))
+        wanted = self._check_keys(keys_or_former(keys, tokens, "unsubscribe", "tokens"))
         self._check_open()
         for token in wanted:
             self._modes.pop(token, None)
@@ -373,7 +381,7 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         ``ValueError`` for a key not subscribed (nothing changes then). Cancellation: as
         for :meth:`subscribe`."""
         mode_ = str(self.codec.mode(mode))
-        wanted = self.codec.check_keys(keys_or_former(keys, tokens, "set_mode", "tokens"))
+        wanted = self._check_keys(keys_or_former(keys, tokens, "set_mode", "tokens"))
         self._check_open()
         missing = [t for t in wanted if t not in self._modes]
         if missing:
@@ -388,6 +396,10 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
     def _check_open(self) -> None:
         if self._stack is None or self._closed:
             raise ClientClosedError("enter the feed first: async with RedisFeed(...) as feed")
+
+    def _check_keys(self, keys: object) -> list[Any]:
+        """The codec's keys of ``keys``, symbols resolved through ``instruments``."""
+        return resolve_keys(keys, self.instruments, self.codec.check_keys)
 
     async def _write_wishes(self) -> None:
         keys = self.keys

@@ -1379,15 +1379,17 @@ class Kite(RestBroker[EndpointGroup]):
         again), so the next client (or program) the same day reads the file instead.
         ``refresh=True`` downloads again. Concurrent callers share one download.
 
-        Raises what :meth:`instruments` raises. Cancellation: propagates; a cancelled
-        download changes nothing (no half-written file, no half-built index: the next call
-        downloads again).
+        Raises what :meth:`instruments` raises (``ClientClosedError`` before :meth:`open`
+        or once closed, even when the index is cached). Cancellation: propagates; a
+        cancelled download changes nothing (no half-written file, no half-built index: the
+        next call downloads again).
         """
 
         async def download() -> list[NeutralInstrument]:
             records = await self.instruments()
             return await anyio.to_thread.run_sync(neutral_instruments, records)
 
+        self._check_open()  # nothing works before ``async with`` or after it, cached or not
         return await self._index_cache.get(download, refresh)
 
     async def quote(self, *instruments: str | int | Iterable[str | int]) -> Quotes[str, Quote]:
