@@ -176,6 +176,15 @@ class SandboxState:
             self.book.on_market_step()
             self.broker.on_market_step()
 
+    def set_quote(self, token: int, last_price: float | None = None, **fields: Any) -> None:
+        """A quote from outside (a real feed's tick: ``Market.set_quote``'s arguments), then
+        the order book fills that instrument's orders it crossed and the broker's state
+        reacts (Kite: GTTs, alerts), as after a market step. ``KeyError`` for an unknown
+        token."""
+        self.market.set_quote(token, last_price, **fields)
+        self.book.on_quote(token)
+        self.broker.on_market_step()
+
     async def run_clock(self) -> None:
         """Step the market every ``config.market_interval`` seconds until cancelled."""
         interval = self.config.market_interval

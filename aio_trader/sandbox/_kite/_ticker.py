@@ -48,7 +48,7 @@ import attrs
 from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from aio_trader.kite.ticks import FeedError, OrderUpdate, encode_frame, encode_text
+from aio_trader.kite.ticks import FeedError, encode_frame, encode_text
 from aio_trader.sandbox._api import ApiError, load_json
 from aio_trader.sandbox._kite._quotes import snapshot
 from aio_trader.sandbox._kite._state import check_enctoken
@@ -459,7 +459,7 @@ class _Connection:
             if self.state.faults.ws_silence:
                 continue  # silence loses postbacks, as a dead network would
             try:
-                text = encode_text(OrderUpdate.from_dict(update))
+                text = self.state.dialect.order_update_text(update)
             except ValueError:
                 log.exception(
                     "order postback %s not sent: not a Kite postback", update.get("order_id")
