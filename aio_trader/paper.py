@@ -315,8 +315,8 @@ class Paper(AbstractFeeder[Any, Any]):
             if stack is not None:
                 # The task group is cancelled and left as if the body had ended normally:
                 # an exception of the body comes out as itself, not in an ExceptionGroup.
-                with anyio.CancelScope(shield=True):
-                    await stack.aclose()
+                # (Each part closes under cancellation too: the sandbox shields its stop.)
+                await stack.aclose()
             else:
                 await anyio.lowlevel.checkpoint()
         finally:

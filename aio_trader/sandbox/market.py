@@ -182,6 +182,8 @@ class Market:
         self.instruments: Mapping[int, SandboxInstrument] = instruments
         self.seed = seed
         self.steps = 0
+        #: changes at every step and every ``set_quote``: what a cache of rendered ticks keys on.
+        self.version = 0
         self.updated_at = now_ist()
         self._by_key = {instrument.key: instrument for instrument in instruments.values()}
         self._rngs: dict[int, random.Random] = {}
@@ -238,6 +240,7 @@ class Market:
     def step(self) -> None:
         """Advance every instrument by one random-walk step (deterministic under the seed)."""
         self.steps += 1
+        self.version += 1
         self.updated_at = now_ist()
         self._step_cache.clear()
         for token, instrument in self.instruments.items():
@@ -340,6 +343,7 @@ class Market:
                 quote.turnover = average_price * volume
         if depth is not None:
             self._depths[token] = depth
+        self.version += 1
         self.updated_at = now_ist()
         self._step_cache.clear()  # rendered ticks and quotes show the new state
 

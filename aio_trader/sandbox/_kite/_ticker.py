@@ -401,8 +401,9 @@ class _Connection:
 
     def _frame(self) -> tuple[bytes, int]:
         market = self.state.market
-        # the market changes only by steps: one encoding per step serves every frame of it
-        key = (self.subscriptions.version, id(market), market.steps)
+        # the market changes only by steps and quotes set from outside: one encoding per
+        # version serves every frame of it
+        key = (self.subscriptions.version, id(market), market.version)
         if key != self.cache_key:
             self.cache = _build_frame(market, self.subscriptions.modes)
             self.cache_key = key
