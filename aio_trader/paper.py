@@ -31,6 +31,7 @@ Needs the ``sandbox`` extra (``pip install 'aio-trader[sandbox]'``).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -46,7 +47,7 @@ import attrs
 from aio_trader._codec import Codec, get_codec
 from aio_trader.abc import AbstractBroker, AbstractFeeder
 from aio_trader.errors import ClientClosedError
-from aio_trader.feed import Batches, FeedStatistics, Overflow, make_channel
+from aio_trader.feed import Batches, FeedStatistics, Overflow, Sender, make_channel
 
 try:
     from aio_trader.sandbox._dialect import Dialect
@@ -132,8 +133,9 @@ class Paper(AbstractFeeder[Any, Any]):
     nothing (logged once per instrument). Order updates of the real account that the feed
     may carry are not paper's: they are left out.
 
-    Order: a tick is yielded before the order updates its fills cause; updates of REST
-    calls (placing, modifying, cancelling) come in the order the sandbox made them. With
+    Order: the updates of the fills a tick causes are yielded right after that tick, before
+    the next item of the feed; updates of REST calls (placing, modifying, cancelling) come
+    in the order the sandbox made them. With
     the ``lossless`` overflow (the default) the market moves only as fast as ``paper`` is
     read: a program that stops reading stops its paper fills too, as it stops the feed.
 
@@ -209,6 +211,13 @@ class Paper(AbstractFeeder[Any, Any]):
         self._exited = False
         self._unknown: set[Any] = set()
         self._order_updates = 0
+        #: order update messages of the sandbox not handed to ``paper`` yet, oldest first
+        self._pending: collections.deque[Any] = collections.deque()
+        self._wake = anyio.Event()  # set by a new message, or the feed's end
+        self._published = 0  # order update messages of the sandbox
+        self._handed = 0  # ... of them handed to ``paper``
+        self._all_handed = anyio.Event()  # set when ``_handed`` reaches ``_published``
+        self._end: _End | None = None  # the feed ended: put after the pending updates
         self._channel = make_channel(
             self.overflow, buffer_size, is_record=self._is_record, key=self._key
         )
@@ -278,13 +287,17 @@ class Paper(AbstractFeeder[Any, Any]):
             self._codec = get_codec(dialect.name)
             client = dialect.client(sandbox, **self._client_options)
             await stack.enter_async_context(client)
-            updates = stack.enter_context(state.order_updates())
+            stack.enter_context(state.order_listener(self._on_update))
             self._channel.open()
             stack.callback(self._channel.dispose)  # after the tasks ended
             group = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(group.cancel_scope.cancel)
-            group.start_soon(self._follow, batches, state, name="paper: the feed")
-            group.start_soon(self._forward, updates, name="paper: order updates")
+            # each task's send clone is taken now: the channel may close before they run
+            feed_send, updates_send = self._channel.sender(), self._channel.sender()
+            stack.callback(feed_send.close)
+            stack.callback(updates_send.close)
+            group.start_soon(self._follow, batches, state, feed_send, name="paper: the feed")
+            group.start_soon(self._forward, updates_send, name="paper: order updates")
             self._sandbox, self._client = sandbox, client
         except BaseException:
             self._sandbox = self._client = None
@@ -426,38 +439,35 @@ class Paper(AbstractFeeder[Any, Any]):
 
     # -- the tasks ---------------------------------------------------------------------------
 
-    async def _follow(self, batches: AsyncIterator[list[Any]], state: SandboxState) -> None:
-        """Read the feed: put its items (not the real account's order updates), then let
-        each tick set its instrument's quote; end ``paper`` when the feed ends."""
+    async def _follow(
+        self, batches: AsyncIterator[list[Any]], state: SandboxState, send: Sender
+    ) -> None:
+        """Read the feed: put each item (not the real account's order updates); each tick
+        then sets its instrument's quote, and the updates of the fills it caused go right
+        after it; end ``paper`` when the feed ends."""
         channel, codec = self._channel, self._codec
         assert codec is not None, "entered"
         closed = (anyio.ClosedResourceError, anyio.BrokenResourceError)
         error: BaseException | None = None
-        with channel.sender() as send:
+        with send:
             try:
                 async for batch in batches:
-                    ticks: list[Any] = []
-                    run: list[Any] = []
                     for item in batch:
-                        if codec.key_of(item) is not None:
-                            run.append(item)
+                        key = codec.key_of(item)
+                        if key is not None:
+                            await channel.put_items(send, (item,))
+                            self._quote(state, key, item)
+                            if self._handed < self._published:  # its fills' updates next
+                                await self._caught_up()
                         elif not codec.is_order_update(item):
-                            if run:
-                                await channel.put_items(send, run)
-                                ticks += run
-                                run = []
                             await channel.put_record(send, item)
-                    if run:
-                        await channel.put_items(send, run)
-                        ticks += run
-                    for tick in ticks:
-                        self._quote(state, codec.key_of(tick), tick)
             except closed:
                 return  # paper was closed: nobody reads any more
             except Exception as exc:  # noqa: BLE001 - the feed's error: handed to the reader
                 error = exc
-            with contextlib.suppress(*closed):  # after every item: ends ``async for`` when read
-                await channel.put_record(send, _End(error))
+            # the order updates made so far go first: the updates' task puts the end
+            self._end = _End(error)
+            self._wake.set()
 
     def _quote(self, state: SandboxState, key: Any, tick: Any) -> None:
         """Set the quote of ``key``'s instrument from ``tick`` (and fill what it crossed)."""
@@ -485,19 +495,42 @@ class Paper(AbstractFeeder[Any, Any]):
         if fields:
             state.set_quote(token, **fields)
 
-    async def _forward(self, updates: anyio.abc.ObjectReceiveStream[Any]) -> None:
+    def _on_update(self, message: Any) -> None:
+        """The sandbox published an order update (called as it happens, in order)."""
+        self._pending.append(message)
+        self._published += 1
+        self._wake.set()
+
+    async def _caught_up(self) -> None:
+        """Wait until every order update published so far was handed to ``paper``."""
+        while self._handed < self._published:
+            self._all_handed = anyio.Event()
+            await self._all_handed.wait()
+
+    async def _forward(self, send: Sender) -> None:
         """Hand each paper order update to ``paper``, decoded from the text frame the
-        broker's order-update socket would send, by the broker's own codec."""
+        broker's order-update socket would send, by the broker's own codec; once the feed
+        ended, the end, after the updates made before it."""
         channel, codec, dialect = self._channel, self._codec, self._dialect
         assert codec is not None, "entered"
         assert dialect is not None, "entered"
         closed = (anyio.ClosedResourceError, anyio.BrokenResourceError)
-        with channel.sender() as send, contextlib.suppress(*closed):
-            async for message in updates:
-                record = codec.decode_text(dialect.order_update_text(message), _malformed)
-                if record is not None:
-                    self._order_updates += 1
-                    await channel.put_record(send, record)
+        with send, contextlib.suppress(*closed):
+            while True:
+                self._wake = anyio.Event()  # before looking: a message from now on sets it
+                while self._pending:
+                    message = self._pending.popleft()
+                    record = codec.decode_text(dialect.order_update_text(message), _malformed)
+                    if record is not None:
+                        self._order_updates += 1
+                        await channel.put_record(send, record)
+                    self._handed += 1
+                    if self._handed == self._published:
+                        self._all_handed.set()
+                if self._end is not None:  # after every item: ends ``async for`` when read
+                    await channel.put_record(send, self._end)
+                    return
+                await self._wake.wait()
 
 
 def _malformed(problem: object) -> None:

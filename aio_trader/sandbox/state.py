@@ -11,7 +11,7 @@ import collections
 import contextlib
 import hmac
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import anyio
@@ -144,6 +144,7 @@ class SandboxState:
         self.ws_drop_epoch = 0
         self._ws_drop_event = anyio.Event()
         self._subscribers: set[MemoryObjectSendStream[Any]] = set()
+        self._listeners: list[Callable[[Any], None]] = []
         #: what only this broker keeps (Kite: GTTs, alerts, mutual funds, login tokens).
         self.broker: DialectState = self.dialect.create_state(self)
 
@@ -214,10 +215,24 @@ class SandboxState:
             send.close()
             receive.close()
 
+    @contextlib.contextmanager
+    def order_listener(self, listener: Callable[[Any], None]) -> Iterator[None]:
+        """Call ``listener(message)`` with every order update message as it is published,
+        while inside (a synchronous call: nothing is buffered or dropped; the listener must
+        not block). Paper trading reads the updates this way."""
+        self._listeners.append(listener)
+        try:
+            yield
+        finally:
+            self._listeners.remove(listener)
+
     def publish_order_update(self, order: Order, status: str | None = None) -> None:
-        """Render the order's change in the dialect's words and hand it to every subscriber."""
+        """Render the order's change in the dialect's words and hand it to every subscriber
+        and listener."""
         message = self.dialect.order_update(self, order, status)
         self.stats.postbacks_published += 1
+        for listener in list(self._listeners):
+            listener(message)
         for send in list(self._subscribers):
             try:
                 send.send_nowait(message)
