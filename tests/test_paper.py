@@ -5,6 +5,9 @@ A recording (``ReplayFeed``) drives paper fills too."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -293,15 +296,21 @@ def quote(price: float) -> QuoteTick:
     )
 
 
-async def test_a_recording_drives_paper_fills(tmp_path: Path) -> None:
+def make_recording(path: Path) -> None:
+    """INFY at 1500, 1490, 1480 and 1470, one second apart."""
     from aio_trader.gateway import Recorder
-    from aio_trader.replay import ReplayFeed
 
-    path = tmp_path / "session.parquet"
     start = time.time()
     with Recorder(path) as recorder:
         for second, price in enumerate([1500.0, 1490.0, 1480.0, 1470.0]):
             recorder.write(encode_frame([quote(price)]), start + second)
+
+
+async def test_a_recording_drives_paper_fills(tmp_path: Path) -> None:
+    from aio_trader.replay import ReplayFeed
+
+    path = tmp_path / "session.parquet"
+    make_recording(path)
     # the first frame plays at once, the next one a billion seconds later: until the test
     # lets the rest play (speed None), the replay waits after the first tick
     async with ReplayFeed(path, speed=1e-9) as replay, Paper(replay) as paper:
@@ -325,6 +334,40 @@ async def test_a_recording_drives_paper_fills(tmp_path: Path) -> None:
             1480.0,
             1470.0,
         )
+
+
+# -- the docs page's snippets run --------------------------------------------------------------
+
+
+def page_blocks() -> list[str]:
+    page = Path(__file__).parent.parent / "docs" / "paper.md"
+    return re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
+
+
+def page_namespace(containing: str) -> dict[str, Any]:
+    (block,) = [block for block in page_blocks() if containing in block]
+    namespace: dict[str, Any] = {"__name__": "docs_paper"}
+    exec(compile(block, "docs/paper.md", "exec"), namespace)
+    return namespace
+
+
+async def test_the_docs_strategy_runs_on_paper_and_live(capsys: pytest.CaptureFixture[str]) -> None:
+    main = page_namespace("async def strategy")["main"]
+    with anyio.fail_after(HANG_GUARD):
+        await main()
+        await main(live=True)
+    assert capsys.readouterr().out.splitlines() == ["COMPLETE True", "COMPLETE True"]
+
+
+async def test_the_docs_replay_snippet_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "session.parquet"
+    make_recording(path)
+    replay_paper = page_namespace("async def replay_paper")["replay_paper"]
+    with anyio.fail_after(HANG_GUARD):
+        await replay_paper(str(path))
+    assert capsys.readouterr().out.strip() == "Positions(net=(), day=())"
 
 
 # -- Dhan ----------------------------------------------------------------------------------------
@@ -392,3 +435,15 @@ async def test_dhan_paper_fills_orders_at_the_feeds_ticks(dhan_real: Sandbox) ->
         assert dhan_real.state.book.orders == {}
         with pytest.raises(ValueError, match="NSE_EQ"):
             await paper.subscribe([("NSE_EQ", 999999)])
+
+
+def test_importing_paper_without_the_sandbox_extra_names_it() -> None:
+    code = "import sys\nsys.modules['sniffio'] = None\nimport aio_trader.paper\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "ModuleNotFoundError: aio_trader.paper needs the `sandbox` extra (sniffio is not "
+        "installed): pip install 'aio-trader[sandbox]'"
+    )
