@@ -426,14 +426,16 @@ class Paper(AbstractFeeder[Any, Any]):
         return _Batches(self, Batches(self._channel, max_items))
 
     def statistics(self) -> FeedStatistics:
-        """The feed's statistics, with ``paper``'s: ``order_updates`` the paper orders'
-        updates yielded so far (the real account's are left out), ``buffered`` items
-        waiting in the feed and in ``paper``, ``dropped`` by either's overflow policy."""
+        """The feed's statistics (frames, ticks, reconnects, subscribed...), with
+        ``paper``'s own: ``order_updates`` the paper orders' updates (the live account's
+        are left out), ``buffered`` the items waiting in ``paper`` (at most its
+        ``buffer_size``), ``dropped`` the items dropped by the feed's overflow policy and by
+        ``paper``'s."""
         base = self.feed.statistics()
         return attrs.evolve(
             base,
             order_updates=self._order_updates,
-            buffered=base.buffered + len(self._channel),
+            buffered=len(self._channel),
             dropped=base.dropped + self._channel.dropped,
         )
 
