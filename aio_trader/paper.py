@@ -35,7 +35,7 @@ import collections
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -207,6 +207,9 @@ class Paper(AbstractFeeder[Any, Any]):
         self._dialect: Dialect | None = None
         self._codec: Codec | None = None
         self._stack: contextlib.AsyncExitStack | None = None
+        #: the tasks' own scopes (``aclose`` cancels them; cancelling the task group's
+        #: would cancel the body of the ``async with`` too)
+        self._scopes: list[anyio.CancelScope] = []
         self._closed = False
         self._exited = False
         self._unknown: set[Any] = set()
@@ -296,8 +299,10 @@ class Paper(AbstractFeeder[Any, Any]):
             feed_send, updates_send = self._channel.sender(), self._channel.sender()
             stack.callback(feed_send.close)
             stack.callback(updates_send.close)
-            group.start_soon(self._follow, batches, state, feed_send, name="paper: the feed")
-            group.start_soon(self._forward, updates_send, name="paper: order updates")
+            group.start_soon(
+                self._scoped, self._follow, batches, state, feed_send, name="paper: the feed"
+            )
+            group.start_soon(self._scoped, self._forward, updates_send, name="paper: order updates")
             self._sandbox, self._client = sandbox, client
         except BaseException:
             self._sandbox = self._client = None
@@ -312,17 +317,9 @@ class Paper(AbstractFeeder[Any, Any]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """:meth:`aclose`: stop reading, close the client, stop the sandbox."""
+        """:meth:`aclose`, then end the tasks and stop the sandbox."""
         self._exited = True
         await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop reading the feed (``async for`` ends), close the client and stop the
-        sandbox (its state stays readable: ``paper.sandbox.state`` is gone, keep a
-        reference to the sandbox to read it). The feed stays open: it is the caller's.
-        Idempotent. Cancellation: everything is closed anyway, then it propagates."""
-        self._closed = True
-        self._channel.close()
         stack, self._stack = self._stack, None
         try:
             if stack is not None:
@@ -330,10 +327,23 @@ class Paper(AbstractFeeder[Any, Any]):
                 # an exception of the body comes out as itself, not in an ExceptionGroup.
                 # (Each part closes under cancellation too: the sandbox shields its stop.)
                 await stack.aclose()
-            else:
-                await anyio.lowlevel.checkpoint()
         finally:
-            self._sandbox = self._client = None
+            self._sandbox = None
+
+    async def aclose(self) -> None:
+        """Stop reading the feed (``async for`` ends) and close the client
+        (``paper.broker`` raises ``ClientClosedError`` from now on); the sandbox stops when
+        the ``async with`` block is left. The feed stays open: it is the caller's.
+        Idempotent. Cancellation: everything is closed anyway, then it propagates."""
+        self._closed = True
+        self._channel.close()
+        for scope in self._scopes:
+            scope.cancel()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+        else:
+            await anyio.lowlevel.checkpoint()
 
     # -- subscriptions (the feed's) -------------------------------------------------------
 
@@ -357,6 +367,8 @@ class Paper(AbstractFeeder[Any, Any]):
 
     def _feed_keys(self, keys: Iterable[Any]) -> list[Any]:
         """``keys`` as the feed's keys; ``ValueError`` naming those the sandbox lacks."""
+        if self._closed:
+            raise ClientClosedError("this Paper was closed: subscribe inside its async with")
         if self._sandbox is None or self._dialect is None or self._codec is None:
             raise ClientClosedError(
                 "enter the paper account first: async with Paper(feed) as paper"
@@ -440,6 +452,15 @@ class Paper(AbstractFeeder[Any, Any]):
         )
 
     # -- the tasks ---------------------------------------------------------------------------
+
+    async def _scoped(self, task: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run ``task(*args)`` in a cancel scope of its own (``aclose`` cancels it)."""
+        scope = anyio.CancelScope()
+        self._scopes.append(scope)
+        if self._closed:
+            scope.cancel()
+        with scope:
+            await task(*args)
 
     async def _follow(
         self, batches: AsyncIterator[list[Any]], state: SandboxState, send: Sender

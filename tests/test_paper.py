@@ -210,6 +210,17 @@ async def test_paper_cancellation(kite_real: Sandbox, kite_feed: KiteFeed) -> No
     with pytest.raises(OSError):  # noqa: PT011 - refused: the errno's text varies
         await anyio.connect_tcp("127.0.0.1", port)
 
+    # aclose() in the body, inside a scope of its own: reading ends, the client is closed
+    async with Paper(kite_feed) as paper:
+        with anyio.move_on_after(HANG_GUARD):
+            await paper.aclose()
+        assert [item async for item in paper] == []
+        with pytest.raises(ClientClosedError):
+            paper.broker  # noqa: B018
+        with pytest.raises(ClientClosedError):
+            await paper.subscribe([INFY])
+        assert paper.sandbox.port  # stopped when the block is left
+
     # an error in the body comes out as itself
     with pytest.raises(KeyError, match="mine"):
         async with Paper(kite_feed):
