@@ -116,8 +116,9 @@ class Paper(AbstractFeeder[Any, Any]):
     Lifecycle: the ``feed`` is the caller's: enter it first and leave it after (``async
     with feed, Paper(feed) as paper``); ``Paper`` reads it while open and never closes it.
     Entering a ``Paper`` starts the sandbox, logs ``broker`` in to it and starts reading the
-    feed; leaving it (or ``aclose()``, or cancellation of the enclosing scope) stops the
-    reading, closes the client and stops the sandbox: no task outlives the ``async with``.
+    feed; leaving it (or cancellation of the enclosing scope) stops the reading, closes the
+    client and stops the sandbox: no task outlives the ``async with``. ``aclose()`` in the
+    body stops the reading and closes the client at once (the sandbox stops on leaving).
     An exception raised in the body comes out as itself. Once ``paper`` wraps the feed,
     read ``paper``, not the feed (each item goes to one reader).
 
@@ -135,9 +136,9 @@ class Paper(AbstractFeeder[Any, Any]):
 
     Order: the updates of the fills a tick causes are yielded right after that tick, before
     the next item of the feed; updates of REST calls (placing, modifying, cancelling) come
-    in the order the sandbox made them. With
-    the ``lossless`` overflow (the default) the market moves only as fast as ``paper`` is
-    read: a program that stops reading stops its paper fills too, as it stops the feed.
+    in the order the sandbox made them. With the ``lossless`` overflow (the default) the
+    market moves only as fast as ``paper`` is read: a program that stops reading stops its
+    paper fills too, as it stops the feed.
 
     The end of the feed ends ``async for`` (after every item put before it); a feed that
     fails raises its own error there, as itself. Cancellation: a cancelled wait for the
@@ -184,12 +185,15 @@ class Paper(AbstractFeeder[Any, Any]):
             raise ValueError(f"cash must be a finite number > 0, got {cash!r}")
         if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
             raise ValueError(f"buffer_size must be an int >= 1, got {buffer_size!r}")
-        if broker is None:
-            broker = _broker_of(feed)  # None: known once the feed is entered (a replay)
         if broker is not None and broker not in brokers():
             raise ValueError(
                 f"unknown broker {broker!r}: paper trading knows {', '.join(brokers())}"
             )
+        spoken = _broker_of(feed)  # None: known once the feed is entered (a replay)
+        if broker is None:
+            broker = spoken
+        elif spoken is not None and spoken != broker:
+            raise ValueError(f"the feed speaks {spoken}'s protocol, not {broker}'s")
         self.feed = feed
         self.overflow = Overflow(overflow)
         self.buffer_size = buffer_size

@@ -248,6 +248,8 @@ async def test_paper_misuse(kite_real: Sandbox, kite_feed: KiteFeed) -> None:
         Paper(kite_feed, market_interval=1.0)
     with pytest.raises(ValueError, match="unknown broker"):
         Paper(kite_feed, broker="nope")
+    with pytest.raises(ValueError, match="the feed speaks kite's protocol, not dhan's"):
+        Paper(kite_feed, broker="dhan")
     with pytest.raises(ValueError, match="cash"):
         Paper(kite_feed, cash=0)
     with pytest.raises(ValueError, match="buffer_size"):
