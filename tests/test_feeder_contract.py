@@ -442,6 +442,65 @@ async def redis_dhan_feed(
         await anyio.to_thread.run_sync(server.close)
 
 
+@contextlib.asynccontextmanager
+async def paper_kite(
+    *, overflow: str = "lossless", buffer_size: int = 10_000, flat_out: bool = False
+) -> AsyncIterator[Harness]:
+    """Paper trading on Kite: the sandbox's ticker -> ``KiteFeed`` (entered here) ->
+    ``Paper``; an order update is a paper order placed through ``paper.broker``."""
+    from aio_trader.paper import Paper
+
+    async with (
+        _sandbox(flat_out) as sb,
+        KiteFeed(sb.api_key, sb.access_token, root=sb.ticker_url, backoff=FAST) as real,
+    ):
+        paper = Paper(real, overflow=overflow, buffer_size=buffer_size)
+
+        async def place() -> None:  # a BUY LIMIT far below the market: it rests
+            await paper.broker.place_order(
+                "regular", "NSE", "INFY", "BUY", 1, "CNC", "LIMIT", price=1.0
+            )
+
+        yield Harness(
+            paper,
+            _tradable(sb),
+            "full",
+            place,
+            lambda item: isinstance(item, OrderUpdate),
+            KITE_CODEC.key_of,
+        )
+
+
+@contextlib.asynccontextmanager
+async def paper_dhan(
+    *, overflow: str = "lossless", buffer_size: int = 10_000, flat_out: bool = False
+) -> AsyncIterator[Harness]:
+    """Paper trading on Dhan: the sandbox's Dhan market feed -> ``DhanFeed`` (entered
+    here, without order updates) -> ``Paper``; an order update is a paper order."""
+    from aio_trader.paper import Paper
+
+    config = SandboxConfig(broker="dhan", tick_interval=0.0 if flat_out else 0.02)
+    async with (
+        Sandbox(config) as sb,
+        DhanFeed(
+            sb.client_id, sb.access_token, root=sb.feed_url, order_root=None, backoff=FAST
+        ) as real,
+    ):
+        paper = Paper(real, overflow=overflow, buffer_size=buffer_size)
+
+        async def place() -> None:  # a BUY LIMIT far below the market: it rests
+            await paper.broker.place_order("1594", "NSE_EQ", "BUY", 1, "LIMIT", "CNC", price=1.0)
+
+        yield Harness(
+            paper,
+            _DHAN_KEYS,
+            "full",
+            place,
+            DHAN_CODEC.is_order_update,
+            DHAN_CODEC.key_of,
+        )
+
+
 #: Every feeder the contract runs over: append a factory to add one.
 FACTORIES: list[Factory] = [
     kite_feed,
@@ -451,6 +510,8 @@ FACTORIES: list[Factory] = [
     dhan_feed,
     raw_dhan_feed,
     redis_dhan_feed,
+    paper_kite,
+    paper_dhan,
 ]
 
 

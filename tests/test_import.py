@@ -68,6 +68,7 @@ CORE = [
     "aio_trader.feed._engine",
     "aio_trader.feed._protocol",
     "aio_trader.replay",
+    "aio_trader.paper",
     "aio_trader.gateway",
     "aio_trader.gateway._wire",
     "aio_trader.gateway._gateway",

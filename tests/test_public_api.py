@@ -51,6 +51,7 @@ MODULES = {
         "make_channel",
         "never_a_record",
     ],
+    "aio_trader.paper": ["Paper"],
     "aio_trader.replay": ["ReplayFeed", "ReplayStatistics"],
     "aio_trader.toolkit": [
         "CACHE_DIR_ENV",

@@ -24,7 +24,13 @@ A dialect supplies, in this order of use:
    ``error_response`` (its envelopes; the core's admin routes, unknown paths and the
    pipeline's refusals answer through them, so every body is the broker's),
    ``auth_error`` (its credentials check on REST) and ``order_update`` (the message its
-   feed sockets send for an order change, rendered when the change happens).
+   feed sockets send for an order change, rendered when the change happens), with
+   ``order_update_text`` (that message as the text frame its order-update socket sends).
+5. **Its feed's keys and its client** (paper trading, ``aio_trader.paper``): ``market_token``
+   (the market's token of an instrument key as the broker's feed records carry it, the
+   codec's ``key_of``) and ``feed_key`` (the other way), so a real feed's ticks drive the
+   market; ``client`` (the broker's own REST client pointed at a running sandbox). A
+   dialect's name is its broker's codec name (``aio_trader._codec.get_codec``).
 
 A Dhan dialect, for instance, is ``aio_trader/sandbox/_dhan/``: routes under ``/v2``
 answering Dhan's JSON, ``error_response`` writing ``DH-9xx`` bodies from the neutral
@@ -45,9 +51,11 @@ if TYPE_CHECKING:
     from starlette.responses import Response
     from starlette.routing import BaseRoute
 
+    from aio_trader.abc import AbstractBroker
     from aio_trader.sandbox._api import ApiError
     from aio_trader.sandbox.market import SandboxInstrument
     from aio_trader.sandbox.orders import Order, OrderTables
+    from aio_trader.sandbox.server import Sandbox
     from aio_trader.sandbox.state import SandboxState
 
 __all__ = ["Dialect", "DialectState", "dialect_path", "load_dialect"]
@@ -105,6 +113,27 @@ class Dialect(Protocol):
     def order_update(self, state: SandboxState, order: Order, status: str | None) -> Any:
         """The message published to feed sockets for the order's new state (``status``
         overrides the order's own), rendered now: the order changes afterwards."""
+        ...
+
+    def order_update_text(self, message: Any) -> str:
+        """The text frame the broker's order-update socket sends for an ``order_update``
+        message (``ValueError`` for one it cannot render)."""
+        ...
+
+    def market_token(self, key: Any) -> int | None:
+        """The market's token of an instrument ``key`` as the broker's feed records carry
+        it (Kite: the instrument token; Dhan: ``(exchange_segment, security_id)``); None
+        for a key of another shape. The token may still be unknown to the market."""
+        ...
+
+    def feed_key(self, instrument: SandboxInstrument) -> Any:
+        """The key the broker's feed subscribes ``instrument`` by (``market_token``'s
+        inverse)."""
+        ...
+
+    def client(self, sandbox: Sandbox, **options: Any) -> AbstractBroker:
+        """The broker's own REST client (not entered) pointed at the running ``sandbox``,
+        logged in with its credentials; ``options`` are the client's keyword arguments."""
         ...
 
 

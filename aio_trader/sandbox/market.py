@@ -4,6 +4,10 @@ Everything here is deterministic under ``seed``: the k-th ``step()`` gives the s
 for the same seed, and historical candles are a pure function of (seed, token, interval,
 candle time), never of the wall clock. Only timestamps (``updated_at``) use the real time.
 
+A market can also follow prices set from outside (``follow_quotes()``, then ``set_quote``
+for each tick of a real feed: paper trading, ``aio_trader.paper``): an instrument then has
+a price only once it was quoted (``has_price``), and the order engine fills only those.
+
 The instrument list comes from the dialect (``Dialect.load_instruments``), and so does every
 wire shape: a dialect reads ``quote()``, ``depth()`` and ``candles()`` and renders its
 broker's ticks and REST bodies (Kite: ``_kite/_quotes.py``, ``_kite/_ticker.py``).
@@ -178,12 +182,19 @@ class Market:
         self.instruments: Mapping[int, SandboxInstrument] = instruments
         self.seed = seed
         self.steps = 0
+        #: changes at every step and every ``set_quote``: what a cache of rendered ticks keys on.
+        self.version = 0
         self.updated_at = now_ist()
         self._by_key = {instrument.key: instrument for instrument in instruments.values()}
         self._rngs: dict[int, random.Random] = {}
         self._quotes: dict[int, Quote] = {}
         self._phases: dict[int, tuple[float, ...]] = {}
         self._step_cache: dict[object, object] = {}
+        #: None: every instrument has its seeded price; a set: the market follows quotes set
+        #: from outside, and only the instruments in it have been quoted.
+        self._quoted: set[int] | None = None
+        #: depth set from outside (``set_quote``), instead of the synthetic levels.
+        self._depths: dict[int, tuple[tuple[BookLevel, ...], tuple[BookLevel, ...]]] = {}
         for token, instrument in instruments.items():
             rng = seeded(_mix(seed, token))
             self._rngs[token] = rng
@@ -215,6 +226,11 @@ class Market:
     def last_price(self, token: int) -> float:
         return self._quotes[token].last_price
 
+    def has_price(self, token: int) -> bool:
+        """Whether the instrument has a price to trade at: always, unless the market follows
+        quotes set from outside (``follow_quotes``) and this one was not quoted yet."""
+        return self._quoted is None or token in self._quoted
+
     def close_price(self, token: int) -> float:
         """The previous session's close."""
         return self._quotes[token].close
@@ -224,6 +240,7 @@ class Market:
     def step(self) -> None:
         """Advance every instrument by one random-walk step (deterministic under the seed)."""
         self.steps += 1
+        self.version += 1
         self.updated_at = now_ist()
         self._step_cache.clear()
         for token, instrument in self.instruments.items():
@@ -254,6 +271,82 @@ class Market:
                 quote.oi_day_high = max(quote.oi_day_high, quote.oi)
                 quote.oi_day_low = min(quote.oi_day_low, quote.oi)
 
+    # -- prices set from outside -----------------------------------------------------
+
+    def follow_quotes(self) -> None:
+        """From now on, prices come from ``set_quote`` (a real feed's ticks): an instrument
+        not quoted yet has no price to trade at (``has_price``). Stop the market clock too
+        (``SandboxConfig(market_interval=None)``): ``step()`` would still walk every price."""
+        if self._quoted is None:
+            self._quoted = set()
+
+    def set_quote(
+        self,
+        token: int,
+        last_price: float | None = None,
+        *,
+        open: float | None = None,
+        high: float | None = None,
+        low: float | None = None,
+        close: float | None = None,
+        volume: int | None = None,
+        last_quantity: int | None = None,
+        average_price: float | None = None,
+        buy_quantity: int | None = None,
+        sell_quantity: int | None = None,
+        oi: int | None = None,
+        oi_day_high: int | None = None,
+        oi_day_low: int | None = None,
+        depth: tuple[tuple[BookLevel, ...], tuple[BookLevel, ...]] | None = None,
+    ) -> None:
+        """Set the instrument's state from outside (a tick of a real feed); None leaves a
+        field as it is. ``KeyError`` for an unknown token.
+
+        A ``last_price`` makes the instrument quoted (``has_price``); the day's high and low
+        follow it unless given. The first price of an instrument without ``close`` sets the
+        previous close too (the price band is 20 % around it: the seeded close may be far
+        from a real price). ``average_price`` with ``volume`` sets the day's turnover.
+        ``depth`` (5 buy, 5 sell levels, best first) replaces the synthetic levels from now on.
+        """
+        quote = self._quotes[token]
+        first = self._quoted is not None and token not in self._quoted
+        if last_price is not None:
+            quote.last_price = last_price
+            if first and close is None:
+                quote.close = last_price
+            if first and open is None:
+                quote.open = quote.high = quote.low = last_price
+            quote.high = max(quote.high, last_price) if high is None else high
+            quote.low = min(quote.low, last_price) if low is None else low
+            if self._quoted is not None:
+                self._quoted.add(token)
+        for name, value in (
+            ("open", open),
+            ("close", close),
+            ("last_quantity", last_quantity),
+            ("buy_quantity", buy_quantity),
+            ("sell_quantity", sell_quantity),
+            ("oi", oi),
+            ("oi_day_high", oi_day_high),
+            ("oi_day_low", oi_day_low),
+        ):
+            if value is not None:
+                setattr(quote, name, value)
+        if last_price is None:
+            if high is not None:
+                quote.high = high
+            if low is not None:
+                quote.low = low
+        if volume is not None:
+            quote.volume = volume
+            if average_price is not None:
+                quote.turnover = average_price * volume
+        if depth is not None:
+            self._depths[token] = depth
+        self.version += 1
+        self.updated_at = now_ist()
+        self._step_cache.clear()  # rendered ticks and quotes show the new state
+
     # -- readers ---------------------------------------------------------------------
 
     def per_step(self, key: object, build: Callable[[], _T]) -> _T:
@@ -273,6 +366,9 @@ class Market:
     def depth(self, token: int) -> tuple[tuple[BookLevel, ...], tuple[BookLevel, ...]]:
         """(5 buy levels, 5 sell levels) around the last price, fixed until the next step."""
         instrument = self.instruments[token]
+        given = self._depths.get(token)
+        if given is not None:
+            return given
         return self.per_step(("depth", token), lambda: self._make_depth(instrument))
 
     def _make_depth(

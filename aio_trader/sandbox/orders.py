@@ -11,6 +11,11 @@ names. A dialect says which values its broker accepts (``OrderTables``), transla
 request into this vocabulary and renders orders, positions and holdings in its own shapes.
 Every visible change is handed to ``on_update(order, status)``; the dialect renders the
 update message its feed sockets send (Kite: the postback).
+
+When the market follows quotes set from outside (``Market.follow_quotes``: paper trading),
+orders fill only against instruments that were quoted, at their last quoted price
+(``on_quote`` after each quote), and a MARKET order on an instrument not quoted yet is
+refused (400): there is no price to fill it at.
 """
 
 from __future__ import annotations
@@ -157,6 +162,16 @@ def _protected_price(
     lower, upper = market.circuit_limits(instrument.instrument_token)
     price = min(max(reference * factor, lower), upper)
     return max(instrument.round_price(price), instrument.tick_size or 0.05)
+
+
+def _check_priced(market: Market, instrument: SandboxInstrument, order_type: str) -> None:
+    """400 for a MARKET order on an instrument without a price yet (a market following
+    quotes from outside, before the instrument's first quote)."""
+    if order_type == "MARKET" and not market.has_price(instrument.instrument_token):
+        raise ApiError.input(
+            f"No price yet for {instrument.key}: a MARKET order fills at the last price, and "
+            "no tick of it came (subscribe it on the feed and wait for a tick)."
+        )
 
 
 def _check_tick(instrument: SandboxInstrument, name: str, price: float) -> float:
@@ -560,6 +575,7 @@ class OrderBook:
         _check_tick(instrument, "price", price)
         _check_tick(instrument, "trigger_price", trigger_price)
         protection = _market_protection(params, order_type, self.rules)
+        _check_priced(self.market, instrument, order_type)
         system_tags: list[str] = []
         if self.rules.market_protection and order_type in ("MARKET", "SL-M") and protection:
             # Kite books a protected market order as a LIMIT (SL-M: an SL) at the protected
@@ -683,6 +699,8 @@ class OrderBook:
 
     def _try_fill(self, order: Order) -> bool:
         token = order.instrument.instrument_token
+        if not self.market.has_price(token):
+            return False  # following quotes, and none came for it yet
         last = self.market.last_price(token)
         buy = order.transaction_type == "BUY"
         if order.status == "TRIGGER PENDING":
@@ -786,6 +804,16 @@ class OrderBook:
         for order in [o for o in self.orders.values() if o.status in ("OPEN", "TRIGGER PENDING")]:
             self._try_fill(order)
 
+    def on_quote(self, token: int) -> None:
+        """Fill the live orders of one instrument its new quote crossed (called after
+        ``Market.set_quote``), at its last price, in the order they were placed."""
+        for order in [
+            o
+            for o in self.orders.values()
+            if o.instrument.instrument_token == token and o.status in ("OPEN", "TRIGGER PENDING")
+        ]:
+            self._try_fill(order)
+
     # -- modify / cancel -------------------------------------------------------------------
 
     def get(self, order_id: str) -> Order:
@@ -829,6 +857,7 @@ class OrderBook:
             raise ApiError.input("Invalid `trigger_price`: an SL/SL-M order needs a trigger price.")
         if "order_type" in changes:
             protection = _market_protection(params, order_type, self.rules)
+            _check_priced(self.market, order.instrument, order_type)
             if self.rules.market_protection and order_type in ("MARKET", "SL-M") and protection:
                 percent = AUTO_MARKET_PROTECTION if protection == -1 else protection
                 token = order.instrument.instrument_token

@@ -11,7 +11,7 @@ import collections
 import contextlib
 import hmac
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import anyio
@@ -148,6 +148,7 @@ class SandboxState:
         self.ws_drop_epoch = 0
         self._ws_drop_event = anyio.Event()
         self._subscribers: set[MemoryObjectSendStream[Any]] = set()
+        self._listeners: list[Callable[[Any], None]] = []
         #: what only this broker keeps (Kite: GTTs, alerts, mutual funds, login tokens).
         self.broker: DialectState = self.dialect.create_state(self)
 
@@ -180,6 +181,15 @@ class SandboxState:
             self.book.on_market_step()
             self.broker.on_market_step()
 
+    def set_quote(self, token: int, last_price: float | None = None, **fields: Any) -> None:
+        """A quote from outside (a real feed's tick: ``Market.set_quote``'s arguments), then
+        the order book fills that instrument's orders it crossed and the broker's state
+        reacts (Kite: GTTs, alerts), as after a market step. ``KeyError`` for an unknown
+        token."""
+        self.market.set_quote(token, last_price, **fields)
+        self.book.on_quote(token)
+        self.broker.on_market_step()
+
     async def run_clock(self) -> None:
         """Step the market every ``config.market_interval`` seconds until cancelled."""
         interval = self.config.market_interval
@@ -209,10 +219,24 @@ class SandboxState:
             send.close()
             receive.close()
 
+    @contextlib.contextmanager
+    def order_listener(self, listener: Callable[[Any], None]) -> Iterator[None]:
+        """Call ``listener(message)`` with every order update message as it is published,
+        while inside (a synchronous call: nothing is buffered or dropped; the listener must
+        not block). Paper trading reads the updates this way."""
+        self._listeners.append(listener)
+        try:
+            yield
+        finally:
+            self._listeners.remove(listener)
+
     def publish_order_update(self, order: Order, status: str | None = None) -> None:
-        """Render the order's change in the dialect's words and hand it to every subscriber."""
+        """Render the order's change in the dialect's words and hand it to every subscriber
+        and listener."""
         message = self.dialect.order_update(self, order, status)
         self.stats.postbacks_published += 1
+        for listener in list(self._listeners):
+            listener(message)
         for send in list(self._subscribers):
             try:
                 send.send_nowait(message)

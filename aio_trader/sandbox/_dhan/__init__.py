@@ -21,9 +21,10 @@ See ``aio_trader/sandbox/_dialect.py`` for the interface every dialect implement
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -43,6 +44,10 @@ from aio_trader.sandbox._dialect import Dialect
 from aio_trader.sandbox.market import SandboxInstrument
 from aio_trader.sandbox.orders import Order, OrderTables
 from aio_trader.sandbox.state import SandboxState
+
+if TYPE_CHECKING:
+    from aio_trader.abc import AbstractBroker
+    from aio_trader.sandbox.server import Sandbox
 
 __all__ = ["DIALECT", "DhanDialect"]
 
@@ -91,6 +96,28 @@ class DhanDialect:
 
     def order_update(self, state: SandboxState, order: Order, status: str | None) -> Any:
         return _wire.order_alert(state, order, status)
+
+    def order_update_text(self, message: Any) -> str:
+        return json.dumps(message)
+
+    def market_token(self, key: Any) -> int | None:
+        if not isinstance(key, tuple) or len(key) != 2:
+            return None
+        segment, security = key
+        if isinstance(security, bool) or not isinstance(security, int | str):
+            return None
+        try:
+            return _instruments.token_of(segment, int(security))
+        except ValueError:
+            return None
+
+    def feed_key(self, instrument: SandboxInstrument) -> tuple[str, int]:
+        return (_instruments.dhan_segment(instrument), instrument.exchange_token)
+
+    def client(self, sandbox: Sandbox, **options: Any) -> AbstractBroker:
+        from aio_trader.dhan import Dhan
+
+        return Dhan(sandbox.client_id, sandbox.access_token, root=sandbox.root_url, **options)
 
 
 DIALECT: Final[Dialect] = DhanDialect()

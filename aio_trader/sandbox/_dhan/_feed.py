@@ -575,7 +575,7 @@ class _OrderSocket(_Socket):
         async for update in updates:
             if self.state.faults.ws_silence:
                 continue
-            if not await self.send_text(json.dumps(update)):
+            if not await self.send_text(self.state.dialect.order_update_text(update)):
                 return
 
 

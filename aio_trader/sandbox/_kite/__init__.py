@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +36,7 @@ from aio_trader.kite.constants import (
     Validity,
     Variety,
 )
+from aio_trader.kite.ticks import OrderUpdate, encode_text
 from aio_trader.ratelimit import Rate
 from aio_trader.sandbox._api import ApiError
 from aio_trader.sandbox._dialect import Dialect
@@ -44,6 +45,10 @@ from aio_trader.sandbox._kite._state import KiteState
 from aio_trader.sandbox.market import SandboxInstrument
 from aio_trader.sandbox.orders import Order, OrderTables
 from aio_trader.sandbox.state import SandboxState
+
+if TYPE_CHECKING:
+    from aio_trader.abc import AbstractBroker
+    from aio_trader.sandbox.server import Sandbox
 
 __all__ = ["DIALECT", "KiteDialect"]
 
@@ -92,6 +97,21 @@ class KiteDialect:
 
     def order_update(self, state: SandboxState, order: Order, status: str | None) -> Any:
         return _wire.postback(state, order, status)
+
+    def order_update_text(self, message: Any) -> str:
+        return encode_text(OrderUpdate.from_dict(message))
+
+    def market_token(self, key: Any) -> int | None:
+        return key if isinstance(key, int) and not isinstance(key, bool) else None
+
+    def feed_key(self, instrument: SandboxInstrument) -> int:
+        return instrument.instrument_token
+
+    def client(self, sandbox: Sandbox, **options: Any) -> AbstractBroker:
+        from aio_trader.kite import Kite
+
+        options.setdefault("token_cache", False)  # nothing written to the user's config
+        return Kite(sandbox.api_key, sandbox.access_token, root=sandbox.root_url, **options)
 
 
 DIALECT: Final[Dialect] = KiteDialect()

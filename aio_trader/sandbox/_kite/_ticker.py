@@ -48,7 +48,7 @@ import attrs
 from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from aio_trader.kite.ticks import FeedError, OrderUpdate, encode_frame, encode_text
+from aio_trader.kite.ticks import FeedError, encode_frame, encode_text
 from aio_trader.sandbox._api import ApiError, load_json
 from aio_trader.sandbox._kite._quotes import snapshot
 from aio_trader.sandbox._kite._state import check_enctoken
@@ -401,8 +401,9 @@ class _Connection:
 
     def _frame(self) -> tuple[bytes, int]:
         market = self.state.market
-        # the market changes only by steps: one encoding per step serves every frame of it
-        key = (self.subscriptions.version, id(market), market.steps)
+        # the market changes only by steps and quotes set from outside: one encoding per
+        # version serves every frame of it
+        key = (self.subscriptions.version, id(market), market.version)
         if key != self.cache_key:
             self.cache = _build_frame(market, self.subscriptions.modes)
             self.cache_key = key
@@ -459,7 +460,7 @@ class _Connection:
             if self.state.faults.ws_silence:
                 continue  # silence loses postbacks, as a dead network would
             try:
-                text = encode_text(OrderUpdate.from_dict(update))
+                text = self.state.dialect.order_update_text(update)
             except ValueError:
                 log.exception(
                     "order postback %s not sent: not a Kite postback", update.get("order_id")
