@@ -9,6 +9,10 @@ feed's order updates. Only ``open_account`` knows which broker it talks to.
 
     .venv/bin/python examples/ma_crossover.py --broker kite --max-orders 2
     .venv/bin/python examples/ma_crossover.py --broker dhan --seconds 60
+    .venv/bin/python examples/ma_crossover.py --broker kite --paper
+
+With ``--paper`` the orders are paper orders (``aio_trader.paper.Paper``): filled by a
+local order engine at the ticks of the broker's feed, the strategy unchanged.
 
 Without credentials it runs on the embedded sandbox of that broker. With them (Kite:
 ``KITE_API_KEY``, ``KITE_ACCESS_TOKEN``; Dhan: ``DHAN_CLIENT_ID``,
@@ -104,13 +108,13 @@ async def open_account(
     """The broker's REST client and feed, open; the one place that knows brokers.
 
     Without credentials in the environment, the broker's sandbox runs in this process.
-    The feed gets the client's instrument index, so it takes symbols.
-    (``--broker paper`` plugs in here: add it to ``BROKERS`` and build the paper
-    broker and its feed below, over the sandbox's or a real feed.)
+    The feed gets the client's instrument index, so it takes symbols. With
+    ``--paper``, the broker's feed drives a paper account: the one-line switch is at the
+    end.
     """
     env = os.environ.get
     real = bool(env("KITE_API_KEY") if args.broker == "kite" else env("DHAN_CLIENT_ID"))
-    if real and not args.live:
+    if real and not args.live and not args.paper:
         raise SystemExit("this would place REAL orders: add --live if you mean it")
     async with AsyncExitStack() as stack:
         where: dict[str, Any] = {}  # a real account: the brokers' own addresses
@@ -149,6 +153,12 @@ async def open_account(
             index = await dhan.instrument_index()
             feed = DhanFeed(client, token, instruments=index, **where.get("feed", {}))
         await stack.enter_async_context(feed)
+        if args.paper:  # the one-line switch: the same strategy, paper orders
+            from aio_trader.paper import Paper
+
+            paper = await stack.enter_async_context(Paper(feed, cash=1_000_000))
+            broker, feed = paper.broker, paper
+            print(f"paper trading over the {args.broker} feed", flush=True)
         yield broker, feed
 
 
@@ -175,6 +185,9 @@ if __name__ == "__main__":
     cli.add_argument("--seconds", type=float, default=300, help="stop after this long")
     cli.add_argument("--timeout", type=float, default=30, help="per order, seconds")
     cli.add_argument("--live", action="store_true", help="allow real orders")
+    cli.add_argument(
+        "--paper", action="store_true", help="paper orders, filled at the feed's ticks"
+    )
     cli.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     arguments = cli.parse_args()
     if not 0 < arguments.fast < arguments.slow:

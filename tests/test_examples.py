@@ -388,6 +388,21 @@ def test_ma_crossover_runs_unchanged_on_each_broker(broker: str, backend: str) -
     _crossover_run(text, broker)
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("broker", ["kite", "dhan"])
+def test_ma_crossover_runs_unchanged_on_paper(broker: str, backend: str) -> None:
+    """``--paper``: the same strategy, its orders filled by a paper account at the
+    broker feed's ticks."""
+    if backend == "trio":
+        pytest.importorskip("trio")
+    text = run_example(
+        "ma_crossover.py",
+        *("--broker", broker, "--paper", "--backend", backend, "--max-orders", "2"),
+    )
+    assert f"paper trading over the {broker} feed" in text, text
+    _crossover_run(text, broker)
+
+
 def test_ma_crossover_refuses_a_real_account_without_live() -> None:
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / "ma_crossover.py"), "--broker", "dhan"],
