@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from anyio.abc import AsyncResource
 
@@ -35,6 +35,34 @@ from aio_trader.feed._channel import FeedStatistics
 
 if TYPE_CHECKING:
     from aio_trader._trading import Funds, Holding, Order, OrderRequest, OrderType, Position
+
+    class _Mapping(Protocol):
+        """What a broker's neutral mapping module (``kite/_trading.py``) provides."""
+
+        async def last_prices(self, client: Any, symbols: Iterable[str]) -> dict[str, float]: ...
+        async def submit(self, client: Any, request: OrderRequest) -> str: ...
+        async def modify(
+            self,
+            client: Any,
+            order_id: str,
+            quantity: int | None,
+            price: float | None,
+            trigger_price: float | None,
+            order_type: OrderType | str | None,
+        ) -> str: ...
+        async def cancel(self, client: Any, order_id: str) -> str: ...
+        async def follow(
+            self,
+            client: Any,
+            order_id: str,
+            feed: AsyncIterable[object] | None,
+            timeout: float | None,  # noqa: ASYNC109
+        ) -> Order: ...
+        async def order_book(self, client: Any) -> list[Order]: ...
+        async def net_positions(self, client: Any) -> list[Position]: ...
+        async def portfolio(self, client: Any) -> list[Holding]: ...
+        async def funds(self, client: Any) -> Funds: ...
+
 
 __all__ = ["AbstractBroker", "AbstractFeeder"]
 
@@ -78,9 +106,19 @@ class AbstractBroker(AsyncResource):
         return await self.authorise()
 
     # -- neutral operations: one strategy, any broker (aio_trader.trading) -------------------
-    # Each broker implements them by mapping to its own methods, enums and records; the
-    # defaults raise NotImplementedError (a broker without them). Symbols are
-    # "EXCHANGE:TRADINGSYMBOL" with Kite's exchange names for every broker.
+    # Written once here: each calls the function of the same name in the broker's mapping
+    # module (``_neutral``: kite/_trading.py, dhan/_trading.py), which maps the neutral
+    # enums and records to the broker's own methods and back. A broker without a mapping
+    # raises NotImplementedError. Symbols are "EXCHANGE:TRADINGSYMBOL" with Kite's
+    # exchange names for every broker.
+
+    #: The broker's mapping module (functions ``last_prices(client, symbols)``, ...).
+    _neutral: ClassVar[_Mapping | None] = None
+
+    def _mapping(self) -> _Mapping:
+        if self._neutral is None:
+            raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+        return self._neutral
 
     async def last_prices(self, symbols: Iterable[str]) -> dict[str, float]:
         """The last traded price of each symbol: ``{"NSE:INFY": 1540.5, ...}``.
@@ -90,7 +128,7 @@ class AbstractBroker(AsyncResource):
         not know or gives no price for (never a silent omission).
         Cancellation: abandoned (only reads).
         """
-        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+        return await self._mapping().last_prices(self, symbols)
 
     async def submit(self, request: OrderRequest) -> str:
         """Place the order ``request`` describes; returns its order id.
@@ -103,7 +141,7 @@ class AbstractBroker(AsyncResource):
         the broker does not list raises ``UnknownInstrument`` (Dhan: before anything is
         sent; Kite refuses the order itself).
         """
-        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+        return await self._mapping().submit(self, request)
 
     async def modify(
         self,
@@ -118,12 +156,14 @@ class AbstractBroker(AsyncResource):
         id. At least one change is needed; values are checked before any request.
         Never sent twice (the broker's ``modify_order`` rule). Cancellation: the change
         may or may not apply (see :meth:`order_book`)."""
-        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+        return await self._mapping().modify(
+            self, order_id, quantity, price, trigger_price, order_type
+        )
 
     async def cancel(self, order_id: str) -> str:
         """Cancel an open order (placed by :meth:`submit`); returns its id. Never sent
         twice. Cancellation: the order may or may not be cancelled."""
-        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+        return await self._mapping().cancel(self, order_id)
 
     async def follow(
         self,
@@ -136,23 +176,23 @@ class AbstractBroker(AsyncResource):
         from its order updates (the feed's items read meanwhile are consumed).
         ``timeout`` (seconds) raises ``TimeoutError``. Cancellation: propagates, nothing
         changes (only reads)."""
-        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+        return await self._mapping().follow(self, order_id, feed, timeout)
 
     async def order_book(self) -> list[Order]:
         """Today's orders, latest state each. Cancellation: abandoned."""
-        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+        return await self._mapping().order_book(self)
 
     async def net_positions(self) -> list[Position]:
         """The day's net positions (flat ones included). Cancellation: abandoned."""
-        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+        return await self._mapping().net_positions(self)
 
     async def portfolio(self) -> list[Holding]:
         """The demat holdings. Cancellation: abandoned."""
-        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+        return await self._mapping().portfolio(self)
 
     async def funds(self) -> Funds:
         """The funds available for trading. Cancellation: abandoned."""
-        raise NotImplementedError(_NO_NEUTRAL.format(type(self).__name__))
+        return await self._mapping().funds(self)
 
 
 class AbstractFeeder(AsyncResource, Generic[KeyT, ItemT]):

@@ -26,8 +26,8 @@ import math
 import os
 import re
 import secrets
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, overload
 
 import anyio.to_thread
 
@@ -48,7 +48,7 @@ from aio_trader._rest import segment_id as _segment_id
 from aio_trader._rest import str_arg as _str_arg
 from aio_trader._time import IST
 from aio_trader.backoff import Backoff
-from aio_trader.dhan import _trading as _neutral
+from aio_trader.dhan import _trading
 from aio_trader.dhan._errors import dhan_error_from_response
 from aio_trader.dhan._instruments import neutral_instruments
 from aio_trader.dhan._limits import rate_limits
@@ -124,11 +124,7 @@ from aio_trader.ratelimit import Rate
 from aio_trader.utils import as_completed
 
 if TYPE_CHECKING:
-    from aio_trader._trading import Funds, OrderRequest
-    from aio_trader._trading import Holding as NeutralHolding
-    from aio_trader._trading import Order as NeutralOrder
-    from aio_trader._trading import OrderType as NeutralOrderType
-    from aio_trader._trading import Position as NeutralPosition
+    from aio_trader.abc import _Mapping
     from aio_trader.dhan._feed import DhanFeed
 
 __all__ = ["DateLike", "Dhan", "InstrumentsArg", "intraday_chunks"]
@@ -1918,61 +1914,10 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         self._check_open()  # nothing works before ``async with`` or after it, cached or not
         return await self._index_cache.get(download, refresh)
 
-    # -- neutral operations (aio_trader.trading; the mapping: dhan/_trading.py) ---------------
-    # The same names on every broker (see AbstractBroker); each is Dhan's own method with
-    # the neutral enums, records and symbols mapped to Dhan's and back.
-
-    async def last_prices(self, symbols: Iterable[str]) -> dict[str, float]:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.last_prices`: :meth:`ltp`."""
-        return await _neutral.last_prices(self, symbols)
-
-    async def submit(self, request: OrderRequest) -> str:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.submit`: :meth:`place_order`
-        (the request's ``tag`` as the correlation id)."""
-        return await _neutral.submit(self, request)
-
-    async def modify(
-        self,
-        order_id: str,
-        *,
-        quantity: int | None = None,
-        price: float | None = None,
-        trigger_price: float | None = None,
-        order_type: NeutralOrderType | str | None = None,
-    ) -> str:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.modify`: :meth:`order` (what
-        is not changed), then :meth:`modify_order`."""
-        return await _neutral.modify(self, order_id, quantity, price, trigger_price, order_type)
-
-    async def cancel(self, order_id: str) -> str:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.cancel`: :meth:`cancel_order`."""
-        return await _neutral.cancel(self, order_id)
-
-    async def follow(
-        self,
-        order_id: str,
-        feed: AsyncIterable[object] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (wait_for_order's deadline)
-    ) -> NeutralOrder:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.follow`: :meth:`wait_for_order`
-        (``feed``: a :class:`DhanFeed`)."""
-        return await _neutral.follow(self, order_id, feed, timeout)
-
-    async def order_book(self) -> list[NeutralOrder]:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.order_book`: :meth:`orders`."""
-        return await _neutral.order_book(self)
-
-    async def net_positions(self) -> list[NeutralPosition]:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.net_positions`: :meth:`positions`."""
-        return await _neutral.net_positions(self)
-
-    async def portfolio(self) -> list[NeutralHolding]:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.portfolio`: :meth:`holdings`."""
-        return await _neutral.portfolio(self)
-
-    async def funds(self) -> Funds:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.funds`: :meth:`fund_limits`."""
-        return await _neutral.funds(self)
+    # -- neutral operations: AbstractBroker's, through this mapping --------------------------
+    _neutral: ClassVar[_Mapping | None] = (
+        _trading  # dhan/_trading.py: the neutral enums and records <-> Dhan's
+    )
 
 
 # -- parsers ---------------------------------------------------------------------------------------

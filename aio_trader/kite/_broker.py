@@ -34,8 +34,8 @@ import math
 import os
 import re
 import secrets
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 import anyio
 import anyio.to_thread
@@ -66,7 +66,7 @@ from aio_trader.errors import (
     TokenException,
 )
 from aio_trader.http import AsyncRequest
-from aio_trader.kite import _trading as _neutral
+from aio_trader.kite import _trading
 from aio_trader.kite._errors import kite_error_from_response
 from aio_trader.kite._instruments import neutral_instruments
 from aio_trader.kite._models import (
@@ -136,11 +136,7 @@ from aio_trader.ratelimit import Rate
 from aio_trader.utils import as_completed
 
 if TYPE_CHECKING:
-    from aio_trader._trading import Funds, OrderRequest
-    from aio_trader._trading import Holding as NeutralHolding
-    from aio_trader._trading import Order as NeutralOrder
-    from aio_trader._trading import OrderType as NeutralOrderType
-    from aio_trader._trading import Position as NeutralPosition
+    from aio_trader.abc import _Mapping
     from aio_trader.kite._feed import KiteFeed
 
 __all__ = [
@@ -1707,64 +1703,10 @@ class Kite(RestBroker[EndpointGroup]):
         uuid = _segment_id(uuid, "uuid")
         return await self._request("GET", f"/alerts/{uuid}/history", AlertHistory.from_kite_list)
 
-    # -- neutral operations (aio_trader.trading; the mapping: kite/_trading.py) ---------------
-    # The same names on every broker (see AbstractBroker); each is Kite's own method with
-    # the neutral enums and records mapped to Kite's and back.
-
-    async def last_prices(self, symbols: Iterable[str]) -> dict[str, float]:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.last_prices`: :meth:`ltp`."""
-        return await _neutral.last_prices(self, symbols)
-
-    async def submit(self, request: OrderRequest) -> str:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.submit`: :meth:`place_order`
-        (variety ``regular``, the request's ``tag``)."""
-        return await _neutral.submit(self, request)
-
-    async def modify(
-        self,
-        order_id: str,
-        *,
-        quantity: int | None = None,
-        price: float | None = None,
-        trigger_price: float | None = None,
-        order_type: NeutralOrderType | str | None = None,
-    ) -> str:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.modify`: :meth:`modify_order`
-        (variety ``regular``)."""
-        return await _neutral.modify(self, order_id, quantity, price, trigger_price, order_type)
-
-    async def cancel(self, order_id: str) -> str:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.cancel`: :meth:`cancel_order`
-        (variety ``regular``)."""
-        return await _neutral.cancel(self, order_id)
-
-    async def follow(
-        self,
-        order_id: str,
-        feed: AsyncIterable[object] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (wait_for_order's deadline)
-    ) -> NeutralOrder:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.follow`: :meth:`wait_for_order`
-        (``feed``: a :class:`KiteFeed`)."""
-        return await _neutral.follow(self, order_id, feed, timeout)
-
-    async def order_book(self) -> list[NeutralOrder]:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.order_book`: :meth:`orders`."""
-        return await _neutral.order_book(self)
-
-    async def net_positions(self) -> list[NeutralPosition]:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.net_positions`:
-        :meth:`positions` (``net``)."""
-        return await _neutral.net_positions(self)
-
-    async def portfolio(self) -> list[NeutralHolding]:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.portfolio`: :meth:`holdings`."""
-        return await _neutral.portfolio(self)
-
-    async def funds(self) -> Funds:
-        """Neutral :meth:`~aio_trader.abc.AbstractBroker.funds`: :meth:`margins` (the
-        equity segment)."""
-        return await _neutral.funds(self)
+    # -- neutral operations: AbstractBroker's, through this mapping --------------------------
+    _neutral: ClassVar[_Mapping | None] = (
+        _trading  # kite/_trading.py: the neutral enums and records <-> Kite's
+    )
 
 
 def _joined(parts: Iterable[list[Candle]]) -> list[Candle]:
