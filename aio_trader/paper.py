@@ -48,6 +48,7 @@ from aio_trader._codec import Codec, get_codec
 from aio_trader.abc import AbstractBroker, AbstractFeeder
 from aio_trader.errors import ClientClosedError
 from aio_trader.feed import Batches, FeedStatistics, Overflow, Sender, make_channel
+from aio_trader.feed._channel import EndOfFeed
 
 try:
     from aio_trader.sandbox._dialect import Dialect
@@ -96,18 +97,6 @@ _QUOTE_FIELDS: Final = (
     ("oi_day_low", "oi_day_low"),
     ("previous_close", "close"),
 )
-
-
-class _End:
-    """The last item of ``paper``: the feed ended (``error``: with this error)."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException | None) -> None:
-        self.error = error
-
-    def stop(self) -> BaseException:
-        return StopAsyncIteration() if self.error is None else self.error
 
 
 class Paper(AbstractFeeder[Any, Any]):
@@ -224,7 +213,7 @@ class Paper(AbstractFeeder[Any, Any]):
         self._published = 0  # order update messages of the sandbox
         self._handed = 0  # ... of them handed to ``paper``
         self._all_handed = anyio.Event()  # set when ``_handed`` reaches ``_published``
-        self._end: _End | None = None  # the feed ended: put after the pending updates
+        self._end: EndOfFeed | None = None  # the feed ended: put after the pending updates
         self._channel = make_channel(
             self.overflow, buffer_size, is_record=self._is_record, key=self._key
         )
@@ -262,7 +251,7 @@ class Paper(AbstractFeeder[Any, Any]):
 
     def _key(self, item: Any) -> Any:
         codec = self._codec
-        return None if codec is None or type(item) is _End else codec.key_of(item)
+        return None if codec is None or type(item) is EndOfFeed else codec.key_of(item)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -427,9 +416,8 @@ class Paper(AbstractFeeder[Any, Any]):
         backend's cancellation; nothing is lost (the next call gets the item)."""
         self._check_entered()
         item = await self._channel.get()
-        if type(item) is _End:
-            self._channel.close(item.error)
-            raise item.stop()
+        if type(item) is EndOfFeed:
+            raise item.end(self._channel)
         return item
 
     def batches(self, max_items: int = 1000) -> AsyncIterator[list[Any]]:
@@ -493,7 +481,7 @@ class Paper(AbstractFeeder[Any, Any]):
             except Exception as exc:  # noqa: BLE001 - the feed's error: handed to the reader
                 error = exc
             # the order updates made so far go first: the updates' task puts the end
-            self._end = _End(error)
+            self._end = EndOfFeed(error)
             self._wake.set()
 
     def _quote(self, state: SandboxState, key: Any, tick: Any) -> None:
@@ -593,9 +581,9 @@ class _Batches:
     async def __anext__(self) -> list[Any]:
         batch = await self._batches.__anext__()
         end = batch[-1]
-        if type(end) is _End:  # the last item: nothing comes after it
+        if type(end) is EndOfFeed:  # the last item: nothing comes after it
             del batch[-1]
-            self._paper._channel.close(end.error)  # the next call ends (this one, if empty)
+            stop = end.end(self._paper._channel)  # the next call ends (this one, if empty)
             if not batch:
-                raise end.stop()
+                raise stop
         return batch

@@ -46,6 +46,7 @@ from aio_trader._instruments import InstrumentIndex, check_index, resolve_keys
 from aio_trader.abc import AbstractFeeder
 from aio_trader.errors import ClientClosedError
 from aio_trader.feed import Batches, FeedCounters, FeedStatistics, Overflow, make_channel
+from aio_trader.feed._channel import EndOfFeed
 from aio_trader.feed._engine import MISSING, keys_or_former
 from aio_trader.gateway._wire import FrameInfo
 
@@ -67,18 +68,6 @@ everything), ``lag`` frames of the file not read yet."""
 
 #: One item in the channel: the record and the frame it came from.
 _Slot: TypeAlias = tuple[Any, FrameInfo]
-
-
-class _End:
-    """The last item of a replay: the recording ended (``error``: reading it failed)."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException | None) -> None:
-        self.error = error
-
-    def stop(self) -> BaseException:
-        return StopAsyncIteration() if self.error is None else self.error
 
 
 class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
@@ -328,9 +317,8 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
         yielded by the next call).
         """
         item, info = await self._channel.get()
-        if type(item) is _End:
-            self._channel.close(item.error)
-            raise item.stop()
+        if type(item) is EndOfFeed:
+            raise item.end(self._channel)
         self._last = info
         return item  # type: ignore[no-any-return]
 
@@ -377,7 +365,7 @@ class ReplayFeed(AbstractFeeder[Any, "FeedItem"]):
             except Exception as exc:  # noqa: BLE001 - an unreadable file: handed to the reader
                 error = exc
             with contextlib.suppress(*closed):  # after every item: ends ``async for`` when read
-                await channel.put_record(send, (_End(error), None))
+                await channel.put_record(send, (EndOfFeed(error), None))
 
     async def _wait_for(self, received_us: int) -> None:
         """Wait for the time of a frame received at ``received_us``, at the current speed;
@@ -452,12 +440,11 @@ class _Unwrapped:
     async def __anext__(self) -> list[Any]:
         batch = await self._batches.__anext__()
         end = batch[-1][0]
-        if type(end) is _End:  # the last item: nothing comes after it
+        if type(end) is EndOfFeed:  # the last item: nothing comes after it
             del batch[-1]
+            stop = end.end(self._feed._channel)  # the next call ends (this one, if empty)
             if not batch:
-                self._feed._channel.close(end.error)
-                raise end.stop()
-            self._feed._channel.close(end.error)  # the next call ends
+                raise stop
         self._feed._last = batch[-1][1]
         return [item for item, _ in batch]
 

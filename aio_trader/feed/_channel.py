@@ -60,6 +60,7 @@ from aio_trader._time import IST
 __all__ = [
     "Batches",
     "Channel",
+    "EndOfFeed",
     "FeedCounters",
     "FeedStatistics",
     "Overflow",
@@ -210,6 +211,25 @@ class _Record:
 
     def __init__(self, item: object) -> None:
         self.item = item
+
+
+class EndOfFeed:
+    """An in-band last item: a producer that ends (a recording's end, a wrapped feed's)
+    puts it after its last items, so a reader gets every item before the end.
+
+    A reader that takes it raises ``end_of_feed.end(channel)``: the channel is closed
+    (with ``error``) and the result is what to raise (``StopAsyncIteration``, or
+    ``error`` as itself).
+    """
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+    def end(self, channel: Channel[Any]) -> BaseException:
+        channel.close(self.error)
+        return StopAsyncIteration() if self.error is None else self.error
 
 
 class Channel(Generic[ItemT]):
