@@ -1,0 +1,313 @@
+"""Every ```python block of README.md and docs/*.md runs in the suite.
+
+``COVERAGE`` lists, per page, one entry per block in the page's order, saying where the
+block runs: ``HERE`` (a test of this module), another test module (which reads that page),
+``INCLUDED`` (a ``--8<--`` include of ``examples/``, run as the example itself by
+tests/test_examples.py), or ``compiled: <reason>`` (the short allow-list of blocks that
+cannot run offline; tests/test_examples.py compiles every block and checks its imports).
+A block added to a page fails :func:`test_every_block_of_every_page_is_covered` until it
+is given an entry.
+
+A block here runs as a reader runs it, on the embedded sandbox of its broker over
+loopback, on both anyio backends; what it takes from the reader is given the way the
+reader has it:
+
+- a block that opens a client without ``root=`` (as against the real broker) reaches the
+  sandbox: :func:`production_is_the_sandbox` points the clients' default addresses at it,
+  and the sandbox's credentials are the block's (``api_key="..."``, ...);
+- the names the page's text says are open already (``kite``, ``feed``, ``api_key``...):
+  each page's namespace, built by a function below that says what it holds;
+- a last line ``anyio.run(main)``: ``main()`` is awaited on the test's backend instead;
+- ``print``: the namespace's :class:`Printed` keeps the lines; a block that loops forever
+  is ended after a number of printed lines (or a condition) the test states, under a hang
+  guard, and the test checks what those lines say.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import logging
+import re
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import anyio
+import httpx
+import pytest
+
+from _helpers import ROOT, python_blocks
+
+pytest.importorskip("starlette", reason="the docs' sandbox needs the sandbox extra")
+
+from aio_trader.dhan import Dhan, DhanFeed, RawDhanFeed  # noqa: E402
+from aio_trader.kite import Kite, KiteFeed, Tick  # noqa: E402
+from aio_trader.sandbox import Sandbox, SandboxConfig  # noqa: E402
+from aio_trader.sandbox._dhan._instruments import token_of  # noqa: E402
+
+HERE = "here"
+INCLUDED = "included"
+#: A generous hang guard: only a hang (a block that never ends) should reach it.
+HANG_GUARD = 60.0
+
+COVERAGE: dict[str, tuple[str, ...]] = {
+    "README.md": (HERE, HERE),
+    "docs/concepts.md": (HERE,) * 14,
+    "docs/dhan.md": (HERE, HERE, HERE),
+    "docs/examples.md": (INCLUDED,) * 6,
+    "docs/index.md": (HERE,),  # and as a script by tests/test_examples.py
+    "docs/migration.md": (
+        HERE,
+        HERE,
+        HERE,
+        HERE,
+        "compiled: KiteTicker.connect() runs Twisted's reactor: it blocks, cannot restart",
+        HERE,
+        HERE,
+        "compiled: kiteconnect's threaded ticker under `while True: time.sleep(60)`",
+        HERE,
+    ),
+    "docs/paper.md": ("tests/test_paper.py", HERE, "tests/test_paper.py"),
+    "docs/sandbox.md": (HERE,) * 9,
+    "docs/sessions.md": ("tests/test_session.py",) * 5,
+    "docs/strategies.md": (INCLUDED, "tests/test_trading.py", "tests/test_trading.py"),
+    "docs/toolkit.md": ("tests/test_toolkit.py",) * 4 + ("tests/test_symbols.py",) * 3,
+    "docs/troubleshooting.md": (HERE,),
+    "docs/gateway.md": (
+        HERE,
+        HERE,
+        HERE,
+        "compiled: needs Redis Sentinel servers (sentinel-1, sentinel-2), a deployment",
+        HERE,
+        HERE,
+    ),
+}
+
+
+def pages() -> list[str]:
+    return ["README.md"] + [f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md"))]
+
+
+# -- the guard: every block has its entry --------------------------------------------------
+
+
+@pytest.mark.parametrize("page", pages())
+def test_every_block_of_every_page_is_covered(page: str) -> None:
+    blocks = python_blocks(page)
+    entries = COVERAGE.get(page, ())
+    assert len(blocks) == len(entries), (
+        f"{page} has {len(blocks)} python blocks, COVERAGE lists {len(entries)}: run the new "
+        "block in tests/test_docs_snippets.py (or allow-list it there, with its reason)"
+    )
+    for index, (code, entry) in enumerate(zip(blocks, entries, strict=True)):
+        where = f"{page}[{index}]"
+        if entry == INCLUDED:
+            assert code.startswith('--8<-- "examples/'), where
+        elif entry.startswith("tests/"):
+            assert page in (ROOT / entry).read_text(), f"{where}: {entry} does not read {page}"
+        elif entry.startswith("compiled: "):
+            compile(code, where, "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        else:
+            assert entry == HERE, where
+
+
+def test_every_block_marked_here_is_run_by_a_test_here() -> None:
+    """Each ``HERE`` entry is run by a ``run("page", index)`` of this module, and only
+    those are."""
+    source = Path(__file__).read_text()
+    called = {(p, int(i)) for p, i in re.findall(r'run\(\s*"([\w/.]+)",\s*(\d+)', source)}
+    here = {(p, i) for p, entries in COVERAGE.items() for i, e in enumerate(entries) if e == HERE}
+    assert called == here
+
+
+def test_the_allow_list_is_short() -> None:
+    allowed = [e for entries in COVERAGE.values() for e in entries if e.startswith("compiled")]
+    assert len(allowed) == 3, allowed
+
+
+# -- how a block runs --------------------------------------------------------------------
+
+
+class Printed:
+    """Stands in for ``print`` in a block's namespace: keeps each printed line; after
+    ``stop_after`` lines it cancels the block's scope (how a test ends a block that loops
+    forever)."""
+
+    def __init__(self, stop_after: int | None) -> None:
+        self.lines: list[str] = []
+        self.stop_after = stop_after
+        self.scope = anyio.CancelScope()
+
+    def __call__(self, *values: object, sep: str = " ", **_: object) -> None:
+        self.lines.append(sep.join(str(value) for value in values))
+        if self.stop_after is not None and len(self.lines) >= self.stop_after:
+            self.scope.cancel()
+
+
+MAIN = re.compile(r"^anyio\.run\(main\)[^\n]*\n\Z", re.MULTILINE)
+
+
+async def run(
+    page: str,
+    index: int,
+    names: dict[str, Any] | None = None,
+    *,
+    stop_after: int | None = None,
+    until: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
+    """Run block ``index`` of ``page`` in a namespace holding ``names``; return the
+    namespace (``namespace["print"].lines``: what it printed). A block that ends with
+    ``anyio.run(main)`` has ``main()`` awaited on the running backend. The block is
+    cancelled after ``stop_after`` printed lines, or once ``until(namespace)`` holds
+    (checked every 10 ms), else it must end by itself."""
+    assert COVERAGE[page][index] == HERE
+    code = python_blocks(page)[index]
+    main = MAIN.search(code)
+    if main:
+        code = code[: main.start()]
+    printed = Printed(stop_after)
+    namespace: dict[str, Any] = {"__name__": "snippet", **(names or {}), "print": printed}
+    compiled = compile(code, f"{page}[{index}]", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+
+    async def watch() -> None:
+        assert until is not None
+        while not until(namespace):
+            await anyio.sleep(0.01)
+        printed.scope.cancel()
+
+    with anyio.fail_after(HANG_GUARD), printed.scope:
+        async with anyio.create_task_group() as tg:
+            if until is not None:
+                tg.start_soon(watch)
+            result = eval(compiled, namespace)  # noqa: S307 (the docs' own code)
+            if inspect.iscoroutine(result):
+                await result
+            if main:
+                await namespace["main"]()
+            tg.cancel_scope.cancel()
+    return namespace
+
+
+def lines(namespace: dict[str, Any]) -> list[str]:
+    printed: Printed = namespace["print"]
+    return printed.lines
+
+
+def production_is_the_sandbox(sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clients' default addresses (the broker's production servers) become the
+    sandbox's, for the blocks that open a client without ``root=`` as a reader does."""
+    if sb.config.broker == "kite":
+        from aio_trader.gateway import Gateway
+
+        defaults = {Kite: sb.root_url, KiteFeed: sb.ticker_url, Gateway: sb.ticker_url}
+        for cls, url in defaults.items():
+            monkeypatch.setitem(cls.__init__.__kwdefaults__, "root", url)
+    else:
+        monkeypatch.setitem(Dhan.__init__.__kwdefaults__, "root", sb.root_url)
+        for feed in (DhanFeed, RawDhanFeed):
+            monkeypatch.setitem(feed.__init__.__kwdefaults__, "root", sb.feed_url)
+            monkeypatch.setitem(feed.__init__.__kwdefaults__, "order_root", sb.order_feed_url)
+
+
+#: The credentials the blocks write (``api_key="..."``): the sandbox's.
+DOTS = {"api_key": "...", "api_secret": "...", "access_token": "..."}
+
+
+@pytest.fixture
+async def kite_sb(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Sandbox]:
+    """A Kite sandbox with the blocks' credentials, ticking every 20 ms, at Kite's
+    production address."""
+    async with Sandbox(SandboxConfig(tick_interval=0.02, **DOTS)) as sb:
+        production_is_the_sandbox(sb, monkeypatch)
+        yield sb
+
+
+@pytest.fixture
+async def dhan_sb(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Sandbox]:
+    """A Dhan sandbox ticking every 20 ms, at Dhan's production address."""
+    async with Sandbox(SandboxConfig(broker="dhan", tick_interval=0.02)) as sb:
+        production_is_the_sandbox(sb, monkeypatch)
+        yield sb
+
+
+def is_tick_line(line: str) -> bool:
+    return re.fullmatch(r"\d+ [\d.]+", line) is not None
+
+
+# -- README.md -------------------------------------------------------------------------------
+
+
+async def test_readme_quick_look(kite_sb: Sandbox) -> None:
+    # the feed's loop runs until three ticks are printed
+    out = lines(await run("README.md", 0, stop_after=4))
+    assert out[0].startswith("Quotes({'NSE:INFY': LtpQuote(") and "'NSE:TCS': " in out[0]
+    assert any(is_tick_line(line) for line in out[1:]), out
+    (order,) = kite_sb.state.book.orders.values()
+    assert (order.instrument.tradingsymbol, order.transaction_type) == ("INFY", "BUY")
+
+
+async def test_readme_sandbox_at_a_glance() -> None:
+    namespace = await run("README.md", 1)
+    sb: Sandbox = namespace["sb"]
+    assert sb.faults.lose_order_reply
+    assert sb.faults.session_expired
+
+
+# -- docs/index.md, docs/troubleshooting.md ----------------------------------------------------
+
+
+async def test_index_first_program() -> None:
+    out = lines(await run("docs/index.md", 0))
+    assert out[0] == "hello Sandbox User"
+    assert re.fullmatch(r"placed \d+", out[3]), out
+    assert sum(line.startswith("tick 408065 ") for line in out) == 5
+    assert out[-1].startswith("Positions(net=(Position(tradingsymbol='INFY'")
+
+
+async def test_troubleshooting_quiets_the_loggers() -> None:
+    loggers = [logging.getLogger("aio_trader"), logging.getLogger("aio_trader.kite.ticks")]
+    levels = [logger.level for logger in loggers]
+    try:
+        await run("docs/troubleshooting.md", 0)
+        assert [logger.level for logger in loggers] == [logging.ERROR, logging.ERROR]
+    finally:  # the block changes the process's loggers: as they were for the next test
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+# -- docs/dhan.md ----------------------------------------------------------------------------
+
+
+async def test_dhan_first_program() -> None:
+    out = lines(await run("docs/dhan.md", 0))
+    assert out[0].startswith("FundLimits(")
+    assert re.fullmatch(r"[\d.]+", out[1]), out
+    assert out[2].startswith("Order(") and "security_id='1333'" in out[2], out
+
+
+async def test_dhan_feed(dhan_sb: Sandbox) -> None:
+    # ``token``: the reader's access token; the loop runs until three lines are printed
+    out = lines(await run("docs/dhan.md", 1, {"token": dhan_sb.access_token}, stop_after=3))
+    full = r"\(<ExchangeSegment.NSE_EQ: 'NSE_EQ'>, 1333\) [\d.]+ DepthLevel\(.*\)"
+    assert any(re.fullmatch(full, line) for line in out), out
+
+
+async def test_dhan_feed_on_the_sandbox() -> None:
+    # the names the page's earlier blocks imported
+    names = {"Sandbox": Sandbox, "SandboxConfig": SandboxConfig, "DhanFeed": DhanFeed}
+    namespace = await run("docs/dhan.md", 2, names)
+    assert namespace["sb"].state.stats.ws_connections == 2  # the feed's and the orders'
+
+
+# -- docs/paper.md (the Dhan block; the Kite ones run in tests/test_paper.py) --------------
+
+
+async def test_paper_dhan(dhan_sb: Sandbox) -> None:
+    dhan_sb.state.market.set_quote(token_of("NSE_EQ", 1333), 1600.0)
+    namespace = await run("docs/paper.md", 1)
+    await namespace["dhan_paper"](dhan_sb.client_id, dhan_sb.access_token)
+    (out,) = lines(namespace)
+    assert "TRADED" in out, out
