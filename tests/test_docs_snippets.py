@@ -311,3 +311,66 @@ async def test_paper_dhan(dhan_sb: Sandbox) -> None:
     await namespace["dhan_paper"](dhan_sb.client_id, dhan_sb.access_token)
     (out,) = lines(namespace)
     assert "TRADED" in out, out
+
+
+# -- docs/sandbox.md -------------------------------------------------------------------------
+
+
+async def test_sandbox_first_program() -> None:
+    out = lines(await run("docs/sandbox.md", 0))
+    assert out[0].startswith("Quotes({'NSE:INFY': LtpQuote(instrument_token=408065")
+    # the first tick may come before the switch to "full": Kite subscribes in "quote"
+    assert re.match(r"(Full|Quote)Tick\(instrument_token=408065, ", out[1]), out
+
+
+async def test_sandbox_pytest_test(kite_sb: Sandbox) -> None:
+    # the block is a test: it is called with a sandbox as the fixture would give it
+    namespace = await run("docs/sandbox.md", 1)
+    await namespace["test_my_strategy"](kite_sb)
+    assert kite_sb.state.stats.orders_booked == 1
+
+
+async def test_sandbox_fixture_overrides() -> None:
+    namespace = await run("docs/sandbox.md", 2)
+    for name in ("anyio_backend", "kite_sandbox_config"):
+        assert "fixture" in type(namespace[name]).__name__.lower() or hasattr(
+            namespace[name], "_pytestfixturefunction"
+        ), name
+
+
+async def test_sandbox_expired_session() -> None:
+    namespace = await run("docs/sandbox.md", 3)
+    await namespace["expired"]()
+    assert lines(namespace) == ["log in again"]
+
+
+async def test_sandbox_connect_login(kite_sb: Sandbox) -> None:
+    namespace = await run("docs/sandbox.md", 4)
+    await namespace["connect_login"](kite_sb)
+    (out,) = lines(namespace)
+    assert out.startswith("AB1234 Profile(user_id='AB1234'"), out
+
+
+async def test_sandbox_web_login(kite_sb: Sandbox) -> None:
+    pytest.importorskip("pyotp")
+    namespace = await run("docs/sandbox.md", 5)
+    await namespace["web_login"](kite_sb)
+    (out,) = lines(namespace)
+    assert out.startswith("Profile(user_id='AB1234'"), out
+
+
+async def test_sandbox_faults_at_runtime(kite_sb: Sandbox) -> None:
+    await run("docs/sandbox.md", 6, {"sb": kite_sb})  # ``sb``: the page's open sandbox
+    faults = kite_sb.faults
+    assert (faults.latency, faults.http_5xx_burst, faults.ws_silence) == (0.2, 3, True)
+    assert (faults.ws_drop_every, faults.session_expired) == (2.0, True)
+
+
+async def test_sandbox_registered_address() -> None:
+    namespace = await run("docs/sandbox.md", 7)
+    assert isinstance(namespace["transport"], httpx.AsyncHTTPTransport)
+
+
+async def test_sandbox_deterministic_market() -> None:
+    namespace = await run("docs/sandbox.md", 8)
+    await namespace["deterministic"]()  # ten steps of a market that moves only when told
