@@ -44,6 +44,7 @@ from _helpers import ROOT, python_blocks
 pytest.importorskip("starlette", reason="the docs' sandbox needs the sandbox extra")
 
 from aio_trader.dhan import Dhan, DhanFeed, RawDhanFeed  # noqa: E402
+from aio_trader.errors import ClientClosedError  # noqa: E402
 from aio_trader.kite import Kite, KiteFeed, Tick  # noqa: E402
 from aio_trader.sandbox import Sandbox, SandboxConfig  # noqa: E402
 from aio_trader.sandbox._dhan._instruments import token_of  # noqa: E402
@@ -55,7 +56,9 @@ HANG_GUARD = 60.0
 
 COVERAGE: dict[str, tuple[str, ...]] = {
     "README.md": (HERE, HERE),
-    "docs/concepts.md": (HERE,) * 14,
+    "docs/concepts.md": (HERE,) * 12
+    + ("compiled: `place_order(...)` stands for any order (errors' mapping: test_errors.py)",)
+    + (HERE,),
     "docs/dhan.md": (HERE, HERE, HERE),
     "docs/examples.md": (INCLUDED,) * 6,
     "docs/index.md": (HERE,),  # and as a script by tests/test_examples.py
@@ -73,7 +76,7 @@ COVERAGE: dict[str, tuple[str, ...]] = {
     "docs/paper.md": ("tests/test_paper.py", HERE, "tests/test_paper.py"),
     "docs/sandbox.md": (HERE,) * 9,
     "docs/sessions.md": ("tests/test_session.py",) * 5,
-    "docs/strategies.md": (INCLUDED, "tests/test_trading.py", "tests/test_trading.py"),
+    "docs/strategies.md": ("tests/test_trading.py", "tests/test_trading.py", INCLUDED),
     "docs/toolkit.md": ("tests/test_toolkit.py",) * 4 + ("tests/test_symbols.py",) * 3,
     "docs/troubleshooting.md": (HERE,),
     "docs/gateway.md": (
@@ -115,17 +118,18 @@ def test_every_block_of_every_page_is_covered(page: str) -> None:
 
 
 def test_every_block_marked_here_is_run_by_a_test_here() -> None:
-    """Each ``HERE`` entry is run by a ``run("page", index)`` of this module, and only
-    those are."""
+    """Each ``HERE`` entry is run by a ``run("page", index)`` of this module (or by hand,
+    from ``python_blocks("page")[index]``), and only those are."""
     source = Path(__file__).read_text()
-    called = {(p, int(i)) for p, i in re.findall(r'run\(\s*"([\w/.]+)",\s*(\d+)', source)}
+    calls = r'(?:run\(\s*|python_blocks\()"([\w/.]+)"(?:, |\)\[)(\d+)'
+    called = {(p, int(i)) for p, i in re.findall(calls, source)}
     here = {(p, i) for p, entries in COVERAGE.items() for i, e in enumerate(entries) if e == HERE}
     assert called == here
 
 
 def test_the_allow_list_is_short() -> None:
     allowed = [e for entries in COVERAGE.values() for e in entries if e.startswith("compiled")]
-    assert len(allowed) == 3, allowed
+    assert len(allowed) == 4, allowed
 
 
 # -- how a block runs --------------------------------------------------------------------
@@ -374,3 +378,165 @@ async def test_sandbox_registered_address() -> None:
 async def test_sandbox_deterministic_market() -> None:
     namespace = await run("docs/sandbox.md", 8)
     await namespace["deterministic"]()  # ten steps of a market that moves only when told
+
+
+# -- docs/concepts.md ------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def concepts(kite_sb: Sandbox) -> AsyncIterator[dict[str, Any]]:
+    """What docs/concepts.md's text takes as at hand: ``api_key`` and ``access_token``
+    (the sandbox's), an open ``kite``, an open ``feed`` subscribed to INFY (408065) in
+    "full", the classes and ``anyio``; and for the blocks' free names: ``tokens``,
+    ``start``, ``end`` of a history request (two tokens, a week of days)."""
+    async with (
+        Kite("...", "...") as kite,
+        KiteFeed("...", "...", subscriptions={408065: "full"}) as feed,
+    ):
+        yield {
+            "api_key": "...",
+            "access_token": "...",
+            "kite": kite,
+            "feed": feed,
+            "Kite": Kite,
+            "KiteFeed": KiteFeed,
+            "anyio": anyio,
+            "tokens": [408065, 884737],
+            "start": "2026-03-02 00:00:00",
+            "end": "2026-03-06 00:00:00",
+        }
+
+
+async def test_concepts_clients_open_and_close(kite_sb: Sandbox) -> None:
+    namespace = await run("docs/concepts.md", 0, {"Kite": Kite, "KiteFeed": KiteFeed, **DOTS})
+    assert kite_sb.state.stats.ws_connections == 1
+    assert "closed" in repr(namespace["feed"])
+    with pytest.raises(ClientClosedError):
+        await namespace["kite"].profile()
+
+
+async def test_concepts_gather_and_as_completed(concepts: dict[str, Any]) -> None:
+    namespace = await run("docs/concepts.md", 1, concepts)
+    infy, tcs = namespace["quotes"]
+    assert (list(infy), list(tcs)) == (["NSE:INFY"], ["NSE:TCS"])
+    assert namespace["token"] in (408065, 884737)  # the last one finished
+    assert len(namespace["candles"]) == 4  # a day candle each trading day (3 March: Holi)
+
+
+def with_a_token_exception(concepts: dict[str, Any], sb: Sandbox) -> dict[str, Any]:
+    """docs/concepts.md's names, and the three functions the ``run`` blocks call: a
+    ``strategy`` under which the session expires, a ``watch`` reading the feed, a
+    ``log_in_again`` that notes its call in ``namespace["logins"]``."""
+    logins: list[str] = []
+
+    async def strategy(kite: Kite) -> None:
+        sb.expire_session()
+        await kite.profile()
+
+    async def watch(feed: KiteFeed) -> None:
+        async for _ in feed:
+            pass
+
+    async def log_in_again() -> None:
+        logins.append("again")
+
+    return {
+        **concepts,
+        "strategy": strategy,
+        "watch": watch,
+        "log_in_again": log_in_again,
+        "logins": logins,
+    }
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="except* (the page says 3.11+)")
+async def test_concepts_except_star(concepts: dict[str, Any], kite_sb: Sandbox) -> None:
+    namespace = await run("docs/concepts.md", 2, with_a_token_exception(concepts, kite_sb))
+    with anyio.fail_after(HANG_GUARD):
+        await namespace["run"](concepts["kite"], concepts["feed"])
+    assert namespace["logins"] == ["again"]
+
+
+async def test_concepts_single_errors(concepts: dict[str, Any], kite_sb: Sandbox) -> None:
+    namespace = await run("docs/concepts.md", 3, with_a_token_exception(concepts, kite_sb))
+    with anyio.fail_after(HANG_GUARD):
+        await namespace["run"](concepts["kite"], concepts["feed"])
+    assert namespace["logins"] == ["again"]
+
+
+def test_concepts_both_backends() -> None:
+    """A sync test: the block calls ``anyio.run`` itself, on asyncio then trio."""
+    import sniffio
+
+    ran: list[str] = []
+
+    async def main() -> None:
+        ran.append(sniffio.current_async_library())
+
+    code = python_blocks("docs/concepts.md")[4]
+    assert COVERAGE["docs/concepts.md"][4] == HERE
+    exec(compile(code, "docs/concepts.md[4]", "exec"), {"main": main})  # noqa: S102
+    assert ran == ["asyncio", "trio"]
+
+
+async def test_concepts_move_on_after(concepts: dict[str, Any]) -> None:
+    namespace = await run("docs/concepts.md", 5, concepts)
+    assert list(namespace["quote"]) == ["NSE:INFY"]
+
+
+async def test_concepts_graceful_shutdown() -> None:
+    ran: list[str] = []
+
+    async def run_strategy() -> None:
+        ran.append("strategy")
+
+    namespace = await run("docs/concepts.md", 6, {"run_strategy": run_strategy})
+    assert ran == ["strategy"]
+    assert namespace["shutdown"].signal is None and lines(namespace) == []
+
+
+async def test_concepts_feed_options(concepts: dict[str, Any]) -> None:
+    namespace = await run("docs/concepts.md", 7, concepts)
+    assert "feed" in namespace  # the block only builds a feed (the page's own, unchanged)
+
+
+async def test_concepts_batches(concepts: dict[str, Any]) -> None:
+    # the loop runs until a record was read from a batch
+    namespace = await run("docs/concepts.md", 8, concepts, until=lambda ns: "item" in ns)
+    assert getattr(namespace["item"], "instrument_token", None) == 408065
+
+
+async def test_concepts_connection_events(concepts: dict[str, Any]) -> None:
+    # the loop runs until ``watch`` printed the first event
+    out = lines(await run("docs/concepts.md", 9, concepts, stop_after=1))
+    assert out == ["FeedConnected(connection=0, reconnect=False, subscriptions=2)"]
+
+
+async def test_concepts_token_asked_on_each_connect(concepts: dict[str, Any]) -> None:
+    asked: list[str] = []
+
+    class TokenStore:  # the reader's: where the current access token is kept
+        def current(self) -> str:
+            asked.append("current")
+            return "..."
+
+    class NewSession:
+        access_token = "..."
+
+    names = {**concepts, "token_store": TokenStore(), "new_session": NewSession()}
+    await run("docs/concepts.md", 10, names)
+    assert asked == ["current"]
+
+
+async def test_concepts_tag_up_front(concepts: dict[str, Any], kite_sb: Sandbox) -> None:
+    namespace = await run("docs/concepts.md", 11, concepts)
+    (order,) = kite_sb.state.book.orders.values()
+    assert namespace["order_id"] == order.order_id
+    assert lines(namespace) == [f"placing INFY with tag {order.tag}"]
+
+
+async def test_concepts_open_and_close_by_hand(concepts: dict[str, Any]) -> None:
+    namespace = await run("docs/concepts.md", 13, concepts)
+    assert namespace["kite"] is not concepts["kite"]
+    with pytest.raises(ClientClosedError):
+        await namespace["kite"].profile()
