@@ -161,12 +161,14 @@ async def run(
     *,
     stop_after: int | None = None,
     until: Callable[[dict[str, Any]], bool] | None = None,
+    in_a_thread: bool = False,
 ) -> dict[str, Any]:
     """Run block ``index`` of ``page`` in a namespace holding ``names``; return the
     namespace (``namespace["print"].lines``: what it printed). A block that ends with
     ``anyio.run(main)`` has ``main()`` awaited on the running backend. The block is
     cancelled after ``stop_after`` printed lines, or once ``until(namespace)`` holds
-    (checked every 10 ms), else it must end by itself."""
+    (checked every 10 ms), else it must end by itself. ``in_a_thread``: a blocking
+    (kiteconnect) block runs in a worker thread, the sandbox serving it meanwhile."""
     assert COVERAGE[page][index] == HERE
     code = python_blocks(page)[index]
     main = MAIN.search(code)
@@ -186,7 +188,10 @@ async def run(
         async with anyio.create_task_group() as tg:
             if until is not None:
                 tg.start_soon(watch)
-            result = eval(compiled, namespace)  # noqa: S307 (the docs' own code)
+            if in_a_thread:
+                result = await anyio.to_thread.run_sync(eval, compiled, namespace)
+            else:
+                result = eval(compiled, namespace)  # noqa: S307 (the docs' own code)
             if inspect.iscoroutine(result):
                 await result
             if main:
@@ -540,3 +545,84 @@ async def test_concepts_open_and_close_by_hand(concepts: dict[str, Any]) -> None
     assert namespace["kite"] is not concepts["kite"]
     with pytest.raises(ClientClosedError):
         await namespace["kite"].profile()
+
+
+# -- docs/migration.md -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def kiteconnect_sb(kite_sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """The Kite sandbox at kiteconnect's default addresses too (its class attributes)."""
+    kiteconnect = pytest.importorskip("kiteconnect")
+    monkeypatch.setattr(kiteconnect.KiteConnect, "_default_root_uri", kite_sb.root_url)
+    login = kite_sb.root_url + "/connect/login"
+    monkeypatch.setattr(kiteconnect.KiteConnect, "_default_login_uri", login)
+    return kite_sb
+
+
+async def request_token(sb: Sandbox) -> str:
+    """The ``request_token`` a reader's browser brings back from Kite's login page."""
+    params = {"api_key": sb.api_key, "v": "3"}
+    async with httpx.AsyncClient() as http:
+        redirect = await http.get(sb.root_url + "/connect/login", params=params)
+    return parse_qs(urlparse(redirect.headers["location"]).query)["request_token"][0]
+
+
+async def test_migration_kiteconnect_rest(kiteconnect_sb: Sandbox) -> None:
+    out = lines(await run("docs/migration.md", 0, in_a_thread=True))
+    assert re.fullmatch(r"[\d.]+", out[0]), out
+    assert out[1:] == ["COMPLETE"]
+    assert kiteconnect_sb.state.stats.orders_booked == 1
+
+
+async def test_migration_aio_trader_rest(kite_sb: Sandbox) -> None:
+    out = lines(await run("docs/migration.md", 1))
+    assert re.fullmatch(r"[\d.]+", out[0]), out
+    assert out[1:] == ["COMPLETE"]
+
+
+async def test_migration_kiteconnect_login(kiteconnect_sb: Sandbox) -> None:
+    from kiteconnect import KiteConnect  # imported by the page's first block
+
+    names = {"request_token": await request_token(kiteconnect_sb), "KiteConnect": KiteConnect}
+    namespace = await run("docs/migration.md", 2, names, in_a_thread=True)
+    assert lines(namespace) == [f"{kiteconnect_sb.root_url}/connect/login?api_key=...&v=3"]
+    assert namespace["data"]["access_token"] == "..."
+
+
+async def test_migration_aio_trader_login(kite_sb: Sandbox) -> None:
+    names = {"request_token": await request_token(kite_sb), "api_secret": "...", "Kite": Kite}
+    namespace = await run("docs/migration.md", 3, names)
+    assert lines(namespace) == ["https://kite.zerodha.com/connect/login?api_key=...&v=3"]
+    assert namespace["session"].user_id == "AB1234"
+
+
+async def test_migration_aio_trader_feed(kite_sb: Sandbox) -> None:
+    # the loop runs until three ticks are printed
+    out = lines(await run("docs/migration.md", 5, stop_after=3))
+    assert all(re.fullmatch(r"(738561|5633) [\d.]+", line) for line in out), out
+
+
+async def test_migration_legacy_dicts(concepts: dict[str, Any]) -> None:
+    seen: list[dict[str, Any]] = []  # ``legacy_on_tick``: the reader's old tick handler
+    names = {"feed": concepts["feed"], "Tick": Tick, "legacy_on_tick": seen.append}
+    await run("docs/migration.md", 6, names, until=lambda _: len(seen) >= 2)
+    assert [tick["instrument_token"] for tick in seen] == [408065, 408065]
+
+
+async def test_migration_tasks_instead_of_threads(kite_sb: Sandbox) -> None:
+    # ``Kite(...)``, ``KiteFeed(...)``: the reader's arguments, as in the blocks above; the
+    # program runs until ``stream`` kept a tick (``report`` prints every 60 s: not waited)
+    names = {
+        "Kite": lambda *_: Kite(api_key="...", access_token="..."),
+        "KiteFeed": lambda *_: KiteFeed(api_key="...", access_token="..."),
+        "Tick": Tick,
+    }
+    namespace = await run("docs/migration.md", 8, names)
+    with anyio.fail_after(HANG_GUARD), anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(namespace["main"])
+            while 738561 not in namespace["latest"]:
+                await anyio.sleep(0.01)
+            scope.cancel()
+    assert isinstance(namespace["latest"][738561], Tick)
