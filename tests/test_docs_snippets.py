@@ -18,6 +18,8 @@ reader has it:
 - the names the page's text says are open already (``kite``, ``feed``, ``api_key``...):
   each page's namespace, built by a function below that says what it holds;
 - a last line ``anyio.run(main)``: ``main()`` is awaited on the test's backend instead;
+- the Redis server of docs/gateway.md (``redis://localhost:6379``): a ``redis-server`` of
+  the test's own (tests/_redis.py), on a free port, whose URL replaces that address;
 - ``print``: the namespace's :class:`Printed` keeps the lines; a block that loops forever
   is ended after a number of printed lines (or a condition) the test states, under a hang
   guard, and the test checks what those lines say.
@@ -30,7 +32,7 @@ import inspect
 import logging
 import re
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -40,12 +42,13 @@ import httpx
 import pytest
 
 from _helpers import ROOT, python_blocks
+from _redis import RedisServer, redis_server
 
 pytest.importorskip("starlette", reason="the docs' sandbox needs the sandbox extra")
 
 from aio_trader.dhan import Dhan, DhanFeed, RawDhanFeed  # noqa: E402
 from aio_trader.errors import ClientClosedError  # noqa: E402
-from aio_trader.kite import Kite, KiteFeed, Tick  # noqa: E402
+from aio_trader.kite import Kite, KiteFeed, RawKiteFeed, Tick  # noqa: E402
 from aio_trader.sandbox import Sandbox, SandboxConfig  # noqa: E402
 from aio_trader.sandbox._dhan._instruments import token_of  # noqa: E402
 
@@ -83,7 +86,9 @@ COVERAGE: dict[str, tuple[str, ...]] = {
         HERE,
         HERE,
         HERE,
+        HERE,
         "compiled: needs Redis Sentinel servers (sentinel-1, sentinel-2), a deployment",
+        HERE,
         HERE,
         HERE,
     ),
@@ -162,15 +167,20 @@ async def run(
     stop_after: int | None = None,
     until: Callable[[dict[str, Any]], bool] | None = None,
     in_a_thread: bool = False,
+    redis: str | None = None,
 ) -> dict[str, Any]:
     """Run block ``index`` of ``page`` in a namespace holding ``names``; return the
     namespace (``namespace["print"].lines``: what it printed). A block that ends with
     ``anyio.run(main)`` has ``main()`` awaited on the running backend. The block is
     cancelled after ``stop_after`` printed lines, or once ``until(namespace)`` holds
     (checked every 10 ms), else it must end by itself. ``in_a_thread``: a blocking
-    (kiteconnect) block runs in a worker thread, the sandbox serving it meanwhile."""
+    (kiteconnect) block runs in a worker thread, the sandbox serving it meanwhile.
+    ``redis``: the URL of the test's own Redis, in place of the page's
+    ``redis://localhost:6379``."""
     assert COVERAGE[page][index] == HERE
     code = python_blocks(page)[index]
+    if redis is not None:
+        code = code.replace("redis://localhost:6379", redis)
     main = MAIN.search(code)
     if main:
         code = code[: main.start()]
@@ -211,7 +221,12 @@ def production_is_the_sandbox(sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> N
     if sb.config.broker == "kite":
         from aio_trader.gateway import Gateway
 
-        defaults = {Kite: sb.root_url, KiteFeed: sb.ticker_url, Gateway: sb.ticker_url}
+        defaults = {
+            Kite: sb.root_url,
+            KiteFeed: sb.ticker_url,
+            RawKiteFeed: sb.ticker_url,
+            Gateway: sb.ticker_url,
+        }
         for cls, url in defaults.items():
             monkeypatch.setitem(cls.__init__.__kwdefaults__, "root", url)
     else:
@@ -626,3 +641,83 @@ async def test_migration_tasks_instead_of_threads(kite_sb: Sandbox) -> None:
                 await anyio.sleep(0.01)
             scope.cancel()
     assert isinstance(namespace["latest"][738561], Tick)
+
+
+# -- docs/gateway.md -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own: the blocks use the gateway's default key prefix."""
+    with redis_server() as server:
+        yield server
+
+
+async def test_gateway_kite(
+    own_redis: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway (block 1), a strategy behind it (0), a recording of its stream (5)
+    and of a raw feed (6), that recording replayed (7): in a folder of the test's own
+    (the blocks' ``session.parquet``), on a sandbox ticking every 2 ms (1,000 frames)."""
+    from aio_trader._recording import RecordingReader
+    from aio_trader.gateway import record  # the page's import, in block 5
+    from aio_trader.kite import FullTick
+
+    monkeypatch.chdir(tmp_path)
+    url = own_redis.url
+    async with Sandbox(SandboxConfig(tick_interval=0.002, **DOTS)) as sb:
+        production_is_the_sandbox(sb, monkeypatch)
+
+        async def gateway() -> None:
+            await run("docs/gateway.md", 1, {"anyio": anyio}, redis=url)
+
+        async def recorder() -> None:
+            await run("docs/gateway.md", 5, redis=url)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(gateway)
+            tg.start_soon(recorder)
+            # the strategy's loop runs until it read a FullTick through Redis
+            strategy = await run(
+                "docs/gateway.md",
+                0,
+                redis=url,
+                until=lambda ns: isinstance(ns.get("item"), FullTick),
+            )
+            tg.cancel_scope.cancel()  # the gateway and the recording: Ctrl-C
+        assert strategy["item"].instrument_token in (408065, 884737)
+        with RecordingReader("session.parquet") as reader:
+            assert reader.total > 0
+
+        raw = RawKiteFeed(api_key="...", access_token="...", subscriptions={408065: "full"})
+        async with raw:  # ``raw_feed``: an entered RawKiteFeed, as the page says
+            await run("docs/gateway.md", 6, {"raw_feed": raw, "record": record})
+        with RecordingReader("session.parquet") as reader:
+            assert reader.total == 1_000
+
+    replay = await run("docs/gateway.md", 7)  # ends with the recording
+    assert replay["tick"].instrument_token == 408065
+
+
+async def test_gateway_dhan(own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aio_trader.dhan import TickerTick
+
+    url = own_redis.url
+    config = SandboxConfig(broker="dhan", tick_interval=0.02, client_id="...", access_token="...")
+    async with Sandbox(config) as sb:
+        production_is_the_sandbox(sb, monkeypatch)
+
+        async def gateway() -> None:
+            await run("docs/gateway.md", 2, {"anyio": anyio}, redis=url)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(gateway)
+            # the strategy's loop runs until it read a ticker tick through Redis
+            strategy = await run(
+                "docs/gateway.md",
+                3,
+                redis=url,
+                until=lambda ns: isinstance(ns.get("item"), TickerTick),
+            )
+            tg.cancel_scope.cancel()
+    assert strategy["item"].key[1] in (1333, 13)
