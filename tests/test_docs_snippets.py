@@ -40,17 +40,16 @@ from urllib.parse import parse_qs, urlparse
 import anyio
 import httpx
 import pytest
-
 from _helpers import ROOT, python_blocks
 from _redis import RedisServer, redis_server
 
 pytest.importorskip("starlette", reason="the docs' sandbox needs the sandbox extra")
 
-from aio_trader.dhan import Dhan, DhanFeed, RawDhanFeed  # noqa: E402
-from aio_trader.errors import ClientClosedError  # noqa: E402
-from aio_trader.kite import Kite, KiteFeed, RawKiteFeed, Tick  # noqa: E402
-from aio_trader.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from aio_trader.sandbox._dhan._instruments import token_of  # noqa: E402
+from aio_trader.dhan import Dhan, DhanFeed, RawDhanFeed
+from aio_trader.errors import ClientClosedError
+from aio_trader.kite import Kite, KiteFeed, RawKiteFeed, Tick
+from aio_trader.sandbox import Sandbox, SandboxConfig
+from aio_trader.sandbox._dhan._instruments import token_of
 
 HERE = "here"
 INCLUDED = "included"
@@ -126,8 +125,9 @@ def test_every_block_marked_here_is_run_by_a_test_here() -> None:
     """Each ``HERE`` entry is run by a ``run("page", index)`` of this module (or by hand,
     from ``python_blocks("page")[index]``), and only those are."""
     source = Path(__file__).read_text()
-    calls = r'(?:run\(\s*|python_blocks\()"([\w/.]+)"(?:, |\)\[)(\d+)'
-    called = {(p, int(i)) for p, i in re.findall(calls, source)}
+    runs = re.findall(r'\brun\(\s*"([\w/.]+)",\s*(\d+)', source)
+    by_hand = re.findall(r'python_blocks\("([\w/.]+)"\)\[(\d+)\]', source)
+    called = {(page, int(index)) for page, index in runs + by_hand}
     here = {(p, i) for p, entries in COVERAGE.items() for i, e in enumerate(entries) if e == HERE}
     assert called == here
 
@@ -190,7 +190,7 @@ async def run(
 
     async def watch() -> None:
         assert until is not None
-        while not until(namespace):
+        while not until(namespace):  # noqa: ASYNC110 - polling the block's namespace
             await anyio.sleep(0.01)
         printed.scope.cancel()
 
@@ -201,7 +201,7 @@ async def run(
             if in_a_thread:
                 result = await anyio.to_thread.run_sync(eval, compiled, namespace)
             else:
-                result = eval(compiled, namespace)  # noqa: S307 (the docs' own code)
+                result = eval(compiled, namespace)
             if inspect.iscoroutine(result):
                 await result
             if main:
@@ -267,7 +267,8 @@ def is_tick_line(line: str) -> bool:
 async def test_readme_quick_look(kite_sb: Sandbox) -> None:
     # the feed's loop runs until three ticks are printed
     out = lines(await run("README.md", 0, stop_after=4))
-    assert out[0].startswith("Quotes({'NSE:INFY': LtpQuote(") and "'NSE:TCS': " in out[0]
+    assert out[0].startswith("Quotes({'NSE:INFY': LtpQuote(")
+    assert "'NSE:TCS': " in out[0]
     assert any(is_tick_line(line) for line in out[1:]), out
     (order,) = kite_sb.state.book.orders.values()
     assert (order.instrument.tradingsymbol, order.transaction_type) == ("INFY", "BUY")
@@ -309,7 +310,8 @@ async def test_dhan_first_program() -> None:
     out = lines(await run("docs/dhan.md", 0))
     assert out[0].startswith("FundLimits(")
     assert re.fullmatch(r"[\d.]+", out[1]), out
-    assert out[2].startswith("Order(") and "security_id='1333'" in out[2], out
+    assert out[2].startswith("Order("), out
+    assert "security_id='1333'" in out[2], out
 
 
 async def test_dhan_feed(dhan_sb: Sandbox) -> None:
@@ -495,7 +497,7 @@ def test_concepts_both_backends() -> None:
 
     code = python_blocks("docs/concepts.md")[4]
     assert COVERAGE["docs/concepts.md"][4] == HERE
-    exec(compile(code, "docs/concepts.md[4]", "exec"), {"main": main})  # noqa: S102
+    exec(compile(code, "docs/concepts.md[4]", "exec"), {"main": main})
     assert ran == ["asyncio", "trio"]
 
 
@@ -512,12 +514,13 @@ async def test_concepts_graceful_shutdown() -> None:
 
     namespace = await run("docs/concepts.md", 6, {"run_strategy": run_strategy})
     assert ran == ["strategy"]
-    assert namespace["shutdown"].signal is None and lines(namespace) == []
+    assert namespace["shutdown"].signal is None
+    assert lines(namespace) == []
 
 
-async def test_concepts_feed_options(concepts: dict[str, Any]) -> None:
-    namespace = await run("docs/concepts.md", 7, concepts)
-    assert "feed" in namespace  # the block only builds a feed (the page's own, unchanged)
+async def test_concepts_feed_options(concepts: dict[str, Any], kite_sb: Sandbox) -> None:
+    await run("docs/concepts.md", 7, concepts)  # builds a feed: no I/O before it is entered
+    assert kite_sb.state.stats.ws_connections == 1  # the page's open ``feed`` alone
 
 
 async def test_concepts_batches(concepts: dict[str, Any]) -> None:
@@ -637,7 +640,7 @@ async def test_migration_tasks_instead_of_threads(kite_sb: Sandbox) -> None:
     with anyio.fail_after(HANG_GUARD), anyio.CancelScope() as scope:
         async with anyio.create_task_group() as tg:
             tg.start_soon(namespace["main"])
-            while 738561 not in namespace["latest"]:
+            while 738561 not in namespace["latest"]:  # noqa: ASYNC110 - the block's dict
                 await anyio.sleep(0.01)
             scope.cancel()
     assert isinstance(namespace["latest"][738561], Tick)

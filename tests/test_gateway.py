@@ -228,7 +228,8 @@ async def test_a_gateway_and_a_consumer_left_by_a_cancellation_close_everything(
             outer.cancel()
             await anyio.sleep_forever()
     assert outer.cancelled_caught
-    assert repr(gw).endswith(" closed>") and gw.statistics().frames > 0
+    assert repr(gw).endswith(" closed>")
+    assert gw.statistics().frames > 0
 
 
 async def test_a_restarted_consumer_resumes_where_it_stopped(
