@@ -1,11 +1,15 @@
-"""Helpers the Kite feed tests share (test_feed.py, test_feed_lifecycle.py,
-test_feed_engine.py): a sandbox with fast ticks, a feed on it with small watchdog and
-backoff values, the sandbox's tradable tokens."""
+"""Helpers the tests share: for the Kite feed tests (test_feed.py, test_feed_lifecycle.py,
+test_feed_engine.py) a sandbox with fast ticks, a feed on it with small watchdog and
+backoff values, the sandbox's tradable tokens; for the docs' tests, the reader of a page's
+```python blocks."""
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from aio_trader.backoff import Backoff
@@ -39,3 +43,17 @@ async def sandbox(**config: Any) -> AsyncIterator[Sandbox]:
 def tradable(sb: Sandbox, segment: str = "NSE") -> list[int]:
     """The tokens of the sandbox's instruments in ``segment``."""
     return [t for t, i in sb.state.market.instruments.items() if i.segment == segment]
+
+
+# -- the docs' Python blocks ------------------------------------------------------------------
+
+#: The repository's root (README.md, docs/, examples/).
+ROOT = Path(__file__).parent.parent
+_PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+
+
+def python_blocks(page: str) -> list[str]:
+    """The ```python blocks of ``page`` (a path from the repository's root, e.g.
+    ``"docs/toolkit.md"``), in order, dedented (a block inside a list item is indented).
+    Every test that reads the docs' code uses this one reader."""
+    return [textwrap.dedent(block) for block in _PYTHON_BLOCK.findall((ROOT / page).read_text())]

@@ -14,11 +14,11 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from _helpers import python_blocks
 
 pytest.importorskip("starlette", reason="the examples' embedded sandbox needs the sandbox extra")
 
@@ -160,9 +160,7 @@ def test_backends_runs_the_same_code_on_asyncio_and_trio() -> None:
 
 def test_quick_start_program_in_the_docs(tmp_path: Path) -> None:
     """The first program of ``docs/index.md`` runs as printed."""
-    docs = (EXAMPLES.parent / "docs" / "index.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", docs, re.DOTALL)
-    program = next(block for block in blocks if "anyio.run(main)" in block)
+    program = next(block for block in python_blocks("docs/index.md") if "anyio.run(main)" in block)
     script = tmp_path / "first_program.py"
     script.write_text(program)
     done = run(script)
@@ -175,17 +173,12 @@ def test_quick_start_program_in_the_docs(tmp_path: Path) -> None:
     assert "Positions(net=(Position(tradingsymbol='INFY'" in text
 
 
-def _python_blocks(page: Path) -> list[str]:
-    """The page's ```python blocks, dedented (a block inside a list item is indented)."""
-    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
-    return [textwrap.dedent(block) for block in blocks]
-
-
 def _doc_blocks() -> list[tuple[str, int, str]]:
     """Every ```python block of ``docs/*.md``: (page, index, code)."""
     found = []
     for page in sorted((EXAMPLES.parent / "docs").glob("*.md")):
-        found.extend((page.name, index, code) for index, code in enumerate(_python_blocks(page)))
+        blocks = python_blocks(f"docs/{page.name}")
+        found.extend((page.name, index, code) for index, code in enumerate(blocks))
     return found
 
 
@@ -227,9 +220,10 @@ def test_example_lines_fit_the_docs_page(path: Path) -> None:
 def _programs() -> list[tuple[str, str]]:
     """Every Python program a user copies: README and docs blocks, the examples."""
     root = EXAMPLES.parent
-    found = [(f"README.md[{i}]", code) for i, code in enumerate(_python_blocks(root / "README.md"))]
+    found = [(f"README.md[{i}]", code) for i, code in enumerate(python_blocks("README.md"))]
     for page in sorted((root / "docs").glob("*.md")):
-        found += [(f"{page.name}[{i}]", code) for i, code in enumerate(_python_blocks(page))]
+        blocks = python_blocks(f"docs/{page.name}")
+        found += [(f"{page.name}[{i}]", code) for i, code in enumerate(blocks)]
     found += [(path.name, path.read_text()) for path in sorted(EXAMPLES.glob("*.py"))]
     return found
 

@@ -210,6 +210,28 @@ async def test_a_dead_consumer_stops_counting_after_its_timeout(
         assert gw.consumers == {"alive"}
 
 
+async def test_a_gateway_and_a_consumer_left_by_a_cancellation_close_everything(
+    sb: Sandbox, redis: RedisServer, prefix: str
+) -> None:
+    """Left by a cancelled scope (a Ctrl-C), the gateway and the consumer close their
+    task groups and Redis clients in their own task: on trio an exit that stopped half-way
+    left a nursery open ("Nursery misnesting"), the client's pool never closed."""
+    with anyio.fail_after(HANG_GUARD), anyio.CancelScope() as outer:
+        async with gateway(sb, redis, prefix) as gw:
+            with anyio.CancelScope() as inner:
+                async with consumer(redis, prefix, "a") as feed:
+                    await feed.subscribe([INFY], "ltp")
+                    async for item in feed:
+                        if isinstance(item, Tick):
+                            inner.cancel()
+            assert inner.cancelled_caught
+            outer.cancel()
+            await anyio.sleep_forever()
+    assert outer.cancelled_caught
+    assert repr(gw).endswith(" closed>")
+    assert gw.statistics().frames > 0
+
+
 async def test_a_restarted_consumer_resumes_where_it_stopped(
     sb: Sandbox, redis: RedisServer, prefix: str
 ) -> None:

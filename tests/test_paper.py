@@ -5,7 +5,6 @@ A recording (``ReplayFeed``) drives paper fills too."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+from _helpers import python_blocks
 
 from aio_trader.backoff import Backoff
 from aio_trader.dhan import Dhan, DhanFeed
@@ -353,8 +353,7 @@ async def test_a_recording_drives_paper_fills(tmp_path: Path) -> None:
 
 
 def page_blocks() -> list[str]:
-    page = Path(__file__).parent.parent / "docs" / "paper.md"
-    return re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
+    return python_blocks("docs/paper.md")
 
 
 def page_namespace(containing: str) -> dict[str, Any]:

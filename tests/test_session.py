@@ -10,7 +10,6 @@ reconnects instead of ending. The sandbox expires sessions on demand
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import anyio
 import pyotp
 import pytest
+from _helpers import python_blocks
 
 from aio_trader._session import Session
 from aio_trader.backoff import Backoff
@@ -621,20 +621,17 @@ def test_bad_sessions_and_mixed_credentials_raise_before_any_io() -> None:
 
 # -- the docs' recipes run (docs/sessions.md) -----------------------------------------------
 
-PAGE = Path(__file__).parent.parent / "docs" / "sessions.md"
-
 
 def recipe(marker: str) -> dict[str, Any]:
     """The namespace of the docs page's Python block that contains ``marker``, executed."""
-    blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(), re.DOTALL)
-    (block,) = [b for b in blocks if marker in b]
+    (block,) = [b for b in python_blocks("docs/sessions.md") if marker in b]
     namespace: dict[str, Any] = {}
     exec(compile(block, "docs/sessions.md", "exec"), namespace)
     return namespace
 
 
 def test_every_recipe_of_the_page_is_run_here() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(), re.DOTALL)
+    blocks = python_blocks("docs/sessions.md")
     markers = (
         "def kite_web_session",
         "async def run(",

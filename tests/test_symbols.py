@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+from _helpers import python_blocks
 from _redis import RedisServer, prefix, redis  # noqa: F401 (fixtures)
 
 from aio_trader.backoff import Backoff
@@ -353,11 +354,7 @@ async def test_dhan_quotes_by_symbol_keyed_like_the_request(tmp_path: Path) -> N
 
 
 def _symbol_snippets() -> list[str]:
-    import re
-
-    page = Path(__file__).parent.parent / "docs" / "toolkit.md"
-    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
-    return [block for block in blocks if "Sandbox" in block]
+    return [block for block in python_blocks("docs/toolkit.md") if "Sandbox" in block]
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])

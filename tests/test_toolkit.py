@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from _helpers import python_blocks
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -345,11 +346,7 @@ async def test_sandbox_candles_skip_weekends_and_holidays() -> None:
 
 
 def _page_blocks() -> list[str]:
-    import re
-    from pathlib import Path
-
-    page = Path(__file__).parent.parent / "docs" / "toolkit.md"
-    return re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
+    return python_blocks("docs/toolkit.md")
 
 
 def test_toolkit_page_snippets_run(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import anyio
 import attrs
 import pytest
+from _helpers import python_blocks
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -372,11 +372,10 @@ async def test_submit_takes_only_an_order_request(venue: Venue) -> None:
 def _strategies_page_programs() -> dict[str, object]:
     """The functions the ```python blocks of docs/strategies.md define (the included
     example aside: tests/test_examples.py runs it)."""
-    page = Path(__file__).parent.parent / "docs" / "strategies.md"
     namespace: dict[str, object] = {}
-    for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL):
+    for block in python_blocks("docs/strategies.md"):
         if not block.lstrip().startswith("--8<--"):
-            exec(compile(block, str(page), "exec"), namespace)
+            exec(compile(block, "docs/strategies.md", "exec"), namespace)
     return namespace
 
 

@@ -271,10 +271,12 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         tb: TracebackType | None,
     ) -> None:
         """:meth:`close`, then end the tasks and close the client (if the feed opened it)."""
-        await self.close()
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
+        try:
+            await self.close()
+        finally:  # whatever close() raised, the tasks end in the task that started them
+            stack, self._stack = self._stack, None
+            if stack is not None:
+                await stack.aclose()
 
     async def aclose(self) -> None:
         """Acknowledge what was consumed, withdraw the consumer's wishes (the gateway drops
@@ -295,7 +297,9 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
         with anyio.CancelScope(shield=True):
             try:
                 await self._say_goodbye()
-            except (*RETRYABLE, RedisError) as exc:
+            # ClosedResourceError: left by a cancellation, the client's connections may
+            # be closed already (their tasks run in the cancelled scope)
+            except (*RETRYABLE, RedisError, anyio.ClosedResourceError) as exc:
                 log.warning("consumer %s: could not say goodbye (%s)", self.name,
                             type(exc).__name__)  # fmt: skip
 

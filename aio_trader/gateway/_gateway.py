@@ -238,9 +238,16 @@ class Gateway(anyio.abc.AsyncResource):
         self._closed = True
         stack, self._stack = self._stack, None
         if stack is not None:
-            with anyio.CancelScope(shield=True), contextlib.suppress(*RETRYABLE):
-                await self._redis.hset(self.keys.gateway, {"state": "stopped"})
-            await stack.aclose()  # task groups end in the task that opened them: no shield
+            try:
+                # best effort: left by a cancellation, the client's connections may be
+                # closed already (their tasks run in the cancelled scope)
+                with (
+                    anyio.CancelScope(shield=True),
+                    contextlib.suppress(*RETRYABLE, anyio.ClosedResourceError),
+                ):
+                    await self._redis.hset(self.keys.gateway, {"state": "stopped"})
+            finally:
+                await stack.aclose()  # task groups end in the task that opened them: no shield
 
     # -- what it exposes -----------------------------------------------------------------
 
