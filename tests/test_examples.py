@@ -272,10 +272,19 @@ def _listed_members(page: str, target: str) -> list[str]:
 def test_the_kite_reference_lists_every_public_method() -> None:
     """``docs/api/kite.md`` lists Kite's members explicitly: none missing, none stale."""
     from aio_trader._rest import RestBroker
+    from aio_trader.abc import AbstractBroker
     from aio_trader.kite import Kite
 
-    # Kite's own methods and those of the REST pipeline it stands on (open, aclose, ...).
+    # Kite's own methods, those of the REST pipeline it stands on (open, aclose, ...) and
+    # the neutral operations every broker has (AbstractBroker's, through Kite's mapping).
     public = {name for cls in (Kite, RestBroker) for name in vars(cls) if name[0] != "_"}
+    public |= {
+        name
+        for name, value in vars(AbstractBroker).items()
+        if name[0] != "_"
+        and getattr(value, "__code__", None) is not None
+        and "_mapping" in value.__code__.co_names
+    }
     assert set(_listed_members("kite.md", "aio_trader.kite._broker.Kite")) == public
 
 
