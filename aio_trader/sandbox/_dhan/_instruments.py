@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Final
 
+from aio_trader._instruments import Instrument
 from aio_trader.dhan.constants import ExchangeSegment
 from aio_trader.sandbox._api import ascii_int
 from aio_trader.sandbox.market import Market, SandboxInstrument
@@ -31,6 +32,7 @@ __all__ = [
     "compact_csv",
     "detailed_csv",
     "dhan_segment",
+    "from_neutral",
     "load_instruments",
     "security_id",
     "token_of",
@@ -94,6 +96,37 @@ def by_security(market: Market, segment: object, security: object) -> SandboxIns
     except ValueError:
         return None
     return market.instruments.get(token)
+
+
+def from_neutral(instrument: Instrument, base_price: float) -> SandboxInstrument:
+    """A neutral record of Dhan's (its key ``(exchange_segment, security_id)``) as the
+    shipped list's row would be: the token ``token_of`` the key, the engine's exchange and
+    segment names (indices in ``INDICES``, instrument type ``EQ``; derivatives in
+    ``NFO-FUT``, ``NFO-OPT``...). ``ValueError`` for a segment the sandbox does not trade."""
+    segment, security = instrument.key  # type: ignore[misc]  # SandboxConfig checked it
+    if segment not in _ENGINE:
+        raise ValueError(f"the Dhan sandbox has no segment {segment!r} ({instrument.symbol})")
+    sid = int(security)
+    kind = instrument.instrument_type
+    engine_segment = _ENGINE[segment][1]
+    if segment == "IDX_I" or kind not in ("FUT", "CE", "PE"):
+        kind = "EQ"
+    else:
+        engine_segment = f"{engine_segment}-{'FUT' if kind == 'FUT' else 'OPT'}"
+    return SandboxInstrument(
+        instrument_token=token_of(segment, sid),
+        exchange_token=sid,
+        tradingsymbol=instrument.tradingsymbol,
+        name=instrument.name,
+        base_price=base_price,
+        expiry=instrument.expiry,
+        strike=instrument.strike or 0.0,
+        tick_size=0.0 if segment == "IDX_I" else instrument.tick_size,
+        lot_size=instrument.lot_size,
+        instrument_type=kind,
+        segment=engine_segment,
+        exchange=instrument.exchange,
+    )
 
 
 def _instrument(row: Mapping[str, str]) -> SandboxInstrument:
