@@ -539,10 +539,12 @@ async def test_kite_paper_trades_an_instrument_of_the_real_accounts_index(
 async def test_dhan_paper_trades_an_instrument_of_the_real_accounts_index() -> None:
     async with await real_with(IREDA_DHAN) as real:
         real.state.market.set_quote(IREDA_DHAN_TOKEN, 180.0)
-        index = InstrumentIndex(
-            [*await shipped_index("dhan"), IREDA_DHAN],
-            broker="dhan",
-        )
+        # no disk cache: a sandbox's port may be an earlier one's
+        async with Dhan(
+            real.client_id, real.access_token, root=real.root_url, instrument_cache=False
+        ) as real_dhan:
+            index = await real_dhan.instrument_index()  # the "real" account's: IREDA in it
+        assert index.get("NSE:IREDA") == IREDA_DHAN
         feed = DhanFeed(real.client_id, real.access_token, root=real.feed_url, order_root=None)
         async with feed:
             async with Paper(feed) as paper:
@@ -568,6 +570,18 @@ async def test_dhan_paper_trades_an_instrument_of_the_real_accounts_index() -> N
                 (position,) = await dhan.positions()
                 assert (position.trading_symbol, position.net_qty) == ("IREDA", 10)
             assert real.state.book.orders == {}
+
+
+@pytest.mark.parametrize("broker", ["kite", "dhan"])
+async def test_a_sandbox_on_its_own_index_has_its_shipped_list(broker: str) -> None:
+    """The per-dialect conversion gives the shipped instruments back, field for field."""
+    index = await shipped_index(broker)
+    config = SandboxConfig(broker=broker, market_interval=None, instruments=index)
+    async with (
+        Sandbox(SandboxConfig(broker=broker, market_interval=None)) as shipped,
+        Sandbox(config) as converted,
+    ):
+        assert converted.state.market.instruments == shipped.state.market.instruments
 
 
 async def test_paper_instruments_must_be_the_feeds_brokers(

@@ -2,7 +2,9 @@
 examples (NSE_EQ 1333 HDFCBANK, 11536 TCS, 2885 RELIANCE, 1594 INFY; IDX_I 13 NIFTY 50,
 25 BANKNIFTY...) and NSE_FNO futures and options, shipped as ``instruments.csv`` in the
 columns of Dhan's compact scrip master (plus ``EXCHANGE_SEGMENT`` and ``BASE_PRICE``, where
-each random walk starts; neither is served).
+each random walk starts; neither is served). The scrip master a sandbox serves lists its
+market's instruments: the shipped rows, and rows made from the others
+(``SandboxConfig.instruments``, converted by ``from_neutral``).
 
 The core's market keys instruments by an integer token; here it is
 ``token_of(segment, security_id)`` (the segment's feed byte above the 32-bit security id),
@@ -168,6 +170,73 @@ def _rows() -> tuple[dict[str, str], ...]:
     return tuple(csv.DictReader(io.StringIO(text)))
 
 
+#: The engine's segment -> Dhan's exchange id and segment letter of a scrip-master row.
+_LETTERS: Final[Mapping[str, tuple[str, str]]] = {
+    "NSE_EQ": ("NSE", "E"),
+    "BSE_EQ": ("BSE", "E"),
+    "NSE_FNO": ("NSE", "D"),
+    "BSE_FNO": ("BSE", "D"),
+    "NSE_CURRENCY": ("NSE", "C"),
+    "BSE_CURRENCY": ("BSE", "C"),
+    "MCX_COMM": ("MCX", "M"),
+}
+
+#: Dhan's instrument names of a row made from a market instrument: (future, option).
+_DERIVATIVE_NAMES: Final[Mapping[str, tuple[str, str]]] = {
+    "NSE_FNO": ("FUTSTK", "OPTSTK"),
+    "BSE_FNO": ("FUTSTK", "OPTSTK"),
+    "NSE_CURRENCY": ("FUTCUR", "OPTCUR"),
+    "BSE_CURRENCY": ("FUTCUR", "OPTCUR"),
+    "MCX_COMM": ("FUTCOM", "OPTFUT"),
+}
+
+
+def _row_of(instrument: SandboxInstrument) -> dict[str, str]:
+    """A scrip-master row (the shipped file's columns) for a market instrument that is not
+    in the shipped list (``SandboxConfig.instruments``)."""
+    segment = dhan_segment(instrument)
+    kind = instrument.instrument_type
+    if segment == "IDX_I":
+        exchange, letter, name, series = instrument.exchange, "I", "INDEX", "NA"
+    else:
+        exchange, letter = _LETTERS[segment]
+        future, option = _DERIVATIVE_NAMES.get(segment, ("FUTSTK", "OPTSTK"))
+        name = {"FUT": future, "CE": option, "PE": option}.get(kind, "EQUITY")
+        series = "EQ" if name == "EQUITY" else "NA"
+    expiry = instrument.expiry
+    return {
+        "SEM_EXM_EXCH_ID": exchange,
+        "SEM_SEGMENT": letter,
+        "SEM_SMST_SECURITY_ID": security_id(instrument),
+        "SEM_INSTRUMENT_NAME": name,
+        "SEM_TRADING_SYMBOL": instrument.tradingsymbol,
+        "SEM_LOT_UNITS": str(instrument.lot_size),
+        "SEM_CUSTOM_SYMBOL": instrument.name,
+        "SEM_EXPIRY_DATE": f"{expiry.isoformat()} 14:30:00" if expiry else "",
+        "SEM_STRIKE_PRICE": repr(float(instrument.strike)),
+        "SEM_OPTION_TYPE": kind if kind in ("CE", "PE") else "XX",
+        "SEM_TICK_SIZE": repr(float(instrument.tick_size)),
+        "SEM_SERIES": series,
+        "SM_SYMBOL_NAME": instrument.name,
+        "EXCHANGE_SEGMENT": segment,
+        "BASE_PRICE": repr(float(instrument.base_price)),
+    }
+
+
+def _market_rows(market: Market | None) -> tuple[dict[str, str], ...]:
+    """The rows of ``market``'s instruments (the shipped rows where it has them); None:
+    the shipped list."""
+    if market is None:
+        return _rows()
+    shipped = {
+        token_of(row["EXCHANGE_SEGMENT"], int(row["SEM_SMST_SECURITY_ID"])): row for row in _rows()
+    }
+    return tuple(
+        shipped.get(token) or _row_of(instrument)
+        for token, instrument in market.instruments.items()
+    )
+
+
 def load_instruments() -> dict[int, SandboxInstrument]:
     """The shipped list, by token."""
     instruments = (_instrument(row) for row in _rows())
@@ -184,9 +253,12 @@ def _csv(columns: Iterable[str], rows: Iterable[Mapping[str, str]]) -> str:
     return buffer.getvalue()
 
 
-def compact_csv(segment: str | None = None) -> str:
-    """The compact scrip master (every segment, or one: ``GET /v2/instrument/{segment}``)."""
-    rows = [row for row in _rows() if segment is None or row["EXCHANGE_SEGMENT"] == segment]
+def compact_csv(segment: str | None = None, market: Market | None = None) -> str:
+    """The compact scrip master (every segment, or one: ``GET /v2/instrument/{segment}``)
+    of ``market``'s instruments (None: the shipped list)."""
+    rows = [
+        row for row in _market_rows(market) if segment is None or row["EXCHANGE_SEGMENT"] == segment
+    ]
     return _csv(COMPACT_COLUMNS, rows)
 
 
@@ -208,7 +280,7 @@ _DETAILED: Final = (
 )
 
 
-def detailed_csv(segment: str | None = None) -> str:
+def detailed_csv(segment: str | None = None, market: Market | None = None) -> str:
     """The detailed scrip master's columns for the same instruments."""
     rows = [
         {
@@ -226,7 +298,7 @@ def detailed_csv(segment: str | None = None) -> str:
             "OPTION_TYPE": row["SEM_OPTION_TYPE"],
             "TICK_SIZE": row["SEM_TICK_SIZE"],
         }
-        for row in _rows()
+        for row in _market_rows(market)
         if segment is None or row["EXCHANGE_SEGMENT"] == segment
     ]
     return _csv(_DETAILED, rows)
