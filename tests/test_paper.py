@@ -572,6 +572,32 @@ async def test_dhan_paper_trades_an_instrument_of_the_real_accounts_index() -> N
             assert real.state.book.orders == {}
 
 
+async def test_a_recording_drives_paper_fills_of_an_index_without_its_brokers_name(
+    tmp_path: Path,
+) -> None:
+    from aio_trader.replay import ReplayFeed
+
+    path = tmp_path / "session.parquet"
+    make_recording(path)
+    infy = Instrument("NSE", "INFY", INFY, name="INFOSYS", tick_size=0.05)
+    replay = ReplayFeed(path, speed=1e-9)  # the first tick at once, the next much later
+    # the broker is known once the replay is entered: the keys are checked then
+    wrong = Paper(replay, instruments=InstrumentIndex([IREDA_DHAN]))
+    paper = Paper(replay, instruments=InstrumentIndex([infy]))
+    async with replay:
+        with pytest.raises(ValueError, match="not kite's instrument keys: NSE:IREDA"):
+            await wrong.__aenter__()
+        async with paper:
+            assert list(paper.sandbox.state.market.instruments) == [INFY]
+            kite: Kite = paper.broker
+            await read_until(paper, kite_tick(INFY, 1500.0))
+            order_id = await kite.place_order(
+                "regular", "NSE", "INFY", "BUY", 1, "CNC", "LIMIT", price=1500
+            )
+            done = await kite.wait_for_order(order_id, feed=paper)
+            assert (done.status, done.average_price) == ("COMPLETE", 1500.0)
+
+
 @pytest.mark.parametrize("broker", ["kite", "dhan"])
 async def test_a_sandbox_on_its_own_index_has_its_shipped_list(broker: str) -> None:
     """The per-dialect conversion gives the shipped instruments back, field for field."""
