@@ -45,6 +45,7 @@ import anyio.lowlevel
 import attrs
 
 from aio_trader._codec import Codec, get_codec
+from aio_trader._instruments import InstrumentIndex
 from aio_trader.abc import AbstractBroker, AbstractFeeder
 from aio_trader.errors import ClientClosedError
 from aio_trader.feed import Batches, FeedStatistics, Overflow, Sender, make_channel
@@ -112,8 +113,9 @@ class Paper(AbstractFeeder[Any, Any]):
     read ``paper``, not the feed (each item goes to one reader).
 
     What drives the market: each tick of an instrument the sandbox knows (the sandbox's
-    instrument list: the broker's dump shipped with the package; a sandbox's own feed or a
-    recording of it has the same keys) sets that instrument's quote; the order engine then
+    instrument list: the broker's dump shipped with the package, which a sandbox's own feed
+    or a recording of it shares; or, with ``instruments=``, the real account's index, so
+    every instrument of a real feed) sets that instrument's quote; the order engine then
     fills that instrument's live orders the price crossed (a BUY LIMIT at or above it, a
     SELL LIMIT at or below it, SL / SL-M orders once triggered), at the tick's last price.
     An instrument gets a price from its first tick only: before it, a MARKET order on it is
@@ -144,6 +146,7 @@ class Paper(AbstractFeeder[Any, Any]):
         overflow: Overflow | str = Overflow.LOSSLESS,
         buffer_size: int = 10_000,
         client_options: Mapping[str, Any] | None = None,
+        instruments: InstrumentIndex | None = None,
         **sandbox_options: Any,
     ) -> None:
         """Set up the account; nothing starts before ``async with``.
@@ -159,9 +162,18 @@ class Paper(AbstractFeeder[Any, Any]):
         ``seed=``, ``faults=``...), except what ``Paper`` sets itself (``broker``,
         ``opening_cash``, ``market_interval``: the clock is off, ``replay``).
 
-        Raises ``TypeError`` for a ``feed`` that is no feeder or an option ``Paper`` sets,
-        ``ValueError`` for an unknown broker, a ``cash`` that is not a finite number > 0,
-        a ``buffer_size`` below 1, an unknown overflow policy or a bad sandbox option.
+        ``instruments``: the instruments the paper sandbox knows, instead of the broker's
+        list shipped with the package: an ``InstrumentIndex`` of the feed's broker, most
+        usefully the real account's (``await kite.instrument_index()``), so that any
+        instrument of the real account can be paper-traded, under the same keys (the feed's
+        ticks) and trading symbols (the client's orders). Its broker names the account's
+        when neither ``broker`` nor the feed does.
+
+        Raises ``TypeError`` for a ``feed`` that is no feeder, an option ``Paper`` sets or
+        ``instruments`` that is no ``InstrumentIndex``; ``ValueError`` for an unknown
+        broker, ``instruments`` of another broker (or with keys the broker does not use),
+        a ``cash`` that is not a finite number > 0, a ``buffer_size`` below 1, an unknown
+        overflow policy or a bad sandbox option.
         """
         if not isinstance(feed, AbstractFeeder):
             raise TypeError(f"feed must be a feeder (KiteFeed, DhanFeed...), got {feed!r}")
@@ -183,6 +195,23 @@ class Paper(AbstractFeeder[Any, Any]):
             broker = spoken
         elif spoken is not None and spoken != broker:
             raise ValueError(f"the feed speaks {spoken}'s protocol, not {broker}'s")
+        if instruments is not None:
+            if not isinstance(instruments, InstrumentIndex):
+                raise TypeError(
+                    "instruments must be an InstrumentIndex (await client.instrument_index()), "
+                    f"got {type(instruments).__name__}"
+                )
+            if instruments.broker:
+                if broker is None:
+                    broker = instruments.broker
+                elif instruments.broker != broker:
+                    raise ValueError(
+                        f"instruments is {instruments.broker}'s index: paper trading on a "
+                        f"{broker} feed needs {broker}'s (await client.instrument_index() of "
+                        f"a {broker} client)"
+                    )
+        #: the instruments option, until the broker is known (``SandboxConfig`` checks them)
+        self._instruments = instruments
         self.feed = feed
         self.overflow = Overflow(overflow)
         self.buffer_size = buffer_size
@@ -191,6 +220,7 @@ class Paper(AbstractFeeder[Any, Any]):
             opening_cash=float(cash),
             market_interval=None,
             rate_limit_scale=rate_limit_scale,
+            instruments=instruments if broker is not None else None,
             **sandbox_options,
         )
         self._broker_name = broker
@@ -269,8 +299,12 @@ class Paper(AbstractFeeder[Any, Any]):
             raise ValueError(f"which broker does {self.feed!r} speak? Paper(feed, broker='kite')")
         if name not in brokers():
             raise ValueError(f"unknown broker {name!r}: paper trading knows {', '.join(brokers())}")
-        if name != self.config.broker:
-            self.config = attrs.evolve(self.config, broker=name)
+        spoken = _broker_of(self.feed)
+        if spoken is not None and spoken != name:
+            raise ValueError(f"the feed speaks {spoken}'s protocol, not {name}'s")
+        if name != self.config.broker or self.config.instruments is not self._instruments:
+            # checks the instruments against the broker now known
+            self.config = attrs.evolve(self.config, broker=name, instruments=self._instruments)
         self._broker_name = name
         batches = self.feed.batches()  # ClientClosedError for a feed not entered
         stack = contextlib.AsyncExitStack()
@@ -388,7 +422,8 @@ class Paper(AbstractFeeder[Any, Any]):
         if unknown:
             raise ValueError(
                 f"paper trading does not know {', '.join(map(repr, unknown))}: the paper "
-                f"sandbox trades the instruments of its {dialect.name} list only"
+                f"sandbox trades the instruments of its {dialect.name} list only (a real "
+                "account's: Paper(feed, instruments=await client.instrument_index()))"
             )
         return wanted
 

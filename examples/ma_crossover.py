@@ -156,7 +156,10 @@ async def open_account(
         if args.paper:  # the one-line switch: the same strategy, paper orders
             from aio_trader.paper import Paper
 
-            paper = await stack.enter_async_context(Paper(feed, cash=1_000_000))
+            # instruments=index: any of the account's instruments can be paper-traded
+            paper = await stack.enter_async_context(
+                Paper(feed, cash=1_000_000, instruments=index)
+            )
             broker, feed = paper.broker, paper
             print(f"paper trading over the {args.broker} feed", flush=True)
         yield broker, feed

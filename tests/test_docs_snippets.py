@@ -75,7 +75,7 @@ COVERAGE: dict[str, tuple[str, ...]] = {
         "compiled: kiteconnect's threaded ticker under `while True: time.sleep(60)`",
         HERE,
     ),
-    "docs/paper.md": ("tests/test_paper.py", HERE, "tests/test_paper.py"),
+    "docs/paper.md": ("tests/test_paper.py", HERE, "tests/test_paper.py", "tests/test_paper.py"),
     "docs/sandbox.md": (HERE,) * 9,
     "docs/sessions.md": ("tests/test_session.py",) * 5,
     "docs/strategies.md": ("tests/test_trading.py", "tests/test_trading.py", INCLUDED),

@@ -25,6 +25,7 @@ from aio_trader.kite.ticks import Ohlc, QuoteTick, encode_frame
 from aio_trader.paper import Paper
 from aio_trader.sandbox import Sandbox, SandboxConfig
 from aio_trader.sandbox._dhan._instruments import token_of
+from aio_trader.toolkit import Instrument, InstrumentIndex
 
 #: Only against a hang (a bug): no test waits for a time to pass.
 HANG_GUARD = 60.0
@@ -447,6 +448,193 @@ async def test_dhan_paper_fills_orders_at_the_feeds_ticks(dhan_real: Sandbox) ->
         assert dhan_real.state.book.orders == {}
         with pytest.raises(ValueError, match="NSE_EQ"):
             await paper.subscribe([("NSE_EQ", 999999)])
+
+
+# -- a real account's instruments (``Paper(feed, instruments=index)``) ---------------------------
+
+#: An instrument neither sandbox's shipped list has: the "real" broker below knows it.
+IREDA_KITE = Instrument("NSE", "IREDA", 5331201, name="IREDA", lot_size=1, tick_size=0.01)
+IREDA_DHAN = Instrument("NSE", "IREDA", ("NSE_EQ", "20825"), name="IREDA", tick_size=0.01)
+IREDA_DHAN_TOKEN = token_of("NSE_EQ", 20825)
+
+
+async def shipped_index(broker: str) -> InstrumentIndex:
+    """The index a client of a default sandbox builds (its shipped instrument list)."""
+    async with Sandbox(SandboxConfig(broker=broker, market_interval=None)) as sb:
+        client: Kite | Dhan
+        if broker == "kite":
+            client = Kite(sb.api_key, sb.access_token, root=sb.root_url, token_cache=False)
+        else:
+            client = Dhan(sb.client_id, sb.access_token, root=sb.root_url)
+        async with client:
+            return await client.instrument_index()
+
+
+async def real_with(extra: Instrument) -> Sandbox:
+    """A "real" broker that knows ``extra`` besides the shipped list (not entered yet)."""
+    index = await shipped_index("kite" if isinstance(extra.key, int) else "dhan")
+    assert extra.symbol not in index
+    assert index.find(extra.symbol) is None
+    extended = InstrumentIndex([*index, extra], broker=index.broker, day=index.day)
+    return Sandbox(
+        SandboxConfig(
+            broker=index.broker,
+            seed=5,
+            market_interval=None,
+            tick_interval=0.01,
+            instruments=extended,
+        )
+    )
+
+
+async def test_kite_paper_trades_an_instrument_of_the_real_accounts_index(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with await real_with(IREDA_KITE) as real:
+        real.state.market.set_quote(IREDA_KITE.key, 180.0)
+        async with (
+            # no disk cache: a sandbox's port may be an earlier one's
+            Kite(
+                real.api_key, real.access_token, root=real.root_url, instrument_cache=False
+            ) as kite,
+            KiteFeed(real.api_key, real.access_token, root=real.ticker_url) as feed,
+        ):
+            index = await kite.instrument_index()  # the "real" account's: IREDA in it
+            assert index.get("NSE:IREDA").key == IREDA_KITE.key
+
+            # without it, the paper sandbox's own list lacks IREDA
+            async with Paper(feed) as paper:
+                with pytest.raises(ValueError, match="NSE:IREDA"):
+                    await paper.subscribe(["NSE:IREDA"])
+                with pytest.raises(ValueError, match="5331201"):
+                    await paper.subscribe([IREDA_KITE.key])
+
+            # with it, IREDA trades to COMPLETE (the docs' snippet, then by token)
+            paper_any_instrument = page_namespace("async def paper_any_instrument")
+            with anyio.fail_after(HANG_GUARD):
+                await paper_any_instrument["paper_any_instrument"](kite, feed, "NSE:IREDA")
+            assert capsys.readouterr().out.splitlines() == ["NSE:IREDA COMPLETE"]
+
+            async with Paper(feed, instruments=index) as paper:
+                paper_kite: Kite = paper.broker
+                known = paper.sandbox.state.market.instruments
+                assert set(known) == {instrument.key for instrument in index}
+                assert known[IREDA_KITE.key].segment == "NSE"
+                await paper.subscribe([IREDA_KITE.key], "full")
+                await read_until(paper, kite_tick(IREDA_KITE.key, 180.0))
+                order_id = await paper_kite.place_order(
+                    "regular", "NSE", "IREDA", "BUY", 10, "CNC", "LIMIT", price=179.5
+                )
+                real.state.market.set_quote(IREDA_KITE.key, 179.25)
+                seen = await read_until(paper, kite_update(order_id, "COMPLETE"))
+                assert kite_tick(IREDA_KITE.key, 179.25)(seen[-2])
+                assert seen[-1].average_price == 179.25
+                (position,) = (await paper_kite.positions()).net
+                assert (position.tradingsymbol, position.quantity) == ("IREDA", 10)
+                # instruments of the index only: INFY is in it, from the shipped list
+                await paper.subscribe(["NSE:INFY"])
+            assert real.state.book.orders == {}
+
+
+async def test_dhan_paper_trades_an_instrument_of_the_real_accounts_index() -> None:
+    async with await real_with(IREDA_DHAN) as real:
+        real.state.market.set_quote(IREDA_DHAN_TOKEN, 180.0)
+        # no disk cache: a sandbox's port may be an earlier one's
+        async with Dhan(
+            real.client_id, real.access_token, root=real.root_url, instrument_cache=False
+        ) as real_dhan:
+            index = await real_dhan.instrument_index()  # the "real" account's: IREDA in it
+        assert index.get("NSE:IREDA") == IREDA_DHAN
+        feed = DhanFeed(real.client_id, real.access_token, root=real.feed_url, order_root=None)
+        async with feed:
+            async with Paper(feed) as paper:
+                with pytest.raises(ValueError, match="20825"):
+                    await paper.subscribe([IREDA_DHAN.key])
+            async with Paper(feed, cash=100_000, instruments=index) as paper:
+                dhan: Dhan = paper.broker
+                await paper.subscribe(["NSE:IREDA"], "quote")
+                await read_until(
+                    paper,
+                    lambda item: (
+                        getattr(item, "key", None) == ("NSE_EQ", 20825)
+                        and getattr(item, "last_price", 0) == 180.0
+                    ),
+                )
+                order_id = await dhan.place_order(
+                    "20825", "NSE_EQ", "BUY", 10, "LIMIT", "CNC", price=179.5
+                )
+                assert (await dhan.order(order_id)).order_status == "PENDING"
+                real.state.market.set_quote(IREDA_DHAN_TOKEN, 179.25)
+                done = await dhan.wait_for_order(order_id, feed=paper)
+                assert (done.order_status, done.average_traded_price) == ("TRADED", 179.25)
+                (position,) = await dhan.positions()
+                assert (position.trading_symbol, position.net_qty) == ("IREDA", 10)
+            assert real.state.book.orders == {}
+
+
+async def test_a_recording_drives_paper_fills_of_an_index_without_its_brokers_name(
+    tmp_path: Path,
+) -> None:
+    from aio_trader.replay import ReplayFeed
+
+    path = tmp_path / "session.parquet"
+    make_recording(path)
+    infy = Instrument("NSE", "INFY", INFY, name="INFOSYS", tick_size=0.05)
+    replay = ReplayFeed(path, speed=1e-9)  # the first tick at once, the next much later
+    # the broker is known once the replay is entered: the keys are checked then
+    wrong = Paper(replay, instruments=InstrumentIndex([IREDA_DHAN]))
+    paper = Paper(replay, instruments=InstrumentIndex([infy]))
+    async with replay:
+        with pytest.raises(ValueError, match="not kite's instrument keys: NSE:IREDA"):
+            await wrong.__aenter__()
+        async with paper:
+            assert list(paper.sandbox.state.market.instruments) == [INFY]
+            kite: Kite = paper.broker
+            await read_until(paper, kite_tick(INFY, 1500.0))
+            order_id = await kite.place_order(
+                "regular", "NSE", "INFY", "BUY", 1, "CNC", "LIMIT", price=1500
+            )
+            done = await kite.wait_for_order(order_id, feed=paper)
+            assert (done.status, done.average_price) == ("COMPLETE", 1500.0)
+
+
+@pytest.mark.parametrize("broker", ["kite", "dhan"])
+async def test_a_sandbox_on_its_own_index_has_its_shipped_list(broker: str) -> None:
+    """The per-dialect conversion gives the shipped instruments back, field for field."""
+    index = await shipped_index(broker)
+    config = SandboxConfig(broker=broker, market_interval=None, instruments=index)
+    async with (
+        Sandbox(SandboxConfig(broker=broker, market_interval=None)) as shipped,
+        Sandbox(config) as converted,
+    ):
+        assert converted.state.market.instruments == shipped.state.market.instruments
+
+
+async def test_paper_instruments_must_be_the_feeds_brokers(
+    kite_real: Sandbox, kite_feed: KiteFeed
+) -> None:
+    dhan_index = InstrumentIndex([IREDA_DHAN], broker="dhan")
+    with pytest.raises(ValueError, match="instruments is dhan's index"):
+        Paper(kite_feed, instruments=dhan_index)
+    with pytest.raises(TypeError, match="InstrumentIndex"):
+        Paper(kite_feed, instruments=[IREDA_KITE])  # type: ignore[arg-type]
+    # an index without its broker's name: its keys are checked
+    with pytest.raises(ValueError, match="not kite's instrument keys: NSE:IREDA"):
+        Paper(kite_feed, instruments=InstrumentIndex([IREDA_DHAN]))
+    with pytest.raises(ValueError, match="is empty"):
+        Paper(kite_feed, instruments=InstrumentIndex([], broker="kite"))
+    # nothing was started: the "real" broker's feed is as it was
+    assert kite_feed.statistics().subscribed == 0
+    # the config alone checks the same (a sandbox of another broker's index)
+    with pytest.raises(ValueError, match="a dhan sandbox needs"):
+        SandboxConfig(broker="dhan", instruments=InstrumentIndex([IREDA_KITE], broker="kite"))
+    with pytest.raises(ValueError, match="not dhan's instrument keys"):
+        SandboxConfig(broker="dhan", instruments=[IREDA_KITE])
+    with pytest.raises(TypeError, match="Instruments"):
+        SandboxConfig(instruments=["NSE:INFY"])
+    with pytest.raises(TypeError, match="InstrumentIndex or Instruments"):
+        SandboxConfig(instruments="NSE:INFY")
+    assert "instruments=<1 instruments>" in repr(SandboxConfig(instruments=[IREDA_KITE]))
 
 
 def test_importing_paper_without_the_sandbox_extra_names_it() -> None:

@@ -15,7 +15,10 @@ A dialect supplies, in this order of use:
    apply to), ``orders_per_minute``, ``max_ws_connections`` and ``max_ws_instruments`` (the
    defaults of the ``SandboxConfig`` fields left at None), ``order_tables`` (the varieties,
    order types, products and validities its order requests may carry).
-2. **The instrument list** (``load_instruments``) the seeded market walks.
+2. **The instrument list** (``load_instruments``) the seeded market walks, and
+   ``sandbox_instrument``: a neutral ``Instrument`` of the broker (its key the broker's)
+   as the market's ``SandboxInstrument`` (``SandboxConfig.instruments``: a list of the
+   user's, e.g. a real account's instrument index, instead of the shipped one).
 3. **Its own state** (``create_state``): what only this broker has (Kite: GTTs, alerts,
    mutual funds, request/refresh tokens, Kite Web logins); the market clock calls its
    ``on_market_step`` after the order book's.
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
     from starlette.routing import BaseRoute
 
+    from aio_trader._instruments import Instrument
     from aio_trader.abc import AbstractBroker
     from aio_trader.sandbox._api import ApiError
     from aio_trader.sandbox.market import SandboxInstrument
@@ -88,6 +92,11 @@ class Dialect(Protocol):
 
     def load_instruments(self) -> Mapping[int, SandboxInstrument]:
         """The instrument list the market walks, by token."""
+        ...
+
+    def sandbox_instrument(self, instrument: Instrument, base_price: float) -> SandboxInstrument:
+        """``instrument`` (a neutral record of this broker: ``market_token`` accepts its key)
+        as the market's instrument, its walk starting at ``base_price``."""
         ...
 
     def create_state(self, state: SandboxState) -> DialectState:

@@ -17,6 +17,9 @@ from typing import Any, Final
 
 import attrs
 
+from aio_trader._instruments import Instrument, InstrumentIndex
+from aio_trader.sandbox._dialect import load_dialect
+
 __all__ = ["RULE_NAMES", "Faults", "OrderRules", "SandboxConfig", "brokers"]
 
 
@@ -195,6 +198,21 @@ def _ip_tuple(value: Any) -> tuple[str, ...]:
     return tuple(str(item) for item in items)
 
 
+def _instrument_list(value: Any) -> InstrumentIndex | tuple[Instrument, ...] | None:
+    """``instruments`` as given (an ``InstrumentIndex`` keeps its broker tag), or a tuple."""
+    if value is None or isinstance(value, InstrumentIndex):
+        return value
+    if isinstance(value, str | bytes | Mapping) or not hasattr(value, "__iter__"):
+        raise TypeError(
+            f"instruments must be an InstrumentIndex or Instruments, got {type(value).__name__}"
+        )
+    return tuple(value)
+
+
+def _instruments_repr(value: InstrumentIndex | tuple[Instrument, ...] | None) -> str:
+    return "None" if value is None else f"<{len(value)} instruments>"
+
+
 @attrs.frozen
 class SandboxConfig:
     """How a sandbox starts. Every field has a working default; secrets are hidden from repr.
@@ -213,6 +231,17 @@ class SandboxConfig:
     window is the broker's less a fixed 0.05 s tolerance for the delay between a client's
     send and the handler (``state.RATE_LIMIT_TOLERANCE``): 1 s windows admit about 5 % more
     than the broker's rate, minute and day windows are the broker's to within 0.05 s.
+
+    ``instruments`` (an ``InstrumentIndex`` of the broker, e.g. ``await
+    kite.instrument_index()`` of a real client, or neutral ``Instrument`` records) replaces
+    the broker's shipped instrument list: the market then knows exactly these, under the
+    broker's own keys (Kite: the instrument token; Dhan: ``(exchange_segment,
+    security_id)``), so a real feed's ticks and orders by trading symbol find them. An
+    instrument also in the shipped list starts its walk at the shipped price, any other at
+    ``market.DEFAULT_BASE_PRICE`` (100.0; a market following quotes, as paper trading's,
+    takes each price from the instrument's first tick instead). ``ValueError`` here for an
+    index of another broker, an empty list or a key the broker does not use; ``TypeError``
+    for anything but ``Instrument`` records.
     """
 
     #: the broker whose dialect the sandbox speaks (``brokers()``: the ones available).
@@ -261,6 +290,32 @@ class SandboxConfig:
     #: None: the market ticks.
     replay: str | None = None
     faults: Faults = attrs.field(factory=Faults)
+    #: the instruments the market knows instead of the broker's shipped list (None: those).
+    instruments: InstrumentIndex | tuple[Instrument, ...] | None = attrs.field(
+        default=None, converter=_instrument_list, repr=_instruments_repr, eq=False
+    )
+
+    @instruments.validator
+    def _check_instruments(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, InstrumentIndex) and value.broker and value.broker != self.broker:
+            raise ValueError(
+                f"instruments is {value.broker}'s index: a {self.broker} sandbox needs its "
+                f"broker's (await client.instrument_index() of a {self.broker} client)"
+            )
+        if not len(value):
+            raise ValueError("instruments is empty: the sandbox would know no instrument")
+        dialect = load_dialect(self.broker)
+        bad = []
+        for instrument in value:
+            if not isinstance(instrument, Instrument):
+                raise TypeError(f"instruments holds Instruments, got {instrument!r}")
+            if dialect.market_token(instrument.key) is None:
+                bad.append(instrument.symbol)
+        if bad:
+            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise ValueError(f"not {self.broker}'s instrument keys: {shown}")
 
     @rate_limit_scale.validator
     def _check_scale(self, attribute: attrs.Attribute[float], value: float) -> None:

@@ -59,6 +59,8 @@ _SESSIONS: Final[Mapping[str, tuple[datetime.time, datetime.time]]] = {
 }
 _EQUITY_SESSION: Final = (datetime.time(9, 15), datetime.time(15, 30))
 _MASK64: Final = (1 << 64) - 1
+#: where the walk of an instrument with no shipped price starts (``SandboxConfig.instruments``).
+DEFAULT_BASE_PRICE: Final = 100.0
 #: A futures/options contract trades for this many days before its expiry.
 _CONTRACT_LIFE: Final = datetime.timedelta(days=120)
 #: (period in seconds, amplitude) of the waves that shape historical prices.

@@ -22,7 +22,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from aio_trader.ratelimit import Rate
 from aio_trader.sandbox._dialect import Dialect, DialectState, load_dialect
 from aio_trader.sandbox.config import Faults, SandboxConfig
-from aio_trader.sandbox.market import Market
+from aio_trader.sandbox.market import DEFAULT_BASE_PRICE, Market, SandboxInstrument
 from aio_trader.sandbox.orders import Order, OrderBook
 
 __all__ = ["RATE_LIMIT_TOLERANCE", "RateLimiter", "SandboxState", "SandboxStats"]
@@ -126,7 +126,7 @@ class SandboxState:
         self.config = config = _with_broker_limits(config, self.dialect)
         self.faults: Faults = attrs.evolve(config.faults)
         self.stats = SandboxStats(refused_429=dict.fromkeys(self.dialect.rate_limits, 0))
-        self.market = Market(self.dialect.load_instruments(), config.seed)
+        self.market = Market(_instruments(self.dialect, config), config.seed)
         self.book = OrderBook(
             self.market,
             tables=self.dialect.order_tables,
@@ -256,6 +256,24 @@ class SandboxState:
         self.ws_drop_epoch += 1
         event, self._ws_drop_event = self._ws_drop_event, anyio.Event()
         event.set()
+
+
+def _instruments(dialect: Dialect, config: SandboxConfig) -> Mapping[int, SandboxInstrument]:
+    """The market's instruments: the dialect's shipped list, or ``config.instruments``
+    converted by the dialect (each starting at its shipped price when the shipped list has
+    its token, else at ``DEFAULT_BASE_PRICE``; of two with one token, the first)."""
+    shipped = dialect.load_instruments()
+    if config.instruments is None:
+        return shipped
+    chosen: dict[int, SandboxInstrument] = {}
+    for instrument in config.instruments:
+        token = dialect.market_token(instrument.key)  # the config checked every key
+        if token is None or token in chosen:
+            continue
+        known = shipped.get(token)
+        base = known.base_price if known is not None else DEFAULT_BASE_PRICE
+        chosen[token] = dialect.sandbox_instrument(instrument, base)
+    return chosen
 
 
 def _with_broker_limits(config: SandboxConfig, dialect: Dialect) -> SandboxConfig:

@@ -46,6 +46,7 @@ from aio_trader.sandbox.orders import Order, OrderTables
 from aio_trader.sandbox.state import SandboxState
 
 if TYPE_CHECKING:
+    from aio_trader._instruments import Instrument
     from aio_trader.abc import AbstractBroker
     from aio_trader.sandbox.server import Sandbox
 
@@ -78,6 +79,9 @@ class DhanDialect:
 
     def load_instruments(self) -> Mapping[int, SandboxInstrument]:
         return _instruments.load_instruments()
+
+    def sandbox_instrument(self, instrument: Instrument, base_price: float) -> SandboxInstrument:
+        return _instruments.from_neutral(instrument, base_price)
 
     def create_state(self, state: SandboxState) -> DhanState:
         return DhanState(state)

@@ -2,7 +2,9 @@
 examples (NSE_EQ 1333 HDFCBANK, 11536 TCS, 2885 RELIANCE, 1594 INFY; IDX_I 13 NIFTY 50,
 25 BANKNIFTY...) and NSE_FNO futures and options, shipped as ``instruments.csv`` in the
 columns of Dhan's compact scrip master (plus ``EXCHANGE_SEGMENT`` and ``BASE_PRICE``, where
-each random walk starts; neither is served).
+each random walk starts; neither is served). The scrip master a sandbox serves lists its
+market's instruments: the shipped rows, and rows made from the others
+(``SandboxConfig.instruments``, converted by ``from_neutral``).
 
 The core's market keys instruments by an integer token; here it is
 ``token_of(segment, security_id)`` (the segment's feed byte above the 32-bit security id),
@@ -21,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Final
 
+from aio_trader._instruments import Instrument
 from aio_trader.dhan.constants import ExchangeSegment
 from aio_trader.sandbox._api import ascii_int
 from aio_trader.sandbox.market import Market, SandboxInstrument
@@ -31,6 +34,7 @@ __all__ = [
     "compact_csv",
     "detailed_csv",
     "dhan_segment",
+    "from_neutral",
     "load_instruments",
     "security_id",
     "token_of",
@@ -96,6 +100,37 @@ def by_security(market: Market, segment: object, security: object) -> SandboxIns
     return market.instruments.get(token)
 
 
+def from_neutral(instrument: Instrument, base_price: float) -> SandboxInstrument:
+    """A neutral record of Dhan's (its key ``(exchange_segment, security_id)``) as the
+    shipped list's row would be: the token ``token_of`` the key, the engine's exchange and
+    segment names (indices in ``INDICES``, instrument type ``EQ``; derivatives in
+    ``NFO-FUT``, ``NFO-OPT``...). ``ValueError`` for a segment the sandbox does not trade."""
+    segment, security = instrument.key  # type: ignore[misc]  # SandboxConfig checked it
+    if segment not in _ENGINE:
+        raise ValueError(f"the Dhan sandbox has no segment {segment!r} ({instrument.symbol})")
+    sid = int(security)
+    kind = instrument.instrument_type
+    engine_segment = _ENGINE[segment][1]
+    if segment == "IDX_I" or kind not in ("FUT", "CE", "PE"):
+        kind = "EQ"
+    else:
+        engine_segment = f"{engine_segment}-{'FUT' if kind == 'FUT' else 'OPT'}"
+    return SandboxInstrument(
+        instrument_token=token_of(segment, sid),
+        exchange_token=sid,
+        tradingsymbol=instrument.tradingsymbol,
+        name=instrument.name,
+        base_price=base_price,
+        expiry=instrument.expiry,
+        strike=instrument.strike or 0.0,
+        tick_size=0.0 if segment == "IDX_I" else instrument.tick_size,
+        lot_size=instrument.lot_size,
+        instrument_type=kind,
+        segment=engine_segment,
+        exchange=instrument.exchange,
+    )
+
+
 def _instrument(row: Mapping[str, str]) -> SandboxInstrument:
     segment = row["EXCHANGE_SEGMENT"]
     exchange, engine_segment = _ENGINE[segment]
@@ -135,6 +170,73 @@ def _rows() -> tuple[dict[str, str], ...]:
     return tuple(csv.DictReader(io.StringIO(text)))
 
 
+#: The engine's segment -> Dhan's exchange id and segment letter of a scrip-master row.
+_LETTERS: Final[Mapping[str, tuple[str, str]]] = {
+    "NSE_EQ": ("NSE", "E"),
+    "BSE_EQ": ("BSE", "E"),
+    "NSE_FNO": ("NSE", "D"),
+    "BSE_FNO": ("BSE", "D"),
+    "NSE_CURRENCY": ("NSE", "C"),
+    "BSE_CURRENCY": ("BSE", "C"),
+    "MCX_COMM": ("MCX", "M"),
+}
+
+#: Dhan's instrument names of a row made from a market instrument: (future, option).
+_DERIVATIVE_NAMES: Final[Mapping[str, tuple[str, str]]] = {
+    "NSE_FNO": ("FUTSTK", "OPTSTK"),
+    "BSE_FNO": ("FUTSTK", "OPTSTK"),
+    "NSE_CURRENCY": ("FUTCUR", "OPTCUR"),
+    "BSE_CURRENCY": ("FUTCUR", "OPTCUR"),
+    "MCX_COMM": ("FUTCOM", "OPTFUT"),
+}
+
+
+def _row_of(instrument: SandboxInstrument) -> dict[str, str]:
+    """A scrip-master row (the shipped file's columns) for a market instrument that is not
+    in the shipped list (``SandboxConfig.instruments``)."""
+    segment = dhan_segment(instrument)
+    kind = instrument.instrument_type
+    if segment == "IDX_I":
+        exchange, letter, name, series = instrument.exchange, "I", "INDEX", "NA"
+    else:
+        exchange, letter = _LETTERS[segment]
+        future, option = _DERIVATIVE_NAMES.get(segment, ("FUTSTK", "OPTSTK"))
+        name = {"FUT": future, "CE": option, "PE": option}.get(kind, "EQUITY")
+        series = "EQ" if name == "EQUITY" else "NA"
+    expiry = instrument.expiry
+    return {
+        "SEM_EXM_EXCH_ID": exchange,
+        "SEM_SEGMENT": letter,
+        "SEM_SMST_SECURITY_ID": security_id(instrument),
+        "SEM_INSTRUMENT_NAME": name,
+        "SEM_TRADING_SYMBOL": instrument.tradingsymbol,
+        "SEM_LOT_UNITS": str(instrument.lot_size),
+        "SEM_CUSTOM_SYMBOL": instrument.name,
+        "SEM_EXPIRY_DATE": f"{expiry.isoformat()} 14:30:00" if expiry else "",
+        "SEM_STRIKE_PRICE": repr(float(instrument.strike)),
+        "SEM_OPTION_TYPE": kind if kind in ("CE", "PE") else "XX",
+        "SEM_TICK_SIZE": repr(float(instrument.tick_size)),
+        "SEM_SERIES": series,
+        "SM_SYMBOL_NAME": instrument.name,
+        "EXCHANGE_SEGMENT": segment,
+        "BASE_PRICE": repr(float(instrument.base_price)),
+    }
+
+
+def _market_rows(market: Market | None) -> tuple[dict[str, str], ...]:
+    """The rows of ``market``'s instruments (the shipped rows where it has them); None:
+    the shipped list."""
+    if market is None:
+        return _rows()
+    shipped = {
+        token_of(row["EXCHANGE_SEGMENT"], int(row["SEM_SMST_SECURITY_ID"])): row for row in _rows()
+    }
+    return tuple(
+        shipped.get(token) or _row_of(instrument)
+        for token, instrument in market.instruments.items()
+    )
+
+
 def load_instruments() -> dict[int, SandboxInstrument]:
     """The shipped list, by token."""
     instruments = (_instrument(row) for row in _rows())
@@ -151,9 +253,12 @@ def _csv(columns: Iterable[str], rows: Iterable[Mapping[str, str]]) -> str:
     return buffer.getvalue()
 
 
-def compact_csv(segment: str | None = None) -> str:
-    """The compact scrip master (every segment, or one: ``GET /v2/instrument/{segment}``)."""
-    rows = [row for row in _rows() if segment is None or row["EXCHANGE_SEGMENT"] == segment]
+def compact_csv(segment: str | None = None, market: Market | None = None) -> str:
+    """The compact scrip master (every segment, or one: ``GET /v2/instrument/{segment}``)
+    of ``market``'s instruments (None: the shipped list)."""
+    rows = [
+        row for row in _market_rows(market) if segment is None or row["EXCHANGE_SEGMENT"] == segment
+    ]
     return _csv(COMPACT_COLUMNS, rows)
 
 
@@ -175,7 +280,7 @@ _DETAILED: Final = (
 )
 
 
-def detailed_csv(segment: str | None = None) -> str:
+def detailed_csv(segment: str | None = None, market: Market | None = None) -> str:
     """The detailed scrip master's columns for the same instruments."""
     rows = [
         {
@@ -193,7 +298,7 @@ def detailed_csv(segment: str | None = None) -> str:
             "OPTION_TYPE": row["SEM_OPTION_TYPE"],
             "TICK_SIZE": row["SEM_TICK_SIZE"],
         }
-        for row in _rows()
+        for row in _market_rows(market)
         if segment is None or row["EXCHANGE_SEGMENT"] == segment
     ]
     return _csv(_DETAILED, rows)

@@ -1216,15 +1216,15 @@ async def instrument_segment(call: Call) -> Any:
     segment = call.path["segment"]
     if segment not in _SEGMENTS:
         raise ApiError.input(f"Invalid exchange segment {segment[:20]}.")
-    return _csv(detailed_csv(segment))
+    return _csv(detailed_csv(segment, call.state.market))
 
 
 async def scrip_master(call: Call) -> Any:
-    return _csv(compact_csv())
+    return _csv(compact_csv(market=call.state.market))
 
 
 async def scrip_master_detailed(call: Call) -> Any:
-    return _csv(detailed_csv())
+    return _csv(detailed_csv(market=call.state.market))
 
 
 # -- sessions (Dhan's auth host and RenewToken) ------------------------------------------------

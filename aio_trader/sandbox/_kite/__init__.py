@@ -47,6 +47,7 @@ from aio_trader.sandbox.orders import Order, OrderTables
 from aio_trader.sandbox.state import SandboxState
 
 if TYPE_CHECKING:
+    from aio_trader._instruments import Instrument
     from aio_trader.abc import AbstractBroker
     from aio_trader.sandbox.server import Sandbox
 
@@ -79,6 +80,9 @@ class KiteDialect:
 
     def load_instruments(self) -> Mapping[int, SandboxInstrument]:
         return _instruments.load_instruments()
+
+    def sandbox_instrument(self, instrument: Instrument, base_price: float) -> SandboxInstrument:
+        return _instruments.from_neutral(instrument, base_price)
 
     def create_state(self, state: SandboxState) -> KiteState:
         return KiteState(state)

@@ -10,10 +10,11 @@ from typing import Final
 
 import attrs
 
+from aio_trader._instruments import Instrument
 from aio_trader.kite._models import parse_instruments
 from aio_trader.sandbox.market import SandboxInstrument
 
-__all__ = ["INSTRUMENT_CSV_HEADER", "instruments_csv", "load_instruments"]
+__all__ = ["INSTRUMENT_CSV_HEADER", "from_neutral", "instruments_csv", "load_instruments"]
 
 INSTRUMENT_CSV_HEADER: Final = (
     "instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,"
@@ -44,6 +45,38 @@ def load_instruments(text: str | None = None) -> dict[int, SandboxInstrument]:
         )
         for row in parse_instruments(text)
     }
+
+
+def from_neutral(instrument: Instrument, base_price: float) -> SandboxInstrument:
+    """A neutral record of Kite's (its key the instrument token) as the dump's row would be:
+    indices in segment ``INDICES`` (instrument type ``EQ``), futures and options in
+    ``EXCHANGE-FUT`` / ``EXCHANGE-OPT``, anything else in the exchange's own segment; the
+    exchange token is the instrument token's upper bits, as Kite's."""
+    token = instrument.key
+    assert isinstance(token, int), "SandboxConfig checked the key"
+    kind = instrument.instrument_type
+    if kind == "INDEX":
+        kind, segment = "EQ", "INDICES"
+    elif kind == "FUT":
+        segment = f"{instrument.exchange}-FUT"
+    elif kind in ("CE", "PE"):
+        segment = f"{instrument.exchange}-OPT"
+    else:
+        segment = instrument.exchange
+    return SandboxInstrument(
+        instrument_token=token,
+        exchange_token=token >> 8,
+        tradingsymbol=instrument.tradingsymbol,
+        name=instrument.name,
+        base_price=base_price,
+        expiry=instrument.expiry,
+        strike=instrument.strike or 0.0,
+        tick_size=instrument.tick_size,
+        lot_size=instrument.lot_size,
+        instrument_type=kind,
+        segment=segment,
+        exchange=instrument.exchange,
+    )
 
 
 def _csv_row(instrument: SandboxInstrument) -> list[str]:
