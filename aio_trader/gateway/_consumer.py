@@ -284,7 +284,11 @@ class RedisFeed(AbstractFeeder[Any, "RedisFeedItem"]):
 
         The consumer group stays: the same name resumes where this one stopped. The tasks
         end and the connection closes when the ``async with`` block is left. Cancellation:
-        the cleanup runs anyway (shielded; Redis errors are logged and ignored).
+        the cleanup is tried anyway (shielded; Redis errors are logged and ignored). When
+        the ``async with`` block itself is left by a cancellation, the client's
+        connections may be closed already: the goodbye is then logged as not said, and
+        the consumer's wishes stay in Redis until its heartbeat times out (``timeout``),
+        as after a crash; the tasks end and the client closes all the same.
         """
         if self._closed:
             return
