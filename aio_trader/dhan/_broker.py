@@ -877,11 +877,7 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         pass it, and after the cancellation :meth:`find_order` tells whether the order
         was placed.
         """
-        correlation = (
-            self.new_correlation_id()
-            if correlation_id is None and tag is None
-            else _correlation(_tag(correlation_id, tag))
-        )
+        correlation = self._correlation_of(correlation_id, tag)
         body = await self._order_body(
             security_id=security_id,
             exchange_segment=exchange_segment,
@@ -902,14 +898,7 @@ class Dhan(RestBroker[DhanEndpointGroup]):
             tick_size=tick_size,
             what="a new order",
         )
-
-        async def send() -> Any:
-            return await self._request("POST", "/orders", _raw, json=body)
-
-        found = await self._place_once(send, correlation, self._find_correlated)
-        if isinstance(found, list):
-            return str(found[0].order_id)
-        return _order_id(found)
+        return await self._place_one("/orders", body, correlation)
 
     async def place_slice_order(
         self,
@@ -934,11 +923,7 @@ class Dhan(RestBroker[DhanEndpointGroup]):
         (``POST /orders/slicing``); returns the ids of the slices. Same checks and
         never-twice rule as :meth:`place_order` (every slice carries the correlation id;
         after an ambiguous failure the order book is searched for it)."""
-        correlation = (
-            self.new_correlation_id()
-            if correlation_id is None and tag is None
-            else _correlation(_tag(correlation_id, tag))
-        )
+        correlation = self._correlation_of(correlation_id, tag)
         body = await self._order_body(
             security_id=security_id,
             exchange_segment=exchange_segment,
@@ -971,6 +956,24 @@ class Dhan(RestBroker[DhanEndpointGroup]):
             return [str(order.order_id) for order in found]
         answers = found if isinstance(found, list) else [found]
         return [_order_id(answer) for answer in answers]
+
+    def _correlation_of(self, correlation_id: str | None, tag: str | None) -> str:
+        """A new order's correlation id: the one given (or ``tag``, the SDK's name),
+        checked; a new one when neither is given."""
+        given = _tag(correlation_id, tag)
+        return self.new_correlation_id() if given is None else _correlation(given)
+
+    async def _place_one(self, path: str, body: dict[str, Any], correlation: str) -> str:
+        """POST ``body`` to ``path`` once (:meth:`_place_once`, settled by the correlation
+        id after an ambiguous failure); the one order's id."""
+
+        async def send() -> Any:
+            return await self._request("POST", path, _raw, json=body)
+
+        found = await self._place_once(send, correlation, self._find_correlated)
+        if isinstance(found, list):
+            return str(found[0].order_id)
+        return _order_id(found)
 
     async def _find_correlated(self, correlation_id: str) -> list[Order]:
         """The order carrying ``correlation_id`` (``GET /orders/external/{id}``), or []."""
@@ -1225,11 +1228,7 @@ class Dhan(RestBroker[DhanEndpointGroup]):
             and _number(stop_loss_price, "stop_loss_price") <= 0
         ):
             raise ValueError("a super order needs target_price or stop_loss_price above 0")
-        correlation = (
-            self.new_correlation_id()
-            if correlation_id is None and tag is None
-            else _correlation(_tag(correlation_id, tag))
-        )
+        correlation = self._correlation_of(correlation_id, tag)
         body = await self._order_body(
             security_id=security_id,
             exchange_segment=exchange_segment,
@@ -1257,14 +1256,7 @@ class Dhan(RestBroker[DhanEndpointGroup]):
             stopLossPrice=float(stop_loss_price),
             trailingJump=_number(trailing_jump, "trailing_jump"),
         )
-
-        async def send() -> Any:
-            return await self._request("POST", "/super/orders", _raw, json=body)
-
-        found = await self._place_once(send, correlation, self._find_correlated)
-        if isinstance(found, list):
-            return str(found[0].order_id)
-        return _order_id(found)
+        return await self._place_one("/super/orders", body, correlation)
 
     async def modify_super_order(
         self,
