@@ -27,7 +27,7 @@ import functools
 import math
 import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Generic, Protocol, TextIO, TypeVar
 
 import anyio
 import attrs
@@ -120,21 +120,34 @@ def demo(backend: str, duration: float, plain: bool, broker: str) -> None:
 # -- what the demo does ------------------------------------------------------------------------
 
 
-@attrs.define
-class _Orders:
-    """The latest update of each order, and an event renewed on every update."""
+class _OrderState(Protocol):
+    """What an order update of any broker carries (Kite's, Dhan's ``OrderUpdate``)."""
 
-    latest: dict[str, OrderUpdate] = attrs.field(factory=dict)
+    @property
+    def order_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+
+
+UpdateT = TypeVar("UpdateT", bound=_OrderState)
+
+
+@attrs.define
+class Orders(Generic[UpdateT]):
+    """The latest update of each order, and an event renewed on every update (the Kite
+    and the Dhan demo's)."""
+
+    latest: dict[str, UpdateT] = attrs.field(factory=dict)
     changed: anyio.Event = attrs.field(factory=anyio.Event)
     count: int = 0
 
-    def add(self, update: OrderUpdate) -> None:
+    def add(self, update: UpdateT) -> None:
         self.latest[update.order_id] = update
         self.count += 1
         self.changed.set()
         self.changed = anyio.Event()
 
-    async def wait_for(self, order_id: str, statuses: Iterable[str]) -> OrderUpdate | None:
+    async def wait_for(self, order_id: str, statuses: Iterable[str]) -> UpdateT | None:
         """The order's update once its status is one of ``statuses`` (None after a while)."""
         wanted = frozenset(statuses)
         with anyio.move_on_after(_ORDER_WAIT):
@@ -184,7 +197,7 @@ async def _trade(
     kite: Kite,
     screen: Screen,
     board: TickBoard,
-    orders: _Orders,
+    orders: Orders[OrderUpdate],
     ticking: anyio.Event,
     deadline: float,
 ) -> None:
@@ -236,7 +249,11 @@ async def _trade(
 
 
 async def _show_feed(
-    feed: KiteFeed, screen: Screen, board: TickBoard, orders: _Orders, ticking: anyio.Event
+    feed: KiteFeed,
+    screen: Screen,
+    board: TickBoard,
+    orders: Orders[OrderUpdate],
+    ticking: anyio.Event,
 ) -> None:
     """Show every item of the feed; set ``ticking`` once every instrument has ticked."""
     async for item in feed:
@@ -247,7 +264,7 @@ async def _show_feed(
 
 
 async def _demo(
-    sb: Sandbox, screen: Screen, board: TickBoard, orders: _Orders, deadline: float
+    sb: Sandbox, screen: Screen, board: TickBoard, orders: Orders[OrderUpdate], deadline: float
 ) -> None:
     login_page = f"{sb.root_url}/connect/login"
     async with Kite(sb.api_key, root=sb.root_url, login_root=login_page, token_cache=False) as kite:
@@ -286,7 +303,7 @@ async def run_demo(
 
     out = sys.stdout if out is None else out
     board = TickBoard({EQUITY[0]: f"{EQUITY[1]}:{EQUITY[2]}", INDEX[0]: f"{INDEX[1]}:{INDEX[2]}"})
-    orders = _Orders()
+    orders = Orders[OrderUpdate]()
     console = Console(file=out)
     if live is None:
         live = console.is_terminal

@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime
 import math
 import sys
-from collections.abc import Iterable
 from typing import TextIO
 
 import anyio
@@ -30,7 +29,7 @@ from aio_trader.dhan import Dhan, DhanFeed, Instrument
 from aio_trader.dhan.ticks import OrderUpdate
 from aio_trader.utils import graceful_shutdown
 
-from .demo import DemoSummary
+from .demo import DemoSummary, Orders
 from .dhan import FINAL, DhanBoard, DhanLiveScreen, PlainScreen
 from .render import Screen
 
@@ -41,34 +40,6 @@ EQUITY = ("NSE_EQ", 1333)
 INDEX = ("IDX_I", 13)
 #: Seconds before the end at which the open limit order is cancelled.
 _CANCEL_BEFORE_END = 1.5
-#: Longest wait for an order's next state.
-_ORDER_WAIT = 10.0
-
-
-class _Orders:
-    """The latest update of each order, and an event renewed on every update."""
-
-    def __init__(self) -> None:
-        self.latest: dict[str, OrderUpdate] = {}
-        self.changed = anyio.Event()
-        self.count = 0
-
-    def add(self, update: OrderUpdate) -> None:
-        self.latest[update.order_id] = update
-        self.count += 1
-        self.changed.set()
-        self.changed = anyio.Event()
-
-    async def wait_for(self, order_id: str, statuses: Iterable[str]) -> OrderUpdate | None:
-        """The order's update once its status is one of ``statuses`` (None after a while)."""
-        wanted = frozenset(statuses)
-        with anyio.move_on_after(_ORDER_WAIT):
-            while True:
-                update = self.latest.get(order_id)
-                if update is not None and update.status in wanted:
-                    return update
-                await self.changed.wait()
-        return None
 
 
 def _nearest_future(instruments: list[Instrument], name: str) -> Instrument | None:
@@ -106,7 +77,7 @@ async def _trade(
     dhan: Dhan,
     screen: Screen,
     board: DhanBoard,
-    orders: _Orders,
+    orders: Orders[OrderUpdate],
     ticking: anyio.Event,
     deadline: float,
 ) -> None:
@@ -146,7 +117,11 @@ async def _trade(
 
 
 async def _show_feed(
-    feed: DhanFeed, screen: Screen, board: DhanBoard, orders: _Orders, ticking: anyio.Event
+    feed: DhanFeed,
+    screen: Screen,
+    board: DhanBoard,
+    orders: Orders[OrderUpdate],
+    ticking: anyio.Event,
 ) -> None:
     """Show every item of the feed; set ``ticking`` once every instrument has ticked."""
     async for item in feed:
@@ -164,7 +139,7 @@ async def _demo(
     access_token: str,
     screen: Screen,
     board: DhanBoard,
-    orders: _Orders,
+    orders: Orders[OrderUpdate],
     deadline: float,
 ) -> None:
     async with Dhan(client_id, access_token, root=root) as dhan:
@@ -198,7 +173,7 @@ async def run_dhan_demo(
 
     out = sys.stdout if out is None else out
     board = DhanBoard({EQUITY: f"{EQUITY[0]}:{EQUITY[1]}", INDEX: f"{INDEX[0]}:{INDEX[1]}"})
-    orders = _Orders()
+    orders = Orders[OrderUpdate]()
     console = Console(file=out)
     if live is None:
         live = console.is_terminal
