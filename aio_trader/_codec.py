@@ -29,7 +29,7 @@ package.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 import attrs
@@ -45,6 +45,7 @@ __all__ = [
     "register_codec",
     "richest",
     "text_record",
+    "tick_row",
 ]
 
 #: The codec of frames that do not name one (streams and recordings written before codecs
@@ -194,6 +195,24 @@ def richest(codec: Codec, a: str | None, b: str) -> str:
     """The richer of two modes of ``codec`` (``a`` None: ``b``)."""
     modes = codec.modes
     return b if a is None or modes.index(b) > modes.index(a) else a
+
+
+#: The tick columns a codec reads from a tick's ``ohlc`` record.
+_OHLC: Final = frozenset(("open", "high", "low", "close"))
+
+
+def tick_row(item: Any, columns: Sequence[tuple[str, ColumnKind]]) -> dict[str, Any]:
+    """A tick's ``columns`` (a codec's ``tick_columns``), by name: the tick's attribute,
+    None where it has none, the day's ``open``/``high``/``low``/``close`` from its
+    ``ohlc`` record (None without one). Each codec's ``tick_row``."""
+    ohlc = getattr(item, "ohlc", None)
+    row: dict[str, Any] = {}
+    for name, _ in columns:
+        if name in _OHLC:
+            row[name] = None if ohlc is None else getattr(ohlc, name)
+        else:
+            row[name] = getattr(item, name, None)
+    return row
 
 
 def text_record(

@@ -47,7 +47,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from aio_trader._codec import ColumnKind, Cut, Malformed, Packet, Walk, text_record
+from aio_trader._codec import ColumnKind, Cut, Malformed, Packet, Walk, text_record, tick_row
 from aio_trader.dhan._protocol import check_instruments
 from aio_trader.dhan.constants import FeedMode
 from aio_trader.dhan.ticks import (
@@ -97,7 +97,6 @@ _TICK_COLUMNS: Final[tuple[tuple[str, ColumnKind], ...]] = (
     ("oi", "int"),
     ("last_trade_time", "time"),
 )
-_OHLC: Final = frozenset(("open", "high", "low", "close"))
 _TICKS: Final = (TickerTick, QuoteTick, FullTick)
 _KEYED: Final = (TickerTick, QuoteTick, FullTick, PrevClose)
 
@@ -276,15 +275,8 @@ class DhanCodec:
     def tick_row(self, item: Any) -> dict[str, Any] | None:
         if not isinstance(item, _TICKS):
             return None
-        ohlc = getattr(item, "ohlc", None)
-        row: dict[str, Any] = {}
-        for name, _ in _TICK_COLUMNS:
-            if name in _OHLC:
-                row[name] = None if ohlc is None else getattr(ohlc, name)
-            elif name == "exchange_segment":
-                row[name] = str(item.exchange_segment)
-            else:
-                row[name] = getattr(item, name, None)
+        row = tick_row(item, _TICK_COLUMNS)
+        row["exchange_segment"] = str(item.exchange_segment)  # the segment's name
         return row
 
 

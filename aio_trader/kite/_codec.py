@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from aio_trader._codec import ColumnKind, Cut, Malformed, Packet, Walk, text_record
+from aio_trader._codec import ColumnKind, Cut, Malformed, Packet, Walk, text_record, tick_row
 from aio_trader.kite.constants import Mode
 from aio_trader.kite.ticks import (
     FullTick,
@@ -66,7 +66,6 @@ _TICK_COLUMNS: Final[tuple[tuple[str, ColumnKind], ...]] = (
     ("last_trade_time", "time"),
     ("exchange_timestamp", "time"),
 )
-_OHLC: Final = frozenset(("open", "high", "low", "close"))
 _TICKS: Final = (FullTick, QuoteTick, LtpTick, IndexQuoteTick, IndexFullTick)
 
 
@@ -214,14 +213,7 @@ class KiteCodec:
     def tick_row(self, item: Any) -> dict[str, Any] | None:
         if not isinstance(item, _TICKS):
             return None
-        ohlc = getattr(item, "ohlc", None)
-        row: dict[str, Any] = {}
-        for name, _ in _TICK_COLUMNS:
-            if name in _OHLC:
-                row[name] = None if ohlc is None else getattr(ohlc, name)
-            else:
-                row[name] = getattr(item, name, None)
-        return row
+        return tick_row(item, _TICK_COLUMNS)
 
 
 #: The one Kite codec.
